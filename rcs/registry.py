@@ -1,0 +1,99 @@
+"""Name -> factory registries backed by Python entry points.
+
+Backends declare factories in their ``pyproject.toml``::
+
+    [project.entry-points."rcs.robots"]
+    "sim/panda" = "sim.mujoco.factories:make_panda"
+
+Core code never imports a backend: the factory module is imported only when its name is made. Two
+distributions declaring the same name is an error that names both. Code can also register factories
+directly (tests, notebooks) with :meth:`Registry.register`.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from rcs.errors import RegistryCollisionError, UnknownNameError
+
+Factory = Callable[..., Any]
+
+
+class Registry:
+    """One kind of pluggable thing (``robot``, ``camera``, ``teleop``...)."""
+
+    def __init__(self, kind: str, group: str) -> None:
+        self.kind = kind
+        self.group = group
+        self._explicit: dict[str, Factory] = {}
+        self._entry_points: dict[str, md.EntryPoint] | None = None
+        self._lock = threading.Lock()
+
+    def _discover(self) -> dict[str, md.EntryPoint]:
+        with self._lock:
+            if self._entry_points is None:
+                found: dict[str, md.EntryPoint] = {}
+                for ep in md.entry_points(group=self.group):
+                    prior = found.get(ep.name)
+                    if prior is not None and prior.value != ep.value:
+                        raise RegistryCollisionError(
+                            f"{self.kind} {ep.name!r} is registered twice in entry-point group {self.group!r}: "
+                            f"{prior.value} ({_dist(prior)}) and {ep.value} ({_dist(ep)})"
+                        )
+                    found[ep.name] = ep
+                self._entry_points = found
+            return self._entry_points
+
+    def register(self, name: str, factory: Factory, *, replace: bool = False) -> None:
+        """Register ``factory`` under ``name``; a duplicate raises unless ``replace``."""
+        if not replace and (name in self._explicit or name in self._discover()):
+            raise RegistryCollisionError(f"{self.kind} {name!r} is already registered")
+        self._explicit[name] = factory
+
+    def unregister(self, name: str) -> None:
+        self._explicit.pop(name, None)
+
+    def names(self) -> list[str]:
+        """Every registered name, sorted."""
+        return sorted(set(self._explicit) | set(self._discover()))
+
+    def factory(self, name: str) -> Factory:
+        """The factory for ``name``; raises :class:`UnknownNameError` listing the known names."""
+        if name in self._explicit:
+            return self._explicit[name]
+        ep = self._discover().get(name)
+        if ep is None:
+            raise UnknownNameError(self.kind, name, self.names())
+        return ep.load()
+
+    def make(self, name: str, /, **config: Any) -> Any:
+        """Create the thing registered as ``name`` with keyword configuration."""
+        return self.factory(name)(**config)
+
+
+def _dist(ep: md.EntryPoint) -> str:
+    dist = getattr(ep, "dist", None)
+    return f"from {dist.name}" if dist is not None else "unknown distribution"
+
+
+robots = Registry("robot", "rcs.robots")
+cameras = Registry("camera", "rcs.cameras")
+teleops = Registry("teleop", "rcs.teleops")
+
+
+def make_robot(name: str, /, **config: Any) -> Any:
+    """Create a robot by registered name, e.g. ``make_robot("sim/panda", scene="pick_cube")``."""
+    return robots.make(name, **config)
+
+
+def make_camera(name: str, /, **config: Any) -> Any:
+    """Create a camera by registered name."""
+    return cameras.make(name, **config)
+
+
+def make_teleop(name: str, /, **config: Any) -> Any:
+    """Create a teleoperation device by registered name."""
+    return teleops.make(name, **config)

@@ -1,0 +1,101 @@
+"""Checks of incoming commands against a spec: shape, dtype, finiteness and limits.
+
+Every failure raises :class:`rcs.errors.ActionError` naming the field, the value and the limit. Clipping
+happens only where the caller's :class:`LimitPolicy` asks for it, and every clip is reported.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from enum import Enum
+
+import numpy as np
+
+from rcs.errors import ActionError
+
+log = logging.getLogger(__name__)
+
+
+class LimitPolicy(str, Enum):
+    """What to do with a finite value outside its limits."""
+
+    RAISE = "raise"
+    CLIP = "clip"
+
+
+@dataclass
+class ClipReport:
+    """Counts clips per field; ``last`` holds the most recent message."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    last: str = ""
+
+    def add(self, name: str, message: str) -> None:
+        self.counts[name] = self.counts.get(name, 0) + 1
+        self.last = message
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+def as_vector(name: str, value: object, size: int) -> np.ndarray:
+    """Return ``value`` as a finite float64 vector of length ``size`` or raise naming ``name``.
+
+    Accepts any real (integer or floating) array-like; rejects bool, complex, object and strings.
+    """
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "fiu":
+        raise ActionError(f"{name}.dtype", str(arr.dtype), "a real numeric dtype (float or int)")
+    if arr.shape != (size,):
+        raise ActionError(f"{name}.shape", arr.shape, f"shape ({size},)")
+    arr = arr.astype(np.float64, copy=True)
+    if not np.isfinite(arr).all():
+        i = int(np.flatnonzero(~np.isfinite(arr))[0])
+        raise ActionError(f"{name}[{i}]", float(arr[i]), "a finite value (no NaN or inf)")
+    return arr
+
+
+def as_scalar(name: str, value: object) -> float:
+    """Return ``value`` as a finite float or raise naming ``name``."""
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "fiu" or arr.size != 1:
+        raise ActionError(name, value, "a single real number")
+    x = float(arr.reshape(()))
+    if not np.isfinite(x):
+        raise ActionError(name, x, "a finite value (no NaN or inf)")
+    return x
+
+
+def enforce_bounds(
+    name: str,
+    arr: np.ndarray,
+    lower: np.ndarray | float,
+    upper: np.ndarray | float,
+    policy: LimitPolicy,
+    report: ClipReport | None = None,
+    labels: tuple[str, ...] | None = None,
+    unit: str = "",
+) -> np.ndarray:
+    """Check ``lower <= arr <= upper`` elementwise; raise or clip according to ``policy``.
+
+    ``labels`` name the elements (e.g. joint names) in messages. Returns ``arr`` (clipped if allowed).
+    """
+    lo = np.broadcast_to(np.asarray(lower, dtype=np.float64), arr.shape)
+    hi = np.broadcast_to(np.asarray(upper, dtype=np.float64), arr.shape)
+    bad = (arr < lo) | (arr > hi)
+    if not bad.any():
+        return arr
+    i = int(np.flatnonzero(bad)[0])
+    label = labels[i] if labels is not None else str(i)
+    field_name = f"{name}[{label}]"
+    limit = f"limit [{lo[i]:.6g}, {hi[i]:.6g}]{(' ' + unit) if unit else ''}"
+    if policy is LimitPolicy.RAISE:
+        raise ActionError(field_name, float(arr[i]), limit)
+    clipped = np.clip(arr, lo, hi)
+    message = f"clipped {field_name}={float(arr[i]):.6g} to {limit}"
+    if report is not None:
+        report.add(name, message)
+    log.info(message)
+    return clipped

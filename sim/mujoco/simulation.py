@@ -1,0 +1,177 @@
+"""One MuJoCo model + data with a physics step decoupled from the control rate.
+
+:class:`MujocoSimulation` is the shared engine under every simulated device: it loads an MJCF file,
+advances physics by whole physics steps (``advance(dt)`` runs ``round(dt / timestep)`` steps in one call),
+resets to a keyframe, applies :class:`rcs.spec.DomainRandomization` from a seeded generator, and renders
+named cameras offscreen. Everything is deterministic given the seed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from sim.mujoco.gl import configure_gl
+
+configure_gl()
+
+import mujoco  # noqa: E402
+import numpy as np  # noqa: E402
+
+from rcs.errors import ConfigError  # noqa: E402
+from rcs.spec import DomainRandomization  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+
+
+class MujocoSimulation:
+    """A loaded MJCF model with its data, nominal parameters and randomization.
+
+    Args:
+        model_path: MJCF file (absolute, or relative to ``sim/models``).
+        physics_dt: physics time step (s); overrides the file's ``<option timestep>``.
+        randomization: parameter ranges drawn at each :meth:`reset`.
+        keyframe: name of the keyframe to reset to (``None``: the model's default pose).
+        actuated_gain_actuators: names of position-servo actuators whose gains ``actuator_gain`` scales.
+    """
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        physics_dt: float | None = None,
+        randomization: DomainRandomization | None = None,
+        keyframe: str | None = "home",
+        gain_actuators: tuple[str, ...] = (),
+    ) -> None:
+        path = Path(model_path)
+        if not path.is_absolute():
+            path = MODELS_DIR / path
+        if not path.is_file():
+            raise ConfigError(f"model_path={str(path)!r}: no such MJCF file")
+        self.model = mujoco.MjModel.from_xml_path(str(path))
+        if physics_dt is not None:
+            if not physics_dt > 0:
+                raise ConfigError(f"physics_dt={physics_dt} must be > 0")
+            self.model.opt.timestep = physics_dt
+        self.data = mujoco.MjData(self.model)
+        self.randomization = randomization or DomainRandomization()
+        self._keyframe = None
+        if keyframe is not None:
+            kid = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_KEY, keyframe)
+            self._keyframe = kid if kid >= 0 else None
+        self._gain_ids = np.array([self.actuator_id(n) for n in gain_actuators], dtype=int)
+        self._nominal = {
+            "body_mass": self.model.body_mass.copy(),
+            "body_inertia": self.model.body_inertia.copy(),
+            "geom_friction": self.model.geom_friction.copy(),
+            "actuator_gainprm": self.model.actuator_gainprm.copy(),
+            "actuator_biasprm": self.model.actuator_biasprm.copy(),
+        }
+        self.scales: dict[str, float] = {}
+        self._renderers: dict[tuple[int, int], mujoco.Renderer] = {}
+        self.reset(seed=None)
+
+    # -- names ------------------------------------------------------------------------------------
+    def _id(self, obj: mujoco.mjtObj, name: str, kind: str) -> int:
+        i = mujoco.mj_name2id(self.model, obj, name)
+        if i < 0:
+            raise ConfigError(f"{kind} {name!r} not found in model")
+        return i
+
+    def body_id(self, name: str) -> int:
+        return self._id(mujoco.mjtObj.mjOBJ_BODY, name, "body")
+
+    def joint_id(self, name: str) -> int:
+        return self._id(mujoco.mjtObj.mjOBJ_JOINT, name, "joint")
+
+    def actuator_id(self, name: str) -> int:
+        return self._id(mujoco.mjtObj.mjOBJ_ACTUATOR, name, "actuator")
+
+    def site_id(self, name: str) -> int:
+        return self._id(mujoco.mjtObj.mjOBJ_SITE, name, "site")
+
+    def camera_id(self, name: str) -> int:
+        return self._id(mujoco.mjtObj.mjOBJ_CAMERA, name, "camera")
+
+    # -- time ---------------------------------------------------------------------------------------
+    @property
+    def timestep(self) -> float:
+        return float(self.model.opt.timestep)
+
+    @property
+    def time(self) -> float:
+        return float(self.data.time)
+
+    def steps_for(self, dt: float) -> int:
+        """Number of physics steps in ``dt`` seconds (at least 1)."""
+        return max(1, int(round(dt / self.model.opt.timestep)))
+
+    def advance(self, dt: float) -> None:
+        """Integrate ``dt`` seconds (rounded to whole physics steps) with controls held."""
+        mujoco.mj_step(self.model, self.data, self.steps_for(dt))
+
+    # -- reset and randomization ----------------------------------------------------------------------
+    def reset(self, seed: int | None = None) -> None:
+        """Reset state to the keyframe and redraw randomized parameters from ``seed``."""
+        self._apply_randomization(np.random.default_rng(seed) if seed is not None else None)
+        if self._keyframe is not None:
+            mujoco.mj_resetDataKeyframe(self.model, self.data, self._keyframe)
+        else:
+            mujoco.mj_resetData(self.model, self.data)
+        mujoco.mj_forward(self.model, self.data)
+
+    def _apply_randomization(self, rng: np.random.Generator | None) -> None:
+        m, nom = self.model, self._nominal
+        scales = self.randomization.sample(rng) if rng is not None else {k: 1.0 for k in self.randomization.ranges()}
+        self.scales = scales
+        m.body_mass[:] = nom["body_mass"] * scales["mass"]
+        m.body_inertia[:] = nom["body_inertia"] * scales["mass"]
+        m.geom_friction[:, 0] = nom["geom_friction"][:, 0] * scales["friction"]
+        m.actuator_gainprm[:] = nom["actuator_gainprm"]
+        m.actuator_biasprm[:] = nom["actuator_biasprm"]
+        if len(self._gain_ids):
+            g = scales["actuator_gain"]
+            m.actuator_gainprm[self._gain_ids, 0] *= g
+            m.actuator_biasprm[self._gain_ids, 1:3] *= g
+
+    # -- rendering ----------------------------------------------------------------------------------
+    def render(self, camera: str, width: int, height: int) -> np.ndarray:
+        """RGB image (height, width, 3) uint8 from a named camera. Renderers are cached per size."""
+        key = (width, height)
+        renderer = self._renderers.get(key)
+        if renderer is None:
+            if width > self.model.vis.global_.offwidth or height > self.model.vis.global_.offheight:
+                raise ConfigError(
+                    f"camera {camera!r}: {width}x{height} exceeds the model's offscreen buffer "
+                    f"{self.model.vis.global_.offwidth}x{self.model.vis.global_.offheight} (<visual><global offwidth/offheight>)"
+                )
+            renderer = mujoco.Renderer(self.model, height, width)
+            self._renderers[key] = renderer
+        renderer.update_scene(self.data, camera)
+        return renderer.render()
+
+    def camera_pose_world(self, camera: str) -> np.ndarray:
+        """4x4 pose of the camera's ROS optical frame (z forward, x right, y down) in the world frame.
+
+        MuJoCo cameras look along their -z with +y up; the optical frame is that rotated by pi about x.
+        """
+        cid = self.camera_id(camera)
+        t = np.eye(4)
+        r_mj = self.data.cam_xmat[cid].reshape(3, 3)
+        t[:3, :3] = r_mj @ np.diag([1.0, -1.0, -1.0])
+        t[:3, 3] = self.data.cam_xpos[cid]
+        return t
+
+    def close(self) -> None:
+        """Release GL contexts (explicitly: MuJoCo's renderer errors if collected at interpreter exit)."""
+        for r in self._renderers.values():
+            r.close()
+        self._renderers.clear()
+
+
+def now() -> float:
+    """Monotonic capture timestamp (s) for observations."""
+    return time.monotonic()
