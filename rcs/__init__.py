@@ -8,7 +8,16 @@ from rcs.devices import Arm, Camera, Device, IkResult, Quadrotor, Simulated
 from rcs.errors import ActionError, ConfigError, NotConnectedError, RcsError, UnknownNameError
 from rcs.geometry import Pose
 from rcs.registry import cameras, make_camera, make_robot, make_teleop, robots, teleops
-from rcs.spec import ArmSpec, CameraSpec, DomainRandomization, GripperSpec, JointSpec, QuadrotorSpec, WorkspaceBox
+from rcs.spec import (
+    ArmSpec,
+    CameraSpec,
+    DomainRandomization,
+    GripperSpec,
+    JointSpec,
+    QuadrotorSpec,
+    TableSceneSpec,
+    WorkspaceBox,
+)
 from rcs.types import ArmState, CameraFrame, CameraIntrinsics, QuadrotorState
 from rcs.validation import LimitPolicy
 
@@ -17,6 +26,6 @@ __version__ = "0.1.0"
 __all__ = [
     "ActionError", "Arm", "ArmSpec", "ArmState", "Camera", "CameraFrame", "CameraIntrinsics", "CameraSpec",
     "ConfigError", "Device", "DomainRandomization", "GripperSpec", "IkResult", "JointSpec", "LimitPolicy",
-    "NotConnectedError", "Pose", "Quadrotor", "QuadrotorSpec", "QuadrotorState", "RcsError", "Simulated",
+    "NotConnectedError", "Pose", "Quadrotor", "QuadrotorSpec", "QuadrotorState", "RcsError", "Simulated", "TableSceneSpec",
     "UnknownNameError", "WorkspaceBox", "cameras", "make_camera", "make_robot", "make_teleop", "robots", "teleops",
 ]

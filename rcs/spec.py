@@ -257,3 +257,28 @@ class DomainRandomization:
     def sample(self, rng: np.random.Generator) -> dict[str, float]:
         """Draw one scale per parameter."""
         return {k: (lo if lo == hi else float(rng.uniform(lo, hi))) for k, (lo, hi) in self.ranges().items()}
+
+
+@dataclass(frozen=True)
+class TableSceneSpec:
+    """Layout of a tabletop manipulation scene, configured per robot *and* scene (world frame, m).
+
+    On hardware this comes from a config file describing the real table; in simulation from the scene.
+
+    Attributes:
+        table_height: z of the table surface.
+        cube_half_size: half edge length of the manipulated cube(s).
+        cube_spawn_low, cube_spawn_high: (x, y) box in which cube centres are sampled at reset.
+        target_low, target_high: (x, y, z) box in which the goal position is sampled at reset.
+        workspace: box the tool centre point must stay inside (used by the safety layer).
+        objects: names of the movable objects in the scene (e.g. ``("cube",)``).
+    """
+
+    table_height: float
+    cube_half_size: float
+    cube_spawn_low: tuple[float, float]
+    cube_spawn_high: tuple[float, float]
+    target_low: tuple[float, float, float]
+    target_high: tuple[float, float, float]
+    workspace: WorkspaceBox
+    objects: tuple[str, ...] = ("cube",)
