@@ -365,3 +365,20 @@ class SceneControl(Protocol):
     def set_object_pose(self, name: str, position: np.ndarray, quaternion: np.ndarray) -> None: ...
 
     def set_marker(self, name: str, position: np.ndarray) -> None: ...
+
+
+@runtime_checkable
+class VehicleStateControl(Protocol):
+    """Setting a free-flying vehicle's state directly: available in simulation only."""
+
+    def set_vehicle_state(
+        self,
+        position: np.ndarray,
+        quaternion: np.ndarray,
+        linear_velocity: np.ndarray,
+        angular_velocity: np.ndarray,
+        motor_thrusts: np.ndarray | None = None,
+    ) -> None:
+        """Place the vehicle (world-frame position m, quaternion wxyz, world velocity m/s, body rates
+        rad/s) with rotor thrusts (N) already spun up, e.g. to start an episode in hover."""
+        ...

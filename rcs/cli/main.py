@@ -1,0 +1,51 @@
+"""The ``rcs`` command. Each subcommand lives in its own module with ``add_arguments`` and ``run``.
+
+Subcommand modules are imported only when chosen, so ``rcs --help`` stays light.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+import rcs
+
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("rcs.cli.demo", "run the main demo on the simulated default robots"),
+    "bench": ("rcs.cli.bench", "run a benchmark and print one JSON object"),
+    "list": ("rcs.cli.listing", "list registered robots, cameras, teleops and envs"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    listing = "\n".join(f"  {name:<8} {text}" for name, (_, text) in SUBCOMMANDS.items())
+    parser = argparse.ArgumentParser(
+        prog="rcs",
+        description="Robot learning stack command line.",
+        epilog=f"commands:\n{listing}\n\nrun 'rcs COMMAND --help' for a command's options",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"rcs {rcs.__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("command", choices=sorted(SUBCOMMANDS), metavar="COMMAND")
+    parser.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    top = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    module_name, help_text = SUBCOMMANDS[top.command]
+    module = importlib.import_module(module_name)
+    parser = argparse.ArgumentParser(prog=f"rcs {top.command}", description=help_text)
+    module.add_arguments(parser)
+    args = parser.parse_args(top.args)
+    logging.basicConfig(
+        level=logging.DEBUG if top.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
+    return int(module.run(args) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,124 @@
+"""Arm pick-cube: grasp the cube on the table and bring it to a goal point in the air.
+
+Works with any :class:`rcs.devices.Arm` that is also an :class:`rcs.devices.ObjectTracker` (a simulator,
+or a real arm with a cube tracker) and exposes its :class:`rcs.spec.TableSceneSpec` as ``robot.scene``.
+Positions are in the arm's base frame (the simulated scenes put the base at the world origin).
+Success: cube centre within ``success_threshold`` of the goal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from gymnasium import spaces
+
+from rcs.devices import Arm, ObjectTracker, SceneControl
+from rcs.envs.arm_actions import ARM_ACTION_MODES, ArmActionLimits
+from rcs.envs.base import EnvConfig, RobotEnv
+from rcs.errors import ConfigError
+from rcs.geometry import quat_from_euler_rpy
+
+
+@dataclass(frozen=True)
+class PickCubeConfig(EnvConfig):
+    """Pick-cube task configuration (see :class:`rcs.envs.base.EnvConfig` for the common fields).
+
+    Attributes:
+        control_mode: ``"joint"`` or ``"cartesian"``.
+        relative: deltas instead of absolute targets.
+        success_threshold: m, cube-to-goal distance that counts as success.
+        action_limits: speed bounds of relative modes.
+    """
+
+    robot: str = "sim/panda"
+    control_mode: str = "cartesian"
+    relative: bool = False
+    success_threshold: float = 0.03
+    action_limits: ArmActionLimits = field(default_factory=ArmActionLimits)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if (self.control_mode, self.relative) not in ARM_ACTION_MODES:
+            raise ConfigError(f"control_mode={self.control_mode!r}: known modes are 'joint', 'cartesian'")
+
+
+class PickCubeEnv(RobotEnv):
+    """Gymnasium env: observation dict of float32 state (+ uint8 images), flat float32 action."""
+
+    def __init__(self, config: PickCubeConfig | None = None, render_mode: str | None = None, **overrides) -> None:
+        config = config or PickCubeConfig(**overrides)
+        super().__init__(config, render_mode)
+        arm = self.robot
+        if not isinstance(arm, Arm) or not isinstance(arm, ObjectTracker):
+            raise ConfigError(f"robot={config.robot!r}: pick-cube needs an Arm that tracks objects (object_pose)")
+        self.arm: Arm = arm
+        self.scene = arm.scene
+        self.action_mode = ARM_ACTION_MODES[(config.control_mode, config.relative)](
+            arm, self.scene, self.dt, config.action_limits
+        )
+        self.action_space = self.action_mode.space
+        n = arm.spec.dof
+        f32 = np.float32
+        state = {
+            "joint_positions": spaces.Box(arm.spec.lower.astype(f32), arm.spec.upper.astype(f32), dtype=f32),
+            "joint_velocities": spaces.Box(-np.inf, np.inf, (n,), dtype=f32),
+            "gripper": spaces.Box(0.0, 1.0, (1,), dtype=f32),
+            "tcp_position": spaces.Box(-np.inf, np.inf, (3,), dtype=f32),
+            "tcp_quaternion": spaces.Box(-1.0, 1.0, (4,), dtype=f32),
+            "cube_position": spaces.Box(-np.inf, np.inf, (3,), dtype=f32),
+            "cube_quaternion": spaces.Box(-1.0, 1.0, (4,), dtype=f32),
+            "target_position": spaces.Box(-np.inf, np.inf, (3,), dtype=f32),
+        }
+        self.observation_space = spaces.Dict({**state, **self._image_spaces()})
+        self._target = np.zeros(3)
+
+    def _action_labels(self) -> tuple[str, ...]:
+        if self.config.control_mode == "joint":
+            return (*self.arm.spec.joint_names, "gripper")
+        return ("x", "y", "z", "rx", "ry", "rz", "gripper")
+
+    def _reset_task(self, options: dict) -> None:
+        sc, rng = self.scene, self.np_random
+        if isinstance(self.arm, SceneControl):
+            xy = rng.uniform(sc.cube_spawn_low, sc.cube_spawn_high)
+            yaw = rng.uniform(-np.pi / 4, np.pi / 4)
+            cube = np.array([xy[0], xy[1], sc.table_height + sc.cube_half_size])
+            self.arm.set_object_pose("cube", cube, quat_from_euler_rpy(0.0, 0.0, yaw))
+        self._target = rng.uniform(sc.target_low, sc.target_high)
+        if isinstance(self.arm, SceneControl):
+            self.arm.set_marker("target", self._target)
+        self.action_mode.reset()
+
+    def _apply_action(self, action: np.ndarray) -> None:
+        self.action_mode.apply(action)
+
+    def _observe(self) -> dict[str, np.ndarray]:
+        s = self.arm.read()
+        cube_p, cube_q = self.arm.object_pose("cube")
+        obs = {
+            "joint_positions": s.joint_positions.astype(np.float32),
+            "joint_velocities": s.joint_velocities.astype(np.float32),
+            "gripper": np.array([s.gripper], dtype=np.float32),
+            "tcp_position": s.tcp_position.astype(np.float32),
+            "tcp_quaternion": s.tcp_quaternion.astype(np.float32),
+            "cube_position": cube_p.astype(np.float32),
+            "cube_quaternion": cube_q.astype(np.float32),
+            "target_position": self._target.astype(np.float32),
+        }
+        if self.cameras:
+            obs.update(self._images())
+        return obs
+
+    def _task_info(self, obs: dict) -> dict:
+        d_goal = float(np.linalg.norm(obs["cube_position"] - obs["target_position"]))
+        d_reach = float(np.linalg.norm(obs["tcp_position"] - obs["cube_position"]))
+        return {"is_success": d_goal < self.config.success_threshold, "cube_to_target": d_goal, "tcp_to_cube": d_reach}
+
+    def _reward(self, obs: dict, info: dict) -> float:
+        """Dense shaping: approach the cube, then bring it to the goal; +1 on success."""
+        return float(info["is_success"]) - 0.5 * info["tcp_to_cube"] - info["cube_to_target"]
+
+    def _terminated(self, obs: dict, info: dict) -> bool:
+        """The episode ends early if the cube fell off the table."""
+        return bool(obs["cube_position"][2] < self.scene.table_height - 0.05)
