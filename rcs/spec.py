@@ -8,10 +8,17 @@ are all computed from it. Units are SI (see :mod:`rcs.geometry` for frames and q
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
 from rcs.errors import ConfigError
+
+
+def _readonly(values: list[float]) -> np.ndarray:
+    arr = np.array(values, dtype=np.float64)
+    arr.flags.writeable = False
+    return arr
 
 
 @dataclass(frozen=True)
@@ -104,29 +111,29 @@ class ArmSpec:
         """Number of arm joints (gripper excluded)."""
         return len(self.joints)
 
-    @property
+    @cached_property
     def joint_names(self) -> tuple[str, ...]:
         return tuple(j.name for j in self.joints)
 
-    @property
+    @cached_property
     def lower(self) -> np.ndarray:
-        return np.array([j.lower for j in self.joints])
+        return _readonly([j.lower for j in self.joints])
 
-    @property
+    @cached_property
     def upper(self) -> np.ndarray:
-        return np.array([j.upper for j in self.joints])
+        return _readonly([j.upper for j in self.joints])
 
-    @property
+    @cached_property
     def max_velocity(self) -> np.ndarray:
-        return np.array([j.max_velocity for j in self.joints])
+        return _readonly([j.max_velocity for j in self.joints])
 
-    @property
+    @cached_property
     def max_effort(self) -> np.ndarray:
-        return np.array([j.max_effort for j in self.joints])
+        return _readonly([j.max_effort for j in self.joints])
 
-    @property
+    @cached_property
     def max_acceleration(self) -> np.ndarray:
-        return np.array([j.max_acceleration for j in self.joints])
+        return _readonly([j.max_acceleration for j in self.joints])
 
 
 @dataclass(frozen=True)
@@ -209,11 +216,21 @@ class WorkspaceBox:
     upper: tuple[float, float, float]
     frame: str = "world"
 
+    @cached_property
+    def low(self) -> np.ndarray:
+        """``lower`` as a read-only array."""
+        return _readonly(list(self.lower))
+
+    @cached_property
+    def high(self) -> np.ndarray:
+        """``upper`` as a read-only array."""
+        return _readonly(list(self.upper))
+
     def contains(self, p: np.ndarray) -> bool:
-        return bool(np.all(p >= np.asarray(self.lower)) and np.all(p <= np.asarray(self.upper)))
+        return bool((p >= self.low).all() and (p <= self.high).all())
 
     def clip(self, p: np.ndarray) -> np.ndarray:
-        return np.clip(p, self.lower, self.upper)
+        return np.clip(p, self.low, self.high)
 
 
 @dataclass(frozen=True)

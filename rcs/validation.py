@@ -82,12 +82,11 @@ def enforce_bounds(
 
     ``labels`` name the elements (e.g. joint names) in messages. Returns ``arr`` (clipped if allowed).
     """
+    if (arr >= lower).all() and (arr <= upper).all():  # hot path: no allocation beyond the comparisons
+        return arr
     lo = np.broadcast_to(np.asarray(lower, dtype=np.float64), arr.shape)
     hi = np.broadcast_to(np.asarray(upper, dtype=np.float64), arr.shape)
-    bad = (arr < lo) | (arr > hi)
-    if not bad.any():
-        return arr
-    i = int(np.flatnonzero(bad)[0])
+    i = int(np.flatnonzero((arr < lo) | (arr > hi) | np.isnan(arr))[0])
     label = labels[i] if labels is not None else str(i)
     field_name = f"{name}[{label}]"
     limit = f"limit [{lo[i]:.6g}, {hi[i]:.6g}]{(' ' + unit) if unit else ''}"

@@ -1,7 +1,6 @@
 """Gymnasium registration of the rcs envs (ids ``rcs/...``).
 
-Called by gymnasium itself through the ``gymnasium.envs`` entry point when gymnasium is imported, and
-safe to call again. Every id takes keyword overrides of its config, e.g.
+Called when :mod:`rcs.envs` is imported; safe to call again. Every id takes keyword overrides of its config, e.g.
 ``gym.make("rcs/PandaPickCube-v0", control_mode="joint", relative=True)``.
 """
 

@@ -2,7 +2,7 @@
 
 On a machine without a display, offscreen rendering needs EGL (Mesa's llvmpipe works without a GPU) or
 OSMesa. We default ``MUJOCO_GL`` to ``egl`` when no display is present and the user has not chosen one.
-Call :func:`configure_gl` before the first ``import mujoco`` (``sim.mujoco`` modules do this).
+Called by ``sim/mujoco/__init__.py``, so it runs before any ``sim.mujoco`` submodule imports mujoco.
 """
 
 from __future__ import annotations

@@ -12,15 +12,11 @@ import logging
 import time
 from pathlib import Path
 
-from sim.mujoco.gl import configure_gl
+import mujoco
+import numpy as np
 
-configure_gl()
-
-import mujoco  # noqa: E402
-import numpy as np  # noqa: E402
-
-from rcs.errors import ConfigError  # noqa: E402
-from rcs.spec import DomainRandomization  # noqa: E402
+from rcs.errors import ConfigError
+from rcs.spec import DomainRandomization
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +53,7 @@ class MujocoSimulation:
                 raise ConfigError(f"physics_dt={physics_dt} must be > 0")
             self.model.opt.timestep = physics_dt
         self.data = mujoco.MjData(self.model)
+        self._steps_cache: dict[float, int] = {}  # dt -> physics steps (the timestep is fixed after load)
         self.randomization = randomization or DomainRandomization()
         self._keyframe = None
         if keyframe is not None:
@@ -107,11 +104,38 @@ class MujocoSimulation:
 
     def steps_for(self, dt: float) -> int:
         """Number of physics steps in ``dt`` seconds (at least 1)."""
-        return max(1, int(round(dt / self.model.opt.timestep)))
+        n = self._steps_cache.get(dt)
+        if n is None:
+            n = self._steps_cache[dt] = max(1, int(round(dt / self.model.opt.timestep)))
+        return n
 
     def advance(self, dt: float) -> None:
-        """Integrate ``dt`` seconds (rounded to whole physics steps) with controls held."""
-        mujoco.mj_step(self.model, self.data, self.steps_for(dt))
+        """Integrate ``dt`` seconds (rounded to whole physics steps) with controls held.
+
+        Invariant between calls: ``data`` holds the state at :attr:`time` with every position- and
+        velocity-dependent quantity computed (site poses, contacts, actuator lengths), so readers never need
+        an extra ``mj_forward``. We keep it by splitting the last step (MuJoCo's documented
+        ``mj_step1``/``mj_step2`` pattern): controls written by the caller take effect in the pending
+        ``mj_step2``. Forces (``qfrc_actuator``, ``actuator_force``) are those of the last physics step.
+        RK4 does not support the split; there we step fully and call ``mj_forward``.
+        """
+        self.step(self.steps_for(dt))
+
+    def step(self, n: int) -> None:
+        """Integrate ``n`` physics steps with controls held, keeping the invariant described in :meth:`advance`."""
+        m, d = self.model, self.data
+        if m.opt.integrator == mujoco.mjtIntegrator.mjINT_RK4:
+            mujoco.mj_step(m, d, n)
+            mujoco.mj_forward(m, d)
+            return
+        mujoco.mj_step2(m, d)
+        if n > 1:
+            mujoco.mj_step(m, d, n - 1)
+        mujoco.mj_step1(m, d)
+
+    def forward(self) -> None:
+        """Recompute derived quantities after editing the state directly (qpos, qvel, mocap)."""
+        mujoco.mj_forward(self.model, self.data)
 
     # -- reset and randomization ----------------------------------------------------------------------
     def reset(self, seed: int | None = None) -> None:
@@ -129,6 +153,10 @@ class MujocoSimulation:
         self.scales = scales
         m.body_mass[:] = nom["body_mass"] * scales["mass"]
         m.body_inertia[:] = nom["body_inertia"] * scales["mass"]
+        # MuJoCo caches mass-derived constants at compile time (dof_M0, used instead of body_mass/body_inertia
+        # for "simple" bodies such as free-floating objects and vehicles; invweights; subtree masses): without
+        # this call a mass change has no effect on those bodies. It overwrites data, which reset() then resets.
+        mujoco.mj_setConst(m, self.data)
         m.geom_friction[:, 0] = nom["geom_friction"][:, 0] * scales["friction"]
         m.actuator_gainprm[:] = nom["actuator_gainprm"]
         m.actuator_biasprm[:] = nom["actuator_biasprm"]

@@ -1,0 +1,796 @@
+"""The safety filter: the last stage before every robot write, independent of the policy.
+
+Every command that reaches a robot passes through :class:`ArmSafetyFilter` or :class:`QuadrotorSafetyFilter`.
+Limits come from the device spec (joint position/velocity/acceleration limits, body-rate and thrust limits);
+everything scene-specific (workspace box, geofence, altitude ceiling) comes from a config object, never from
+constants in this file. The filter never raises on bad input: NaN/inf or a wrongly shaped command is replaced by
+a hold, and every intervention is counted with its reason in :class:`InterventionLog` and logged.
+
+Units: all limits are SI (rad, rad/s, rad/s^2, m, m/s, N); internally the axis limiter works in *per-tick*
+units (a velocity limit ``v`` becomes a step of ``v * dt`` per tick, an acceleration limit ``a`` a change of
+step of ``a * dt**2`` per tick), so its guarantees hold exactly on the commanded sample sequence.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from rcs.errors import ConfigError
+from rcs.geometry import quat_to_euler_rpy, quat_to_matrix
+from rcs.spec import ArmSpec, QuadrotorSpec, WorkspaceBox
+from rcs.types import ArmState, QuadrotorState
+
+log = logging.getLogger(__name__)
+
+#: Absolute tolerance (in the limited quantity's unit) used when checking interval feasibility.
+_TOL = 1e-12
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Commands and intervention bookkeeping
+# ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Command:
+    """A command for one of a device's command interfaces.
+
+    Attributes:
+        mode: the command interface, e.g. ``"joint_positions"`` (arms: joint targets in rad followed by the
+            normalized gripper width if the arm has one), ``"position"`` (quadrotors: x, y, z in m, world
+            frame, then yaw in rad), ``"thrust_rates"`` (collective thrust N, then body rates rad/s FLU),
+            ``"motor_thrusts"`` (normalized per-rotor thrust), or ``"disarm"`` (no values).
+        values: (n,) float64 command vector in the mode's layout.
+    """
+
+    mode: str
+    values: np.ndarray
+
+
+@dataclass
+class InterventionLog:
+    """Counts interventions per reason and logs them.
+
+    The first intervention of each reason is logged at WARNING, later ones at DEBUG (a 500 Hz loop would
+    otherwise flood the log); :meth:`summary` gives the totals.
+
+    Attributes:
+        name: label used in log messages (e.g. ``"arm safety"``).
+        counts: number of ticks on which each reason intervened.
+        last: message of the most recent intervention.
+    """
+
+    name: str
+    counts: dict[str, int] = field(default_factory=dict)
+    last: str = ""
+
+    def record(self, reason: str, detail: str) -> None:
+        """Count one intervention of ``reason`` and log ``detail``."""
+        n = self.counts.get(reason, 0) + 1
+        self.counts[reason] = n
+        self.last = f"{reason}: {detail}"
+        if n == 1:
+            log.warning("%s intervened (%s): %s", self.name, reason, detail)
+        elif log.isEnabledFor(logging.DEBUG):
+            log.debug("%s intervened (%s, #%d): %s", self.name, reason, n, detail)
+
+    @property
+    def total(self) -> int:
+        """All interventions of every reason."""
+        return sum(self.counts.values())
+
+    def summary(self) -> dict[str, int]:
+        """A copy of the per-reason counts."""
+        return dict(self.counts)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Pure per-axis math (per-tick units)
+# ---------------------------------------------------------------------------------------------------------
+
+
+def stopping_distance(speed: np.ndarray, max_dv: np.ndarray) -> np.ndarray:
+    """Distance covered *after* the current tick when braking from ``speed`` by ``max_dv`` per tick.
+
+    Args:
+        speed: (n,) |step| per tick (>= 0).
+        max_dv: (n,) largest change of step per tick (> 0, ``inf`` = instantaneous stop).
+
+    Returns:
+        (n,) ``sum_{i>=1} max(speed - i * max_dv, 0)``, the exact discrete stopping distance.
+    """
+    speed = np.abs(speed)
+    finite = np.isfinite(max_dv)
+    a = np.where(finite, max_dv, 1.0)
+    n = np.floor(speed / a)
+    dist = n * speed - a * n * (n + 1.0) / 2.0
+    return np.where(finite, np.maximum(dist, 0.0), 0.0)
+
+
+def max_step_within(room: np.ndarray, max_dv: np.ndarray) -> np.ndarray:
+    """Largest step ``d >= 0`` such that ``d + stopping_distance(d, max_dv) <= room``.
+
+    Taking at most this step towards a limit that is ``room`` away leaves enough distance to stop before it
+    with the acceleration limit. The inverse of a continuous piecewise-linear function, in closed form.
+    """
+    room = np.maximum(room, 0.0)
+    finite = np.isfinite(max_dv)
+    a = np.where(finite, max_dv, 1.0)
+    n = np.floor((np.sqrt(1.0 + 8.0 * room / a) - 1.0) / 2.0)
+    d = room / (n + 1.0) + a * n / 2.0
+    return np.where(finite, np.minimum(d, room), room)
+
+
+def brake_step(step: np.ndarray, max_dv: np.ndarray) -> np.ndarray:
+    """The step after ``step`` when decelerating as hard as allowed (towards zero, never past it)."""
+    return np.sign(step) * np.maximum(np.abs(step) - max_dv, 0.0)
+
+
+class AxisLimiter:
+    """Position box + step (velocity) + change-of-step (acceleration) limiter for n independent axes.
+
+    Guarantees on every committed output, given a start inside the box at rest (or with a feasible speed):
+    ``lower <= q <= upper``, ``|q_k - q_{k-1}| <= max_step`` and ``|(q_k - q_{k-1}) - (q_{k-1} - q_{k-2})| <=
+    max_dv``. Steps towards a limit are bounded so that braking at ``max_dv`` always stops inside the box,
+    which keeps the three constraints jointly feasible on every later tick. If the start state makes them
+    infeasible (e.g. measured motion too fast near a limit) position and velocity win and the tick is
+    reported as ``acceleration_infeasible``.
+
+    Args:
+        names: axis labels for messages.
+        lower, upper: (n,) position bounds (``-inf``/``inf`` allowed).
+        max_step: (n,) |step| per tick (velocity limit times dt), ``inf`` allowed.
+        max_dv: (n,) |change of step| per tick (acceleration limit times dt^2), ``inf`` allowed.
+        step_cap: (n,) optional extra per-tick delta cap, reported separately as ``step_cap``.
+    """
+
+    _HIGH_REASONS = ("position_limit", "velocity_limit", "step_cap", "braking", "acceleration_limit")
+
+    def __init__(
+        self,
+        names: tuple[str, ...],
+        lower: np.ndarray,
+        upper: np.ndarray,
+        max_step: np.ndarray,
+        max_dv: np.ndarray,
+        step_cap: np.ndarray | None = None,
+    ) -> None:
+        n = len(names)
+        self.names = tuple(names)
+        self.lower = _vec(lower, n)
+        self.upper = _vec(upper, n)
+        self.max_step = _vec(max_step, n)
+        self.max_dv = _vec(max_dv, n)
+        self.step_cap = _vec(np.inf if step_cap is None else step_cap, n)
+        if np.any(self.lower > self.upper):
+            raise ConfigError(f"axis limiter {self.names}: lower {self.lower} above upper {self.upper}")
+        if np.any(self.max_step <= 0) or np.any(self.max_dv <= 0) or np.any(self.step_cap <= 0):
+            raise ConfigError(f"axis limiter {self.names}: step and acceleration limits must be > 0")
+        self.q = np.zeros(n)
+        self.d = np.zeros(n)
+
+    @property
+    def size(self) -> int:
+        return len(self.names)
+
+    def reset(self, position: np.ndarray, step: np.ndarray | None = None) -> None:
+        """Start from ``position`` moving by ``step`` per tick (default: at rest)."""
+        self.q = np.array(position, dtype=np.float64).reshape(self.size)
+        self.d = np.zeros(self.size) if step is None else np.array(step, dtype=np.float64).reshape(self.size)
+
+    def interval(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[np.ndarray]]:
+        """The admissible step interval for the next tick.
+
+        Returns:
+            ``(lo, hi, feasible, highs)``: bounds on the next step, a per-axis feasibility mask, and the
+            individual upper bounds in the order of ``_HIGH_REASONS`` (lower bounds are their mirror images)
+            for attributing interventions.
+        """
+        room_up = self.upper - self.q
+        room_down = self.q - self.lower
+        hi_pos, lo_pos = np.maximum(room_up, 0.0), -np.maximum(room_down, 0.0)
+        hi_brake = max_step_within(room_up, self.max_dv)
+        lo_brake = -max_step_within(room_down, self.max_dv)
+        hi_acc, lo_acc = self.d + self.max_dv, self.d - self.max_dv
+        hi = np.minimum.reduce([hi_pos, self.max_step, self.step_cap, hi_brake, hi_acc])
+        lo = np.maximum.reduce([lo_pos, -self.max_step, -self.step_cap, lo_brake, lo_acc])
+        feasible = lo <= hi + _TOL
+        return lo, hi, feasible, [hi_pos, self.max_step, self.step_cap, hi_brake, hi_acc]
+
+    def limit(self, target: np.ndarray, report: InterventionLog | None = None, prefix: str = "") -> np.ndarray:
+        """The admissible output closest (per axis) to ``target``; does not commit it (see :meth:`commit`)."""
+        target = np.asarray(target, dtype=np.float64)
+        clipped = np.clip(target, self.lower, self.upper)
+        if report is not None and np.any(clipped != target):
+            i = int(np.flatnonzero(clipped != target)[0])
+            report.record(
+                f"{prefix}position_limit",
+                f"{self.names[i]}={target[i]:.6g} outside [{self.lower[i]:.6g}, {self.upper[i]:.6g}]",
+            )
+        desired = clipped - self.q
+        lo, hi, feasible, highs = self.interval()
+        if not feasible.all():
+            hard_lo = np.maximum(-np.maximum(self.q - self.lower, 0.0), -np.minimum(self.max_step, self.step_cap))
+            hard_hi = np.minimum(np.maximum(self.upper - self.q, 0.0), np.minimum(self.max_step, self.step_cap))
+            fallback = np.clip(brake_step(self.d, self.max_dv), hard_lo, hard_hi)
+            lo = np.where(feasible, lo, fallback)
+            hi = np.where(feasible, np.maximum(lo, hi), fallback)
+            if report is not None:
+                i = int(np.flatnonzero(~feasible)[0])
+                report.record(
+                    f"{prefix}acceleration_infeasible",
+                    f"{self.names[i]}: cannot respect the acceleration limit and stay within position/velocity "
+                    "limits; braking as hard as the hard limits allow",
+                )
+        step = np.clip(desired, lo, np.maximum(lo, hi))
+        if report is not None:
+            self._attribute(desired, step, lo, hi, highs, report, prefix)
+        return self.q + step
+
+    def _attribute(
+        self,
+        desired: np.ndarray,
+        step: np.ndarray,
+        lo: np.ndarray,
+        hi: np.ndarray,
+        highs: list[np.ndarray],
+        report: InterventionLog,
+        prefix: str,
+    ) -> None:
+        changed = np.abs(step - desired) > _TOL
+        if not changed.any():
+            return
+        stacked = np.stack(highs)
+        up = desired > hi
+        # Lower bounds are mirror images: -lo_x equals the upper bound of the mirrored axis.
+        mirrored = np.stack(
+            [
+                np.maximum(self.q - self.lower, 0.0),
+                self.max_step,
+                self.step_cap,
+                max_step_within(self.q - self.lower, self.max_dv),
+                -(self.d - self.max_dv),
+            ]
+        )
+        which = np.where(up, np.argmin(stacked, axis=0), np.argmin(mirrored, axis=0))
+        reasons = {self._HIGH_REASONS[int(w)] for w in which[changed]}
+        i = int(np.flatnonzero(changed)[0])
+        for reason in sorted(reasons):
+            report.record(
+                f"{prefix}{reason}",
+                f"{self.names[i]} step {desired[i]:.3g} limited to {step[i]:.3g} per tick",
+            )
+
+    def commit(self, output: np.ndarray) -> None:
+        """Record ``output`` as the value actually commanded this tick."""
+        output = np.asarray(output, dtype=np.float64)
+        self.d = output - self.q
+        self.q = output.copy()
+
+
+def _vec(value: object, n: int) -> np.ndarray:
+    arr = np.broadcast_to(np.asarray(value, dtype=np.float64), (n,)).copy()
+    if np.isnan(arr).any():
+        raise ConfigError(f"limit {arr} contains NaN")
+    return arr
+
+
+def box_violation(p: np.ndarray, box: WorkspaceBox) -> float:
+    """Euclidean distance (m) of ``p`` outside ``box`` (0 inside)."""
+    below = np.asarray(box.lower) - p
+    above = p - np.asarray(box.upper)
+    return float(np.linalg.norm(np.maximum(np.maximum(below, above), 0.0)))
+
+
+def _hold_reason(values: object, size: int) -> str | None:
+    """Why ``values`` cannot be used as a command of ``size`` elements (None if it can)."""
+    arr = np.asarray(values)
+    if arr.dtype.kind not in "fiu":
+        return "bad_dtype"
+    if arr.shape != (size,):
+        return "bad_shape"
+    if not np.isfinite(arr).all():
+        return "non_finite"
+    return None
+
+
+class SafetyFilter(Protocol):
+    """What the control loop needs from a safety filter."""
+
+    log: InterventionLog
+
+    def filter(self, command: Command, state: object) -> Command:
+        """A command that respects every limit, derived from ``command`` (never raises on bad values)."""
+        ...
+
+    def reset(self, state: object) -> None:
+        """Start from the measured ``state`` (at rest)."""
+        ...
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Arms
+# ---------------------------------------------------------------------------------------------------------
+
+TcpPositionFn = Callable[[np.ndarray], np.ndarray]
+"""Joint positions (n,) rad -> TCP position (3,) m in the workspace box's frame."""
+
+
+@dataclass(frozen=True)
+class ArmSafetyConfig:
+    """Per-robot, per-scene settings of :class:`ArmSafetyFilter`. Joint limits themselves come from the spec.
+
+    Attributes:
+        control_dt: control period (s) the per-tick limits are computed for.
+        velocity_scale: fraction (0, 1] of the spec's joint velocity limits allowed.
+        acceleration_scale: fraction (0, 1] of the spec's joint acceleration limits allowed.
+        position_margin: rad (m for prismatic joints) kept clear of the spec's position limits.
+        max_joint_step: optional extra per-tick delta cap (rad per tick), scalar or per joint.
+        workspace: box the TCP must stay in, or ``None`` for no Cartesian limit.
+        tcp_position: forward kinematics to the TCP position in ``workspace.frame`` (required with a
+            workspace); e.g. ``lambda q: arm.kinematics.forward(q)[0]`` for a box in the arm's base frame.
+        gripper_max_step: optional cap on the change of normalized gripper width per tick.
+        workspace_bisection_steps: bisection iterations when the workspace box shortens a step.
+    """
+
+    control_dt: float
+    velocity_scale: float = 1.0
+    acceleration_scale: float = 1.0
+    position_margin: float = 0.0
+    max_joint_step: float | tuple[float, ...] | None = None
+    workspace: WorkspaceBox | None = None
+    tcp_position: TcpPositionFn | None = None
+    gripper_max_step: float | None = None
+    workspace_bisection_steps: int = 8
+
+    def __post_init__(self) -> None:
+        if not self.control_dt > 0:
+            raise ConfigError(f"control_dt={self.control_dt} must be > 0")
+        for name in ("velocity_scale", "acceleration_scale"):
+            if not 0 < getattr(self, name) <= 1:
+                raise ConfigError(f"{name}={getattr(self, name)} must be in (0, 1]")
+        if self.position_margin < 0:
+            raise ConfigError(f"position_margin={self.position_margin} must be >= 0")
+        if self.workspace is not None and self.tcp_position is None:
+            raise ConfigError("workspace given without tcp_position (forward kinematics to the box frame)")
+
+
+class ArmSafetyFilter:
+    """Joint-space safety filter for an arm commanded in ``"joint_positions"`` mode.
+
+    Command layout: the spec's joints in order, then the normalized gripper width if the arm has a gripper
+    (see :attr:`names`). Each tick:
+
+    1. anything that is not a finite real vector of the right length is replaced by a hold (``bad_shape``,
+       ``bad_dtype``, ``non_finite``, ``bad_mode``);
+    2. joints: position limits (spec minus margin), velocity limit (spec x scale), optional per-tick step cap
+       and acceleration limit (spec x scale), with braking before position limits (:class:`AxisLimiter`);
+    3. workspace: if the TCP (or the point where the arm would come to rest if it braked now) would leave
+       the box, the step is shortened along the segment towards the maximal-braking step (bisection), which
+       keeps every joint limit satisfied;
+    4. gripper: clipped to [0, 1] and optionally rate limited.
+
+    The filter tracks its own last output: call :meth:`reset` with the measured state before use.
+    """
+
+    mode = "joint_positions"
+
+    def __init__(self, spec: ArmSpec, config: ArmSafetyConfig) -> None:
+        self.spec = spec
+        self.config = config
+        dt = config.control_dt
+        lower = spec.lower + config.position_margin
+        upper = spec.upper - config.position_margin
+        if np.any(lower >= upper):
+            raise ConfigError(f"position_margin={config.position_margin} leaves no range for arm {spec.name!r}")
+        cap = None if config.max_joint_step is None else np.asarray(config.max_joint_step, dtype=np.float64)
+        self.joints = AxisLimiter(
+            spec.joint_names,
+            lower,
+            upper,
+            spec.max_velocity * config.velocity_scale * dt,
+            spec.max_acceleration * config.acceleration_scale * dt * dt,
+            cap,
+        )
+        self.has_gripper = spec.gripper is not None
+        self.gripper = AxisLimiter(
+            ("gripper",),
+            np.zeros(1),
+            np.ones(1),
+            np.array([np.inf if config.gripper_max_step is None else config.gripper_max_step]),
+            np.array([np.inf]),
+        )
+        self.log = InterventionLog(f"arm safety ({spec.name})")
+        self._workspace_violation = 0.0
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Names of the command vector's elements."""
+        return self.spec.joint_names + (("gripper",) if self.has_gripper else ())
+
+    @property
+    def size(self) -> int:
+        return len(self.names)
+
+    def reset(self, state: ArmState | np.ndarray) -> None:
+        """Start from a measured :class:`ArmState` (or a command vector), at rest."""
+        values = command_vector_of_arm(state, self.has_gripper) if isinstance(state, ArmState) else np.asarray(state)
+        values = np.asarray(values, dtype=np.float64)
+        self.joints.reset(values[: self.spec.dof])
+        if self.has_gripper:
+            g = values[self.spec.dof]
+            self.gripper.reset(np.array([0.0 if not np.isfinite(g) else float(np.clip(g, 0.0, 1.0))]))
+        cfg = self.config
+        self._workspace_violation = (
+            box_violation(np.asarray(cfg.tcp_position(self.joints.q)), cfg.workspace) if cfg.workspace else 0.0
+        )
+
+    @property
+    def last_output(self) -> np.ndarray:
+        """The most recently committed command vector."""
+        return np.concatenate([self.joints.q, self.gripper.q]) if self.has_gripper else self.joints.q.copy()
+
+    def filter(self, command: Command, state: object = None) -> Command:
+        """Return a command within every limit; ``state`` is unused (the filter tracks its own output)."""
+        reason = "bad_mode" if command.mode != self.mode else _hold_reason(command.values, self.size)
+        if reason is not None:
+            self.log.record(reason, f"replaced {command.mode!r} command {_short(command.values)} by a hold")
+            values = self.last_output
+        else:
+            values = np.asarray(command.values, dtype=np.float64)
+        dof = self.spec.dof
+        q = self.joints.limit(values[:dof], self.log)
+        if self.config.workspace is not None:
+            q = self._limit_workspace(q)
+        self.joints.commit(q)
+        if not self.has_gripper:
+            return Command(self.mode, q.copy())
+        g = self.gripper.limit(values[dof:], self.log, prefix="gripper_")
+        self.gripper.commit(g)
+        return Command(self.mode, np.concatenate([q, g]))
+
+    # -- workspace --------------------------------------------------------------------------------------
+    def _workspace_ok(self, q: np.ndarray) -> tuple[bool, float]:
+        cfg = self.config
+        assert cfg.workspace is not None and cfg.tcp_position is not None
+        step = q - self.joints.q
+        rest = q + np.sign(step) * stopping_distance(step, self.joints.max_dv)
+        v_now = box_violation(np.asarray(cfg.tcp_position(q)), cfg.workspace)
+        v_rest = v_now if np.array_equal(rest, q) else box_violation(np.asarray(cfg.tcp_position(rest)), cfg.workspace)
+        allowed = self._workspace_violation + 1e-9
+        return (v_now <= allowed and v_rest <= allowed), v_now
+
+    def _limit_workspace(self, q: np.ndarray) -> np.ndarray:
+        ok, violation = self._workspace_ok(q)
+        if ok:
+            self._workspace_violation = violation
+            return q
+        lo, hi, _, _ = self.joints.interval()
+        braking = self.joints.q + np.clip(brake_step(self.joints.d, self.joints.max_dv), lo, np.maximum(lo, hi))
+        ok_b, v_b = self._workspace_ok(braking)
+        best, best_violation = braking, v_b
+        if ok_b:
+            low, high = 0.0, 1.0
+            for _ in range(self.config.workspace_bisection_steps):
+                mid = 0.5 * (low + high)
+                cand = braking + mid * (q - braking)
+                ok_m, v_m = self._workspace_ok(cand)
+                if ok_m:
+                    low, best, best_violation = mid, cand, v_m
+                else:
+                    high = mid
+        self.log.record(
+            "workspace" if ok_b else "workspace_unrecoverable",
+            f"TCP would leave {self.config.workspace} (violation {violation * 1000:.1f} mm); step shortened",
+        )
+        self._workspace_violation = best_violation
+        return best
+
+
+def command_vector_of_arm(state: ArmState, with_gripper: bool) -> np.ndarray:
+    """The ``"joint_positions"`` command vector that holds the arm where ``state`` measured it."""
+    q = np.asarray(state.joint_positions, dtype=np.float64)
+    if not with_gripper:
+        return q.copy()
+    g = state.gripper if np.isfinite(state.gripper) else 0.0
+    return np.concatenate([q, [float(g)]])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Quadrotors
+# ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QuadrotorSafetyConfig:
+    """Per-vehicle, per-site settings of :class:`QuadrotorSafetyFilter` (world frame, SI units).
+
+    Attributes:
+        control_dt: control period (s).
+        geofence: box (``frame="world"``) the vehicle and its position setpoints must stay in.
+        max_altitude: ceiling (m, world z) for the vehicle and its setpoints; lowers the geofence top.
+        max_tilt: largest angle (rad) between body z and world z before the filter levels the vehicle.
+        max_speed: largest setpoint speed (m/s): position setpoints move at most ``max_speed * dt`` per tick.
+        max_acceleration: largest setpoint acceleration (m/s^2).
+        max_yaw_rate: largest yaw setpoint rate (rad/s); ``None`` uses the spec's yaw body-rate limit.
+        max_thrust_ratio: fraction (0, 1] of the spec's maximum collective thrust allowed.
+        min_airborne_thrust_ratio: while airborne, collective thrust stays >= this fraction of hover thrust
+            (thrust is never cut in the air).
+        ground_z: world z (m) of the ground under the vehicle.
+        airborne_height: the vehicle counts as airborne above ``ground_z + airborne_height`` (m).
+        fence_lookahead_s: the fence is enforced on ``position + velocity * lookahead`` (s) for direct
+            thrust modes, where the filter has no setpoint to clip.
+        level_gain: body-rate gain (1/s) used to level the vehicle when the tilt limit is exceeded.
+    """
+
+    control_dt: float
+    geofence: WorkspaceBox
+    max_altitude: float
+    max_tilt: float = math.radians(35.0)
+    max_speed: float = 1.0
+    max_acceleration: float = 4.0
+    max_yaw_rate: float | None = None
+    max_thrust_ratio: float = 1.0
+    min_airborne_thrust_ratio: float = 0.3
+    ground_z: float = 0.0
+    airborne_height: float = 0.03
+    fence_lookahead_s: float = 0.5
+    level_gain: float = 5.0
+
+    def __post_init__(self) -> None:
+        if not self.control_dt > 0:
+            raise ConfigError(f"control_dt={self.control_dt} must be > 0")
+        if self.geofence.frame != "world":
+            raise ConfigError(f"geofence.frame={self.geofence.frame!r} must be 'world'")
+        if not self.max_altitude > self.geofence.lower[2]:
+            raise ConfigError(f"max_altitude={self.max_altitude} must be above the geofence floor")
+        if not 0 < self.max_tilt < math.pi / 2:
+            raise ConfigError(f"max_tilt={self.max_tilt} must be in (0, pi/2) rad")
+        if not 0 < self.max_thrust_ratio <= 1:
+            raise ConfigError(f"max_thrust_ratio={self.max_thrust_ratio} must be in (0, 1]")
+        for name in ("max_speed", "max_acceleration", "level_gain"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name}={getattr(self, name)} must be > 0")
+
+
+def tilt_of(quaternion: np.ndarray) -> float:
+    """Angle (rad) between the body z axis and world z of a (w, x, y, z) orientation."""
+    w, x, y, z = quaternion
+    return float(np.arccos(np.clip(1.0 - 2.0 * (x * x + y * y), -1.0, 1.0)))
+
+
+def yaw_of(quaternion: np.ndarray) -> float:
+    """Yaw (rad) of a (w, x, y, z) orientation (REP-103 roll-pitch-yaw)."""
+    return float(quat_to_euler_rpy(np.asarray(quaternion, dtype=np.float64))[2])
+
+
+def _wrap(angle: float) -> float:
+    return float((angle + math.pi) % (2.0 * math.pi) - math.pi)
+
+
+class _QuadMode(Protocol):
+    names: tuple[str, ...]
+
+    def limit(self, values: np.ndarray, state: QuadrotorState, log: InterventionLog) -> np.ndarray: ...
+
+
+class _PositionMode:
+    """``"position"`` setpoints: geofence and ceiling, speed/acceleration limits and yaw-rate limit."""
+
+    names = ("x", "y", "z", "yaw")
+
+    def __init__(self, spec: QuadrotorSpec, cfg: QuadrotorSafetyConfig) -> None:
+        dt = cfg.control_dt
+        lower = np.array([*cfg.geofence.lower, -np.inf])
+        upper = np.array([*cfg.geofence.upper[:2], min(cfg.geofence.upper[2], cfg.max_altitude), np.inf])
+        yaw_rate = spec.max_body_rate[2] if cfg.max_yaw_rate is None else cfg.max_yaw_rate
+        self.dt = dt
+        self.max_tilt = cfg.max_tilt
+        self.limiter = AxisLimiter(
+            self.names,
+            lower,
+            upper,
+            np.array([cfg.max_speed * dt] * 3 + [yaw_rate * dt]),
+            np.array([cfg.max_acceleration * dt * dt] * 3 + [np.inf]),
+        )
+        self.active = False
+
+    def reset(self, state: QuadrotorState) -> None:
+        pos = np.asarray(state.position, dtype=np.float64)
+        start = np.clip(pos, self.limiter.lower[:3], self.limiter.upper[:3])
+        vel = np.asarray(state.linear_velocity, dtype=np.float64) * self.dt
+        # The vehicle's own velocity is kept only if it is within the setpoint limits.
+        step = np.clip(vel, -self.limiter.max_step[:3], self.limiter.max_step[:3])
+        self.limiter.reset(np.array([*start, yaw_of(state.quaternion)]), np.array([*step, 0.0]))
+        self.active = True
+
+    def limit(self, values: np.ndarray, state: QuadrotorState, log: InterventionLog) -> np.ndarray:
+        if not self.active:
+            self.reset(state)
+        target = values.copy()
+        target[3] = self.limiter.q[3] + _wrap(target[3] - self.limiter.q[3])  # shortest way round
+        if tilt_of(state.quaternion) > self.max_tilt:
+            log.record("tilt", f"tilt {math.degrees(tilt_of(state.quaternion)):.1f} deg: setpoint held")
+            target = self.limiter.q.copy()
+        out = self.limiter.limit(target, log)
+        self.limiter.commit(out)
+        out = out.copy()
+        out[3] = _wrap(out[3])
+        return out
+
+
+class _ThrustRatesMode:
+    """``"thrust_rates"``: thrust within [airborne minimum, maximum], body rates within the spec, levelling."""
+
+    names = ("collective_thrust", "roll_rate", "pitch_rate", "yaw_rate")
+
+    def __init__(self, spec: QuadrotorSpec, cfg: QuadrotorSafetyConfig) -> None:
+        self.spec, self.cfg = spec, cfg
+        self.rate_limit = np.asarray(spec.max_body_rate, dtype=np.float64)
+
+    def limit(self, values: np.ndarray, state: QuadrotorState, log: InterventionLog) -> np.ndarray:
+        lo_t = _min_thrust(self.spec, self.cfg, state)
+        hi_t = self.cfg.max_thrust_ratio * self.spec.max_collective_thrust
+        lower = np.array([lo_t, *(-self.rate_limit)])
+        upper = np.array([hi_t, *self.rate_limit])
+        out = _clip_logged(values, lower, upper, self.names, log, {0: "thrust"}, "body_rate")
+        tilt = tilt_of(state.quaternion)
+        if tilt > self.cfg.max_tilt:
+            out[1:3] = np.clip(_levelling_rates(state.quaternion, self.cfg.level_gain), -self.rate_limit[:2], self.rate_limit[:2])
+            log.record("tilt", f"tilt {math.degrees(tilt):.1f} deg > {math.degrees(self.cfg.max_tilt):.1f}: levelling")
+        return out
+
+
+class _MotorMode:
+    """``"motor_thrusts"``: normalized rotor commands within [airborne minimum, maximum ratio]."""
+
+    def __init__(self, spec: QuadrotorSpec, cfg: QuadrotorSafetyConfig) -> None:
+        self.spec, self.cfg = spec, cfg
+        self.names = tuple(f"motor_{i}" for i in range(spec.num_rotors))
+
+    def limit(self, values: np.ndarray, state: QuadrotorState, log: InterventionLog) -> np.ndarray:
+        n = self.spec.num_rotors
+        lo = _min_thrust(self.spec, self.cfg, state) / (n * self.spec.max_thrust)
+        lower, upper = np.full(n, lo), np.full(n, self.cfg.max_thrust_ratio)
+        return _clip_logged(values, lower, upper, self.names, log, {}, "thrust")
+
+
+def _min_thrust(spec: QuadrotorSpec, cfg: QuadrotorSafetyConfig, state: QuadrotorState) -> float:
+    airborne = float(state.position[2]) > cfg.ground_z + cfg.airborne_height
+    return cfg.min_airborne_thrust_ratio * spec.hover_thrust if airborne else 0.0
+
+
+def _levelling_rates(quaternion: np.ndarray, gain: float) -> np.ndarray:
+    """Body rates (roll, pitch) that rotate body z back towards world z."""
+    rot = quat_to_matrix(np.asarray(quaternion, dtype=np.float64))
+    z_body_in_world = rot[:, 2]
+    axis_world = np.cross(z_body_in_world, np.array([0.0, 0.0, 1.0]))
+    s = float(np.linalg.norm(axis_world))
+    if s < 1e-9:
+        return np.zeros(2)
+    angle = math.atan2(s, float(z_body_in_world[2]))
+    axis_body = rot.T @ (axis_world / s)
+    return gain * angle * axis_body[:2]
+
+
+def _clip_logged(
+    values: np.ndarray,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    names: tuple[str, ...],
+    log: InterventionLog,
+    reason_by_index: dict[int, str],
+    default_reason: str,
+) -> np.ndarray:
+    out = np.clip(values, lower, upper)
+    changed = np.flatnonzero(out != values)
+    for reason in sorted({reason_by_index.get(int(i), default_reason) for i in changed}):
+        i = int(next(j for j in changed if reason_by_index.get(int(j), default_reason) == reason))
+        log.record(reason, f"{names[i]}={values[i]:.6g} clipped to [{lower[i]:.6g}, {upper[i]:.6g}]")
+    return out
+
+
+class QuadrotorSafetyFilter:
+    """Safety filter for every quadrotor command mode.
+
+    Shared by all modes: non-finite or malformed commands become a position hold; a ``"disarm"`` command
+    while airborne becomes a landing setpoint (thrust is never cut in the air). Per mode:
+
+    - ``"position"``: setpoints clipped to the geofence and ceiling, speed/acceleration/yaw-rate limited;
+      a tilt beyond ``max_tilt`` freezes the setpoint.
+    - ``"thrust_rates"``: thrust within [airborne minimum, maximum], body rates within the spec; a tilt beyond
+      ``max_tilt`` overrides roll/pitch rates with levelling rates.
+    - ``"motor_thrusts"``: rotor commands within [airborne minimum, maximum].
+
+    For the direct modes, a predicted fence or ceiling violation (position + velocity * lookahead) hands the
+    vehicle to a position hold at the nearest point inside the fence until the policy's commands are safe
+    again.
+    """
+
+    def __init__(self, spec: QuadrotorSpec, config: QuadrotorSafetyConfig) -> None:
+        self.spec = spec
+        self.config = config
+        self.position = _PositionMode(spec, config)
+        self.modes: dict[str, _QuadMode] = {
+            "position": self.position,
+            "thrust_rates": _ThrustRatesMode(spec, config),
+            "motor_thrusts": _MotorMode(spec, config),
+        }
+        self.log = InterventionLog(f"quadrotor safety ({spec.name})")
+        fence = config.geofence
+        self._fence_lower = np.asarray(fence.lower, dtype=np.float64)
+        self._fence_upper = np.array([*fence.upper[:2], min(fence.upper[2], config.max_altitude)])
+
+    def names(self, mode: str) -> tuple[str, ...]:
+        """Element names of a mode's command vector."""
+        return self.modes[mode].names
+
+    def reset(self, state: QuadrotorState) -> None:
+        """Start from a measured state (position setpoints start at the current position)."""
+        self.position.reset(state)
+        self.position.active = False
+
+    def airborne(self, state: QuadrotorState) -> bool:
+        """Whether the vehicle is above the ground by more than ``airborne_height``."""
+        return float(state.position[2]) > self.config.ground_z + self.config.airborne_height
+
+    def filter(self, command: Command, state: QuadrotorState) -> Command:
+        """Return a command within every limit for the measured ``state``."""
+        if command.mode == "disarm":
+            if not self.airborne(state):
+                self.position.active = False
+                return Command("disarm", np.zeros(0))
+            self.log.record("disarm_in_air", f"disarm refused at z={float(state.position[2]):.2f} m: landing")
+            return self._position(self._landing_setpoint(state), state)
+        mode = self.modes.get(command.mode)
+        reason = "bad_mode" if mode is None else _hold_reason(command.values, len(mode.names))
+        if reason is not None:
+            self.log.record(reason, f"replaced {command.mode!r} command {_short(command.values)} by a position hold")
+            return self._position(self._hold_setpoint(state), state)
+        values = np.asarray(command.values, dtype=np.float64)
+        if command.mode != "position":
+            breach = self._fence_breach(state)
+            if breach is not None:
+                self.log.record(breach, f"predicted position outside the geofence/ceiling at {state.position}: holding")
+                return self._position(self._fence_setpoint(state), state)
+            self.position.active = False
+            return Command(command.mode, mode.limit(values, state, self.log))
+        return self._position(values, state)
+
+    def _position(self, values: np.ndarray, state: QuadrotorState) -> Command:
+        return Command("position", self.position.limit(values, state, self.log))
+
+    def _hold_setpoint(self, state: QuadrotorState) -> np.ndarray:
+        if self.position.active:
+            return self.position.limiter.q.copy()
+        return np.array([*state.position, yaw_of(state.quaternion)], dtype=np.float64)
+
+    def _landing_setpoint(self, state: QuadrotorState) -> np.ndarray:
+        sp = self._hold_setpoint(state)
+        sp[2] = self.config.ground_z
+        return sp
+
+    def _fence_setpoint(self, state: QuadrotorState) -> np.ndarray:
+        p = np.clip(np.asarray(state.position, dtype=np.float64), self._fence_lower, self._fence_upper)
+        return np.array([*p, yaw_of(state.quaternion)])
+
+    def _fence_breach(self, state: QuadrotorState) -> str | None:
+        p = np.asarray(state.position, dtype=np.float64)
+        ahead = p + np.asarray(state.linear_velocity, dtype=np.float64) * self.config.fence_lookahead_s
+        for point in (p, ahead):
+            if point[2] > self.config.max_altitude:
+                return "altitude"
+            if np.any(point < self._fence_lower) or np.any(point > self._fence_upper):
+                return "geofence"
+        return None
+
+
+def _short(values: object) -> str:
+    text = np.array2string(np.asarray(values), precision=4, threshold=8) if hasattr(values, "__len__") else repr(values)
+    return text if len(text) <= 80 else text[:77] + "..."

@@ -1,0 +1,497 @@
+"""Watchdog, stop behaviour and the latching e-stop.
+
+Time is counted in control ticks (``tick * control_dt`` seconds), never the wall clock, so the same run in
+simulation and on hardware goes through the same stages at the same ticks.
+
+Stages (:class:`Stage`), evaluated once per tick by :meth:`Watchdog.update`:
+
+- ``IDLE``: not engaged; the device holds where it is.
+- ``RUNNING``: engaged and the executor has an action for this tick (faded in after engaging).
+- ``HOLD``: engaged, no action for this tick (starved) but the last fresh chunk is recent: hold position.
+- ``STOPPING``: no fresh chunk for ``stop_after_s`` (default 200 ms): controlled stop.
+- ``DISARMED``: no fresh chunk for ``disarm_after_s`` (default 1 s), or disengaged: latched until
+  :meth:`Watchdog.engage`.
+- ``ESTOP``: the :class:`EStop` is triggered: latched until :meth:`EStop.reset` *and* a new engage.
+
+What each stage commands is device specific and lives in a fallback (:class:`ArmFallback`,
+:class:`QuadrotorFallback`): arms decelerate and hold; quadrotors hold position and then land, and are only
+disarmed on the ground. Every fallback command still goes through the safety filter.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import select
+import signal
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from enum import Enum
+from typing import IO, Protocol
+
+import numpy as np
+
+from rcs.errors import ConfigError
+from rcs.safety.filter import Command, yaw_of
+from rcs.spec import QuadrotorSpec
+from rcs.types import QuadrotorState
+
+log = logging.getLogger(__name__)
+
+
+class Stage(str, Enum):
+    """Watchdog stage of one tick."""
+
+    IDLE = "idle"
+    RUNNING = "running"
+    HOLD = "hold"
+    STOPPING = "stopping"
+    DISARMED = "disarmed"
+    ESTOP = "estop"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# E-stop
+# ---------------------------------------------------------------------------------------------------------
+
+
+class EStop:
+    """A latching emergency stop.
+
+    :meth:`trigger` may be called from any thread or a signal handler (it takes no lock); once triggered it
+    stays triggered until :meth:`reset` is called explicitly. Resetting does not resume motion: the
+    watchdog also requires a new engage.
+    """
+
+    def __init__(self) -> None:
+        self._triggered = False
+        self._reason = ""
+        self._count = 0
+
+    @property
+    def triggered(self) -> bool:
+        """Whether the e-stop is latched."""
+        return self._triggered
+
+    @property
+    def reason(self) -> str:
+        """Reason given by the first trigger since the last reset ("" when not triggered)."""
+        return self._reason
+
+    @property
+    def count(self) -> int:
+        """Number of triggers since construction."""
+        return self._count
+
+    def trigger(self, reason: str = "api") -> None:
+        """Latch the e-stop (idempotent; the first reason is kept)."""
+        self._count += 1
+        if not self._triggered:
+            self._reason = reason
+            self._triggered = True
+            log.critical("E-STOP triggered: %s", reason)
+
+    def reset(self) -> None:
+        """Release the latch. Motion resumes only after the watchdog is engaged again."""
+        if self._triggered:
+            log.warning("e-stop reset (was: %s)", self._reason)
+        self._triggered = False
+        self._reason = ""
+
+
+def install_estop_signal_handler(
+    estop: EStop, signals: Iterable[signal.Signals] = (signal.SIGUSR1,)
+) -> Callable[[], None]:
+    """Trigger ``estop`` on each of ``signals`` (main thread only). Returns a function restoring the old handlers.
+
+    With ``SIGINT`` among the signals, the first Ctrl-C triggers the e-stop and a second one (while still
+    triggered) raises :class:`KeyboardInterrupt` as usual, so a stuck program can still be interrupted.
+    """
+    previous: dict[signal.Signals, object] = {}
+
+    def handler(signum: int, frame: object) -> None:
+        sig = signal.Signals(signum)
+        if sig == signal.SIGINT and estop.triggered:
+            raise KeyboardInterrupt
+        estop.trigger(f"signal {sig.name}")
+
+    for sig in signals:
+        previous[sig] = signal.signal(sig, handler)
+
+    def restore() -> None:
+        for sig, old in previous.items():
+            signal.signal(sig, old)  # type: ignore[arg-type]
+
+    return restore
+
+
+class KeyboardEStop:
+    """Trigger an e-stop when one of ``keys`` is read from ``stream`` (a background thread).
+
+    Works with a terminal (``sys.stdin``: put in cbreak mode while running so single key presses arrive
+    without Enter), a pipe or any file-like object with ``read(1)``. Use as a context manager or call
+    :meth:`start` / :meth:`stop`.
+
+    Args:
+        estop: the e-stop to trigger.
+        stream: where keys are read from.
+        keys: characters that trigger the e-stop (default: space, ``e``, ``E``).
+        poll_s: how often (s) the thread checks for :meth:`stop` while waiting on a file descriptor.
+    """
+
+    def __init__(self, estop: EStop, stream: IO[str] | IO[bytes], keys: str = " eE", poll_s: float = 0.05) -> None:
+        self.estop = estop
+        self.stream = stream
+        self.keys = frozenset(keys)
+        self.poll_s = poll_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._restore_tty: Callable[[], None] | None = None
+
+    def start(self) -> "KeyboardEStop":
+        """Start listening (idempotent)."""
+        if self._thread is None:
+            self._restore_tty = _cbreak(self.stream)
+            self._thread = threading.Thread(target=self._run, name="keyboard-estop", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop listening and restore the terminal mode."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=1.0)
+            self._thread = None
+        if self._restore_tty is not None:
+            self._restore_tty()
+            self._restore_tty = None
+
+    def __enter__(self) -> "KeyboardEStop":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _read_char(self) -> str | None:
+        """One character, "" at end of stream, None if nothing arrived within ``poll_s``."""
+        try:
+            fd = self.stream.fileno()
+        except (AttributeError, OSError, ValueError):
+            fd = None
+        if fd is None:
+            ch = self.stream.read(1)
+        else:
+            ready, _, _ = select.select([fd], [], [], self.poll_s)
+            if not ready:
+                return None
+            ch = os.read(fd, 1)
+        return ch.decode(errors="replace") if isinstance(ch, bytes) else ch
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            ch = self._read_char()
+            if ch is None:
+                continue
+            if ch == "":
+                return
+            if ch in self.keys:
+                self.estop.trigger(f"keyboard {ch!r}")
+
+
+def _cbreak(stream: object) -> Callable[[], None] | None:
+    """Put a terminal in cbreak mode; return a function restoring it (None if not a terminal)."""
+    try:
+        fd = stream.fileno()  # type: ignore[attr-defined]
+        if not os.isatty(fd):
+            return None
+        import termios
+        import tty
+
+        old = termios.tcgetattr(fd)
+        tty.setcbreak(fd)
+        return lambda: termios.tcsetattr(fd, termios.TCSADRAIN, old)
+    except (AttributeError, OSError, ValueError, ImportError):
+        return None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Watchdog (device independent)
+# ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WatchdogConfig:
+    """Timeouts of the watchdog, in seconds of control time.
+
+    Attributes:
+        control_dt: control period (s).
+        stop_after_s: controlled stop after this long without a fresh chunk.
+        disarm_after_s: disarm after this long without a fresh chunk (must exceed ``stop_after_s``).
+        fade_in_s: ramp from the hold command to the policy's over this long after engaging (0: none).
+    """
+
+    control_dt: float
+    stop_after_s: float = 0.2
+    disarm_after_s: float = 1.0
+    fade_in_s: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not self.control_dt > 0:
+            raise ConfigError(f"control_dt={self.control_dt} must be > 0")
+        if not 0 < self.stop_after_s < self.disarm_after_s:
+            raise ConfigError(
+                f"need 0 < stop_after_s ({self.stop_after_s}) < disarm_after_s ({self.disarm_after_s})"
+            )
+        if self.fade_in_s < 0:
+            raise ConfigError(f"fade_in_s={self.fade_in_s} must be >= 0")
+
+    def ticks(self, seconds: float) -> int:
+        """Whole ticks in ``seconds`` (rounded up; at least 1 for a positive duration)."""
+        return max(1, math.ceil(seconds / self.control_dt - 1e-9)) if seconds > 0 else 0
+
+
+def min_jerk_ramp(x: float) -> float:
+    """0 -> 1 minimum-jerk ramp ``10x^3 - 15x^4 + 6x^5`` for ``x`` in [0, 1] (clamped outside)."""
+    x = min(max(x, 0.0), 1.0)
+    return x * x * x * (10.0 + x * (-15.0 + 6.0 * x))
+
+
+class Watchdog:
+    """Stage machine fed once per tick with whether a fresh action and a fresh chunk exist.
+
+    Args:
+        config: timeouts.
+        estop: the e-stop to obey (a new one if omitted).
+    """
+
+    def __init__(self, config: WatchdogConfig, estop: EStop | None = None) -> None:
+        self.config = config
+        self.estop = estop if estop is not None else EStop()
+        self._stop_ticks = config.ticks(config.stop_after_s)
+        self._disarm_ticks = config.ticks(config.disarm_after_s)
+        self._fade_ticks = config.ticks(config.fade_in_s)
+        self._engaged = False
+        self._engage_tick = 0
+        self._needs_fade = False
+        self.fade_started_at: int | None = None
+        self.stage = Stage.IDLE
+        self.ticks_in_stage: dict[Stage, int] = {s: 0 for s in Stage}
+        self.transitions: list[tuple[int, Stage]] = []
+
+    @property
+    def engaged(self) -> bool:
+        return self._engaged
+
+    def engage(self, tick: int) -> None:
+        """Hand control to the policy from ``tick``; refused (logged) while the e-stop is latched."""
+        if self.estop.triggered:
+            log.error("engage refused: e-stop latched (%s); reset it first", self.estop.reason)
+            return
+        self._engaged = True
+        self._engage_tick = tick
+        self._needs_fade = True
+        log.info("policy engaged at tick %d", tick)
+
+    def disengage(self, tick: int) -> None:
+        """Take control back from the policy (the device stops and holds)."""
+        if self._engaged:
+            log.info("policy disengaged at tick %d", tick)
+        self._engaged = False
+
+    def update(self, tick: int, has_action: bool, last_chunk_tick: int | None) -> Stage:
+        """The stage for ``tick``.
+
+        Args:
+            tick: current control tick.
+            has_action: whether the executor produced an action for this tick.
+            last_chunk_tick: tick at which the most recent chunk was accepted (None: never).
+        """
+        stage = self._evaluate(tick, has_action, last_chunk_tick)
+        if stage != self.stage:
+            self.transitions.append((tick, stage))
+            level = logging.WARNING if stage in (Stage.STOPPING, Stage.DISARMED, Stage.ESTOP) else logging.INFO
+            log.log(level, "watchdog: %s -> %s at tick %d", self.stage.value, stage.value, tick)
+            self.stage = stage
+        self.ticks_in_stage[stage] += 1
+        return stage
+
+    def _evaluate(self, tick: int, has_action: bool, last_chunk_tick: int | None) -> Stage:
+        if self.estop.triggered:
+            self._engaged = False
+            return Stage.ESTOP
+        if not self._engaged:
+            return Stage.DISARMED if self.stage in (Stage.DISARMED, Stage.ESTOP) else Stage.IDLE
+        fresh_since = self._engage_tick if last_chunk_tick is None else max(last_chunk_tick, self._engage_tick)
+        silent = tick - fresh_since
+        if silent >= self._disarm_ticks:
+            self._engaged = False
+            return Stage.DISARMED
+        if silent >= self._stop_ticks:
+            self._needs_fade = True
+            return Stage.STOPPING
+        if not has_action:
+            return Stage.HOLD
+        if self._needs_fade:
+            self._needs_fade = False
+            self.fade_started_at = tick
+        return Stage.RUNNING
+
+    def fade_alpha(self, tick: int) -> float:
+        """Weight (0..1) of the policy's command at ``tick`` during a fade-in (1 when not fading)."""
+        if self.fade_started_at is None or self._fade_ticks == 0:
+            return 1.0
+        return min_jerk_ramp((tick - self.fade_started_at + 1) / self._fade_ticks)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Device-specific fallbacks: what HOLD / STOPPING / DISARMED / ESTOP command
+# ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class CommandHistory:
+    """The last two commands that went to the device (after the safety filter)."""
+
+    last: Command | None = None
+    previous: Command | None = None
+
+    def push(self, command: Command) -> None:
+        self.previous, self.last = self.last, command
+
+
+class Fallback(Protocol):
+    """Device-specific commands for the watchdog's non-running stages."""
+
+    def command(self, stage: Stage, state: object, history: CommandHistory) -> Command:
+        """The command for ``stage`` (never RUNNING) given the measured state and the last commands."""
+        ...
+
+    def neutral(self, mode: str, state: object, history: CommandHistory) -> np.ndarray:
+        """The command a fade-in starts from, in the policy's ``mode``."""
+        ...
+
+    def reset(self) -> None:
+        """Forget latched setpoints (called when the watchdog returns to RUNNING)."""
+        ...
+
+
+class ArmFallback:
+    """Arms: HOLD repeats the last target (the safety filter turns it into an acceleration-limited halt);
+    STOPPING / DISARMED / ESTOP ramp the commanded velocity linearly to zero over ``stop_time_s`` and then
+    hold. The arm interface has no brake command, so DISARMED means holding with the policy locked out until
+    re-engaged (a driver with brakes would apply them here).
+
+    Args:
+        hold_command: the command vector that holds the arm where it is measured (from the state).
+        control_dt: control period (s).
+        stop_time_s: duration of the controlled stop's velocity ramp.
+    """
+
+    mode = "joint_positions"
+
+    def __init__(self, hold_command: Callable[[object], np.ndarray], control_dt: float, stop_time_s: float = 0.2) -> None:
+        self._hold_command = hold_command
+        self._stop_ticks = max(1, round(stop_time_s / control_dt))
+        self._stop_step: np.ndarray | None = None
+        self._stop_index = 0
+
+    def reset(self) -> None:
+        self._stop_step = None
+        self._stop_index = 0
+
+    def _last(self, state: object, history: CommandHistory) -> np.ndarray:
+        if history.last is not None and history.last.mode == self.mode:
+            return np.asarray(history.last.values, dtype=np.float64)
+        return self._hold_command(state)
+
+    def command(self, stage: Stage, state: object, history: CommandHistory) -> Command:
+        last = self._last(state, history)
+        if stage in (Stage.HOLD, Stage.IDLE):
+            return Command(self.mode, last.copy())
+        if self._stop_step is None:
+            prev = history.previous
+            same = prev is not None and prev.mode == self.mode and history.last is not None
+            self._stop_step = last - np.asarray(prev.values) if same else np.zeros_like(last)  # type: ignore[union-attr]
+            self._stop_index = 0
+        self._stop_index += 1
+        scale = max(0.0, 1.0 - self._stop_index / self._stop_ticks)
+        return Command(self.mode, last + scale * self._stop_step)
+
+    def neutral(self, mode: str, state: object, history: CommandHistory) -> np.ndarray:
+        return self._last(state, history)
+
+
+class QuadrotorFallback:
+    """Quadrotors: hold position (HOLD, STOPPING), then land (DISARMED, ESTOP) and disarm only on the ground.
+
+    IDLE (not engaged) holds position in the air and stays disarmed on the ground.
+
+    The position setpoint is latched where the vehicle was when the fallback started; landing lowers it at
+    ``land_speed`` to ``ground_z``; once the vehicle is within ``touchdown_height`` of the ground and slower
+    than ``touchdown_speed`` the fallback commands ``"disarm"`` (which the safety filter refuses in the air).
+
+    Args:
+        spec: the vehicle (hover thrust for the fade-in's neutral command).
+        control_dt: control period (s).
+        ground_z: world z (m) of the ground.
+        land_speed: descent rate of the landing setpoint (m/s).
+        touchdown_height: height above ground (m) counted as landed.
+        touchdown_speed: speed (m/s) below which a landed vehicle may be disarmed.
+    """
+
+    def __init__(
+        self,
+        spec: QuadrotorSpec,
+        control_dt: float,
+        ground_z: float = 0.0,
+        land_speed: float = 0.3,
+        touchdown_height: float = 0.03,
+        touchdown_speed: float = 0.1,
+    ) -> None:
+        self.spec = spec
+        self.dt = control_dt
+        self.ground_z = ground_z
+        self.land_speed = land_speed
+        self.touchdown_height = touchdown_height
+        self.touchdown_speed = touchdown_speed
+        self._setpoint: np.ndarray | None = None
+
+    def reset(self) -> None:
+        self._setpoint = None
+
+    def landed(self, state: QuadrotorState) -> bool:
+        """Whether the vehicle rests on the ground."""
+        low = float(state.position[2]) - self.ground_z <= self.touchdown_height
+        return low and float(np.linalg.norm(state.linear_velocity)) <= self.touchdown_speed
+
+    def command(self, stage: Stage, state: QuadrotorState, history: CommandHistory) -> Command:  # type: ignore[override]
+        if self._setpoint is None:
+            last = history.last
+            if last is not None and last.mode == "position":
+                self._setpoint = np.asarray(last.values, dtype=np.float64).copy()
+            else:
+                self._setpoint = np.array([*state.position, yaw_of(state.quaternion)], dtype=np.float64)
+        if stage is Stage.IDLE and (self.landed(state) or not state.armed):
+            return Command("disarm", np.zeros(0))
+        if stage in (Stage.DISARMED, Stage.ESTOP):
+            if self.landed(state) or not state.armed:
+                return Command("disarm", np.zeros(0))
+            self._setpoint[2] = max(self.ground_z, self._setpoint[2] - self.land_speed * self.dt)
+        return Command("position", self._setpoint.copy())
+
+    def neutral(self, mode: str, state: QuadrotorState, history: CommandHistory) -> np.ndarray:  # type: ignore[override]
+        neutral = {
+            "position": lambda: np.array([*state.position, yaw_of(state.quaternion)], dtype=np.float64),
+            "thrust_rates": lambda: np.array([self.spec.hover_thrust, 0.0, 0.0, 0.0]),
+            "motor_thrusts": lambda: np.full(
+                self.spec.num_rotors, self.spec.hover_thrust / self.spec.max_collective_thrust
+            ),
+        }
+        return neutral[mode]()
+
+
+def fade(neutral: np.ndarray, target: np.ndarray, alpha: float) -> np.ndarray:
+    """``neutral + alpha * (target - neutral)``: the fade-in blend (alpha 0 -> neutral, 1 -> target)."""
+    return neutral + alpha * (np.asarray(target, dtype=np.float64) - neutral)

@@ -1,0 +1,20 @@
+"""Write frames to an MP4 file (H.264 through imageio's bundled ffmpeg; imported lazily)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+
+def write_mp4(path: str | Path, frames: Sequence[np.ndarray], fps: float) -> Path:
+    """Write (H, W, 3) uint8 frames to ``path`` at ``fps``; creates parent folders. Returns the path."""
+    import imageio.v2 as imageio
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with imageio.get_writer(path, fps=fps, codec="libx264", macro_block_size=8, quality=7) as writer:
+        for frame in frames:
+            writer.append_data(np.asarray(frame, dtype=np.uint8))
+    return path

@@ -1,0 +1,399 @@
+"""Simulated arms on MuJoCo: one :class:`MujocoArm` class, per-robot data in :class:`ArmDescription`.
+
+A robot is described by data only: its :class:`rcs.spec.ArmSpec` (joint names, limits, gripper, frames,
+home), the MJCF file of the robot alone (used for kinematics) and, per scene, the scene MJCF and its
+:class:`rcs.spec.TableSceneSpec`. Everything robot-specific lives in those descriptions and the model files;
+:class:`MujocoArm` is generic. Conventions the MJCF files follow (checked when a scene is loaded):
+
+- every arm joint named in the spec has a position actuator of the same name (ctrl = joint target, rad);
+- the gripper (if any) is the position actuator ``"gripper"``; its ``ctrlrange`` is (closed, open), and the
+  normalized width read and commanded through the API is linear in that actuator's transmission (finger
+  opening in m for the Panda's tendon, jaw angle in rad for the SO-101);
+- the TCP is the site named ``spec.tcp_frame``; Cartesian poses are in the body ``spec.base_frame``;
+- the scene has a keyframe ``"home"`` with the arm at ``spec.home``; movable objects are bodies with a free
+  joint named in ``TableSceneSpec.objects``; markers are mocap bodies (e.g. ``"target"``);
+- MJCF joint ranges equal the spec limits.
+
+Registry factories: ``make_panda`` (``"sim/panda"``) and ``make_so101`` (``"sim/so101"``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+import mujoco
+import numpy as np
+
+from rcs.devices import Arm
+from rcs.errors import ConfigError, UnknownNameError
+from rcs.geometry import quat_normalize
+from rcs.spec import ArmSpec, DomainRandomization, GripperSpec, JointSpec, TableSceneSpec, WorkspaceBox
+from rcs.types import ArmState
+from rcs.validation import LimitPolicy, as_vector
+from sim.mujoco.kinematics import MinkKinematics
+from sim.mujoco.simulation import MODELS_DIR, MujocoSimulation, now
+
+log = logging.getLogger(__name__)
+
+GRIPPER_ACTUATOR = "gripper"
+HOME_KEYFRAME = "home"
+
+
+@dataclass(frozen=True)
+class SceneDescription:
+    """One scene of a robot.
+
+    Attributes:
+        model: scene MJCF, relative to ``sim/models`` (it includes the robot).
+        layout: the table layout in the world frame (m), used by tasks, experts and the safety layer.
+    """
+
+    model: str
+    layout: TableSceneSpec
+
+
+@dataclass(frozen=True)
+class ArmDescription:
+    """Everything robot-specific about a simulated arm.
+
+    Attributes:
+        spec: the arm's spec (joints in command order, limits, gripper, base/TCP frame names, home pose).
+        robot_model: MJCF of the robot alone, relative to ``sim/models`` (used for kinematics).
+        scenes: scene name -> :class:`SceneDescription`.
+    """
+
+    spec: ArmSpec
+    robot_model: str
+    scenes: Mapping[str, SceneDescription] = field(default_factory=dict)
+
+
+class MujocoArm(Arm):
+    """A MuJoCo-simulated arm in a tabletop scene.
+
+    Implements :class:`rcs.devices.Arm` plus the :class:`rcs.devices.Simulated`,
+    :class:`rcs.devices.ObjectTracker` and :class:`rcs.devices.SceneControl` protocols. The base frame is
+    ``spec.base_frame``; in the shipped scenes it coincides with the world frame.
+
+    Args:
+        description: the robot's data.
+        scene: scene name, one of ``description.scenes``.
+        physics_dt: physics time step (s).
+        randomization: parameter ranges redrawn at each :meth:`reset` with a seed.
+        limit_policy: ``"raise"`` or ``"clip"`` for out-of-limit commands.
+
+    Attributes:
+        simulation: the :class:`MujocoSimulation` (model, data, rendering).
+        scene: the scene's :class:`TableSceneSpec`.
+        scene_name: the scene's name.
+        camera_names: the MJCF cameras of the scene (for ``make_camera("sim/mujoco", robot=..., name=...)``).
+    """
+
+    def __init__(
+        self,
+        description: ArmDescription,
+        scene: str = "pick_cube",
+        physics_dt: float = 0.002,
+        randomization: DomainRandomization | None = None,
+        limit_policy: LimitPolicy | str = LimitPolicy.RAISE,
+    ) -> None:
+        super().__init__(description.spec, limit_policy)
+        if scene not in description.scenes:
+            raise ConfigError(
+                f"scene={scene!r} is not a scene of {description.spec.name!r}; known scenes: "
+                f"{', '.join(sorted(description.scenes)) or '(none)'}"
+            )
+        self.description = description
+        self.scene_name = scene
+        scene_desc = description.scenes[scene]
+        self.scene: TableSceneSpec = scene_desc.layout
+        spec = self.spec
+        has_gripper = spec.gripper is not None
+        actuators = (*spec.joint_names, *((GRIPPER_ACTUATOR,) if has_gripper else ()))
+        self.simulation = MujocoSimulation(
+            scene_desc.model, physics_dt=physics_dt, randomization=randomization, keyframe=HOME_KEYFRAME,
+            gain_actuators=actuators,
+        )
+        sim, m = self.simulation, self.simulation.model
+
+        jids = [sim.joint_id(n) for n in spec.joint_names]
+        self._qadr = np.array([m.jnt_qposadr[j] for j in jids])
+        self._dadr = np.array([m.jnt_dofadr[j] for j in jids])
+        self._act = np.array([sim.actuator_id(n) for n in spec.joint_names])
+        self._grip = sim.actuator_id(GRIPPER_ACTUATOR) if has_gripper else -1
+        self._grip_range = m.actuator_ctrlrange[self._grip].copy() if has_gripper else np.zeros(2)
+        self._tcp = sim.site_id(spec.tcp_frame)
+        self._base = sim.body_id(spec.base_frame)
+        self._objects: dict[str, tuple[int, int, int]] = {}
+        for name in self.scene.objects:
+            bid = sim.body_id(name)
+            jadr = m.body_jntadr[bid]
+            if m.body_jntnum[bid] != 1 or int(m.jnt_type[jadr]) != int(mujoco.mjtJoint.mjJNT_FREE):
+                raise ConfigError(f"object {name!r}: needs exactly one free joint in {scene_desc.model}")
+            self._objects[name] = (bid, int(m.jnt_qposadr[jadr]), int(m.jnt_dofadr[jadr]))
+        self._markers: dict[str, int] = {
+            m.body(b).name: int(m.body_mocapid[b]) for b in range(m.nbody) if m.body_mocapid[b] >= 0
+        }
+        self.camera_names: tuple[str, ...] = tuple(m.camera(i).name for i in range(m.ncam))
+        self._check_model(scene_desc.model)
+
+        robot_model = mujoco.MjModel.from_xml_path(str(MODELS_DIR / description.robot_model))
+        self._kinematics = MinkKinematics(robot_model, spec.joint_names, spec.tcp_frame, spec.base_frame)
+
+    def _check_model(self, path: str) -> None:
+        """The MJCF and the spec must agree: joint ranges, home keyframe, gripper range, cube size."""
+        sim, m, spec = self.simulation, self.simulation.model, self.spec
+        for j, jid in zip(spec.joints, (sim.joint_id(n) for n in spec.joint_names)):
+            lo, hi = m.jnt_range[jid]
+            if not (m.jnt_limited[jid] and math.isclose(lo, j.lower, abs_tol=1e-6) and math.isclose(hi, j.upper, abs_tol=1e-6)):
+                raise ConfigError(f"{path}: joint {j.name!r} range [{lo}, {hi}] differs from the spec [{j.lower}, {j.upper}]")
+        kid = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_KEY, HOME_KEYFRAME)
+        if kid < 0:
+            raise ConfigError(f"{path}: no keyframe {HOME_KEYFRAME!r}")
+        if not np.allclose(m.key_qpos[kid][self._qadr], spec.home, atol=1e-6):
+            raise ConfigError(f"{path}: keyframe {HOME_KEYFRAME!r} arm pose differs from spec.home {spec.home}")
+        if self._grip >= 0 and not self._grip_range[0] < self._grip_range[1]:
+            raise ConfigError(f"{path}: actuator {GRIPPER_ACTUATOR!r} needs ctrlrange (closed, open) with closed < open")
+        for name, (bid, _, _) in self._objects.items():
+            gid = m.body_geomadr[bid]
+            if int(m.geom_type[gid]) == int(mujoco.mjtGeom.mjGEOM_BOX) and not np.allclose(
+                m.geom_size[gid], self.scene.cube_half_size, atol=1e-6
+            ):
+                raise ConfigError(
+                    f"{path}: object {name!r} half size {m.geom_size[gid]} differs from "
+                    f"cube_half_size={self.scene.cube_half_size}"
+                )
+
+    # -- Arm hooks ----------------------------------------------------------------------------------
+    @property
+    def kinematics(self) -> MinkKinematics:
+        """FK/IK of the TCP in the base frame (on a private copy of the robot model)."""
+        return self._kinematics
+
+    def _connect(self) -> None:
+        mujoco.mj_forward(self.simulation.model, self.simulation.data)
+
+    def _close(self) -> None:
+        # The simulation (and its GL contexts) belongs to whoever holds this arm: see MujocoSimulation.close().
+        pass
+
+    def _read(self) -> ArmState:
+        d = self.simulation.data
+        position, quaternion = self._tcp_pose()
+        return ArmState(
+            timestamp=now(),
+            joint_positions=d.qpos[self._qadr].copy(),
+            joint_velocities=d.qvel[self._dadr].copy(),
+            joint_efforts=d.qfrc_actuator[self._dadr].copy(),
+            gripper=self._gripper_reading(),
+            tcp_position=position,
+            tcp_quaternion=quaternion,
+        )
+
+    def _write_joint_positions(self, q: np.ndarray) -> None:
+        self.simulation.data.ctrl[self._act] = q
+
+    def _write_gripper(self, width: float) -> None:
+        closed, opened = self._grip_range
+        self.simulation.data.ctrl[self._grip] = closed + width * (opened - closed)
+
+    def _gripper_reading(self) -> float:
+        if self._grip < 0:
+            return float("nan")
+        closed, opened = self._grip_range
+        length = float(self.simulation.data.actuator_length[self._grip])
+        return float(np.clip((length - closed) / (opened - closed), 0.0, 1.0))
+
+    def _tcp_pose(self) -> tuple[np.ndarray, np.ndarray]:
+        """TCP (position m, quaternion wxyz) in the base frame, from the current (forwarded) data."""
+        d = self.simulation.data
+        r_base = d.xmat[self._base].reshape(3, 3)
+        position = r_base.T @ (d.site_xpos[self._tcp] - d.xpos[self._base])
+        rotation = r_base.T @ d.site_xmat[self._tcp].reshape(3, 3)
+        quaternion = np.empty(4)
+        mujoco.mju_mat2Quat(quaternion, rotation.ravel())
+        return position, quat_normalize(quaternion)
+
+    # -- Simulated ----------------------------------------------------------------------------------
+    @property
+    def sim_time(self) -> float:
+        """Simulated time since reset (s)."""
+        return self.simulation.time
+
+    def advance(self, dt: float) -> None:
+        """Integrate ``dt`` seconds (rounded to whole physics steps) with the current commands held.
+
+        Derived quantities (TCP pose, actuator forces, contacts) are recomputed afterwards, so a following
+        :meth:`read` describes the state at the new time.
+        """
+        if not (math.isfinite(dt) and dt > 0):
+            raise ConfigError(f"dt={dt} must be a finite number of seconds > 0")
+        self.simulation.advance(dt)
+        mujoco.mj_forward(self.simulation.model, self.simulation.data)
+
+    def reset(self, seed: int | None = None) -> None:
+        """Back to the "home" keyframe (arm, gripper targets, objects); redraw randomization from ``seed``.
+
+        The same seed followed by the same commands gives a bit-identical trajectory.
+        """
+        self.simulation.reset(seed)
+
+    # -- ObjectTracker / SceneControl -------------------------------------------------------------------
+    def object_pose(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """(position (3,) m, quaternion (4,) wxyz) of an object or marker in the world frame."""
+        d = self.simulation.data
+        if name in self._objects:
+            bid = self._objects[name][0]
+            return d.xpos[bid].copy(), d.xquat[bid].copy()
+        if name in self._markers:
+            mid = self._markers[name]
+            return d.mocap_pos[mid].copy(), d.mocap_quat[mid].copy()
+        raise UnknownNameError("object", name, [*self._objects, *self._markers])
+
+    def set_object_pose(self, name: str, position: np.ndarray, quaternion: np.ndarray) -> None:
+        """Place a movable object at rest: ``position`` (3,) m and ``quaternion`` (4,) wxyz, world frame."""
+        if name not in self._objects:
+            raise UnknownNameError("object", name, self._objects)
+        p = as_vector(f"{name}.position", position, 3)
+        q = as_vector(f"{name}.quaternion", quaternion, 4)
+        try:
+            q = quat_normalize(q)
+        except ValueError as e:
+            raise ConfigError(f"{name}.quaternion={q.tolist()}: {e}") from None
+        _, qadr, dadr = self._objects[name]
+        d = self.simulation.data
+        d.qpos[qadr : qadr + 3] = p
+        d.qpos[qadr + 3 : qadr + 7] = q
+        d.qvel[dadr : dadr + 6] = 0.0
+        mujoco.mj_forward(self.simulation.model, d)
+
+    def set_marker(self, name: str, position: np.ndarray) -> None:
+        """Move a visual marker (mocap body, e.g. ``"target"``) to ``position`` (3,) m, world frame."""
+        if name not in self._markers:
+            raise UnknownNameError("marker", name, self._markers)
+        d = self.simulation.data
+        d.mocap_pos[self._markers[name]] = as_vector(f"{name}.position", position, 3)
+        mujoco.mj_forward(self.simulation.model, d)
+
+
+# -- robot descriptions ----------------------------------------------------------------------------------
+
+_PI = math.pi
+
+PANDA = ArmDescription(
+    spec=ArmSpec(
+        name="panda",
+        # name, lower, upper (rad), max velocity (rad/s), max torque (N m), max acceleration (rad/s^2)
+        joints=(
+            JointSpec("joint1", -2.8973, 2.8973, 2.1750, 87.0, 15.0),
+            JointSpec("joint2", -1.7628, 1.7628, 2.1750, 87.0, 7.5),
+            JointSpec("joint3", -2.8973, 2.8973, 2.1750, 87.0, 10.0),
+            JointSpec("joint4", -3.0718, -0.0698, 2.1750, 87.0, 12.5),
+            JointSpec("joint5", -2.8973, 2.8973, 2.6100, 12.0, 15.0),
+            JointSpec("joint6", -0.0175, 3.7525, 2.6100, 12.0, 20.0),
+            JointSpec("joint7", -2.8973, 2.8973, 2.6100, 12.0, 20.0),
+        ),
+        gripper=GripperSpec(min_width=0.0, max_width=0.08, max_force=70.0),
+        base_frame="link0",
+        tcp_frame="tcp",
+        control_rate_hz=1000.0,
+        home=(0.0, -_PI / 4, 0.0, -3 * _PI / 4, 0.0, _PI / 2, _PI / 4),
+    ),
+    robot_model="panda/panda.xml",
+    scenes=MappingProxyType(
+        {
+            "pick_cube": SceneDescription(
+                model="panda/pick_cube.xml",
+                layout=TableSceneSpec(
+                    table_height=0.0,
+                    cube_half_size=0.02,
+                    cube_spawn_low=(0.40, -0.20),
+                    cube_spawn_high=(0.60, 0.20),
+                    target_low=(0.40, -0.20, 0.10),
+                    target_high=(0.60, 0.20, 0.35),
+                    workspace=WorkspaceBox((0.20, -0.45, 0.015), (0.80, 0.45, 0.65)),
+                ),
+            ),
+        }
+    ),
+)
+
+SO101 = ArmDescription(
+    spec=ArmSpec(
+        name="so101",
+        # STS3215: 2.9 N m continuous (conservative), velocity limit 10 rad/s (published description)
+        joints=(
+            JointSpec("shoulder_pan", -1.91986, 1.91986, 10.0, 2.9),
+            JointSpec("shoulder_lift", -1.74533, 1.74533, 10.0, 2.9),
+            JointSpec("elbow_flex", -1.69, 1.69, 10.0, 2.9),
+            JointSpec("wrist_flex", -1.65806, 1.65806, 10.0, 2.9),
+            JointSpec("wrist_roll", -2.79253, 2.79253, 10.0, 2.9),
+        ),
+        # jaw-pad gap 0 at the lower jaw limit, 0.11 m at the upper; 2.9 N m at the 0.0755 m pad radius
+        gripper=GripperSpec(min_width=0.0, max_width=0.11, max_force=38.0),
+        base_frame="base",
+        tcp_frame="tcp",
+        control_rate_hz=30.0,
+        # gripper pointing straight down above the middle of the table area
+        home=(0.0, -0.25, 0.4, _PI / 2 - 0.15, 0.0),
+    ),
+    robot_model="so101/so101.xml",
+    scenes=MappingProxyType(
+        {
+            "pick_cube": SceneDescription(
+                model="so101/pick_cube.xml",
+                # boxes inside the region where a top-down grasp is within the wrist_flex limit
+                layout=TableSceneSpec(
+                    table_height=0.0,
+                    cube_half_size=0.0125,
+                    cube_spawn_low=(0.14, -0.08),
+                    cube_spawn_high=(0.23, 0.08),
+                    target_low=(0.14, -0.07, 0.045),
+                    target_high=(0.21, 0.07, 0.085),
+                    workspace=WorkspaceBox((0.05, -0.25, 0.01), (0.35, 0.25, 0.30)),
+                ),
+            ),
+        }
+    ),
+)
+
+_FACTORY_KEYS = ("scene", "physics_dt", "randomization", "limit_policy")
+
+
+def _make(description: ArmDescription, config: Mapping[str, Any]) -> MujocoArm:
+    unknown = sorted(set(config) - set(_FACTORY_KEYS))
+    if unknown:
+        raise ConfigError(
+            f"sim/{description.spec.name}: unknown option(s) {', '.join(unknown)}; "
+            f"accepted: {', '.join(_FACTORY_KEYS)}"
+        )
+    randomization = config.get("randomization")
+    if isinstance(randomization, Mapping):
+        randomization = DomainRandomization(**{k: dict(v) if k == "extra" else tuple(v) for k, v in randomization.items()})
+    elif randomization is not None and not isinstance(randomization, DomainRandomization):
+        raise ConfigError(f"randomization={randomization!r}: expected a DomainRandomization, a dict of ranges or None")
+    return MujocoArm(
+        description,
+        scene=str(config.get("scene", "pick_cube")),
+        physics_dt=float(config.get("physics_dt", 0.002)),
+        randomization=randomization,
+        limit_policy=config.get("limit_policy", LimitPolicy.RAISE),
+    )
+
+
+def make_panda(**config: Any) -> MujocoArm:
+    """Registry factory ``"sim/panda"``: a simulated Franka Panda with hand.
+
+    Keyword config: ``scene`` (``"pick_cube"``), ``physics_dt`` (s, 0.002), ``randomization``
+    (:class:`DomainRandomization`, a dict of its ranges, or ``None``), ``limit_policy`` (``"raise"``/``"clip"``).
+    """
+    return _make(PANDA, config)
+
+
+def make_so101(**config: Any) -> MujocoArm:
+    """Registry factory ``"sim/so101"``: a simulated SO-101 follower arm. Same keyword config as :func:`make_panda`."""
+    return _make(SO101, config)

@@ -1,0 +1,156 @@
+"""Every registered env passes gymnasium's checker, is deterministic under a seed, vectorizes, and rejects
+bad actions with a clear error."""
+
+from __future__ import annotations
+
+import pickle
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import rcs.envs  # noqa: F401  (registers the ids)
+from rcs.envs.base import CameraConfig
+from rcs.envs.pick_cube import PickCubeConfig
+from rcs.envs.registration import ENVS
+from rcs.errors import ActionError
+
+VARIANTS = [
+    ("rcs/PandaPickCube-v0", {}),
+    ("rcs/PandaPickCube-v0", {"control_mode": "joint"}),
+    ("rcs/PandaPickCube-v0", {"control_mode": "joint", "relative": True}),
+    ("rcs/PandaPickCube-v0", {"control_mode": "cartesian", "relative": True}),
+    ("rcs/SO101PickCube-v0", {}),
+    ("rcs/SO101PickCube-v0", {"control_mode": "joint", "relative": True}),
+    ("rcs/QuadrotorHover-v0", {}),
+    ("rcs/QuadrotorHover-v0", {"action_mode": "thrust_rates"}),
+    ("rcs/QuadrotorHover-v0", {"action_mode": "position"}),
+    ("rcs/QuadrotorTrack-v0", {}),
+]
+
+
+def _make(env_id: str, **kwargs) -> gym.Env:
+    return gym.make(env_id, **kwargs)
+
+
+def test_all_registered_ids_are_covered():
+    assert {v[0] for v in VARIANTS} == set(ENVS)
+
+
+@pytest.mark.parametrize("env_id, kwargs", VARIANTS, ids=lambda v: str(v))
+def test_gymnasium_env_checker(env_id, kwargs):
+    env = _make(env_id, **kwargs)
+    try:
+        check_env(env.unwrapped, skip_render_check=True)
+    finally:
+        env.close()
+
+
+def _rollout(env: gym.Env, seed: int, steps: int) -> list[np.ndarray]:
+    obs, _ = env.reset(seed=seed)
+    env.action_space.seed(seed)
+    out = [np.concatenate([np.ravel(v) for k, v in sorted(obs.items())])]
+    for _ in range(steps):
+        obs, *_ = env.step(env.action_space.sample())
+        out.append(np.concatenate([np.ravel(v) for k, v in sorted(obs.items())]))
+    return out
+
+
+@pytest.mark.parametrize("env_id", sorted(ENVS))
+def test_deterministic_under_seed(env_id):
+    env = _make(env_id)
+    try:
+        a = _rollout(env, seed=7, steps=15)
+        b = _rollout(env, seed=7, steps=15)
+        c = _rollout(env, seed=8, steps=15)
+    finally:
+        env.close()
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)
+    assert any(not np.array_equal(x, y) for x, y in zip(a, c))
+
+
+def test_image_observations_are_rendered_and_not_blank():
+    env = _make("rcs/PandaPickCube-v0", cameras=(CameraConfig("front", 96, 96), CameraConfig("wrist", 96, 96)))
+    try:
+        obs, _ = env.reset(seed=0)
+        for key in ("image_front", "image_wrist"):
+            img = obs[key]
+            assert img.shape == (96, 96, 3) and img.dtype == np.uint8
+            assert img.std() > 10, f"{key} looks blank"
+        assert env.observation_space.contains(obs)
+    finally:
+        env.close()
+
+
+def test_render_rgb_array():
+    env = _make("rcs/QuadrotorTrack-v0", render_mode="rgb_array")
+    try:
+        env.reset(seed=0)
+        frame = env.render()
+        assert frame.shape == (480, 640, 3) and frame.std() > 5
+    finally:
+        env.close()
+
+
+def test_config_pickles_and_vector_env_runs():
+    config = PickCubeConfig(robot="sim/so101", control_mode="joint", relative=True)
+    assert pickle.loads(pickle.dumps(config)) == config
+    envs = gym.vector.AsyncVectorEnv([lambda: gym.make("rcs/SO101PickCube-v0", config=config)] * 2, context="spawn")
+    try:
+        obs, _ = envs.reset(seed=[1, 2])
+        assert obs["joint_positions"].shape == (2, 5)
+        obs, reward, term, trunc, info = envs.step(envs.action_space.sample())
+        assert reward.shape == (2,) and "is_success" in info
+    finally:
+        envs.close()
+
+
+@pytest.mark.parametrize(
+    "action, field",
+    [
+        (np.zeros(3, dtype=np.float32), "action.shape"),
+        (np.array(["a"] * 8), "action.dtype"),
+        (np.array([np.nan] + [0.0] * 7, dtype=np.float32), "action[0]"),
+    ],
+)
+def test_bad_actions_raise_naming_the_field(action, field):
+    env = _make("rcs/PandaPickCube-v0", control_mode="joint")
+    try:
+        env.reset(seed=0)
+        with pytest.raises(ActionError) as e:
+            env.step(action)
+        assert e.value.field == field
+    finally:
+        env.close()
+
+
+def test_out_of_bounds_actions_clip_and_report_or_raise():
+    env = _make("rcs/PandaPickCube-v0", control_mode="joint")
+    try:
+        env.reset(seed=0)
+        too_big = env.action_space.high + 1.0
+        *_, info = env.step(too_big)
+        assert info["clipped_actions"] == 1
+    finally:
+        env.close()
+    env = _make("rcs/PandaPickCube-v0", control_mode="joint", limit_policy="raise")
+    try:
+        env.reset(seed=0)
+        with pytest.raises(ActionError) as e:
+            env.step(env.action_space.high + 1.0)
+        first_joint = env.unwrapped.arm.spec.joint_names[0]
+        assert e.value.field == f"action[{first_joint}]" and "limit [" in e.value.limit
+    finally:
+        env.close()
+
+
+def test_action_space_derives_from_spec():
+    env = _make("rcs/SO101PickCube-v0", control_mode="joint")
+    try:
+        spec = env.unwrapped.arm.spec
+        np.testing.assert_allclose(env.action_space.low[:-1], spec.lower.astype(np.float32))
+        np.testing.assert_allclose(env.action_space.high[:-1], spec.upper.astype(np.float32))
+    finally:
+        env.close()
