@@ -15,7 +15,8 @@ positions (before the safety filter, i.e. what the strategy asked for) divided b
 Strategies: ``sync``, ``ensemble``, ``blend`` (see :mod:`rcs.control.chunking`) with a policy that knows
 nothing about the executor, and ``splice`` with a policy that conditions on the committed actions of
 :class:`rcs.control.chunking.ChunkRequest` (as real-time-chunking policies do by inpainting: here it picks
-the dodge direction the committed actions already follow). ``splice_unguided`` runs the splice with the
+the dodge direction the committed actions already follow and starts from the committed action for its
+tick). ``splice_unguided`` runs the splice with the
 plain random policy, to show what the executor alone achieves.
 
 Requests: ``sync`` asks for a chunk when the previous one is exhausted (the robot is starved while the
@@ -107,13 +108,14 @@ class BimodalMotion:
         s = np.where(out_leg, tc - self.dwell_s, tc - half - self.dwell_s) / self.traverse_s
         s = np.clip(s, 0.0, 1.0)
         progress = np.where(out_leg, _ramp(s), 1.0 - _ramp(s))
-        bump = np.sin(np.pi * s) ** 2
+        bump = np.sin(np.pi * s) ** 4  # C3 at both ends: no jerk impulse when a traverse starts
         return self.start + progress[:, None] * self.delta + (mode * bump)[:, None] * self.dodge
 
 
 class BimodalPolicy:
     """A chunked policy on :class:`BimodalMotion`: from the observed command it converges to the path of a
-    dodge mode chosen at random, or (``guided``) the mode the committed actions already follow.
+    dodge mode chosen at random. ``guided`` emulates a real-time-chunking policy that inpaints the committed
+    actions: it starts from the committed action for its tick and keeps the mode they already follow.
 
     Args:
         motion: the task.
@@ -153,9 +155,14 @@ class BimodalPolicy:
         """(H, D) actions for the observation at ``request.tick``."""
         dof = len(self.motion.start)
         if self.guided and len(request.committed):
-            k = len(request.committed)
-            offsets = np.arange(k, dtype=np.float64)
-            err = {m: float(np.sum((self._plan(request.tick, observed, m, offsets) - request.committed[:, :dof]) ** 2)) for m in (-1, 1)}
+            # Inpainting, as real-time chunking does: start from the committed action for this tick and
+            # follow the dodge mode the committed actions already follow.
+            observed = request.committed[0]
+            offsets = np.arange(len(request.committed), dtype=np.float64)
+            err = {
+                m: float(np.sum((self._plan(request.tick, observed, m, offsets) - request.committed[:, :dof]) ** 2))
+                for m in (-1, 1)
+            }
             mode = min(err, key=err.__getitem__)
         else:
             mode = int(self.rng.choice([-1, 1]))

@@ -345,13 +345,20 @@ class BlendStrategy:
 
 
 def _value_at(plan: Plan, tick: int) -> np.ndarray:
-    """Plan value at ``tick``, extrapolated linearly before its start and held after its end."""
+    """Plan value at ``tick``; before its start, the cubic through its first four values (Newton forward
+    differences, lower order for shorter plans) so the extension is smooth up to jerk; held after its end."""
     v = plan.values
-    i = tick - plan.first_tick
-    if i < 0:
-        slope = v[1] - v[0] if len(v) > 1 else np.zeros_like(v[0])
-        return v[0] + i * slope
-    return v[min(i, len(v) - 1)]
+    x = tick - plan.first_tick
+    if x >= 0:
+        return v[min(x, len(v) - 1)]
+    out = v[0].copy()
+    diff = v[: min(4, len(v))]
+    coef = 1.0
+    for order in range(1, len(diff)):
+        diff = np.diff(diff, axis=0)
+        coef *= (x - (order - 1)) / order
+        out += coef * diff[0]
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -70,6 +70,22 @@ class EnvConfig:
         LimitPolicy(self.limit_policy)
 
 
+def resolve_config(cls: type[EnvConfig], config: EnvConfig | None, overrides: dict[str, Any]) -> EnvConfig:
+    """An env's config from either a config object or keyword fields (``gym.make(id, **fields)``).
+
+    ``gym.make`` also passes the env id's registered defaults (e.g. ``robot="sim/so101"``) as keywords; with an
+    explicit config those must agree with it, otherwise the mismatch is an error rather than silently lost.
+    """
+    if config is None:
+        return cls(**overrides)
+    if not isinstance(config, cls):
+        raise ConfigError(f"config={type(config).__name__}: expected {cls.__name__}")
+    for key, value in overrides.items():
+        if getattr(config, key, value) != value:
+            raise ConfigError(f"{key}={value!r} (from the env id or keywords) conflicts with config.{key}={getattr(config, key)!r}")
+    return config
+
+
 class RobotEnv(gym.Env):
     """Base class: device lifecycle, action checking, clocking, cameras, truncation."""
 

@@ -15,7 +15,7 @@ from gymnasium import spaces
 
 from rcs.devices import Arm, ObjectTracker, SceneControl
 from rcs.envs.arm_actions import ARM_ACTION_MODES, ArmActionLimits
-from rcs.envs.base import EnvConfig, RobotEnv
+from rcs.envs.base import EnvConfig, RobotEnv, resolve_config
 from rcs.errors import ConfigError
 from rcs.geometry import quat_from_euler_rpy
 
@@ -47,7 +47,7 @@ class PickCubeEnv(RobotEnv):
     """Gymnasium env: observation dict of float32 state (+ uint8 images), flat float32 action."""
 
     def __init__(self, config: PickCubeConfig | None = None, render_mode: str | None = None, **overrides) -> None:
-        config = config or PickCubeConfig(**overrides)
+        config = resolve_config(PickCubeConfig, config, overrides)
         super().__init__(config, render_mode)
         arm = self.robot
         if not isinstance(arm, Arm) or not isinstance(arm, ObjectTracker):

@@ -15,7 +15,7 @@ from gymnasium import spaces
 
 from rcs.control.trajectories import FigureEight, Hover
 from rcs.devices import Quadrotor, VehicleStateControl
-from rcs.envs.base import CameraConfig, EnvConfig, RobotEnv
+from rcs.envs.base import CameraConfig, EnvConfig, RobotEnv, resolve_config
 from rcs.envs.quadrotor_actions import QUADROTOR_ACTION_MODES
 from rcs.errors import ConfigError
 from rcs.geometry import quat_from_euler_rpy
@@ -70,7 +70,7 @@ class QuadrotorEnv(RobotEnv):
     """Gymnasium env for hover / tracking with any of the three quadrotor command interfaces."""
 
     def __init__(self, config: QuadrotorConfig | None = None, render_mode: str | None = None, **overrides) -> None:
-        config = config or QuadrotorConfig(**overrides)
+        config = resolve_config(QuadrotorConfig, config, overrides)
         super().__init__(config, render_mode)
         if not isinstance(self.robot, Quadrotor):
             raise ConfigError(f"robot={config.robot!r} is not a Quadrotor")

@@ -120,11 +120,12 @@ def max_step_within(room: np.ndarray, max_dv: np.ndarray) -> np.ndarray:
     with the acceleration limit. The inverse of a continuous piecewise-linear function, in closed form.
     """
     room = np.maximum(room, 0.0)
-    finite = np.isfinite(max_dv)
+    finite = np.isfinite(max_dv) & np.isfinite(room)
     a = np.where(finite, max_dv, 1.0)
-    n = np.floor((np.sqrt(1.0 + 8.0 * room / a) - 1.0) / 2.0)
-    d = room / (n + 1.0) + a * n / 2.0
-    return np.where(finite, np.minimum(d, room), room)
+    r = np.where(finite, room, 0.0)
+    n = np.floor((np.sqrt(1.0 + 8.0 * r / a) - 1.0) / 2.0)
+    d = r / (n + 1.0) + a * n / 2.0
+    return np.where(finite, np.minimum(d, r), room)
 
 
 def brake_step(step: np.ndarray, max_dv: np.ndarray) -> np.ndarray:

@@ -5,13 +5,15 @@ home), the MJCF file of the robot alone (used for kinematics) and, per scene, th
 :class:`rcs.spec.TableSceneSpec`. Everything robot-specific lives in those descriptions and the model files;
 :class:`MujocoArm` is generic. Conventions the MJCF files follow (checked when a scene is loaded):
 
-- every arm joint named in the spec has a position actuator of the same name (ctrl = joint target, rad);
+- every arm joint named in the spec has a position actuator of the same name (ctrl = joint target, rad,
+  possibly low-pass filtered by the actuator's ``timeconst``);
 - the gripper (if any) is the position actuator ``"gripper"``; its ``ctrlrange`` is (closed, open), and the
   normalized width read and commanded through the API is linear in that actuator's transmission (finger
   opening in m for the Panda's tendon, jaw angle in rad for the SO-101);
 - the TCP is the site named ``spec.tcp_frame``; Cartesian poses are in the body ``spec.base_frame``;
-- the scene has a keyframe ``"home"`` with the arm at ``spec.home``; movable objects are bodies with a free
-  joint named in ``TableSceneSpec.objects``; markers are mocap bodies (e.g. ``"target"``);
+- the scene has a keyframe ``"home"`` with the arm (qpos, ctrl and filter state act) at ``spec.home``;
+- movable objects are bodies with a free joint named in ``TableSceneSpec.objects``; markers are mocap
+  bodies (e.g. ``"target"``);
 - MJCF joint ranges equal the spec limits.
 
 Registry factories: ``make_panda`` (``"sim/panda"``) and ``make_so101`` (``"sim/so101"``).
@@ -149,15 +151,28 @@ class MujocoArm(Arm):
         sim, m, spec = self.simulation, self.simulation.model, self.spec
         for j, jid in zip(spec.joints, (sim.joint_id(n) for n in spec.joint_names)):
             lo, hi = m.jnt_range[jid]
-            if not (m.jnt_limited[jid] and math.isclose(lo, j.lower, abs_tol=1e-6) and math.isclose(hi, j.upper, abs_tol=1e-6)):
-                raise ConfigError(f"{path}: joint {j.name!r} range [{lo}, {hi}] differs from the spec [{j.lower}, {j.upper}]")
+            same = math.isclose(lo, j.lower, abs_tol=1e-6) and math.isclose(hi, j.upper, abs_tol=1e-6)
+            if not (m.jnt_limited[jid] and same):
+                raise ConfigError(
+                    f"{path}: joint {j.name!r} range [{lo}, {hi}] differs from the spec [{j.lower}, {j.upper}]"
+                )
         kid = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_KEY, HOME_KEYFRAME)
         if kid < 0:
             raise ConfigError(f"{path}: no keyframe {HOME_KEYFRAME!r}")
-        if not np.allclose(m.key_qpos[kid][self._qadr], spec.home, atol=1e-6):
-            raise ConfigError(f"{path}: keyframe {HOME_KEYFRAME!r} arm pose differs from spec.home {spec.home}")
+        home = np.asarray(spec.home)
+        if not (
+            np.allclose(m.key_qpos[kid][self._qadr], home, atol=1e-6)
+            and np.allclose(m.key_ctrl[kid][self._act], home, atol=1e-6)
+        ):
+            raise ConfigError(f"{path}: keyframe {HOME_KEYFRAME!r} arm qpos/ctrl differ from spec.home {spec.home}")
+        for name, a, q in zip(spec.joint_names, self._act, home):
+            adr = m.actuator_actadr[a]  # a filtered target (act) must start at home, or the arm swings at reset
+            if adr >= 0 and not math.isclose(m.key_act[kid][adr], q, abs_tol=1e-6):
+                raise ConfigError(f"{path}: keyframe {HOME_KEYFRAME!r} act of actuator {name!r} differs from home")
         if self._grip >= 0 and not self._grip_range[0] < self._grip_range[1]:
-            raise ConfigError(f"{path}: actuator {GRIPPER_ACTUATOR!r} needs ctrlrange (closed, open) with closed < open")
+            raise ConfigError(
+                f"{path}: actuator {GRIPPER_ACTUATOR!r} needs ctrlrange (closed, open) with closed < open"
+            )
         for name, (bid, _, _) in self._objects.items():
             gid = m.body_geomadr[bid]
             if int(m.geom_type[gid]) == int(mujoco.mjtGeom.mjGEOM_BOX) and not np.allclose(
@@ -373,7 +388,9 @@ def _make(description: ArmDescription, config: Mapping[str, Any]) -> MujocoArm:
         )
     randomization = config.get("randomization")
     if isinstance(randomization, Mapping):
-        randomization = DomainRandomization(**{k: dict(v) if k == "extra" else tuple(v) for k, v in randomization.items()})
+        randomization = DomainRandomization(
+            **{k: dict(v) if k == "extra" else tuple(v) for k, v in randomization.items()}
+        )
     elif randomization is not None and not isinstance(randomization, DomainRandomization):
         raise ConfigError(f"randomization={randomization!r}: expected a DomainRandomization, a dict of ranges or None")
     return MujocoArm(

@@ -242,12 +242,15 @@ def _trajectory(arm, seed: int) -> np.ndarray:
     rng = np.random.default_rng(99)  # the same command sequence for every call
     states = []
     for _ in range(10):
-        target = np.clip(np.asarray(arm.spec.home) + rng.uniform(-0.3, 0.3, arm.spec.dof), arm.spec.lower, arm.spec.upper)
+        target = np.clip(
+            np.asarray(arm.spec.home) + rng.uniform(-0.3, 0.3, arm.spec.dof), arm.spec.lower, arm.spec.upper
+        )
         arm.command_joint_positions(target)
         arm.command_gripper(float(rng.uniform()))
         arm.advance(CONTROL_DT)
         s = arm.read()
-        states.append(np.concatenate([s.joint_positions, s.joint_velocities, s.joint_efforts, [s.gripper], arm.object_pose("cube")[0]]))
+        cube = arm.object_pose("cube")[0]
+        states.append(np.concatenate([s.joint_positions, s.joint_velocities, s.joint_efforts, [s.gripper], cube]))
     return np.array(states)
 
 
@@ -322,7 +325,8 @@ def run_expert_episode(robot: MujocoArm, seed: int, steps: int = 200) -> tuple[b
     sc = robot.scene
     xy = rng.uniform(sc.cube_spawn_low, sc.cube_spawn_high)
     yaw = rng.uniform(-np.pi / 4, np.pi / 4)
-    robot.set_object_pose("cube", np.array([xy[0], xy[1], sc.table_height + sc.cube_half_size]), quat_from_euler_rpy(0, 0, yaw))
+    cube = np.array([xy[0], xy[1], sc.table_height + sc.cube_half_size])
+    robot.set_object_pose("cube", cube, quat_from_euler_rpy(0.0, 0.0, yaw))
     target = rng.uniform(sc.target_low, sc.target_high)
     robot.set_marker("target", target)
     expert = PickCubeExpert(sc, CONTROL_DT)
