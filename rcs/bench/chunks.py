@@ -28,6 +28,7 @@ benchmark so that ``sync``'s starvation is measured rather than turned into a co
 from __future__ import annotations
 
 import argparse
+import itertools
 import logging
 import time
 from dataclasses import dataclass
@@ -39,8 +40,7 @@ import rcs
 from rcs.control.chunking import ActionChunk, ChunkRequest, chunk_to_ticks
 from rcs.control.loop import ControlLoop, PolicyTask, make_policy_task
 from rcs.devices import Arm, Simulated
-from rcs.safety.filter import ArmSafetyConfig
-from rcs.safety.watchdog import min_jerk_ramp
+from rcs.bench.loop import arm_safety_config
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ class BimodalMotion:
     dt: float
 
     @classmethod
-    def for_arm(cls, arm: Arm, dt: float, traverse_s: float = 1.5, dwell_s: float = 0.25) -> "BimodalMotion":
+    def for_arm(cls, arm: Arm, dt: float, traverse_s: float = 1.5, dwell_s: float = 0.25) -> BimodalMotion:
         """Amplitudes from the spec's joint ranges (first joint travels, the next two dodge)."""
         spec = arm.spec
         span = spec.upper - spec.lower
@@ -253,16 +253,15 @@ def run_one(arm: Arm, args: argparse.Namespace, strategy: str, delay: int, seed:
     dt = 1.0 / rate
     if isinstance(arm, Simulated):
         arm.reset(seed=seed)
-    kin = arm.kinematics
-    workspace = getattr(getattr(arm, "scene", None), "workspace", None)
-    safety = ArmSafetyConfig(
-        control_dt=dt, workspace=workspace, tcp_position=(lambda q: kin.forward(q)[0]) if workspace is not None else None
-    )
     task = make_policy_task(
         arm,
         rate,
-        safety=safety,
-        executor={"strategy": executor_strategy, "interpolation": args.interpolation, "splice_ticks": args.splice_ticks},
+        safety=arm_safety_config(arm, rate),
+        executor={
+            "strategy": executor_strategy,
+            "interpolation": args.interpolation,
+            "splice_ticks": args.splice_ticks,
+        },
         watchdog={"stop_after_s": 30.0, "disarm_after_s": 60.0, "fade_in_s": 0.0},
     )
     motion = BimodalMotion.for_arm(arm, dt)
@@ -298,7 +297,7 @@ def run_one(arm: Arm, args: argparse.Namespace, strategy: str, delay: int, seed:
         "interior_max_jerk": round(float(interior.max()) if len(interior) else 0.0, 2),
         "starved_ticks": ex.starved_ticks,
         "chunks": ex.accepted,
-        "mode_switches": int(sum(a != b for a, b in zip(modes, modes[1:]))),
+        "mode_switches": sum(a != b for a, b in itertools.pairwise(modes)),
         "safety_interventions": task.safety.log.total,
     }
 

@@ -35,7 +35,17 @@ import numpy as np
 
 import rcs
 from rcs.control.chunking import ActionChunk
-from rcs.control.loop import NO_RT, AbsolutePacer, ControlLoop, LoopStats, Pacer, PolicyTask, RtConfig, Wake, make_policy_task
+from rcs.control.loop import (
+    NO_RT,
+    AbsolutePacer,
+    ControlLoop,
+    LoopStats,
+    Pacer,
+    PolicyTask,
+    RtConfig,
+    Wake,
+    make_policy_task,
+)
 from rcs.devices import Arm, Simulated
 from rcs.safety.filter import ArmSafetyConfig
 
@@ -124,8 +134,8 @@ class OpenpiRuntimePacer:
     def wait(self) -> Wake:
         if self._last is None:
             self._last = time.time()
-            now = int(self._last * 1e9)
-            return Wake(now, now)
+            first = int(self._last * 1e9)
+            return Wake(first, first)
         intended = self._last + self._step_time
         now = time.time()
         dt = now - self._last
@@ -203,7 +213,8 @@ class _FeedingTask:
         self.task.write(tick, command)
 
 
-def _arm_safety(robot: Arm, rate_hz: float) -> ArmSafetyConfig:
+def arm_safety_config(robot: Arm, rate_hz: float) -> ArmSafetyConfig:
+    """Spec limits plus the robot's scene workspace (if it exposes ``scene.workspace``) checked on the TCP."""
     scene = getattr(robot, "scene", None)
     workspace = getattr(scene, "workspace", None)
     kin = robot.kinematics
@@ -214,11 +225,13 @@ def _arm_safety(robot: Arm, rate_hz: float) -> ArmSafetyConfig:
     )
 
 
-def measure(robot: Arm, rate_hz: float, seconds: float, pacer: Pacer | None, rt: RtConfig) -> tuple[LoopStats, dict[str, Any]]:
+def measure(
+    robot: Arm, rate_hz: float, seconds: float, pacer: Pacer | None, rt: RtConfig
+) -> tuple[LoopStats, dict[str, Any]]:
     """Run the pipeline on ``robot`` for ``seconds`` with ``pacer`` and ``rt``; return loop stats and task report."""
     if isinstance(robot, Simulated):
         robot.reset(seed=0)
-    task = make_policy_task(robot, rate_hz, safety=_arm_safety(robot, rate_hz))
+    task = make_policy_task(robot, rate_hz, safety=arm_safety_config(robot, rate_hz))
     feeder = _FeedingTask(task, robot, rate_hz, every=max(1, int(round(rate_hz / 10))))
     loop = ControlLoop(feeder, rate_hz, robot=robot, paced=True, rt=rt, pacer=pacer, log_every_s=0)
     loop.run(ticks=2)  # settle (first-tick allocations) before engaging

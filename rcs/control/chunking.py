@@ -281,7 +281,8 @@ class SpliceStrategy:
         values = new.plan.from_tick(tick).copy()
         if len(history.ticks) == 0 or len(values) == 0:
             return Plan(tick, values)
-        offsets = [history.values[-1 - i] - _value_at(new.plan, history.ticks[-1 - i]) for i in range(len(history.ticks))]
+        executed = zip(reversed(history.ticks), reversed(history.values), strict=True)
+        offsets = [v - _value_at(new.plan, t) for t, v in executed]  # newest first
         while len(offsets) < 3:  # fewer than three executed ticks: assume it was at rest
             offsets.append(offsets[-1])
         gap = tick - 1 - history.ticks[-1]
@@ -571,7 +572,8 @@ class ChunkExecutor:
 
     def _timing_rejection(self, chunk: ActionChunk) -> Rejection | None:
         cfg = self.config
-        if not (math.isfinite(chunk.control_dt) and abs(chunk.control_dt - cfg.control_dt) <= cfg.dt_rel_tolerance * cfg.control_dt):
+        dt_error = abs(chunk.control_dt - cfg.control_dt)
+        if not (math.isfinite(chunk.control_dt) and dt_error <= cfg.dt_rel_tolerance * cfg.control_dt):
             return Rejection("timing", f"control_dt={chunk.control_dt} must equal the executor's {cfg.control_dt}")
         if not (math.isfinite(chunk.policy_dt) and chunk.policy_dt > 0):
             return Rejection("timing", f"policy_dt={chunk.policy_dt} must be a positive number of seconds")

@@ -156,7 +156,10 @@ def lock_memory() -> tuple[bool, str | None]:
         return False, "mlockall unavailable (no libc found); memory not locked"
     if _LIBC.mlockall(_MCL_CURRENT | _MCL_FUTURE) != 0:
         err = ctypes.get_errno()
-        return False, f"mlockall failed ({os.strerror(err)}); page faults may stall ticks. Needs CAP_IPC_LOCK or a memlock limit."
+        return False, (
+            f"mlockall failed ({os.strerror(err)}); page faults may stall ticks. "
+            "Needs CAP_IPC_LOCK or a memlock limit."
+        )
     return True, None
 
 
@@ -177,6 +180,11 @@ def _timer_slack(ns: int | None) -> int | None:
     if old < 0 or _LIBC.prctl(_PR_SET_TIMERSLACK, ctypes.c_ulong(ns), 0, 0, 0) != 0:
         return None
     return int(old)
+
+
+def _resume_gc() -> None:
+    gc.unfreeze()
+    gc.enable()
 
 
 @contextmanager
@@ -221,7 +229,7 @@ def realtime(config: RtConfig) -> Iterator[RtStatus]:
             gc.freeze()
             gc.disable()
             status.gc_paused = True
-            undo.append(lambda: (gc.unfreeze(), gc.enable()))
+            undo.append(_resume_gc)
         yield status
     finally:
         for fn in reversed(undo):
@@ -459,7 +467,8 @@ class _Recorder:
         for j, name in enumerate(PHASES):
             p99 = float(np.percentile(sel[j], 99)) if sel.shape[1] else 0.0
             mean = float(self.phase_sum[j]) / self.n if self.n else 0.0
-            out[name] = {"mean": round(mean / 1e3, 2), "p99": round(p99 / 1e3, 2), "max": round(float(self.phase_max[j]) / 1e3, 2)}
+            mx = float(self.phase_max[j])
+            out[name] = {"mean": round(mean / 1e3, 2), "p99": round(p99 / 1e3, 2), "max": round(mx / 1e3, 2)}
         return out
 
 
@@ -672,7 +681,7 @@ class QuadrotorIO:
     def __init__(self, robot: Quadrotor) -> None:
         self.robot = robot
         self._last_mode = ""
-        self._writers: dict[str, Callable[[np.ndarray], None]] = {
+        self._writers: dict[str, Callable[[np.ndarray], object]] = {
             "position": lambda v: robot.command_position(v[:3], float(v[3])),
             "thrust_rates": lambda v: robot.command_thrust_rates(float(v[0]), v[1:4]),
             "motor_thrusts": robot.command_motor_thrusts,
@@ -833,14 +842,24 @@ def _arm_parts(robot: Arm, safety: Any, control_dt: float, mode: str) -> _Device
     if mode != "joint_positions":
         raise ConfigError(f"arm mode={mode!r}: arms are driven in 'joint_positions' mode")
     config = safety if isinstance(safety, ArmSafetyConfig) else ArmSafetyConfig(control_dt=control_dt)
+    _check_dt(config.control_dt, control_dt)
     filt = ArmSafetyFilter(robot.spec, config)
-    hold = lambda state: command_vector_of_arm(state, filt.has_gripper)  # noqa: E731
+
+    def hold(state: Any) -> np.ndarray:
+        return command_vector_of_arm(state, filt.has_gripper)
+
     return _DeviceParts(ArmIO(robot), filt, ArmFallback(hold, control_dt), filt.names, hold)
+
+
+def _check_dt(config_dt: float, loop_dt: float) -> None:
+    if abs(config_dt - loop_dt) > 1e-9 * loop_dt:
+        raise ConfigError(f"safety config control_dt={config_dt} differs from the loop period {loop_dt}")
 
 
 def _quadrotor_parts(robot: Quadrotor, safety: Any, control_dt: float, mode: str) -> _DeviceParts:
     if not isinstance(safety, QuadrotorSafetyConfig):
         raise ConfigError("a quadrotor needs a QuadrotorSafetyConfig (geofence and ceiling are per site)")
+    _check_dt(safety.control_dt, control_dt)
     filt = QuadrotorSafetyFilter(robot.spec, safety)
     if mode not in filt.modes:
         raise ConfigError(f"quadrotor mode={mode!r}; known: {sorted(filt.modes)}")

@@ -8,6 +8,7 @@ Success: cube centre within ``success_threshold`` of the goal.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -111,8 +112,8 @@ class PickCubeEnv(RobotEnv):
         return obs
 
     def _task_info(self, obs: dict) -> dict:
-        d_goal = float(np.linalg.norm(obs["cube_position"] - obs["target_position"]))
-        d_reach = float(np.linalg.norm(obs["tcp_position"] - obs["cube_position"]))
+        d_goal = math.dist(obs["cube_position"], obs["target_position"])
+        d_reach = math.dist(obs["tcp_position"], obs["cube_position"])
         return {"is_success": d_goal < self.config.success_threshold, "cube_to_target": d_goal, "tcp_to_cube": d_reach}
 
     def _reward(self, obs: dict, info: dict) -> float:

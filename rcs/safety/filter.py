@@ -17,7 +17,7 @@ import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 
 #: Absolute tolerance (in the limited quantity's unit) used when checking interval feasibility.
 _TOL = 1e-12
+#: Changes smaller than this (rounding noise, e.g. 1.0000000000000002) are applied but not reported.
+_REPORT_TOL = 1e-9
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -208,8 +210,8 @@ class AxisLimiter:
         """The admissible output closest (per axis) to ``target``; does not commit it (see :meth:`commit`)."""
         target = np.asarray(target, dtype=np.float64)
         clipped = np.clip(target, self.lower, self.upper)
-        if report is not None and np.any(clipped != target):
-            i = int(np.flatnonzero(clipped != target)[0])
+        if report is not None and np.any(np.abs(clipped - target) > _REPORT_TOL):
+            i = int(np.flatnonzero(np.abs(clipped - target) > _REPORT_TOL)[0])
             report.record(
                 f"{prefix}position_limit",
                 f"{self.names[i]}={target[i]:.6g} outside [{self.lower[i]:.6g}, {self.upper[i]:.6g}]",
@@ -244,7 +246,7 @@ class AxisLimiter:
         report: InterventionLog,
         prefix: str,
     ) -> None:
-        changed = np.abs(step - desired) > _TOL
+        changed = np.abs(step - desired) > _REPORT_TOL
         if not changed.any():
             return
         stacked = np.stack(highs)
@@ -306,11 +308,11 @@ class SafetyFilter(Protocol):
 
     log: InterventionLog
 
-    def filter(self, command: Command, state: object) -> Command:
+    def filter(self, command: Command, state: Any) -> Command:
         """A command that respects every limit, derived from ``command`` (never raises on bad values)."""
         ...
 
-    def reset(self, state: object) -> None:
+    def reset(self, state: Any) -> None:
         """Start from the measured ``state`` (at rest)."""
         ...
 
@@ -428,9 +430,9 @@ class ArmSafetyFilter:
             g = values[self.spec.dof]
             self.gripper.reset(np.array([0.0 if not np.isfinite(g) else float(np.clip(g, 0.0, 1.0))]))
         cfg = self.config
-        self._workspace_violation = (
-            box_violation(np.asarray(cfg.tcp_position(self.joints.q)), cfg.workspace) if cfg.workspace else 0.0
-        )
+        self._workspace_violation = 0.0
+        if cfg.workspace is not None and cfg.tcp_position is not None:
+            self._workspace_violation = box_violation(np.asarray(cfg.tcp_position(self.joints.q)), cfg.workspace)
 
     @property
     def last_output(self) -> np.ndarray:
@@ -562,7 +564,7 @@ class QuadrotorSafetyConfig:
 
 def tilt_of(quaternion: np.ndarray) -> float:
     """Angle (rad) between the body z axis and world z of a (w, x, y, z) orientation."""
-    w, x, y, z = quaternion
+    x, y = float(quaternion[1]), float(quaternion[2])
     return float(np.arccos(np.clip(1.0 - 2.0 * (x * x + y * y), -1.0, 1.0)))
 
 
@@ -584,7 +586,7 @@ class _QuadMode(Protocol):
 class _PositionMode:
     """``"position"`` setpoints: geofence and ceiling, speed/acceleration limits and yaw-rate limit."""
 
-    names = ("x", "y", "z", "yaw")
+    names: tuple[str, ...] = ("x", "y", "z", "yaw")
 
     def __init__(self, spec: QuadrotorSpec, cfg: QuadrotorSafetyConfig) -> None:
         dt = cfg.control_dt
@@ -629,7 +631,7 @@ class _PositionMode:
 class _ThrustRatesMode:
     """``"thrust_rates"``: thrust within [airborne minimum, maximum], body rates within the spec, levelling."""
 
-    names = ("collective_thrust", "roll_rate", "pitch_rate", "yaw_rate")
+    names: tuple[str, ...] = ("collective_thrust", "roll_rate", "pitch_rate", "yaw_rate")
 
     def __init__(self, spec: QuadrotorSpec, cfg: QuadrotorSafetyConfig) -> None:
         self.spec, self.cfg = spec, cfg
@@ -643,7 +645,8 @@ class _ThrustRatesMode:
         out = _clip_logged(values, lower, upper, self.names, log, {0: "thrust"}, "body_rate")
         tilt = tilt_of(state.quaternion)
         if tilt > self.cfg.max_tilt:
-            out[1:3] = np.clip(_levelling_rates(state.quaternion, self.cfg.level_gain), -self.rate_limit[:2], self.rate_limit[:2])
+            level = _levelling_rates(state.quaternion, self.cfg.level_gain)
+            out[1:3] = np.clip(level, -self.rate_limit[:2], self.rate_limit[:2])
             log.record("tilt", f"tilt {math.degrees(tilt):.1f} deg > {math.degrees(self.cfg.max_tilt):.1f}: levelling")
         return out
 
@@ -653,7 +656,7 @@ class _MotorMode:
 
     def __init__(self, spec: QuadrotorSpec, cfg: QuadrotorSafetyConfig) -> None:
         self.spec, self.cfg = spec, cfg
-        self.names = tuple(f"motor_{i}" for i in range(spec.num_rotors))
+        self.names: tuple[str, ...] = tuple(f"motor_{i}" for i in range(spec.num_rotors))
 
     def limit(self, values: np.ndarray, state: QuadrotorState, log: InterventionLog) -> np.ndarray:
         n = self.spec.num_rotors
@@ -690,7 +693,7 @@ def _clip_logged(
     default_reason: str,
 ) -> np.ndarray:
     out = np.clip(values, lower, upper)
-    changed = np.flatnonzero(out != values)
+    changed = np.flatnonzero(np.abs(out - values) > _REPORT_TOL)
     for reason in sorted({reason_by_index.get(int(i), default_reason) for i in changed}):
         i = int(next(j for j in changed if reason_by_index.get(int(j), default_reason) == reason))
         log.record(reason, f"{names[i]}={values[i]:.6g} clipped to [{lower[i]:.6g}, {upper[i]:.6g}]")
@@ -751,8 +754,8 @@ class QuadrotorSafetyFilter:
             return self._position(self._landing_setpoint(state), state)
         mode = self.modes.get(command.mode)
         reason = "bad_mode" if mode is None else _hold_reason(command.values, len(mode.names))
-        if reason is not None:
-            self.log.record(reason, f"replaced {command.mode!r} command {_short(command.values)} by a position hold")
+        if mode is None or reason is not None:
+            self.log.record(reason or "bad_mode", f"replaced {command.mode!r} command {_short(command.values)} by a position hold")
             return self._position(self._hold_setpoint(state), state)
         values = np.asarray(command.values, dtype=np.float64)
         if command.mode != "position":

@@ -29,7 +29,7 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import Enum
-from typing import IO, Protocol
+from typing import IO, Any, Protocol
 
 import numpy as np
 
@@ -150,7 +150,7 @@ class KeyboardEStop:
         self._thread: threading.Thread | None = None
         self._restore_tty: Callable[[], None] | None = None
 
-    def start(self) -> "KeyboardEStop":
+    def start(self) -> KeyboardEStop:
         """Start listening (idempotent)."""
         if self._thread is None:
             self._restore_tty = _cbreak(self.stream)
@@ -168,7 +168,7 @@ class KeyboardEStop:
             self._restore_tty()
             self._restore_tty = None
 
-    def __enter__(self) -> "KeyboardEStop":
+    def __enter__(self) -> KeyboardEStop:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -364,11 +364,11 @@ class CommandHistory:
 class Fallback(Protocol):
     """Device-specific commands for the watchdog's non-running stages."""
 
-    def command(self, stage: Stage, state: object, history: CommandHistory) -> Command:
+    def command(self, stage: Stage, state: Any, history: CommandHistory) -> Command:
         """The command for ``stage`` (never RUNNING) given the measured state and the last commands."""
         ...
 
-    def neutral(self, mode: str, state: object, history: CommandHistory) -> np.ndarray:
+    def neutral(self, mode: str, state: Any, history: CommandHistory) -> np.ndarray:
         """The command a fade-in starts from, in the policy's ``mode``."""
         ...
 
@@ -391,7 +391,9 @@ class ArmFallback:
 
     mode = "joint_positions"
 
-    def __init__(self, hold_command: Callable[[object], np.ndarray], control_dt: float, stop_time_s: float = 0.2) -> None:
+    def __init__(
+        self, hold_command: Callable[[object], np.ndarray], control_dt: float, stop_time_s: float = 0.2
+    ) -> None:
         self._hold_command = hold_command
         self._stop_ticks = max(1, round(stop_time_s / control_dt))
         self._stop_step: np.ndarray | None = None
@@ -466,7 +468,7 @@ class QuadrotorFallback:
         low = float(state.position[2]) - self.ground_z <= self.touchdown_height
         return low and float(np.linalg.norm(state.linear_velocity)) <= self.touchdown_speed
 
-    def command(self, stage: Stage, state: QuadrotorState, history: CommandHistory) -> Command:  # type: ignore[override]
+    def command(self, stage: Stage, state: QuadrotorState, history: CommandHistory) -> Command:
         if self._setpoint is None:
             last = history.last
             if last is not None and last.mode == "position":
@@ -481,7 +483,7 @@ class QuadrotorFallback:
             self._setpoint[2] = max(self.ground_z, self._setpoint[2] - self.land_speed * self.dt)
         return Command("position", self._setpoint.copy())
 
-    def neutral(self, mode: str, state: QuadrotorState, history: CommandHistory) -> np.ndarray:  # type: ignore[override]
+    def neutral(self, mode: str, state: QuadrotorState, history: CommandHistory) -> np.ndarray:
         neutral = {
             "position": lambda: np.array([*state.position, yaw_of(state.quaternion)], dtype=np.float64),
             "thrust_rates": lambda: np.array([self.spec.hover_thrust, 0.0, 0.0, 0.0]),

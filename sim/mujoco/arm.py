@@ -123,9 +123,9 @@ class MujocoArm(Arm):
         sim, m = self.simulation, self.simulation.model
 
         jids = [sim.joint_id(n) for n in spec.joint_names]
-        self._qadr = np.array([m.jnt_qposadr[j] for j in jids])
-        self._dadr = np.array([m.jnt_dofadr[j] for j in jids])
-        self._act = np.array([sim.actuator_id(n) for n in spec.joint_names])
+        self._qadr = _as_index([m.jnt_qposadr[j] for j in jids])
+        self._dadr = _as_index([m.jnt_dofadr[j] for j in jids])
+        self._act = _as_index([sim.actuator_id(n) for n in spec.joint_names])
         self._grip = sim.actuator_id(GRIPPER_ACTUATOR) if has_gripper else -1
         self._grip_range = m.actuator_ctrlrange[self._grip].copy() if has_gripper else np.zeros(2)
         self._tcp = sim.site_id(spec.tcp_frame)
@@ -165,7 +165,7 @@ class MujocoArm(Arm):
             and np.allclose(m.key_ctrl[kid][self._act], home, atol=1e-6)
         ):
             raise ConfigError(f"{path}: keyframe {HOME_KEYFRAME!r} arm qpos/ctrl differ from spec.home {spec.home}")
-        for name, a, q in zip(spec.joint_names, self._act, home):
+        for name, a, q in zip(spec.joint_names, np.arange(m.nu)[self._act], home):
             adr = m.actuator_actadr[a]  # a filtered target (act) must start at home, or the arm swings at reset
             if adr >= 0 and not math.isclose(m.key_act[kid][adr], q, abs_tol=1e-6):
                 raise ConfigError(f"{path}: keyframe {HOME_KEYFRAME!r} act of actuator {name!r} differs from home")
@@ -221,7 +221,7 @@ class MujocoArm(Arm):
             return float("nan")
         closed, opened = self._grip_range
         length = float(self.simulation.data.actuator_length[self._grip])
-        return float(np.clip((length - closed) / (opened - closed), 0.0, 1.0))
+        return min(1.0, max(0.0, (length - closed) / (opened - closed)))
 
     def _tcp_pose(self) -> tuple[np.ndarray, np.ndarray]:
         """TCP (position m, quaternion wxyz) in the base frame, from the current (forwarded) data."""
@@ -230,8 +230,10 @@ class MujocoArm(Arm):
         position = r_base.T @ (d.site_xpos[self._tcp] - d.xpos[self._base])
         rotation = r_base.T @ d.site_xmat[self._tcp].reshape(3, 3)
         quaternion = np.empty(4)
-        mujoco.mju_mat2Quat(quaternion, rotation.ravel())
-        return position, quat_normalize(quaternion)
+        mujoco.mju_mat2Quat(quaternion, rotation.ravel())  # unit norm already
+        if quaternion[0] < 0:  # the stack's convention: non-negative scalar part
+            quaternion = -quaternion
+        return position, quaternion
 
     # -- Simulated ----------------------------------------------------------------------------------
     @property
@@ -242,13 +244,10 @@ class MujocoArm(Arm):
     def advance(self, dt: float) -> None:
         """Integrate ``dt`` seconds (rounded to whole physics steps) with the current commands held.
 
-        Derived quantities (TCP pose, actuator forces, contacts) are recomputed afterwards, so a following
-        :meth:`read` describes the state at the new time.
+        A following :meth:`read` describes the state at the new time (see :meth:`MujocoSimulation.advance`);
+        ``joint_efforts`` are the actuator torques of the last physics step.
         """
-        if not (math.isfinite(dt) and dt > 0):
-            raise ConfigError(f"dt={dt} must be a finite number of seconds > 0")
         self.simulation.advance(dt)
-        mujoco.mj_forward(self.simulation.model, self.simulation.data)
 
     def reset(self, seed: int | None = None) -> None:
         """Back to the "home" keyframe (arm, gripper targets, objects); redraw randomization from ``seed``.
@@ -284,7 +283,7 @@ class MujocoArm(Arm):
         d.qpos[qadr : qadr + 3] = p
         d.qpos[qadr + 3 : qadr + 7] = q
         d.qvel[dadr : dadr + 6] = 0.0
-        mujoco.mj_forward(self.simulation.model, d)
+        self.simulation.forward()
 
     def set_marker(self, name: str, position: np.ndarray) -> None:
         """Move a visual marker (mocap body, e.g. ``"target"``) to ``position`` (3,) m, world frame."""
@@ -292,7 +291,14 @@ class MujocoArm(Arm):
             raise UnknownNameError("marker", name, self._markers)
         d = self.simulation.data
         d.mocap_pos[self._markers[name]] = as_vector(f"{name}.position", position, 3)
-        mujoco.mj_forward(self.simulation.model, d)
+        self.simulation.forward()
+
+
+def _as_index(ids: list[int]) -> slice | np.ndarray:
+    """A slice when ``ids`` are consecutive (faster, still copied by the readers), else an index array."""
+    if ids and all(b == a + 1 for a, b in zip(ids, ids[1:])):
+        return slice(int(ids[0]), int(ids[-1]) + 1)
+    return np.array(ids, dtype=int)
 
 
 # -- robot descriptions ----------------------------------------------------------------------------------

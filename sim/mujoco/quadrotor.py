@@ -51,11 +51,10 @@ import math
 from pathlib import Path
 from typing import Any
 
+import mujoco
 import numpy as np
 
 from sim.mujoco.simulation import MujocoSimulation, now
-
-import mujoco  # noqa: E402  (after sim.mujoco.simulation, which configures the GL backend)
 
 from rcs.control.quadrotor import Mixer, PositionController, RateController
 from rcs.devices import Quadrotor

@@ -9,6 +9,7 @@ named cameras offscreen. Everything is deterministic given the seed.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from pathlib import Path
 
@@ -106,6 +107,8 @@ class MujocoSimulation:
         """Number of physics steps in ``dt`` seconds (at least 1)."""
         n = self._steps_cache.get(dt)
         if n is None:
+            if not (math.isfinite(dt) and dt > 0):
+                raise ConfigError(f"dt={dt} must be a finite number of seconds > 0")
             n = self._steps_cache[dt] = max(1, int(round(dt / self.model.opt.timestep)))
         return n
 

@@ -56,7 +56,10 @@ def test_minimum_jerk_reproduces_quadratics_and_is_smooth():
     # C2 on a generic signal: third differences stay small, unlike linear interpolation's velocity steps
     sig = np.sin(np.arange(10.0))[:, None]
     fine = np.linspace(0, 9, 181)
-    jerk = lambda x: np.abs(np.diff(x[:, 0], 3)).max()  # noqa: E731
+
+    def jerk(x: np.ndarray) -> float:
+        return float(np.abs(np.diff(x[:, 0], 3)).max())
+
     assert jerk(interpolate_minimum_jerk(sig, fine)) < 0.1 * jerk(interpolate_linear(sig, fine))
 
 
@@ -270,7 +273,7 @@ def test_chunk_seam_benchmark_meets_targets_for_splice():
     args = parser.parse_args(["--seconds", "2.0", "--delays", "0", "8", "16", "--strategies", "splice", "sync"])
     result = chunks.run(args)
     assert result["targets_met"]["all"], result["strategies"]["splice"]
-    for delay, m in result["strategies"]["splice"].items():
+    for m in result["strategies"]["splice"].values():
         assert m["starved_ticks"] == 0 and m["seam_jerk_ratio"] <= 1.5
     sync = result["strategies"]["sync"]
     assert sync["8"]["starved_ticks"] > 0 and sync["8"]["seam_jerk_ratio"] > 1.5

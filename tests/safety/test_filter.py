@@ -155,7 +155,8 @@ def test_non_finite_never_passes_and_holds(spec, bad, index):
     ],
 )
 def test_malformed_commands_hold_with_a_reason(command, reason):
-    spec = ArmSpec("t", (JointSpec("a", -1, 1, 1, 1, 10), JointSpec("b", -1, 1, 1, 1, 10)), None, "b", "t", 100, (0.1, 0.2))
+    joints = (JointSpec("a", -1, 1, 1, 1, 10), JointSpec("b", -1, 1, 1, 1, 10))
+    spec = ArmSpec("t", joints, None, "b", "t", 100, (0.1, 0.2))
     filt = ArmSafetyFilter(spec, ArmSafetyConfig(control_dt=0.01))
     filt.reset(np.array([0.1, 0.2]))
     out = filt.filter(command)
@@ -177,7 +178,8 @@ def _planar_fk(q: np.ndarray) -> np.ndarray:
 )
 def test_tcp_never_leaves_the_workspace_box(targets, accel):
     spec = ArmSpec(
-        "planar", (JointSpec("a", -3, 3, 3.0, 1, accel), JointSpec("b", -3, 3, 3.0, 1, accel)), None, "base", "tcp", 100,
+        "planar", (JointSpec("a", -3, 3, 3.0, 1, accel), JointSpec("b", -3, 3, 3.0, 1, accel)), None, "base", "tcp",
+        100,
         (0.0, 0.5),
     )
     box = WorkspaceBox((0.3, -1.0, 0.2), (0.8, 1.0, 0.6), frame="base")
@@ -198,7 +200,8 @@ def test_tcp_never_leaves_the_workspace_box(targets, accel):
 
 
 def test_workspace_intervention_is_counted_with_its_reason():
-    spec = ArmSpec("planar", (JointSpec("a", -3, 3, 3.0, 1), JointSpec("b", -3, 3, 3.0, 1)), None, "b", "t", 100, (0.0, 0.5))
+    joints = (JointSpec("a", -3, 3, 3.0, 1), JointSpec("b", -3, 3, 3.0, 1))
+    spec = ArmSpec("planar", joints, None, "b", "t", 100, (0.0, 0.5))
     box = WorkspaceBox((0.3, -1.0, 0.2), (0.8, 1.0, 0.6), frame="base")
     filt = ArmSafetyFilter(spec, ArmSafetyConfig(control_dt=0.01, workspace=box, tcp_position=_planar_fk))
     filt.reset(np.array([0.0, 0.5]))
@@ -342,6 +345,7 @@ def test_quadrotor_disarm_refused_in_air_allowed_on_ground():
 
 def test_quadrotor_config_rejects_bad_fence():
     with pytest.raises(ConfigError):
-        QuadrotorSafetyConfig(control_dt=0.01, geofence=WorkspaceBox((0, 0, 0), (1, 1, 1), frame="base"), max_altitude=1)
+        base_frame_fence = WorkspaceBox((0, 0, 0), (1, 1, 1), frame="base")
+        QuadrotorSafetyConfig(control_dt=0.01, geofence=base_frame_fence, max_altitude=1)
     with pytest.raises(ConfigError):
         QuadrotorSafetyConfig(control_dt=0.01, geofence=FENCE, max_altitude=-1.0)
