@@ -83,10 +83,12 @@ class LerobotRecordPacer:
         self._start_loop_t: float | None = None
 
     def start(self, now_ns: int, period_ns: int) -> None:
+        """Reset; ``fps`` is the loop rate."""
         self._fps = 1e9 / period_ns
         self._start_loop_t = None
 
     def wait(self) -> Wake:
+        """Sleep ``1/fps`` minus the time since the previous loop start (none before the first)."""
         if self._start_loop_t is None:
             self._start_loop_t = time.perf_counter()
             now = time.perf_counter_ns()
@@ -128,10 +130,12 @@ class OpenpiRuntimePacer:
         self._last: float | None = None
 
     def start(self, now_ns: int, period_ns: int) -> None:
+        """Reset; ``step_time`` is the period."""
         self._step_time = period_ns / 1e9
         self._last = None
 
     def wait(self) -> Wake:
+        """Sleep ``step_time - dt`` since the last step, as openpi's runtime does."""
         if self._last is None:
             self._last = time.time()
             first = int(self._last * 1e9)
@@ -214,7 +218,12 @@ class _FeedingTask:
 
 
 def arm_safety_config(robot: Arm, rate_hz: float) -> ArmSafetyConfig:
-    """Spec limits plus the robot's scene workspace (if it exposes ``scene.workspace``) checked on the TCP."""
+    """Spec limits plus the robot's scene workspace (if it exposes ``scene.workspace``) checked on the TCP.
+
+    The TCP comes from ``robot.kinematics.forward`` (arm base frame); the shipped simulated scenes put the base
+    at the world origin, so a world-frame box applies as is. A robot mounted elsewhere needs the base pose
+    composed into ``tcp_position``.
+    """
     scene = getattr(robot, "scene", None)
     workspace = getattr(scene, "workspace", None)
     kin = robot.kinematics
@@ -310,6 +319,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "achieved_rate_hz": ours["achieved_rate_hz"],
         "drift_ms": ours["drift_ms"],
         "phase_us": ours["phase_us"],
+        "safety_interventions": ours["safety_interventions"],
+        "starved_ticks": ours["starved_ticks"],
         "robot": args.robot,
         "seconds": args.seconds,
         "hogs": args.hogs,

@@ -126,6 +126,7 @@ class Plan:
         return self.first_tick + len(self.values)
 
     def at(self, tick: int) -> np.ndarray | None:
+        """The action for ``tick``, or None outside the plan."""
         i = tick - self.first_tick
         return self.values[i] if 0 <= i < len(self.values) else None
 
@@ -240,6 +241,7 @@ class Prepared:
 
     @property
     def plan(self) -> Plan:
+        """The chunk's actions as a plan starting at its ``start_tick``."""
         return Plan(int(self.chunk.start_tick), self.values)
 
 
@@ -251,6 +253,7 @@ class History:
         self.values: list[np.ndarray] = []
 
     def record(self, tick: int, values: np.ndarray) -> None:
+        """Record what was commanded at ``tick`` (replaces an entry for the same tick)."""
         if self.ticks and self.ticks[-1] == tick:
             self.values[-1] = np.array(values, dtype=np.float64)
             return
@@ -260,6 +263,7 @@ class History:
             del self.ticks[0], self.values[0]
 
     def clear(self) -> None:
+        """Forget everything."""
         self.ticks.clear()
         self.values.clear()
 
@@ -267,7 +271,8 @@ class History:
 class Strategy(Protocol):
     """How a newly arrived chunk is merged with the current plan at ``tick``."""
 
-    def merge(self, plan: Plan | None, new: Prepared, tick: int, history: History) -> Plan: ...
+    def merge(self, plan: Plan | None, new: Prepared, tick: int, history: History) -> Plan:
+        """The plan from ``tick`` on after ``new`` arrived (``plan``: the current one, if any)."""
 
 
 class SpliceStrategy:
@@ -278,6 +283,7 @@ class SpliceStrategy:
         self.basis = seam_correction_basis(window)
 
     def merge(self, plan: Plan | None, new: Prepared, tick: int, history: History) -> Plan:
+        """The new chunk from ``tick``, corrected to continue from the last executed commands."""
         values = new.plan.from_tick(tick).copy()
         if len(history.ticks) == 0 or len(values) == 0:
             return Plan(tick, values)
@@ -296,6 +302,7 @@ class SyncStrategy:
     """Synchronous execution: the chunk starts from its first action at the tick it arrives."""
 
     def merge(self, plan: Plan | None, new: Prepared, tick: int, history: History) -> Plan:
+        """The new chunk from its first action, starting at ``tick``."""
         return Plan(tick, new.values.copy())
 
 
@@ -307,6 +314,7 @@ class EnsembleStrategy:
         self.chunks: list[Plan] = []
 
     def merge(self, plan: Plan | None, new: Prepared, tick: int, history: History) -> Plan:
+        """Weighted average of every chunk covering each tick from ``tick`` on."""
         self.chunks = [c for c in self.chunks if c.end_tick > tick] + [new.plan]
         end = max(c.end_tick for c in self.chunks)
         span = end - tick
@@ -334,6 +342,7 @@ class BlendStrategy:
         self.w = new_weight
 
     def merge(self, plan: Plan | None, new: Prepared, tick: int, history: History) -> Plan:
+        """Blend the overlap, append the rest."""
         values = new.plan.from_tick(tick).copy()
         if plan is not None:
             old = plan.from_tick(tick)

@@ -321,9 +321,11 @@ class Pacer(Protocol):
     name: str
     measures_lateness: bool
 
-    def start(self, now_ns: int, period_ns: int) -> None: ...
+    def start(self, now_ns: int, period_ns: int) -> None:
+        """Begin pacing at ``now_ns`` (``time.monotonic_ns()``) with a period of ``period_ns``."""
 
-    def wait(self) -> Wake: ...
+    def wait(self) -> Wake:
+        """Block until the next tick should start; return when it was meant to and when it did."""
 
 
 class AbsolutePacer:
@@ -340,9 +342,11 @@ class AbsolutePacer:
         self._k = 0
 
     def start(self, now_ns: int, period_ns: int) -> None:
+        """The first deadline is one period after ``now_ns``."""
         self._t0, self._period, self._k = now_ns, period_ns, 0
 
     def wait(self) -> Wake:
+        """Sleep until the next deadline; skip deadlines already more than a period in the past."""
         self._k += 1
         deadline = self._t0 + self._k * self._period
         sleep_until(deadline, self.spin_ns, self.sleeper)
@@ -359,9 +363,11 @@ class UnpacedPacer:
     measures_lateness = False
 
     def start(self, now_ns: int, period_ns: int) -> None:
+        """Nothing to set up."""
         pass
 
     def wait(self) -> Wake:
+        """Return at once."""
         now = time.monotonic_ns()
         return Wake(now, now)
 
@@ -652,9 +658,11 @@ def _no_rt() -> Iterator[RtStatus]:
 class DeviceIO(Protocol):
     """Reads a device and writes :class:`Command` objects to it."""
 
-    def read(self) -> Any: ...
+    def read(self) -> Any:
+        """The device's current state (``ArmState`` / ``QuadrotorState``)."""
 
-    def write(self, command: Command) -> None: ...
+    def write(self, command: Command) -> None:
+        """Send a filtered command to the device."""
 
 
 class ArmIO:
@@ -666,9 +674,11 @@ class ArmIO:
         self.has_gripper = robot.spec.gripper is not None
 
     def read(self) -> Any:
+        """The arm's :class:`rcs.types.ArmState`."""
         return self.robot.read()
 
     def write(self, command: Command) -> None:
+        """Joint targets (rad) and, if present, the normalized gripper width."""
         v = command.values
         self.robot.command_joint_positions(v[: self.dof])
         if self.has_gripper:
@@ -689,9 +699,11 @@ class QuadrotorIO:
         }
 
     def read(self) -> Any:
+        """The vehicle's :class:`rcs.types.QuadrotorState`."""
         return self.robot.read()
 
     def write(self, command: Command) -> None:
+        """Dispatch by mode; a repeated ``"disarm"`` is sent once."""
         if command.mode == "disarm" and self._last_mode == "disarm":
             return
         self._writers[command.mode](command.values)
@@ -704,7 +716,8 @@ class PolicyTask:
     Per tick: read the device; take this tick's action from the executor; let the watchdog decide the
     stage; command the action (faded in after engaging) when RUNNING, otherwise the fallback's command;
     pass the result through the safety filter (always); write it. The filtered command is fed back to the
-    executor so the next chunk splices onto what was really commanded.
+    executor so the next chunk splices onto what was really commanded (during a fade-in, the executor's own
+    action, since the fade is applied on top of the executor's plan).
 
     Args:
         io: device reader/writer.
@@ -745,6 +758,7 @@ class PolicyTask:
 
     @property
     def estop(self) -> EStop:
+        """The latching e-stop the watchdog obeys."""
         return self.watchdog.estop
 
     def engage(self) -> None:
@@ -757,17 +771,20 @@ class PolicyTask:
 
     # -- ControlTask ------------------------------------------------------------------------------------
     def read(self, tick: int) -> Any:
+        """Read the device."""
         return self.io.read()
 
     def compute(self, tick: int, state: Any) -> Command:
+        """This tick's filtered command (see the class docstring for the pipeline)."""
         if not self._started:
             self.safety.reset(state)
             self._started = True
         self._apply_engage_request(tick, state)
         action = self.executor.step(tick)
         stage = self.watchdog.update(tick, action is not None, self.executor.last_chunk_tick)
+        fading = False
         if stage is Stage.RUNNING:
-            command = self._running(tick, state, action)  # type: ignore[arg-type]
+            command, fading = self._running(tick, state, action)  # type: ignore[arg-type]
         else:
             command = self.fallback.command(stage, state, self.history)
         self.stage = stage
@@ -775,10 +792,13 @@ class PolicyTask:
         safe = self.safety.filter(command, state)
         self.history.push(safe)
         if safe.mode == self.mode:
-            self.executor.record_executed(tick, safe.values)
+            # The fade-in is the outermost layer: while it lasts the executor continues its own plan (feeding
+            # it the faded command would make the next splice start from it and fade it a second time).
+            self.executor.record_executed(tick, action if fading else safe.values)  # type: ignore[arg-type]
         return safe
 
     def write(self, tick: int, command: Command) -> None:
+        """Write the command; a device rejection (a filter bug) is logged and counted, not raised."""
         try:
             self.io.write(command)
         except ActionError as e:  # the filter should make this impossible: log loudly, hold next tick
@@ -803,7 +823,8 @@ class PolicyTask:
             if seed is not None:
                 self.executor.seed(tick, seed)
 
-    def _running(self, tick: int, state: Any, action: np.ndarray) -> Command:
+    def _running(self, tick: int, state: Any, action: np.ndarray) -> tuple[Command, bool]:
+        """The policy's command (faded in after engaging) and whether a fade is in progress."""
         if self.stage is not Stage.RUNNING:
             self.fallback.reset()
         start = self.watchdog.fade_started_at
@@ -812,8 +833,8 @@ class PolicyTask:
             self._neutral = self.fallback.neutral(self.mode, state, self.history)
         alpha = self.watchdog.fade_alpha(tick)
         if alpha < 1.0 and self._neutral is not None:
-            return Command(self.mode, fade(self._neutral, action, alpha))
-        return Command(self.mode, action)
+            return Command(self.mode, fade(self._neutral, action, alpha)), True
+        return Command(self.mode, action), False
 
     def report(self) -> dict[str, Any]:
         """Counters of every stage of the pipeline."""

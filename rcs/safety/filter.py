@@ -180,6 +180,7 @@ class AxisLimiter:
 
     @property
     def size(self) -> int:
+        """Number of axes."""
         return len(self.names)
 
     def reset(self, position: np.ndarray, step: np.ndarray | None = None) -> None:
@@ -419,6 +420,7 @@ class ArmSafetyFilter:
 
     @property
     def size(self) -> int:
+        """Length of the command vector."""
         return len(self.names)
 
     def reset(self, state: ArmState | np.ndarray) -> None:
@@ -710,7 +712,8 @@ class QuadrotorSafetyFilter:
       a tilt beyond ``max_tilt`` freezes the setpoint.
     - ``"thrust_rates"``: thrust within [airborne minimum, maximum], body rates within the spec; a tilt beyond
       ``max_tilt`` overrides roll/pitch rates with levelling rates.
-    - ``"motor_thrusts"``: rotor commands within [airborne minimum, maximum].
+    - ``"motor_thrusts"``: rotor commands within [airborne minimum, maximum]; a tilt beyond ``max_tilt`` hands
+      over to a position hold (the onboard position loop levels the vehicle).
 
     For the direct modes, a predicted fence or ceiling violation (position + velocity * lookahead) hands the
     vehicle to a position hold at the nearest point inside the fence until the policy's commands are safe
@@ -755,13 +758,18 @@ class QuadrotorSafetyFilter:
         mode = self.modes.get(command.mode)
         reason = "bad_mode" if mode is None else _hold_reason(command.values, len(mode.names))
         if mode is None or reason is not None:
-            self.log.record(reason or "bad_mode", f"replaced {command.mode!r} command {_short(command.values)} by a position hold")
+            detail = f"replaced {command.mode!r} command {_short(command.values)} by a position hold"
+            self.log.record(reason or "bad_mode", detail)
             return self._position(self._hold_setpoint(state), state)
         values = np.asarray(command.values, dtype=np.float64)
         if command.mode != "position":
             breach = self._fence_breach(state)
             if breach is not None:
                 self.log.record(breach, f"predicted position outside the geofence/ceiling at {state.position}: holding")
+                return self._position(self._fence_setpoint(state), state)
+            if command.mode == "motor_thrusts" and tilt_of(state.quaternion) > self.config.max_tilt:
+                # No body rates to level with: hand over to the onboard position loop, which levels the
+                # vehicle (the position mode records the "tilt" intervention and holds).
                 return self._position(self._fence_setpoint(state), state)
             self.position.active = False
             return Command(command.mode, mode.limit(values, state, self.log))

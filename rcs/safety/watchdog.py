@@ -282,6 +282,7 @@ class Watchdog:
 
     @property
     def engaged(self) -> bool:
+        """Whether the policy currently has control."""
         return self._engaged
 
     def engage(self, tick: int) -> None:
@@ -358,6 +359,7 @@ class CommandHistory:
     previous: Command | None = None
 
     def push(self, command: Command) -> None:
+        """Record the command that went to the device this tick."""
         self.previous, self.last = self.last, command
 
 
@@ -400,6 +402,7 @@ class ArmFallback:
         self._stop_index = 0
 
     def reset(self) -> None:
+        """Forget the stop ramp."""
         self._stop_step = None
         self._stop_index = 0
 
@@ -409,6 +412,7 @@ class ArmFallback:
         return self._hold_command(state)
 
     def command(self, stage: Stage, state: object, history: CommandHistory) -> Command:
+        """Hold (HOLD, IDLE) or ramp the velocity to zero and hold (STOPPING, DISARMED, ESTOP)."""
         last = self._last(state, history)
         if stage in (Stage.HOLD, Stage.IDLE):
             return Command(self.mode, last.copy())
@@ -422,6 +426,7 @@ class ArmFallback:
         return Command(self.mode, last + scale * self._stop_step)
 
     def neutral(self, mode: str, state: object, history: CommandHistory) -> np.ndarray:
+        """The last command (or the measured position): where a fade-in starts."""
         return self._last(state, history)
 
 
@@ -461,6 +466,7 @@ class QuadrotorFallback:
         self._setpoint: np.ndarray | None = None
 
     def reset(self) -> None:
+        """Forget the latched setpoint."""
         self._setpoint = None
 
     def landed(self, state: QuadrotorState) -> bool:
@@ -469,6 +475,7 @@ class QuadrotorFallback:
         return low and float(np.linalg.norm(state.linear_velocity)) <= self.touchdown_speed
 
     def command(self, stage: Stage, state: QuadrotorState, history: CommandHistory) -> Command:
+        """Position hold, landing setpoint, or ``"disarm"`` once on the ground."""
         if self._setpoint is None:
             last = history.last
             if last is not None and last.mode == "position":
@@ -484,6 +491,7 @@ class QuadrotorFallback:
         return Command("position", self._setpoint.copy())
 
     def neutral(self, mode: str, state: QuadrotorState, history: CommandHistory) -> np.ndarray:
+        """Current position and yaw, hover thrust with zero rates, or hover motor commands."""
         neutral = {
             "position": lambda: np.array([*state.position, yaw_of(state.quaternion)], dtype=np.float64),
             "thrust_rates": lambda: np.array([self.spec.hover_thrust, 0.0, 0.0, 0.0]),

@@ -209,7 +209,6 @@ class MujocoQuadrotor(Quadrotor):
         onboard_rate_hz: rate (Hz) of the emulated onboard rate and position loops.
         body: the vehicle's MJCF body (it must carry the free joint).
         motor_actuators: rotor actuator names in the spec's rotor order.
-        camera_names: MJCF cameras offered to ``rcs.make_camera("sim/mujoco", robot, name)``.
         rate_controller: onboard rate loop (default :class:`RateController` of ``spec``).
         position_controller: onboard position loop (default :class:`PositionController` of ``spec``).
 
@@ -229,7 +228,6 @@ class MujocoQuadrotor(Quadrotor):
         onboard_rate_hz: float = 500.0,
         body: str = "crazyflie",
         motor_actuators: tuple[str, ...] = MOTOR_ACTUATORS,
-        camera_names: tuple[str, ...] = ("chase", "front"),
         rate_controller: RateController | None = None,
         position_controller: PositionController | None = None,
     ) -> None:
@@ -239,9 +237,7 @@ class MujocoQuadrotor(Quadrotor):
         )
         sim = self.simulation
         check_model_matches_spec(sim.model, spec, body, motor_actuators)  # model is nominal until a seeded reset
-        for name in camera_names:
-            sim.camera_id(name)
-        self.camera_names = tuple(camera_names)
+        self.camera_names: tuple[str, ...] = tuple(sim.model.camera(i).name for i in range(sim.model.ncam))
         jid = int(sim.model.body_jntadr[sim.body_id(body)])
         if jid < 0 or int(sim.model.jnt_type[jid]) != int(mujoco.mjtJoint.mjJNT_FREE):
             raise ConfigError(f"body {body!r} must carry a free joint")
@@ -474,7 +470,7 @@ def make_crazyflie(
         randomization: domain randomization drawn at each seeded reset (e.g. :data:`CRAZYFLIE_RANDOMIZATION`).
         limit_policy: ``"raise"`` or ``"clip"`` for out-of-limit commands.
         onboard_rate_hz: emulated onboard rate/position loop rate (Hz), default 500.
-        **config: further :class:`MujocoQuadrotor` keyword arguments (``model_path``, ``camera_names``,
+        **config: further :class:`MujocoQuadrotor` keyword arguments (``model_path``,
             ``rate_controller``, ``position_controller``).
     """
     return MujocoQuadrotor(

@@ -321,6 +321,13 @@ def test_quadrotor_tilt_limit_levels_the_vehicle():
     assert filt.log.counts["tilt"] == 1
 
 
+def test_quadrotor_tilt_with_motor_commands_hands_over_to_position_hold():
+    filt = QuadrotorSafetyFilter(QUAD, QCFG)
+    out = filt.filter(Command("motor_thrusts", np.full(4, 0.5)), _qstate((0, 0, 1), rpy=(0.0, -0.9, 0.0)))
+    assert out.mode == "position" and filt.log.counts == {"tilt": 1}
+    assert filt.filter(Command("motor_thrusts", np.full(4, 0.5)), _qstate((0, 0, 1))).mode == "motor_thrusts"
+
+
 def test_quadrotor_geofence_breach_takes_over_with_position_hold():
     filt = QuadrotorSafetyFilter(QUAD, QCFG)
     state = _qstate((1.9, 0, 1), vel=(1.0, 0, 0))  # heading out of the fence

@@ -174,7 +174,8 @@ def test_fade_in_ramps_from_hold_to_policy(panda):
     def hook(tick: int) -> None:
         if tick == 0:
             task.engage()
-            task.executor.submit(_constant_chunk(task, 0, target, h=50))
+        if tick in (0, 40):  # the second chunk is spliced during the fade: it must not be faded twice
+            assert task.executor.submit(_constant_chunk(task, tick, target, h=50)) is None
 
     rec = Hooked(task, hook)
     ControlLoop(rec, RATE, robot=panda, paced=False).run(ticks=150)
@@ -184,6 +185,38 @@ def test_fade_in_ramps_from_hold_to_policy(panda):
     np.testing.assert_allclose(g[20:], start[-1] + alpha[20:] * (target[-1] - start[-1]), atol=1e-9)
     assert g[0] == pytest.approx(start[-1], abs=1e-3) and np.all(np.diff(g) <= 1e-12)
     assert g[99:] == pytest.approx(0.2)
+
+
+def test_bad_chunks_in_the_loop_are_rejected_and_the_arm_holds(panda):
+    task = _arm_task(panda)
+    good = _hold_vector(panda)
+    good[0] += 0.02
+    names = task.executor.names
+    now = time.monotonic
+    bad = {
+        30: ActionChunk(30, np.tile(good, (10, 1)), names[::-1], 0.01, DT, now()),           # joint order
+        31: ActionChunk(31, np.tile(good[:-1], (10, 1)), names, 0.01, DT, now()),            # shape
+        32: ActionChunk(32, np.full((10, 8), np.nan), names, 0.01, DT, now()),               # NaN
+        33: ActionChunk(33, np.tile(good, (10, 1)).astype(np.int64), names, 0.01, DT, now()),  # dtype
+        34: ActionChunk(90, np.tile(good, (10, 1)), names, 0.01, DT, now()),                 # future tick
+        35: ActionChunk(35, np.tile(good, (10, 1)), names, 0.01, DT, now() - 10.0),          # stale timestamp
+    }
+    reasons = []
+
+    def hook(tick: int) -> None:
+        if tick == 0:
+            task.engage()
+            task.executor.submit(_constant_chunk(task, 0, good, h=4))  # covers ticks 0..19
+        if tick in bad:
+            reasons.append(task.executor.submit(bad[tick]).reason)  # type: ignore[union-attr]
+
+    rec = Hooked(task, hook)
+    ControlLoop(rec, RATE, robot=panda, paced=False).run(ticks=80)
+    assert reasons == ["names", "shape", "non_finite", "dtype", "future_tick", "stale_timestamp"]
+    assert rec.stages[19] is Stage.RUNNING and all(s is Stage.HOLD for s in rec.stages[20:80])
+    q = np.array(rec.commands)
+    assert np.isfinite(q).all() and np.abs(np.diff(q[-20:], axis=0)).max() < 1e-12  # holding still
+    assert task.report()["chunk_rejections"] == dict.fromkeys(reasons, 1)
 
 
 # -- e-stop ---------------------------------------------------------------------------------------------
