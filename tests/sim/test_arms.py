@@ -17,8 +17,7 @@ import pytest
 import rcs
 from rcs.devices import ObjectTracker, SceneControl, Simulated
 from rcs.errors import ActionError, ConfigError, UnknownNameError
-from rcs.experts import PickCubeExpert
-from rcs.geometry import quat_angle, quat_from_euler_rpy, quat_from_rotvec, quat_to_matrix
+from rcs.geometry import quat_angle, quat_from_euler_rpy, quat_to_matrix
 from rcs.spec import DomainRandomization
 from sim.mujoco.arm import MujocoArm
 from sim.mujoco.kinematics import MinkKinematics
@@ -313,74 +312,3 @@ def test_randomization_is_in_range_and_reproducible(name):
         np.testing.assert_array_equal(m.body_mass, nominal_mass)
     finally:
         robot.simulation.close()
-
-
-# -- the scripted expert --------------------------------------------------------------------------------
-
-
-def run_expert_episode(robot: MujocoArm, seed: int, steps: int = 200) -> tuple[bool, float]:
-    """One pick-cube episode exactly as the env runs it; returns (success, final cube-to-target distance)."""
-    rng = np.random.default_rng(seed)
-    robot.reset(seed=int(rng.integers(2**31)))
-    sc = robot.scene
-    xy = rng.uniform(sc.cube_spawn_low, sc.cube_spawn_high)
-    yaw = rng.uniform(-np.pi / 4, np.pi / 4)
-    cube = np.array([xy[0], xy[1], sc.table_height + sc.cube_half_size])
-    robot.set_object_pose("cube", cube, quat_from_euler_rpy(0.0, 0.0, yaw))
-    target = rng.uniform(sc.target_low, sc.target_high)
-    robot.set_marker("target", target)
-    expert = PickCubeExpert(sc, CONTROL_DT)
-    expert.reset()
-    previous = None
-    for _ in range(steps):
-        s = robot.read()
-        cube_p, cube_q = robot.object_pose("cube")
-        obs = {
-            "joint_positions": s.joint_positions.astype(np.float32),
-            "joint_velocities": s.joint_velocities.astype(np.float32),
-            "gripper": np.array([s.gripper], dtype=np.float32),
-            "tcp_position": s.tcp_position.astype(np.float32),
-            "tcp_quaternion": s.tcp_quaternion.astype(np.float32),
-            "cube_position": cube_p.astype(np.float32),
-            "cube_quaternion": cube_q.astype(np.float32),
-            "target_position": target.astype(np.float32),
-        }
-        action = expert(obs)
-        assert action.shape == (7,) and action.dtype == np.float32
-        assert sc.workspace.contains(action[:3].astype(np.float64))
-        if previous is not None:  # smooth: bounded setpoint speed
-            assert np.linalg.norm(action[:3] - previous[:3]) <= 0.5 * CONTROL_DT + 1e-6
-        previous = action
-        robot.command_cartesian_pose(action[:3], quat_from_rotvec(action[3:6]))
-        robot.command_gripper(float(action[6]))
-        robot.advance(CONTROL_DT)
-    distance = float(np.linalg.norm(robot.object_pose("cube")[0] - target))
-    return distance < 0.03, distance
-
-
-def _success_count(name: str, seeds: range) -> tuple[int, list[tuple[int, float]]]:
-    robot = rcs.make_robot(name, limit_policy="clip")  # the env's default policy
-    failures = []
-    try:
-        with robot:
-            for seed in seeds:
-                ok, distance = run_expert_episode(robot, seed)
-                if not ok:
-                    failures.append((seed, distance))
-    finally:
-        robot.simulation.close()
-    return len(seeds) - len(failures), failures
-
-
-@pytest.mark.parametrize("name", ROBOTS)
-def test_expert_picks_the_cube_10_seeds(name):
-    successes, failures = _success_count(name, range(10))
-    assert successes >= 9, f"{name}: {successes}/10, failures (seed, distance m): {failures}"
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("name", ROBOTS)
-def test_expert_picks_the_cube_100_seeds(name):
-    """Acceptance criterion: >= 95 of 100 seeds for each arm."""
-    successes, failures = _success_count(name, range(100))
-    assert successes >= 95, f"{name}: {successes}/100, failures (seed, distance m): {failures}"
