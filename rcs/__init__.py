@@ -5,7 +5,13 @@ Imports only light packages (numpy, gymnasium, pyzmq, msgpack). Backends (MuJoCo
 """
 
 from rcs.devices import Arm, Camera, Device, IkResult, Quadrotor, Simulated
-from rcs.errors import ActionError, ConfigError, NotConnectedError, RcsError, UnknownNameError
+from rcs.errors import (
+    ActionError,
+    ConfigError,
+    NotConnectedError,
+    RcsError,
+    UnknownNameError,
+)
 from rcs.geometry import Pose
 from rcs.registry import cameras, make_camera, make_robot, make_teleop, robots, teleops
 from rcs.spec import (

@@ -41,11 +41,10 @@ from rcs.control.loop import (
     ControlLoop,
     LoopStats,
     Pacer,
-    PolicyTask,
     RtConfig,
     Wake,
-    make_policy_task,
 )
+from rcs.control.task import PolicyTask, make_policy_task
 from rcs.devices import Arm, Simulated
 from rcs.safety.filter import ArmSafetyConfig
 

@@ -13,9 +13,9 @@ import logging
 import time
 
 import gymnasium as gym
+import numpy as np
 
 import rcs.envs  # noqa: F401  (registers the ids)
-import numpy as np
 
 log = logging.getLogger(__name__)
 

@@ -44,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.DEBUG if top.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
     )
+    if not top.verbose:
+        logging.getLogger("OpenGL").setLevel(logging.WARNING)  # PyOpenGL's import-time INFO chatter
     return int(module.run(args) or 0)
 
 

@@ -26,7 +26,13 @@ from enum import Enum
 
 import numpy as np
 
-from rcs.geometry import matrix_to_quat, quat_multiply, quat_normalize, quat_to_matrix, quat_to_rotvec
+from rcs.geometry import (
+    matrix_to_quat,
+    quat_multiply,
+    quat_normalize,
+    quat_to_matrix,
+    quat_to_rotvec,
+)
 from rcs.spec import TableSceneSpec
 
 log = logging.getLogger(__name__)

@@ -34,7 +34,14 @@ import numpy as np
 from rcs.devices import Arm
 from rcs.errors import ConfigError, UnknownNameError
 from rcs.geometry import quat_normalize
-from rcs.spec import ArmSpec, DomainRandomization, GripperSpec, JointSpec, TableSceneSpec, WorkspaceBox
+from rcs.spec import (
+    ArmSpec,
+    DomainRandomization,
+    GripperSpec,
+    JointSpec,
+    TableSceneSpec,
+    WorkspaceBox,
+)
 from rcs.types import ArmState
 from rcs.validation import LimitPolicy, as_vector
 from sim.mujoco.kinematics import MinkKinematics

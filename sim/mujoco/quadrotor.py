@@ -54,14 +54,13 @@ from typing import Any
 import mujoco
 import numpy as np
 
-from sim.mujoco.simulation import MujocoSimulation, now
-
 from rcs.control.quadrotor import Mixer, PositionController, RateController
 from rcs.devices import Quadrotor
 from rcs.errors import ActionError, ConfigError
 from rcs.spec import DomainRandomization, QuadrotorSpec
 from rcs.types import QuadrotorState
 from rcs.validation import LimitPolicy, as_vector, enforce_bounds
+from sim.mujoco.simulation import MujocoSimulation, now
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,12 @@ import numpy as np
 import pytest
 
 import rcs
-from rcs.errors import ActionError, ConfigError, RegistryCollisionError, UnknownNameError
+from rcs.errors import (
+    ActionError,
+    ConfigError,
+    RegistryCollisionError,
+    UnknownNameError,
+)
 from rcs.registry import Registry
 from rcs.spec import DomainRandomization, JointSpec
 from rcs.validation import ClipReport, LimitPolicy, as_scalar, as_vector, enforce_bounds

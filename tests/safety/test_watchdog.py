@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 
 from rcs.control.chunking import ActionChunk
-from rcs.control.loop import ControlLoop, PolicyTask, make_policy_task
+from rcs.control.loop import ControlLoop
+from rcs.control.task import PolicyTask, make_policy_task
+from rcs.errors import ConfigError
 from rcs.safety.filter import QuadrotorSafetyConfig
 from rcs.safety.watchdog import (
     EStop,
@@ -24,7 +26,6 @@ from rcs.safety.watchdog import (
     install_estop_signal_handler,
     min_jerk_ramp,
 )
-from rcs.errors import ConfigError
 from rcs.spec import WorkspaceBox
 
 pytest.importorskip("mujoco")

@@ -1,0 +1,319 @@
+"""Binding the control loop to a device: executor -> watchdog -> safety filter -> robot, every tick.
+
+:class:`PolicyTask` is the :class:`rcs.control.loop.ControlTask` that runs a policy's action chunks on a
+robot: the chunk executor gives the action for the tick, the watchdog decides between it and a fallback
+(hold, controlled stop, disarm/land), the safety filter bounds the command, and what was actually commanded
+is fed back so the next chunk splices onto it. :func:`make_policy_task` builds it for an arm or a quadrotor
+from the device's spec.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from rcs.control.chunking import ChunkExecutor, ExecutorConfig
+from rcs.devices import Arm, Quadrotor
+from rcs.errors import ActionError, ConfigError
+from rcs.safety.filter import (
+    ArmSafetyConfig,
+    ArmSafetyFilter,
+    Command,
+    QuadrotorSafetyConfig,
+    QuadrotorSafetyFilter,
+    SafetyFilter,
+    command_vector_of_arm,
+)
+from rcs.safety.watchdog import (
+    ArmFallback,
+    CommandHistory,
+    EStop,
+    Fallback,
+    QuadrotorFallback,
+    Stage,
+    Watchdog,
+    WatchdogConfig,
+    fade,
+)
+
+log = logging.getLogger(__name__)
+
+class DeviceIO(Protocol):
+    """Reads a device and writes :class:`Command` objects to it."""
+
+    def read(self) -> Any:
+        """The device's current state (``ArmState`` / ``QuadrotorState``)."""
+
+    def write(self, command: Command) -> None:
+        """Send a filtered command to the device."""
+
+
+class ArmIO:
+    """``"joint_positions"`` commands (joints, then gripper if present) to an :class:`rcs.devices.Arm`."""
+
+    def __init__(self, robot: Arm) -> None:
+        self.robot = robot
+        self.dof = robot.spec.dof
+        self.has_gripper = robot.spec.gripper is not None
+
+    def read(self) -> Any:
+        """The arm's :class:`rcs.types.ArmState`."""
+        return self.robot.read()
+
+    def write(self, command: Command) -> None:
+        """Joint targets (rad) and, if present, the normalized gripper width."""
+        v = command.values
+        self.robot.command_joint_positions(v[: self.dof])
+        if self.has_gripper:
+            self.robot.command_gripper(float(v[self.dof]))
+
+
+class QuadrotorIO:
+    """Every quadrotor command mode (and ``"disarm"``) to an :class:`rcs.devices.Quadrotor`."""
+
+    def __init__(self, robot: Quadrotor) -> None:
+        self.robot = robot
+        self._last_mode = ""
+        self._writers: dict[str, Callable[[np.ndarray], object]] = {
+            "position": lambda v: robot.command_position(v[:3], float(v[3])),
+            "thrust_rates": lambda v: robot.command_thrust_rates(float(v[0]), v[1:4]),
+            "motor_thrusts": robot.command_motor_thrusts,
+            "disarm": lambda v: robot.disarm(),
+        }
+
+    def read(self) -> Any:
+        """The vehicle's :class:`rcs.types.QuadrotorState`."""
+        return self.robot.read()
+
+    def write(self, command: Command) -> None:
+        """Dispatch by mode; a repeated ``"disarm"`` is sent once."""
+        if command.mode == "disarm" and self._last_mode == "disarm":
+            return
+        self._writers[command.mode](command.values)
+        self._last_mode = command.mode
+
+
+class PolicyTask:
+    """A :class:`ControlTask` that executes policy chunks safely.
+
+    Per tick: read the device; take this tick's action from the executor; let the watchdog decide the
+    stage; command the action (faded in after engaging) when RUNNING, otherwise the fallback's command;
+    pass the result through the safety filter (always); write it. The filtered command is fed back to the
+    executor so the next chunk splices onto what was really commanded (during a fade-in, the executor's own
+    action, since the fade is applied on top of the executor's plan).
+
+    Args:
+        io: device reader/writer.
+        executor: the chunk executor (its names must match the policy's mode layout).
+        safety: the safety filter.
+        watchdog: the watchdog (its e-stop is :attr:`estop`).
+        fallback: device-specific commands for non-running stages.
+        mode: the command mode the policy's actions are in.
+        hold_vector: the command vector (in ``mode``) that holds the device where a state measures it, used
+            to seed the executor's history on engage; ``None`` if ``mode`` has no such vector.
+    """
+
+    def __init__(
+        self,
+        io: DeviceIO,
+        executor: ChunkExecutor,
+        safety: SafetyFilter,
+        watchdog: Watchdog,
+        fallback: Fallback,
+        mode: str,
+        hold_vector: Callable[[Any], np.ndarray] | None = None,
+    ) -> None:
+        self.io = io
+        self.executor = executor
+        self.safety = safety
+        self.watchdog = watchdog
+        self.fallback = fallback
+        self.mode = mode
+        self.hold_vector = hold_vector
+        self.history = CommandHistory()
+        self.last_command: Command | None = None  # before the safety filter (diagnostics)
+        self.stage = Stage.IDLE
+        self.write_errors = 0
+        self._started = False
+        self._engage_request: bool | None = None
+        self._neutral: np.ndarray | None = None
+        self._fade_tick: int | None = None
+
+    @property
+    def estop(self) -> EStop:
+        """The latching e-stop the watchdog obeys."""
+        return self.watchdog.estop
+
+    def engage(self) -> None:
+        """Hand control to the policy at the next tick (any thread)."""
+        self._engage_request = True
+
+    def disengage(self) -> None:
+        """Take control back at the next tick (any thread)."""
+        self._engage_request = False
+
+    # -- ControlTask ------------------------------------------------------------------------------------
+    def read(self, tick: int) -> Any:
+        """Read the device."""
+        return self.io.read()
+
+    def compute(self, tick: int, state: Any) -> Command:
+        """This tick's filtered command (see the class docstring for the pipeline)."""
+        if not self._started:
+            self.safety.reset(state)
+            self._started = True
+        self._apply_engage_request(tick, state)
+        action = self.executor.step(tick)
+        stage = self.watchdog.update(tick, action is not None, self.executor.last_chunk_tick)
+        fading = False
+        if stage is Stage.RUNNING:
+            command, fading = self._running(tick, state, action)  # type: ignore[arg-type]
+        else:
+            command = self.fallback.command(stage, state, self.history)
+        self.stage = stage
+        self.last_command = command
+        safe = self.safety.filter(command, state)
+        self.history.push(safe)
+        if safe.mode == self.mode:
+            # The fade-in is the outermost layer: while it lasts the executor continues its own plan (feeding
+            # it the faded command would make the next splice start from it and fade it a second time).
+            self.executor.record_executed(tick, action if fading else safe.values)  # type: ignore[arg-type]
+        return safe
+
+    def write(self, tick: int, command: Command) -> None:
+        """Write the command; a device rejection (a filter bug) is logged and counted, not raised."""
+        try:
+            self.io.write(command)
+        except ActionError as e:  # the filter should make this impossible: log loudly, hold next tick
+            self.write_errors += 1
+            log.error("device rejected a filtered command at tick %d: %s", tick, e)
+
+    # -- helpers ------------------------------------------------------------------------------------------
+    def _apply_engage_request(self, tick: int, state: Any) -> None:
+        request, self._engage_request = self._engage_request, None
+        if request is None:
+            return
+        if not request:
+            self.watchdog.disengage(tick)
+            return
+        self.watchdog.engage(tick)
+        if self.executor.remaining(tick) == 0:
+            seed = None
+            if self.history.last is not None and self.history.last.mode == self.mode:
+                seed = self.history.last.values
+            elif self.hold_vector is not None:
+                seed = self.hold_vector(state)
+            if seed is not None:
+                self.executor.seed(tick, seed)
+
+    def _running(self, tick: int, state: Any, action: np.ndarray) -> tuple[Command, bool]:
+        """The policy's command (faded in after engaging) and whether a fade is in progress."""
+        if self.stage is not Stage.RUNNING:
+            self.fallback.reset()
+        start = self.watchdog.fade_started_at
+        if start is not None and start != self._fade_tick:
+            self._fade_tick = start
+            self._neutral = self.fallback.neutral(self.mode, state, self.history)
+        alpha = self.watchdog.fade_alpha(tick)
+        if alpha < 1.0 and self._neutral is not None:
+            return Command(self.mode, fade(self._neutral, action, alpha)), True
+        return Command(self.mode, action), False
+
+    def report(self) -> dict[str, Any]:
+        """Counters of every stage of the pipeline."""
+        return {
+            "stage": self.stage.value,
+            "ticks_in_stage": {s.value: n for s, n in self.watchdog.ticks_in_stage.items()},
+            "estop": self.estop.triggered,
+            "starved_ticks": self.executor.starved_ticks,
+            "chunks_accepted": self.executor.accepted,
+            "chunk_rejections": self.executor.rejections.summary(),
+            "safety_interventions": self.safety.log.summary(),
+            "write_errors": self.write_errors,
+        }
+
+
+@dataclass(frozen=True)
+class _DeviceParts:
+    io: DeviceIO
+    safety: SafetyFilter
+    fallback: Fallback
+    names: tuple[str, ...]
+    hold_vector: Callable[[Any], np.ndarray] | None
+
+
+def _arm_parts(robot: Arm, safety: Any, control_dt: float, mode: str) -> _DeviceParts:
+    if mode != "joint_positions":
+        raise ConfigError(f"arm mode={mode!r}: arms are driven in 'joint_positions' mode")
+    config = safety if isinstance(safety, ArmSafetyConfig) else ArmSafetyConfig(control_dt=control_dt)
+    _check_dt(config.control_dt, control_dt)
+    filt = ArmSafetyFilter(robot.spec, config)
+
+    def hold(state: Any) -> np.ndarray:
+        return command_vector_of_arm(state, filt.has_gripper)
+
+    return _DeviceParts(ArmIO(robot), filt, ArmFallback(hold, control_dt), filt.names, hold)
+
+
+def _check_dt(config_dt: float, loop_dt: float) -> None:
+    if abs(config_dt - loop_dt) > 1e-9 * loop_dt:
+        raise ConfigError(f"safety config control_dt={config_dt} differs from the loop period {loop_dt}")
+
+
+def _quadrotor_parts(robot: Quadrotor, safety: Any, control_dt: float, mode: str) -> _DeviceParts:
+    if not isinstance(safety, QuadrotorSafetyConfig):
+        raise ConfigError("a quadrotor needs a QuadrotorSafetyConfig (geofence and ceiling are per site)")
+    _check_dt(safety.control_dt, control_dt)
+    filt = QuadrotorSafetyFilter(robot.spec, safety)
+    if mode not in filt.modes:
+        raise ConfigError(f"quadrotor mode={mode!r}; known: {sorted(filt.modes)}")
+    fallback = QuadrotorFallback(robot.spec, control_dt, ground_z=safety.ground_z)
+    hold = (lambda state: fallback.neutral("position", state, CommandHistory())) if mode == "position" else None
+    return _DeviceParts(QuadrotorIO(robot), filt, fallback, filt.names(mode), hold)
+
+
+#: Device base class -> builder of its IO, safety filter and fallback.
+DEVICE_PARTS: dict[type, Callable[[Any, Any, float, str], _DeviceParts]] = {
+    Arm: _arm_parts,
+    Quadrotor: _quadrotor_parts,
+}
+
+#: Default command mode per device base class.
+DEFAULT_MODES: dict[type, str] = {Arm: "joint_positions", Quadrotor: "position"}
+
+
+def make_policy_task(
+    robot: Arm | Quadrotor,
+    rate_hz: float,
+    *,
+    safety: ArmSafetyConfig | QuadrotorSafetyConfig | None = None,
+    mode: str | None = None,
+    executor: dict[str, Any] | None = None,
+    watchdog: dict[str, Any] | None = None,
+    estop: EStop | None = None,
+) -> PolicyTask:
+    """Build the executor -> watchdog -> safety -> device pipeline for ``robot`` at ``rate_hz``.
+
+    Args:
+        robot: a connected arm or quadrotor.
+        rate_hz: control rate (Hz).
+        safety: the per-robot, per-scene safety config (arms default to spec limits only, no workspace;
+            quadrotors must give one: geofence and ceiling have no sensible default).
+        mode: command mode of the policy's actions (default per device kind).
+        executor: extra :class:`ExecutorConfig` fields (e.g. ``{"strategy": "splice"}``).
+        watchdog: extra :class:`WatchdogConfig` fields (e.g. ``{"stop_after_s": 0.2}``).
+        estop: shared e-stop (a new one if omitted).
+    """
+    kind = next((cls for cls in DEVICE_PARTS if isinstance(robot, cls)), None)
+    if kind is None:
+        raise ConfigError(f"no control binding for {type(robot).__name__}; known: {[c.__name__ for c in DEVICE_PARTS]}")
+    dt = 1.0 / rate_hz
+    mode = mode or DEFAULT_MODES[kind]
+    parts = DEVICE_PARTS[kind](robot, safety, dt, mode)
+    ex = ChunkExecutor(ExecutorConfig(names=parts.names, control_dt=dt, **(executor or {})))
+    wd = Watchdog(WatchdogConfig(control_dt=dt, **(watchdog or {})), estop)
+    return PolicyTask(parts.io, ex, parts.safety, wd, parts.fallback, mode, parts.hold_vector)
