@@ -162,7 +162,8 @@ class Arm(Device):
         if self.spec.gripper is None:
             raise ActionError("gripper", width, f"no gripper on arm {self.spec.name!r}")
         w = as_scalar("gripper", width)
-        w = float(enforce_bounds("gripper", np.array([w]), 0.0, 1.0, self.limit_policy, self.clip_report)[0])
+        if not 0.0 <= w <= 1.0:
+            w = float(enforce_bounds("gripper", np.array([w]), 0.0, 1.0, self.limit_policy, self.clip_report)[0])
         self._write_gripper(w)
         return w
 

@@ -82,6 +82,7 @@ def _dist(ep: md.EntryPoint) -> str:
 robots = Registry("robot", "rcs.robots")
 cameras = Registry("camera", "rcs.cameras")
 teleops = Registry("teleop", "rcs.teleops")
+benchmarks = Registry("benchmark", "rcs.benchmarks")  # entries name modules: add_arguments(parser), run(args)
 
 
 def make_robot(name: str, /, **config: Any) -> Any:

@@ -59,6 +59,10 @@ def as_vector(name: str, value: object, size: int) -> np.ndarray:
 
 def as_scalar(name: str, value: object) -> float:
     """Return ``value`` as a finite float or raise naming ``name``."""
+    if type(value) is float:  # hot path: a plain Python float
+        if value - value == 0.0:  # finite (NaN and inf give NaN)
+            return value
+        raise ActionError(name, value, "a finite value (no NaN or inf)")
     arr = np.asarray(value)
     if arr.dtype.kind not in "fiu" or arr.size != 1:
         raise ActionError(name, value, "a single real number")

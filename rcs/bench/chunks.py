@@ -16,8 +16,9 @@ Strategies: ``sync``, ``ensemble``, ``blend`` (see :mod:`rcs.control.chunking`) 
 nothing about the executor, and ``splice`` with a policy that conditions on the committed actions of
 :class:`rcs.control.chunking.ChunkRequest` (as real-time-chunking policies do by inpainting: here it picks
 the dodge direction the committed actions already follow and starts from the committed action for its
-tick). ``splice_unguided`` runs the splice with the
-plain random policy, to show what the executor alone achieves.
+tick). ``splice_unguided`` runs the splice with the plain random policy, to show what the executor alone
+achieves, and ``ensemble_guided`` / ``blend_guided`` give the other strategies the same guided policy, so
+every strategy is also measured like for like.
 
 Requests: ``sync`` asks for a chunk when the previous one is exhausted (the robot is starved while the
 policy thinks); the others ask every ``min(H/2, H - delay - 2)`` ticks (``H`` = chunk length in ticks), with
@@ -55,6 +56,9 @@ STRATEGY_RUNS: dict[str, tuple[str, bool]] = {
     "blend": ("blend", False),
     "splice": ("splice", True),
     "splice_unguided": ("splice", False),
+    # The same guided policy under the other strategies, so the comparison with "splice" is like for like.
+    "ensemble_guided": ("ensemble", True),
+    "blend_guided": ("blend", True),
 }
 
 

@@ -1,30 +1,27 @@
 """``rcs bench NAME``: run one benchmark module and print its result as one JSON object on stdout.
 
-A benchmark module exposes ``add_arguments(parser)`` and ``run(args) -> dict``. Progress goes to stderr.
+Benchmarks are plugins, found like robots through entry points (group ``rcs.benchmarks``, the value names a
+module exposing ``add_arguments(parser)`` and ``run(args) -> dict``), so a backend ships its own benchmarks
+without the core naming it. Progress goes to stderr.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
 
-BENCHMARKS: dict[str, str] = {
-    "sim": "rcs.bench.sim",
-    "loop": "rcs.bench.loop",
-    "chunks": "rcs.bench.chunks",
-}
+from rcs.registry import benchmarks
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("name", choices=sorted(BENCHMARKS), help="which benchmark")
+    parser.add_argument("name", choices=benchmarks.names(), help="which benchmark")
     parser.add_argument("--json", action="store_true", help="print JSON (the default and only format)")
     parser.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
 
 
 def run(args: argparse.Namespace) -> int:
-    module = importlib.import_module(BENCHMARKS[args.name])
+    module = benchmarks.factory(args.name)
     parser = argparse.ArgumentParser(prog=f"rcs bench {args.name}")
     parser.add_argument("--json", action="store_true", help="print JSON (the default and only format)")
     module.add_arguments(parser)

@@ -137,6 +137,12 @@ class MujocoArm(Arm):
         self._grip_range = m.actuator_ctrlrange[self._grip].copy() if has_gripper else np.zeros(2)
         self._tcp = sim.site_id(spec.tcp_frame)
         self._base = sim.body_id(spec.base_frame)
+        # A base welded to the world at the origin with identity orientation needs no transform per read.
+        self._base_at_origin = bool(
+            m.body_weldid[self._base] == 0
+            and np.allclose(sim.data.xpos[self._base], 0.0)
+            and np.allclose(sim.data.xmat[self._base], np.eye(3).ravel())
+        )
         self._objects: dict[str, tuple[int, int, int]] = {}
         for name in self.scene.objects:
             bid = sim.body_id(name)
@@ -233,11 +239,15 @@ class MujocoArm(Arm):
     def _tcp_pose(self) -> tuple[np.ndarray, np.ndarray]:
         """TCP (position m, quaternion wxyz) in the base frame, from the current (forwarded) data."""
         d = self.simulation.data
-        r_base = d.xmat[self._base].reshape(3, 3)
-        position = r_base.T @ (d.site_xpos[self._tcp] - d.xpos[self._base])
-        rotation = r_base.T @ d.site_xmat[self._tcp].reshape(3, 3)
+        if self._base_at_origin:  # the shipped scenes: base frame == world frame
+            position = d.site_xpos[self._tcp].copy()
+            rotation = d.site_xmat[self._tcp]
+        else:
+            r_base = d.xmat[self._base].reshape(3, 3)
+            position = r_base.T @ (d.site_xpos[self._tcp] - d.xpos[self._base])
+            rotation = (r_base.T @ d.site_xmat[self._tcp].reshape(3, 3)).ravel()
         quaternion = np.empty(4)
-        mujoco.mju_mat2Quat(quaternion, rotation.ravel())  # unit norm already
+        mujoco.mju_mat2Quat(quaternion, rotation)  # unit norm already
         if quaternion[0] < 0:  # the stack's convention: non-negative scalar part
             quaternion = -quaternion
         return position, quaternion

@@ -55,6 +55,7 @@ class MujocoSimulation:
             self.model.opt.timestep = physics_dt
         self.data = mujoco.MjData(self.model)
         self._steps_cache: dict[float, int] = {}  # dt -> physics steps (the timestep is fixed after load)
+        self._rk4 = self.model.opt.integrator == mujoco.mjtIntegrator.mjINT_RK4  # no step1/step2 split for RK4
         self.randomization = randomization or DomainRandomization()
         self._keyframe = None
         if keyframe is not None:
@@ -127,7 +128,7 @@ class MujocoSimulation:
     def step(self, n: int) -> None:
         """Integrate ``n`` physics steps with controls held, keeping the invariant described in :meth:`advance`."""
         m, d = self.model, self.data
-        if m.opt.integrator == mujoco.mjtIntegrator.mjINT_RK4:
+        if self._rk4:
             mujoco.mj_step(m, d, n)
             mujoco.mj_forward(m, d)
             return
@@ -135,6 +136,13 @@ class MujocoSimulation:
         if n > 1:
             mujoco.mj_step(m, d, n - 1)
         mujoco.mj_step1(m, d)
+
+    def step_raw(self, n: int) -> None:
+        """Plain ``mj_step(model, data, n)``: the raw-physics reference of ``rcs bench sim``.
+
+        Unlike :meth:`step` it leaves derived quantities one step stale; use it for measurement only.
+        """
+        mujoco.mj_step(self.model, self.data, n)
 
     def forward(self) -> None:
         """Recompute derived quantities after editing the state directly (qpos, qvel, mocap)."""
