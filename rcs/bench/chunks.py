@@ -38,10 +38,9 @@ from typing import Any
 import numpy as np
 
 import rcs
-from rcs.bench.loop import arm_safety_config
 from rcs.control.chunking import ActionChunk, ChunkRequest, chunk_to_ticks
 from rcs.control.loop import ControlLoop
-from rcs.control.task import PolicyTask, make_policy_task
+from rcs.control.task import PolicyTask, arm_safety_config, make_policy_task
 from rcs.devices import Arm, Simulated
 
 log = logging.getLogger(__name__)

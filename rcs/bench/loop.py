@@ -46,7 +46,6 @@ from rcs.control.loop import (
 )
 from rcs.control.task import PolicyTask, make_policy_task
 from rcs.devices import Arm, Simulated
-from rcs.safety.filter import ArmSafetyConfig
 
 log = logging.getLogger(__name__)
 
@@ -216,30 +215,13 @@ class _FeedingTask:
         self.task.write(tick, command)
 
 
-def arm_safety_config(robot: Arm, rate_hz: float) -> ArmSafetyConfig:
-    """Spec limits plus the robot's scene workspace (if it exposes ``scene.workspace``) checked on the TCP.
-
-    The TCP comes from ``robot.kinematics.forward`` (arm base frame); the shipped simulated scenes put the base
-    at the world origin, so a world-frame box applies as is. A robot mounted elsewhere needs the base pose
-    composed into ``tcp_position``.
-    """
-    scene = getattr(robot, "scene", None)
-    workspace = getattr(scene, "workspace", None)
-    kin = robot.kinematics
-    return ArmSafetyConfig(
-        control_dt=1.0 / rate_hz,
-        workspace=workspace,
-        tcp_position=(lambda q: kin.forward(q)[0]) if workspace is not None else None,
-    )
-
-
 def measure(
     robot: Arm, rate_hz: float, seconds: float, pacer: Pacer | None, rt: RtConfig
 ) -> tuple[LoopStats, dict[str, Any]]:
     """Run the pipeline on ``robot`` for ``seconds`` with ``pacer`` and ``rt``; return loop stats and task report."""
     if isinstance(robot, Simulated):
         robot.reset(seed=0)
-    task = make_policy_task(robot, rate_hz, safety=arm_safety_config(robot, rate_hz))
+    task = make_policy_task(robot, rate_hz)  # default safety: spec limits + the scene workspace
     feeder = _FeedingTask(task, robot, rate_hz, every=max(1, int(round(rate_hz / 10))))
     loop = ControlLoop(feeder, rate_hz, robot=robot, paced=True, rt=rt, pacer=pacer, log_every_s=0)
     loop.run(ticks=2)  # settle (first-tick allocations) before engaging

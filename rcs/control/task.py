@@ -246,10 +246,27 @@ class _DeviceParts:
     hold_vector: Callable[[Any], np.ndarray] | None
 
 
+def arm_safety_config(robot: Arm, rate_hz: float) -> ArmSafetyConfig:
+    """Spec limits plus the robot's scene workspace (if it exposes ``scene.workspace``) checked on the TCP.
+
+    The TCP comes from ``robot.kinematics.forward`` (arm base frame); the shipped simulated scenes put the base
+    at the world origin, so a world-frame box applies as is. A robot mounted elsewhere needs the base pose
+    composed into ``tcp_position``.
+    """
+    scene = getattr(robot, "scene", None)
+    workspace = getattr(scene, "workspace", None)
+    kin = robot.kinematics
+    return ArmSafetyConfig(
+        control_dt=1.0 / rate_hz,
+        workspace=workspace,
+        tcp_position=(lambda q: kin.forward(q)[0]) if workspace is not None else None,
+    )
+
+
 def _arm_parts(robot: Arm, safety: Any, control_dt: float, mode: str) -> _DeviceParts:
     if mode != "joint_positions":
         raise ConfigError(f"arm mode={mode!r}: arms are driven in 'joint_positions' mode")
-    config = safety if isinstance(safety, ArmSafetyConfig) else ArmSafetyConfig(control_dt=control_dt)
+    config = safety if isinstance(safety, ArmSafetyConfig) else arm_safety_config(robot, 1.0 / control_dt)
     _check_dt(config.control_dt, control_dt)
     filt = ArmSafetyFilter(robot.spec, config)
 
