@@ -1,7 +1,8 @@
 """Quadrotor hover and trajectory tracking.
 
 Works with any :class:`rcs.devices.Quadrotor`; in simulation the episode starts in the air near the
-reference (``VehicleStateControl``), on hardware from wherever the vehicle is. The reference is a
+reference (``VehicleStateControl``) and the env arms the vehicle; on hardware the episode starts from wherever
+the vehicle is, and ``reset()`` refuses to run unless the operator has armed it. The reference is a
 :mod:`rcs.control.trajectories` object sampled at the episode time ``steps * dt``.
 Success (per step): position within ``success_threshold`` of the reference.
 """
@@ -14,10 +15,10 @@ import numpy as np
 from gymnasium import spaces
 
 from rcs.control.trajectories import FigureEight, Hover
-from rcs.devices import Quadrotor, VehicleStateControl
+from rcs.devices import Quadrotor, Simulated, VehicleStateControl
 from rcs.envs.base import CameraConfig, EnvConfig, RobotEnv, resolve_config
 from rcs.envs.quadrotor_actions import QUADROTOR_ACTION_MODES
-from rcs.errors import ConfigError
+from rcs.errors import ConfigError, RcsError
 from rcs.geometry import quat_from_euler_rpy
 from rcs.spec import WorkspaceBox
 
@@ -108,7 +109,11 @@ class QuadrotorEnv(RobotEnv):
                 np.zeros(3),
                 hover,
             )
-        self.vehicle.arm()
+        if isinstance(self.vehicle, Simulated):
+            self.vehicle.arm()
+        elif not self.vehicle.read().armed:
+            # On a physical vehicle arming is the operator's decision, never a side effect of reset().
+            raise RcsError(f"{self.config.robot}: the vehicle is disarmed; arm it (operator action) before reset()")
 
     def _apply_action(self, action: np.ndarray) -> None:
         self.action_mode.apply(action)

@@ -285,10 +285,15 @@ def _vec(value: object, n: int) -> np.ndarray:
     return arr
 
 
-def box_violation(p: np.ndarray, box: WorkspaceBox) -> float:
-    """Euclidean distance (m) of ``p`` outside ``box`` (0 inside)."""
-    below = np.asarray(box.lower) - p
-    above = p - np.asarray(box.upper)
+#: The arm filter keeps the TCP this far (m) inside the workspace box, so that floating-point rounding in the
+#: forward kinematics can never leave it outside the configured box (found by the property test).
+WORKSPACE_MARGIN = 1e-6
+
+
+def box_violation(p: np.ndarray, box: WorkspaceBox, margin: float = 0.0) -> float:
+    """Euclidean distance (m) of ``p`` outside ``box`` shrunk by ``margin`` on every side (0 inside)."""
+    below = np.asarray(box.lower) + margin - p
+    above = p - (np.asarray(box.upper) - margin)
     return float(np.linalg.norm(np.maximum(np.maximum(below, above), 0.0)))
 
 
@@ -434,7 +439,9 @@ class ArmSafetyFilter:
         cfg = self.config
         self._workspace_violation = 0.0
         if cfg.workspace is not None and cfg.tcp_position is not None:
-            self._workspace_violation = box_violation(np.asarray(cfg.tcp_position(self.joints.q)), cfg.workspace)
+            self._workspace_violation = box_violation(
+                np.asarray(cfg.tcp_position(self.joints.q)), cfg.workspace, WORKSPACE_MARGIN
+            )
 
     @property
     def last_output(self) -> np.ndarray:
@@ -466,8 +473,9 @@ class ArmSafetyFilter:
         assert cfg.workspace is not None and cfg.tcp_position is not None
         step = q - self.joints.q
         rest = q + np.sign(step) * stopping_distance(step, self.joints.max_dv)
-        v_now = box_violation(np.asarray(cfg.tcp_position(q)), cfg.workspace)
-        v_rest = v_now if np.array_equal(rest, q) else box_violation(np.asarray(cfg.tcp_position(rest)), cfg.workspace)
+        m = WORKSPACE_MARGIN
+        v_now = box_violation(np.asarray(cfg.tcp_position(q)), cfg.workspace, m)
+        v_rest = v_now if np.array_equal(rest, q) else box_violation(np.asarray(cfg.tcp_position(rest)), cfg.workspace, m)
         allowed = self._workspace_violation + 1e-9
         return (v_now <= allowed and v_rest <= allowed), v_now
 

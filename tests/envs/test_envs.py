@@ -10,11 +10,14 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
+import rcs
 import rcs.envs  # noqa: F401  (registers the ids)
+from rcs.clock import WallClock
+from rcs.devices import Quadrotor, Simulated
 from rcs.envs.base import CameraConfig
 from rcs.envs.pick_cube import PickCubeConfig
 from rcs.envs.registration import ENVS
-from rcs.errors import ActionError
+from rcs.errors import ActionError, RcsError
 
 VARIANTS = [
     ("rcs/PandaPickCube-v0", {}),
@@ -154,3 +157,52 @@ def test_action_space_derives_from_spec():
         np.testing.assert_allclose(env.action_space.high[:-1], spec.upper.astype(np.float32))
     finally:
         env.close()
+
+
+class _PhysicalLikeQuadrotor(Quadrotor):
+    """A quadrotor that is not Simulated (no advance/reset), as a hardware driver would be: it delegates
+    every hook to a simulated vehicle whose time nobody advances."""
+
+    def __init__(self, **config) -> None:
+        self._inner = rcs.make_robot("sim/crazyflie", **config)
+        super().__init__(self._inner.spec, self._inner.limit_policy)
+
+    def _connect(self) -> None:
+        self._inner.connect()
+
+    def _close(self) -> None:
+        self._inner.close()
+        self._inner.simulation.close()
+
+    def _read(self):
+        return self._inner.read()
+
+    def _set_armed(self, armed: bool) -> None:
+        self._inner._set_armed(armed)
+
+    def _write_motor_thrusts(self, u) -> None:
+        self._inner._write_motor_thrusts(u)
+
+    def _write_thrust_rates(self, thrust, rates) -> None:
+        self._inner._write_thrust_rates(thrust, rates)
+
+    def _write_position(self, position, yaw) -> None:
+        self._inner._write_position(position, yaw)
+
+
+def test_env_never_arms_a_physical_vehicle_by_itself():
+    rcs.robots.register("test/physical-crazyflie", _PhysicalLikeQuadrotor, replace=True)
+    try:
+        env = gym.make("rcs/QuadrotorHover-v0", robot="test/physical-crazyflie", control_rate_hz=100.0)
+        try:
+            u = env.unwrapped
+            assert not isinstance(u.robot, Simulated) and isinstance(u._clock, WallClock)
+            with pytest.raises(RcsError, match="disarmed; arm it"):
+                env.reset(seed=0)
+            u.vehicle.arm()  # the operator arms it
+            obs, _ = env.reset(seed=0)
+            assert u.vehicle.read().armed and env.observation_space.contains(obs)
+        finally:
+            env.close()
+    finally:
+        rcs.robots.unregister("test/physical-crazyflie")

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from rcs.errors import ConfigError
@@ -176,6 +176,7 @@ def _planar_fk(q: np.ndarray) -> np.ndarray:
     targets=target_sequences(2, -3.0, 3.0, 60),
     accel=st.one_of(st.floats(5.0, 50.0), st.just(math.inf)),
 )
+@example(targets=[[0.0, 2.0]] * 55, accel=40.0)  # once ended 1e-16 m outside the box: rounding at the boundary
 def test_tcp_never_leaves_the_workspace_box(targets, accel):
     spec = ArmSpec(
         "planar", (JointSpec("a", -3, 3, 3.0, 1, accel), JointSpec("b", -3, 3, 3.0, 1, accel)), None, "base", "tcp",
