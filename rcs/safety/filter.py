@@ -468,16 +468,21 @@ class ArmSafetyFilter:
         return Command(self.mode, np.concatenate([q, g]))
 
     # -- workspace --------------------------------------------------------------------------------------
-    def _workspace_ok(self, q: np.ndarray) -> tuple[bool, float]:
+    def _workspace_ok(self, q: np.ndarray, margin: float = WORKSPACE_MARGIN) -> tuple[bool, float]:
+        """Whether the TCP at ``q`` and at its braking rest point stay within the box shrunk by ``margin``
+        (or do not get further out than now); also the violation at ``q`` w.r.t. the shrunk box."""
         cfg = self.config
         assert cfg.workspace is not None and cfg.tcp_position is not None
         step = q - self.joints.q
         rest = q + np.sign(step) * stopping_distance(step, self.joints.max_dv)
-        m = WORKSPACE_MARGIN
-        v_now = box_violation(np.asarray(cfg.tcp_position(q)), cfg.workspace, m)
-        v_rest = v_now if np.array_equal(rest, q) else box_violation(np.asarray(cfg.tcp_position(rest)), cfg.workspace, m)
-        allowed = self._workspace_violation + 1e-9
-        return (v_now <= allowed and v_rest <= allowed), v_now
+        p_now = np.asarray(cfg.tcp_position(q))
+        v_now = box_violation(p_now, cfg.workspace, margin)
+        v_rest = v_now if np.array_equal(rest, q) else box_violation(np.asarray(cfg.tcp_position(rest)), cfg.workspace, margin)
+        if margin:
+            allowed = self._workspace_violation + 1e-9
+        else:  # against the configured box: no further out than the TCP is now (0 when it is inside)
+            allowed = max(0.0, self._workspace_violation - WORKSPACE_MARGIN) + 1e-12
+        return (v_now <= allowed and v_rest <= allowed), box_violation(p_now, cfg.workspace, WORKSPACE_MARGIN)
 
     def _limit_workspace(self, q: np.ndarray) -> np.ndarray:
         ok, violation = self._workspace_ok(q)
@@ -486,7 +491,9 @@ class ArmSafetyFilter:
             return q
         lo, hi, _, _ = self.joints.interval()
         braking = self.joints.q + np.clip(brake_step(self.joints.d, self.joints.max_dv), lo, np.maximum(lo, hi))
-        ok_b, v_b = self._workspace_ok(braking)
+        # Braking is the fallback: it is recoverable while it keeps the TCP in the configured box itself (the
+        # margin is headroom for normal steps, not a limit braking must honour).
+        ok_b, v_b = self._workspace_ok(braking, margin=0.0)
         best, best_violation = braking, v_b
         if ok_b:
             low, high = 0.0, 1.0
