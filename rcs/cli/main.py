@@ -16,6 +16,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("rcs.cli.demo", "run the main demo on the simulated default robots"),
     "bench": ("rcs.cli.bench", "run a benchmark and print one JSON object"),
     "list": ("rcs.cli.listing", "list registered robots, cameras, teleops and envs"),
+    "serve": ("rcs.cli.serve", "serve a policy to robots over ZeroMQ (docs/protocol.md)"),
+    "keygen": ("rcs.cli.keygen", "write a CurveZMQ key pair for rcs serve"),
 }
 
 

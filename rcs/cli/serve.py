@@ -1,0 +1,53 @@
+"""``rcs serve``: serve a policy to robots over ZeroMQ (protocol: ``docs/protocol.md``).
+
+``--policy`` is ``null``, ``constant`` or a manifest path; ``SIGHUP`` re-reads it and swaps the checkpoint
+without dropping sessions. Binds loopback by default; ``--curve-secret`` with ``--allow`` enables CurveZMQ
+encryption and a client-key allow-list (keys from ``rcs keygen``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+
+from rcs.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--policy", default="null", help="null | constant | PATH of a policy manifest (default null)")
+    parser.add_argument("--bind", default="tcp://127.0.0.1:5555", help="endpoint (default tcp://127.0.0.1:5555)")
+    parser.add_argument("--curve-secret", metavar="FILE", help="server key pair (.key_secret from rcs keygen)")
+    parser.add_argument("--allow", metavar="FILE", help="allow-list: Z85 client public keys, or a dir of .key files")
+    parser.add_argument("--max-batch", type=int, default=1, help="sessions per inference call (default 1)")
+    parser.add_argument("--batch-window-ms", type=float, default=0.0, help="wait for a fuller batch (ms)")
+    parser.add_argument("--session-timeout", type=float, default=10.0, help="drop silent sessions after (s)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from rcs.serving import keys
+    from rcs.serving.policy import load_policy
+    from rcs.serving.server import PolicyServer
+
+    if bool(args.curve_secret) != bool(args.allow):
+        raise SystemExit("rcs serve: --curve-secret and --allow go together")
+    try:
+        curve = keys.load_secret(args.curve_secret) if args.curve_secret else None
+        allow = keys.load_allow_list(args.allow) if args.allow else None
+        policy = load_policy(args.policy)
+    except ConfigError as e:
+        raise SystemExit(f"rcs serve: {e}") from None
+    server = PolicyServer(
+        policy, args.bind, curve=curve, allow=allow, max_batch=args.max_batch,
+        batch_window_s=args.batch_window_ms / 1e3, session_timeout_s=args.session_timeout,
+        loader=lambda: load_policy(args.policy),
+    )
+    signal.signal(signal.SIGHUP, lambda *_: server.request_reload())
+    signal.signal(signal.SIGTERM, lambda *_: server.stop())
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        server.stop()
+    return 0

@@ -1,0 +1,484 @@
+"""The policy server: a ZeroMQ ROUTER serving many robot sessions (protocol in ``docs/protocol.md``).
+
+Threads:
+
+- the I/O thread (:meth:`PolicyServer.run`) owns the ROUTER socket: it decodes and checks every message,
+  answers HELLO/HEARTBEAT/errors itself and keeps only the newest pending observation per session;
+- the inference worker takes pending requests (up to ``max_batch`` sessions at once), drops expired ones,
+  calls :meth:`Policy.infer` and hands the encoded replies back to the I/O thread over an ``inproc`` socket;
+- an optional ZAP authenticator thread (CURVE allow-list).
+
+Malformed input of any kind is answered with an ERROR naming the field and the limit; nothing a client
+sends can stop the server.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import zmq
+
+from rcs.errors import ConfigError
+from rcs.serving.keys import KeyPair
+from rcs.serving.policy import Policy
+from rcs.serving.protocol import (
+    CLIENT_TYPES,
+    MAX_TENSOR_BYTES,
+    WIRE_DTYPES,
+    Header,
+    Message,
+    MsgType,
+    ProtocolError,
+    Schema,
+    check_observation,
+    decode,
+    decode_header,
+    encode,
+    error_message,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Request:
+    session_id: int
+    identity: bytes
+    header: Header
+    tensors: dict[str, np.ndarray]
+    received: float  # server monotonic (s)
+    deadline: float  # server monotonic (s); inf when no budget
+
+
+@dataclass
+class _Session:
+    session_id: int
+    identity: bytes
+    last_seen: float
+    last_seq: int = 0
+    pending: _Request | None = None
+    served: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)
+
+
+class _AllowList:
+    """ZAP credentials provider: a client key is allowed iff it is on the list."""
+
+    def __init__(self, keys: frozenset[bytes]) -> None:
+        self.keys = keys
+
+    def callback(self, domain: str, key: bytes) -> bool:
+        ok = key in self.keys
+        if not ok:
+            log.warning("CURVE: refused client key %s (not on the allow-list)", key.decode(errors="replace"))
+        return ok
+
+
+def is_loopback(endpoint: str) -> bool:
+    """Whether a ``tcp://HOST:PORT`` / ``ipc://`` / ``inproc://`` endpoint is reachable only locally."""
+    if not endpoint.startswith("tcp://"):
+        return True
+    host = endpoint[6:].rsplit(":", 1)[0].strip("[]")
+    return host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")
+
+
+class PolicyServer:
+    """Serves one :class:`Policy` to many robot sessions.
+
+    Args:
+        policy: the policy to serve.
+        bind: endpoint (``tcp://127.0.0.1:5555`` default; port ``*`` or ``0`` picks a free one, see
+            :attr:`endpoint`).
+        curve: the server's CURVE key pair (enables encryption + authentication), or ``None``.
+        allow: Z85 client public keys allowed to connect (required with ``curve``).
+        max_batch: most sessions' requests given to one :meth:`Policy.infer` call.
+        batch_window_s: how long (s) the worker waits for more requests before a batch of fewer than
+            ``max_batch`` (0: never waits).
+        session_timeout_s: a session silent this long (s) is dropped.
+        heartbeat_s: heartbeat period (s) advertised to clients.
+        loader: re-creates the policy on :meth:`request_reload` (e.g. from the ``--policy`` path on SIGHUP).
+        max_sessions: HELLOs beyond this many open sessions are answered ``too_many_sessions``.
+    """
+
+    def __init__(
+        self,
+        policy: Policy,
+        bind: str = "tcp://127.0.0.1:5555",
+        *,
+        curve: KeyPair | None = None,
+        allow: frozenset[bytes] | None = None,
+        max_batch: int = 1,
+        batch_window_s: float = 0.0,
+        session_timeout_s: float = 10.0,
+        heartbeat_s: float = 0.25,
+        loader: Callable[[], Policy] | None = None,
+        max_sessions: int = 256,
+    ) -> None:
+        if max_batch < 1:
+            raise ConfigError(f"max_batch={max_batch} must be >= 1")
+        if (curve is None) != (allow is None):
+            raise ConfigError("CURVE needs both the server secret key and an allow-list of client keys")
+        if curve is not None and curve.secret is None:
+            raise ConfigError("the server CURVE key pair has no secret key")
+        self._policy = policy
+        self._bind = bind[:-2] + ":*" if bind.endswith(":0") else bind
+        self.curve = curve
+        self.allow = allow
+        self.max_batch = max_batch
+        self.batch_window_s = batch_window_s
+        self.session_timeout_s = session_timeout_s
+        self.heartbeat_s = heartbeat_s
+        self.loader = loader
+        self.max_sessions = max_sessions
+        self.ctx = zmq.Context()
+        self._lock = threading.Condition()
+        self._sessions: dict[int, _Session] = {}
+        self._stop = threading.Event()
+        self._reload = threading.Event()
+        self._ready = threading.Event()
+        self._results_addr = f"inproc://rcs-results-{id(self)}"
+        self._auth: Any = None
+        self._router: zmq.Socket | None = None
+        self._worker: threading.Thread | None = None
+        self._io_thread: threading.Thread | None = None
+        self.endpoint = ""
+        self.counters: dict[str, int] = {}
+
+    # -- public API -------------------------------------------------------------------------------------
+    @property
+    def policy(self) -> Policy:
+        """The policy being served."""
+        return self._policy
+
+    def swap(self, policy: Policy) -> None:
+        """Serve ``policy`` from the next batch on; sessions are kept (any thread).
+
+        If its schema differs, requests carrying the old schema hash are answered ``schema_hash`` and the
+        clients must re-handshake (where the robot side decides whether the new schema is acceptable).
+        """
+        old = self._policy
+        if policy.schema.hash != old.schema.hash:
+            log.warning("swapped to checkpoint %s with a different schema: sessions must re-handshake",
+                        policy.checkpoint_id)
+        with self._lock:
+            self._policy = policy
+        log.info("serving checkpoint %s (was %s)", policy.checkpoint_id, old.checkpoint_id)
+
+    def request_reload(self) -> None:
+        """Ask for the policy to be re-created by ``loader`` and swapped in (signal-handler safe)."""
+        self._reload.set()
+
+    def sessions(self) -> dict[int, dict[str, Any]]:
+        """Snapshot of the sessions: id -> served count and drops by reason."""
+        with self._lock:
+            return {s.session_id: {"served": s.served, "dropped": dict(s.dropped)} for s in self._sessions.values()}
+
+    def start(self) -> str:
+        """Bind and run the I/O loop in a background thread; returns the bound endpoint."""
+        self._io_thread = threading.Thread(target=self.run, name="rcs-serve-io", daemon=True)
+        self._io_thread.start()
+        if not self._ready.wait(10.0):
+            raise RuntimeError("policy server did not start within 10 s")
+        if not self.endpoint:
+            raise RuntimeError("policy server failed to bind (see the log)")
+        return self.endpoint
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the I/O loop and the worker, close the sockets."""
+        self._stop.set()
+        with self._lock:
+            self._lock.notify_all()
+        if self._io_thread is not None and self._io_thread is not threading.current_thread():
+            self._io_thread.join(timeout)
+
+    # -- I/O thread -------------------------------------------------------------------------------------
+    def run(self) -> None:
+        """Bind and serve until :meth:`stop` (blocks; call from the thread that should do the I/O)."""
+        router = self.ctx.socket(zmq.ROUTER)
+        results = self.ctx.socket(zmq.PULL)
+        try:
+            self._setup(router, results)
+        except Exception:
+            log.exception("policy server setup failed")
+            router.close(0)
+            results.close(0)
+            self._ready.set()
+            raise
+        self._ready.set()
+        poller = zmq.Poller()
+        poller.register(router, zmq.POLLIN)
+        poller.register(results, zmq.POLLIN)
+        next_sweep = time.monotonic() + 0.1
+        try:
+            while not self._stop.is_set():
+                events = dict(poller.poll(50))
+                if results in events:
+                    while True:
+                        try:
+                            out = results.recv_multipart(zmq.NOBLOCK, copy=False)
+                        except zmq.Again:
+                            break
+                        router.send_multipart(out, copy=False)
+                if router in events:
+                    for _ in range(256):
+                        try:
+                            frames = router.recv_multipart(zmq.NOBLOCK, copy=False)
+                        except zmq.Again:
+                            break
+                        self._on_message(router, frames)
+                now = time.monotonic()
+                if now >= next_sweep:
+                    next_sweep = now + 0.1
+                    self._sweep(now)
+                    if self._reload.is_set():
+                        self._reload.clear()
+                        threading.Thread(target=self._do_reload, name="rcs-serve-reload", daemon=True).start()
+        finally:
+            self._stop.set()
+            with self._lock:
+                self._lock.notify_all()
+            if self._worker is not None:
+                self._worker.join(5.0)
+            router.close(0)
+            results.close(0)
+            if self._auth is not None:
+                self._auth.stop()
+            if self._worker is None or not self._worker.is_alive():
+                self.ctx.term()
+            log.info("policy server stopped")
+
+    def _setup(self, router: zmq.Socket, results: zmq.Socket) -> None:
+        router.setsockopt(zmq.LINGER, 0)
+        router.setsockopt(zmq.MAXMSGSIZE, MAX_TENSOR_BYTES + 4096)
+        router.setsockopt(zmq.RCVHWM, 1000)
+        if self.curve is not None:
+            from zmq.auth.thread import ThreadAuthenticator
+
+            self._auth = ThreadAuthenticator(self.ctx)
+            self._auth.start()
+            self._auth.configure_curve_callback("*", _AllowList(self.allow or frozenset()))
+            router.curve_server = True
+            router.curve_publickey = self.curve.public
+            router.curve_secretkey = self.curve.secret
+        elif not is_loopback(self._bind):
+            log.warning("serving on %s WITHOUT CurveZMQ: anyone reaching this port can use the policy", self._bind)
+        router.bind(self._bind)
+        self.endpoint = router.getsockopt_string(zmq.LAST_ENDPOINT)
+        results.bind(self._results_addr)
+        self._worker = threading.Thread(target=self._work, name="rcs-serve-infer", daemon=True)
+        self._worker.start()
+        log.info("serving %s (checkpoint %s) on %s%s", type(self._policy).__name__, self._policy.checkpoint_id,
+                 self.endpoint, " with CURVE" if self.curve else "")
+
+    def _count(self, key: str) -> None:
+        self.counters[key] = self.counters.get(key, 0) + 1
+
+    def _on_message(self, router: zmq.Socket, frames: list[Any]) -> None:
+        identity = frames[0].bytes
+        body = frames[1:]
+        header: Header | None = None
+        try:
+            if body:
+                header = decode_header(body[0])  # kept to echo session/seq in an ERROR about the rest
+            msg = decode(body, CLIENT_TYPES, header)
+            self._dispatch(router, identity, msg)
+        except ProtocolError as e:
+            self._count(e.code)
+            log.debug("bad message from %r: %s", identity, e)
+            router.send_multipart([identity, *error_message(header, e)], copy=False)
+        except Exception as e:  # a server bug must not stop the server
+            self._count("internal")
+            log.exception("internal error handling a message")
+            err = ProtocolError("internal", "server", f"{type(e).__name__}", "")
+            try:
+                router.send_multipart([identity, *error_message(header, err)], copy=False)
+            except zmq.ZMQError:
+                pass
+
+    def _dispatch(self, router: zmq.Socket, identity: bytes, msg: Message) -> None:
+        h = msg.header
+        now = time.monotonic()
+        if h.type is MsgType.HELLO:
+            self._hello(router, identity, msg, now)
+            return
+        with self._lock:
+            session = self._sessions.get(h.session_id)
+            if session is not None and session.identity != identity:
+                session = None
+            if session is not None:
+                session.last_seen = now
+        if h.type is MsgType.HEARTBEAT:
+            if session is None and h.session_id != 0:
+                raise ProtocolError("unknown_session", "session_id", f"{h.session_id} unknown", "handshake first")
+            router.send_multipart([identity, *encode(Header(MsgType.HEARTBEAT, h.session_id, h.seq), {})])
+            return
+        if session is None:
+            raise ProtocolError("unknown_session", "session_id", f"{h.session_id} unknown", "handshake first")
+        if h.type is MsgType.BYE:
+            with self._lock:
+                self._sessions.pop(h.session_id, None)
+            log.info("session %x closed by the client", h.session_id)
+            return
+        self._obs(router, identity, session, msg, now)
+
+    def _hello(self, router: zmq.Socket, identity: bytes, msg: Message, now: float) -> None:
+        policy = self._policy
+        wanted = msg.meta.get("schema")
+        if wanted is not None:
+            try:
+                client_schema = Schema.from_dict(wanted)
+                if client_schema.hash != policy.schema.hash:
+                    log.warning("HELLO from %r expects a different schema (the robot will refuse to arm)", identity)
+            except ProtocolError as e:
+                log.warning("HELLO from %r with an unreadable schema: %s", identity, e)
+        sid = secrets.randbits(63) | 1
+        with self._lock:
+            if len(self._sessions) >= self.max_sessions:
+                raise ProtocolError("too_many_sessions", "session_id", f"{len(self._sessions)} open",
+                                    f"<= {self.max_sessions} sessions")
+            self._sessions[sid] = _Session(sid, identity, now)
+        meta = {"schema": policy.schema.as_dict(), "checkpoint_id": policy.checkpoint_id,
+                "chunk_size": policy.schema.chunk_size, "policy_dt": policy.schema.policy_dt,
+                "heartbeat_s": self.heartbeat_s, "session_timeout_s": self.session_timeout_s}
+        header = Header(MsgType.WELCOME, sid, msg.header.seq, 0, 0.0, 0, policy.schema.hash)
+        router.send_multipart([identity, *encode(header, meta)])
+        log.info("session %x opened (client %s)", sid, str(msg.meta.get("client", ""))[:128])
+
+    def _obs(self, router: zmq.Socket, identity: bytes, session: _Session, msg: Message, now: float) -> None:
+        h = msg.header
+        schema = self._policy.schema
+        if h.schema_hash != schema.hash:
+            raise ProtocolError("schema_hash", "schema_hash", f"got {h.schema_hash.hex()}",
+                                f"{schema.hash.hex()} (re-handshake)")
+        check_observation(schema, msg.tensors)
+        deadline = now + h.budget_us * 1e-6 if h.budget_us else float("inf")
+        request = _Request(session.session_id, identity, h, msg.tensors, now, deadline)
+        superseded: _Request | None = None
+        with self._lock:
+            if h.seq <= session.last_seq:
+                raise ProtocolError("stale_seq", "seq", f"got {h.seq}", f"> {session.last_seq}")
+            session.last_seq = h.seq
+            superseded, session.pending = session.pending, request
+            if superseded is not None:
+                session.dropped["superseded"] = session.dropped.get("superseded", 0) + 1
+            self._lock.notify()
+        if superseded is not None:
+            self._count("superseded")
+            err = ProtocolError("superseded", "seq", f"request {superseded.header.seq} replaced by {h.seq}",
+                                "latest observation only")
+            router.send_multipart([identity, *error_message(superseded.header, err)])
+
+    def _sweep(self, now: float) -> None:
+        with self._lock:
+            dead = [s for s in self._sessions.values() if now - s.last_seen > self.session_timeout_s]
+            for s in dead:
+                del self._sessions[s.session_id]
+        for s in dead:
+            log.info("session %x timed out after %.1f s of silence", s.session_id, self.session_timeout_s)
+
+    def _do_reload(self) -> None:
+        if self.loader is None:
+            log.warning("reload requested but the server has no loader")
+            return
+        try:
+            policy = self.loader()
+        except Exception:
+            log.exception("reload failed; still serving %s", self._policy.checkpoint_id)
+            return
+        self.swap(policy)
+
+    # -- inference worker -------------------------------------------------------------------------------
+    def _take_batch(self) -> list[_Request]:
+        with self._lock:
+            while not self._stop.is_set() and not any(s.pending for s in self._sessions.values()):
+                self._lock.wait(0.1)
+            if self._stop.is_set():
+                return []
+            if self.max_batch > 1 and self.batch_window_s > 0:
+                end = time.monotonic() + self.batch_window_s
+                while (sum(1 for s in self._sessions.values() if s.pending) < self.max_batch
+                       and (left := end - time.monotonic()) > 0):
+                    self._lock.wait(left)
+            pending = sorted((s for s in self._sessions.values() if s.pending), key=lambda s: s.pending.received)
+            batch = []
+            for s in pending[: self.max_batch]:
+                batch.append(s.pending)
+                s.pending = None
+            return batch
+
+    def _work(self) -> None:
+        out = self.ctx.socket(zmq.PUSH)
+        out.setsockopt(zmq.LINGER, 0)
+        out.connect(self._results_addr)
+        try:
+            while not self._stop.is_set():
+                batch = self._take_batch()
+                if batch:
+                    try:
+                        self._infer(batch, out)
+                    except Exception:  # never let the worker die
+                        log.exception("inference worker error")
+        finally:
+            out.close(0)
+
+    def _drop(self, out: zmq.Socket, req: _Request, code: str, message: str, limit: str = "") -> None:
+        self._count(code)
+        with self._lock:
+            s = self._sessions.get(req.session_id)
+            if s is not None:
+                s.dropped[code] = s.dropped.get(code, 0) + 1
+        err = ProtocolError(code, "budget_us" if code == "expired" else "action", message, limit)
+        out.send_multipart([req.identity, *error_message(req.header, err)])
+
+    def _infer(self, batch: list[_Request], out: zmq.Socket) -> None:
+        policy = self._policy
+        schema = policy.schema
+        now = time.monotonic()
+        live = []
+        for r in batch:
+            if now > r.deadline:
+                self._drop(out, r, "expired", f"waited {1e3 * (now - r.received):.1f} ms before inference",
+                           f"{r.header.budget_us} us")
+            elif r.header.schema_hash != schema.hash:
+                self._drop(out, r, "schema_hash", "the checkpoint was swapped to another schema", "re-handshake")
+            else:
+                live.append(r)
+        if not live:
+            return
+        t0 = time.monotonic()
+        try:
+            chunks = policy.infer([r.tensors for r in live])
+            if len(chunks) != len(live):
+                raise ValueError(f"returned {len(chunks)} chunks for {len(live)} observations")
+        except Exception as e:
+            log.exception("policy %s failed", policy.checkpoint_id)
+            for r in live:
+                self._drop(out, r, "policy", f"{type(e).__name__}: {e}"[:200])
+            return
+        t1 = time.monotonic()
+        infer_ms = 1e3 * (t1 - t0)
+        for r, chunk in zip(live, chunks, strict=True):
+            a = np.asarray(chunk)
+            if a.shape != schema.action.shape or a.dtype != WIRE_DTYPES[schema.action.dtype]:
+                self._drop(out, r, "policy", f"chunk {a.dtype.name}{a.shape}",
+                           f"{schema.action.dtype}{schema.action.shape}")
+                continue
+            if t1 > r.deadline:
+                self._drop(out, r, "expired", f"inference finished {1e3 * (t1 - r.deadline):.1f} ms late",
+                           f"{r.header.budget_us} us")
+                continue
+            h = r.header
+            header = Header(MsgType.CHUNK, h.session_id, h.seq, h.obs_tick, h.capture_time, 0, schema.hash)
+            meta = {"checkpoint_id": policy.checkpoint_id, "policy_dt": schema.policy_dt, "infer_ms": infer_ms}
+            out.send_multipart([r.identity, *encode(header, meta, {"action": a})], copy=False)
+            with self._lock:
+                s = self._sessions.get(r.session_id)
+                if s is not None:
+                    s.served += 1
