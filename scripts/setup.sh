@@ -19,15 +19,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # 2. A Python 3.12 interpreter: on PATH, from pyenv, or from apt (Ubuntu 24.04+).
-find_python() {
-  local c
-  for c in python3.12 "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.12*/bin/python3.12 /usr/bin/python3.12 /usr/local/bin/python3.12; do
-    if command -v "$c" >/dev/null 2>&1 && "$c" -c 'import sys, venv; assert sys.version_info[:2] == (3, 12)' >/dev/null 2>&1; then
-      command -v "$c"; return 0
-    fi
-  done
-  return 1
-}
+source scripts/find_python312.sh
 if [ ! -x .venv/bin/python ]; then
   py=$(find_python) || {
     log "python3.12 not found; trying apt"

@@ -10,15 +10,7 @@ cd "$(dirname "$0")/.."
 log() { printf '[setup-bench] %s\n' "$*" >&2; }
 
 # Same interpreter search as scripts/setup.sh: on PATH, from pyenv, or a system 3.12.
-find_python() {
-  local c
-  for c in python3.12 "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.12*/bin/python3.12 /usr/bin/python3.12 /usr/local/bin/python3.12; do
-    if command -v "$c" >/dev/null 2>&1 && "$c" -c 'import sys, venv; assert sys.version_info[:2] == (3, 12)' >/dev/null 2>&1; then
-      command -v "$c"; return 0
-    fi
-  done
-  return 1
-}
+source scripts/find_python312.sh
 
 # openpi-client 0.1.2 imports typing_extensions without declaring it, so it is listed here.
 OPENPI_SPEC=("openpi-client==0.1.2" "websockets==17.4" "typing_extensions")

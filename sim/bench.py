@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import time
+from collections.abc import Callable
 
 import gymnasium as gym
 import mujoco
@@ -41,40 +42,47 @@ def _hold_action(env: gym.Env) -> np.ndarray:
     return np.full(spec.num_rotors, spec.hover_thrust / spec.max_collective_thrust, dtype=np.float32)
 
 
+def compare(
+    env: gym.Env, action: np.ndarray, raw_step: Callable[[], None], substeps: int, physics_dt: float,
+    steps: int, rounds: int,
+) -> dict:
+    """Best-of-``rounds`` rates of ``raw_step`` (one env step's physics) and ``env.step(action)``, alternating,
+    each round from the same reset state."""
+    raw_best = env_best = float("inf")
+    for _ in range(rounds):
+        for is_raw in (True, False):
+            env.reset(seed=0)
+            env.step(action)  # controls now hold the action
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                if is_raw:
+                    raw_step()
+                else:
+                    env.step(action)
+            elapsed = time.perf_counter() - t0
+            if is_raw:
+                raw_best = min(raw_best, elapsed)
+            else:
+                env_best = min(env_best, elapsed)
+    raw_rate, env_rate = steps * substeps / raw_best, steps / env_best
+    return {
+        "env": env.spec.id if env.spec else type(env.unwrapped).__name__,
+        "substeps": substeps,
+        "physics_dt": physics_dt,
+        "raw_steps_per_s": round(raw_rate, 1),
+        "env_steps_per_s": round(env_rate, 1),
+        "env_physics_steps_per_s": round(env_rate * substeps, 1),
+        "overhead": round(raw_rate / (env_rate * substeps) - 1.0, 4),
+    }
+
+
 def measure(env_id: str, kwargs: dict, steps: int, rounds: int) -> dict:
+    """One rcs env against ``MujocoSimulation.step_raw`` at the env's substeps."""
     env = gym.make(env_id, **kwargs)
     try:
-        u = env.unwrapped
-        sim = u.robot.simulation
-        substeps = sim.steps_for(u.dt)
-        action = _hold_action(env)
-        env.reset(seed=0)
-        env.step(action)  # controls now hold the action
-        raw_best = env_best = float("inf")
-        for _ in range(rounds):
-            env.reset(seed=0)
-            env.step(action)
-            t0 = time.perf_counter()
-            for _ in range(steps):
-                sim.step_raw(substeps)
-            raw_best = min(raw_best, time.perf_counter() - t0)
-            env.reset(seed=0)
-            env.step(action)
-            t0 = time.perf_counter()
-            for _ in range(steps):
-                env.step(action)
-            env_best = min(env_best, time.perf_counter() - t0)
-        raw_rate = steps * substeps / raw_best
-        env_rate = steps / env_best
-        return {
-            "env": env_id,
-            "substeps": substeps,
-            "physics_dt": sim.timestep,
-            "raw_steps_per_s": round(raw_rate, 1),
-            "env_steps_per_s": round(env_rate, 1),
-            "env_physics_steps_per_s": round(env_rate * substeps, 1),
-            "overhead": round(raw_rate / (env_rate * substeps) - 1.0, 4),
-        }
+        sim = env.unwrapped.robot.simulation
+        substeps = sim.steps_for(env.unwrapped.dt)
+        return compare(env, _hold_action(env), lambda: sim.step_raw(substeps), substeps, sim.timestep, steps, rounds)
     finally:
         env.close()
 
@@ -84,31 +92,11 @@ def measure_pusher(steps: int, rounds: int) -> dict:
     env = gym.make("Pusher-v5")
     try:
         u = env.unwrapped
-        substeps = u.frame_skip
         action = np.zeros(env.action_space.shape, dtype=np.float32)
-        raw_best = env_best = float("inf")
-        for _ in range(rounds):
-            env.reset(seed=0)
-            env.step(action)
-            t0 = time.perf_counter()
-            for _ in range(steps):
-                mujoco.mj_step(u.model, u.data, substeps)
-            raw_best = min(raw_best, time.perf_counter() - t0)
-            env.reset(seed=0)
-            t0 = time.perf_counter()
-            for _ in range(steps):
-                env.step(action)
-            env_best = min(env_best, time.perf_counter() - t0)
-        raw_rate, env_rate = steps * substeps / raw_best, steps / env_best
-        return {
-            "env": "Pusher-v5",
-            "substeps": substeps,
-            "physics_dt": float(u.model.opt.timestep),
-            "raw_steps_per_s": round(raw_rate, 1),
-            "env_steps_per_s": round(env_rate, 1),
-            "env_physics_steps_per_s": round(env_rate * substeps, 1),
-            "overhead": round(raw_rate / (env_rate * substeps) - 1.0, 4),
-        }
+        return compare(
+            env, action, lambda: mujoco.mj_step(u.model, u.data, u.frame_skip), u.frame_skip,
+            float(u.model.opt.timestep), steps, rounds,
+        )
     finally:
         env.close()
 

@@ -22,9 +22,7 @@ from typing import Any
 
 import numpy as np
 
-IMAGE_SHAPE = (224, 224, 3)
-STATE_DIM = 14
-CHUNK_SHAPE = (50, 7)
+from rcs.bench.baselines._common import CHUNK_SHAPE, IMAGE_SHAPE, STATE_DIM, check_chunk, make_request
 
 
 def _schema() -> Any:
@@ -35,12 +33,12 @@ def _schema() -> Any:
 
 
 def _request(seed: int = 0) -> dict[str, np.ndarray]:
-    """Random images (nothing compresses trivially) and a float32 state, under the schema's names."""
-    rng = np.random.default_rng(seed)
+    """The baselines' standard request (same arrays), under this schema's feature names."""
+    r = make_request(seed)
     return {
-        "observation.images.cam0": rng.integers(0, 256, IMAGE_SHAPE, dtype=np.uint8),
-        "observation.images.cam1": rng.integers(0, 256, IMAGE_SHAPE, dtype=np.uint8),
-        "observation.state": rng.standard_normal(STATE_DIM).astype(np.float32),
+        "observation.images.cam0": r["image_0"],
+        "observation.images.cam1": r["image_1"],
+        "observation.state": r["state"],
     }
 
 
@@ -78,9 +76,7 @@ def _client(endpoint: str, keys: Mapping[str, str] | None, warmup: int, seed: in
     def call() -> None:
         nonlocal tick
         tick += 1
-        reply = client.request(obs, tick, budget_s=5.0)
-        if reply.actions.shape != CHUNK_SHAPE or reply.actions.dtype != np.float32:
-            raise AssertionError(f"bad reply {reply.actions.dtype}{reply.actions.shape}")
+        check_chunk(client.request(obs, tick, budget_s=5.0).actions)
 
     for _ in range(warmup):
         call()
