@@ -22,7 +22,13 @@ from typing import Any
 
 import numpy as np
 
-from rcs.bench.baselines._common import CHUNK_SHAPE, IMAGE_SHAPE, STATE_DIM, check_chunk, make_request
+from rcs.bench.transport_request import (
+    CHUNK_SHAPE,
+    IMAGE_SHAPE,
+    STATE_DIM,
+    check_chunk,
+    make_request,
+)
 
 
 def _schema() -> Any:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from rcs.bench import baseline_runner as br
+from policies.baselines import runner as br
 
 REQUESTS = 300
 WARMUP = 20

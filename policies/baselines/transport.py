@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from rcs.bench.baseline_runner import run_baseline
+from policies.baselines.runner import run_baseline
 from rcs.bench.transport_ours import measure_ours
 from rcs.errors import RcsError
 
