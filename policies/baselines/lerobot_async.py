@@ -29,11 +29,11 @@ What runs unmodified (lerobot's own code):
 
 What is ours (the minimum needed to run without hardware and weights):
 
-- ``NullPolicyServer`` overrides only ``SendPolicyInstructions`` (PS l.116-171): it unpickles and validates
-  the ``RemotePolicyConfig`` as upstream, but instead of ``get_policy_class(...).from_pretrained`` and
-  ``make_pre_post_processors`` (which need a checkpoint) it installs :class:`NullPolicy` (``config.image_features``
-  for the two 3x224x224 cameras, ``predict_action_chunk`` -> zeros (1, 50, 7) float32) and identity
-  pre/post-processors.
+- The server is lerobot's own ``PolicyServer``, unmodified; only the two module-level functions its
+  ``SendPolicyInstructions`` (PS l.116-171) calls to load a checkpoint are replaced:
+  ``get_policy_class(...).from_pretrained`` returns :class:`NullPolicy` (``config.image_features`` for the two
+  3x224x224 cameras, ``predict_action_chunk`` -> zeros (1, 50, 7) float32) and ``make_pre_post_processors``
+  returns identity pre/post-processors.
 - ``NullRobot``: a duck-typed robot with 14 ``joint_<i>.pos`` float features and two 224x224x3 cameras,
   returned by patching ``robot_client.make_robot_from_config`` (no robot/camera drivers); its
   ``get_observation`` returns the same prebuilt raw observation every time.
@@ -105,10 +105,8 @@ def serve(log_mode: str) -> None:
     import torch
     from lerobot.async_inference import policy_server as ps
     from lerobot.async_inference.configs import PolicyServerConfig
-    from lerobot.async_inference.constants import SUPPORTED_POLICIES
-    from lerobot.async_inference.helpers import RemotePolicyConfig
     from lerobot.configs.types import FeatureType, PolicyFeature
-    from lerobot.transport import services_pb2, services_pb2_grpc
+    from lerobot.transport import services_pb2_grpc
 
     _quiet_logging(log_mode)
 
@@ -122,32 +120,29 @@ def serve(log_mode: str) -> None:
         def __init__(self) -> None:
             self._chunk = torch.zeros((1, *_common.CHUNK_SHAPE), dtype=torch.float32)
 
+        def to(self, device: str) -> "NullPolicy":  # upstream moves the loaded policy to the client's device
+            return self
+
         def predict_action_chunk(self, observation: dict[str, Any]) -> torch.Tensor:
             return self._chunk
 
     def identity(x: Any) -> Any:
         return x
 
-    class NullPolicyServer(ps.PolicyServer):
-        def SendPolicyInstructions(self, request, context):  # gRPC method name, as upstream
-            if not self.running:
-                return services_pb2.Empty()
-            specs = pickle.loads(request.data)  # nosec B301: as upstream
-            if not isinstance(specs, RemotePolicyConfig):
-                raise TypeError(f"Policy specs must be a RemotePolicyConfig. Got {type(specs)}")
-            if specs.policy_type not in SUPPORTED_POLICIES:
-                raise ValueError(f"Policy type {specs.policy_type} not supported")
-            self.device = specs.device
-            self.policy_type = specs.policy_type
-            self.lerobot_features = specs.lerobot_features
-            self.actions_per_chunk = specs.actions_per_chunk
-            self.policy = NullPolicy()
-            self.preprocessor = identity
-            self.postprocessor = identity
-            return services_pb2.Empty()
+    class NullPolicyClass:
+        """Stands in for the class ``get_policy_class`` returns: ``from_pretrained`` loads nothing."""
+
+        @staticmethod
+        def from_pretrained(path: str) -> NullPolicy:
+            return NullPolicy()
+
+    # Upstream SendPolicyInstructions runs unmodified (it unpickles and validates the RemotePolicyConfig
+    # itself); only the two policy-loading calls it makes are replaced, so no checkpoint is needed.
+    ps.get_policy_class = lambda name: NullPolicyClass
+    ps.make_pre_post_processors = lambda *args, **kwargs: (identity, identity)
 
     cfg = PolicyServerConfig(host="127.0.0.1", port=8080, inference_latency=0.0)  # port unused: we bind :0
-    policy_server = NullPolicyServer(cfg)
+    policy_server = ps.PolicyServer(cfg)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
     services_pb2_grpc.add_AsyncInferenceServicer_to_server(policy_server, server)
     port = server.add_insecure_port("127.0.0.1:0")
@@ -245,18 +240,14 @@ def run(requests: int, warmup: int, log_mode: str) -> dict[str, Any]:
         result.update(
             system="lerobot_async", log_mode=log_mode,
             client="lerobot.async_inference.robot_client.RobotClient (start, send_observation) + stub.GetActions",
-            server="lerobot.async_inference.policy_server.PolicyServer, null policy (SendPolicyInstructions "
-                   "overridden)",
+            server="lerobot.async_inference.policy_server.PolicyServer, null policy (get_policy_class and "
+                   "make_pre_post_processors replaced)",
             versions={"lerobot": lerobot.__version__, "grpcio": grpc.__version__, "torch": torch.__version__,
                       "numpy": np.__version__},
         )
         return result
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        _common.stop_child(proc)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -156,11 +156,7 @@ def run(requests: int, warmup: int) -> dict[str, Any]:
                              f"{websockets.__version__}, msgpack_numpy)")
         return result
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        _common.stop_child(proc)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -21,6 +22,15 @@ IMAGE_SHAPE = (224, 224, 3)
 STATE_DIM = 14
 CHUNK_SHAPE = (50, 7)
 CHUNK_DTYPE = np.float32
+
+
+def stop_child(proc: subprocess.Popen, timeout_s: float = 5.0) -> None:
+    """Terminate a benchmark's child server process, killing it if it does not exit within ``timeout_s``."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
 
 
 def make_request(seed: int = 0) -> dict[str, np.ndarray]:
