@@ -83,6 +83,11 @@ robots = Registry("robot", "rcs.robots")
 cameras = Registry("camera", "rcs.cameras")
 teleops = Registry("teleop", "rcs.teleops")
 benchmarks = Registry("benchmark", "rcs.benchmarks")  # entries name modules: add_arguments(parser), run(args)
+#: policy checkpoint kinds for ``rcs serve``: ``loader(path: Path, manifest: dict) -> Policy``.
+policy_loaders = Registry("policy loader", "rcs.policy_loaders")
+#: lerobot policy types defined outside lerobot: entries name the module whose import registers the type
+#: with lerobot (``PreTrainedConfig.register_subclass``), e.g. ``rcs_diffusion = "policies.rcs_diffusion"``.
+lerobot_policy_plugins = Registry("lerobot policy type", "rcs.lerobot_policies")
 
 
 def make_robot(name: str, /, **config: Any) -> Any:

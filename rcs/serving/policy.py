@@ -3,22 +3,25 @@
 A policy declares its :class:`~rcs.serving.protocol.Schema` and maps a batch of observations (one per
 session) to one action chunk each. Heavy frameworks (torch, lerobot) are imported only inside loaders.
 
-``load_policy(spec)`` accepts ``"null"``, ``"constant"`` or a path to a JSON manifest
-(``{"kind": "null"|"constant"|"lerobot", ...}``, or a directory holding ``rcs_policy.json``).
-``"lerobot"`` checkpoints go through :func:`load_lerobot_policy`, a hook that is not implemented yet.
+``load_policy(spec)`` accepts ``"null"``, ``"constant"``, a path to a JSON manifest
+(``{"kind": "null"|"constant"|"lerobot"|..., ...}``), a directory holding ``rcs_policy.json``, or a lerobot
+checkpoint directory. Kinds other than the built-in ones load through the ``rcs.policy_loaders`` registry
+(``lerobot``: :mod:`policies.lerobot_adapter`), so serving lerobot checkpoints needs torch only in the
+server process.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from rcs.errors import ConfigError
+from rcs.errors import ConfigError, UnknownNameError
+from rcs.registry import policy_loaders
 from rcs.serving.protocol import ProtocolError, Schema, TensorSpec
 
 log = logging.getLogger(__name__)
@@ -105,15 +108,6 @@ class ConstantPolicy:
         return [self._chunk for _ in observations]
 
 
-def load_lerobot_policy(path: Path, manifest: Mapping[str, Any]) -> Policy:
-    """Hook for lerobot checkpoints (``manifest["kind"] == "lerobot"``): not implemented yet.
-
-    The adapter will import lerobot lazily, build the policy with ``from_pretrained`` and its
-    pre/post-processors, map its features to a :class:`Schema` and call ``predict_action_chunk``.
-    """
-    raise NotImplementedError(f"lerobot checkpoints are not supported yet (adapter hook: {path})")
-
-
 def schema_from_manifest(m: Mapping[str, Any]) -> Schema:
     """The ``"schema"`` entry of a manifest (wire form), or the standard schema if absent."""
     if "schema" not in m:
@@ -124,33 +118,72 @@ def schema_from_manifest(m: Mapping[str, Any]) -> Schema:
         raise ConfigError(f"policy manifest: {e}") from None
 
 
-def load_policy(spec: str) -> Policy:
-    """``"null"``, ``"constant"`` or a manifest path (see the module docstring)."""
-    if spec == "null":
-        return NullPolicy()
-    if spec == "constant":
-        return ConstantPolicy()
+def _load_null(path: Path, manifest: Mapping[str, Any]) -> Policy:
+    return NullPolicy(schema_from_manifest(manifest), str(manifest.get("checkpoint_id", "null")))
+
+
+def _load_constant(path: Path, manifest: Mapping[str, Any]) -> Policy:
+    return ConstantPolicy(schema_from_manifest(manifest), manifest.get("value"),
+                          str(manifest.get("checkpoint_id", "constant")), float(manifest.get("delay_s", 0.0)))
+
+
+#: kinds built into the core; others come from the ``rcs.policy_loaders`` entry points (e.g. ``lerobot``).
+BUILTIN_LOADERS: dict[str, Callable[[Path, Mapping[str, Any]], Policy]] = {
+    "null": _load_null,
+    "constant": _load_constant,
+}
+
+MANIFEST_NAME = "rcs_policy.json"
+LEROBOT_CONFIG_NAME = "config.json"
+
+
+def read_manifest(spec: str | Path) -> tuple[Path, dict[str, Any]]:
+    """Resolve ``spec`` to ``(checkpoint directory, manifest)``.
+
+    ``spec`` is a manifest file, a directory holding ``rcs_policy.json``, or a lerobot checkpoint directory
+    (``config.json`` with a ``type``) without a manifest, which reads as ``{"kind": "lerobot"}``.
+    """
     path = Path(spec)
     if path.is_dir():
-        path = path / "rcs_policy.json"
+        if (path / MANIFEST_NAME).is_file():
+            path = path / MANIFEST_NAME
+        elif (path / LEROBOT_CONFIG_NAME).is_file():
+            return path, {"kind": "lerobot"}
+        else:
+            raise ConfigError(f"policy={str(spec)!r}: directory has neither {MANIFEST_NAME} nor a lerobot "
+                              f"{LEROBOT_CONFIG_NAME}")
     if not path.is_file():
-        raise ConfigError(f"policy={spec!r}: not 'null', 'constant' or an existing manifest file/directory")
+        raise ConfigError(f"policy={str(spec)!r}: not 'null', 'constant' or an existing manifest file/directory")
     try:
         manifest = json.loads(path.read_text())
     except (OSError, ValueError) as e:
         raise ConfigError(f"policy manifest {path}: {e}") from None
     if not isinstance(manifest, dict):
         raise ConfigError(f"policy manifest {path}: must be a JSON object")
+    return path.parent, manifest
+
+
+def load_policy(spec: str | Path) -> Policy:
+    """``"null"``, ``"constant"``, a manifest path or a checkpoint directory (see :func:`read_manifest`).
+
+    The manifest's ``kind`` picks the loader: ``null`` and ``constant`` are built in, any other kind is looked
+    up in the ``rcs.policy_loaders`` registry (``lerobot`` lives in ``policies.lerobot_adapter``), so the core
+    never imports torch.
+    """
+    if str(spec) in BUILTIN_LOADERS:
+        return BUILTIN_LOADERS[str(spec)](Path("."), {})
+    directory, manifest = read_manifest(spec)
     kind = manifest.get("kind")
-    ckpt = str(manifest.get("checkpoint_id", path.stem))
-    if kind == "null":
-        return NullPolicy(schema_from_manifest(manifest), ckpt)
-    if kind == "constant":
-        return ConstantPolicy(schema_from_manifest(manifest), manifest.get("value"), ckpt,
-                              float(manifest.get("delay_s", 0.0)))
-    if kind == "lerobot":
-        return load_lerobot_policy(path.parent, manifest)
-    raise ConfigError(f"policy manifest {path}: kind={kind!r}; known: null, constant, lerobot")
+    if not isinstance(kind, str):
+        raise ConfigError(f"policy manifest in {directory}: 'kind' must be a string, got {kind!r}")
+    loader = BUILTIN_LOADERS.get(kind)
+    if loader is None:
+        try:
+            loader = policy_loaders.factory(kind)
+        except UnknownNameError as e:
+            raise ConfigError(f"policy manifest in {directory}: kind={kind!r}; known: "
+                              f"{sorted(set(BUILTIN_LOADERS) | set(policy_loaders.names()))}") from e
+    return loader(directory, manifest)
 
 
 def write_manifest(path: str | Path, kind: str, schema: Schema | None = None, **fields: Any) -> Path:

@@ -156,7 +156,8 @@ class TensorSpec:
         name: feature name, e.g. ``"observation.state"``.
         shape: fixed shape.
         dtype: one of :data:`ALLOWED_DTYPES`.
-        unit: SI unit string (``"rad"``, ``"m"``, ``"1"`` normalized, ``"px"`` images).
+        unit: SI unit string (``"rad"``, ``"m"``, ``"1"`` normalized, ``"px"`` images, ``"utf8"`` text:
+            see :func:`encode_text`).
         names: names of the last axis' components (joint order), or empty.
     """
 
@@ -448,6 +449,34 @@ def _shape(v: Any, where: str) -> tuple[int, ...]:
         if not isinstance(s, int) or isinstance(s, bool) or s < 0 or s > 2**62:
             raise ProtocolError("bad_shape", where, repr(v)[:60], f"a list of 0..{MAX_NDIM} non-negative ints")
     return tuple(v)
+
+
+#: unit of a text observation (a language instruction): UTF-8 bytes in a fixed-size uint8 tensor, zero-padded.
+TEXT_UNIT = "utf8"
+
+
+def text_spec(name: str = "task", max_bytes: int = 256) -> TensorSpec:
+    """Schema entry of a text observation of at most ``max_bytes`` UTF-8 bytes."""
+    return TensorSpec(name, (max_bytes,), "uint8", TEXT_UNIT)
+
+
+def encode_text(text: str, max_bytes: int = 256, where: str = "task") -> np.ndarray:
+    """``text`` as a zero-padded ``(max_bytes,)`` uint8 array; raises :class:`ProtocolError` if too long."""
+    data = text.encode("utf-8")
+    if len(data) > max_bytes or b"\x00" in data:
+        raise ProtocolError("bad_text", where, f"{len(data)} bytes", f"<= {max_bytes} UTF-8 bytes, no NUL")
+    out = np.zeros(max_bytes, dtype=np.uint8)
+    out[: len(data)] = np.frombuffer(data, dtype=np.uint8)
+    return out
+
+
+def decode_text(array: np.ndarray, where: str = "task") -> str:
+    """Inverse of :func:`encode_text`; invalid UTF-8 raises :class:`ProtocolError` naming ``where``."""
+    raw = np.asarray(array, dtype=np.uint8).tobytes().rstrip(b"\x00")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ProtocolError("bad_text", where, f"invalid UTF-8 at byte {e.start}", "UTF-8 text") from None
 
 
 def check_observation(schema: Schema, tensors: Mapping[str, np.ndarray]) -> None:
