@@ -18,6 +18,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "list": ("rcs.cli.listing", "list registered robots, cameras, teleops and envs"),
     "serve": ("rcs.cli.serve", "serve a policy to robots over ZeroMQ (docs/protocol.md)"),
     "keygen": ("rcs.cli.keygen", "write a CurveZMQ key pair for rcs serve"),
+    "record": ("rcs.cli.record", "record teleoperated or scripted episodes into a crash-safe LeRobotDataset"),
 }
 
 

@@ -1,0 +1,205 @@
+"""``rcs record``: drive a robot with a teleop device (or the scripted expert) and record a LeRobotDataset.
+
+Example (scripted demonstrations, randomized scenes, two cameras)::
+
+    rcs record --robot sim/panda --teleop expert --episodes 50 --root data/pick_cube
+
+Each saved episode is committed atomically (docs/record.md): stop the process at any moment and every episode
+saved before loads with ``LeRobotDataset(repo_id, root=...)``. Nothing is uploaded unless ``--push-to-hub``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import gymnasium as gym
+from gymnasium.envs.registration import load_env_creator
+
+from rcs.envs.registration import ENVS
+from rcs.errors import ConfigError, UnknownNameError
+from rcs.registry import make_camera, teleops
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TASK = "pick the cube and bring it to the target"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--robot", default="sim/panda", help="registered robot (default sim/panda)")
+    parser.add_argument("--env", default=None, help="env id (default: the pick-cube env of --robot)")
+    parser.add_argument("--teleop", default="expert", help="registered teleop device (rcs list): expert, keyboard, ...")
+    parser.add_argument("--episodes", type=int, default=10, help="episodes to save (default 10)")
+    parser.add_argument("--root", type=Path, required=True, help="dataset folder (created, or appended to)")
+    parser.add_argument("--repo-id", default=None, help="lerobot repo id stored in the metadata (default local/<root name>)")
+    parser.add_argument("--task", default=DEFAULT_TASK, help="task text of every episode")
+    parser.add_argument("--seed", type=int, default=0, help="scene seed of the first episode (then +1 per episode)")
+    parser.add_argument("--cameras", default="front,wrist", help="comma-separated MJCF camera names, or 'none'")
+    parser.add_argument("--image-size", default="240x320", help="camera image HxW (default 240x320)")
+    parser.add_argument("--render", choices=["fast", "model"], default="fast",
+                        help="simulated cameras: 'fast' turns off shadows and multisampling (about 10x faster on a "
+                             "CPU renderer); 'model' keeps the MJCF's visual quality")
+    parser.add_argument("--fps", type=int, default=None, help="dataset fps = env control rate (default: the env's)")
+    parser.add_argument("--control-mode", default="cartesian", choices=["cartesian", "joint"])
+    parser.add_argument("--relative", action="store_true", help="relative (delta) actions")
+    parser.add_argument("--max-steps", type=int, default=None, help="episode length limit (env steps)")
+    parser.add_argument("--keep", choices=["all", "success"], default=None,
+                        help="which finished episodes to save (default: success for the expert, all otherwise)")
+    parser.add_argument("--vcodec", default=None, help="video codec (default lerobot's, libsvtav1)")
+    parser.add_argument("--teleop-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="device option (repeatable), e.g. device=/dev/hidraw0")
+    parser.add_argument("--push-to-hub", action="store_true", help="upload to the Hugging Face hub when done (explicit only)")
+    parser.add_argument("--json", action="store_true", help="print one JSON summary instead of progress lines")
+
+
+def _env_id(args: argparse.Namespace) -> str:
+    if args.env:
+        return args.env
+    for env_id, (entry, kwargs) in ENVS.items():
+        if entry.endswith(":PickCubeEnv") and kwargs.get("robot") == args.robot:
+            return env_id
+    raise UnknownNameError("pick-cube robot", args.robot, [k.get("robot") for e, k in ENVS.values() if e.endswith(":PickCubeEnv")])
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ConfigError(f"--image-size={text!r}: expected HxW, e.g. 240x320") from None
+    if h <= 0 or w <= 0:
+        raise ConfigError(f"--image-size={text!r}: height and width must be > 0")
+    return h, w
+
+
+def _options(pairs: list[str]) -> dict:
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise ConfigError(f"--teleop-option {pair!r}: expected KEY=VALUE")
+        out[key] = value
+    return out
+
+
+def _fast_render(robot: object) -> None:
+    """Simulated (MuJoCo) robots only: no shadow map, no multisampling for cameras created afterwards.
+
+    With the scenes' 4096-pixel shadow map and 4x multisampling, one 480x640 frame takes about 250 ms on a CPU
+    (llvmpipe) renderer; without, about 20 ms. Physical robots are untouched.
+    """
+    quality = getattr(getattr(getattr(getattr(robot, "simulation", None), "model", None), "vis", None), "quality", None)
+    if quality is not None:
+        quality.shadowsize = 0
+        quality.offsamples = 0
+
+
+def _line(text: str, end: str = "\n") -> None:
+    sys.stdout.write(text + end)
+    sys.stdout.flush()
+
+
+def _quiet_libraries() -> None:
+    """lerobot logs codec choices at INFO and ``datasets`` draws progress bars per episode: keep the live line clean."""
+    logging.getLogger("lerobot").setLevel(logging.WARNING)
+    try:
+        import datasets
+
+        datasets.utils.logging.disable_progress_bar()
+    except ImportError:
+        pass
+
+
+def run(args: argparse.Namespace) -> int:
+    import rcs.envs  # noqa: F401  (registers the env ids)
+    from rcs.recording.features import FeatureLayout
+    from rcs.recording.session import CameraSet, Progress, RecordSession
+    from rcs.recording.video import VideoOptions
+    from rcs.recording.writer import Recorder
+
+    _quiet_libraries()
+    if args.episodes <= 0:
+        raise ConfigError(f"--episodes={args.episodes} must be > 0")
+    env_id = _env_id(args)
+    overrides = {"control_mode": args.control_mode, "relative": args.relative}
+    if args.max_steps is not None:
+        overrides["max_episode_steps"] = args.max_steps
+    spec = gym.spec(env_id)  # built directly: gym.make would swallow max_episode_steps into a TimeLimit wrapper
+    env = load_env_creator(spec.entry_point)(**{**spec.kwargs, **overrides})
+    cameras: dict = {}
+    try:
+        names = [] if args.cameras.strip().lower() == "none" else [c.strip() for c in args.cameras.split(",") if c.strip()]
+        height, width = _size(args.image_size)
+        if names and args.render == "fast":
+            _fast_render(env.robot)
+        for name in names:
+            cam = make_camera("sim/mujoco", robot=env.robot, name=name, width=width, height=height)
+            cam.connect()
+            cameras[name] = cam
+        fps = args.fps if args.fps is not None else int(round(env.config.control_rate_hz))
+        if abs(fps - env.config.control_rate_hz) > 1e-9:
+            raise ConfigError(f"--fps={fps}: one dataset frame per env step, so fps must equal the env control rate {env.config.control_rate_hz} Hz")
+        teleop = teleops.make(args.teleop, env=env, seed=args.seed, **_options(args.teleop_option))
+        keep = args.keep or ("success" if teleop.name == "expert" else "all")
+        layout = FeatureLayout(
+            joint_names=tuple(env.arm.spec.joint_names),
+            action_names=tuple(env._action_labels()),
+            cameras=tuple((n, height, width) for n in names),
+        )
+        recording = {
+            "env_id": env_id, "robot": args.robot, "control_mode": args.control_mode, "relative": args.relative,
+            "control_rate_hz": env.config.control_rate_hz, "max_episode_steps": env.config.max_episode_steps,
+            "cameras": {n: {"height": height, "width": width, "backend": "sim/mujoco"} for n in names},
+            "capture_time": "host monotonic clock (s) at capture of [state, *cameras]", **teleop.describe(),
+        }
+        recorder = Recorder(
+            args.root, fps=fps, features=layout.features(), repo_id=args.repo_id, robot_type=env.arm.spec.name,
+            recording=recording, video=VideoOptions(vcodec=args.vcodec), realtime=teleop.realtime,
+        )
+        start = recorder.episodes_saved
+
+        shown = [0.0]
+
+        def progress(p: Progress) -> None:
+            now = time.monotonic()
+            if not args.json and now - shown[0] >= 0.2:
+                shown[0] = now
+                _line(f"\repisode {p.episode}/{p.episodes}  frames {p.frames:5d}  {p.rate_hz:6.1f} Hz  "
+                      f"dropped {p.dropped}  saved {p.saved}  [{p.state}]   ", end="")
+
+        if not args.json:
+            _line(f"rcs record: {env_id} ({args.control_mode}{' relative' if args.relative else ''}) with teleop "
+                  f"{args.teleop!r} -> {recorder.root} ({start} episodes already there); keep={keep}")
+        seeds = [args.seed + start + k for k in range(args.episodes)]
+        with teleop:
+            session = RecordSession(env, teleop, recorder, layout, CameraSet(cameras), args.task, seeds, keep, progress)
+            try:
+                result = session.run()
+            finally:
+                recorder.close()
+        if not args.json:
+            _line("")
+            for r in result.reports:
+                status = f"saved as episode {r.index}" if r.saved else f"not saved: {r.reason}"
+                _line(f"  {r.frames:5d} frames, seed {r.info.get('seed')}: {status}")
+            _line(f"{result.saved} episodes saved this session, {recorder.episodes_saved} in {recorder.root}; stopped: {result.stopped_by}")
+        if args.push_to_hub:
+            from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+            LeRobotDataset(recorder.repo_id, root=recorder.root).push_to_hub()
+        if args.json:
+            _line(json.dumps({
+                "root": str(recorder.root), "saved_this_session": result.saved, "episodes_total": recorder.episodes_saved,
+                "stopped_by": result.stopped_by, "reports": [
+                    {"index": r.index, "frames": r.frames, "saved": r.saved, "reason": r.reason, "info": r.info,
+                     "commit_s": round(r.commit_s, 3)} for r in result.reports
+                ],
+            }, default=str))
+        return 0 if result.stopped_by in ("done", "quit") else 1
+    finally:
+        for cam in cameras.values():
+            cam.close()
+        env.close()

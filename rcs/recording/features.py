@@ -1,0 +1,157 @@
+"""The one conversion between env observations and LeRobotDataset features (docs/record.md, FEATURES.md).
+
+Light: numpy only. The recorder, the training code, evaluation and serving all build their feature dicts here,
+so a policy sees exactly the layout it was trained on.
+
+Layout for the pick-cube envs (:mod:`rcs.envs.pick_cube`), all float32 unless stated:
+
+- ``observation.state``: joint_positions (n, rad) + gripper (1, normalized width) + tcp_position (3, m, base
+  frame) + tcp_quaternion (4, w x y z). Names: the spec's joint names, ``gripper``, ``tcp_x`` .. ``tcp_qz``.
+- ``observation.environment_state``: cube_position (3, m) + cube_quaternion (4, w x y z) + target_position
+  (3, m), world frame.
+- ``observation.images.<camera>``: video, (H, W, 3) uint8 RGB, from the obs key ``image_<camera>``.
+- ``action``: float32, the env action exactly as commanded; names = the env's action labels.
+- ``capture_time``: float64 (1 + number of cameras,), names ``["state", <camera>...]``: host monotonic clock
+  (s, ``time.monotonic()``) at which the state and each camera image were captured. lerobot's own
+  ``timestamp`` column stays ``frame_index / fps``. The key does not start with ``observation``/``action``,
+  so lerobot's policies ignore it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+STATE = "observation.state"
+ENV_STATE = "observation.environment_state"
+IMAGE_PREFIX = "observation.images."
+ACTION = "action"
+CAPTURE_TIME = "capture_time"
+
+#: env obs keys concatenated into ``observation.state``: (key, entry names or None for the joint names).
+STATE_LAYOUT: tuple[tuple[str, tuple[str, ...] | None], ...] = (
+    ("joint_positions", None),
+    ("gripper", ("gripper",)),
+    ("tcp_position", ("tcp_x", "tcp_y", "tcp_z")),
+    ("tcp_quaternion", ("tcp_qw", "tcp_qx", "tcp_qy", "tcp_qz")),
+)
+#: env obs keys concatenated into ``observation.environment_state``.
+ENV_STATE_LAYOUT: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("cube_position", ("cube_x", "cube_y", "cube_z")),
+    ("cube_quaternion", ("cube_qw", "cube_qx", "cube_qy", "cube_qz")),
+    ("target_position", ("target_x", "target_y", "target_z")),
+)
+#: obs key prefix of camera images in the gymnasium envs (``image_<camera>``).
+OBS_IMAGE_PREFIX = "image_"
+
+
+@dataclass(frozen=True)
+class FeatureLayout:
+    """What a pick-cube dataset holds: joint names, action labels, cameras (name -> (height, width)).
+
+    Built once per recording (or per policy) from the env; everything else derives from it.
+    """
+
+    joint_names: tuple[str, ...]
+    action_names: tuple[str, ...]
+    cameras: tuple[tuple[str, int, int], ...] = ()
+    capture_time: bool = True
+
+    @property
+    def camera_names(self) -> tuple[str, ...]:
+        return tuple(c[0] for c in self.cameras)
+
+    def state_names(self) -> list[str]:
+        names: list[str] = []
+        for key, entries in STATE_LAYOUT:
+            names.extend(self.joint_names if entries is None else entries)
+        return names
+
+    def env_state_names(self) -> list[str]:
+        return [n for _, entries in ENV_STATE_LAYOUT for n in entries]
+
+    def features(self) -> dict[str, dict]:
+        """The lerobot ``features`` dict (dtype, shape, names) for ``LeRobotDataset.create``."""
+        out: dict[str, dict] = {
+            STATE: _vector(self.state_names()),
+            ENV_STATE: _vector(self.env_state_names()),
+            ACTION: _vector(list(self.action_names)),
+        }
+        for name, height, width in self.cameras:
+            out[IMAGE_PREFIX + name] = {
+                "dtype": "video",
+                "shape": (int(height), int(width), 3),
+                "names": ["height", "width", "channels"],
+            }
+        if self.capture_time:
+            out[CAPTURE_TIME] = {"dtype": "float64", "shape": (1 + len(self.cameras),), "names": ["state", *self.camera_names]}
+        return out
+
+
+def _vector(names: list[str]) -> dict:
+    return {"dtype": "float32", "shape": (len(names),), "names": list(names)}
+
+
+def _concat(obs: Mapping[str, np.ndarray], layout: Sequence[tuple[str, object]]) -> np.ndarray:
+    missing = [key for key, _ in layout if key not in obs]
+    if missing:
+        raise KeyError(f"observation lacks {missing}; it has {sorted(obs)}")
+    return np.concatenate([np.asarray(obs[key], dtype=np.float32).reshape(-1) for key, _ in layout])
+
+
+def observation_to_features(obs: Mapping[str, np.ndarray], camera_names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    """Env observation dict -> ``{observation.state, observation.environment_state, observation.images.*}``.
+
+    ``camera_names=None`` takes every ``image_<camera>`` key present. Images are passed through (H, W, 3) uint8.
+    """
+    out = {STATE: _concat(obs, STATE_LAYOUT), ENV_STATE: _concat(obs, ENV_STATE_LAYOUT)}
+    names = camera_names if camera_names is not None else [
+        k[len(OBS_IMAGE_PREFIX):] for k in obs if k.startswith(OBS_IMAGE_PREFIX)
+    ]
+    for name in names:
+        image = np.asarray(obs[OBS_IMAGE_PREFIX + name])
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"image_{name}: expected (H, W, 3) uint8, got {image.shape} {image.dtype}")
+        out[IMAGE_PREFIX + name] = image
+    return out
+
+
+def frame_features(
+    layout: FeatureLayout,
+    obs: Mapping[str, np.ndarray],
+    action: np.ndarray,
+    capture_times: Sequence[float] | None = None,
+) -> dict[str, np.ndarray]:
+    """One dataset frame (without ``task``): observation features + ``action`` (+ ``capture_time``)."""
+    frame = observation_to_features(obs, layout.camera_names)
+    a = np.asarray(action, dtype=np.float32).reshape(-1)
+    if a.shape != (len(layout.action_names),):
+        raise ValueError(f"action: expected shape ({len(layout.action_names)},) for {layout.action_names}, got {a.shape}")
+    frame[ACTION] = a
+    if layout.capture_time:
+        if capture_times is None or len(capture_times) != 1 + len(layout.cameras):
+            raise ValueError(f"capture_time: expected {1 + len(layout.cameras)} values (state + cameras), got {capture_times}")
+        frame[CAPTURE_TIME] = np.asarray(capture_times, dtype=np.float64)
+    return frame
+
+
+def features_to_observation(frame: Mapping[str, np.ndarray], layout: FeatureLayout) -> dict[str, np.ndarray]:
+    """Inverse of :func:`observation_to_features` for the state parts (used by replay and tests)."""
+    obs: dict[str, np.ndarray] = {}
+    i = 0
+    state = np.asarray(frame[STATE], dtype=np.float32).reshape(-1)
+    for key, entries in STATE_LAYOUT:
+        n = len(layout.joint_names) if entries is None else len(entries)
+        obs[key] = state[i:i + n]
+        i += n
+    env_state = np.asarray(frame[ENV_STATE], dtype=np.float32).reshape(-1)
+    i = 0
+    for key, entries in ENV_STATE_LAYOUT:
+        obs[key] = env_state[i:i + len(entries)]
+        i += len(entries)
+    for name in layout.camera_names:
+        if IMAGE_PREFIX + name in frame:
+            obs[OBS_IMAGE_PREFIX + name] = np.asarray(frame[IMAGE_PREFIX + name])
+    return obs

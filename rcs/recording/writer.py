@@ -1,0 +1,444 @@
+"""Crash-safe episode recording into a LeRobotDataset v3 written by lerobot 0.6.1's own dataset code.
+
+How an episode travels (docs/record.md):
+
+1. In the control loop, :meth:`Recorder.add_frame` appends the non-image features to in-memory lists and hands
+   each image to its camera's :class:`~rcs.recording.video.VideoStream` (encoded on a background thread).
+2. :meth:`Recorder.save_episode` hands the finished episode to the commit thread and returns at once.
+3. The commit thread clones the dataset into a staging folder (hard links; see :mod:`rcs.recording.storage`),
+   lets lerobot append the episode there (``LeRobotDataset.create``/``resume``, ``add_frame``,
+   ``save_episode``, ``finalize``), fsyncs it and swaps it in atomically.
+
+So the dataset folder is always a complete, finalized dataset that ``LeRobotDataset(repo_id, root=...)`` loads:
+a crash loses at most the episode in progress (and one being committed), never a saved one.
+
+lerobot internals used (pinned to lerobot 0.6.1, checked at import): ``DatasetWriter`` reads pre-encoded
+videos and their statistics from its ``_streaming_encoder`` attribute, which the commit sets to the finished
+videos of the episode. Everything else is lerobot's public API.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import errno
+import json
+import logging
+import shutil
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rcs.errors import RcsError
+from rcs.recording.storage import DatasetStore
+from rcs.recording.video import VideoOptions, VideoResult, VideoStream
+
+log = logging.getLogger(__name__)
+
+LEROBOT_VERSION = "0.6.1"
+CODEBASE_VERSION = "v3.0"
+RECORDING_META = "meta/rcs_recording.json"
+EPISODES_META = "meta/rcs_episodes.jsonl"
+
+
+class IncompatibleDatasetError(RcsError):
+    """The folder holds a dataset this recorder cannot append to (other format version, features, fps...)."""
+
+
+class DiskFullError(RcsError, OSError):
+    """The disk filled up while saving an episode; saved episodes are intact."""
+
+
+@dataclass
+class EpisodeReport:
+    """Outcome of one episode.
+
+    Attributes:
+        index: the episode's index in the dataset if saved, else the index it would have had.
+        frames: frames recorded.
+        saved: whether it is in the dataset now.
+        reason: why not, if not saved.
+        dropped_frames: camera frames the encoders could not take (0 for a saved episode).
+        commit_s: s spent committing.
+        info: what the caller attached (seed, success...).
+    """
+
+    index: int
+    frames: int
+    saved: bool
+    reason: str = ""
+    dropped_frames: int = 0
+    commit_s: float = 0.0
+    info: dict = field(default_factory=dict)
+
+
+@dataclass
+class _Episode:
+    index: int
+    task: str
+    columns: dict[str, list]
+    streams: dict[str, VideoStream]
+    folder: Path
+    frames: int = 0
+    info: dict = field(default_factory=dict)
+
+
+class _FinishedVideos:
+    """Stands in for lerobot's ``StreamingVideoEncoder`` during a commit: the videos are already encoded."""
+
+    def __init__(self, results: dict[str, tuple[Path, dict | None]]) -> None:
+        self._results = results
+
+    def start_episode(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def feed_frame(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def finish_episode(self) -> dict[str, tuple[Path, dict | None]]:
+        return self._results
+
+    def cancel_episode(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def check_lerobot() -> None:
+    """Raise if the installed lerobot is not the version this writer was built against."""
+    import lerobot
+
+    version = getattr(lerobot, "__version__", "unknown")
+    if version != LEROBOT_VERSION:
+        raise IncompatibleDatasetError(
+            f"lerobot=={version} is installed; rcs.recording writes with lerobot=={LEROBOT_VERSION} "
+            "(pip install 'rcs-stack[lerobot]')"
+        )
+
+
+def read_info(root: Path) -> dict:
+    """``meta/info.json`` of a dataset folder, with a clear error when it is missing or unreadable."""
+    path = Path(root) / "meta" / "info.json"
+    if not path.exists():
+        raise IncompatibleDatasetError(f"{root} is not a LeRobot dataset: {path} is missing")
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise IncompatibleDatasetError(f"{path} is unreadable: {exc}") from exc
+
+
+def check_compatible(root: Path, fps: int, features: Mapping[str, dict], recording: Mapping[str, Any]) -> dict:
+    """Raise :class:`IncompatibleDatasetError` naming the first difference between ``root`` and this recording."""
+    info = read_info(root)
+    version = info.get("codebase_version")
+    if version != CODEBASE_VERSION:
+        raise IncompatibleDatasetError(
+            f"{root}: dataset format codebase_version={version!r}, but this recorder appends only to "
+            f"{CODEBASE_VERSION!r} (lerobot {LEROBOT_VERSION}); convert it with lerobot's converter or record to "
+            "another --root. Nothing was changed."
+        )
+    if int(info.get("fps", -1)) != int(fps):
+        raise IncompatibleDatasetError(f"{root}: fps={info.get('fps')} in the dataset, this recording has fps={fps}")
+    stored = info.get("features", {})
+    for key, ft in features.items():
+        if key not in stored:
+            raise IncompatibleDatasetError(f"{root}: feature {key!r} is not in the dataset (it has {sorted(stored)})")
+        s = stored[key]
+        for attr in ("dtype", "shape", "names"):
+            mine = list(ft[attr]) if attr != "dtype" else ft[attr]
+            theirs = list(s.get(attr) or []) if attr != "dtype" else s.get(attr)
+            if mine != theirs:
+                raise IncompatibleDatasetError(f"{root}: feature {key!r} {attr}={theirs} in the dataset, this recording has {mine}")
+    extra = sorted(set(stored) - set(features) - {"timestamp", "frame_index", "episode_index", "index", "task_index"})
+    if extra:
+        raise IncompatibleDatasetError(f"{root}: the dataset has features {extra} that this recording does not produce")
+    meta_path = Path(root) / RECORDING_META
+    if meta_path.exists():
+        prior = json.loads(meta_path.read_text())
+        for key in ("env_id", "control_mode", "relative", "control_rate_hz"):
+            if key in prior and key in recording and prior[key] != recording[key]:
+                raise IncompatibleDatasetError(f"{root}: recorded with {key}={prior[key]!r}, this recording has {key}={recording[key]!r}")
+    return info
+
+
+class Recorder:
+    """Records episodes into ``root``; each saved episode is committed atomically (module docstring).
+
+    Args:
+        root: dataset folder (created by the first saved episode).
+        repo_id: lerobot repo id stored in the metadata (nothing is uploaded).
+        fps: dataset frame rate (Hz, integer: lerobot's).
+        features: lerobot features (:meth:`rcs.recording.features.FeatureLayout.features`).
+        robot_type: stored in ``meta/info.json``.
+        recording: dataset-level description written to ``meta/rcs_recording.json`` (env id, control mode,
+            relative, control rate, cameras...).
+        video: encoder options.
+        realtime: True: a full encoder queue drops the frame (and the episode is then discarded), the loop never
+            waits; False (simulation): the loop waits for the encoder (back-pressure, nothing dropped).
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        *,
+        fps: int,
+        features: Mapping[str, dict],
+        repo_id: str | None = None,
+        robot_type: str | None = None,
+        recording: Mapping[str, Any] | None = None,
+        video: VideoOptions | None = None,
+        realtime: bool = False,
+    ) -> None:
+        check_lerobot()
+        self.store = DatasetStore(Path(root))
+        self.root = self.store.root
+        self.repo_id = repo_id or f"local/{self.root.name}"
+        self.fps = int(fps)
+        if self.fps != fps or self.fps <= 0:
+            raise ValueError(f"fps={fps}: lerobot datasets need a positive integer frame rate")
+        self.features = {k: dict(v) for k, v in features.items()}
+        self.robot_type = robot_type
+        self.recording = dict(recording or {})
+        self.video = video or VideoOptions()
+        self.realtime = realtime
+        self.video_keys = [k for k, v in self.features.items() if v["dtype"] == "video"]
+        self.data_keys = [k for k, v in self.features.items() if v["dtype"] not in ("video", "image")]
+        self._placeholders = {k: np.zeros(tuple(self.features[k]["shape"]), dtype=np.uint8) for k in self.video_keys}
+        self._encoder = self.video.encoder_config() if self.video_keys else None
+        self._episode: _Episode | None = None
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="rcs-commit")
+        self._pending: list[concurrent.futures.Future] = []
+        self._lock = threading.Lock()
+        self.reports: list[EpisodeReport] = []
+        self.recovered = self.store.open()
+        for line in self.recovered:
+            log.warning("recovery: %s", line)
+        try:
+            if self.root.exists() and any(self.root.iterdir()):
+                info = check_compatible(self.root, self.fps, self.features, self.recording)
+                self._saved = int(info.get("total_episodes", 0))
+            else:
+                if self.root.exists():
+                    self.root.rmdir()  # an empty folder: the first commit creates it
+                self._saved = 0
+        except Exception:
+            self.store.close()
+            raise
+        self._next_index = self._saved
+
+    # -- state ----------------------------------------------------------------------------------------
+    @property
+    def episodes_saved(self) -> int:
+        """Episodes committed so far (including those in the dataset before this session)."""
+        with self._lock:
+            return self._saved
+
+    @property
+    def recording_episode(self) -> bool:
+        return self._episode is not None
+
+    @property
+    def frames(self) -> int:
+        """Frames in the episode in progress."""
+        return self._episode.frames if self._episode else 0
+
+    @property
+    def dropped_frames(self) -> int:
+        """Camera frames dropped in the episode in progress."""
+        return sum(s.dropped for s in self._episode.streams.values()) if self._episode else 0
+
+    # -- episode --------------------------------------------------------------------------------------
+    def start_episode(self, task: str, **info: Any) -> None:
+        """Begin a new episode with its task text (lerobot's per-frame ``task``)."""
+        if self._episode is not None:
+            raise RuntimeError("an episode is already being recorded: save or discard it first")
+        if not task:
+            raise ValueError("task: a non-empty task description is required (lerobot's task column)")
+        index = self._next_index
+        folder = self.store.encoding / f"episode_{index:06d}_{time.monotonic_ns()}"
+        maxsize = int(max(1, self.video.queue_seconds * self.fps))
+        streams = {
+            key: VideoStream(folder / key / "video.mp4", self.fps, self._encoder, self.video.encoder_threads, maxsize)
+            for key in self.video_keys
+        }
+        self._episode = _Episode(index, task, {k: [] for k in self.data_keys}, streams, folder, info=dict(info))
+
+    def add_frame(self, frame: Mapping[str, np.ndarray]) -> None:
+        """Append one frame: every feature of the dataset (no ``task``, ``timestamp``, ``frame_index``)."""
+        ep = self._episode
+        if ep is None:
+            raise RuntimeError("no episode in progress: call start_episode() first")
+        if len(frame) != len(self.features) or any(k not in frame for k in self.features):
+            missing = sorted(set(self.features) - set(frame))
+            extra = sorted(set(frame) - set(self.features))
+            raise ValueError(f"frame: missing features {missing}, unknown features {extra}")
+        for key in self.data_keys:
+            value = np.asarray(frame[key])
+            if value.shape != tuple(self.features[key]["shape"]):
+                raise ValueError(f"{key}: shape {value.shape}, the dataset expects {tuple(self.features[key]['shape'])}")
+            if not np.isfinite(value).all():
+                raise ValueError(f"{key}: non-finite value {value.tolist()}")
+            ep.columns[key].append(value)
+        for key in self.video_keys:
+            image = frame[key]
+            if image.shape != self._placeholders[key].shape or image.dtype != np.uint8:
+                raise ValueError(f"{key}: image {image.shape} {image.dtype}, the dataset expects {self._placeholders[key].shape} uint8")
+            ep.streams[key].put(image, block=not self.realtime)
+        ep.frames += 1
+
+    def save_episode(self, **info: Any) -> concurrent.futures.Future:
+        """Close the episode and commit it in the background. The future gives its :class:`EpisodeReport`."""
+        ep = self._take_episode()
+        ep.info.update(info)
+        if ep.frames == 0:
+            self._cancel(ep)
+            return self._done(EpisodeReport(ep.index, 0, False, "empty episode (no frames)", info=ep.info))
+        self._next_index += 1
+        future = self._pool.submit(self._commit, ep)
+        self._pending.append(future)
+        return future
+
+    def discard_episode(self, reason: str = "discarded") -> EpisodeReport:
+        """Drop the episode in progress; it leaves no trace on disk."""
+        ep = self._take_episode()
+        self._cancel(ep)
+        report = EpisodeReport(ep.index, ep.frames, False, reason, info=ep.info)
+        self.reports.append(report)
+        return report
+
+    def wait(self) -> list[EpisodeReport]:
+        """Block until every submitted commit is done; returns their reports."""
+        out = [f.result() for f in self._pending]
+        self._pending.clear()
+        return out
+
+    def close(self) -> list[EpisodeReport]:
+        """Discard an unsaved episode in progress, finish pending commits, release the folder."""
+        try:
+            if self._episode is not None:
+                self.discard_episode("recording closed before the episode was saved")
+            reports = self.wait()
+        finally:
+            self._pool.shutdown(wait=True)
+            self.store.close()
+        return reports
+
+    def __enter__(self) -> "Recorder":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- internals ------------------------------------------------------------------------------------
+    def _take_episode(self) -> _Episode:
+        if self._episode is None:
+            raise RuntimeError("no episode in progress")
+        ep, self._episode = self._episode, None
+        return ep
+
+    def _done(self, report: EpisodeReport) -> concurrent.futures.Future:
+        self.reports.append(report)
+        f: concurrent.futures.Future = concurrent.futures.Future()
+        f.set_result(report)
+        return f
+
+    def _cancel(self, ep: _Episode) -> None:
+        for stream in ep.streams.values():
+            stream.cancel()
+        shutil.rmtree(ep.folder, ignore_errors=True)
+
+    def _commit(self, ep: _Episode) -> EpisodeReport:
+        t0 = time.perf_counter()
+        report = EpisodeReport(ep.index, ep.frames, False, info=ep.info)
+        try:
+            videos = {key: stream.finish() for key, stream in ep.streams.items()}
+            problem = _video_problem(videos, ep.frames)
+            report.dropped_frames = sum(v.dropped for v in videos.values())
+            if problem:
+                report.reason = problem
+            else:
+                with self._lock:
+                    index = self._saved
+                self._write(ep, index, videos)
+                report.index, report.saved = index, True
+                with self._lock:
+                    self._saved += 1
+        except OSError as exc:
+            self.store.discard()
+            if exc.errno == errno.ENOSPC:
+                report.reason = f"disk full while saving ({exc}); the {self.episodes_saved} saved episodes are intact"
+            else:
+                report.reason = f"{type(exc).__name__}: {exc}; the {self.episodes_saved} saved episodes are intact"
+            log.error("episode %d not saved: %s", ep.index, report.reason)
+        except Exception as exc:  # never leave a half-built staging folder behind
+            self.store.discard()
+            report.reason = f"{type(exc).__name__}: {exc}; the {self.episodes_saved} saved episodes are intact"
+            log.exception("episode %d not saved", ep.index)
+        finally:
+            shutil.rmtree(ep.folder, ignore_errors=True)
+        if not report.saved:
+            with self._lock:
+                self._next_index = min(self._next_index, self._saved + sum(1 for f in self._pending if not f.done()))
+        report.commit_s = time.perf_counter() - t0
+        self.reports.append(report)
+        return report
+
+    def _write(self, ep: _Episode, index: int, videos: dict[str, VideoResult]) -> None:
+        from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+        staging = self.store.begin(copy_dirs=("meta",))
+        first = not self.root.exists()
+        if first:
+            staging.rmdir()  # lerobot creates the folder itself
+            ds = LeRobotDataset.create(
+                self.repo_id, self.fps, self.features, root=staging, robot_type=self.robot_type, use_videos=True,
+            )
+        else:
+            ds = LeRobotDataset.resume(self.repo_id, root=staging)
+        if int(ds.meta.total_episodes) != index:
+            raise IncompatibleDatasetError(f"{self.root}: has {ds.meta.total_episodes} episodes, expected {index}")
+        ds.writer._streaming_encoder = _FinishedVideos({k: (v.path, v.stats) for k, v in videos.items()})
+        n = ep.frames
+        columns = ep.columns
+        for i in range(n):
+            frame: dict[str, Any] = {key: columns[key][i] for key in self.data_keys}
+            frame.update(self._placeholders)
+            frame["task"] = ep.task
+            ds.add_frame(frame)
+        ds.save_episode()
+        ds.finalize()
+        meta = staging / "meta"
+        if first:
+            (meta / Path(RECORDING_META).name).write_text(json.dumps({
+                **self.recording, "fps": self.fps, "lerobot_version": LEROBOT_VERSION, "codebase_version": CODEBASE_VERSION,
+            }, indent=2, default=str) + "\n")
+        line = {"episode_index": index, "task": ep.task, "frames": n, "saved_unix_time": time.time(), **ep.info}
+        with open(meta / Path(EPISODES_META).name, "a") as f:
+            f.write(json.dumps(line, default=_jsonable) + "\n")
+        self.store.commit()
+
+
+def _video_problem(videos: Mapping[str, VideoResult], frames: int) -> str:
+    for key, v in videos.items():
+        if v.error:
+            return f"{key}: video encoder failed ({v.error})"
+        if v.dropped:
+            return f"{key}: {v.dropped} camera frame(s) dropped (encoder fell behind); the video would not line up with the data"
+        if v.frames != frames:
+            return f"{key}: {v.frames} video frames for {frames} data frames"
+    return ""
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if hasattr(value, "__dataclass_fields__"):
+        return asdict(value)
+    return str(value)
