@@ -24,6 +24,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-batch", type=int, default=1, help="sessions per inference call (default 1)")
     parser.add_argument("--batch-window-ms", type=float, default=0.0, help="wait for a fuller batch (ms)")
     parser.add_argument("--session-timeout", type=float, default=10.0, help="drop silent sessions after (s)")
+    parser.add_argument("--heartbeat", type=float, default=0.25, help="server heartbeat period (s, default 0.25)")
+    parser.add_argument("--error-rate", type=float, default=100.0,
+                        help="ERROR replies per second per peer; beyond it bad messages are dropped (default 100)")
+    parser.add_argument("--hello-rate", type=float, default=5.0,
+                        help="HELLOs per second per peer; beyond it HELLOs are dropped (default 5)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -42,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
     server = PolicyServer(
         policy, args.bind, curve=curve, allow=allow, max_batch=args.max_batch,
         batch_window_s=args.batch_window_ms / 1e3, session_timeout_s=args.session_timeout,
+        heartbeat_s=args.heartbeat, error_rate=args.error_rate, hello_rate=args.hello_rate,
         loader=lambda: load_policy(args.policy),
     )
     signal.signal(signal.SIGHUP, lambda *_: server.request_reload())

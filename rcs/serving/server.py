@@ -66,6 +66,31 @@ class _Session:
     pending: _Request | None = None
     served: int = 0
     dropped: dict[str, int] = field(default_factory=dict)
+    last_heartbeat: float = 0.0
+
+
+class RateLimit:
+    """Token buckets per peer identity: ``rate`` events/s with bursts of ``burst``; at most ``peers`` tracked.
+
+    Used so a flooding peer cannot make the server amplify its traffic (an ERROR per garbage frame) or churn
+    sessions (a HELLO per message): over the limit, its messages are dropped unanswered.
+    """
+
+    def __init__(self, rate: float, burst: float, peers: int = 4096) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.peers = peers
+        self._buckets: dict[bytes, tuple[float, float]] = {}
+
+    def allow(self, peer: bytes, now: float) -> bool:
+        """Take one token for ``peer``; False when its bucket is empty."""
+        tokens, last = self._buckets.pop(peer, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - last) * self.rate)
+        if len(self._buckets) >= self.peers:  # forget the least recently seen peer (dicts keep order)
+            del self._buckets[next(iter(self._buckets))]
+        ok = tokens >= 1.0
+        self._buckets[peer] = (tokens - 1.0 if ok else tokens, now)
+        return ok
 
 
 class _AllowList:
@@ -105,6 +130,8 @@ class PolicyServer:
         heartbeat_s: heartbeat period (s) advertised to clients.
         loader: re-creates the policy on :meth:`request_reload` (e.g. from the ``--policy`` path on SIGHUP).
         max_sessions: HELLOs beyond this many open sessions are answered ``too_many_sessions``.
+        error_rate: ERROR replies per second per peer; beyond it bad messages are dropped unanswered.
+        hello_rate: HELLOs per second per peer; beyond it HELLOs are dropped unanswered (no session churn).
     """
 
     def __init__(
@@ -120,6 +147,8 @@ class PolicyServer:
         heartbeat_s: float = 0.25,
         loader: Callable[[], Policy] | None = None,
         max_sessions: int = 256,
+        error_rate: float = 100.0,
+        hello_rate: float = 5.0,
     ) -> None:
         if max_batch < 1:
             raise ConfigError(f"max_batch={max_batch} must be >= 1")
@@ -150,6 +179,8 @@ class PolicyServer:
         self._io_thread: threading.Thread | None = None
         self.endpoint = ""
         self.counters: dict[str, int] = {}
+        self._error_limit = RateLimit(rate=error_rate, burst=max(1.0, error_rate))
+        self._hello_limit = RateLimit(rate=hello_rate, burst=max(1.0, hello_rate))
 
     # -- public API -------------------------------------------------------------------------------------
     @property
@@ -235,8 +266,8 @@ class PolicyServer:
                         self._on_message(router, frames)
                 now = time.monotonic()
                 if now >= next_sweep:
-                    next_sweep = now + 0.1
-                    self._sweep(now)
+                    next_sweep = now + min(0.1, self.heartbeat_s / 2)
+                    self._sweep(router, now)
                     if self._reload.is_set():
                         self._reload.clear()
                         threading.Thread(target=self._do_reload, name="rcs-serve-reload", daemon=True).start()
@@ -292,6 +323,9 @@ class PolicyServer:
         except ProtocolError as e:
             self._count(e.code)
             log.debug("bad message from %r: %s", identity, e)
+            if not self._error_limit.allow(identity, time.monotonic()):
+                self._count("rate_limited")
+                return
             router.send_multipart([identity, *error_message(header, e)], copy=False)
         except Exception as e:  # a server bug must not stop the server
             self._count("internal")
@@ -329,6 +363,9 @@ class PolicyServer:
         self._obs(router, identity, session, msg, now)
 
     def _hello(self, router: zmq.Socket, identity: bytes, msg: Message, now: float) -> None:
+        if not self._hello_limit.allow(identity, now):
+            self._count("rate_limited")
+            return
         policy = self._policy
         wanted = msg.meta.get("schema")
         if wanted is not None:
@@ -343,7 +380,7 @@ class PolicyServer:
             if len(self._sessions) >= self.max_sessions:
                 raise ProtocolError("too_many_sessions", "session_id", f"{len(self._sessions)} open",
                                     f"<= {self.max_sessions} sessions")
-            self._sessions[sid] = _Session(sid, identity, now)
+            self._sessions[sid] = _Session(sid, identity, now, last_heartbeat=now)
         meta = {"schema": policy.schema.as_dict(), "checkpoint_id": policy.checkpoint_id,
                 "chunk_size": policy.schema.chunk_size, "policy_dt": policy.schema.policy_dt,
                 "heartbeat_s": self.heartbeat_s, "session_timeout_s": self.session_timeout_s}
@@ -375,13 +412,23 @@ class PolicyServer:
                                 "latest observation only")
             router.send_multipart([identity, *error_message(superseded.header, err)])
 
-    def _sweep(self, now: float) -> None:
+    def _sweep(self, router: zmq.Socket, now: float) -> None:
+        """Drop silent sessions; send every live session a HEARTBEAT each ``heartbeat_s`` (server liveness)."""
         with self._lock:
             dead = [s for s in self._sessions.values() if now - s.last_seen > self.session_timeout_s]
             for s in dead:
                 del self._sessions[s.session_id]
+            due = [s for s in self._sessions.values() if now - s.last_heartbeat >= self.heartbeat_s]
+            for s in due:
+                s.last_heartbeat = now
         for s in dead:
             log.info("session %x timed out after %.1f s of silence", s.session_id, self.session_timeout_s)
+        for s in due:
+            try:
+                router.send_multipart([s.identity, *encode(Header(MsgType.HEARTBEAT, s.session_id, 0), {})],
+                                      zmq.NOBLOCK)
+            except zmq.ZMQError:
+                pass  # peer's queue full or gone: its session times out
 
     def _do_reload(self) -> None:
         if self.loader is None:

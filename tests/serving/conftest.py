@@ -24,7 +24,7 @@ class Server:
         self._found = threading.Event()
         self.endpoint = ""
         threading.Thread(target=self._drain, daemon=True).start()
-        end = time.monotonic() + 15.0
+        end = time.monotonic() + 90.0  # a lerobot checkpoint imports torch first: slow on a loaded machine
         while not self._found.wait(0.05) and self.proc.poll() is None and time.monotonic() < end:
             pass
         if not self._found.is_set():

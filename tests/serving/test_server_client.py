@@ -65,7 +65,8 @@ def _ask(sock: zmq.Socket, frames: list, timeout_s: float = 3.0):
 
 
 def test_handshake_requests_and_malformed_input_never_crash_the_server(serve, manifest):
-    server = serve("--policy", str(manifest(value=[1, 2, 3, 4, 5, 6, 7])))
+    # error replies are not rate-limited here (that has its own test): every bad message must be answered
+    server = serve("--policy", str(manifest(value=[1, 2, 3, 4, 5, 6, 7])), "--error-rate", "1e9", "--heartbeat", "60")
     client = PolicyClient(server.endpoint, SMALL)
     welcome = client.handshake()
     assert welcome.schema == SMALL and welcome.checkpoint_id == "ckpt-a" and welcome.session_id != 0
