@@ -27,7 +27,9 @@ from rcs.control.chunking import ActionChunk, ChunkExecutor
 from rcs.errors import RcsError
 from rcs.serving.keys import KeyPair
 from rcs.serving.protocol import (
+    COMMITTED,
     SERVER_TYPES,
+    WIRE_DTYPES,
     Header,
     Message,
     MsgType,
@@ -256,7 +258,11 @@ class PolicyClient:
     # -- requests ---------------------------------------------------------------------------------------
     def send_observation(self, observation: Mapping[str, np.ndarray], tick: int, capture_time: float,
                          budget_s: float) -> int:
-        """Send an OBS without waiting; returns its ``seq``. ``budget_s``: server-side time budget (s)."""
+        """Send an OBS without waiting; returns its ``seq``. ``budget_s``: server-side time budget (s).
+
+        ``observation`` may carry :data:`~rcs.serving.protocol.COMMITTED`, the frozen prefix of real-time
+        chunking, for policies that continue from it.
+        """
         w = self._require_session()
         self.seq += 1
         budget_us = max(1, min(int(budget_s * 1e6), 2**32 - 1)) if budget_s > 0 else 0
@@ -385,6 +391,9 @@ class RobotBridge:
         on_arm: called (bridge thread) after every successful handshake, e.g. ``task.engage``. The first
             chunk is submitted after it returns.
         on_lost: called (bridge thread) when the server is declared lost.
+        send_committed: send the executor's committed actions from the observation's tick (the frozen prefix
+            of real-time chunking, subsampled to the policy rate) with each request, as
+            :data:`~rcs.serving.protocol.COMMITTED`; policies that inpaint continue from them.
     """
 
     def __init__(
@@ -399,6 +408,7 @@ class RobotBridge:
         retry_s: float = 0.1,
         on_arm: Callable[[], None] | None = None,
         on_lost: Callable[[], None] | None = None,
+        send_committed: bool = True,
     ) -> None:
         if client.expected is None:
             raise ServingError("a robot bridge needs the robot's expected schema (refuses to arm otherwise)")
@@ -414,6 +424,7 @@ class RobotBridge:
         self.retry_s = retry_s
         self.on_arm = on_arm
         self.on_lost = on_lost
+        self.send_committed = send_committed
         self.state = BridgeState.CONNECTING
         self.refusal: SchemaMismatchError | None = None
         self.counters: dict[str, int] = {"submitted": 0, "handshakes": 0, "lost": 0, "deadline_missed": 0}
@@ -506,6 +517,17 @@ class RobotBridge:
         if self.on_lost is not None:
             self.on_lost()
 
+    def committed_prefix(self, tick: int) -> np.ndarray | None:
+        """The executor's committed actions from ``tick`` at the policy rate, ``(K, D)``; None if none."""
+        schema = self.client.expected
+        assert schema is not None
+        ticks = self.executor.request(tick).committed
+        stride = max(1, round(schema.policy_dt / self.executor.config.control_dt))
+        prefix = ticks[::stride][: schema.chunk_size]
+        if len(prefix) == 0:
+            return None
+        return np.ascontiguousarray(prefix, dtype=WIRE_DTYPES[schema.action.dtype])
+
     def _step(self) -> None:
         try:
             tick, capture_time, obs = self.observe()
@@ -513,6 +535,10 @@ class RobotBridge:
             self._count("observe_error")
             log.exception("observe() failed")
             return
+        if self.send_committed:
+            committed = self.committed_prefix(tick)
+            if committed is not None:
+                obs = {**obs, COMMITTED: committed}
         try:
             reply = self.client.request(obs, tick, capture_time, self.budget_s)
         except DeadlineExceeded:

@@ -479,11 +479,32 @@ def decode_text(array: np.ndarray, where: str = "task") -> str:
         raise ProtocolError("bad_text", where, f"invalid UTF-8 at byte {e.start}", "UTF-8 text") from None
 
 
+#: optional OBS tensor: the actions the robot will certainly execute from the observation's tick on (the frozen
+#: prefix of real-time chunking), ``(K, D)`` at the policy rate, same dtype and columns as the action chunk.
+COMMITTED = "rtc.committed"
+
+
+def check_committed(schema: Schema, committed: np.ndarray) -> None:
+    """Raise :class:`ProtocolError` unless ``committed`` is a valid prefix for ``schema``'s action chunk."""
+    h, d = schema.action.shape
+    if committed.dtype != WIRE_DTYPES[schema.action.dtype]:
+        raise ProtocolError("schema", f"{COMMITTED}.dtype", committed.dtype.name, schema.action.dtype)
+    if committed.ndim != 2 or committed.shape[1] != d or not 0 < committed.shape[0] <= h:
+        raise ProtocolError("schema", f"{COMMITTED}.shape", str(tuple(committed.shape)), f"(1..{h}, {d})")
+    if not np.all(np.isfinite(committed)):
+        raise ProtocolError("schema", COMMITTED, "NaN or inf", "finite actions")
+
+
 def check_observation(schema: Schema, tensors: Mapping[str, np.ndarray]) -> None:
-    """Raise :class:`ProtocolError` unless ``tensors`` match the observation schema exactly."""
+    """Raise :class:`ProtocolError` unless ``tensors`` match the observation schema exactly.
+
+    The one optional extra is :data:`COMMITTED` (checked by :func:`check_committed`).
+    """
     specs = schema.observation_by_name()
+    if COMMITTED in tensors:
+        check_committed(schema, tensors[COMMITTED])
     missing = sorted(set(specs) - set(tensors))
-    extra = sorted(set(tensors) - set(specs))
+    extra = sorted(set(tensors) - set(specs) - {COMMITTED})
     if missing or extra:
         raise ProtocolError("schema", "observation", f"missing {missing}, unexpected {extra}",
                             f"exactly {sorted(specs)}")

@@ -34,6 +34,7 @@ class Recorder:
     def __init__(self, work=lambda tick: 0.0) -> None:
         self.calls: list[tuple[str, int]] = []
         self.work = work
+        self.compute_s: list[float] = []  # measured duration of each compute() (s)
 
     def read(self, tick):
         self.calls.append(("read", tick))
@@ -42,11 +43,13 @@ class Recorder:
     def compute(self, tick, obs):
         assert obs == tick
         self.calls.append(("compute", tick))
+        t0 = time.perf_counter()
         w = self.work(tick)
         if w:
-            end = time.perf_counter() + w
+            end = t0 + w
             while time.perf_counter() < end:
                 pass
+        self.compute_s.append(time.perf_counter() - t0)
         return -tick
 
     def write(self, tick, cmd):
@@ -94,7 +97,9 @@ def test_paced_loop_has_no_drift_under_variable_work():
     lat = stats.lateness_us
     assert lat["p50"] < 1000 and lat["max"] >= lat["p99"] >= lat["p50"]
     assert set(stats.phase_us) == {"read", "compute", "write", "advance"}
-    assert stats.phase_us["compute"]["mean"] == pytest.approx(600, rel=0.3)
+    # the loop attributes to "compute" what compute() itself measured (on a loaded machine the 0.6 ms spin
+    # takes longer, and the phase statistics must say so)
+    assert stats.phase_us["compute"]["mean"] == pytest.approx(1e6 * np.mean(task.compute_s), rel=0.1, abs=20)
 
 
 def test_late_ticks_skip_missed_deadlines_and_simulation_keeps_up():

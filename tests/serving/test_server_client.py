@@ -451,3 +451,69 @@ def test_transport_benchmark_smoke():
     assert one["p50_ms"] > 0 and one["p99_ms"] >= one["p50_ms"] and one["req_per_s"] > 0
     two = measure_ours(30, clients=2, curve=False, warmup=3)
     assert two["aggregate_req_per_s"] > 0 and len(two["per_client_req_per_s"]) == 2
+
+
+class _Inpainting:
+    """Continues from the committed prefix when one arrives (what a real-time-chunking policy does)."""
+
+    def __init__(self) -> None:
+        self.schema = SMALL
+        self.checkpoint_id = "inpaint"
+        self.seen: list[np.ndarray | None] = []
+
+    def infer(self, observations):
+        from rcs.serving.protocol import COMMITTED
+
+        out = []
+        for o in observations:
+            prefix = o.get(COMMITTED)
+            self.seen.append(None if prefix is None else np.array(prefix))
+            chunk = np.tile(np.arange(5, dtype=np.float32)[:, None] * 0.01 + len(self.seen), (1, 7))
+            if prefix is not None:
+                chunk[: len(prefix)] = prefix
+            out.append(chunk)
+        return out
+
+
+def test_bridge_sends_the_committed_prefix_and_bad_prefixes_are_refused():
+    from rcs.control.chunking import ChunkExecutor, ExecutorConfig
+    from rcs.serving.protocol import COMMITTED
+    from rcs.serving.server import PolicyServer
+
+    policy = _Inpainting()
+    server = PolicyServer(policy, "tcp://127.0.0.1:0")
+    endpoint = server.start()
+    control_dt = 0.01  # policy_dt 0.05: 5 control ticks per policy step
+    executor = ChunkExecutor(ExecutorConfig(names=SMALL.action.names, control_dt=control_dt))
+    tick = [0]
+    bridge = RobotBridge(PolicyClient(endpoint, SMALL), executor, lambda: (tick[0], time.monotonic(), _obs()),
+                         period_s=0.05, budget_s=2.0)
+    try:
+        bridge.start()
+        deadline = time.monotonic() + 5
+        while bridge.counters["submitted"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        executor.step(0)  # the control loop merges the first chunk at tick 0
+        plan_ticks = executor.request(2).committed
+        tick[0] = 2
+        while all(p is None for p in policy.seen) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert any(p is not None for p in policy.seen), (bridge.counters, len(policy.seen))
+        assert policy.seen[0] is None  # nothing committed before the first chunk
+        prefix = next(p for p in policy.seen[1:] if p is not None)
+        # the plan from tick 2 on, at the policy rate (every 5th control tick), as float32
+        np.testing.assert_allclose(prefix, plan_ticks[::5][: len(prefix)].astype(np.float32), atol=1e-6)
+        assert prefix.shape[1] == 7 and 1 <= len(prefix) <= 5
+        bridge.stop()
+
+        client = PolicyClient(endpoint, SMALL)
+        client.handshake()
+        for bad, what in [(np.zeros((6, 7), np.float32), "shape"), (np.zeros((2, 6), np.float32), "shape"),
+                          (np.full((2, 7), np.nan, np.float32), "NaN"), (np.zeros((2, 7)), "dtype")]:
+            with pytest.raises(ServerError) as info:
+                client.request({**_obs(), COMMITTED: bad}, tick=1, budget_s=2.0)
+            assert info.value.code == "schema" and COMMITTED in info.value.meta["field"], info.value.meta
+        client.close()
+    finally:
+        bridge.stop()
+        server.stop()
