@@ -19,6 +19,12 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("rcs.cli.serve", "serve a policy to robots over ZeroMQ (docs/protocol.md)"),
     "keygen": ("rcs.cli.keygen", "write a CurveZMQ key pair for rcs serve"),
     "record": ("rcs.cli.record", "record teleoperated or scripted episodes into a crash-safe LeRobotDataset"),
+    "replay": ("rcs.cli.replay", "replay a recorded episode on a simulated robot and report the tracking error"),
+    "dataset": ("rcs.cli.dataset", "inspect a dataset (info) or finish an interrupted recording commit (repair)"),
+    "robot": ("rcs.cli.robot", "run a robot server: control loop, state publisher, command endpoint (docs/ros2.md)"),
+    "up": ("rcs.cli.up", "start a stack composition from launch/*.yaml with one command (docs/ros2.md)"),
+    "train": ("rcs.cli.train", "train a policy on a LeRobotDataset (checkpoints, resume, loss curve)"),
+    "eval": ("rcs.cli.eval", "evaluate a checkpoint in sim through rcs serve + the real-time control loop"),
 }
 
 

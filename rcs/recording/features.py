@@ -11,10 +11,18 @@ Layout for the pick-cube envs (:mod:`rcs.envs.pick_cube`), all float32 unless st
   (3, m), world frame.
 - ``observation.images.<camera>``: video, (H, W, 3) uint8 RGB, from the obs key ``image_<camera>``.
 - ``action``: float32, the env action exactly as commanded; names = the env's action labels.
-- ``capture_time``: float64 (1 + number of cameras,), names ``["state", <camera>...]``: host monotonic clock
-  (s, ``time.monotonic()``) at which the state and each camera image were captured. lerobot's own
+- ``capture_time``: float64 (1 + number of cameras,), names ``["state", <camera>...]``: when the state and each
+  camera image were captured, in s since the episode's first state capture on the host monotonic clock
+  (``time.monotonic()``); that origin is stored per episode in ``meta/rcs_episodes.jsonl``
+  (``capture_time_origin``). Relative, because lerobot's reader hands float64 columns out as float32, which
+  would round absolute monotonic times (hours of uptime) to milliseconds. lerobot's own
   ``timestamp`` column stays ``frame_index / fps``. The key does not start with ``observation``/``action``,
   so lerobot's policies ignore it.
+- ``state_stream`` (optional, when the state is sampled faster than the dataset's frame rate, e.g. 500 Hz state
+  with 30 fps cameras): float32 (K, len(observation.state)) = every state sample captured since the previous
+  frame, oldest first; ``state_stream_time`` float64 (K,) their capture times (monotonic s);
+  ``state_stream_count`` int64 (1,) how many of the K slots are real. Unused slots repeat the last real sample
+  (so statistics stay finite); read only the first ``state_stream_count`` rows.
 """
 
 from __future__ import annotations
@@ -29,6 +37,11 @@ ENV_STATE = "observation.environment_state"
 IMAGE_PREFIX = "observation.images."
 ACTION = "action"
 CAPTURE_TIME = "capture_time"
+STATE_STREAM = "state_stream"
+STATE_STREAM_TIME = "state_stream_time"
+STATE_STREAM_COUNT = "state_stream_count"
+#: float64 time features the recorder stores relative to the episode's first capture (see the module docstring).
+TIME_KEYS = (CAPTURE_TIME, STATE_STREAM_TIME)
 
 #: env obs keys concatenated into ``observation.state``: (key, entry names or None for the joint names).
 STATE_LAYOUT: tuple[tuple[str, tuple[str, ...] | None], ...] = (
@@ -58,6 +71,7 @@ class FeatureLayout:
     action_names: tuple[str, ...]
     cameras: tuple[tuple[str, int, int], ...] = ()
     capture_time: bool = True
+    state_stream: int = 0
 
     @property
     def camera_names(self) -> tuple[str, ...]:
@@ -87,6 +101,11 @@ class FeatureLayout:
             }
         if self.capture_time:
             out[CAPTURE_TIME] = {"dtype": "float64", "shape": (1 + len(self.cameras),), "names": ["state", *self.camera_names]}
+        if self.state_stream:
+            k = int(self.state_stream)
+            out[STATE_STREAM] = {"dtype": "float32", "shape": (k, len(self.state_names())), "names": ["sample", "state"]}
+            out[STATE_STREAM_TIME] = {"dtype": "float64", "shape": (k,), "names": None}
+            out[STATE_STREAM_COUNT] = {"dtype": "int64", "shape": (1,), "names": None}
         return out
 
 
@@ -135,6 +154,23 @@ def frame_features(
             raise ValueError(f"capture_time: expected {1 + len(layout.cameras)} values (state + cameras), got {capture_times}")
         frame[CAPTURE_TIME] = np.asarray(capture_times, dtype=np.float64)
     return frame
+
+
+def pack_state_stream(layout: FeatureLayout, states: Sequence[np.ndarray], times: Sequence[float]) -> dict[str, np.ndarray]:
+    """The ``state_stream*`` features of one frame from the state vectors (``observation.state`` layout) sampled
+    since the previous frame. More than K samples keeps the newest K (the count says K)."""
+    k = int(layout.state_stream)
+    if not states:
+        raise ValueError("state_stream: at least one state sample per frame is required")
+    states, times = list(states)[-k:], list(times)[-k:]
+    n = len(states)
+    block = np.empty((k, len(states[0])), dtype=np.float32)
+    block[:n] = np.asarray(states, dtype=np.float32)
+    block[n:] = block[n - 1]
+    t = np.empty(k, dtype=np.float64)
+    t[:n] = times
+    t[n:] = t[n - 1]
+    return {STATE_STREAM: block, STATE_STREAM_TIME: t, STATE_STREAM_COUNT: np.array([n], dtype=np.int64)}
 
 
 def features_to_observation(frame: Mapping[str, np.ndarray], layout: FeatureLayout) -> dict[str, np.ndarray]:

@@ -25,12 +25,27 @@ import fcntl
 import logging
 import os
 import shutil
+import signal
 from pathlib import Path
 
 log = logging.getLogger(__name__)
 
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
+
+#: Fault injection for the crash tests (tests/recording/test_crash.py): ``RCS_RECORD_KILL_AT=<point>@<n>`` makes
+#: the process SIGKILL itself at that point of its n-th commit (0-based); ``RCS_RECORD_NO_EXCHANGE=1`` forces the
+#: two-rename swap. Unset (always, outside tests), they do nothing.
+KILL_POINTS = ("cloned", "written", "marked", "between_renames", "swapped")
+_commits_started = 0
+
+
+def _kill_point(name: str) -> None:
+    spec = os.environ.get("RCS_RECORD_KILL_AT")
+    if spec:
+        point, _, n = spec.partition("@")
+        if point == name and _commits_started - 1 == int(n or 0):
+            os.kill(os.getpid(), signal.SIGKILL)
 
 
 class DatasetLockedError(RuntimeError):
@@ -95,6 +110,8 @@ def clone_tree(src: Path, dst: Path, copy_dirs: tuple[str, ...]) -> None:
 
 def _exchange(a: Path, b: Path) -> bool:
     """Atomically exchange two paths with renameat2(RENAME_EXCHANGE); False if unsupported here."""
+    if os.environ.get("RCS_RECORD_NO_EXCHANGE") == "1":
+        return False
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         fn = libc.renameat2
@@ -143,11 +160,14 @@ class DatasetStore:
     # -- one commit -----------------------------------------------------------------------------------
     def begin(self, copy_dirs: tuple[str, ...]) -> Path:
         """A fresh ``staging/``: a clone of ``root`` (if any). Returns its path."""
+        global _commits_started
+        _commits_started += 1
         self.discard()
         if self.root.exists():
             clone_tree(self.root, self.staging, copy_dirs)
         else:
             self.staging.mkdir(parents=True)
+        _kill_point("cloned")
         return self.staging
 
     def discard(self) -> None:
@@ -158,18 +178,22 @@ class DatasetStore:
 
     def commit(self) -> None:
         """Make ``staging/`` durable and swap it in as ``root`` (atomic; see the module docstring)."""
+        _kill_point("written")
         before = inodes(self.root) if self.root.exists() else set()
         fsync_tree(self.staging, skip_inodes=before)
         _write_durable(self.marker)
         fsync_path(self.work)
+        _kill_point("marked")
         if not self.root.exists():
             os.rename(self.staging, self.root)
         elif _exchange(self.staging, self.root):
             pass  # staging/ now holds the previous version
         else:
             os.rename(self.root, self.old)
+            _kill_point("between_renames")
             os.rename(self.staging, self.root)
         fsync_path(self.root.parent)
+        _kill_point("swapped")
         self.marker.unlink(missing_ok=True)
         fsync_path(self.work)
         for leftover in (self.staging, self.old):

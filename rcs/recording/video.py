@@ -145,6 +145,7 @@ class VideoStream:
         import av
         from lerobot.datasets.compute_stats import RunningQuantileStats, auto_downsample_height_width
 
+        av.logging.set_level(av.logging.ERROR)  # libx264 prints its statistics at INFO on close
         container = stream = None
         stats = RunningQuantileStats()
         frames = 0

@@ -20,13 +20,14 @@ videos of the episode. Everything else is lerobot's public API.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import errno
 import json
 import logging
 import shutil
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from rcs.errors import RcsError
+from rcs.recording.features import TIME_KEYS
 from rcs.recording.storage import DatasetStore
 from rcs.recording.video import VideoOptions, VideoResult, VideoStream
 
@@ -85,6 +87,7 @@ class _Episode:
     folder: Path
     frames: int = 0
     info: dict = field(default_factory=dict)
+    origin: float | None = None
 
 
 class _FinishedVideos:
@@ -169,6 +172,9 @@ def check_compatible(root: Path, fps: int, features: Mapping[str, dict], recordi
 class Recorder:
     """Records episodes into ``root``; each saved episode is committed atomically (module docstring).
 
+    Time features (:data:`rcs.recording.features.TIME_KEYS`) are handed in as absolute monotonic times and stored
+    relative to the episode's earliest one (``capture_time_origin`` in ``meta/rcs_episodes.jsonl``).
+
     Args:
         root: dataset folder (created by the first saved episode).
         repo_id: lerobot repo id stored in the metadata (nothing is uploaded).
@@ -208,6 +214,7 @@ class Recorder:
         self.realtime = realtime
         self.video_keys = [k for k, v in self.features.items() if v["dtype"] == "video"]
         self.data_keys = [k for k, v in self.features.items() if v["dtype"] not in ("video", "image")]
+        self.time_keys = [k for k in TIME_KEYS if k in self.features]
         self._placeholders = {k: np.zeros(tuple(self.features[k]["shape"]), dtype=np.uint8) for k in self.video_keys}
         self._encoder = self.video.encoder_config() if self.video_keys else None
         self._episode: _Episode | None = None
@@ -277,8 +284,13 @@ class Recorder:
             missing = sorted(set(self.features) - set(frame))
             extra = sorted(set(frame) - set(self.features))
             raise ValueError(f"frame: missing features {missing}, unknown features {extra}")
+        if self.time_keys and ep.origin is None:
+            ep.origin = min(float(np.min(frame[k])) for k in self.time_keys)
+            ep.info["capture_time_origin"] = ep.origin
         for key in self.data_keys:
             value = np.asarray(frame[key])
+            if key in self.time_keys:
+                value = value.astype(np.float64) - ep.origin
             if value.shape != tuple(self.features[key]["shape"]):
                 raise ValueError(f"{key}: shape {value.shape}, the dataset expects {tuple(self.features[key]['shape'])}")
             if not np.isfinite(value).all():
@@ -410,8 +422,9 @@ class Recorder:
             frame.update(self._placeholders)
             frame["task"] = ep.task
             ds.add_frame(frame)
-        ds.save_episode()
-        ds.finalize()
+        with _no_progress_bars():
+            ds.save_episode()
+            ds.finalize()
         meta = staging / "meta"
         if first:
             (meta / Path(RECORDING_META).name).write_text(json.dumps({
@@ -421,6 +434,20 @@ class Recorder:
         with open(meta / Path(EPISODES_META).name, "a") as f:
             f.write(json.dumps(line, default=_jsonable) + "\n")
         self.store.commit()
+
+
+@contextlib.contextmanager
+def _no_progress_bars() -> Iterator[None]:
+    """lerobot's save_episode runs a ``datasets`` map with a progress bar per episode: hide it while committing."""
+    from datasets.utils import logging as ds_logging
+
+    was_disabled = ds_logging.is_progress_bar_enabled() is False
+    ds_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if not was_disabled:
+            ds_logging.enable_progress_bar()
 
 
 def _video_problem(videos: Mapping[str, VideoResult], frames: int) -> str:
