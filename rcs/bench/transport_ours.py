@@ -6,7 +6,8 @@ clients are :class:`rcs.serving.client.PolicyClient` (the full protocol: header,
 checks on both sides, per-request deadline). Latency is the client-side wall time of one blocking
 request/reply. ``measure_ours`` is combined with the openpi/lerobot baselines by ``rcs bench transport``.
 
-Run alone: ``python -m rcs.bench.transport_ours --requests 2000 --clients 1 [--curve]`` (one JSON object).
+Run alone: ``python -m rcs.bench.transport_ours --requests 2000 --clients 1 [--curve] [--shm]`` (one JSON
+object).
 """
 
 from __future__ import annotations
@@ -66,7 +67,8 @@ def _serve_main(curve: bool) -> None:
     server.stop()
 
 
-def _client(endpoint: str, keys: Mapping[str, str] | None, warmup: int, seed: int) -> tuple[Any, Callable[[], None]]:
+def _client(endpoint: str, keys: Mapping[str, str] | None, warmup: int, seed: int,
+            shm: bool = False) -> tuple[Any, Callable[[], None]]:
     from rcs.serving.client import PolicyClient
     from rcs.serving.keys import KeyPair
 
@@ -74,8 +76,10 @@ def _client(endpoint: str, keys: Mapping[str, str] | None, warmup: int, seed: in
     if keys is not None:
         kw = {"server_key": keys["RCS_BENCH_SERVER_PUBLIC"].encode(),
               "client_keys": KeyPair(keys["RCS_BENCH_CLIENT_PUBLIC"].encode(), keys["RCS_BENCH_CLIENT_SECRET"].encode())}
-    client = PolicyClient(endpoint, _schema(), server_timeout_s=10.0, **kw)
+    client = PolicyClient(endpoint, _schema(), server_timeout_s=10.0, shared_memory=shm, **kw)
     client.handshake(timeout_s=10.0)
+    if shm and not client.shm_active:
+        raise RuntimeError("shared memory was requested but the server declined it")
     obs = _request(seed)
     tick = 0
 
@@ -101,9 +105,9 @@ def _timed(call: Callable[[], None], requests: int) -> tuple[np.ndarray, int, in
     return lat, start, clock()
 
 
-def _client_main(endpoint: str, curve: bool, requests: int, warmup: int, seed: int) -> None:
+def _client_main(endpoint: str, curve: bool, requests: int, warmup: int, seed: int, shm: bool = False) -> None:
     """Child process: handshake and warm up, print "ready", wait for "go", print one JSON line of results."""
-    client, call = _client(endpoint, os.environ if curve else None, warmup, seed)
+    client, call = _client(endpoint, os.environ if curve else None, warmup, seed, shm)
     sys.stdout.write("ready\n")
     sys.stdout.flush()
     sys.stdin.readline()
@@ -126,7 +130,8 @@ def _line(proc: subprocess.Popen, what: str) -> str:
     return line.strip()
 
 
-def measure_ours(requests: int, clients: int = 1, curve: bool = False, warmup: int | None = None) -> dict:
+def measure_ours(requests: int, clients: int = 1, curve: bool = False, warmup: int | None = None,
+                 shm: bool = False) -> dict:
     """Latency (ms) and throughput of ``requests`` blocking requests per client.
 
     The server runs in a child process (``python -m rcs.bench.transport_ours --serve``); one client runs in
@@ -138,6 +143,7 @@ def measure_ours(requests: int, clients: int = 1, curve: bool = False, warmup: i
         clients: concurrent clients.
         curve: CurveZMQ encryption and authentication on (fresh key pairs, passed by environment).
         warmup: untimed requests per client first (default ``min(200, requests // 10)``, at least 1).
+        shm: observations through the same-host shared-memory fast path (:mod:`rcs.serving.shm`).
 
     Returns:
         ``{"p50_ms", "p99_ms", "req_per_s", ...}``: percentiles over every request of every client,
@@ -157,15 +163,17 @@ def measure_ours(requests: int, clients: int = 1, curve: bool = False, warmup: i
     procs: list[subprocess.Popen] = []
     try:
         endpoint = _line(server, "server")
+        transport = ("rcs.serving (ZMQ ROUTER/DEALER; observations in shared memory, reply as tensor frames)" if shm
+                     else "rcs.serving (ZMQ ROUTER/DEALER, msgpack + raw tensor frames)")
         result: dict[str, Any] = {"requests": requests, "warmup": warmup, "clients": clients, "curve": curve,
-                                  "transport": "rcs.serving (ZMQ ROUTER/DEALER, msgpack + raw tensor frames)"}
+                                  "shm": shm, "transport": transport}
         if clients == 1:
-            client, call = _client(endpoint, env if curve else None, warmup, 0)
+            client, call = _client(endpoint, env if curve else None, warmup, 0, shm)
             lat, start, end = _timed(call, requests)
             client.close()
             lats, spans = [lat], [(start, end)]
         else:
-            flag = ["--curve"] if curve else []
+            flag = (["--curve"] if curve else []) + (["--shm"] if shm else [])
             procs = [_child(["--client", endpoint, "--requests", str(requests), "--warmup", str(warmup),
                              "--seed", str(i), *flag], env) for i in range(clients)]
             for p in procs:
@@ -205,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--requests", type=int, default=2000)
     p.add_argument("--clients", type=int, default=1)
     p.add_argument("--curve", action="store_true")
+    p.add_argument("--shm", action="store_true", help="observations through shared memory (same host)")
     p.add_argument("--warmup", type=int, default=None)
     p.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--client", metavar="ENDPOINT", help=argparse.SUPPRESS)
@@ -214,9 +223,9 @@ def main(argv: list[str] | None = None) -> int:
         _serve_main(a.curve)
         return 0
     if a.client:
-        _client_main(a.client, a.curve, a.requests, a.warmup if a.warmup is not None else 1, a.seed)
+        _client_main(a.client, a.curve, a.requests, a.warmup if a.warmup is not None else 1, a.seed, a.shm)
         return 0
-    sys.stdout.write(json.dumps(measure_ours(a.requests, a.clients, a.curve, a.warmup)) + "\n")
+    sys.stdout.write(json.dumps(measure_ours(a.requests, a.clients, a.curve, a.warmup, a.shm)) + "\n")
     return 0
 
 

@@ -25,7 +25,9 @@ import zmq
 
 from rcs.control.chunking import ActionChunk, ChunkExecutor
 from rcs.errors import RcsError
+from rcs.serving import shm
 from rcs.serving.keys import KeyPair
+from rcs.serving.shm import ShmWriter
 from rcs.serving.protocol import (
     COMMITTED,
     SERVER_TYPES,
@@ -138,6 +140,8 @@ class PolicyClient:
         server_timeout_s: no message from the server for this long (s) means it is gone.
         heartbeat_s: send a heartbeat when nothing was sent for this long (s).
         name: free text sent in HELLO (logged by the server).
+        shared_memory: offer the same-host shared-memory fast path (:mod:`rcs.serving.shm`); used only if the
+            server can map the segment (same host, same user), else tensor frames as usual. Needs ``expected``.
     """
 
     def __init__(
@@ -150,7 +154,10 @@ class PolicyClient:
         server_timeout_s: float = 1.0,
         heartbeat_s: float = 0.25,
         name: str = "",
+        shared_memory: bool = False,
     ) -> None:
+        if shared_memory and expected is None:
+            raise ServingError("shared_memory needs the expected schema (it defines the segment layout)")
         if (server_key is None) != (client_keys is None) or (client_keys is not None and client_keys.secret is None):
             raise ServingError("CURVE needs the server's public key and this client's key pair (with secret)")
         self.endpoint = endpoint
@@ -167,6 +174,9 @@ class PolicyClient:
         self.last_rx = 0.0
         self.last_tx = 0.0
         self.handshakes = 0
+        self.shared_memory = shared_memory
+        self._shm: ShmWriter | None = None
+        self.shm_active = False
 
     # -- connection -------------------------------------------------------------------------------------
     @property
@@ -207,6 +217,10 @@ class PolicyClient:
             except zmq.ZMQError:
                 pass
         self.reset()
+        if self._shm is not None:
+            self._shm.close()
+            self._shm = None
+            self.shm_active = False
 
     def handshake(self, timeout_s: float = 2.0) -> Welcome:
         """Open a fresh socket, send HELLO, wait for WELCOME and compare schemas.
@@ -220,6 +234,11 @@ class PolicyClient:
         self.seq += 1
         hello_seq = self.seq
         meta = {"schema": self.expected.as_dict() if self.expected else None, "client": self.name[:128]}
+        self.shm_active = False
+        if self.shared_memory and shm.SUPPORTED and self.expected is not None:
+            if self._shm is None:
+                self._shm = ShmWriter(self.expected)
+            meta["shm"] = {"name": self._shm.name}
         hello = encode(Header(MsgType.HELLO, 0, hello_seq), meta)
         end = time.monotonic() + timeout_s
         # IMMEDIATE: nothing is queued before the connection is up, so retry the send until it is taken.
@@ -251,6 +270,9 @@ class PolicyClient:
         self.welcome = Welcome(msg.header.session_id, schema, str(msg.meta.get("checkpoint_id", "")),
                                float(hb) if isinstance(hb, (int, float)) else self.heartbeat_s)
         self.handshakes += 1
+        self.shm_active = self._shm is not None and msg.meta.get("shm") is True
+        if self._shm is not None and not self.shm_active:
+            log.info("shared memory not used: %s", msg.meta.get("shm_error", "server declined"))
         log.info("session %x with %s (checkpoint %s)", self.welcome.session_id, self.endpoint,
                  self.welcome.checkpoint_id)
         return self.welcome
@@ -268,7 +290,12 @@ class PolicyClient:
         budget_us = max(1, min(int(budget_s * 1e6), 2**32 - 1)) if budget_s > 0 else 0
         header = Header(MsgType.OBS, w.session_id, self.seq, int(tick), float(capture_time), budget_us,
                         w.schema.hash)
-        self._send(encode(header, {}, observation), copy=False)
+        if self.shm_active and self._shm is not None:
+            slot = self._shm.write(self.seq, observation)
+            extra = {COMMITTED: observation[COMMITTED]} if COMMITTED in observation else None
+            self._send(encode(header, {"shm_slot": slot}, extra), copy=False)
+        else:
+            self._send(encode(header, {}, observation), copy=False)
         return self.seq
 
     def request(self, observation: Mapping[str, np.ndarray], tick: int, capture_time: float | None = None,

@@ -7,6 +7,7 @@ Every failure raises :class:`ProtocolError` naming the field and the limit. Noth
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import struct
@@ -232,18 +233,22 @@ class Schema:
         return self.action.shape[0]
 
     def observation_by_name(self) -> dict[str, TensorSpec]:
-        """Observation specs keyed by name."""
-        return {s.name: s for s in self.observation}
+        """Observation specs keyed by name (a fresh dict)."""
+        return dict(self._by_name)
 
     def canonical(self) -> list[Any]:
         """The form that is hashed (observation sorted by name, ``policy_dt`` in integer nanoseconds)."""
         obs = [s.as_list() for s in sorted(self.observation, key=lambda s: s.name)]
         return [obs, self.action.as_list(), self.chunk_size, round(self.policy_dt * 1e9)]
 
-    @property
+    @functools.cached_property
     def hash(self) -> bytes:
-        """First 8 bytes of ``sha256(msgpack(canonical))``."""
+        """First 8 bytes of ``sha256(msgpack(canonical))`` (computed once: the schema is immutable)."""
         return hashlib.sha256(msgpack.packb(self.canonical(), use_bin_type=True)).digest()[:8]
+
+    @functools.cached_property
+    def _by_name(self) -> dict[str, TensorSpec]:
+        return {s.name: s for s in self.observation}
 
     def as_dict(self) -> dict[str, Any]:
         """Wire form."""
@@ -500,7 +505,7 @@ def check_observation(schema: Schema, tensors: Mapping[str, np.ndarray]) -> None
 
     The one optional extra is :data:`COMMITTED` (checked by :func:`check_committed`).
     """
-    specs = schema.observation_by_name()
+    specs = schema._by_name
     if COMMITTED in tensors:
         check_committed(schema, tensors[COMMITTED])
     missing = sorted(set(specs) - set(tensors))
