@@ -1,0 +1,76 @@
+"""``rcs robot``: run a robot server (control loop + state publisher + command endpoint) from a config.
+
+Examples::
+
+    rcs robot --config launch/robots/sim_panda.yaml
+    rcs robot --robot sim/so101 --rate 30 --state-endpoint tcp://127.0.0.1:5610 --command-endpoint tcp://127.0.0.1:5611
+
+Command-line options override the config file. When the server is up, one JSON line
+``{"ready": true, "robot": ..., "state_endpoint": ..., "command_endpoint": ..., "rate_hz": ...}`` is printed on
+stdout (process supervisors such as ``rcs up`` wait for it). SIGINT/SIGTERM stop the robot in a controlled way
+(the loop brakes, then every thread and socket is closed). Protocol: docs/ros2.md ("Robot channel").
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+
+from rcs.errors import ConfigError, RcsError
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="robot server config (YAML or JSON), e.g. launch/robots/sim_panda.yaml")
+    parser.add_argument("--robot", help="registered robot name (overrides the config's 'robot')")
+    parser.add_argument("--rate", type=float, help="control and state rate (Hz)")
+    parser.add_argument("--state-endpoint", help="ZeroMQ PUB endpoint to bind (default tcp://127.0.0.1:5600)")
+    parser.add_argument("--command-endpoint", help="ZeroMQ ROUTER endpoint to bind (default tcp://127.0.0.1:5601)")
+    parser.add_argument("--no-realtime", action="store_true", help="do not ask for SCHED_FIFO / mlockall")
+    parser.add_argument("--duration", type=float, help="stop after this many seconds (default: until SIGINT/SIGTERM)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from rcs.remote.config import load_mapping, resolve_paths, server_config
+    from rcs.remote.server import RobotServer
+
+    try:
+        data = resolve_paths(load_mapping(args.config), Path(args.config).parent) if args.config else {}
+        overrides = {"robot": args.robot, "rate_hz": args.rate, "state_endpoint": args.state_endpoint,
+                     "command_endpoint": args.command_endpoint}
+        data.update({k: v for k, v in overrides.items() if v is not None})
+        if args.no_realtime:
+            data["realtime"] = False
+        if "robot" not in data:
+            raise ConfigError("no robot: give --robot NAME or a --config with 'robot: NAME'")
+        config = server_config(data)
+        server = RobotServer(config)
+    except (RcsError, OSError) as e:
+        prefix = f"{args.config}: " if args.config and str(args.config) not in str(e) else ""
+        raise SystemExit(f"rcs robot: {prefix}{e}") from None
+
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        server.start()
+    except Exception as e:
+        server.stop(0.0)
+        raise SystemExit(f"rcs robot: {e}") from None
+    sys.stdout.write(json.dumps({"ready": True, "robot": config.robot, "state_endpoint": config.state_endpoint,
+                                 "command_endpoint": config.command_endpoint, "rate_hz": server.rate_hz}) + "\n")
+    sys.stdout.flush()
+    if args.duration is not None:
+        threading.Timer(args.duration, stop.set).start()
+    try:
+        server.wait(stop)
+    finally:
+        server.stop()
+    return 0

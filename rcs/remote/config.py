@@ -1,0 +1,180 @@
+"""Configuration of a robot server (``rcs robot --config FILE``): a YAML or JSON mapping, every key checked.
+
+Example (``launch/robots/sim_panda.yaml``)::
+
+    robot: sim/panda              # registered robot name
+    robot_config: {scene: pick_cube}
+    rate_hz: 500                  # control loop and state publishing rate
+    state_endpoint: tcp://127.0.0.1:5600
+    command_endpoint: tcp://127.0.0.1:5601
+    cameras: [{name: front, width: 320, height: 240, fps: 5}]
+    safety: {velocity_scale: 0.5}
+    trajectory: {start_tolerance: 0.05}
+
+Unknown keys, wrong types and missing required values raise :class:`rcs.errors.ConfigError` naming the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rcs.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class CameraConfig:
+    """A camera whose frames the server publishes.
+
+    Attributes:
+        name: camera name (for simulated robots: the MJCF camera).
+        width, height: image size (px).
+        fps: publishing rate (Hz).
+        backend: registered camera factory (``rcs.cameras``), called with ``robot=``, ``name=``, size.
+    """
+
+    name: str
+    width: int = 320
+    height: int = 240
+    fps: float = 10.0
+    backend: str = "sim/mujoco"
+
+
+@dataclass(frozen=True)
+class PolicyLinkConfig:
+    """Connect the control loop to a policy server (``rcs serve``) through :class:`rcs.serving.client.RobotBridge`.
+
+    Attributes:
+        endpoint: the policy server.
+        manifest: the policy manifest (JSON) whose ``schema`` the robot expects; the same file ``rcs serve``
+            loads, so both sides agree by construction and a mismatch refuses to arm.
+        budget_s: per-request time budget (s).
+    """
+
+    endpoint: str
+    manifest: str
+    budget_s: float = 0.1
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Everything a robot server needs (see the module docstring for a YAML example).
+
+    Attributes:
+        robot: registered robot name (``rcs list``).
+        robot_config: keyword configuration of the robot factory.
+        rate_hz: control rate; default the spec's control rate capped at 500 Hz.
+        state_endpoint: where state, status and camera frames are published (ZeroMQ PUB, bound).
+        command_endpoint: where commands are accepted (ZeroMQ ROUTER, bound).
+        realtime: ask for SCHED_FIFO / mlockall for the loop thread (falls back with a warning).
+        cameras: cameras to publish.
+        safety: overrides of the safety filter config (arms: ``ArmSafetyConfig`` fields; quadrotors:
+            ``geofence: {lower, upper}``, ``max_altitude`` (both required) and other
+            ``QuadrotorSafetyConfig`` fields).
+        watchdog: ``WatchdogConfig`` fields (``stop_after_s``, ``disarm_after_s``, ``fade_in_s``).
+        executor: ``ExecutorConfig`` fields (``strategy``, ``max_age_s``...).
+        trajectory: ``TrajectoryLimits`` fields (``start_tolerance``, ``max_duration_s``, ...) plus
+            ``max_age_s`` (oldest accepted command stamp, s) and ``max_future_s``.
+        start_armed: accept motion commands from the start (default: arms yes, quadrotors no).
+        status_period_s: period of STATUS messages.
+        policy: optional link to a policy server.
+    """
+
+    robot: str
+    robot_config: dict[str, Any] = field(default_factory=dict)
+    rate_hz: float | None = None
+    state_endpoint: str = "tcp://127.0.0.1:5600"
+    command_endpoint: str = "tcp://127.0.0.1:5601"
+    realtime: bool = True
+    cameras: tuple[CameraConfig, ...] = ()
+    safety: dict[str, Any] = field(default_factory=dict)
+    watchdog: dict[str, Any] = field(default_factory=dict)
+    executor: dict[str, Any] = field(default_factory=dict)
+    trajectory: dict[str, Any] = field(default_factory=dict)
+    start_armed: bool | None = None
+    status_period_s: float = 0.2
+    policy: PolicyLinkConfig | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.robot, str) or not self.robot:
+            raise ConfigError(f"robot={self.robot!r} must be a registered robot name (see 'rcs list')")
+        if self.rate_hz is not None and not (isinstance(self.rate_hz, (int, float)) and self.rate_hz > 0):
+            raise ConfigError(f"rate_hz={self.rate_hz!r} must be a positive number (Hz)")
+        if not self.status_period_s > 0:
+            raise ConfigError(f"status_period_s={self.status_period_s!r} must be > 0")
+        for key in ("robot_config", "safety", "watchdog", "executor", "trajectory"):
+            if not isinstance(getattr(self, key), dict):
+                raise ConfigError(f"{key}={getattr(self, key)!r} must be a mapping")
+
+
+def _build(cls: type, data: Any, where: str) -> Any:
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where} must be a mapping, got {type(data).__name__}")
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(map(str, unknown))}; accepted: {', '.join(sorted(names))}")
+    try:
+        return cls(**data)
+    except TypeError as e:
+        raise ConfigError(f"{where}: {e}") from None
+
+
+def server_config(data: Mapping[str, Any]) -> ServerConfig:
+    """A :class:`ServerConfig` from a plain mapping (e.g. parsed YAML)."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"robot server config must be a mapping, got {type(data).__name__}")
+    data = dict(data)
+    cams = data.get("cameras") or []
+    if not isinstance(cams, list):
+        raise ConfigError(f"cameras={cams!r} must be a list of mappings")
+    data["cameras"] = tuple(_build(CameraConfig, c, f"cameras[{i}]") for i, c in enumerate(cams))
+    if data.get("policy") is not None:
+        data["policy"] = _build(PolicyLinkConfig, data["policy"], "policy")
+    for key in ("robot_config", "safety", "watchdog", "executor", "trajectory"):
+        if data.get(key) is None:
+            data.pop(key, None)
+    return _build(ServerConfig, data, "robot server config")
+
+
+def load_mapping(path: str | Path) -> dict[str, Any]:
+    """Read a YAML (``.yaml``/``.yml``) or JSON file holding a mapping; errors name the file."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file {str(p)!r} does not exist")
+    text = p.read_text()
+    try:
+        if p.suffix in (".yaml", ".yml"):
+            import yaml  # light, but only needed here
+
+            data = yaml.safe_load(text)
+        else:
+            data = json.loads(text)
+    except Exception as e:  # noqa: BLE001 yaml and json raise many types
+        raise ConfigError(f"config file {p}: not valid {'YAML' if p.suffix in ('.yaml', '.yml') else 'JSON'}: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {p}: must hold a mapping, got {type(data).__name__}")
+    return data
+
+
+def resolve_paths(data: dict[str, Any], base: str | Path) -> dict[str, Any]:
+    """Make the file paths of a config (``policy.manifest``) relative to ``base`` (the config's directory)."""
+    policy = data.get("policy")
+    if isinstance(policy, dict) and isinstance(policy.get("manifest"), str):
+        manifest = Path(policy["manifest"])
+        if not manifest.is_absolute():
+            data["policy"] = {**policy, "manifest": str(Path(base) / manifest)}
+    return data
+
+
+def load_server_config(path: str | Path) -> ServerConfig:
+    """Load and check a robot server config file (relative paths in it are relative to the file)."""
+    try:
+        return server_config(resolve_paths(load_mapping(path), Path(path).parent))
+    except ConfigError as e:
+        msg = str(e)
+        raise ConfigError(msg if str(path) in msg else f"{path}: {msg}") from None

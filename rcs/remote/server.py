@@ -1,0 +1,721 @@
+"""The robot server: one process owns a robot, runs its real-time control loop and serves it over ZeroMQ.
+
+Threads and sockets:
+
+- **control loop** (:class:`rcs.control.loop.ControlLoop`, SCHED_FIFO when permitted): each tick runs queued
+  device actions (arm/disarm), reads the robot, publishes the state (PUB, topic ``state``), then the
+  :class:`rcs.control.task.PolicyTask` pipeline (chunk executor -> watchdog -> safety filter -> robot) and
+  advances a simulated robot. It owns the PUB socket and also sends what other threads queued (status,
+  camera frames), so no socket is shared between threads.
+- **command thread**: a ROUTER socket; answers DESCRIBE with the robot description and every COMMAND with a
+  REPLY that says why a command was rejected. Trajectories and targets become action chunks submitted to the
+  executor (:mod:`rcs.remote.commands`); e-stop, reset and arm/disarm act on the task. Also builds the
+  STATUS message (watchdog stage, e-stop, loop timing, safety interventions, rejections) every
+  ``status_period_s``.
+- **camera thread** (if cameras are configured): reads frames at their rate and queues CAMERA messages. A
+  simulated camera renders from the simulation the loop steps: it starts a frame right after a physics step
+  (see :class:`_SteppedSimulation`) and renders concurrently with the loop.
+- **policy link** (optional): :class:`rcs.serving.client.RobotBridge` to a policy server.
+
+The wire format is :mod:`rcs.remote.wire` (the policy protocol's codec with its own magic); see docs/ros2.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import zmq
+
+import rcs
+from rcs.control.chunking import ActionChunk
+from rcs.control.loop import NO_RT, ControlLoop, RtConfig
+from rcs.control.task import PolicyTask, arm_safety_config, make_policy_task
+from rcs.devices import Arm, Quadrotor, Simulated
+from rcs.errors import ConfigError
+from rcs.remote import commands as cmd
+from rcs.remote.config import ServerConfig
+from rcs.remote.description import describe
+from rcs.remote.wire import (
+    REQUEST_TYPES,
+    TOPIC_CAMERA,
+    TOPIC_STATE,
+    TOPIC_STATUS,
+    Reply,
+    RobotHeader,
+    RobotMessage,
+    RobotMsg,
+    accepted,
+    decode_header,
+    decode_message,
+    description_hash,
+    encode_message,
+    rejected,
+)
+from rcs.safety.filter import QuadrotorSafetyConfig, command_vector_of_arm, yaw_of
+from rcs.serving.protocol import ProtocolError
+from rcs.spec import WorkspaceBox
+from rcs.types import ArmState, QuadrotorState
+
+log = logging.getLogger(__name__)
+
+#: ``trajectory`` config keys the server reads itself (the others are TrajectoryLimits fields).
+SERVER_TRAJECTORY_KEYS = ("max_age_s", "max_future_s", "target_velocity_scale")
+
+#: Default cap of the control rate when the config gives none (Hz).
+DEFAULT_MAX_RATE_HZ = 500.0
+
+
+# ---------------------------------------------------------------------------------------------------------
+# State -> tensors
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _arm_tensors(state: ArmState, previous: Any, dt: float) -> dict[str, np.ndarray]:
+    return {
+        "joint_positions": state.joint_positions,
+        "joint_velocities": state.joint_velocities,
+        "joint_efforts": state.joint_efforts,
+        "gripper": np.array([state.gripper]),
+        "tcp_position": state.tcp_position,
+        "tcp_quaternion": state.tcp_quaternion,
+    }
+
+
+def _quadrotor_tensors(state: QuadrotorState, previous: Any, dt: float) -> dict[str, np.ndarray]:
+    # Acceleration (world frame, m/s^2) by differencing consecutive velocities over the ticks between them:
+    # exact for the simulator's integration, and what an IMU's accelerometer integrates to.
+    if isinstance(previous, QuadrotorState) and dt > 0:
+        accel = (state.linear_velocity - previous.linear_velocity) / dt
+    else:
+        accel = np.zeros(3)
+    return {
+        "position": state.position,
+        "quaternion": state.quaternion,
+        "linear_velocity": state.linear_velocity,
+        "angular_velocity": state.angular_velocity,
+        "linear_acceleration": accel,
+        "motor_thrusts": state.motor_thrusts,
+        "armed": np.array([state.armed]),
+    }
+
+
+#: State type -> the tensors of its STATE message.
+STATE_TENSORS: dict[type, Callable[[Any, Any, float], dict[str, np.ndarray]]] = {
+    ArmState: _arm_tensors,
+    QuadrotorState: _quadrotor_tensors,
+}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The task the loop runs: queued device actions, publishing and trajectory freshness around a PolicyTask
+# ---------------------------------------------------------------------------------------------------------
+
+
+class _SteppedSimulation:
+    """The simulated robot as the loop sees it: ``advance`` then signal that a physics step just ended.
+
+    A camera thread waits for that signal before it reads a frame, so the frame's scene update (microseconds)
+    happens in the loop's idle time right after a step instead of during one. Rendering itself (tens to
+    hundreds of ms on a CPU) then runs concurrently with the loop; it is not done under a lock because that
+    would stall the loop for the whole render.
+    """
+
+    def __init__(self, robot: Any, stepped: threading.Event) -> None:
+        self._robot = robot
+        self._stepped = stepped
+
+    @property
+    def sim_time(self) -> float:
+        return float(self._robot.sim_time)
+
+    def advance(self, dt: float) -> None:
+        self._robot.advance(dt)
+        self._stepped.set()
+
+    def reset(self, seed: int | None = None) -> None:
+        self._robot.reset(seed)
+
+
+class _ServedTask:
+    """The loop's task: queued device actions, read + publish, PolicyTask compute, write (all in the loop thread)."""
+
+    def __init__(self, task: PolicyTask, pub: zmq.Socket, period_s: float) -> None:
+        self.task = task
+        self.pub = pub
+        self.period_s = period_s
+        self.actions: deque[Callable[[], None]] = deque()  # device actions queued by other threads
+        self.outbox: deque[list[Any]] = deque()  # encoded messages queued by other threads
+        self.latest: tuple[int, Any] | None = None  # (tick, state) of the last read
+        self.fresh_until_tick = -1  # a remote trajectory keeps the watchdog fed until its last point
+        self.published = 0
+        self.send_drops = 0
+        self._tensors: Callable[[Any, Any, float], dict[str, np.ndarray]] | None = None
+
+    def read(self, tick: int) -> Any:
+        while self.actions:
+            action = self.actions.popleft()
+            try:
+                action()
+            except Exception:  # a failing action must not stop the loop
+                log.exception("queued device action failed")
+        state = self.task.read(tick)
+        previous = self.latest
+        self.latest = (tick, state)
+        self._publish(tick, state, previous)
+        while self.outbox:
+            self._send(self.outbox.popleft())
+        return state
+
+    def compute(self, tick: int, state: Any) -> Any:
+        # A timed trajectory was given as a whole: the watchdog's silence timer starts at its last point (a
+        # streaming policy's chunks are not marked, so a silent policy still stops after stop_after_s).
+        if tick <= self.fresh_until_tick:
+            self.task.executor.last_chunk_tick = tick
+        return self.task.compute(tick, state)
+
+    def write(self, tick: int, command: Any) -> None:
+        self.task.write(tick, command)
+
+    def _publish(self, tick: int, state: Any, previous: tuple[int, Any] | None) -> None:
+        if self._tensors is None:
+            self._tensors = STATE_TENSORS[type(state)]
+        dt = (tick - previous[0]) * self.period_s if previous is not None else 0.0
+        tensors = self._tensors(state, previous[1] if previous is not None else None, dt)
+        self.published += 1
+        header = RobotHeader(RobotMsg.STATE, self.published, tick, float(state.timestamp))
+        self._send([TOPIC_STATE, *encode_message(header, {"stage": self.task.stage.value}, tensors)])
+
+    def _send(self, frames: list[Any]) -> None:
+        try:
+            self.pub.send_multipart(frames, zmq.NOBLOCK, copy=False)
+        except zmq.Again:
+            self.send_drops += 1
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The server
+# ---------------------------------------------------------------------------------------------------------
+
+
+class RobotServer:
+    """Serve one robot: control loop + state publisher + command endpoint (+ cameras, + policy link).
+
+    Args:
+        config: the server config.
+        robot: an already created robot (default: ``rcs.make_robot(config.robot, **config.robot_config)``).
+
+    Use :meth:`start` then :meth:`stop` (or ``with RobotServer(cfg) as server:``).
+    """
+
+    def __init__(self, config: ServerConfig, robot: Arm | Quadrotor | None = None) -> None:
+        self.config = config
+        self.robot = robot if robot is not None else rcs.make_robot(config.robot, **config.robot_config)
+        if not isinstance(self.robot, (Arm, Quadrotor)):
+            raise ConfigError(f"robot {config.robot!r} is a {type(self.robot).__name__}; serving needs an Arm or Quadrotor")
+        spec_rate = float(self.robot.spec.control_rate_hz)
+        self.rate_hz = float(config.rate_hz) if config.rate_hz is not None else min(spec_rate, DEFAULT_MAX_RATE_HZ)
+        self.dt = 1.0 / self.rate_hz
+        self.is_arm = isinstance(self.robot, Arm)
+        self.robot.connect()
+        self._stepped = threading.Event()
+        self.task = make_policy_task(
+            self.robot, self.rate_hz, safety=self._safety_config(), executor=config.executor or None,
+            watchdog=config.watchdog or None,
+        )
+        self.names = self.task.executor.names
+        self.limits = self._trajectory_limits()
+        tcfg = config.trajectory
+        self.max_age_s = float(tcfg.get("max_age_s", 0.5))
+        self.max_future_s = float(tcfg.get("max_future_s", 0.01))
+        self.armed = config.start_armed if config.start_armed is not None else self.is_arm
+        self.rejections: dict[str, int] = {}
+        self.last_rejection = ""
+        self.commands_accepted = 0
+        self.cameras = [self._make_camera(c) for c in config.cameras]
+        self.description = describe(self.robot, config.robot, self.rate_hz, self.names, self.task.mode,
+                                    self.cameras, [c.fps for c in config.cameras])
+        self.description_hash = description_hash(self.description)
+        self._ctx = zmq.Context.instance()
+        if config.realtime:
+            realtime_io_threads(self._ctx, RT_IO_PRIORITY)
+        self._pub = self._ctx.socket(zmq.PUB)
+        self._pub.setsockopt(zmq.LINGER, 0)
+        self._pub.setsockopt(zmq.SNDHWM, 1000)
+        self._pub.bind(config.state_endpoint)
+        self._served = _ServedTask(self.task, self._pub, self.dt)
+        self.loop = ControlLoop(
+            self._served, self.rate_hz, robot=_SteppedSimulation(self.robot, self._stepped) if isinstance(self.robot, Simulated) else None,
+            rt=RtConfig() if config.realtime else NO_RT, stats_capacity=max(1000, int(10 * self.rate_hz)),
+            log_every_s=0.0,
+        )
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._kinematics: Any = None
+        self._bridge: Any = None
+        self._camera_frames: dict[str, Any] = {}
+        self._rate_window: tuple[float, int] = (time.monotonic(), 0)
+        self.achieved_rate_hz = 0.0
+
+    # -- construction helpers ----------------------------------------------------------------------------
+    def _safety_config(self) -> Any:
+        overrides = dict(self.config.safety)
+        if self.is_arm:
+            base = arm_safety_config(self.robot, self.rate_hz)  # type: ignore[arg-type]
+            try:
+                return dataclasses.replace(base, **overrides)
+            except TypeError as e:
+                raise ConfigError(f"safety: {e}") from None
+        fence = overrides.pop("geofence", None)
+        if not isinstance(fence, dict) or "max_altitude" not in overrides:
+            raise ConfigError("safety: a quadrotor needs geofence: {lower: [x, y, z], upper: [x, y, z]} and max_altitude (m)")
+        try:
+            box = WorkspaceBox(tuple(fence["lower"]), tuple(fence["upper"]))
+            return QuadrotorSafetyConfig(control_dt=self.dt, geofence=box, **overrides)
+        except (KeyError, TypeError) as e:
+            raise ConfigError(f"safety: {e}") from None
+
+    def _trajectory_limits(self) -> cmd.TrajectoryLimits:
+        extra = {k: v for k, v in self.config.trajectory.items() if k not in SERVER_TRAJECTORY_KEYS}
+        if self.is_arm:
+            spec = self.robot.spec
+            lower, upper, vmax = list(spec.lower), list(spec.upper), list(spec.max_velocity)
+            optional: frozenset[str] = frozenset()
+            if spec.gripper is not None:
+                lower, upper, vmax = lower + [0.0], upper + [1.0], vmax + [math.inf]
+                optional = frozenset({"gripper"})
+        else:
+            cfg = self.task.safety.config  # type: ignore[attr-defined]
+            fence_hi = [*cfg.geofence.upper[:2], min(cfg.geofence.upper[2], cfg.max_altitude)]
+            lower, upper = [*cfg.geofence.lower, -math.inf], [*fence_hi, math.inf]
+            yaw_rate = cfg.max_yaw_rate if cfg.max_yaw_rate is not None else self.robot.spec.max_body_rate[2]
+            vmax = [cfg.max_speed] * 3 + [yaw_rate]
+            optional = frozenset({"yaw"})
+        try:
+            return cmd.TrajectoryLimits(self.names, np.array(lower), np.array(upper), np.array(vmax), optional, **extra)
+        except TypeError as e:
+            raise ConfigError(f"trajectory: {e}") from None
+
+    def _make_camera(self, c: Any) -> Any:
+        camera = rcs.make_camera(c.backend, robot=self.robot, name=c.name, width=c.width, height=c.height, fps=c.fps)
+        camera.connect()
+        return camera
+
+    # -- lifecycle ------------------------------------------------------------------------------------
+    def __enter__(self) -> RobotServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> RobotServer:
+        """Bind the command socket, start the loop, the command thread, cameras and the policy link."""
+        router = self._ctx.socket(zmq.ROUTER)
+        router.setsockopt(zmq.LINGER, 0)
+        router.setsockopt(zmq.MAXMSGSIZE, 256 * 1024 * 1024)
+        router.bind(self.config.command_endpoint)
+        if self.cameras:  # first frames before the loop starts: a renderer's first frame creates its GL context
+            ready = threading.Event()
+            self._spawn("rcs-robot-cameras", self._serve_cameras, ready)
+            if not ready.wait(60.0):
+                raise ConfigError("cameras: the first frames took longer than 60 s")
+        self.loop.start()
+        self._spawn("rcs-robot-commands", self._serve_commands, router)
+        if self.config.policy is not None:
+            end = time.monotonic() + 5.0
+            while self._served.latest is None and time.monotonic() < end:  # the link observes the first state
+                time.sleep(0.005)
+            self._start_policy_link()
+        log.info("robot server %s at %.0f Hz: state %s, commands %s", self.config.robot, self.rate_hz,
+                 self.config.state_endpoint, self.config.command_endpoint)
+        return self
+
+    def _spawn(self, name: str, target: Callable[..., None], *args: Any) -> None:
+        t = threading.Thread(target=target, args=args, name=name, daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    def stop(self, stop_time_s: float = 0.3) -> None:
+        """Controlled stop (disengage, let the loop brake for ``stop_time_s``), then stop every thread."""
+        if self._stop.is_set():
+            return
+        if self._bridge is not None:
+            self._bridge.stop()
+        self.task.disengage()
+        time.sleep(stop_time_s)
+        self._stop.set()
+        self.loop.stop()
+        try:
+            self.loop.join(timeout=5.0)
+        except Exception:  # already logged by the loop
+            pass
+        for t in self._threads:
+            t.join(timeout=5.0)
+        for camera in self.cameras:
+            camera.close()
+        self._pub.close(0)
+        self.robot.close()
+        log.info("robot server stopped")
+
+    def wait(self, stop: threading.Event) -> None:
+        """Block until ``stop`` is set or the loop dies."""
+        while not stop.wait(0.2):
+            if self.loop._thread is not None and not self.loop._thread.is_alive():  # noqa: SLF001
+                log.error("control loop stopped unexpectedly")
+                return
+
+    # -- command thread ---------------------------------------------------------------------------------
+    def _serve_commands(self, router: zmq.Socket) -> None:
+        poller = zmq.Poller()
+        poller.register(router, zmq.POLLIN)
+        next_status = time.monotonic()
+        try:
+            while not self._stop.is_set():
+                timeout = max(0.0, next_status - time.monotonic())
+                if poller.poll(int(timeout * 1000) + 1):
+                    frames = router.recv_multipart(copy=False)
+                    identity, body = frames[0].bytes, frames[1:]
+                    reply = self._handle(body)
+                    router.send_multipart([identity, *reply], copy=False)
+                if time.monotonic() >= next_status:
+                    next_status += self.config.status_period_s
+                    self._served.outbox.append([TOPIC_STATUS, *encode_message(
+                        RobotHeader(RobotMsg.STATUS, 0, self.loop.tick, time.monotonic(), self.description_hash),
+                        self.status())])
+        finally:
+            router.close(0)
+
+    def _handle(self, frames: list[Any]) -> list[Any]:
+        seq = 0
+        try:
+            seq = decode_header(frames[0]).seq if frames else 0
+            msg = decode_message(frames, REQUEST_TYPES)
+        except ProtocolError as e:
+            return self._reply(seq, self._reject(rejected(e.code, e.field, e.detail, e.limit)))
+        if msg.header.type is RobotMsg.DESCRIBE:
+            header = RobotHeader(RobotMsg.DESCRIPTION, seq, self.loop.tick, time.monotonic(), self.description_hash)
+            return encode_message(header, {"description": self.description, "clock_offset_s": _clock_offset()})
+        try:
+            reply = self._command(msg)
+        except Exception as e:  # a server bug must not stop the server: answer and log
+            log.exception("command failed")
+            reply = rejected("internal", "command", f"{type(e).__name__}: {e}")
+        if reply.ok:
+            self.commands_accepted += 1
+        else:
+            self._reject(reply)
+        return self._reply(seq, reply)
+
+    def _reject(self, reply: Reply) -> Reply:
+        self.rejections[reply.code] = self.rejections.get(reply.code, 0) + 1
+        self.last_rejection = str(reply)
+        log.warning("command %s", reply)
+        return reply
+
+    def _reply(self, seq: int, reply: Reply) -> list[Any]:
+        return encode_message(RobotHeader(RobotMsg.REPLY, seq, self.loop.tick, time.monotonic()), reply.as_meta())
+
+    def _command(self, msg: RobotMessage) -> Reply:
+        name = msg.meta.get("command")
+        handler = self._handlers().get(name) if isinstance(name, str) else None
+        if handler is None:
+            return rejected("unknown_command", "command", f"{name!r:.40}", f"one of {sorted(self._handlers())}")
+        return handler(msg)
+
+    def _handlers(self) -> dict[str, Callable[[RobotMessage], Reply]]:
+        return {
+            "trajectory": self._trajectory,
+            "pose": self._pose,
+            "estop": self._estop,
+            "reset": self._reset,
+            "arm": self._arm,
+            "disarm": self._disarm,
+        }
+
+    # -- commands ---------------------------------------------------------------------------------------
+    def _motion_allowed(self) -> Reply | None:
+        if self.task.estop.triggered:
+            return rejected("estop", "estop", f"e-stop latched ({self.task.estop.reason}); robot holds",
+                            "call reset first")
+        if not self.armed:
+            return rejected("disarmed", "armed", "the robot is disarmed; robot holds", "arm it first")
+        return None
+
+    def _age(self, msg: RobotMessage) -> float | Reply:
+        age = msg.meta.get("age_s", 0.0)
+        if not isinstance(age, (int, float)) or isinstance(age, bool) or not math.isfinite(age):
+            return rejected("timing", "age_s", f"{age!r:.40}", "a finite number of seconds")
+        if age > self.max_age_s:
+            return rejected("stale_timestamp", "header.stamp", f"{age:.3f} s old", f"<= {self.max_age_s} s")
+        if age < -self.max_future_s:
+            return rejected("future_timestamp", "header.stamp", f"{-age:.3f} s in the future",
+                            f"<= {self.max_future_s} s ahead (future start times are not supported)")
+        return max(0.0, float(age))
+
+    def current_command(self) -> np.ndarray:
+        """The command vector the robot is held at now (last filtered command, else the measured state)."""
+        last = self.task.history.last
+        if last is not None and last.mode == self.task.mode:
+            return np.array(last.values, dtype=np.float64)
+        latest = self._served.latest
+        if latest is None or self.task.hold_vector is None:
+            raise RuntimeError("no state read yet")
+        return np.asarray(self.task.hold_vector(latest[1]), dtype=np.float64)
+
+    def _submit(self, values: np.ndarray, age_s: float, kind: str) -> Reply:
+        tick = self.loop.tick
+        start = max(0, tick - int(round(age_s / self.dt)))
+        chunk = ActionChunk(start, values, self.names, self.dt, self.dt, time.monotonic() - age_s)
+        rejection = self.task.executor.submit(chunk)
+        if rejection is not None:
+            return rejected(rejection.reason, kind, rejection.message)
+        self._served.fresh_until_tick = start + len(values) - 1
+        if not self.task.watchdog.engaged:
+            self.task.engage()
+        return accepted(start_tick=start, duration_s=round((len(values) - 1) * self.dt, 6))
+
+    def _trajectory(self, msg: RobotMessage) -> Reply:
+        blocked = self._motion_allowed()
+        if blocked is not None:
+            return blocked
+        age = self._age(msg)
+        if isinstance(age, Reply):
+            return age
+        if "positions" not in msg.tensors or "time_from_start" not in msg.tensors:
+            return rejected("shape", "trajectory", "needs tensors 'positions' and 'time_from_start'")
+        plan = cmd.plan_trajectory(self.limits, msg.meta.get("names"), msg.tensors["positions"],
+                                   msg.tensors["time_from_start"], self.current_command(), self.dt,
+                                   msg.tensors.get("velocities"))
+        if isinstance(plan, Reply):
+            return plan
+        return self._submit(plan, age, "trajectory")
+
+    def _pose(self, msg: RobotMessage) -> Reply:
+        """A target: arms move the TCP there (IK, then a joint-space minimum-jerk move); quadrotors fly there."""
+        blocked = self._motion_allowed()
+        if blocked is not None:
+            return blocked
+        age = self._age(msg)
+        if isinstance(age, Reply):
+            return age
+        frame = msg.meta.get("frame_id")
+        expected = self.description["base_frame"] if self.is_arm else self.description["world_frame"]
+        if frame != expected:
+            return rejected("frame", "header.frame_id", f"{frame!r:.40}", f"{expected!r}")
+        position = cmd._as_float_array("pose.position", msg.tensors.get("position"), (3,))  # noqa: SLF001
+        if isinstance(position, Reply):
+            return position
+        if not np.isfinite(position).all():
+            return rejected("non_finite", "pose.position", f"{position.tolist()}", "finite numbers (no NaN or inf)")
+        quat = cmd.check_quaternion("pose.orientation", msg.tensors.get("quaternion"))
+        if isinstance(quat, Reply):
+            return quat
+        current = self.current_command()
+        goal = self._arm_goal(position, quat, current) if self.is_arm else self._quadrotor_goal(position, quat)
+        if isinstance(goal, Reply):
+            return goal
+        vmax = self.limits.max_velocity * float(self.config.trajectory.get("target_velocity_scale", 0.5))
+        return self._submit(cmd.min_jerk_move(current, goal, vmax, self.dt), age, "pose")
+
+    def _arm_goal(self, position: np.ndarray, quat: np.ndarray, current: np.ndarray) -> np.ndarray | Reply:
+        box = getattr(getattr(self.robot, "scene", None), "workspace", None)
+        if box is not None and not box.contains(position):
+            return rejected("workspace", "pose.position", f"{position.round(4).tolist()}",
+                            f"inside {list(box.lower)} .. {list(box.upper)} m")
+        if self._kinematics is None:  # a private copy: the loop thread uses the robot's for the workspace check
+            import copy
+
+            self._kinematics = copy.deepcopy(self.robot.kinematics)  # type: ignore[union-attr]
+        dof = self.robot.spec.dof
+        result = self._kinematics.inverse(position, quat, current[:dof])
+        if not result.converged:
+            return rejected("unreachable", "pose", f"IK residual {result.position_error * 1000:.1f} mm, "
+                            f"{math.degrees(result.orientation_error):.1f} deg", "a reachable pose")
+        goal = current.copy()
+        goal[:dof] = result.joint_positions
+        return goal
+
+    def _quadrotor_goal(self, position: np.ndarray, quat: np.ndarray) -> np.ndarray | Reply:
+        goal = np.array([*position, yaw_of(quat)])
+        lo, hi = self.limits.lower[:3], self.limits.upper[:3]
+        if np.any(position < lo) or np.any(position > hi):
+            return rejected("position_limit", "pose.position", f"{position.round(4).tolist()}",
+                            f"inside the geofence {lo.tolist()} .. {hi.tolist()} m")
+        current = self.current_command()
+        goal[3] = current[3] + (goal[3] - current[3] + math.pi) % (2 * math.pi) - math.pi  # shortest way round
+        return goal
+
+    def _estop(self, msg: RobotMessage) -> Reply:
+        reason = msg.meta.get("reason", "remote")
+        self.task.estop.trigger(f"remote: {str(reason)[:80]}")
+        return accepted(estop=True)
+
+    def _reset(self, msg: RobotMessage) -> Reply:
+        """Release the e-stop latch; the robot keeps holding until the next motion command."""
+        self.task.estop.reset()
+        return accepted(estop=False)
+
+    def _arm(self, msg: RobotMessage) -> Reply:
+        if self.task.estop.triggered:
+            return rejected("estop", "estop", f"e-stop latched ({self.task.estop.reason})", "call reset first")
+        if not self.is_arm:
+            self._served.actions.append(self.robot.arm)  # type: ignore[union-attr]
+        self.armed = True
+        return accepted(armed=True)
+
+    def _disarm(self, msg: RobotMessage) -> Reply:
+        latest = self._served.latest
+        if not self.is_arm and latest is not None:
+            safety = self.task.safety
+            if safety.airborne(latest[1]):  # type: ignore[attr-defined]
+                return rejected("airborne", "armed", f"refusing to stop the motors at z={latest[1].position[2]:.2f} m",
+                                "on the ground (land first, or e-stop: it lands, then disarms)")
+            self._served.actions.append(self.robot.disarm)  # type: ignore[union-attr]
+        self.armed = False
+        self.task.disengage()
+        return accepted(armed=False)
+
+    # -- status ---------------------------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        """Watchdog stage, e-stop, loop timing, safety interventions and command rejections."""
+        stats = self.loop.stats()
+        now, ticks = time.monotonic(), stats.ticks
+        t0, n0 = self._rate_window
+        if now - t0 >= 1.0:
+            self.achieved_rate_hz = (ticks - n0) / (now - t0)
+            self._rate_window = (now, ticks)
+        report = self.task.report()
+        return {
+            "robot": self.config.robot,
+            "stage": report["stage"],
+            "estop": report["estop"],
+            "estop_reason": self.task.estop.reason,
+            "armed": self.armed,
+            "engaged": self.task.watchdog.engaged,
+            "tick": self.loop.tick,
+            "loop": {
+                "rate_hz": self.rate_hz,
+                "achieved_rate_hz": round(self.achieved_rate_hz, 2),
+                "lateness_us": stats.lateness_us,
+                "overruns": stats.overruns,
+                "missed_ticks": stats.missed_ticks,
+                "rt_scheduling": stats.rt_scheduling,
+                "compute_us": stats.phase_us["compute"],
+            },
+            "safety_interventions": report["safety_interventions"],
+            "chunk_rejections": report["chunk_rejections"],
+            "command_rejections": dict(self.rejections),
+            "last_rejection": self.last_rejection,
+            "commands_accepted": self.commands_accepted,
+            "write_errors": report["write_errors"],
+            "states_published": self._served.published,
+            "clock_offset_s": _clock_offset(),
+        }
+
+    # -- cameras ----------------------------------------------------------------------------------------
+    def _serve_cameras(self, ready: threading.Event) -> None:
+        # GL contexts are current in the thread that created them: every render happens in this thread.
+        for camera in self.cameras:
+            try:
+                camera.read()
+            except Exception:
+                log.exception("camera %s: first read failed", camera.spec.name)
+        ready.set()
+        periods = [1.0 / c.fps for c in self.config.cameras]
+        due = [time.monotonic()] * len(self.cameras)
+        while not self._stop.is_set():
+            i = int(np.argmin(due))
+            if self._stop.wait(max(0.0, due[i] - time.monotonic())):
+                return
+            due[i] = max(due[i] + periods[i], time.monotonic())
+            camera = self.cameras[i]
+            self._stepped.clear()
+            self._stepped.wait(0.1)  # read right after a physics step (see _SteppedSimulation)
+            try:
+                frame = camera.read()
+            except Exception:
+                log.exception("camera %s read failed", camera.spec.name)
+                continue
+            self._camera_frames[camera.spec.name] = frame
+            k = frame.intrinsics
+            meta = {"name": camera.spec.name, "frame_index": frame.frame_index,
+                    "intrinsics": [k.width, k.height, k.fx, k.fy, k.cx, k.cy]}
+            header = RobotHeader(RobotMsg.CAMERA, frame.frame_index, self.loop.tick, float(frame.timestamp))
+            frames = encode_message(header, meta, {"image": frame.image, "extrinsics": frame.extrinsics})
+            self._served.outbox.append([TOPIC_CAMERA + camera.spec.name.encode(), *frames])
+
+    # -- policy link ------------------------------------------------------------------------------------
+    def _start_policy_link(self) -> None:
+        from rcs.serving.client import PolicyClient, RobotBridge
+        from rcs.serving.policy import schema_from_manifest
+
+        link = self.config.policy
+        assert link is not None
+        try:
+            with open(link.manifest) as f:
+                schema = schema_from_manifest(json.load(f))
+        except (OSError, ValueError) as e:
+            raise ConfigError(f"policy.manifest {link.manifest!r}: {e}") from None
+        features = {s.name: s for s in schema.observation}
+        for feature in features:
+            if feature != "observation.state" and not (
+                feature.startswith("observation.images.") and feature.rsplit(".", 1)[1] in {c.spec.name for c in self.cameras}
+            ):
+                raise ConfigError(f"policy observation {feature!r}: the robot provides 'observation.state' and "
+                                  f"'observation.images.<camera>' for cameras {[c.spec.name for c in self.cameras]}")
+
+        def observe() -> tuple[int, float, dict[str, np.ndarray]]:
+            latest = self._served.latest
+            if latest is None:
+                raise RuntimeError("no state yet")
+            tick, state = latest
+            obs: dict[str, np.ndarray] = {}
+            for name, spec in features.items():
+                if name == "observation.state":
+                    vec = command_vector_of_arm(state, True) if self.is_arm and self.robot.spec.gripper else (
+                        self.task.hold_vector(state) if self.task.hold_vector else np.zeros(0))
+                    value = np.asarray(vec, dtype=spec.dtype)
+                else:
+                    value = self._camera_frames[name.rsplit(".", 1)[1]].image
+                if value.shape != spec.shape:
+                    raise ConfigError(f"policy observation {name!r}: robot gives shape {value.shape}, schema {spec.shape}")
+                obs[name] = value
+            return tick, float(state.timestamp), obs
+
+        def on_arm() -> None:
+            if self.armed and not self.task.estop.triggered:
+                self.task.engage()
+
+        client = PolicyClient(link.endpoint, schema, name=f"rcs robot {self.config.robot}")
+        self._bridge = RobotBridge(client, self.task.executor, observe, budget_s=link.budget_s, on_arm=on_arm).start()
+
+
+#: SCHED_FIFO priority of ZeroMQ's I/O threads in a real-time server (below the loop's 80).
+RT_IO_PRIORITY = 70
+
+
+def realtime_io_threads(ctx: zmq.Context, priority: int) -> bool:
+    """Ask for SCHED_FIFO ``priority`` on ``ctx``'s I/O threads (they carry every published state); only takes
+    effect before the context's first socket. Returns whether libzmq accepted the options."""
+    import os
+
+    try:
+        ctx.set(zmq.THREAD_SCHED_POLICY, os.SCHED_FIFO)
+        ctx.set(zmq.THREAD_PRIORITY, priority)
+        return True
+    except (zmq.ZMQError, AttributeError) as e:
+        log.warning("ZeroMQ I/O threads keep the default scheduler: %s", e)
+        return False
+
+
+def _clock_offset() -> float:
+    """Wall clock minus monotonic clock (s): turns a state's monotonic capture time into wall time."""
+    return time.time() - time.monotonic()
