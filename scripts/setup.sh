@@ -34,9 +34,9 @@ fi
 # 3. The stack itself with its simulation and test extras.
 stamp=.venv/.rcs-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  log "installing rcs-stack[sim,lerobot,dev] into .venv"
+  log "installing rcs-stack[sim,lerobot,teleop,dev] into .venv"
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e ".[sim,lerobot,dev]"
+  .venv/bin/python -m pip install -q -e ".[sim,lerobot,teleop,dev]"
   touch "$stamp"
 fi
 log "ready: $(.venv/bin/python --version), $(.venv/bin/rcs --version)"

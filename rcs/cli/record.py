@@ -37,7 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--root", type=Path, required=True, help="dataset folder (created, or appended to)")
     parser.add_argument("--repo-id", default=None, help="lerobot repo id stored in the metadata (default local/<root name>)")
     parser.add_argument("--task", default=DEFAULT_TASK, help="task text of every episode")
-    parser.add_argument("--seed", type=int, default=0, help="scene seed of the first episode (then +1 per episode)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="scene seed of the first scene (then +1 per scene; appending continues after the last saved seed)")
     parser.add_argument("--cameras", default="front,wrist", help="comma-separated MJCF camera names, or 'none'")
     parser.add_argument("--image-size", default="240x320", help="camera image HxW (default 240x320)")
     parser.add_argument("--render", choices=["fast", "model"], default="fast",
@@ -95,6 +96,19 @@ def _fast_render(robot: object) -> None:
     if quality is not None:
         quality.shadowsize = 0
         quality.offsamples = 0
+
+
+def _first_seed(root: Path, seed: int) -> int:
+    """``seed``, or, when appending, the seed after the largest one saved in ``root`` if that is larger (no
+    scene is recorded twice by accident)."""
+    from rcs.recording.writer import EPISODES_META
+
+    path = root / EPISODES_META
+    if not path.exists():
+        return seed
+    seeds = [json.loads(x).get("seed") for x in path.read_text().splitlines() if x.strip()]
+    seeds = [s for s in seeds if isinstance(s, int)]
+    return max([seed, *(s + 1 for s in seeds)])
 
 
 def _line(text: str, end: str = "\n") -> None:
@@ -173,9 +187,9 @@ def run(args: argparse.Namespace) -> int:
         if not args.json:
             _line(f"rcs record: {env_id} ({args.control_mode}{' relative' if args.relative else ''}) with teleop "
                   f"{args.teleop!r} -> {recorder.root} ({start} episodes already there); keep={keep}")
-        seeds = [args.seed + start + k for k in range(args.episodes)]
         with teleop:
-            session = RecordSession(env, teleop, recorder, layout, CameraSet(cameras), args.task, seeds, keep, progress)
+            session = RecordSession(env, teleop, recorder, layout, CameraSet(cameras), args.task, args.episodes,
+                                    _first_seed(recorder.root, args.seed), keep, progress)
             try:
                 result = session.run()
             finally:

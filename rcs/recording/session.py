@@ -3,7 +3,7 @@
 Episode rules (docs/record.md):
 
 - Devices with episode controls (keyboard, gamepad buttons): the robot can be driven while idle; START begins an
-  episode, SAVE stops and saves it, RERECORD discards it and resets the same scene, DISCARD discards it and moves
+  episode (START again, or SAVE, stops and saves it), RERECORD discards it and resets the same scene, DISCARD discards it and moves
   on to the next scene, QUIT discards the episode in progress and ends the session.
 - Devices without controls (the scripted expert) record back to back: each episode starts at reset and ends at
   the env's termination/truncation.
@@ -109,8 +109,11 @@ class RecordSession:
         layout: the dataset's feature layout.
         cameras: the recording's cameras.
         task: task text of every episode.
-        seeds: scene seeds, one per episode (the env reset seed: randomized cube pose and target).
-        keep: ``"all"`` or ``"success"``.
+        episodes: episodes to save.
+        first_seed: scene seed of the first scene (the env reset seed: randomized cube pose and target); each new
+            scene takes the next seed (a re-record keeps the seed).
+        keep: ``"all"`` or ``"success"`` (unsuccessful episodes are discarded and do not count).
+        max_attempts: stop after this many scenes (default ``3 * episodes + 10``).
         progress: called with a :class:`Progress` after every frame (the CLI's live line).
     """
 
@@ -122,14 +125,17 @@ class RecordSession:
         layout: FeatureLayout,
         cameras: CameraSet,
         task: str,
-        seeds: Sequence[int],
+        episodes: int,
+        first_seed: int = 0,
         keep: str = "all",
         progress: Callable[[Progress], None] | None = None,
+        max_attempts: int | None = None,
     ) -> None:
         if keep not in ("all", "success"):
             raise ValueError(f"keep={keep!r}: 'all' or 'success'")
         self.env, self.teleop, self.recorder, self.layout = env, teleop, recorder, layout
-        self.cameras, self.task, self.seeds, self.keep = cameras, task, list(seeds), keep
+        self.cameras, self.task, self.episodes, self.first_seed, self.keep = cameras, task, episodes, first_seed, keep
+        self.max_attempts = max_attempts if max_attempts is not None else 3 * episodes + 10
         self.progress = progress
         self.mapper = None if isinstance(teleop, PolicyTeleop) else ActionMapper(env)
         self.clock = WallClock(env.dt) if teleop.realtime else None
@@ -157,11 +163,14 @@ class RecordSession:
 
     def run(self) -> SessionResult:
         result = SessionResult()
-        i = 0
+        i, scene = 0, 0  # episodes saved, scenes used
         rate = _Rate()
         try:
-            while i < len(self.seeds):
-                seed = self.seeds[i]
+            while i < self.episodes:
+                if scene >= self.max_attempts:
+                    result.stopped_by = f"{scene} scenes used for {i} kept episodes (max_attempts)"
+                    break
+                seed = self.first_seed + scene
                 obs = self._reset(seed)
                 recording = not self.has_controls
                 if recording:
@@ -185,7 +194,7 @@ class RecordSession:
                     obs, _, terminated, truncated, info = self.env.step(action)
                     rate.tick()
                     if self.progress is not None:
-                        self.progress(Progress(i + 1, len(self.seeds), self.recorder.frames, rate.hz, self.recorder.dropped_frames,
+                        self.progress(Progress(i + 1, self.episodes, self.recorder.frames, rate.hz, self.recorder.dropped_frames,
                                                self.recorder.episodes_saved, "recording" if recording else "idle (start to record)"))
                     if terminated or truncated:
                         outcome = "ended" if recording else "idle-reset"
@@ -195,17 +204,19 @@ class RecordSession:
                 if outcome == "ended":
                     if self.keep == "all" or success:
                         self.recorder.save_episode(seed=seed, success=success, teleop=self.teleop.name)
+                        i += 1
                     else:
                         self.recorder.discard_episode("not successful (keep=success)")
-                    i += 1
+                    scene += 1
                 elif outcome == "save":
                     self.recorder.save_episode(seed=seed, success=success, teleop=self.teleop.name)
                     i += 1
+                    scene += 1
                 elif outcome == "rerecord":
                     self.recorder.discard_episode("re-record requested")
                 elif outcome == "discard":
                     self.recorder.discard_episode("discarded by the operator")
-                    i += 1
+                    scene += 1
                 elif outcome == "quit":
                     if self.recorder.recording_episode:
                         self.recorder.discard_episode("quit during the episode")
@@ -230,7 +241,7 @@ class RecordSession:
             EpisodeEvent.RERECORD: "rerecord" if recording else None,
             EpisodeEvent.DISCARD: "discard" if recording else None,
             EpisodeEvent.QUIT: "quit",
-            EpisodeEvent.START: None,
+            EpisodeEvent.START: "save" if recording else None,  # a start/stop toggle (keyboard Enter) saves
         }
         return table[event]
 
