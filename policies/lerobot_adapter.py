@@ -26,7 +26,14 @@ Manifest fields (all optional except ``policy_dt``)::
 
     {"kind": "lerobot", "policy_dt": 0.05, "checkpoint_id": "...",
      "names": {"action": [...], "observation.state": [...]}, "units": {"action": "rad", ...},
-     "text": {"name": "task", "max_bytes": 256}, "device": "cpu", "torch_threads": 1}
+     "text": {"name": "task", "max_bytes": 256}, "device": "cpu", "torch_threads": 1,
+     "overrides": {"config": {"vlm_model_name": "@/vlm"},
+                   "preprocessor": {"tokenizer_processor": {"tokenizer_name": "@/vlm"}}}}
+
+``overrides`` replace fields of the policy config and constructor arguments of processor steps (by their
+registry name) at load time; a string starting with ``@/`` is a path relative to the checkpoint directory.
+That is how a checkpoint carries a local copy of what lerobot would fetch from the hub (a VLM backbone, a
+tokenizer) and stays movable: see :mod:`policies.smolvla.offline`.
 """
 
 from __future__ import annotations
@@ -149,11 +156,21 @@ class LerobotPolicy:
         if m.get("torch_threads"):
             torch.set_num_threads(int(m["torch_threads"]))
         self.device = str(m.get("device", "cpu"))
+        overrides = self._resolve(m.get("overrides") or {})
         try:
             cfg = PreTrainedConfig.from_pretrained(str(self.directory))
             cfg.device = self.device
+            for key, value in (overrides.get("config") or {}).items():
+                if not hasattr(cfg, key):
+                    raise ConfigError(f"policy checkpoint {self.directory}: overrides.config.{key}: "
+                                      f"{type(cfg).__name__} has no such field")
+                setattr(cfg, key, value)
             self.policy = get_policy_class(cfg.type).from_pretrained(str(self.directory), config=cfg)
-            self.pre, self.post = make_pre_post_processors(cfg, pretrained_path=str(self.directory))
+            self.pre, self.post = make_pre_post_processors(
+                cfg, pretrained_path=str(self.directory),
+                preprocessor_overrides=overrides.get("preprocessor") or {},
+                postprocessor_overrides=overrides.get("postprocessor") or {},
+            )
         except (ConfigError, UnknownNameError):
             raise
         except Exception as e:  # lerobot/safetensors raise many types for a corrupted or partial checkpoint
@@ -194,6 +211,18 @@ class LerobotPolicy:
             raise ConfigError(f"policy checkpoint {self.directory}: {e}") from None
         log.info("loaded %s policy from %s: chunk %s, inputs %s", policy_type, self.directory, chunk.shape,
                  [s.name for s in self._observation])
+
+    def _resolve(self, value: Any) -> Any:
+        """``overrides`` with every ``"@/..."`` string made a path inside the checkpoint directory."""
+        if isinstance(value, dict):
+            return {k: self._resolve(v) for k, v in value.items()}
+        if isinstance(value, str) and value.startswith("@/"):
+            path = (self.directory / value[2:]).resolve()
+            if not path.is_relative_to(self.directory.resolve()) or not path.exists():
+                raise ConfigError(f"policy checkpoint {self.directory}: override path {value!r} does not exist "
+                                  f"inside the checkpoint")
+            return str(path)
+        return value
 
     def _spec(self, key: str, feature: Any, names: Mapping[str, Any], units: Mapping[str, Any]) -> TensorSpec:
         if key in self._images:
