@@ -224,7 +224,7 @@ class RecordSession:
                     break
                 # "idle-reset": the env timed out while idle; reset the same scene
                 if self._commit_failed():
-                    result.stopped_by = "commit failed"
+                    result.stopped_by = f"commit failed: {self.recorder.fatal}"
                     break
         except DeviceFailure as exc:
             log.error("%s; the episode in progress is discarded, saved episodes are intact", exc)
@@ -232,7 +232,7 @@ class RecordSession:
                 self.recorder.discard_episode(f"device failure: {exc}")
             result.stopped_by = f"device failure: {exc}"
         self.recorder.wait()
-        result.reports = list(self.recorder.reports)
+        result.reports = sorted(self.recorder.reports, key=lambda r: r.sequence)
         return result
 
     def _on_event(self, event: EpisodeEvent, recording: bool) -> str | None:
@@ -246,9 +246,8 @@ class RecordSession:
         return table[event]
 
     def _commit_failed(self) -> bool:
-        """Stop after a failed commit (full disk...): later episodes would fail the same way."""
-        failed = [r for r in self.recorder.reports if not r.saved and r.reason.startswith(("disk full", "OSError"))]
-        return bool(failed)
+        """Stop after a failed commit (full disk, I/O error): later episodes would fail the same way."""
+        return self.recorder.fatal is not None
 
 
 class _Rate:

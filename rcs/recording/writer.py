@@ -67,6 +67,8 @@ class EpisodeReport:
         dropped_frames: camera frames the encoders could not take (0 for a saved episode).
         commit_s: s spent committing.
         info: what the caller attached (seed, success...).
+        sequence: the episode's position among the episodes started in this session (reports of background
+            commits can arrive after later discards).
     """
 
     index: int
@@ -76,6 +78,7 @@ class EpisodeReport:
     dropped_frames: int = 0
     commit_s: float = 0.0
     info: dict = field(default_factory=dict)
+    sequence: int = 0
 
 
 @dataclass
@@ -88,6 +91,7 @@ class _Episode:
     frames: int = 0
     info: dict = field(default_factory=dict)
     origin: float | None = None
+    sequence: int = 0
 
 
 class _FinishedVideos:
@@ -222,6 +226,8 @@ class Recorder:
         self._pending: list[concurrent.futures.Future] = []
         self._lock = threading.Lock()
         self.reports: list[EpisodeReport] = []
+        #: set when a commit failed for a reason later episodes would hit too (disk full, I/O error)
+        self.fatal: str | None = None
         self.recovered = self.store.open()
         for line in self.recovered:
             log.warning("recovery: %s", line)
@@ -237,6 +243,7 @@ class Recorder:
             self.store.close()
             raise
         self._next_index = self._saved
+        self._sequence = 0
 
     # -- state ----------------------------------------------------------------------------------------
     @property
@@ -273,7 +280,9 @@ class Recorder:
             key: VideoStream(folder / key / "video.mp4", self.fps, self._encoder, self.video.encoder_threads, maxsize)
             for key in self.video_keys
         }
-        self._episode = _Episode(index, task, {k: [] for k in self.data_keys}, streams, folder, info=dict(info))
+        self._sequence += 1
+        self._episode = _Episode(index, task, {k: [] for k in self.data_keys}, streams, folder, info=dict(info),
+                                 sequence=self._sequence)
 
     def add_frame(self, frame: Mapping[str, np.ndarray]) -> None:
         """Append one frame: every feature of the dataset (no ``task``, ``timestamp``, ``frame_index``)."""
@@ -309,7 +318,7 @@ class Recorder:
         ep.info.update(info)
         if ep.frames == 0:
             self._cancel(ep)
-            return self._done(EpisodeReport(ep.index, 0, False, "empty episode (no frames)", info=ep.info))
+            return self._done(EpisodeReport(ep.index, 0, False, "empty episode (no frames)", info=ep.info, sequence=ep.sequence))
         self._next_index += 1
         future = self._pool.submit(self._commit, ep)
         self._pending.append(future)
@@ -319,7 +328,7 @@ class Recorder:
         """Drop the episode in progress; it leaves no trace on disk."""
         ep = self._take_episode()
         self._cancel(ep)
-        report = EpisodeReport(ep.index, ep.frames, False, reason, info=ep.info)
+        report = EpisodeReport(ep.index, ep.frames, False, reason, info=ep.info, sequence=ep.sequence)
         self.reports.append(report)
         return report
 
@@ -366,13 +375,16 @@ class Recorder:
 
     def _commit(self, ep: _Episode) -> EpisodeReport:
         t0 = time.perf_counter()
-        report = EpisodeReport(ep.index, ep.frames, False, info=ep.info)
+        report = EpisodeReport(ep.index, ep.frames, False, info=ep.info, sequence=ep.sequence)
         try:
             videos = {key: stream.finish() for key, stream in ep.streams.items()}
             problem = _video_problem(videos, ep.frames)
             report.dropped_frames = sum(v.dropped for v in videos.values())
             if problem:
                 report.reason = problem
+                if "No space left" in problem:
+                    report.reason = f"disk full while encoding video ({problem}); the {self.episodes_saved} saved episodes are intact"
+                    self.fatal = report.reason
             else:
                 with self._lock:
                     index = self._saved
@@ -386,6 +398,7 @@ class Recorder:
                 report.reason = f"disk full while saving ({exc}); the {self.episodes_saved} saved episodes are intact"
             else:
                 report.reason = f"{type(exc).__name__}: {exc}; the {self.episodes_saved} saved episodes are intact"
+            self.fatal = report.reason
             log.error("episode %d not saved: %s", ep.index, report.reason)
         except Exception as exc:  # never leave a half-built staging folder behind
             self.store.discard()
