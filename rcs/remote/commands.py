@@ -34,7 +34,8 @@ class TrajectoryLimits:
         max_velocity: (D,) |velocity| limits (``inf`` where there is none).
         optional: names a trajectory may leave out (held at their current command, e.g. the gripper).
         start_tolerance: largest |difference| allowed between a trajectory's value at its start and the
-            current command (command units); larger is a ``jump``.
+            current command (command units); larger is a ``jump``. Elements without a velocity limit (``inf``,
+            e.g. a gripper's normalized width) are exempt.
         velocity_tolerance: relative slack on ``max_velocity`` between two points (0.05 = 5 %).
         max_duration_s: longest trajectory accepted.
         max_points: most knots accepted.
@@ -154,7 +155,8 @@ def plan_trajectory(
         if vel is not None:
             vel = np.vstack([np.zeros(len(current)), vel])
     else:
-        dev = np.abs(full[0] - current)
+        # elements without a velocity limit (a gripper's width) may step; the others must start where they are
+        dev = np.where(np.isfinite(limits.max_velocity), np.abs(full[0] - current), 0.0)
         j = int(np.argmax(dev))
         if dev[j] > limits.start_tolerance:
             return rejected("jump", f"positions[0, {limits.names[j]}]",

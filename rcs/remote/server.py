@@ -328,11 +328,13 @@ class RobotServer:
             if not ready.wait(60.0):
                 raise ConfigError("cameras: the first frames took longer than 60 s")
         self.loop.start()
+        end = time.monotonic() + 10.0
+        while self._served.latest is None:  # ready means state flows (commands and the link need a state)
+            if time.monotonic() > end:
+                raise RuntimeError("the control loop produced no state within 10 s")
+            time.sleep(0.002)
         self._spawn("rcs-robot-commands", self._serve_commands, router)
         if self.config.policy is not None:
-            end = time.monotonic() + 5.0
-            while self._served.latest is None and time.monotonic() < end:  # the link observes the first state
-                time.sleep(0.005)
             self._start_policy_link()
         log.info("robot server %s at %.0f Hz: state %s, commands %s", self.config.robot, self.rate_hz,
                  self.config.state_endpoint, self.config.command_endpoint)

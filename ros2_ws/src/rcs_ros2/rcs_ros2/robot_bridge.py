@@ -57,6 +57,7 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "max_command_future_s": (0.05, "reject commands whose header.stamp is further ahead than this (s)"),
     "diagnostics_period_s": (1.0, "period of /diagnostics (s)"),
     "stale_state_s": (0.5, "diagnostics ERROR when no state arrived for this long (s)"),
+    "warn_hold_s": (10.0, "diagnostics WARN for this long after a rejected command or a safety intervention (s)"),
     "realtime_priority": (0, "SCHED_FIFO priority (1-99) of the state thread; 0 keeps the default scheduler"),
 }
 
@@ -87,6 +88,8 @@ class RobotBridge(Node):
         self.states = 0
         self.last_state_wall = 0.0
         self._rate_mark = (time.monotonic(), 0)
+        self._event_totals = 0  # rejections + interventions seen so far (diagnostics WARN when it grows)
+        self._last_event = -float("inf")
         self.state_rate_hz = 0.0
         self._lock = threading.Lock()
 
@@ -341,12 +344,16 @@ class RobotBridge(Node):
                 values[f"{prefix}{reason}"] = count
         for reason, count in rejections.items():
             values[f"bridge_rejected_{reason}"] = count
+        totals = sum(rejections.values()) + sum(status.get("command_rejections", {}).values()) \
+            + sum(status.get("safety_interventions", {}).values())
+        if totals > self._event_totals:
+            self._event_totals, self._last_event = totals, now
         silent = now - self.last_state_wall if self.last_state_wall else float("inf")
         if silent > self.p["stale_state_s"]:
             level, message = DiagnosticStatus.ERROR, f"no state from the robot server for {silent:.1f} s"
         elif status.get("estop"):
             level, message = DiagnosticStatus.ERROR, f"e-stop latched: {status.get('estop_reason', '')}"
-        elif rejections or status.get("command_rejections") or status.get("safety_interventions"):
+        elif now - self._last_event <= self.p["warn_hold_s"]:
             level, message = DiagnosticStatus.WARN, values["last_rejection"] or "safety filter intervened"
         else:
             level, message = DiagnosticStatus.OK, f"{values['stage']}, {self.state_rate_hz:.0f} Hz state"

@@ -1,0 +1,113 @@
+"""``rcs robot`` and ``rcs up`` as real processes: ready line, clean SIGINT/SIGTERM stop, errors named."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from rcs.remote.client import RobotClient
+
+REPO = Path(__file__).resolve().parents[2]
+RCS = [sys.executable, "-m", "rcs.cli.main"]
+
+
+def port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_line(proc: subprocess.Popen, needle: str, timeout: float = 120.0) -> list[str]:
+    lines: list[str] = []
+    end = time.monotonic() + timeout
+    assert proc.stdout is not None
+    while time.monotonic() < end:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if needle in line:
+            return lines
+    proc.kill()
+    raise AssertionError(f"no {needle!r} within {timeout} s:\n{''.join(lines)[-3000:]}")
+
+
+@pytest.mark.parametrize("composition", sorted(p.name for p in (REPO / "launch").glob("*.yaml")))
+def test_every_composition_parses(composition: str) -> None:
+    out = subprocess.run([*RCS, "up", str(REPO / "launch" / composition), "--dry-run"], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "rcs " in out.stdout
+
+
+def test_rcs_up_starts_the_stack_and_stops_it_on_sigint(tmp_path: Path) -> None:
+    state, command = f"tcp://127.0.0.1:{port()}", f"tcp://127.0.0.1:{port()}"
+    comp = tmp_path / "stack.yaml"
+    comp.write_text(f"""description: test stack
+processes:
+  - name: robot
+    rcs: [robot, --config, {REPO / 'launch' / 'robots' / 'sim_so101.yaml'}, --state-endpoint, "{state}",
+          --command-endpoint, "{command}"]
+    ready: '"ready": true'
+""")
+    proc = subprocess.Popen([*RCS, "up", str(comp)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_line(proc, '"ready": true')
+        with RobotClient(command, state) as client:
+            assert client.describe()["name"] == "sim/so101"
+            assert client.wait_for(b"state").tensors["joint_positions"].shape == (5,)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out
+    assert "[robot] INFO rcs.remote.server: robot server stopped" in out
+
+
+def test_rcs_up_reports_a_child_that_fails(tmp_path: Path) -> None:
+    comp = tmp_path / "stack.yaml"
+    comp.write_text("processes:\n  - {name: robot, rcs: [robot, --config, /nonexistent.yaml], ready: ready}\n")
+    out = subprocess.run([*RCS, "up", str(comp)], capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0
+    assert "does not exist" in out.stdout and "robot exited with code" in out.stdout
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("processes: []\n", "non-empty list"),
+        ("processes:\n  - {rcs: [rm, -rf, /]}\n", "one of ["),
+        ("processes:\n  - {rcs: [robot], colour: red}\n", "unknown key(s) ['colour']"),
+        ("services: {}\n", "unknown key(s) ['services']"),
+    ],
+)
+def test_bad_compositions_are_named(tmp_path: Path, text: str, needle: str) -> None:
+    comp = tmp_path / "bad.yaml"
+    comp.write_text(text)
+    out = subprocess.run([*RCS, "up", str(comp), "--dry-run"], capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0 and needle in out.stderr
+
+
+def test_rcs_robot_sigterm_and_bad_config(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("robot: sim/panda\nrate: 500\n")
+    out = subprocess.run([*RCS, "robot", "--config", str(bad)], capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0 and "unknown key(s) rate" in out.stderr
+    state, command = f"tcp://127.0.0.1:{port()}", f"tcp://127.0.0.1:{port()}"
+    proc = subprocess.Popen([*RCS, "robot", "--robot", "sim/so101", "--rate", "30", "--state-endpoint", state,
+                             "--command-endpoint", command], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_line(proc, '"ready": true')
+        proc.send_signal(signal.SIGTERM)
+        out_text, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0 and "robot server stopped" in out_text

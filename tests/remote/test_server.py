@@ -1,0 +1,287 @@
+"""The robot server with real ZeroMQ sockets and the MuJoCo robots (main venv), driven through RobotClient."""
+
+from __future__ import annotations
+
+import math
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+import zmq
+
+from rcs.errors import ConfigError
+from rcs.remote.client import RobotClient, RobotServerTimeout
+from rcs.remote.config import load_server_config, server_config
+from rcs.remote.server import RobotServer
+from rcs.remote.wire import TOPIC_CAMERA, TOPIC_STATE, TOPIC_STATUS
+from rcs.serving.policy import ConstantPolicy, schema_from_manifest
+from rcs.serving.server import PolicyServer
+
+REPO = __import__("pathlib").Path(__file__).resolve().parents[2]
+ARM = [f"joint{i}" for i in range(1, 8)]
+
+
+def endpoints() -> tuple[str, str]:
+    ports = []
+    for _ in range(2):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            ports.append(s.getsockname()[1])
+    return f"tcp://127.0.0.1:{ports[0]}", f"tcp://127.0.0.1:{ports[1]}"
+
+
+def serve(config: dict) -> tuple[RobotServer, RobotClient]:
+    """A server on free ports; real-time scheduling as in production (falls back with a warning if refused)."""
+    state, command = endpoints()
+    server = RobotServer(server_config({**config, "state_endpoint": state, "command_endpoint": command}))
+    server.start()
+    client = RobotClient(command, state, topics=(TOPIC_STATE, TOPIC_STATUS, TOPIC_CAMERA), timeout_s=5.0)
+    return server, client
+
+
+@pytest.fixture(scope="module")
+def panda() -> Iterator[tuple[RobotServer, RobotClient]]:
+    server, client = serve({"robot": "sim/panda", "rate_hz": 500})
+    yield server, client
+    client.close()
+    server.stop(0.0)
+
+
+def latest(client: RobotClient) -> dict[str, np.ndarray]:
+    """The newest published state's tensors (drains what queued up since the last read)."""
+    msg = None
+    while (got := client.receive(0.0)) is not None:
+        if got[0] == TOPIC_STATE:
+            msg = got[1]
+    return (msg or client.wait_for(TOPIC_STATE)).tensors
+
+
+def fresh_status(client: RobotClient) -> dict:
+    """The first STATUS published after this call (older queued ones are dropped)."""
+    while client.receive(0.0) is not None:
+        pass
+    return client.wait_for(TOPIC_STATUS).meta
+
+
+def joints(client: RobotClient) -> np.ndarray:
+    """The newest published joint positions."""
+    return np.array(latest(client)["joint_positions"])
+
+
+def wait_until_still(client: RobotClient, timeout: float = 10.0) -> np.ndarray:
+    end = time.monotonic() + timeout
+    q = joints(client)
+    while time.monotonic() < end:
+        time.sleep(0.2)
+        q2 = joints(client)
+        if np.max(np.abs(q2 - q)) < 1e-4:
+            return q2
+        q = q2
+    raise AssertionError("the arm did not come to rest")
+
+
+def test_description_state_status(panda) -> None:
+    server, client = panda
+    d = client.describe()
+    assert d["kind"] == "arm" and d["joint_names"] == ARM and d["command_names"] == ARM + ["gripper"]
+    assert d["base_frame"] == "link0" and d["rate_hz"] == 500.0 and d["cameras"] == []
+    assert client.clock_offset_s == pytest.approx(time.time() - time.monotonic(), abs=0.5)
+    # state at the control rate, each stamped with its tick and monotonic capture time
+    t0 = time.monotonic()
+    msgs = []
+    while time.monotonic() - t0 < 1.0:
+        got = client.receive(0.5)
+        if got and got[0] == TOPIC_STATE:
+            msgs.append(got[1])
+    assert len(msgs) > 0.6 * 500
+    ticks = [m.header.tick for m in msgs]
+    assert ticks == sorted(ticks)
+    assert abs(msgs[-1].header.capture_time - time.monotonic()) < 0.5
+    assert set(msgs[-1].tensors) >= {"joint_positions", "joint_velocities", "joint_efforts", "gripper", "tcp_position"}
+    status = fresh_status(client)
+    assert status["loop"]["rate_hz"] == 500.0 and status["estop"] is False and status["armed"] is True
+
+
+def test_camera_frames_are_published() -> None:
+    server, client = serve({"robot": "sim/so101", "rate_hz": 30,
+                            "cameras": [{"name": "front", "width": 64, "height": 48, "fps": 5}]})
+    try:
+        assert client.describe()["cameras"][0]["width"] == 64
+        cam = client.wait_for(TOPIC_CAMERA + b"front", timeout_s=20.0)
+        assert cam.meta["name"] == "front" and len(cam.meta["intrinsics"]) == 6
+        assert cam.tensors["image"].shape == (48, 64, 3) and cam.tensors["image"].dtype == np.uint8
+        assert cam.tensors["image"].std() > 0  # a rendered scene, not a blank buffer
+        assert cam.tensors["extrinsics"].shape == (4, 4)
+    finally:
+        client.close()
+        server.stop(0.0)
+
+
+def test_trajectory_moves_bad_ones_are_rejected_and_the_arm_holds(panda) -> None:
+    server, client = panda
+    q = wait_until_still(client)
+    goal = q.copy()
+    goal[0] += 0.15
+    for names, pos, times, code in [
+        (ARM[:6] + ["elbow"], [goal], [1.0], "names"),
+        (ARM, [np.r_[math.nan, goal[1:]]], [1.0], "non_finite"),
+        (ARM, [q + np.r_[0.4, np.zeros(6)]], [0.0], "jump"),
+        (ARM, [q + np.r_[4.0, np.zeros(6)]], [5.0], "position_limit"),
+    ]:
+        reply = client.trajectory(names, np.array(pos), np.array(times))
+        assert not reply.ok and reply.code == code, reply
+    stale = client.trajectory(ARM, np.array([goal]), np.array([1.0]), age_s=3.0)
+    assert stale.code == "stale_timestamp"
+    malformed = client.command("trajectory", {"positions": np.zeros((1, 7))}, names=ARM)
+    assert malformed.code == "shape"
+    assert client.command("fly").code == "unknown_command"
+    time.sleep(0.3)
+    assert np.max(np.abs(joints(client) - q)) < 1e-3  # nothing moved
+    status = fresh_status(client)
+    assert {"names", "non_finite", "jump", "position_limit", "stale_timestamp"} <= set(status["command_rejections"])
+    assert "rejected" in status["last_rejection"]
+
+    reply = client.trajectory(ARM, np.array([goal]), np.array([1.0]))
+    assert reply.ok, reply
+    assert reply.info["duration_s"] == pytest.approx(1.0)
+    q_end = wait_until_still(client)
+    np.testing.assert_allclose(q_end[0], goal[0], atol=5e-3)
+    np.testing.assert_allclose(q_end[1:], q[1:], atol=5e-3)
+
+
+def test_estop_latches_until_reset(panda) -> None:
+    server, client = panda
+    q = wait_until_still(client)
+    assert client.estop("test").ok
+    reply = client.trajectory(ARM, np.array([q - np.r_[0.1, np.zeros(6)]]), np.array([0.5]))
+    assert not reply.ok and reply.code == "estop" and "reset" in reply.limit
+    assert not client.set_armed(True).ok  # arming is refused while latched
+    time.sleep(0.5)
+    assert np.max(np.abs(joints(client) - q)) < 1e-3
+    status = fresh_status(client)
+    assert status["estop"] is True and status["stage"] == "estop" and "test" in status["estop_reason"]
+    assert client.reset().ok
+    reply = client.trajectory(ARM, np.array([q - np.r_[0.1, np.zeros(6)]]), np.array([0.5]))
+    assert reply.ok, reply
+    np.testing.assert_allclose(wait_until_still(client)[0], q[0] - 0.1, atol=5e-3)
+
+
+def test_pose_target_through_ik_and_bad_targets(panda) -> None:
+    server, client = panda
+    wait_until_still(client)
+    down = [0.0, 1.0, 0.0, 0.0]  # TCP pointing down (w, x, y, z)
+    assert client.pose("map", [0.5, 0.0, 0.3], down).code == "frame"
+    assert client.pose("link0", [5.0, 0.0, 0.3], down).code == "workspace"
+    assert client.pose("link0", [0.5, 0.0, 0.3], [0.0, 0.0, 0.0, 0.0]).code == "quaternion"
+    assert client.pose("link0", [0.5, math.nan, 0.3], down).code == "non_finite"
+    reply = client.pose("link0", [0.5, 0.1, 0.3], down)
+    assert reply.ok, reply
+    wait_until_still(client)
+    tcp = latest(client)["tcp_position"]
+    np.testing.assert_allclose(tcp, [0.5, 0.1, 0.3], atol=5e-3)
+
+
+def test_disarmed_arm_holds_and_rejects_motion(panda) -> None:
+    server, client = panda
+    q = wait_until_still(client)
+    assert client.set_armed(False).ok
+    reply = client.trajectory(ARM, np.array([q + np.r_[0.1, np.zeros(6)]]), np.array([0.5]))
+    assert reply.code == "disarmed"
+    assert client.set_armed(True).ok
+
+
+def test_malformed_frames_are_answered_not_fatal(panda) -> None:
+    server, client = panda
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(client.command_endpoint)
+    sock.send_multipart([b"garbage"])
+    assert sock.poll(5000)
+    from rcs.remote.wire import decode_message
+
+    reply = decode_message(sock.recv_multipart())
+    assert reply.meta["ok"] is False and reply.meta["code"] == "short_header"
+    sock.close(0)
+    assert client.describe()["name"] == "sim/panda"  # still serving
+
+
+def test_quadrotor_arm_takeoff_disarm_refused_in_air_estop_lands() -> None:
+    server, client = serve({
+        "robot": "sim/crazyflie", "rate_hz": 100, "start_armed": False,
+        "safety": {"geofence": {"lower": [-2, -2, 0], "upper": [2, 2, 2.5]}, "max_altitude": 2.0},
+        "watchdog": {"stop_after_s": 0.5, "disarm_after_s": 5.0, "fade_in_s": 0.2},
+    })
+    try:
+        d = client.describe()
+        assert d["kind"] == "quadrotor" and d["command_names"] == ["x", "y", "z", "yaw"]
+        up = np.array([[0.0, 0.0, 0.3], [0.0, 0.0, 0.6]])
+        assert client.trajectory(["x", "y", "z"], up, np.array([1.0, 2.0])).code == "disarmed"
+        assert client.pose("world", [0, 0, 3.0], [1, 0, 0, 0]).code == "disarmed"
+        assert client.set_armed(True).ok
+        assert client.pose("world", [0, 0, 3.0], [1, 0, 0, 0]).code == "position_limit"  # above the ceiling
+        assert client.pose("odom", [0, 0, 0.5], [1, 0, 0, 0]).code == "frame"
+        assert client.trajectory(["x", "y", "z"], up, np.array([1.0, 2.0])).ok
+        time.sleep(3.0)
+        s = latest(client)
+        assert s["position"][2] == pytest.approx(0.6, abs=0.08) and bool(s["armed"][0])
+        reply = client.set_armed(False)
+        assert reply.code == "airborne"
+        assert client.estop("test").ok
+        time.sleep(4.0)
+        s = latest(client)
+        assert s["position"][2] < 0.1  # landed (e-stop lands, never cuts thrust in the air)
+    finally:
+        client.close()
+        server.stop(0.0)
+
+
+def test_policy_link_runs_served_chunks_on_the_loop(tmp_path) -> None:
+    manifest = REPO / "launch" / "policies" / "panda_hold.json"
+    import json
+
+    m = json.loads(manifest.read_text())
+    policy_endpoint = endpoints()[0]
+    policy = PolicyServer(ConstantPolicy(schema_from_manifest(m), m["value"], m["checkpoint_id"]), policy_endpoint)
+    thread = threading.Thread(target=policy.run, daemon=True)
+    thread.start()
+    server, client = serve({"robot": "sim/panda", "rate_hz": 250,
+                            "policy": {"endpoint": policy_endpoint, "manifest": str(manifest)}})
+    try:
+        end = time.monotonic() + 20
+        while time.monotonic() < end:
+            status = fresh_status(client)
+            if status["stage"] == "running" and status["engaged"]:
+                break
+        assert status["stage"] == "running", status
+        np.testing.assert_allclose(joints(client), m["value"][:7], atol=0.02)
+    finally:
+        client.close()
+        server.stop(0.0)
+        policy.stop()
+        thread.join(5)
+
+
+def test_client_times_out_without_a_server() -> None:
+    client = RobotClient(endpoints()[1], timeout_s=0.3)
+    with pytest.raises(RobotServerTimeout):
+        client.describe()
+    client.close()
+
+
+def test_configs_are_checked() -> None:
+    for path in sorted((REPO / "launch" / "robots").glob("*.yaml")):
+        cfg = load_server_config(path)
+        assert cfg.robot.startswith("sim/")
+    with pytest.raises(ConfigError, match="unknown key.*colour"):
+        server_config({"robot": "sim/panda", "colour": "red"})
+    with pytest.raises(ConfigError, match="cameras\\[0\\]: unknown key"):
+        server_config({"robot": "sim/panda", "cameras": [{"name": "front", "zoom": 2}]})
+    with pytest.raises(ConfigError, match="rate_hz"):
+        server_config({"robot": "sim/panda", "rate_hz": -5})
+    with pytest.raises(ConfigError, match="geofence"):
+        RobotServer(server_config({"robot": "sim/crazyflie", "realtime": False}))
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_server_config(REPO / "launch" / "robots" / "nope.yaml")
