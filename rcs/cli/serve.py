@@ -27,6 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--heartbeat", type=float, default=0.25, help="server heartbeat period (s, default 0.25)")
     parser.add_argument("--error-rate", type=float, default=100.0,
                         help="ERROR replies per second per peer; beyond it bad messages are dropped (default 100)")
+    parser.add_argument("--inline-max-ms", type=float, default=0.5,
+                        help="run policies faster than this on the I/O thread (ms, default 0.5; 0 disables)")
     parser.add_argument("--hello-rate", type=float, default=5.0,
                         help="HELLOs per second per peer; beyond it HELLOs are dropped (default 5)")
 
@@ -48,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
         policy, args.bind, curve=curve, allow=allow, max_batch=args.max_batch,
         batch_window_s=args.batch_window_ms / 1e3, session_timeout_s=args.session_timeout,
         heartbeat_s=args.heartbeat, error_rate=args.error_rate, hello_rate=args.hello_rate,
+        inline_max_s=args.inline_max_ms / 1e3,
         loader=lambda: load_policy(args.policy),
     )
     signal.signal(signal.SIGHUP, lambda *_: server.request_reload())
