@@ -20,6 +20,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from rcs.remote.client import RobotClient
+from rcs.remote.wire import TOPIC_STATUS
+
 REPO = Path(__file__).resolve().parents[2]
 ROS_VENV = REPO / ".venv-ros2"
 WS_INSTALL = REPO / "ros2_ws" / "install"
@@ -128,6 +131,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if probe.returncode != 0 or not lines:
             raise RuntimeError(f"state_probe failed ({probe.returncode}): {probe.stdout[-500:]} {probe.stderr[-1500:]}")
         res = json.loads(lines[-1])
+        with RobotClient(command, state, topics=(TOPIC_STATUS,)) as client:  # where missing states went
+            status = client.wait_for(TOPIC_STATUS, timeout_s=10.0).meta
     finally:
         for p in reversed(procs):
             stop(p)
@@ -141,6 +146,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "robot": args.robot,
         "loop_rate_hz": args.rate,
         "ros_rt_priority": args.ros_rt_priority,
+        "robot_loop": {k: status["loop"][k] for k in ("achieved_rate_hz", "missed_ticks", "overruns", "lateness_us",
+                                                      "rt_scheduling")},
         "path": "rcs robot (sim, ControlLoop) -> ZeroMQ PUB/SUB tcp loopback -> robot_bridge -> "
                 "Fast DDS (sensor-data QoS) -> state_probe subscriber (separate processes)",
         "targets": {"joint_states_hz": f">= {TARGET_HZ}", "latency_p99_ms": f"<= {TARGET_P99_MS}"},
