@@ -22,7 +22,9 @@ Then the episode is committed and the numbers are measured **from the saved data
 - ``cpu_percent``: CPU time of this process (all threads) / wall time during the recording, x100 (200 = two
   cores busy).
 
-Rendering options: ``--render fast`` (default) turns off the shadow map and multisampling, which otherwise cost
+Camera source: ``--camera-source render`` (default) renders live; ``replay`` cycles through frames rendered from
+the same motion beforehand, which isolates the recording path (capture hand-off, encoding, commit) from the cost
+of software rendering. Rendering options: ``--render fast`` (default) turns off the shadow map and multisampling, which otherwise cost
 about 250 ms per 480x640 frame on a CPU (llvmpipe) renderer. Targets (issue 5): state >= 250 Hz, cameras 30 fps,
 0 dropped frames.
 """
@@ -43,13 +45,15 @@ from typing import Any
 
 import numpy as np
 
-from rcs.control.loop import ControlLoop, RtConfig
+from rcs.control.loop import ControlLoop, RtConfig, enable_fifo
 from rcs.recording.features import FeatureLayout, frame_features, pack_state_stream
 
 log = logging.getLogger(__name__)
 
 #: SCHED_FIFO and a paused GC for the loop thread; no mlockall (it would pin the whole torch/lerobot address space).
 _RT = RtConfig(lock_memory=False)
+#: capture threads run SCHED_FIFO below the control loop (80)
+CAMERA_FIFO_PRIORITY = 60
 TARGETS = {"state_hz": 250.0, "camera_fps": 30.0, "dropped_frames": 0}
 CAMERAS = ("front", "wrist")
 
@@ -61,15 +65,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", default="480x640", help="camera image HxW")
     parser.add_argument("--vcodec", default="h264", help="video codec (lerobot's default libsvtav1 is slower per frame)")
     parser.add_argument("--render", choices=["fast", "model"], default="fast", help="'fast': no shadows, no multisampling")
+    parser.add_argument("--camera-source", choices=["render", "replay"], default="render",
+                        help="'render': render every frame live (default); 'replay': cycle through 2 s of frames rendered "
+                             "from the moving scene beforehand, to measure the recording path without the renderer's cost")
     parser.add_argument("--keep", type=Path, default=None, help="keep the recorded dataset here (default: temporary)")
-    parser.add_argument("--no-rt", action="store_true", help="no SCHED_FIFO / mlockall for the loop thread")
+    parser.add_argument("--no-rt", action="store_true", help="no SCHED_FIFO for the loop and camera capture threads")
 
 
 class _SimCameraThread:
     """Renders one MJCF camera at a fixed rate from snapshots of the shared simulation state."""
 
-    def __init__(self, model: Any, data: Any, lock: threading.Lock, name: str, height: int, width: int, fps: float) -> None:
+    def __init__(self, model: Any, data: Any, lock: threading.Lock, name: str, height: int, width: int, fps: float,
+                 replay: list[np.ndarray] | None = None, fifo_priority: int | None = None) -> None:
         self.model, self.data, self.lock = model, data, lock
+        self.replay = replay
+        self.fifo_priority = fifo_priority
+        self.rt_warning: str | None = None
         self.name, self.height, self.width, self.period = name, height, width, 1.0 / fps
         self.latest: tuple[np.ndarray, float, int] | None = None
         self.late = 0  # capture deadlines missed by more than a period (rendering too slow)
@@ -91,6 +102,8 @@ class _SimCameraThread:
         import mujoco
 
         try:
+            if self.fifo_priority is not None:  # capture is latency-sensitive, like a camera driver's thread
+                _, self.rt_warning = enable_fifo(self.fifo_priority)
             renderer = mujoco.Renderer(self.model, self.height, self.width)
             snap = mujoco.MjData(self.model)
             self._ready.set()
@@ -104,15 +117,19 @@ class _SimCameraThread:
                     missed = int(-delay // self.period)
                     self.late += missed
                     k += missed
-                with self.lock:
-                    snap.qpos[:] = self.data.qpos
-                    snap.mocap_pos[:] = self.data.mocap_pos
-                    snap.mocap_quat[:] = self.data.mocap_quat
+                if self.replay is not None:
                     stamp = time.monotonic()
-                mujoco.mj_kinematics(self.model, snap)
-                mujoco.mj_camlight(self.model, snap)
-                renderer.update_scene(snap, camera=self.name)
-                self.latest = (renderer.render(), stamp, index)
+                    self.latest = (self.replay[index % len(self.replay)].copy(), stamp, index)
+                else:
+                    with self.lock:
+                        snap.qpos[:] = self.data.qpos
+                        snap.mocap_pos[:] = self.data.mocap_pos
+                        snap.mocap_quat[:] = self.data.mocap_quat
+                        stamp = time.monotonic()
+                    mujoco.mj_kinematics(self.model, snap)
+                    mujoco.mj_camlight(self.model, snap)
+                    renderer.update_scene(snap, camera=self.name)
+                    self.latest = (renderer.render(), stamp, index)
                 index += 1
                 k += 1
             renderer.close()
@@ -209,7 +226,9 @@ def run(args: argparse.Namespace) -> dict:
         model.vis.quality.shadowsize = 0
         model.vis.quality.offsamples = 0
     lock = threading.Lock()
-    cams = [_SimCameraThread(model, data, lock, name, height, width, args.camera_fps) for name in CAMERAS]
+    replay = _prerender(arm, height, width, args.camera_fps) if args.camera_source == "replay" else {}
+    cams = [_SimCameraThread(model, data, lock, name, height, width, args.camera_fps, replay.get(name),
+                             None if args.no_rt else CAMERA_FIFO_PRIORITY) for name in CAMERAS]
     k = int(math.ceil(args.state_hz / args.camera_fps)) + 2
     layout = FeatureLayout(tuple(arm.spec.joint_names), (*arm.spec.joint_names, "gripper"),
                            tuple((n, height, width) for n in CAMERAS), state_stream=k)
@@ -273,9 +292,10 @@ def run(args: argparse.Namespace) -> dict:
             "detail": {
                 **result,
                 "seconds": args.seconds, "size": [height, width], "vcodec": args.vcodec, "render": args.render,
+                "camera_source": args.camera_source,
                 "camera_slots_repeated": task.camera_repeats, "camera_frames_skipped": task.camera_skipped,
                 "encoder_dropped": encoder_dropped, "camera_deadlines_missed": sum(c.late for c in cams),
-                "encoder_backlog_at_stop": backlog, "commit_s": round(commit_s, 2),
+                "encoder_backlog_at_stop": backlog, "camera_rt": [c.rt_warning or "SCHED_FIFO" for c in cams], "commit_s": round(commit_s, 2),
                 "loop": {"achieved_rate_hz": round(stats.achieved_rate_hz, 1), "lateness_us": stats.lateness_us,
                          "missed_ticks": stats.missed_ticks, "rt_scheduling": stats.rt_scheduling},
                 "cpus": os.cpu_count(),
@@ -289,6 +309,26 @@ def run(args: argparse.Namespace) -> dict:
         arm.simulation.close()
         if args.keep is None:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _prerender(arm: Any, height: int, width: int, fps: int, seconds: float = 2.0) -> dict[str, list[np.ndarray]]:
+    """Frames of both cameras over ``seconds`` of the same joint sway, rendered before the timed run."""
+    import mujoco
+
+    model, data = arm.simulation.model, arm.simulation.data
+    renderer = mujoco.Renderer(model, height, width)
+    home = np.asarray(arm.spec.home, dtype=np.float64)
+    out: dict[str, list[np.ndarray]] = {name: [] for name in CAMERAS}
+    for k in range(int(seconds * fps)):
+        t = k / fps
+        arm.command_joint_positions(home + 0.15 * np.sin(2 * math.pi * 0.25 * t + np.arange(home.size)))
+        arm.advance(1.0 / fps)
+        for name in CAMERAS:
+            renderer.update_scene(data, camera=name)
+            out[name].append(renderer.render())
+    renderer.close()
+    arm.reset(seed=0)
+    return out
 
 
 def _check_video(ds: Any) -> bool:
