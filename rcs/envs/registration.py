@@ -11,6 +11,10 @@ import gymnasium as gym
 ENVS: dict[str, tuple[str, dict]] = {
     "rcs/PandaPickCube-v0": ("rcs.envs.pick_cube:PickCubeEnv", {"robot": "sim/panda"}),
     "rcs/SO101PickCube-v0": ("rcs.envs.pick_cube:PickCubeEnv", {"robot": "sim/so101"}),
+    "rcs/PandaPickTwoCubes-v0": ("rcs.envs.pick_two_cubes:PickTwoCubesEnv", {"robot": "sim/panda"}),
+    # one instruction per id, so `rcs record --env ... --task "pick the red cube"` records one task per dataset
+    "rcs/PandaPickRedCube-v0": ("rcs.envs.pick_two_cubes:PickTwoCubesEnv", {"robot": "sim/panda", "colour": "red"}),
+    "rcs/PandaPickBlueCube-v0": ("rcs.envs.pick_two_cubes:PickTwoCubesEnv", {"robot": "sim/panda", "colour": "blue"}),
     "rcs/QuadrotorHover-v0": ("rcs.envs.quadrotor:QuadrotorEnv", {"task": "hover"}),
     "rcs/QuadrotorTrack-v0": ("rcs.envs.quadrotor:QuadrotorEnv", {"task": "track"}),
 }

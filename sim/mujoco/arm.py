@@ -356,6 +356,20 @@ PANDA = ArmDescription(
                     workspace=WorkspaceBox((0.20, -0.45, 0.015), (0.80, 0.45, 0.65)),
                 ),
             ),
+            # language-conditioned picking (rcs/envs/pick_two_cubes.py): same layout, two cubes
+            "pick_two_cubes": SceneDescription(
+                model="panda/pick_two_cubes.xml",
+                layout=TableSceneSpec(
+                    table_height=0.0,
+                    cube_half_size=0.02,
+                    cube_spawn_low=(0.40, -0.20),
+                    cube_spawn_high=(0.60, 0.20),
+                    target_low=(0.40, -0.20, 0.10),
+                    target_high=(0.60, 0.20, 0.35),
+                    workspace=WorkspaceBox((0.20, -0.45, 0.015), (0.80, 0.45, 0.65)),
+                    objects=("cube_red", "cube_blue"),
+                ),
+            ),
         }
     ),
 )

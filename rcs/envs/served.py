@@ -1,0 +1,346 @@
+"""Episodes of an env's robot driven by a served policy through the real-time path: the robot side of
+``rcs eval`` and ``rcs demo``.
+
+This is exactly the path a physical arm uses, with the simulator standing in for the hardware::
+
+    policy server process (rcs serve) <-- ZeroMQ --> PolicyClient / RobotBridge (bridge thread)
+        -> ChunkExecutor -> Watchdog -> SafetyFilter -> robot   (ControlLoop thread, paced, absolute deadlines)
+
+The env is used for what a task definition gives on hardware too: resetting the scene from a seed,
+its observation dict and its success test (``_observe`` / ``_task_info``, the same code ``env.step`` runs).
+It is never stepped: the control loop advances the simulated robot by one period per tick.
+
+Threads and consistency. Physics, state reads and command writes happen under one lock held per tick by the
+loop. The bridge thread takes the observation under that lock (state vectors and, for a simulated robot, a
+copy of the physics state, tens of microseconds) and renders camera images from the copy afterwards in a
+dedicated render thread, so a slow CPU renderer never stalls the loop. The observation's tick is the tick
+of the state it was taken from; chunks start at that tick (docs/control.md).
+
+Outcome of an episode: ``success`` once the env's ``is_success`` holds for ``success_hold_s``; failure on
+timeout (the env's ``max_episode_steps`` at its control rate, in simulated time), on termination (cube off
+the table), or when the policy never delivers a valid chunk (the reason names the server's errors, the
+executor's rejections and the safety filter's interventions: a NaN-returning policy is held by the safety
+layer and fails with that reason).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from rcs.control.loop import NO_RT, ControlLoop, RtConfig
+from rcs.control.task import make_policy_task
+from rcs.recording.features import ACTION, IMAGE_PREFIX, FeatureLayout, observation_to_features
+from rcs.serving.client import BridgeState, PolicyClient, Reply, RobotBridge
+from rcs.serving.protocol import Schema, TensorSpec, encode_text, text_spec
+
+log = logging.getLogger(__name__)
+
+#: unit strings of the served tensors (the policy side writes the same into its manifest).
+UNITS: dict[str, str] = {ACTION: "rad", "observation.state": "", "observation.environment_state": ""}
+
+
+@dataclass(frozen=True)
+class PolicyInputs:
+    """What a checkpoint consumes and produces, read from its files (no torch needed).
+
+    Attributes:
+        vectors: vector observation features it reads (``observation.state``, ``observation.environment_state``).
+        cameras: (camera name, height, width) of each image input ``observation.images.<camera>``.
+        chunk_size: actions per chunk.
+        text: name of the text observation (the instruction) if it takes one, else ``None``.
+        text_max_bytes: size of the text tensor.
+    """
+
+    vectors: tuple[str, ...]
+    cameras: tuple[tuple[str, int, int], ...]
+    chunk_size: int
+    text: str | None = None
+    text_max_bytes: int = 256
+
+
+@dataclass(frozen=True)
+class ServedConfig:
+    """Settings of the robot side.
+
+    Attributes:
+        rate_hz: control loop rate (Hz).
+        budget_s: server time budget per request (s).
+        success_hold_s: s of simulated time ``is_success`` must hold to count.
+        arm_timeout_s: wall-clock s to wait for the first accepted chunk before failing the episode.
+        realtime: SCHED_FIFO + mlockall for the loop thread when permitted (``RtConfig()``), else none.
+        video_fps: frames per simulated second of the episode video.
+        video_size: (height, width) of video frames.
+        executor: extra :class:`rcs.control.chunking.ExecutorConfig` fields.
+    """
+
+    rate_hz: float = 100.0
+    budget_s: float = 0.3
+    success_hold_s: float = 0.25
+    arm_timeout_s: float = 30.0
+    realtime: bool = True
+    video_fps: float = 10.0
+    video_size: tuple[int, int] = (240, 320)
+    executor: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class EpisodeOutcome:
+    """One served episode.
+
+    Attributes:
+        seed: scene seed.
+        success: see the module docstring.
+        steps: simulated time at the end in env steps (control periods of the env).
+        sim_time_s: simulated time at the end (s).
+        reason: why it ended (``"success"``, ``"timeout"``, ``"terminated: ..."``, ``"no valid chunk: ..."``).
+        latency_ms: round trip per answered request, observation sent to chunk received (ms).
+        infer_ms: server-side inference time per answered request (ms).
+        frames: video frames (when asked for).
+        report: the control pipeline's counters (:meth:`PolicyTask.report`) and the bridge's.
+    """
+
+    seed: int
+    success: bool
+    steps: int
+    sim_time_s: float
+    reason: str
+    latency_ms: list[float] = field(default_factory=list)
+    infer_ms: list[float] = field(default_factory=list)
+    frames: list[np.ndarray] = field(default_factory=list)
+    report: dict[str, Any] = field(default_factory=dict)
+
+
+class TimedClient(PolicyClient):
+    """A :class:`PolicyClient` that keeps the round trip and server inference time of every answered request."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.latency_ms: list[float] = []
+        self.infer_ms: list[float] = []
+
+    def request(self, observation: Mapping[str, np.ndarray], tick: int, capture_time: float | None = None,
+                budget_s: float = 0.1) -> Reply:
+        reply = super().request(observation, tick, capture_time, budget_s)
+        self.latency_ms.append(1e3 * reply.rtt_s)
+        self.infer_ms.append(reply.infer_ms)
+        return reply
+
+
+class _Locked:
+    """The loop's task and simulated robot behind one lock; counts the tick of the state in the simulator."""
+
+    def __init__(self, task: Any, robot: Any, lock: threading.Lock) -> None:
+        self.task, self.robot, self.lock = task, robot, lock
+        self.state_tick = 0
+        self._tick = 0
+
+    # ControlTask
+    def read(self, tick: int) -> Any:
+        with self.lock:
+            self._tick = tick
+            return self.task.read(tick)
+
+    def compute(self, tick: int, state: Any) -> Any:
+        return self.task.compute(tick, state)
+
+    def write(self, tick: int, command: Any) -> None:
+        with self.lock:
+            self.task.write(tick, command)
+
+    # Simulated
+    @property
+    def sim_time(self) -> float:
+        return self.robot.sim_time
+
+    def advance(self, dt: float) -> None:
+        with self.lock:
+            self.robot.advance(dt)
+            self.state_tick = self._tick + 1
+
+    def reset(self, seed: int | None = None) -> None:
+        self.robot.reset(seed)
+
+
+class _Renderer:
+    """Renders camera images from simulator snapshots in one long-lived thread (GL contexts stay in it)."""
+
+    def __init__(self, robot: Any, fast: bool) -> None:
+        self.sim = getattr(robot, "simulation", None)
+        if self.sim is None or not hasattr(self.sim, "snapshot"):
+            raise NotImplementedError("served episodes render images from a simulator snapshot; a physical "
+                                      "robot's cameras are read by their own drivers (not wired here yet)")
+        if fast:  # the same camera settings as `rcs record --render fast` (no shadow map, no multisampling)
+            quality = self.sim.model.vis.quality
+            quality.shadowsize = 0
+            quality.offsamples = 0
+        self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="rcs-render")
+
+    def snapshot(self) -> Any:
+        return self.sim.snapshot()
+
+    def render(self, snapshot: Any, cameras: Sequence[tuple[str, int, int]]) -> dict[str, np.ndarray]:
+        def job() -> dict[str, np.ndarray]:
+            return {name: self.sim.render(name, w, h, data=snapshot) for name, h, w in cameras}
+
+        return self.pool.submit(job).result()
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
+
+
+def expected_schema(env: Any, inputs: PolicyInputs, names: Sequence[str]) -> Schema:
+    """The schema the robot side requires, from the robot and env alone (joint names, cameras, rate).
+
+    ``names`` are the executor's command names (joint order + gripper); a server whose schema differs
+    (other joint order, other feature sizes, other rate) is refused before any motion.
+    """
+    u = env.unwrapped
+    layout = FeatureLayout(tuple(u.arm.spec.joint_names), tuple(u._action_labels()))
+    entry_names = {"observation.state": layout.state_names(), "observation.environment_state": layout.env_state_names()}
+    observation = [TensorSpec(k, (len(entry_names[k]),), "float32", UNITS[k], tuple(entry_names[k]))
+                   for k in inputs.vectors]
+    observation += [TensorSpec(IMAGE_PREFIX + name, (h, w, 3), "uint8", "px") for name, h, w in inputs.cameras]
+    if inputs.text:
+        observation.append(text_spec(inputs.text, inputs.text_max_bytes))
+    action = TensorSpec(ACTION, (inputs.chunk_size, len(names)), "float32", UNITS[ACTION], tuple(names))
+    return Schema(tuple(observation), action, float(u.dt))
+
+
+class ServedRunner:
+    """Runs episodes of ``env`` with the policy served at ``endpoint`` (see the module docstring).
+
+    Args:
+        env: a pick-cube-like env (gymnasium env; its ``unwrapped`` has ``arm``, ``_observe``, ``_task_info``),
+            made without cameras (images are rendered here at the policy's sizes).
+        endpoint: the policy server, e.g. ``tcp://127.0.0.1:5555``.
+        inputs: what the policy reads.
+        config: robot-side settings.
+        instruction: the task text sent with every observation (policies that take one); ``None`` takes
+            ``env.unwrapped.instruction`` after each reset.
+        fast_render: render like ``rcs record --render fast``.
+    """
+
+    def __init__(self, env: Any, endpoint: str, inputs: PolicyInputs, config: ServedConfig | None = None,
+                 instruction: str | None = None, fast_render: bool = True) -> None:
+        self.env = env
+        self.u = env.unwrapped
+        self.endpoint = endpoint
+        self.inputs = inputs
+        self.config = config or ServedConfig()
+        self.instruction = instruction
+        self.renderer = _Renderer(self.u.arm, fast_render)
+        # the first render creates the GL context (slow): do it now, not inside the first episode's deadline
+        h, w = self.config.video_size
+        self.renderer.render(self.renderer.snapshot(), [*inputs.cameras, (self.u.config.render_camera.name, h, w)])
+
+    def close(self) -> None:
+        """Stop the render thread (the env is the caller's)."""
+        self.renderer.close()
+
+    # -- one episode -----------------------------------------------------------------------------------
+    def run(self, seed: int, video: bool = False, on_tick: Callable[[float], None] | None = None) -> EpisodeOutcome:
+        """One episode from ``env.reset(seed=seed)``; see the module docstring for success and failure."""
+        cfg, u = self.config, self.u
+        self.env.reset(seed=seed)
+        instruction = self.instruction if self.instruction is not None else getattr(u, "instruction", None)
+        task = make_policy_task(u.arm, cfg.rate_hz, executor=cfg.executor or None)
+        lock = threading.Lock()
+        locked = _Locked(task, u.arm, lock)
+        schema = expected_schema(self.env, self.inputs, task.executor.names)
+        client = TimedClient(self.endpoint, schema, name=f"rcs-eval seed {seed}")
+        control_dt = 1.0 / cfg.rate_hz
+
+        def observe() -> tuple[int, float, dict[str, np.ndarray]]:
+            with lock:
+                tick = locked.state_tick
+                captured = time.monotonic()
+                obs = u._observe()
+                snap = self.renderer.snapshot()
+            images = self.renderer.render(snap, self.inputs.cameras)
+            obs.update({f"image_{name}": img for name, img in images.items()})
+            features = observation_to_features(obs, [c[0] for c in self.inputs.cameras])
+            out = {k: features[k] for k in self.inputs.vectors}
+            out.update({IMAGE_PREFIX + c[0]: features[IMAGE_PREFIX + c[0]] for c in self.inputs.cameras})
+            if self.inputs.text:
+                if instruction is None:
+                    raise ValueError("the policy takes an instruction but neither --instruction nor the env gives one")
+                out[self.inputs.text] = encode_text(instruction, self.inputs.text_max_bytes, self.inputs.text)
+            return tick, captured, out
+
+        bridge = RobotBridge(client, task.executor, observe, budget_s=cfg.budget_s, on_arm=task.engage)
+        loop = ControlLoop(locked, cfg.rate_hz, robot=locked, paced=True,
+                           rt=RtConfig() if cfg.realtime else NO_RT, log_every_s=0)
+        max_time = u.config.max_episode_steps * u.dt
+        frames: list[np.ndarray] = []
+        next_frame = 0.0
+        hold_needed = max(1, int(round(cfg.success_hold_s / u.dt)))
+        held, reason, success = 0, "timeout", False
+        started = time.monotonic()
+        loop.start()
+        bridge.start()
+        try:
+            last_check = -1.0
+            while True:
+                time.sleep(0.5 * u.dt)
+                with lock:
+                    t = locked.state_tick * control_dt
+                    state = u._observe() if t - last_check >= u.dt else None
+                    snap = self.renderer.snapshot() if video and t >= next_frame else None
+                if snap is not None:
+                    frames.append(self._video_frame(snap))
+                    next_frame += 1.0 / cfg.video_fps
+                if on_tick is not None:
+                    on_tick(t)
+                if bridge.state is BridgeState.REFUSED:
+                    reason = f"refused to arm: {bridge.refusal}"
+                    break
+                if task.executor.accepted == 0 and time.monotonic() - started > cfg.arm_timeout_s:
+                    reason = "no valid chunk: " + _why_no_chunk(bridge, task)
+                    break
+                if state is None:
+                    continue
+                last_check = t
+                info = u._task_info(state)
+                held = held + 1 if info.get("is_success") else 0
+                if held >= hold_needed:
+                    success, reason = True, "success"
+                    break
+                if u._terminated(state, info):
+                    reason = "terminated: cube off the table"
+                    break
+                if t >= max_time:
+                    reason = "timeout" if task.executor.accepted else "no valid chunk: " + _why_no_chunk(bridge, task)
+                    break
+        finally:
+            bridge.stop()
+            loop.stop()
+            loop.join(10.0)
+        report = task.report()
+        report["bridge"] = dict(bridge.counters)
+        sim_time = locked.state_tick * control_dt
+        return EpisodeOutcome(seed, success, int(round(sim_time / u.dt)), sim_time, reason, list(client.latency_ms),
+                              list(client.infer_ms), frames, report)
+
+    def _video_frame(self, snapshot: Any) -> np.ndarray:
+        h, w = self.config.video_size
+        camera = self.u.config.render_camera.name
+        return self.renderer.render(snapshot, [(camera, h, w)])[camera]
+
+
+def _why_no_chunk(bridge: RobotBridge, task: Any) -> str:
+    report = task.report()
+    parts = [f"bridge {dict(bridge.counters)}"]
+    if report["chunk_rejections"]:
+        parts.append(f"executor rejected {report['chunk_rejections']}")
+    if report["safety_interventions"]:
+        parts.append(f"safety filter {report['safety_interventions']}")
+    parts.append(f"robot held (stage {report['stage']})")
+    return "; ".join(parts)

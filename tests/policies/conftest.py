@@ -1,0 +1,57 @@
+"""Fixtures of the policy tests: a tiny dataset recorded by `rcs record` and a checkpoint trained by `rcs train`.
+
+Both are made once per session with the project's own commands (real subprocesses), kept tiny: 2 expert
+episodes of 30 steps with one 32x32 camera, a policy with a handful of training steps.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+RCS = str(Path(sys.executable).with_name("rcs"))
+ENV = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl"), "HF_HUB_OFFLINE": "1"}
+
+#: a small, fast policy for tests (the defaults are the shipped sizes)
+TINY_POLICY = {"vision_channels": 8, "vision_dim": 16, "state_hidden": 32, "cond_dim": 32, "head_hidden": 32,
+               "head_layers": 1, "horizon": 4, "n_action_steps": 2, "image_size": 32, "num_inference_steps": 2}
+TINY = [a for k, v in TINY_POLICY.items() for a in ("--set", f"{k}={v}")]
+
+
+def rcs(*args: str, timeout: float = 600.0) -> subprocess.CompletedProcess:
+    """Run the `rcs` command; fail the test with its output if it fails."""
+    proc = subprocess.run([RCS, *args], capture_output=True, text=True, env=ENV, timeout=timeout)
+    if proc.returncode != 0:
+        pytest.fail(f"rcs {' '.join(args)} exited {proc.returncode}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def last_json(text: str) -> dict:
+    return json.loads([line for line in text.splitlines() if line.startswith("{")][-1])
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("data") / "pick"
+    rcs("record", "--robot", "sim/panda", "--teleop", "expert", "--episodes", "2", "--root", str(root),
+        "--cameras", "front", "--image-size", "32x32", "--max-steps", "30", "--keep", "all", "--vcodec", "h264",
+        "--json")
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_dataset, tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("runs") / "tiny"
+    rcs("train", "--dataset", str(tiny_dataset), "--output", str(run), "--steps", "4", "--save-every", "2",
+        "--batch-size", "8", "--threads", "1", "--joint-targets", "--no-progress", *TINY)
+    return run
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tiny_run) -> Path:
+    return tiny_run / "checkpoints" / "last" / "pretrained_model"

@@ -1,0 +1,40 @@
+"""`rcs eval` through the real server process, control loop and safety filter (a handful of short episodes)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+import pytest
+
+from tests.policies.conftest import ENV, RCS, last_json, rcs
+
+
+def test_eval_runs_episodes_through_the_served_policy(tiny_checkpoint, tmp_path):
+    out = last_json(rcs("eval", "--policy", str(tiny_checkpoint), "--episodes", "2", "--seed", "10000",
+                        "--max-steps", "20", "--videos", "1", "--out", str(tmp_path), "--json").stdout)
+    assert set(out) >= {"success_rate", "episodes", "mean_steps", "policy_latency_ms"}
+    assert out["episodes"] == 2 and out["seeds"] == [10000, 10001]
+    assert 0.0 <= out["success_rate"] <= 1.0
+    assert out["requests"] > 0 and out["policy_latency_ms"]["p50"] > 0
+    assert out["policy_latency_ms"]["p99"] >= out["policy_latency_ms"]["p50"]
+    assert out["mean_steps"] >= 20 - 1  # a failing episode runs to the time limit (20 steps at 20 Hz)
+    for reason in out["failures"].values():
+        assert reason in ("timeout", "terminated: cube off the table"), reason  # chunks arrived and ran
+    assert (tmp_path / "episode_10000.mp4").stat().st_size > 0
+    assert (tmp_path / "server.log").is_file()
+
+
+def test_eval_refuses_a_checkpoint_whose_joint_order_differs_from_the_robot(tiny_checkpoint, tmp_path):
+    d = tmp_path / "swapped"
+    shutil.copytree(tiny_checkpoint, d)
+    manifest = json.loads((d / "rcs_policy.json").read_text())
+    names = manifest["names"]["action"]
+    names[0], names[1] = names[1], names[0]
+    (d / "rcs_policy.json").write_text(json.dumps(manifest))
+    proc = subprocess.run([RCS, "eval", "--policy", str(d), "--episodes", "1", "--max-steps", "5",
+                           "--out", str(tmp_path / "eval"), "--json"], capture_output=True, text=True, env=ENV,
+                          timeout=600)
+    assert proc.returncode != 0
+    assert "joint order" in proc.stderr, proc.stderr[-2000:]
