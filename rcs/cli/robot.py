@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         signal.signal(sig, lambda *_: stop.set())
     try:
         server.start()
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 any start-up failure: stop what started, exit with the reason
         server.stop(0.0)
         raise SystemExit(f"rcs robot: {e}") from None
     sys.stdout.write(json.dumps({"ready": True, "robot": config.robot, "state_endpoint": config.state_endpoint,

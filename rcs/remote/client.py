@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import zmq
@@ -83,7 +83,7 @@ class RobotClient:
             self._sub.close(0)
             self._sub = None
 
-    def __enter__(self) -> RobotClient:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -170,7 +170,7 @@ def plan_trajectory(
             return rejected("jump", f"positions[{i}..{i + 1}, {limits.names[j]}]",
                             f"needs {speed[i, j]:.4g}/s between t={t[i]:.4f} s and t={t[i + 1]:.4f} s",
                             f"|velocity| <= {limits.max_velocity[j]:.6g}/s")
-    ticks = np.arange(int(math.floor(t[-1] / control_dt + 1e-9)) + 1) * control_dt
+    ticks = np.arange(math.floor(t[-1] / control_dt + 1e-9) + 1) * control_dt
     return resample(t, full, ticks, vel)
 
 
@@ -200,7 +200,7 @@ def min_jerk_move(start: np.ndarray, goal: np.ndarray, max_velocity: np.ndarray,
     with np.errstate(divide="ignore", invalid="ignore"):
         needed = np.where(np.isfinite(max_velocity), 1.875 * np.abs(delta) / max_velocity, 0.0)
     duration = max(min_duration_s, float(np.max(needed)) if len(needed) else 0.0)
-    ticks = int(math.ceil(duration / control_dt - 1e-9))
+    ticks = math.ceil(duration / control_dt - 1e-9)
     x = np.arange(ticks + 1) / ticks
     ramp = x**3 * (10.0 + x * (-15.0 + 6.0 * x))
     return start + ramp[:, None] * delta

@@ -30,7 +30,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import zmq
@@ -310,7 +310,7 @@ class RobotServer:
         return camera
 
     # -- lifecycle ------------------------------------------------------------------------------------
-    def __enter__(self) -> RobotServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -357,8 +357,8 @@ class RobotServer:
         self.loop.stop()
         try:
             self.loop.join(timeout=5.0)
-        except Exception:  # already logged by the loop
-            pass
+        except Exception as e:  # noqa: BLE001 the loop logged it with its traceback; stopping goes on
+            log.debug("control loop had stopped with %s", e)
         for t in self._threads:
             t.join(timeout=5.0)
         for camera in self.cameras:
@@ -370,7 +370,7 @@ class RobotServer:
     def wait(self, stop: threading.Event) -> None:
         """Block until ``stop`` is set or the loop dies."""
         while not stop.wait(0.2):
-            if self.loop._thread is not None and not self.loop._thread.is_alive():  # noqa: SLF001
+            if self.loop._thread is not None and not self.loop._thread.is_alive():
                 log.error("control loop stopped unexpectedly")
                 return
 
@@ -474,7 +474,7 @@ class RobotServer:
 
     def _submit(self, values: np.ndarray, age_s: float, kind: str) -> Reply:
         tick = self.loop.tick
-        start = max(0, tick - int(round(age_s / self.dt)))
+        start = max(0, tick - round(age_s / self.dt))
         chunk = ActionChunk(start, values, self.names, self.dt, self.dt, time.monotonic() - age_s)
         rejection = self.task.executor.submit(chunk)
         if rejection is not None:
@@ -512,7 +512,7 @@ class RobotServer:
         expected = self.description["base_frame"] if self.is_arm else self.description["world_frame"]
         if frame != expected:
             return rejected("frame", "header.frame_id", f"{frame!r:.40}", f"{expected!r}")
-        position = cmd._as_float_array("pose.position", msg.tensors.get("position"), (3,))  # noqa: SLF001
+        position = cmd._as_float_array("pose.position", msg.tensors.get("position"), (3,))
         if isinstance(position, Reply):
             return position
         if not np.isfinite(position).all():

@@ -41,7 +41,7 @@ def wait_line(proc: subprocess.Popen, needle: str, timeout: float = 120.0) -> li
 @pytest.mark.parametrize("composition", sorted(p.name for p in (REPO / "launch").glob("*.yaml")))
 def test_every_composition_parses(composition: str) -> None:
     out = subprocess.run([*RCS, "up", str(REPO / "launch" / composition), "--dry-run"], capture_output=True, text=True,
-                         timeout=60)
+                         timeout=60, check=False)
     assert out.returncode == 0, out.stderr
     assert "rcs " in out.stdout
 
@@ -74,7 +74,7 @@ processes:
 def test_rcs_up_reports_a_child_that_fails(tmp_path: Path) -> None:
     comp = tmp_path / "stack.yaml"
     comp.write_text("processes:\n  - {name: robot, rcs: [robot, --config, /nonexistent.yaml], ready: ready}\n")
-    out = subprocess.run([*RCS, "up", str(comp)], capture_output=True, text=True, timeout=60)
+    out = subprocess.run([*RCS, "up", str(comp)], capture_output=True, text=True, timeout=60, check=False)
     assert out.returncode != 0
     assert "does not exist" in out.stdout and "robot exited with code" in out.stdout
 
@@ -91,14 +91,14 @@ def test_rcs_up_reports_a_child_that_fails(tmp_path: Path) -> None:
 def test_bad_compositions_are_named(tmp_path: Path, text: str, needle: str) -> None:
     comp = tmp_path / "bad.yaml"
     comp.write_text(text)
-    out = subprocess.run([*RCS, "up", str(comp), "--dry-run"], capture_output=True, text=True, timeout=60)
+    out = subprocess.run([*RCS, "up", str(comp), "--dry-run"], capture_output=True, text=True, timeout=60, check=False)
     assert out.returncode != 0 and needle in out.stderr
 
 
 def test_rcs_robot_sigterm_and_bad_config(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("robot: sim/panda\nrate: 500\n")
-    out = subprocess.run([*RCS, "robot", "--config", str(bad)], capture_output=True, text=True, timeout=60)
+    out = subprocess.run([*RCS, "robot", "--config", str(bad)], capture_output=True, text=True, timeout=60, check=False)
     assert out.returncode != 0 and "unknown key(s) rate" in out.stderr
     state, command = f"tcp://127.0.0.1:{port()}", f"tcp://127.0.0.1:{port()}"
     proc = subprocess.Popen([*RCS, "robot", "--robot", "sim/so101", "--rate", "30", "--state-endpoint", state,

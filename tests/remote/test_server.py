@@ -84,7 +84,7 @@ def wait_until_still(client: RobotClient, timeout: float = 10.0) -> np.ndarray:
 
 
 def test_description_state_status(panda) -> None:
-    server, client = panda
+    _, client = panda
     d = client.describe()
     assert d["kind"] == "arm" and d["joint_names"] == ARM and d["command_names"] == ARM + ["gripper"]
     assert d["base_frame"] == "link0" and d["rate_hz"] == 500.0 and d["cameras"] == []
@@ -121,7 +121,7 @@ def test_camera_frames_are_published() -> None:
 
 
 def test_trajectory_moves_bad_ones_are_rejected_and_the_arm_holds(panda) -> None:
-    server, client = panda
+    _, client = panda
     q = wait_until_still(client)
     goal = q.copy()
     goal[0] += 0.15
@@ -153,7 +153,7 @@ def test_trajectory_moves_bad_ones_are_rejected_and_the_arm_holds(panda) -> None
 
 
 def test_estop_latches_until_reset(panda) -> None:
-    server, client = panda
+    _, client = panda
     q = wait_until_still(client)
     assert client.estop("test").ok
     reply = client.trajectory(ARM, np.array([q - np.r_[0.1, np.zeros(6)]]), np.array([0.5]))
@@ -170,7 +170,7 @@ def test_estop_latches_until_reset(panda) -> None:
 
 
 def test_pose_target_through_ik_and_bad_targets(panda) -> None:
-    server, client = panda
+    _, client = panda
     wait_until_still(client)
     down = [0.0, 1.0, 0.0, 0.0]  # TCP pointing down (w, x, y, z)
     assert client.pose("map", [0.5, 0.0, 0.3], down).code == "frame"
@@ -185,7 +185,7 @@ def test_pose_target_through_ik_and_bad_targets(panda) -> None:
 
 
 def test_disarmed_arm_holds_and_rejects_motion(panda) -> None:
-    server, client = panda
+    _, client = panda
     q = wait_until_still(client)
     assert client.set_armed(False).ok
     reply = client.trajectory(ARM, np.array([q + np.r_[0.1, np.zeros(6)]]), np.array([0.5]))
@@ -194,7 +194,7 @@ def test_disarmed_arm_holds_and_rejects_motion(panda) -> None:
 
 
 def test_malformed_frames_are_answered_not_fatal(panda) -> None:
-    server, client = panda
+    _, client = panda
     sock = zmq.Context.instance().socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
     sock.connect(client.command_endpoint)

@@ -25,7 +25,12 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image, Imu, JointState
 from std_srvs.srv import SetBool, Trigger
-from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint, MultiDOFJointTrajectory, MultiDOFJointTrajectoryPoint
+from trajectory_msgs.msg import (
+    JointTrajectory,
+    JointTrajectoryPoint,
+    MultiDOFJointTrajectory,
+    MultiDOFJointTrajectoryPoint,
+)
 
 RELIABLE = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, depth=10)
 TIMEOUT = 20.0
@@ -82,7 +87,7 @@ class Checker(Node):
 
 
 def duration(s: float) -> Duration:
-    return Duration(sec=int(s), nanosec=int(round((s - int(s)) * 1e9)))
+    return Duration(sec=int(s), nanosec=round((s - int(s)) * 1e9))
 
 
 def trajectory(names: list[str], points: list[list[float]], times: list[float], stamp: Any = None) -> JointTrajectory:
@@ -280,7 +285,7 @@ def main() -> int:
         result = SCENARIOS[name](node, args)
         sys.stdout.write(json.dumps({"ok": True, "result": result}, default=str) + "\n")
         return 0
-    except Exception as e:  # report, let pytest fail with the message
+    except Exception as e:  # noqa: BLE001 report, let pytest fail with the message
         sys.stdout.write(json.dumps({"ok": False, "error": f"{type(e).__name__}: {e}"}) + "\n")
         return 1
     finally:

@@ -124,7 +124,7 @@ def test_policy_node_publishes_chunks_that_the_bridge_executes(stack) -> None:
     policy = stack.rcs("serve", ["serve", "--policy", str(REPO / "launch" / "policies" / "panda_hold.json"),
                                  "--bind", endpoint])
     policy.wait_for("serving", timeout=60)
-    robot, state, command = stack.robot("sim_panda.yaml")
+    _, state, command = stack.robot("sim_panda.yaml")
     bridge = stack.node("robot_bridge", "robot_bridge_panda.yaml", {"state_endpoint": state, "command_endpoint": command})
     node = stack.node("policy_node", "policy_node_panda.yaml", {"policy_endpoint": endpoint})
     node.wait_for("policy panda-hold-home", timeout=60)

@@ -5,11 +5,12 @@ robot server config ``config/robots/<robot>.yaml`` and the ``robot_bridge`` node
 ``config/robot_bridge_<model>.yaml``. Needs launch and launch_ros (a ROS 2 install; they are not on PyPI).
 """
 
-from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, ExecuteProcess
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
+
+from launch import LaunchDescription
 
 
 def generate_launch_description() -> LaunchDescription:

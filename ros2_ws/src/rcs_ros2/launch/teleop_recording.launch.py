@@ -6,9 +6,10 @@ this launch file starts no robot server and no bridge; it exists so that recordi
 tree as the rest of a ROS deployment. Needs launch (not on PyPI).
 """
 
-from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, ExecuteProcess
 from launch.substitutions import LaunchConfiguration
+
+from launch import LaunchDescription
 
 
 def generate_launch_description() -> LaunchDescription:

@@ -30,7 +30,7 @@ STATE_QOS_PROFILES: dict[str, QoSProfile] = {
 def to_time(seconds: float) -> Time:
     """A ``builtin_interfaces/Time`` from seconds since the epoch."""
     sec = math.floor(seconds)
-    return Time(sec=int(sec), nanosec=min(999_999_999, int(round((seconds - sec) * 1e9))))
+    return Time(sec=int(sec), nanosec=min(999_999_999, round((seconds - sec) * 1e9)))
 
 
 def from_time(stamp: Time) -> float:
@@ -46,7 +46,7 @@ def from_duration(d: Duration) -> float:
 def to_duration(seconds: float) -> Duration:
     """A ``builtin_interfaces/Duration`` of ``seconds`` (>= 0)."""
     sec = math.floor(seconds)
-    return Duration(sec=int(sec), nanosec=min(999_999_999, int(round((seconds - sec) * 1e9))))
+    return Duration(sec=int(sec), nanosec=min(999_999_999, round((seconds - sec) * 1e9)))
 
 
 def declare(node: Node, params: dict[str, tuple[Any, str]]) -> dict[str, Any]:

@@ -25,7 +25,14 @@ from rclpy.node import Node
 from sensor_msgs.msg import Image, JointState
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from rcs.serving.client import DeadlineExceeded, HandshakeTimeout, PolicyClient, SchemaMismatchError, ServerError, SessionLost
+from rcs.serving.client import (
+    DeadlineExceeded,
+    HandshakeTimeout,
+    PolicyClient,
+    SchemaMismatchError,
+    ServerError,
+    SessionLost,
+)
 from rcs.serving.protocol import Schema, TensorSpec
 from rcs_ros2.common import COMMAND_QOS, SENSOR_QOS, declare, from_time, run, to_duration
 

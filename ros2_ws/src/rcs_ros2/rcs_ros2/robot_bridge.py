@@ -43,7 +43,16 @@ from trajectory_msgs.msg import JointTrajectory, MultiDOFJointTrajectory
 from rcs.remote.client import RobotClient, RobotServerTimeout
 from rcs.remote.wire import TOPIC_CAMERA, TOPIC_STATE, TOPIC_STATUS, Reply, rejected
 from rcs_ros2 import convert
-from rcs_ros2.common import COMMAND_QOS, DIAGNOSTICS_QOS, STATE_QOS_PROFILES, declare, from_duration, from_time, run, to_time
+from rcs_ros2.common import (
+    COMMAND_QOS,
+    DIAGNOSTICS_QOS,
+    STATE_QOS_PROFILES,
+    declare,
+    from_duration,
+    from_time,
+    run,
+    to_time,
+)
 
 PARAMETERS: dict[str, tuple[Any, str]] = {
     "state_endpoint": ("tcp://127.0.0.1:5600", "robot server PUB endpoint (rcs robot state_endpoint)"),
@@ -155,7 +164,7 @@ class RobotBridge(Node):
         while not self._stop.is_set():
             try:
                 got = self.client.receive(0.2)
-            except Exception as e:  # context terminated at shutdown
+            except Exception as e:  # noqa: BLE001 context terminated at shutdown
                 if not self._stop.is_set():
                     self.get_logger().error(f"state thread stopped: {e}")
                 return
@@ -167,7 +176,7 @@ class RobotBridge(Node):
                 continue
             try:
                 handler(topic, msg)
-            except Exception as e:  # rclpy's signal handler invalidates the context before close() runs
+            except Exception as e:  # noqa: BLE001 rclpy's signal handler invalidates the context before close() runs
                 if self._stop.is_set() or not rclpy.ok():
                     return
                 self.get_logger().error(f"state message dropped: {type(e).__name__}: {e}")
@@ -222,7 +231,7 @@ class RobotBridge(Node):
             reply = build()
         except RobotServerTimeout as e:
             reply = rejected("timeout", "robot_server", str(e))
-        except Exception as e:  # a malformed message that slipped through: reject, keep the node alive
+        except Exception as e:  # noqa: BLE001 a malformed message that slipped through: reject, keep the node alive
             reply = rejected("malformed", what, f"{type(e).__name__}: {e}")
         if reply.ok:
             self.get_logger().debug(f"{what} accepted: {reply.info}")
