@@ -111,3 +111,45 @@ def test_rcs_robot_sigterm_and_bad_config(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0 and "robot server stopped" in out_text
+
+
+def test_clients_import_only_the_light_core() -> None:
+    """The ROS nodes use these modules from a venv without MuJoCo or torch."""
+    code = ("import sys, rcs.remote.client, rcs.remote.wire, rcs.remote.commands, rcs.remote.config, "
+            "rcs.serving.client; heavy = sorted(m for m in ('mujoco', 'torch', 'lerobot', 'rclpy', 'sim') "
+            "if m in sys.modules); print(heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def _ports_free(*ports: int) -> bool:
+    for p in ports:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", p))
+            except OSError:
+                return False
+    return True
+
+
+def test_policy_deployment_composition_runs_as_shipped() -> None:
+    """launch/policy_deployment.yaml exactly as shipped (fixed ports 5555, 5600, 5601)."""
+    if not _ports_free(5555, 5600, 5601):
+        pytest.skip("ports 5555/5600/5601 of the shipped composition are in use on this machine")
+    proc = subprocess.Popen([*RCS, "up", str(REPO / "launch" / "policy_deployment.yaml")], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_line(proc, '"ready": true')
+        with RobotClient("tcp://127.0.0.1:5601", "tcp://127.0.0.1:5600", topics=(b"status",)) as client:
+            end = time.monotonic() + 30
+            status = client.wait_for(b"status").meta
+            while status["stage"] != "running" and time.monotonic() < end:
+                status = client.wait_for(b"status").meta
+        assert status["stage"] == "running" and status["engaged"], status  # the served policy drives the loop
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out
+    assert "session" in out and "robot server stopped" in out and "policy server stopped" in out
