@@ -345,13 +345,23 @@ class RobotServer:
         t.start()
         self._threads.append(t)
 
-    def stop(self, stop_time_s: float = 0.3) -> None:
-        """Controlled stop (disengage, let the loop brake for ``stop_time_s``), then stop every thread."""
+    def stop(self, stop_time_s: float = 0.3, land_timeout_s: float = 20.0) -> None:
+        """Controlled stop, then stop every thread: arms disengage and brake for ``stop_time_s``; an airborne
+        quadrotor is landed first (e-stop: descend, disarm on the ground; up to ``land_timeout_s``)."""
         if self._stop.is_set():
             return
         if self._bridge is not None:
             self._bridge.stop()
         self.task.disengage()
+        latest = self._served.latest
+        if not self.is_arm and latest is not None and self.task.safety.airborne(latest[1]):  # type: ignore[attr-defined]
+            log.warning("stopping while airborne: landing first")
+            self.task.estop.trigger("robot server shutdown: landing")
+            end = time.monotonic() + land_timeout_s
+            while time.monotonic() < end and (state := self._served.latest[1]).armed:  # type: ignore[index]
+                time.sleep(0.05)
+            if state.armed:
+                log.error("not landed within %.0f s; stopping anyway", land_timeout_s)
         time.sleep(stop_time_s)
         self._stop.set()
         self.loop.stop()
