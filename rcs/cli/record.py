@@ -128,6 +128,16 @@ def _quiet_libraries() -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rcs.errors import RcsError
+
+    try:
+        return _record(args)
+    except RcsError as exc:  # bad names, incompatible dataset, locked folder, device not found: one clear line
+        sys.stderr.write(f"rcs record: {exc}\n")
+        return 2
+
+
+def _record(args: argparse.Namespace) -> int:
     import rcs.envs  # noqa: F401  (registers the env ids)
     from rcs.recording.features import FeatureLayout
     from rcs.recording.session import CameraSet, Progress, RecordSession

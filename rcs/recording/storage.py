@@ -28,6 +28,8 @@ import shutil
 import signal
 from pathlib import Path
 
+from rcs.errors import RcsError
+
 log = logging.getLogger(__name__)
 
 _RENAME_EXCHANGE = 2
@@ -48,7 +50,7 @@ def _kill_point(name: str) -> None:
             os.kill(os.getpid(), signal.SIGKILL)
 
 
-class DatasetLockedError(RuntimeError):
+class DatasetLockedError(RcsError):
     """Another process is recording into the same dataset folder."""
 
 

@@ -349,7 +349,7 @@ class Recorder:
             self.store.close()
         return reports
 
-    def __enter__(self) -> "Recorder":
+    def __enter__(self) -> Recorder:
         return self
 
     def __exit__(self, *exc: object) -> None:

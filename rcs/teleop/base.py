@@ -65,7 +65,7 @@ class Teleop(ABC):
     def close(self) -> None:
         """Release the device (idempotent)."""
 
-    def __enter__(self) -> "Teleop":
+    def __enter__(self) -> Teleop:
         self.connect()
         return self
 

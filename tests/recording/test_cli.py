@@ -1,4 +1,5 @@
-"""``rcs record`` / ``rcs dataset info`` / ``rcs replay`` as users run them (real subprocesses)."""
+"""``rcs record`` as users run it (a real subprocess), then ``rcs dataset info`` / ``rcs replay`` through the same
+``main()`` in-process (saves an interpreter start with lerobot's imports per call)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,17 @@ def _run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([RCS, *args], capture_output=True, text=True, timeout=300)
 
 
+def _main(capsys, *args: str) -> tuple[int, str, str]:
+    from rcs.cli.main import main
+
+    try:
+        rc = main(list(args))
+    except SystemExit as exc:  # argparse and unknown names
+        rc = exc.code if isinstance(exc.code, int) else 1
+    captured = capsys.readouterr()
+    return rc, captured.out, captured.err
+
+
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("cli") / "pick"
@@ -30,33 +42,33 @@ def dataset(tmp_path_factory) -> Path:
     return root
 
 
-def test_dataset_info_reports_episodes_features_stats(dataset):
-    out = _run("dataset", "info", "--root", str(dataset), "--json")
-    assert out.returncode == 0, out.stderr
-    info = json.loads(out.stdout)
+def test_dataset_info_reports_episodes_features_stats(dataset, capsys):
+    rc, out, err = _main(capsys, "dataset", "info", "--root", str(dataset), "--json")
+    assert rc == 0, err
+    info = json.loads(out)
     assert info["episodes"] == 2 and info["episode_lengths"] == [30, 30] and info["fps"] == 20
     assert info["features"]["action"]["names"] == ["x", "y", "z", "rx", "ry", "rz", "gripper"]
     assert len(info["stats"]["observation.state"]["mean"]) == 15
     assert info["recording"]["env_id"] == "rcs/PandaPickCube-v0" and info["recording"]["teleop"] == "expert"
-    text = _run("dataset", "info", "--root", str(dataset))
-    assert "episodes: 2, frames: 60" in text.stdout
+    rc, out, _ = _main(capsys, "dataset", "info", "--root", str(dataset))
+    assert rc == 0 and "episodes: 2, frames: 60" in out
 
 
-def test_replay_reproduces_the_recording(dataset):
-    out = _run("replay", "--root", str(dataset), "--episode", "1", "--json")
-    assert out.returncode == 0, out.stderr
-    r = json.loads(out.stdout)
+def test_replay_reproduces_the_recording(dataset, capsys):
+    rc, out, err = _main(capsys, "replay", "--root", str(dataset), "--episode", "1", "--json")
+    assert rc == 0, err
+    r = json.loads(out)
     assert r["seed"] == 5 and r["frames"] == 30
     assert r["initial_error"]["cube_m"] < 1e-6 and r["initial_error"]["joint_rad"] < 1e-6
     # the simulator is deterministic: the recorded actions reproduce the recorded states (float32 storage)
     assert r["joint_error_rad"]["max"] < 1e-5 and r["tcp_error_m"]["max"] < 1e-5
 
 
-def test_clear_errors_for_bad_arguments(dataset, tmp_path):
-    out = _run("replay", "--root", str(dataset), "--episode", "9")
-    assert out.returncode == 1 and "episode=9: the dataset has episodes 0..1" in out.stderr
-    out = _run("dataset", "info", "--root", str(tmp_path / "nothing"))
-    assert out.returncode == 1 and "is not a LeRobot dataset" in out.stderr
-    out = _run("record", "--teleop", "nope", "--root", str(tmp_path / "x"), "--cameras", "none")
-    assert out.returncode != 0 and "unknown teleop 'nope'; known teleops: expert" in out.stderr
+def test_clear_errors_for_bad_arguments(dataset, tmp_path, capsys):
+    rc, _, err = _main(capsys, "replay", "--root", str(dataset), "--episode", "9")
+    assert rc == 1 and "episode=9: the dataset has episodes 0..1" in err
+    rc, _, err = _main(capsys, "dataset", "info", "--root", str(tmp_path / "nothing"))
+    assert rc == 1 and "is not a LeRobot dataset" in err
+    rc, _, err = _main(capsys, "record", "--teleop", "nope", "--root", str(tmp_path / "x"), "--cameras", "none")
+    assert rc == 2 and "rcs record: unknown teleop 'nope'; known teleops: expert" in err
     assert not (tmp_path / "x").exists()

@@ -176,3 +176,12 @@ def test_mismatched_features_and_bad_frames_are_named(tmp_path, env):
             c.close()
     with pytest.raises(IncompatibleDatasetError, match="fps=20 in the dataset"):
         new_recorder(root, layout, fps=30)
+
+
+def test_second_recorder_on_the_same_folder_is_refused(tmp_path, env):
+    from rcs.recording.storage import DatasetLockedError
+
+    layout = layout_for(env, {})
+    with new_recorder(tmp_path / "ds", layout):
+        with pytest.raises(DatasetLockedError, match="is being written by another process"):
+            new_recorder(tmp_path / "ds", layout)
