@@ -61,9 +61,10 @@ if "$VENV/bin/python" -c "import importlib.util as u, sys; sys.exit(0 if (u.find
   log "ERROR: torch or mujoco found in $VENV: the ROS side must need only the light core"; exit 1
 fi
 
-# 3. Build the workspace (ament_python packages) with colcon, only when a source file changed.
+# 3. Build the workspace (ament_python packages) with colcon, only when one of its files changed
 build_stamp=$WS/install/.rcs-built
-if [ ! -f "$build_stamp" ] || [ -n "$(find "$WS/src" -newer "$build_stamp" -print -quit)" ]; then
+# (launch/robots and launch/policies are installed into the package's share/ too)
+if [ ! -f "$build_stamp" ] || [ -n "$(find "$WS/src" launch/robots launch/policies -newer "$build_stamp" -print -quit)" ]; then
   log "building $WS with colcon"
   t0=$SECONDS
   (
