@@ -78,7 +78,8 @@ class ServerConfig:
         watchdog: ``WatchdogConfig`` fields (``stop_after_s``, ``disarm_after_s``, ``fade_in_s``).
         executor: ``ExecutorConfig`` fields (``strategy``, ``max_age_s``...).
         trajectory: ``TrajectoryLimits`` fields (``start_tolerance``, ``max_duration_s``, ...) plus
-            ``max_age_s`` (oldest accepted command stamp, s) and ``max_future_s``.
+            ``max_age_s`` (oldest accepted command stamp, s), ``max_future_s``, ``target_velocity_scale``
+            (pose targets) and ``settle_s`` (the last point is held this long as part of the plan, default 0.5).
         start_armed: accept motion commands from the start (default: arms yes, quadrotors no).
         status_period_s: period of STATUS messages.
         policy: optional link to a policy server.

@@ -68,7 +68,7 @@ from rcs.types import ArmState, QuadrotorState
 log = logging.getLogger(__name__)
 
 #: ``trajectory`` config keys the server reads itself (the others are TrajectoryLimits fields).
-SERVER_TRAJECTORY_KEYS = ("max_age_s", "max_future_s", "target_velocity_scale")
+SERVER_TRAJECTORY_KEYS = ("max_age_s", "max_future_s", "target_velocity_scale", "settle_s")
 
 #: Default cap of the control rate when the config gives none (Hz).
 DEFAULT_MAX_RATE_HZ = 500.0
@@ -236,6 +236,7 @@ class RobotServer:
         tcfg = config.trajectory
         self.max_age_s = float(tcfg.get("max_age_s", 0.5))
         self.max_future_s = float(tcfg.get("max_future_s", 0.01))
+        self.settle_ticks = max(0, round(float(tcfg.get("settle_s", 0.5)) * self.rate_hz))
         self.armed = config.start_armed if config.start_armed is not None else self.is_arm
         self.rejections: dict[str, int] = {}
         self.last_rejection = ""
@@ -483,8 +484,14 @@ class RobotServer:
         return np.asarray(self.task.hold_vector(latest[1]), dtype=np.float64)
 
     def _submit(self, values: np.ndarray, age_s: float, kind: str) -> Reply:
+        """Submit a per-tick plan as one chunk starting ``age_s`` ago. The last point is held for ``settle_s``
+        more (still fresh for the watchdog), so a command the safety filter slowed down (e.g. after ticks were
+        skipped under load) settles on the target instead of being held wherever braking left it."""
         tick = self.loop.tick
         start = max(0, tick - round(age_s / self.dt))
+        duration = (len(values) - 1) * self.dt
+        if self.settle_ticks:
+            values = np.vstack([values, np.repeat(values[-1:], self.settle_ticks, axis=0)])
         chunk = ActionChunk(start, values, self.names, self.dt, self.dt, time.monotonic() - age_s)
         rejection = self.task.executor.submit(chunk)
         if rejection is not None:
@@ -492,7 +499,7 @@ class RobotServer:
         self._served.fresh_until_tick = start + len(values) - 1
         if not self.task.watchdog.engaged:
             self.task.engage()
-        return accepted(start_tick=start, duration_s=round((len(values) - 1) * self.dt, 6))
+        return accepted(start_tick=start, duration_s=round(duration, 6))
 
     def _trajectory(self, msg: RobotMessage) -> Reply:
         blocked = self._motion_allowed()
