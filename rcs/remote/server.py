@@ -251,7 +251,7 @@ class RobotServer:
         self._pub = self._ctx.socket(zmq.PUB)
         self._pub.setsockopt(zmq.LINGER, 0)
         self._pub.setsockopt(zmq.SNDHWM, 1000)
-        self._pub.bind(config.state_endpoint)
+        _bind(self._pub, config.state_endpoint, "state_endpoint")
         self._served = _ServedTask(self.task, self._pub, self.dt)
         self.loop = ControlLoop(
             self._served, self.rate_hz, robot=_SteppedSimulation(self.robot, self._stepped) if isinstance(self.robot, Simulated) else None,
@@ -322,7 +322,7 @@ class RobotServer:
         router = self._ctx.socket(zmq.ROUTER)
         router.setsockopt(zmq.LINGER, 0)
         router.setsockopt(zmq.MAXMSGSIZE, 256 * 1024 * 1024)
-        router.bind(self.config.command_endpoint)
+        _bind(router, self.config.command_endpoint, "command_endpoint")
         if self.cameras:  # first frames before the loop starts: a renderer's first frame creates its GL context
             ready = threading.Event()
             self._spawn("rcs-robot-cameras", self._serve_cameras, ready)
@@ -733,6 +733,15 @@ def realtime_io_threads(ctx: zmq.Context, priority: int) -> bool:
     except (zmq.ZMQError, AttributeError) as e:
         log.warning("ZeroMQ I/O threads keep the default scheduler: %s", e)
         return False
+
+
+def _bind(sock: zmq.Socket, endpoint: str, key: str) -> None:
+    """Bind, turning ZeroMQ's error (port in use, bad address) into a ConfigError naming the config key."""
+    try:
+        sock.bind(endpoint)
+    except zmq.ZMQError as e:
+        sock.close(0)
+        raise ConfigError(f"{key}={endpoint!r}: cannot bind: {e}") from None
 
 
 def _clock_offset() -> float:

@@ -100,6 +100,12 @@ def test_rcs_robot_sigterm_and_bad_config(tmp_path: Path) -> None:
     bad.write_text("robot: sim/panda\nrate: 500\n")
     out = subprocess.run([*RCS, "robot", "--config", str(bad)], capture_output=True, text=True, timeout=60, check=False)
     assert out.returncode != 0 and "unknown key(s) rate" in out.stderr
+    same = f"tcp://127.0.0.1:{port()}"
+    out = subprocess.run([*RCS, "robot", "--robot", "sim/so101", "--state-endpoint", same, "--command-endpoint", same],
+                         capture_output=True, text=True, timeout=60, check=False)
+    assert out.returncode != 0 and "command_endpoint=" in out.stderr and "cannot bind" in out.stderr
+    out = subprocess.run([*RCS, "robot", "--robot", "sim/nope"], capture_output=True, text=True, timeout=60, check=False)
+    assert out.returncode != 0 and "unknown robot 'sim/nope'" in out.stderr
     state, command = f"tcp://127.0.0.1:{port()}", f"tcp://127.0.0.1:{port()}"
     proc = subprocess.Popen([*RCS, "robot", "--robot", "sim/so101", "--rate", "30", "--state-endpoint", state,
                              "--command-endpoint", command], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
