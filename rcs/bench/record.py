@@ -5,12 +5,14 @@ For ``--seconds`` (default 30) of wall-clock time:
 - the control loop (:class:`rcs.control.loop.ControlLoop`, absolute deadlines, real-time setup where permitted)
   runs at ``--state-hz`` (default 500): it reads the arm state, commands a slow joint sway and advances the
   physics by one period;
-- two camera threads render the scene's ``front`` and ``wrist`` cameras at ``--camera-fps`` (default 30) and
+- two camera threads (``SCHED_FIFO`` 60 with replayed frames, default scheduling when rendering) render the
+  scene's ``front`` and ``wrist`` cameras at ``--camera-fps`` (default 30) and
   ``--size`` (default 480x640) from a snapshot of the simulation state, each with its own OpenGL context, the
   way physical cameras deliver frames on their own threads;
 - at every dataset frame (``--camera-fps``), the loop hands the recorder the newest image of each camera, the
   newest state, and every state sample since the previous frame (the ``state_stream`` features, see
-  :mod:`rcs.recording.features`); videos are encoded off the loop (:mod:`rcs.recording.video`).
+  :mod:`rcs.recording.features`); videos are encoded off the loop, by default in one worker process per camera
+  (``--encoder process``, :mod:`rcs.recording.encoder_process`), or on threads (``--encoder thread``).
 
 Then the episode is committed and the numbers are measured **from the saved dataset, loaded with lerobot**:
 
@@ -19,8 +21,8 @@ Then the episode is committed and the numbers are measured **from the saved data
 - ``dropped_frames``: frames lost between capture and file: frame slots where a camera had no new image
   (the camera fell behind, the previous image is repeated), images overwritten before being recorded, and
   images the encoder queue refused;
-- ``cpu_percent``: CPU time of this process (all threads) / wall time during the recording, x100 (200 = two
-  cores busy).
+- ``cpu_percent``: CPU time of this process (all threads) and of its encoder worker processes / wall time during
+  the recording, x100 (200 = two cores busy).
 
 Camera source: ``--camera-source render`` (default) renders live; ``replay`` cycles through frames rendered from
 the same motion beforehand, which isolates the recording path (capture hand-off, encoding, commit) from the cost
@@ -69,6 +71,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="'render': render every frame live (default); 'replay': cycle through 2 s of frames rendered "
                              "from the moving scene beforehand, to measure the recording path without the renderer's cost")
     parser.add_argument("--keep", type=Path, default=None, help="keep the recorded dataset here (default: temporary)")
+    parser.add_argument("--encoder", choices=["thread", "process"], default="process",
+                        help="video encoders on threads of this process, or in worker processes (shared-memory frames)")
     parser.add_argument("--no-rt", action="store_true", help="no SCHED_FIFO for the loop and camera capture threads")
 
 
@@ -227,8 +231,11 @@ def run(args: argparse.Namespace) -> dict:
         model.vis.quality.offsamples = 0
     lock = threading.Lock()
     replay = _prerender(arm, height, width, args.camera_fps) if args.camera_source == "replay" else {}
-    cams = [_SimCameraThread(model, data, lock, name, height, width, args.camera_fps, replay.get(name),
-                             None if args.no_rt else CAMERA_FIFO_PRIORITY) for name in CAMERAS]
+    # Replayed frames make a capture thread as light as a camera driver's: it gets SCHED_FIFO (below the loop).
+    # Live software rendering is heavy (about 20 ms a frame): at SCHED_FIFO it would starve the encoders.
+    capture_priority = CAMERA_FIFO_PRIORITY if args.camera_source == "replay" and not args.no_rt else None
+    cams = [_SimCameraThread(model, data, lock, name, height, width, args.camera_fps, replay.get(name), capture_priority)
+            for name in CAMERAS]
     k = int(math.ceil(args.state_hz / args.camera_fps)) + 2
     layout = FeatureLayout(tuple(arm.spec.joint_names), (*arm.spec.joint_names, "gripper"),
                            tuple((n, height, width) for n in CAMERAS), state_stream=k)
@@ -236,10 +243,11 @@ def run(args: argparse.Namespace) -> dict:
     root = args.keep or workdir / "ds"
     recorder = Recorder(root, fps=args.camera_fps, features=layout.features(), robot_type="panda", realtime=True,
                         recording={"benchmark": "rcs bench record", "state_hz": args.state_hz},
-                        video=VideoOptions(vcodec=args.vcodec))
+                        video=VideoOptions(vcodec=args.vcodec, backend=args.encoder))
     task = _RecordTask(arm, lock, cams, recorder, layout, args.camera_fps, 1.0 / args.state_hz)
     loop = ControlLoop(task, args.state_hz, robot=None, paced=True, rt=None if args.no_rt else _RT, log_every_s=0)
     try:
+        recorder.wait_encoders_ready()
         recorder.start_episode("bench: joint sway with two cameras")
         t0 = time.monotonic() + 0.5
         for cam in cams:
@@ -249,9 +257,9 @@ def run(args: argparse.Namespace) -> dict:
             raise RuntimeError(f"camera thread failed: {errors[0]!r}")
         while any(c.latest is None for c in cams) and time.monotonic() < t0 + 30:
             time.sleep(0.005)
-        cpu0, wall0 = resource.getrusage(resource.RUSAGE_SELF), time.monotonic()
+        cpu0, enc0, wall0 = resource.getrusage(resource.RUSAGE_SELF), recorder.encoder_cpu_seconds(), time.monotonic()
         stats = loop.run(duration_s=args.seconds)
-        cpu1, wall1 = resource.getrusage(resource.RUSAGE_SELF), time.monotonic()
+        cpu1, enc1, wall1 = resource.getrusage(resource.RUSAGE_SELF), recorder.encoder_cpu_seconds(), time.monotonic()
         for cam in cams:
             cam.stop()
         encoder_dropped = recorder.dropped_frames
@@ -260,7 +268,8 @@ def run(args: argparse.Namespace) -> dict:
         report = recorder.save_episode().result()
         commit_s = time.perf_counter() - t_commit
         recorder.close()
-        cpu_s = (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime)
+        own_cpu_s = (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime)
+        cpu_s = own_cpu_s + (enc1 - enc0)
         result: dict[str, Any] = {"saved": report.saved, "reason": report.reason}
         if report.saved:
             ds = LeRobotDataset(recorder.repo_id, root=root)
@@ -292,10 +301,11 @@ def run(args: argparse.Namespace) -> dict:
             "detail": {
                 **result,
                 "seconds": args.seconds, "size": [height, width], "vcodec": args.vcodec, "render": args.render,
-                "camera_source": args.camera_source,
+                "camera_source": args.camera_source, "encoder": args.encoder,
+                "cpu_percent_loop_process": round(100.0 * own_cpu_s / (wall1 - wall0), 1),
                 "camera_slots_repeated": task.camera_repeats, "camera_frames_skipped": task.camera_skipped,
                 "encoder_dropped": encoder_dropped, "camera_deadlines_missed": sum(c.late for c in cams),
-                "encoder_backlog_at_stop": backlog, "camera_rt": [c.rt_warning or "SCHED_FIFO" for c in cams], "commit_s": round(commit_s, 2),
+                "encoder_backlog_at_stop": backlog, "camera_rt": [("SCHED_FIFO" if c.fifo_priority and not c.rt_warning else c.rt_warning or "default") for c in cams], "commit_s": round(commit_s, 2),
                 "loop": {"achieved_rate_hz": round(stats.achieved_rate_hz, 1), "lateness_us": stats.lateness_us,
                          "missed_ticks": stats.missed_ticks, "rt_scheduling": stats.rt_scheduling},
                 "cpus": os.cpu_count(),

@@ -51,6 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keep", choices=["all", "success"], default=None,
                         help="which finished episodes to save (default: success for the expert, all otherwise)")
     parser.add_argument("--vcodec", default=None, help="video codec (default lerobot's, libsvtav1)")
+    parser.add_argument("--encoder", choices=["thread", "process"], default=None,
+                        help="video encoders on threads (default for simulated experts) or in worker processes "
+                             "(default for real-time devices: encoding never holds the loop's GIL)")
     parser.add_argument("--teleop-option", action="append", default=[], metavar="KEY=VALUE",
                         help="device option (repeatable), e.g. device=/dev/hidraw0")
     parser.add_argument("--push-to-hub", action="store_true", help="upload to the Hugging Face hub when done (explicit only)")
@@ -181,7 +184,8 @@ def _record(args: argparse.Namespace) -> int:
         }
         recorder = Recorder(
             args.root, fps=fps, features=layout.features(), repo_id=args.repo_id, robot_type=env.arm.spec.name,
-            recording=recording, video=VideoOptions(vcodec=args.vcodec), realtime=teleop.realtime,
+            recording=recording, video=VideoOptions(vcodec=args.vcodec, backend=args.encoder or ("process" if teleop.realtime else "thread")),
+            realtime=teleop.realtime,
         )
         start = recorder.episodes_saved
 

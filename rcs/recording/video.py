@@ -47,6 +47,9 @@ class VideoOptions:
         crf, preset, g: quality, speed preset and GOP size, codec-specific (see lerobot's docs).
         encoder_threads: codec threads per camera (None: the codec decides).
         queue_seconds: frames the queue holds per camera, in seconds of video, before frames are dropped.
+        backend: ``"thread"`` (an encoder thread per camera per episode) or ``"process"`` (a worker process per
+            camera for the whole recording, frames through shared memory: encoding never holds the loop
+            process's GIL; :mod:`rcs.recording.encoder_process`).
     """
 
     vcodec: str | None = None
@@ -55,6 +58,7 @@ class VideoOptions:
     g: int | None = None
     encoder_threads: int | None = None
     queue_seconds: float = 10.0
+    backend: str = "thread"
     extra: dict[str, Any] = field(default_factory=dict)
 
     def encoder_config(self) -> Any:

@@ -221,6 +221,9 @@ class Recorder:
         self.time_keys = [k for k in TIME_KEYS if k in self.features]
         self._placeholders = {k: np.zeros(tuple(self.features[k]["shape"]), dtype=np.uint8) for k in self.video_keys}
         self._encoder = self.video.encoder_config() if self.video_keys else None
+        if self.video.backend not in ("thread", "process"):
+            raise ValueError(f"video backend={self.video.backend!r}: 'thread' or 'process'")
+        self._workers: dict[str, Any] = {}
         self._episode: _Episode | None = None
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="rcs-commit")
         self._pending: list[concurrent.futures.Future] = []
@@ -244,6 +247,23 @@ class Recorder:
             raise
         self._next_index = self._saved
         self._sequence = 0
+        if self.video.backend == "process":
+            from rcs.recording.encoder_process import EncoderProcess
+
+            slots = int(max(2, self.video.queue_seconds * self.fps))
+            for key in self.video_keys:
+                h, w, _ = self.features[key]["shape"]
+                self._workers[key] = EncoderProcess(h, w, self.fps, self._encoder, self.video.encoder_threads, slots)
+
+    def wait_encoders_ready(self, timeout: float = 120.0) -> None:
+        """With the process backend: block until the encoder workers have started (benchmarks call this before
+        timing; recording does not need to, frames wait in shared memory)."""
+        for worker in self._workers.values():
+            worker.wait_ready(timeout)
+
+    def encoder_cpu_seconds(self) -> float:
+        """CPU time used so far by encoder worker processes (0 with the thread backend: counted in this process)."""
+        return sum(w.cpu_seconds() for w in self._workers.values())
 
     # -- state ----------------------------------------------------------------------------------------
     @property
@@ -276,10 +296,15 @@ class Recorder:
         index = self._next_index
         folder = self.store.encoding / f"episode_{index:06d}_{time.monotonic_ns()}"
         maxsize = int(max(1, self.video.queue_seconds * self.fps))
-        streams = {
-            key: VideoStream(folder / key / "video.mp4", self.fps, self._encoder, self.video.encoder_threads, maxsize)
-            for key in self.video_keys
-        }
+        if self._workers:
+            from rcs.recording.encoder_process import ProcessVideoStream
+
+            streams = {key: ProcessVideoStream(self._workers[key], folder / key / "video.mp4") for key in self.video_keys}
+        else:
+            streams = {
+                key: VideoStream(folder / key / "video.mp4", self.fps, self._encoder, self.video.encoder_threads, maxsize)
+                for key in self.video_keys
+            }
         self._sequence += 1
         self._episode = _Episode(index, task, {k: [] for k in self.data_keys}, streams, folder, info=dict(info),
                                  sequence=self._sequence)
@@ -346,6 +371,8 @@ class Recorder:
             reports = self.wait()
         finally:
             self._pool.shutdown(wait=True)
+            for worker in self._workers.values():
+                worker.close()
             self.store.close()
         return reports
 

@@ -64,12 +64,13 @@ def test_state_only_round_trip_values_counts_timestamps(tmp_path, env):
     assert json.loads((root / "meta" / "rcs_recording.json").read_text())["control_mode"] == "cartesian"
 
 
-def test_cameras_round_trip_video_frames(tmp_path, env):
+@pytest.mark.parametrize("backend", ["thread", "process"])
+def test_cameras_round_trip_video_frames(tmp_path, env, backend):
     root = tmp_path / "cams"
     cams = open_cameras(env, ["front", "wrist"])
     layout = layout_for(env, cams)
     try:
-        with new_recorder(root, layout) as rec:
+        with new_recorder(root, layout, backend=backend) as rec:
             frames = record_episode(env, expert_for(env), rec, layout, cams, seed=7)
             report = rec.save_episode().result()
         assert report.saved, report.reason
@@ -93,13 +94,14 @@ def test_cameras_round_trip_video_frames(tmp_path, env):
             c.close()
 
 
-def test_discard_and_rerecord_leave_no_trace(tmp_path, env):
+@pytest.mark.parametrize("backend", ["thread", "process"])
+def test_discard_and_rerecord_leave_no_trace(tmp_path, env, backend):
     root = tmp_path / "ds"
     cams = open_cameras(env, ["front"])
     layout = layout_for(env, cams)
     expert = expert_for(env)
     try:
-        with new_recorder(root, layout) as rec:
+        with new_recorder(root, layout, backend=backend) as rec:
             record_episode(env, expert, rec, layout, cams, seed=1)
             rec.save_episode().result()
             before = files(root)
