@@ -43,6 +43,8 @@ def info(root: Path, repo_id: str) -> dict:
 
     from rcs.recording.writer import EPISODES_META, RECORDING_META, read_info
 
+    if not root.exists():
+        raise RcsError(f"{root} does not exist (no episode has been saved there)")
     raw = read_info(root)  # clear error if this is not a dataset
     meta = LeRobotDatasetMetadata(repo_id, root=root)
     episodes = meta.episodes

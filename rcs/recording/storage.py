@@ -213,22 +213,28 @@ def _write_durable(path: Path) -> None:
 def recover(root: Path) -> list[str]:
     """Bring ``root`` and its work area to a consistent state after a crash. Returns what was done.
 
-    Rules: a ``staging/`` with its completion marker replaces a missing ``root`` (the crash fell between the
-    two renames of the fallback swap); otherwise ``old/`` is restored to a missing ``root``; any other staging
-    or temporary video (the episode in progress at the crash) is deleted. A complete ``root`` is never touched.
+    Rules: a ``staging/`` with its completion marker (fsynced after the whole staging folder) is swapped in: the
+    crash fell after the commit was durable but before or during the swap, so the episode being committed is
+    kept; otherwise ``old/`` is restored to a missing ``root``; any other staging folder or temporary video (the
+    episode in progress at the crash) is deleted. A complete ``root`` is only ever replaced by a complete version.
     """
     root = Path(root).absolute()
     store = DatasetStore(root)
     done: list[str] = []
-    if not root.exists():
-        if store.marker.exists() and store.staging.exists():
+    complete = store.marker.exists() and store.staging.exists()
+    if complete:  # the commit was durable, only the swap was interrupted: finish it
+        if root.exists():
+            if not _exchange(store.staging, root):
+                os.rename(root, store.old)
+                os.rename(store.staging, root)
+        else:
             os.rename(store.staging, root)
-            done.append(f"completed the interrupted swap: {store.staging} -> {root}")
-        elif store.old.exists():
-            os.rename(store.old, root)
-            done.append(f"restored the previous version: {store.old} -> {root}")
-        if done:
-            fsync_path(root.parent)
+        fsync_path(root.parent)
+        done.append(f"completed the interrupted commit: {root} now holds the staged version")
+    elif not root.exists() and store.old.exists():
+        os.rename(store.old, root)
+        fsync_path(root.parent)
+        done.append(f"restored the previous version: {store.old} -> {root}")
     for leftover, what in (
         (store.staging, "unfinished episode commit"),
         (store.old, "previous version (already replaced)"),
