@@ -245,7 +245,6 @@ class Recorder:
         except Exception:
             self.store.close()
             raise
-        self._next_index = self._saved
         self._sequence = 0
         if self.video.backend == "process":
             from rcs.recording.encoder_process import EncoderProcess
@@ -293,7 +292,7 @@ class Recorder:
             raise RuntimeError("an episode is already being recorded: save or discard it first")
         if not task:
             raise ValueError("task: a non-empty task description is required (lerobot's task column)")
-        index = self._next_index
+        index = self.episodes_saved + sum(not f.done() for f in list(self._pending))  # provisional
         folder = self.store.encoding / f"episode_{index:06d}_{time.monotonic_ns()}"
         maxsize = int(max(1, self.video.queue_seconds * self.fps))
         if self._workers:
@@ -344,7 +343,6 @@ class Recorder:
         if ep.frames == 0:
             self._cancel(ep)
             return self._done(EpisodeReport(ep.index, 0, False, "empty episode (no frames)", info=ep.info, sequence=ep.sequence))
-        self._next_index += 1
         future = self._pool.submit(self._commit, ep)
         self._pending.append(future)
         return future
@@ -433,9 +431,6 @@ class Recorder:
             log.exception("episode %d not saved", ep.index)
         finally:
             shutil.rmtree(ep.folder, ignore_errors=True)
-        if not report.saved:
-            with self._lock:
-                self._next_index = min(self._next_index, self._saved + sum(1 for f in self._pending if not f.done()))
         report.commit_s = time.perf_counter() - t0
         self.reports.append(report)
         return report
