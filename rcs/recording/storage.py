@@ -13,8 +13,10 @@ is a sibling folder ``.<root name>.rcs/`` on the same file system:
 
 The swap is ``renameat2(RENAME_EXCHANGE)`` (Linux >= 3.15 on ext4, xfs, btrfs, tmpfs, overlayfs) where the
 file system supports it; otherwise two renames, ``root -> old`` and ``staging -> root``, whose one-instant gap
-(``root`` missing) :func:`recover` closes at the next open (``rcs dataset repair`` runs the same). Nothing here
-is specific to lerobot.
+(``root`` missing) :func:`recover` closes at the next open (``rcs dataset repair`` runs the same). Versions are
+ordered by their episode count (``meta/info.json``): recovery only ever swaps in a staged version that is complete
+(marker) and newer than the dataset, so the previous version that sits in ``staging/`` right after an exchange is
+never put back.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import fcntl
+import json
 import logging
 import os
 import shutil
@@ -210,6 +213,14 @@ def _write_durable(path: Path) -> None:
         os.fsync(f.fileno())
 
 
+def _generation(folder: Path) -> int:
+    """How many commits a dataset version holds: its ``meta/info.json`` episode count (-1 if unreadable)."""
+    try:
+        return int(json.loads((folder / "meta" / "info.json").read_text()).get("total_episodes", -1))
+    except (OSError, ValueError):
+        return -1
+
+
 def recover(root: Path) -> list[str]:
     """Bring ``root`` and its work area to a consistent state after a crash. Returns what was done.
 
@@ -221,7 +232,11 @@ def recover(root: Path) -> list[str]:
     root = Path(root).absolute()
     store = DatasetStore(root)
     done: list[str] = []
-    complete = store.marker.exists() and store.staging.exists()
+    # Staging is a durable new version only if the marker exists and it is newer than root: after an exchange,
+    # staging holds the *previous* version until it is deleted, and the marker may still be there.
+    complete = store.marker.exists() and store.staging.exists() and (
+        not root.exists() or _generation(store.staging) > _generation(root)
+    )
     if complete:  # the commit was durable, only the swap was interrupted: finish it
         if root.exists():
             if not _exchange(store.staging, root):

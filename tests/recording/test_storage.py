@@ -1,0 +1,69 @@
+"""Recovery rules of the commit protocol on hand-built folder states (every state a SIGKILL can leave)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from rcs.recording.storage import DatasetStore, clone_tree, recover
+
+
+def _version(path: Path, episodes: int) -> None:
+    (path / "meta").mkdir(parents=True)
+    (path / "meta" / "info.json").write_text(json.dumps({"total_episodes": episodes}))
+    (path / "data").mkdir()
+    (path / "data" / f"file-{episodes:03d}.parquet").write_text("x")
+
+
+def _episodes(path: Path) -> int:
+    return json.loads((path / "meta" / "info.json").read_text())["total_episodes"]
+
+
+def test_durable_staged_commit_is_completed(tmp_path):
+    s = DatasetStore(tmp_path / "ds")
+    _version(s.root, 1)
+    _version(s.staging, 2)
+    s.marker.write_text("complete\n")
+    done = recover(s.root)
+    assert _episodes(s.root) == 2 and not s.staging.exists() and not s.marker.exists()
+    assert "completed the interrupted commit" in done[0]
+
+
+def test_previous_version_left_in_staging_after_exchange_is_not_put_back(tmp_path):
+    s = DatasetStore(tmp_path / "ds")
+    _version(s.root, 2)  # the exchange happened: root is new ...
+    _version(s.staging, 1)  # ... staging holds the old version, the marker is still there
+    s.marker.write_text("complete\n")
+    recover(s.root)
+    assert _episodes(s.root) == 2 and not s.staging.exists() and not s.marker.exists()
+
+
+def test_unfinished_staging_is_deleted_and_missing_root_restored(tmp_path):
+    s = DatasetStore(tmp_path / "ds")
+    _version(s.root, 3)
+    _version(s.staging, 4)  # no marker: not durable
+    recover(s.root)
+    assert _episodes(s.root) == 3 and not s.staging.exists()
+    s.root.rename(tmp_path / "elsewhere")
+    _version(s.old, 3)  # killed after root -> old, without a complete staging folder
+    recover(s.root)
+    assert _episodes(s.root) == 3 and not s.old.exists()
+
+
+def test_missing_root_with_durable_staging_is_completed(tmp_path):
+    s = DatasetStore(tmp_path / "ds")
+    _version(s.old, 1)
+    _version(s.staging, 2)
+    s.marker.write_text("complete\n")
+    recover(s.root)
+    assert _episodes(s.root) == 2 and not s.old.exists() and not s.staging.exists()
+
+
+def test_clone_links_data_and_copies_meta(tmp_path):
+    src, dst = tmp_path / "a", tmp_path / "b"
+    _version(src, 1)
+    clone_tree(src, dst, copy_dirs=("meta",))
+    assert (dst / "data" / "file-001.parquet").stat().st_ino == (src / "data" / "file-001.parquet").stat().st_ino
+    assert (dst / "meta" / "info.json").stat().st_ino != (src / "meta" / "info.json").stat().st_ino
+    (dst / "meta" / "info.json").write_text("changed")
+    assert _episodes(src) == 1  # rewriting the clone's metadata leaves the dataset untouched
