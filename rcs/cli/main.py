@@ -11,6 +11,7 @@ import logging
 import sys
 
 import rcs
+from rcs.errors import RcsError
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("rcs.cli.demo", "run the main demo on the simulated default robots"),
@@ -55,7 +56,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     if not top.verbose:
         logging.getLogger("OpenGL").setLevel(logging.WARNING)  # PyOpenGL's import-time INFO chatter
-    return int(module.run(args) or 0)
+    try:
+        return int(module.run(args) or 0)
+    except RcsError as e:  # a bad name, file, shape or limit: one clear line (the traceback with -v)
+        if top.verbose:
+            raise
+        sys.stderr.write(f"rcs {top.command}: {e}\n")
+        return 2
 
 
 if __name__ == "__main__":

@@ -48,3 +48,9 @@ def test_demo_runs_end_to_end(tmp_path):
     assert result["quadrotor"]["completed"] and result["quadrotor"]["tracking_error_rms_m"] < 0.01
     for video in (tmp_path / "pick_cube.mp4", tmp_path / "quadrotor_figure_eight.mp4"):
         assert video.stat().st_size > 10_000
+
+
+def test_rcs_errors_are_one_line_not_tracebacks():
+    out = subprocess.run([RCS, "serve", "--policy", "/nonexistent/ckpt"], capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0 and "Traceback" not in out.stderr
+    assert "policy='/nonexistent/ckpt'" in out.stderr
