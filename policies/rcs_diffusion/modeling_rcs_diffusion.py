@@ -1,7 +1,8 @@
 """``rcs_diffusion``: image encoder + state MLP (+ frozen sentence embedding) -> flow-matching action head.
 
-The head learns the velocity field of a rectified flow from Gaussian noise to the (normalized) action chunk:
-``x_t = (1 - t) x_0 + t x_1``, target ``x_1 - x_0``; inference integrates it with a few Euler steps. Everything
+The head learns a rectified flow from Gaussian noise to the (normalized) action chunk: ``x_t = (1 - t) x_0 +
+t x_1``; it predicts the clean chunk ``x_1`` (default) or the velocity ``x_1 - x_0``, and inference integrates
+``dx/dt = v`` with a few Euler steps from a fixed noise draw. Everything
 is small enough for a CPU: a 3-layer conv encoder with a spatial softmax per camera, MLPs elsewhere.
 
 Batches follow lerobot's convention after the preprocessor (normalized tensors): ``observation.state`` (B, S),
@@ -132,7 +133,12 @@ class RcsDiffusionPolicy(PreTrainedPolicy):
         self.image_keys = sorted(config.image_features)
         action_dim = config.output_features[ACTION].shape[0]
         self.action_dim = action_dim
-        vector_dim = sum(config.input_features[k].shape[0] for k in self.vector_keys)
+        self.vector_index: dict[str, list[int]] = {}
+        for k in self.vector_keys:
+            names = config.feature_names.get(k) or []
+            size = config.input_features[k].shape[0]
+            self.vector_index[k] = [i for i in range(size) if i >= len(names) or names[i] not in config.ignore_entries]
+        vector_dim = sum(len(v) for v in self.vector_index.values())
         parts = 0
         if vector_dim:
             self.state_mlp = nn.Sequential(
@@ -189,15 +195,26 @@ class RcsDiffusionPolicy(PreTrainedPolicy):
         """(B, horizon, D) normalized actions: integrate the flow from noise with ``num_inference_steps`` steps."""
         cond = self.condition(batch)
         b = cond.shape[0]
-        x = torch.randn(b, self.config.horizon, self.action_dim, device=cond.device, dtype=cond.dtype)
+        shape = (b, self.config.horizon, self.action_dim)
+        if self.config.noise_seed is None:
+            x = torch.randn(shape, device=cond.device, dtype=cond.dtype)
+        else:  # the same noise every call: a deterministic policy whose consecutive chunks agree
+            g = torch.Generator(device="cpu").manual_seed(self.config.noise_seed)
+            x = torch.randn(shape[1:], generator=g).to(cond.device, cond.dtype).expand(shape).clone()
         steps = self.config.num_inference_steps
         for i in range(steps):
             t = torch.full((b,), i / steps, device=cond.device, dtype=cond.dtype)
-            x = x + self.head(x, t, cond) / steps
+            x = x + self._velocity(x, t, cond) / steps
         return x
 
+    def _velocity(self, x: Tensor, t: Tensor, cond: Tensor) -> Tensor:
+        out = self.head(x, t, cond)
+        if self.config.prediction == "velocity":
+            return out
+        return (out - x) / (1 - t).clamp_min(1.0 / self.config.num_inference_steps)[:, None, None]
+
     def forward(self, batch: dict[str, Any]) -> tuple[Tensor, dict[str, float]]:
-        """Flow-matching loss (MSE of the velocity, padded actions masked out) and its value for logging."""
+        """Flow-matching loss (MSE of the predicted chunk or velocity, padded steps masked out) for logging."""
         target = batch[ACTION]
         if target.ndim != 3 or target.shape[1:] != (self.config.horizon, self.action_dim):
             raise ValueError(f"batch['action'].shape={tuple(target.shape)} must be (B, {self.config.horizon}, "
@@ -207,7 +224,8 @@ class RcsDiffusionPolicy(PreTrainedPolicy):
         noise = torch.randn_like(target)
         t = torch.rand(b, device=target.device, dtype=target.dtype)
         xt = (1 - t)[:, None, None] * noise + t[:, None, None] * target
-        error = (self.head(xt, t, cond) - (target - noise)) ** 2
+        wanted = target if self.config.prediction == "sample" else target - noise
+        error = (self.head(xt, t, cond) - wanted) ** 2
         pad = batch.get("action_is_pad")
         if pad is not None:
             keep = (~pad.bool()).unsqueeze(-1).to(error.dtype)
@@ -221,7 +239,7 @@ class RcsDiffusionPolicy(PreTrainedPolicy):
         """The (B, cond_dim) conditioning vector from the observation (and task text)."""
         parts: list[Tensor] = []
         if self.vector_keys:
-            vec = torch.cat([_one_step(batch, k, 2) for k in self.vector_keys], dim=-1)
+            vec = torch.cat([_one_step(batch, k, 2)[:, self.vector_index[k]] for k in self.vector_keys], dim=-1)
             parts.append(self.state_mlp(vec))
         for key in self.image_keys:
             parts.append(self.image_encoders[key.replace(".", "_")](self._image(_one_step(batch, key, 4))))

@@ -145,10 +145,34 @@ def _vector_column(table: Any, name: str) -> np.ndarray:
     return values.reshape(len(column), -1)
 
 
+#: smallest (max - min) and std used for normalization: entries that barely vary in the demonstrations (a
+#: quaternion component that is ~0, a coordinate at rest) would otherwise be scaled up by 1e3-1e16 and turn
+#: sensor noise at run time into inputs far outside anything seen in training.
+MIN_RANGE = 0.1
+MIN_STD = 0.05
+
+
 def _stats(x: torch.Tensor) -> dict[str, torch.Tensor]:
     x = x.double()
-    return {"mean": x.mean(0).float(), "std": x.std(0).float(), "min": x.min(0).values.float(),
-            "max": x.max(0).values.float(), "count": torch.tensor([x.shape[0]])}
+    lo, hi = x.min(0).values, x.max(0).values
+    widen = (MIN_RANGE - (hi - lo)).clamp_min(0.0) / 2
+    return {"mean": x.mean(0).float(), "std": x.std(0).clamp_min(MIN_STD).float(), "min": (lo - widen).float(),
+            "max": (hi + widen).float(), "count": torch.tensor([x.shape[0]])}
+
+
+def action_stats(config: RcsDiffusionConfig, chunks: torch.Tensor, state: torch.Tensor | None,
+                 action_names: list[str]) -> dict[str, torch.Tensor]:
+    """Stats of the actions the model is trained on: every step of every chunk, relative to the state when
+    ``config.relative_actions`` (as lerobot's RelativeActionsProcessorStep will present them)."""
+    if config.relative_actions:
+        if state is None:
+            raise DatasetFeatureError(f"relative_actions needs {STATE!r} (the reference the offsets are taken from)")
+        d = chunks.shape[-1]
+        if state.shape[1] < d:
+            raise DatasetFeatureError(f"relative_actions: {STATE} has {state.shape[1]} entries, the action {d}")
+        mask = torch.tensor([n not in config.relative_exclude for n in action_names], dtype=chunks.dtype)
+        chunks = chunks - state[:, None, :d] * mask
+    return _stats(chunks.reshape(-1, chunks.shape[-1]))
 
 
 def _image_stats(images: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -212,7 +236,8 @@ def load_demos(roots: str | Path | Sequence[str | Path], config: RcsDiffusionCon
     frame_actions = torch.cat([d.frame_actions for d in parts])
     stats = {k: _stats(v) for k, v in vectors.items()}
     stats.update({k: _image_stats(v) for k, v in images.items()})
-    stats[ACTION] = _stats(frame_actions)
+    actions = torch.cat([d.actions for d in parts])
+    stats[ACTION] = action_stats(config, actions, vectors.get(STATE), first.action_names)
     return DemoData(
         vectors=vectors, images=images, actions=torch.cat([d.actions for d in parts]),
         action_is_pad=torch.cat([d.action_is_pad for d in parts]), task_index=task_index, tasks=tasks,
@@ -304,7 +329,8 @@ def _load_one(root: str | Path, config: RcsDiffusionConfig, repo_id: str | None 
         input_features[k] = PolicyFeature(FeatureType.VISUAL, chw)
         stats[k] = _image_stats(images[k])
     output_features = {ACTION: PolicyFeature(FeatureType.ACTION, (targets.shape[1],))}
-    stats[ACTION] = _stats(torch.from_numpy(targets))
+    state = vectors.get(STATE)
+    stats[ACTION] = action_stats(config, torch.from_numpy(np.ascontiguousarray(chunks)), state, action_names)
     return DemoData(
         vectors=vectors, images=images, actions=torch.from_numpy(np.ascontiguousarray(chunks)),
         action_is_pad=torch.from_numpy(pad), task_index=torch.from_numpy(task_index), tasks=tasks,

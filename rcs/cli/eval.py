@@ -224,6 +224,9 @@ def evaluate(args: argparse.Namespace, say: Any = None) -> dict[str, Any]:
     summary = summarize(outcomes, time.monotonic() - t0)
     summary["policy"] = str(directory)
     summary["env"] = args.env
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
 
 
@@ -233,6 +236,8 @@ def run(args: argparse.Namespace) -> int:
             sys.stdout.write(text + "\n")
             sys.stdout.flush()
 
+    # SIGTERM unwinds like Ctrl-C, so the server child process is stopped too
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     try:
         summary = evaluate(args, say)
     except ConfigError as e:

@@ -42,8 +42,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="learn joint-position targets (measured joints one frame ahead + commanded gripper) "
                              "instead of the dataset's action column; needed to run a Cartesian-recorded dataset "
                              "on the joint-space control loop (rcs eval)")
+    parser.add_argument("--relative", action="store_true",
+                        help="learn chunks relative to the current state (lerobot's relative/absolute action steps)")
     parser.add_argument("--ignore-feature", action="append", default=[], metavar="NAME",
                         help="dataset observation feature not to use (repeatable)")
+    parser.add_argument("--ignore-entry", action="append", default=[], metavar="NAME",
+                        help="entry of a vector input not to read, by its dataset name, e.g. tcp_qw (repeatable)")
     parser.add_argument("--set", action="append", default=[], type=_override, metavar="FIELD=VALUE",
                         help="policy config field override (repeatable), e.g. --set horizon=16")
     parser.add_argument("--resume", action="store_true", help="continue from OUTPUT/checkpoints/last")
@@ -57,6 +61,10 @@ def run(args: argparse.Namespace) -> int:
     policy: dict[str, object] = dict(args.set)
     if args.language:
         policy["use_language"] = True
+    if args.relative:
+        policy["relative_actions"] = True
+    if args.ignore_entry:
+        policy["ignore_entries"] = list(args.ignore_entry)
     if args.joint_targets:
         policy["action_target"] = "joint_state_lookahead"
     cfg = TrainConfig(
