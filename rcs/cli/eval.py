@@ -154,6 +154,8 @@ def summarize(outcomes: list[Any], wall_s: float) -> dict[str, Any]:
         "failures": {str(o.seed): o.reason for o in outcomes if not o.success},
         "safety_interventions": _sum_counts(o.report.get("safety_interventions", {}) for o in outcomes),
         "chunk_rejections": _sum_counts(o.report.get("chunk_rejections", {}) for o in outcomes),
+        "wrong_object_lifted": sum(bool(o.report.get("wrong_object_lifted")) for o in outcomes),
+        "instructions": {str(o.seed): o.report["instruction"] for o in outcomes if "instruction" in o.report},
         "wall_s": round(wall_s, 1),
     }
 

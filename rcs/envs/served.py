@@ -282,7 +282,7 @@ class ServedRunner:
         frames: list[np.ndarray] = []
         next_frame = 0.0
         hold_needed = max(1, int(round(cfg.success_hold_s / u.dt)))
-        held, reason, success = 0, "timeout", False
+        held, reason, success, wrong_object = 0, "timeout", False, False
         started = time.monotonic()
         loop.start()
         bridge.start()
@@ -309,6 +309,8 @@ class ServedRunner:
                     continue
                 last_check = t
                 info = u._task_info(state)
+                if info.get("wrong_cube_lifted"):
+                    wrong_object = True
                 held = held + 1 if info.get("is_success") else 0
                 if held >= hold_needed:
                     success, reason = True, "success"
@@ -325,6 +327,9 @@ class ServedRunner:
             loop.join(10.0)
         report = task.report()
         report["bridge"] = dict(bridge.counters)
+        report["wrong_object_lifted"] = wrong_object  # tasks with distractors report info["wrong_cube_lifted"]
+        if instruction is not None:
+            report["instruction"] = instruction
         sim_time = locked.state_tick * control_dt
         return EpisodeOutcome(seed, success, int(round(sim_time / u.dt)), sim_time, reason, list(client.latency_ms),
                               list(client.infer_ms), frames, report)
