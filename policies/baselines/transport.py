@@ -6,6 +6,7 @@ policy), loopback, client-side wall time per blocking request/reply:
 - ``ours``: :mod:`rcs.serving` (ZMQ ROUTER/DEALER, binary header + msgpack + raw tensor frames).
 - ``ours_shm``: the same, observations through the same-host shared-memory fast path (reply still a frame).
 - ``ours_curve``: the same as ``ours`` with CurveZMQ encryption and a client allow-list.
+- ``ours_shm_curve``: shared memory and CURVE (the socket carries only the small messages).
 - ``ours_8_clients``: eight client processes at once (aggregate throughput, per-client p99).
 - ``openpi``: openpi's own ``openpi-client`` against a websocket + msgpack server built like openpi's.
 - ``lerobot``: lerobot 0.6.1's own async-inference gRPC server and client with a null policy.
@@ -40,6 +41,7 @@ def run(args: argparse.Namespace) -> dict:
     out["ours_shm"] = measure_ours(n, shm=True)
     log.info("ours with CURVE")
     out["ours_curve"] = measure_ours(n, curve=True)
+    out["ours_shm_curve"] = measure_ours(n, curve=True, shm=True)
     log.info("ours, 8 clients")
     out["ours_8_clients"] = measure_ours(n, clients=8)
     if not args.skip_baselines:
@@ -57,6 +59,7 @@ def run(args: argparse.Namespace) -> dict:
             ratios[f"{key}_p50_over_ours"] = round(other["p50_ms"] / ours["p50_ms"], 2)
             ratios[f"{key}_p50_over_ours_shm"] = round(other["p50_ms"] / out["ours_shm"]["p50_ms"], 2)
     ratios["curve_added_p50_ms"] = round(out["ours_curve"]["p50_ms"] - ours["p50_ms"], 3)
+    ratios["curve_added_p50_ms_shm"] = round(out["ours_shm_curve"]["p50_ms"] - out["ours_shm"]["p50_ms"], 3)
     ratios["8_clients_throughput_over_single"] = round(
         out["ours_8_clients"]["aggregate_req_per_s"] / ours["req_per_s"], 2
     )

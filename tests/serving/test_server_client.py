@@ -451,6 +451,8 @@ def test_transport_benchmark_smoke():
     assert one["p50_ms"] > 0 and one["p99_ms"] >= one["p50_ms"] and one["req_per_s"] > 0
     two = measure_ours(30, clients=2, curve=False, warmup=3)
     assert two["aggregate_req_per_s"] > 0 and len(two["per_client_req_per_s"]) == 2
+    shm = measure_ours(30, clients=2, curve=True, warmup=3, shm=True)  # clients raise if shm was declined
+    assert shm["shm"] and shm["aggregate_req_per_s"] > 0
 
 
 class _Inpainting:
