@@ -44,7 +44,15 @@ def test_demo_runs_end_to_end(tmp_path):
     out = _run("demo", "--episodes", "1", "--loops", "1", "--out", str(tmp_path), "--json")
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
-    assert result["pick_cube"]["success_rate"] == 1.0
+    # The pick-cube part serves the shipped learned checkpoint (no longer the scripted expert, which this test
+    # used to run at 100 %): its success rate is a measured result (rcs eval over 50 unseen seeds,
+    # docs/benchmarks.md), not something one episode can assert. What must hold: the episode ran through
+    # `rcs serve` + the control loop, every chunk was accepted, and an unsuccessful episode ended by timeout,
+    # never by a fault.
+    pick = result["pick_cube"]
+    assert pick["episodes"] == 1 and pick["requests"] > 10 and pick["policy_latency_ms"]["p50"] > 0
+    assert pick["chunk_rejections"] == {} and 0.0 <= pick["success_rate"] <= 1.0
+    assert set(pick["failures"].values()) <= {"timeout"}, pick["failures"]
     assert result["quadrotor"]["completed"] and result["quadrotor"]["tracking_error_rms_m"] < 0.01
     for video in (tmp_path / "pick_cube.mp4", tmp_path / "quadrotor_figure_eight.mp4"):
         assert video.stat().st_size > 10_000
