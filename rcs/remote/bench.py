@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -28,6 +29,8 @@ ROS_VENV = REPO / ".venv-ros2"
 WS_INSTALL = REPO / "ros2_ws" / "install"
 TARGET_HZ = 500.0
 TARGET_P99_MS = 2.0
+
+log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -113,7 +116,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         robot = subprocess.Popen(robot_cmd, stdout=subprocess.PIPE, stderr=sys.stderr, text=True)
         procs.append(robot)
         wait_ready(robot, 120.0)
-        print(f"robot server up ({args.robot} at {args.rate:.0f} Hz)", file=sys.stderr)
+        log.info("robot server up (%s at %.0f Hz)", args.robot, args.rate)
         bridge = subprocess.Popen(
             node_command("robot_bridge") + [
                 "--ros-args", "-p", f"state_endpoint:={state}", "-p", f"command_endpoint:={command}",
