@@ -17,7 +17,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -29,6 +28,7 @@ from rcs.bench.transport_request import (
     STATE_DIM,
     check_chunk,
     make_request,
+    timed_calls,
 )
 
 
@@ -93,25 +93,13 @@ def _client(endpoint: str, keys: Mapping[str, str] | None, warmup: int, seed: in
     return client, call
 
 
-def _timed(call: Callable[[], None], requests: int) -> tuple[np.ndarray, int, int]:
-    """Latencies (ns) and the monotonic start/end (ns; CLOCK_MONOTONIC is shared by processes on a host)."""
-    lat = np.empty(requests, dtype=np.int64)
-    clock = time.monotonic_ns
-    start = clock()
-    for i in range(requests):
-        t0 = clock()
-        call()
-        lat[i] = clock() - t0
-    return lat, start, clock()
-
-
 def _client_main(endpoint: str, curve: bool, requests: int, warmup: int, seed: int, shm: bool = False) -> None:
     """Child process: handshake and warm up, print "ready", wait for "go", print one JSON line of results."""
     client, call = _client(endpoint, os.environ if curve else None, warmup, seed, shm)
     sys.stdout.write("ready\n")
     sys.stdout.flush()
     sys.stdin.readline()
-    lat, start, end = _timed(call, requests)
+    lat, start, end = timed_calls(call, requests)
     client.close()
     sys.stdout.write(json.dumps({"lat_ns": lat.tolist(), "start_ns": start, "end_ns": end}) + "\n")
     sys.stdout.flush()
@@ -169,7 +157,7 @@ def measure_ours(requests: int, clients: int = 1, curve: bool = False, warmup: i
                                   "shm": shm, "transport": transport}
         if clients == 1:
             client, call = _client(endpoint, env if curve else None, warmup, 0, shm)
-            lat, start, end = _timed(call, requests)
+            lat, start, end = timed_calls(call, requests)
             client.close()
             lats, spans = [lat], [(start, end)]
         else:

@@ -55,18 +55,28 @@ def check_chunk(chunk: Any) -> None:
         raise AssertionError(f"bad reply: expected ndarray {CHUNK_SHAPE} {np.dtype(CHUNK_DTYPE)}, got {got}")
 
 
-def measure(call: Callable[[], Any], requests: int, warmup: int) -> dict[str, Any]:
-    """Run ``warmup`` untimed then ``requests`` timed calls of ``call`` (which must check its reply)."""
-    for _ in range(warmup):
-        call()
+def timed_calls(call: Callable[[], Any], requests: int,
+                clock: Callable[[], int] = time.monotonic_ns) -> tuple[np.ndarray, int, int]:
+    """Latency (ns) of each of ``requests`` calls, and the clock at start and end (ns).
+
+    The default clock, CLOCK_MONOTONIC, is shared by the processes of a host, so spans of several client
+    processes can be compared.
+    """
     lat = np.empty(requests, dtype=np.int64)
-    clock = time.perf_counter_ns
-    t_start = clock()
+    start = clock()
     for i in range(requests):
         t0 = clock()
         call()
         lat[i] = clock() - t0
-    total_s = (clock() - t_start) / 1e9
+    return lat, start, clock()
+
+
+def measure(call: Callable[[], Any], requests: int, warmup: int) -> dict[str, Any]:
+    """Run ``warmup`` untimed then ``requests`` timed calls of ``call`` (which must check its reply)."""
+    for _ in range(warmup):
+        call()
+    lat, t_start, t_end = timed_calls(call, requests)
+    total_s = (t_end - t_start) / 1e9
     ms = lat / 1e6
     return {
         "p50_ms": float(np.percentile(ms, 50)),

@@ -215,7 +215,7 @@ def _size(text: str) -> tuple[int, int]:
 def run(args: argparse.Namespace) -> dict:
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
-    import sim.mujoco  # noqa: F401  (headless GL before mujoco loads)
+    import sim.mujoco  # noqa: F401  (headless GL before lerobot may import mujoco)
     from rcs.recording.video import VideoOptions
     from rcs.recording.writer import Recorder
     from rcs.registry import make_robot
