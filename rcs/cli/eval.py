@@ -152,6 +152,7 @@ def summarize(outcomes: list[Any], wall_s: float) -> dict[str, Any]:
         "requests": int(lat.size),
         "seeds": [o.seed for o in outcomes],
         "failures": {str(o.seed): o.reason for o in outcomes if not o.success},
+        "failures_final": {str(o.seed): o.report.get("final", {}) for o in outcomes if not o.success},
         "safety_interventions": _sum_counts(o.report.get("safety_interventions", {}) for o in outcomes),
         "chunk_rejections": _sum_counts(o.report.get("chunk_rejections", {}) for o in outcomes),
         "wrong_object_lifted": sum(bool(o.report.get("wrong_object_lifted")) for o in outcomes),

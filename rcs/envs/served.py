@@ -283,6 +283,7 @@ class ServedRunner:
         next_frame = 0.0
         hold_needed = max(1, int(round(cfg.success_hold_s / u.dt)))
         held, reason, success, wrong_object = 0, "timeout", False, False
+        last_info: dict[str, Any] = {}
         started = time.monotonic()
         loop.start()
         bridge.start()
@@ -309,6 +310,7 @@ class ServedRunner:
                     continue
                 last_check = t
                 info = u._task_info(state)
+                last_info = info
                 if info.get("wrong_cube_lifted"):
                     wrong_object = True
                 held = held + 1 if info.get("is_success") else 0
@@ -328,6 +330,9 @@ class ServedRunner:
         report = task.report()
         report["bridge"] = dict(bridge.counters)
         report["wrong_object_lifted"] = wrong_object  # tasks with distractors report info["wrong_cube_lifted"]
+        # the task's numeric measures at the last check (e.g. cube_to_target, m): how far a failure got
+        report["final"] = {k: round(float(v), 4) for k, v in last_info.items()
+                           if isinstance(v, (int, float, np.floating)) and not isinstance(v, (bool, np.bool_))}
         if instruction is not None:
             report["instruction"] = instruction
         sim_time = locked.state_tick * control_dt

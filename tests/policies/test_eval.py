@@ -22,6 +22,10 @@ def test_eval_runs_episodes_through_the_served_policy(tiny_checkpoint, tmp_path)
     assert out["mean_steps"] >= 20 - 1  # a failing episode runs to the time limit (20 steps at 20 Hz)
     for reason in out["failures"].values():
         assert reason in ("timeout", "terminated: cube off the table"), reason  # chunks arrived and ran
+    # each failure says how far it got: the task's measures at the last check (metres)
+    assert set(out["failures_final"]) == set(out["failures"])
+    for final in out["failures_final"].values():
+        assert final["cube_to_target"] > 0 and final["tcp_to_cube"] >= 0, final
     assert (tmp_path / "episode_10000.mp4").stat().st_size > 0
     assert (tmp_path / "server.log").is_file()
 
