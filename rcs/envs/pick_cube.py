@@ -96,20 +96,23 @@ class PickCubeEnv(RobotEnv):
 
     def _observe(self) -> dict[str, np.ndarray]:
         s = self.arm.read()
-        cube_p, cube_q = self.arm.object_pose("cube")
         obs = {
             "joint_positions": s.joint_positions.astype(np.float32),
             "joint_velocities": s.joint_velocities.astype(np.float32),
             "gripper": np.array([s.gripper], dtype=np.float32),
             "tcp_position": s.tcp_position.astype(np.float32),
             "tcp_quaternion": s.tcp_quaternion.astype(np.float32),
-            "cube_position": cube_p.astype(np.float32),
-            "cube_quaternion": cube_q.astype(np.float32),
-            "target_position": self._target.astype(np.float32),
         }
+        obs.update(self._object_observation())
+        obs["target_position"] = self._target.astype(np.float32)
         if self.cameras:
             obs.update(self._images())
         return obs
+
+    def _object_observation(self) -> dict[str, np.ndarray]:
+        """Poses of the task's objects (base frame, quaternion w x y z); tasks with more objects override it."""
+        cube_p, cube_q = self.arm.object_pose("cube")
+        return {"cube_position": cube_p.astype(np.float32), "cube_quaternion": cube_q.astype(np.float32)}
 
     def _task_info(self, obs: dict) -> dict:
         d_goal = math.dist(obs["cube_position"], obs["target_position"])

@@ -104,24 +104,15 @@ class PickTwoCubesEnv(PickCubeEnv):
             self.arm.set_marker("target", self._target)
         self.action_mode.reset()
 
-    def _observe(self) -> dict[str, np.ndarray]:
-        s = self.arm.read()
-        obs = {
-            "joint_positions": s.joint_positions.astype(np.float32),
-            "joint_velocities": s.joint_velocities.astype(np.float32),
-            "gripper": np.array([s.gripper], dtype=np.float32),
-            "tcp_position": s.tcp_position.astype(np.float32),
-            "tcp_quaternion": s.tcp_quaternion.astype(np.float32),
-            "target_position": self._target.astype(np.float32),
-        }
+    def _object_observation(self) -> dict[str, np.ndarray]:
+        """Both cubes' poses, plus ``cube_*`` naming the instructed one (what the expert and success use)."""
+        obs: dict[str, np.ndarray] = {}
         for colour, name in CUBES.items():
             p, q = self.arm.object_pose(name)
             obs[f"{colour}_cube_position"] = p.astype(np.float32)
             obs[f"{colour}_cube_quaternion"] = q.astype(np.float32)
         obs["cube_position"] = obs[f"{self.colour}_cube_position"]
         obs["cube_quaternion"] = obs[f"{self.colour}_cube_quaternion"]
-        if self.cameras:
-            obs.update(self._images())
         return obs
 
     def _task_info(self, obs: dict) -> dict:

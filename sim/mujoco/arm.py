@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
@@ -322,6 +322,17 @@ def _as_index(ids: list[int]) -> slice | np.ndarray:
 
 _PI = math.pi
 
+#: the Panda's table scene (base frame at the world origin): cube spawn area, goal volume, workspace box.
+_PANDA_TABLE = TableSceneSpec(
+    table_height=0.0,
+    cube_half_size=0.02,
+    cube_spawn_low=(0.40, -0.20),
+    cube_spawn_high=(0.60, 0.20),
+    target_low=(0.40, -0.20, 0.10),
+    target_high=(0.60, 0.20, 0.35),
+    workspace=WorkspaceBox((0.20, -0.45, 0.015), (0.80, 0.45, 0.65)),
+)
+
 PANDA = ArmDescription(
     spec=ArmSpec(
         name="panda",
@@ -344,31 +355,11 @@ PANDA = ArmDescription(
     robot_model="panda/panda.xml",
     scenes=MappingProxyType(
         {
-            "pick_cube": SceneDescription(
-                model="panda/pick_cube.xml",
-                layout=TableSceneSpec(
-                    table_height=0.0,
-                    cube_half_size=0.02,
-                    cube_spawn_low=(0.40, -0.20),
-                    cube_spawn_high=(0.60, 0.20),
-                    target_low=(0.40, -0.20, 0.10),
-                    target_high=(0.60, 0.20, 0.35),
-                    workspace=WorkspaceBox((0.20, -0.45, 0.015), (0.80, 0.45, 0.65)),
-                ),
-            ),
+            "pick_cube": SceneDescription(model="panda/pick_cube.xml", layout=_PANDA_TABLE),
             # language-conditioned picking (rcs/envs/pick_two_cubes.py): same layout, two cubes
             "pick_two_cubes": SceneDescription(
                 model="panda/pick_two_cubes.xml",
-                layout=TableSceneSpec(
-                    table_height=0.0,
-                    cube_half_size=0.02,
-                    cube_spawn_low=(0.40, -0.20),
-                    cube_spawn_high=(0.60, 0.20),
-                    target_low=(0.40, -0.20, 0.10),
-                    target_high=(0.60, 0.20, 0.35),
-                    workspace=WorkspaceBox((0.20, -0.45, 0.015), (0.80, 0.45, 0.65)),
-                    objects=("cube_red", "cube_blue"),
-                ),
+                layout=replace(_PANDA_TABLE, objects=("cube_red", "cube_blue")),
             ),
         }
     ),
