@@ -48,6 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--control-mode", default="cartesian", choices=["cartesian", "joint"])
     parser.add_argument("--relative", action="store_true", help="relative (delta) actions")
     parser.add_argument("--max-steps", type=int, default=None, help="episode length limit (env steps)")
+    parser.add_argument("--end-after-success", type=float, default=None, metavar="SECONDS",
+                        help="end an episode once the task has succeeded for this long (env time; default: run to "
+                             "the time limit)")
     parser.add_argument("--keep", choices=["all", "success"], default=None,
                         help="which finished episodes to save (default: success for the expert, all otherwise)")
     parser.add_argument("--vcodec", default=None, help="video codec (default lerobot's, libsvtav1)")
@@ -150,6 +153,8 @@ def _record(args: argparse.Namespace) -> int:
     _quiet_libraries()
     if args.episodes <= 0:
         raise ConfigError(f"--episodes={args.episodes} must be > 0")
+    if args.end_after_success is not None and not args.end_after_success >= 0:
+        raise ConfigError(f"--end-after-success={args.end_after_success}: a duration in s, >= 0")
     env_id = _env_id(args)
     overrides = {"control_mode": args.control_mode, "relative": args.relative}
     if args.max_steps is not None:
@@ -171,11 +176,7 @@ def _record(args: argparse.Namespace) -> int:
             raise ConfigError(f"--fps={fps}: one dataset frame per env step, so fps must equal the env control rate {env.config.control_rate_hz} Hz")
         teleop = teleops.make(args.teleop, env=env, seed=args.seed, **_options(args.teleop_option))
         keep = args.keep or ("success" if teleop.name == "expert" else "all")
-        layout = FeatureLayout(
-            joint_names=tuple(env.arm.spec.joint_names),
-            action_names=tuple(env._action_labels()),
-            cameras=tuple((n, height, width) for n in names),
-        )
+        layout = FeatureLayout.for_env(env, tuple((n, height, width) for n in names))
         recording = {
             "env_id": env_id, "robot": args.robot, "control_mode": args.control_mode, "relative": args.relative,
             "control_rate_hz": env.config.control_rate_hz, "max_episode_steps": env.config.max_episode_steps,
@@ -203,7 +204,8 @@ def _record(args: argparse.Namespace) -> int:
                   f"{args.teleop!r} -> {recorder.root} ({start} episodes already there); keep={keep}")
         with teleop:
             session = RecordSession(env, teleop, recorder, layout, CameraSet(cameras), args.task, args.episodes,
-                                    _first_seed(recorder.root, args.seed), keep, progress)
+                                    _first_seed(recorder.root, args.seed), keep, progress,
+                                    end_after_success_s=args.end_after_success)
             try:
                 result = session.run()
             finally:

@@ -60,7 +60,7 @@ def replay(root: Path, episode: int, repo_id: str) -> dict:
         "control_rate_hz": recording["control_rate_hz"], "max_episode_steps": len(actions) + 1,
     })
     try:
-        layout = FeatureLayout(tuple(env.arm.spec.joint_names), tuple(env._action_labels()))
+        layout = FeatureLayout.for_env(env)
         n = env.arm.spec.dof
         obs, _ = env.reset(seed=info.get("seed"))
         first = features_to_observation({STATE: states[0], ENV_STATE: env_states[0]}, layout)

@@ -19,6 +19,7 @@ from rcs.envs.arm_actions import ARM_ACTION_MODES, ArmActionLimits
 from rcs.envs.base import EnvConfig, RobotEnv, resolve_config
 from rcs.errors import ConfigError
 from rcs.geometry import quat_from_euler_rpy
+from rcs.recording.features import ENV_STATE_LAYOUT
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,9 @@ class PickCubeConfig(EnvConfig):
 
 class PickCubeEnv(RobotEnv):
     """Gymnasium env: observation dict of float32 state (+ uint8 images), flat float32 action."""
+
+    #: observation keys (and entry names) of the dataset's ``observation.environment_state`` (rcs.recording.features).
+    environment_state_layout: tuple[tuple[str, tuple[str, ...]], ...] = ENV_STATE_LAYOUT
 
     def __init__(self, config: PickCubeConfig | None = None, render_mode: str | None = None, **overrides) -> None:
         config = resolve_config(PickCubeConfig, config, overrides)

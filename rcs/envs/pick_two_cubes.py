@@ -7,10 +7,11 @@ holding two movable objects (``"cube_red"``, ``"cube_blue"``; the Panda's ``pick
 Observation: everything of pick-cube, where ``cube_position`` / ``cube_quaternion`` are the pose of the
 *instructed* cube (what an object tracker asked for "the cube" of the instruction reports, and what the
 scripted expert reads, so :class:`rcs.experts.pick_cube.PickCubeExpert` demonstrates this task unchanged),
-plus ``red_cube_position``, ``red_cube_quaternion``, ``blue_cube_position``, ``blue_cube_quaternion``. A
-policy that must *understand* the instruction therefore must not read ``cube_position`` (in the recorded
-dataset: ``observation.environment_state``); it gets the instruction text (:attr:`instruction`, also
-``info["instruction"]``) and images.
+plus ``red_cube_position``, ``red_cube_quaternion``, ``blue_cube_position``, ``blue_cube_quaternion``. The
+recorded ``observation.environment_state`` holds all of them (:attr:`PickTwoCubesEnv.environment_state_layout`);
+a policy that must *understand* the instruction must not read the ``cube_*`` entries (``rcs train
+--ignore-entry``); it gets the instruction text (:attr:`instruction`, also ``info["instruction"]``), both cubes'
+poses and/or images.
 
 Success: the instructed cube's centre within ``success_threshold`` of the goal. ``info["wrong_cube_lifted"]``
 reports the other cube more than 3 cm above the table.
@@ -60,6 +61,15 @@ class PickTwoCubesConfig(PickCubeConfig):
 
 class PickTwoCubesEnv(PickCubeEnv):
     """Gymnasium env: pick the instructed one of two cubes (module docstring)."""
+
+    #: pick-cube's environment state (the instructed cube, the goal) + both cubes' poses, so a dataset holds
+    #: what a policy needs to pick by instruction from object poses (it must then ignore the ``cube_*`` entries).
+    environment_state_layout = PickCubeEnv.environment_state_layout + tuple(
+        entry for colour in CUBES for entry in (
+            (f"{colour}_cube_position", tuple(f"{colour}_{a}" for a in ("x", "y", "z"))),
+            (f"{colour}_cube_quaternion", tuple(f"{colour}_{a}" for a in ("qw", "qx", "qy", "qz"))),
+        )
+    )
 
     def __init__(self, config: PickTwoCubesConfig | None = None, render_mode: str | None = None, **overrides: Any) -> None:
         if config is None:

@@ -203,7 +203,7 @@ def expected_schema(env: Any, inputs: PolicyInputs, names: Sequence[str]) -> Sch
     (other joint order, other feature sizes, other rate) is refused before any motion.
     """
     u = env.unwrapped
-    layout = FeatureLayout(tuple(u.arm.spec.joint_names), tuple(u._action_labels()))
+    layout = FeatureLayout.for_env(u)
     entry_names = {"observation.state": layout.state_names(), "observation.environment_state": layout.env_state_names()}
     observation = [TensorSpec(k, (len(entry_names[k]),), "float32", UNITS[k], tuple(entry_names[k]))
                    for k in inputs.vectors]
@@ -232,6 +232,7 @@ class ServedRunner:
                  instruction: str | None = None, fast_render: bool = True) -> None:
         self.env = env
         self.u = env.unwrapped
+        self.layout = FeatureLayout.for_env(self.u)
         self.endpoint = endpoint
         self.inputs = inputs
         self.config = config or ServedConfig()
@@ -266,7 +267,7 @@ class ServedRunner:
                 snap = self.renderer.snapshot()
             images = self.renderer.render(snap, self.inputs.cameras)
             obs.update({f"image_{name}": img for name, img in images.items()})
-            features = observation_to_features(obs, [c[0] for c in self.inputs.cameras])
+            features = observation_to_features(obs, [c[0] for c in self.inputs.cameras], self.layout.env_state)
             out = {k: features[k] for k in self.inputs.vectors}
             out.update({IMAGE_PREFIX + c[0]: features[IMAGE_PREFIX + c[0]] for c in self.inputs.cameras})
             if self.inputs.text:

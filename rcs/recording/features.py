@@ -8,7 +8,9 @@ Layout for the pick-cube envs (:mod:`rcs.envs.pick_cube`), all float32 unless st
 - ``observation.state``: joint_positions (n, rad) + gripper (1, normalized width) + tcp_position (3, m, base
   frame) + tcp_quaternion (4, w x y z). Names: the spec's joint names, ``gripper``, ``tcp_x`` .. ``tcp_qz``.
 - ``observation.environment_state``: cube_position (3, m) + cube_quaternion (4, w x y z) + target_position
-  (3, m), world frame.
+  (3, m), world frame (:data:`ENV_STATE_LAYOUT`). An env with more objects declares its own layout as
+  ``environment_state_layout`` (e.g. the two-cube env appends both cubes' poses); :meth:`FeatureLayout.for_env`
+  picks it up.
 - ``observation.images.<camera>``: video, (H, W, 3) uint8 RGB, from the obs key ``image_<camera>``.
 - ``action``: float32, the env action exactly as commanded; names = the env's action labels.
 - ``capture_time``: float64 (1 + number of cameras,), names ``["state", <camera>...]``: when the state and each
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -62,9 +65,10 @@ OBS_IMAGE_PREFIX = "image_"
 
 @dataclass(frozen=True)
 class FeatureLayout:
-    """What a pick-cube dataset holds: joint names, action labels, cameras (name -> (height, width)).
+    """What a pick-cube dataset holds: joint names, action labels, cameras (name -> (height, width)), the
+    environment-state layout.
 
-    Built once per recording (or per policy) from the env; everything else derives from it.
+    Built once per recording (or per policy) from the env (:meth:`for_env`); everything else derives from it.
     """
 
     joint_names: tuple[str, ...]
@@ -72,6 +76,15 @@ class FeatureLayout:
     cameras: tuple[tuple[str, int, int], ...] = ()
     capture_time: bool = True
     state_stream: int = 0
+    env_state: tuple[tuple[str, tuple[str, ...]], ...] = ENV_STATE_LAYOUT
+
+    @classmethod
+    def for_env(cls, env: Any, cameras: Sequence[tuple[str, int, int]] = (), **kwargs: Any) -> FeatureLayout:
+        """The layout of a pick-cube-style env (unwrapped or not): its arm's joint names, its action labels, its
+        ``environment_state_layout`` (default :data:`ENV_STATE_LAYOUT`), plus ``cameras``."""
+        u = getattr(env, "unwrapped", env)
+        return cls(tuple(u.arm.spec.joint_names), tuple(u._action_labels()), tuple(cameras),
+                   env_state=tuple(getattr(u, "environment_state_layout", ENV_STATE_LAYOUT)), **kwargs)
 
     @property
     def camera_names(self) -> tuple[str, ...]:
@@ -84,7 +97,7 @@ class FeatureLayout:
         return names
 
     def env_state_names(self) -> list[str]:
-        return [n for _, entries in ENV_STATE_LAYOUT for n in entries]
+        return [n for _, entries in self.env_state for n in entries]
 
     def features(self) -> dict[str, dict]:
         """The lerobot ``features`` dict (dtype, shape, names) for ``LeRobotDataset.create``."""
@@ -120,12 +133,17 @@ def _concat(obs: Mapping[str, np.ndarray], layout: Sequence[tuple[str, object]])
     return np.concatenate([np.asarray(obs[key], dtype=np.float32).reshape(-1) for key, _ in layout])
 
 
-def observation_to_features(obs: Mapping[str, np.ndarray], camera_names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+def observation_to_features(
+    obs: Mapping[str, np.ndarray],
+    camera_names: Sequence[str] | None = None,
+    env_state: Sequence[tuple[str, tuple[str, ...]]] = ENV_STATE_LAYOUT,
+) -> dict[str, np.ndarray]:
     """Env observation dict -> ``{observation.state, observation.environment_state, observation.images.*}``.
 
     ``camera_names=None`` takes every ``image_<camera>`` key present. Images are passed through (H, W, 3) uint8.
+    ``env_state`` is the environment-state layout (:attr:`FeatureLayout.env_state`).
     """
-    out = {STATE: _concat(obs, STATE_LAYOUT), ENV_STATE: _concat(obs, ENV_STATE_LAYOUT)}
+    out = {STATE: _concat(obs, STATE_LAYOUT), ENV_STATE: _concat(obs, env_state)}
     names = camera_names if camera_names is not None else [
         k[len(OBS_IMAGE_PREFIX):] for k in obs if k.startswith(OBS_IMAGE_PREFIX)
     ]
@@ -144,7 +162,7 @@ def frame_features(
     capture_times: Sequence[float] | None = None,
 ) -> dict[str, np.ndarray]:
     """One dataset frame (without ``task``): observation features + ``action`` (+ ``capture_time``)."""
-    frame = observation_to_features(obs, layout.camera_names)
+    frame = observation_to_features(obs, layout.camera_names, layout.env_state)
     a = np.asarray(action, dtype=np.float32).reshape(-1)
     if a.shape != (len(layout.action_names),):
         raise ValueError(f"action: expected shape ({len(layout.action_names)},) for {layout.action_names}, got {a.shape}")
@@ -184,7 +202,7 @@ def features_to_observation(frame: Mapping[str, np.ndarray], layout: FeatureLayo
         i += n
     env_state = np.asarray(frame[ENV_STATE], dtype=np.float32).reshape(-1)
     i = 0
-    for key, entries in ENV_STATE_LAYOUT:
+    for key, entries in layout.env_state:
         obs[key] = env_state[i:i + len(entries)]
         i += len(entries)
     for name in layout.camera_names:

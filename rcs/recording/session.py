@@ -9,6 +9,9 @@ Episode rules (docs/record.md):
   the env's termination/truncation.
 - The env ending the episode (time limit, cube fell) stops it; it is saved if ``keep`` allows (``"all"``, or
   ``"success"``: only if ``info["is_success"]``).
+- With ``end_after_success_s`` set, an episode also ends once ``info["is_success"]`` has held for that long (env
+  time), so demonstrations stop shortly after the task is done instead of filling the time limit with a robot
+  holding still (which a policy trained on them would learn as "stop here", wherever "here" is).
 - A device or camera failure (unplugged, stopped delivering) discards the episode in progress, since a cut-off
   demonstration is not a demonstration, and ends the session. Saved episodes are never touched.
 """
@@ -114,6 +117,8 @@ class RecordSession:
             scene takes the next seed (a re-record keeps the seed).
         keep: ``"all"`` or ``"success"`` (unsuccessful episodes are discarded and do not count).
         max_attempts: stop after this many scenes (default ``3 * episodes + 10``).
+        end_after_success_s: s of env time; if set, an episode ends (as if the env had truncated it) once the task
+            has succeeded for this long without interruption; ``None`` runs to the env's time limit.
         progress: called with a :class:`Progress` after every frame (the CLI's live line).
     """
 
@@ -130,12 +135,17 @@ class RecordSession:
         keep: str = "all",
         progress: Callable[[Progress], None] | None = None,
         max_attempts: int | None = None,
+        end_after_success_s: float | None = None,
     ) -> None:
         if keep not in ("all", "success"):
             raise ValueError(f"keep={keep!r}: 'all' or 'success'")
+        if end_after_success_s is not None and not end_after_success_s >= 0:
+            raise ValueError(f"end_after_success_s={end_after_success_s!r}: a duration in s, >= 0")
         self.env, self.teleop, self.recorder, self.layout = env, teleop, recorder, layout
         self.cameras, self.task, self.episodes, self.first_seed, self.keep = cameras, task, episodes, first_seed, keep
         self.max_attempts = max_attempts if max_attempts is not None else 3 * episodes + 10
+        # env steps the task must succeed for before the episode ends (None: never ends on success)
+        self.success_steps = None if end_after_success_s is None else int(round(end_after_success_s / env.dt)) + 1
         self.progress = progress
         self.mapper = None if isinstance(teleop, PolicyTeleop) else ActionMapper(env)
         self.clock = WallClock(env.dt) if teleop.realtime else None
@@ -175,7 +185,7 @@ class RecordSession:
                 recording = not self.has_controls
                 if recording:
                     self.recorder.start_episode(self.task, seed=seed)
-                outcome, info = None, {}
+                outcome, info, succeeded = None, {}, 0
                 while outcome is None:
                     images, cam_times = self.cameras.read()
                     t_state = state_time(self.env, obs)
@@ -196,6 +206,9 @@ class RecordSession:
                     if self.progress is not None:
                         self.progress(Progress(i + 1, self.episodes, self.recorder.frames, rate.hz, self.recorder.dropped_frames,
                                                self.recorder.episodes_saved, "recording" if recording else "idle (start to record)"))
+                    succeeded = succeeded + 1 if recording and info.get("is_success") else 0
+                    if self.success_steps is not None and succeeded >= self.success_steps:
+                        truncated = True
                     if terminated or truncated:
                         outcome = "ended" if recording else "idle-reset"
                     if self.clock is not None:

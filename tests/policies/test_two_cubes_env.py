@@ -50,3 +50,27 @@ def test_instruction_is_drawn_from_the_seed_and_checked():
             env.reset(seed=0, options={"colour": "green"})
     finally:
         env.close()
+
+
+def test_environment_state_holds_both_cubes_in_a_fixed_order():
+    """The dataset layout of the two-cube env: pick-cube's entries, then red and blue poses (names and values)."""
+    from rcs.recording.features import ENV_STATE, FeatureLayout, observation_to_features
+
+    env = gym.make("rcs/PandaPickTwoCubes-v0")
+    try:
+        layout = FeatureLayout.for_env(env)
+        names = layout.env_state_names()
+        assert names[:10] == ["cube_x", "cube_y", "cube_z", "cube_qw", "cube_qx", "cube_qy", "cube_qz",
+                              "target_x", "target_y", "target_z"]
+        assert names[10:] == ["red_x", "red_y", "red_z", "red_qw", "red_qx", "red_qy", "red_qz",
+                              "blue_x", "blue_y", "blue_z", "blue_qw", "blue_qx", "blue_qy", "blue_qz"]
+        assert layout.features()[ENV_STATE]["shape"] == (24,)
+        for colour in ("red", "blue"):
+            obs, _ = env.reset(seed=5, options={"colour": colour})
+            vec = observation_to_features(obs, [], layout.env_state)[ENV_STATE]
+            assert vec.shape == (24,)
+            np.testing.assert_array_equal(vec[10:13], obs["red_cube_position"])
+            np.testing.assert_array_equal(vec[17:20], obs["blue_cube_position"])
+            np.testing.assert_array_equal(vec[0:3], obs[f"{colour}_cube_position"])
+    finally:
+        env.close()

@@ -37,7 +37,7 @@ def open_cameras(env, names, size=(48, 64)):
 
 
 def layout_for(env, cams, size=(48, 64)) -> FeatureLayout:
-    return FeatureLayout(tuple(env.arm.spec.joint_names), tuple(env._action_labels()), tuple((n, *size) for n in cams))
+    return FeatureLayout.for_env(env, tuple((n, *size) for n in cams))
 
 
 def record_episode(env, expert, recorder: Recorder, layout: FeatureLayout, cams: dict, seed: int) -> list[dict]:

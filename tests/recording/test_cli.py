@@ -75,3 +75,27 @@ def test_clear_errors_for_bad_arguments(dataset, tmp_path, capsys):
     rc, _, err = _main(capsys, "record", "--teleop", "nope", "--root", str(tmp_path / "x"), "--cameras", "none")
     assert rc == 2 and "rcs record: unknown teleop 'nope'; known teleops: expert" in err
     assert not (tmp_path / "x").exists()
+    rc, _, err = _main(capsys, "record", "--root", str(tmp_path / "y"), "--cameras", "none", "--end-after-success", "nan")
+    assert rc == 2 and "--end-after-success=nan: a duration in s, >= 0" in err
+    assert not (tmp_path / "y").exists()
+
+
+def test_episodes_end_after_the_task_succeeded_for_the_given_time(tmp_path):
+    """The expert reaches the goal in ~70-120 steps of 200: with --end-after-success 0.5 each saved episode ends
+    0.5 s (10 steps at 20 Hz) after the first successful step, and its last 10 frames are all at the goal."""
+    import numpy as np
+    import pandas as pd
+
+    root = tmp_path / "short"
+    out = _run("record", "--teleop", "expert", "--episodes", "2", "--root", str(root), "--cameras", "none",
+               "--seed", "4", "--end-after-success", "0.5", "--json")
+    assert out.returncode == 0, out.stderr
+    frames = pd.concat(pd.read_parquet(f) for f in sorted(root.glob("data/*/*.parquet")))
+    for _, ep in frames.groupby("episode_index"):
+        env_state = np.stack(ep["observation.environment_state"].to_numpy())
+        # the step's success is judged on the observation after it: frame k+1 holds that observation
+        at_goal = np.linalg.norm(env_state[:, 0:3] - env_state[:, 7:10], axis=1) < 0.03
+        first = int(np.argmax(at_goal))
+        assert at_goal.any() and len(ep) < 200
+        assert len(ep) == first + 10, (len(ep), first)
+        assert at_goal[first:].all()

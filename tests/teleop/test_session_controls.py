@@ -30,7 +30,7 @@ def test_keyboard_controls_start_save_rerecord_discard_quit(tmp_path):
     env = load_env_creator(spec.entry_point)(**{**spec.kwargs, "max_episode_steps": 1000})
     master, slave = os.openpty()
     kb = KeyboardTeleop(tty=os.ttyname(slave), hold_s=0.15)
-    layout = FeatureLayout(tuple(env.arm.spec.joint_names), tuple(env._action_labels()))
+    layout = FeatureLayout.for_env(env)
     root = tmp_path / "ds"
     rec = Recorder(root, fps=20, features=layout.features(), recording={"env_id": "rcs/PandaPickCube-v0"})
     script = [  # (seconds after start, bytes typed)
