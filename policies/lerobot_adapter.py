@@ -2,8 +2,11 @@
 
 The checkpoint is loaded with lerobot's own code: ``get_policy_class(cfg.type).from_pretrained(dir)`` and
 ``make_pre_post_processors(cfg, pretrained_path=dir)``, so any directory that lerobot's ``from_pretrained``
-reads works here: lerobot's ACT, Diffusion, SmolVLA, pi0..., and this project's policy types (registered
-with lerobot by importing the module named in the ``rcs.lerobot_policies`` entry points).
+reads works here: lerobot's ACT, Diffusion, SmolVLA, pi0..., and this project's policy types. The
+``rcs.lerobot_policies`` entry point of a policy type, if any, is loaded first: an entry naming a module is
+imported (that registers a type defined outside lerobot, ``rcs_diffusion = "policies.rcs_diffusion"``); an
+entry naming a callable is called with no arguments (a vendored workaround for a bug in lerobot's code of
+that type, e.g. ``pi0 = "policies.pi0.lerobot_workarounds:fix_pi0_projector_width"``; it must be idempotent).
 
 Before serving, two checks that lerobot itself does not make:
 
@@ -89,11 +92,17 @@ def read_policy_type(directory: Path) -> str:
 
 
 def import_policy_plugin(policy_type: str) -> None:
-    """Import the module that registers ``policy_type`` with lerobot, if one is declared (else no-op)."""
+    """Load the ``rcs.lerobot_policies`` entry of ``policy_type``, if one is declared (else no-op).
+
+    A module entry is imported (registering the type with lerobot); a callable entry is called (a workaround
+    applied before lerobot builds the model; called at every load, so it must be idempotent).
+    """
     try:
-        lerobot_policy_plugins.factory(policy_type)
+        plugin = lerobot_policy_plugins.factory(policy_type)
     except UnknownNameError:
         return
+    if callable(plugin):
+        plugin()
 
 
 def normalization_gaps(step: Any) -> list[str]:
@@ -199,7 +208,11 @@ class LerobotPolicy:
         if self._text is not None:
             observation.append(text_spec(str(self._text["name"]), int(self._text["max_bytes"])))
         self._observation = tuple(observation)
-        chunk = self._run(self._zero_observation(observation), 1)[0]
+        try:
+            chunk = self._run(self._zero_observation(observation), 1)[0]
+        except Exception as e:  # lerobot's model code raises anything (shape, dtype, key errors) on a bad checkpoint
+            raise ConfigError(f"policy checkpoint {self.directory}: loaded, but a test inference on a zero "
+                              f"observation failed: {type(e).__name__}: {e}") from e
         action_names = tuple(names.get("action", ()))
         if action_names and len(action_names) != chunk.shape[1]:
             raise ConfigError(f"policy checkpoint {self.directory}: names.action has {len(action_names)} "
