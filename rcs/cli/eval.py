@@ -13,6 +13,7 @@ the server's inference (``infer_ms``); videos of the first ``--videos`` episodes
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import signal
@@ -39,6 +40,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--instruction", default=None, help="task text for language-conditioned policies "
                         "(default: the env's own instruction of each episode)")
     parser.add_argument("--max-steps", type=int, default=None, help="episode time limit in env steps (default: the env's)")
+    parser.add_argument("--replan-steps", type=int, default=None,
+                        help="policy-rate actions executed from each chunk before the next request (default: the "
+                             "checkpoint's n_action_steps)")
+    parser.add_argument("--strategy", default="splice", choices=["splice", "sync", "ensemble", "blend"],
+                        help="how a new chunk takes over from the one executing (rcs.control.chunking; default splice)")
     parser.add_argument("--rate", type=float, default=100.0, help="control loop rate in Hz (default 100)")
     parser.add_argument("--videos", type=int, default=2, help="write videos of the first N episodes (default 2)")
     parser.add_argument("--out", type=Path, default=Path("outputs/eval"), help="folder for videos and the server log")
@@ -72,8 +78,12 @@ def read_policy_inputs(directory: Path) -> Any:
     if not isinstance(chunk, int):
         raise ConfigError(f"--policy {directory}/config.json: no chunk length (horizon / chunk_size)")
     text = manifest.get("text") if isinstance(manifest.get("text"), dict) else None
+    replan = cfg.get("n_action_steps", 1)
+    if not isinstance(replan, int) or not 1 <= replan <= chunk:
+        raise ConfigError(f"--policy {directory}/config.json: n_action_steps={replan!r} must be an integer in "
+                          f"[1, {chunk}] (the chunk length)")
     return PolicyInputs(vectors, tuple(cameras), chunk, text["name"] if text else None,
-                        int(text.get("max_bytes", 256)) if text else 256)
+                        int(text.get("max_bytes", 256)) if text else 256, replan)
 
 
 def free_endpoint() -> str:
@@ -155,6 +165,8 @@ def summarize(outcomes: list[Any], wall_s: float) -> dict[str, Any]:
         "failures_final": {str(o.seed): o.report.get("final", {}) for o in outcomes if not o.success},
         "safety_interventions": _sum_counts(o.report.get("safety_interventions", {}) for o in outcomes),
         "chunk_rejections": _sum_counts(o.report.get("chunk_rejections", {}) for o in outcomes),
+        # control ticks per watchdog stage over all episodes: "stopping"/"hold" ticks mean chunks came late
+        "watchdog_ticks": _sum_counts(o.report.get("ticks_in_stage", {}) for o in outcomes),
         "wrong_object_lifted": sum(bool(o.report.get("wrong_object_lifted")) for o in outcomes),
         "instructions": {str(o.seed): o.report["instruction"] for o in outcomes if "instruction" in o.report},
         "wall_s": round(wall_s, 1),
@@ -185,6 +197,10 @@ def evaluate(args: argparse.Namespace, say: Any = None) -> dict[str, Any]:
     if (directory / "pretrained_model").is_dir():  # a training step folder: take its model
         directory = directory / "pretrained_model"
     inputs = read_policy_inputs(directory)
+    if args.replan_steps is not None:
+        if not 1 <= args.replan_steps <= inputs.chunk_size:
+            raise ConfigError(f"--replan-steps={args.replan_steps}: must be in [1, {inputs.chunk_size}] (the chunk length)")
+        inputs = dataclasses.replace(inputs, replan_steps=args.replan_steps)
     spec = gym.spec(args.env)  # built directly: gym.make would turn max_episode_steps into a TimeLimit wrapper
     overrides = {"max_episode_steps": args.max_steps} if args.max_steps else {}
     env = load_env_creator(spec.entry_point)(**{**spec.kwargs, **overrides})
@@ -203,7 +219,7 @@ def evaluate(args: argparse.Namespace, say: Any = None) -> dict[str, Any]:
         say(f"rcs eval: {directory} on {args.env}, {args.episodes} episodes from seed {args.seed}; waiting for the server")
         checkpoint = wait_for_server(endpoint, schema, server, SERVER_START_TIMEOUT_S)
         say(f"  serving {checkpoint} at {endpoint}")
-        runner = ServedRunner(env, endpoint, inputs, ServedConfig(rate_hz=args.rate), args.instruction,
+        runner = ServedRunner(env, endpoint, inputs, ServedConfig(rate_hz=args.rate, executor={"strategy": args.strategy}), args.instruction,
                               fast_render=args.render == "fast")
         for i in range(args.episodes):
             seed = args.seed + i
@@ -227,6 +243,8 @@ def evaluate(args: argparse.Namespace, say: Any = None) -> dict[str, Any]:
     summary = summarize(outcomes, time.monotonic() - t0)
     summary["policy"] = str(directory)
     summary["env"] = args.env
+    summary["replan_steps"] = inputs.replan_steps
+    summary["strategy"] = args.strategy
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))

@@ -57,6 +57,9 @@ class PolicyInputs:
         chunk_size: actions per chunk.
         text: name of the text observation (the instruction) if it takes one, else ``None``.
         text_max_bytes: size of the text tensor.
+        replan_steps: policy-rate actions the robot executes from each chunk before it asks for the next
+            (lerobot's ``n_action_steps``: the open-loop horizon the policy was trained and tuned for; 1 asks
+            every policy period).
     """
 
     vectors: tuple[str, ...]
@@ -64,6 +67,7 @@ class PolicyInputs:
     chunk_size: int
     text: str | None = None
     text_max_bytes: int = 256
+    replan_steps: int = 1
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,8 @@ class ServedConfig:
         video_fps: frames per simulated second of the episode video.
         video_size: (height, width) of video frames.
         executor: extra :class:`rcs.control.chunking.ExecutorConfig` fields.
+        chunk_overdue_s: s past the expected arrival of the next chunk (one request period after the last)
+            after which the watchdog stops the arm (see :func:`watchdog_for`).
     """
 
     rate_hz: float = 100.0
@@ -89,6 +95,18 @@ class ServedConfig:
     video_fps: float = 10.0
     video_size: tuple[int, int] = (240, 320)
     executor: dict[str, Any] = field(default_factory=dict)
+    chunk_overdue_s: float = 0.2
+
+
+def watchdog_for(request_period_s: float, overdue_s: float) -> dict[str, float]:
+    """Watchdog timeouts for a robot that asks for a chunk every ``request_period_s`` (s).
+
+    A chunk is expected one request period after the previous one; the arm stops (controlled) once the next is
+    ``overdue_s`` late and disarms 0.8 s later (at least 1 s after the last chunk). A policy that replans every
+    8 steps of 50 ms therefore runs its chunk for 0.4 s without tripping the watchdog.
+    """
+    stop = request_period_s + overdue_s
+    return {"stop_after_s": stop, "disarm_after_s": max(1.0, stop + 0.8)}
 
 
 @dataclass
@@ -252,7 +270,9 @@ class ServedRunner:
         cfg, u = self.config, self.u
         self.env.reset(seed=seed)
         instruction = self.instruction if self.instruction is not None else getattr(u, "instruction", None)
-        task = make_policy_task(u.arm, cfg.rate_hz, executor=cfg.executor or None)
+        request_period_s = self.inputs.replan_steps * u.dt
+        task = make_policy_task(u.arm, cfg.rate_hz, executor=cfg.executor or None,
+                                watchdog=watchdog_for(request_period_s, cfg.chunk_overdue_s))
         lock = threading.Lock()
         locked = _Locked(task, u.arm, lock)
         schema = expected_schema(self.env, self.inputs, task.executor.names)
@@ -276,7 +296,8 @@ class ServedRunner:
                 out[self.inputs.text] = encode_text(instruction, self.inputs.text_max_bytes, self.inputs.text)
             return tick, captured, out
 
-        bridge = RobotBridge(client, task.executor, observe, budget_s=cfg.budget_s, on_arm=task.engage)
+        bridge = RobotBridge(client, task.executor, observe, period_s=request_period_s,
+                             budget_s=cfg.budget_s, on_arm=task.engage)
         loop = ControlLoop(locked, cfg.rate_hz, robot=locked, paced=True,
                            rt=RtConfig() if cfg.realtime else NO_RT, log_every_s=0)
         max_time = u.config.max_episode_steps * u.dt

@@ -28,6 +28,33 @@ def test_eval_runs_episodes_through_the_served_policy(tiny_checkpoint, tmp_path)
         assert final["cube_to_target"] > 0 and final["tcp_to_cube"] >= 0, final
     assert (tmp_path / "episode_10000.mp4").stat().st_size > 0
     assert (tmp_path / "server.log").is_file()
+    # the robot asks for a chunk every n_action_steps policy periods (the checkpoint's open-loop horizon) and
+    # the watchdog expects them at that period: the arm never stopped waiting for one
+    assert out["replan_steps"] == json.loads((tiny_checkpoint / "config.json").read_text())["n_action_steps"]
+    assert out["watchdog_ticks"].get("running", 0) > 0
+    assert out["watchdog_ticks"].get("stopping", 0) == 0, out["watchdog_ticks"]
+
+
+def test_replan_period_comes_from_the_checkpoint_and_sets_the_watchdog(tiny_checkpoint, tmp_path):
+    from rcs.cli.eval import read_policy_inputs
+    from rcs.envs.served import watchdog_for
+    from rcs.errors import ConfigError
+
+    cfg = json.loads((tiny_checkpoint / "config.json").read_text())
+    assert read_policy_inputs(tiny_checkpoint).replan_steps == cfg["n_action_steps"]
+    # a chunk every 0.4 s: stop once one is 0.2 s overdue, disarm 0.8 s later
+    assert watchdog_for(0.4, 0.2) == pytest.approx({"stop_after_s": 0.6, "disarm_after_s": 1.4})
+    assert watchdog_for(0.05, 0.2) == pytest.approx({"stop_after_s": 0.25, "disarm_after_s": 1.05})
+    bad = tmp_path / "bad"
+    shutil.copytree(tiny_checkpoint, bad)
+    cfg["n_action_steps"] = cfg["horizon"] + 1
+    (bad / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ConfigError, match=rf"n_action_steps={cfg['horizon'] + 1} must be an integer in \[1, {cfg['horizon']}\]"):
+        read_policy_inputs(bad)
+    proc = subprocess.run([RCS, "eval", "--policy", str(tiny_checkpoint), "--replan-steps", "0",
+                           "--out", str(tmp_path / "eval"), "--json"], capture_output=True, text=True, env=ENV,
+                          timeout=120)
+    assert proc.returncode != 0 and "--replan-steps=0: must be in [1," in proc.stderr, proc.stderr[-2000:]
 
 
 def test_eval_refuses_a_checkpoint_whose_joint_order_differs_from_the_robot(tiny_checkpoint, tmp_path):
