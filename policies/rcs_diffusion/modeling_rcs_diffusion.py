@@ -139,10 +139,12 @@ class RcsDiffusionPolicy(PreTrainedPolicy):
             size = config.input_features[k].shape[0]
             self.vector_index[k] = [i for i in range(size) if i >= len(names) or names[i] not in config.ignore_entries]
         vector_dim = sum(len(v) for v in self.vector_index.values())
+        text_width = 128
+        self.early_text = bool(config.use_language and config.language_fusion == "early" and vector_dim)
         parts = 0
         if vector_dim:
             self.state_mlp = nn.Sequential(
-                nn.Linear(vector_dim, config.state_hidden), nn.SiLU(),
+                nn.Linear(vector_dim + (text_width if self.early_text else 0), config.state_hidden), nn.SiLU(),
                 nn.Linear(config.state_hidden, config.state_hidden), nn.SiLU(),
             )
             parts += config.state_hidden
@@ -152,8 +154,8 @@ class RcsDiffusionPolicy(PreTrainedPolicy):
         )
         parts += config.vision_dim * len(self.image_keys)
         if config.use_language:
-            self.text_proj = nn.Sequential(nn.Linear(config.text_dim, 128), nn.SiLU())
-            parts += 128
+            self.text_proj = nn.Sequential(nn.Linear(config.text_dim, text_width), nn.SiLU())
+            parts += text_width
         self.fuse = nn.Sequential(nn.Linear(parts, config.cond_dim), nn.SiLU())
         self.head = FlowHead(config.horizon, action_dim, config.cond_dim, config.head_hidden, config.head_layers,
                              config.time_embed_dim)
@@ -238,13 +240,16 @@ class RcsDiffusionPolicy(PreTrainedPolicy):
     def condition(self, batch: dict[str, Any]) -> Tensor:
         """The (B, cond_dim) conditioning vector from the observation (and task text)."""
         parts: list[Tensor] = []
+        text = None
+        if self.config.use_language:
+            text = self.text_proj(self._task_embedding(batch, _batch_size(batch, self.vector_keys + self.image_keys)))
         if self.vector_keys:
             vec = torch.cat([_one_step(batch, k, 2)[:, self.vector_index[k]] for k in self.vector_keys], dim=-1)
-            parts.append(self.state_mlp(vec))
+            parts.append(self.state_mlp(torch.cat([vec, text], dim=-1) if self.early_text else vec))
         for key in self.image_keys:
             parts.append(self.image_encoders[key.replace(".", "_")](self._image(_one_step(batch, key, 4))))
-        if self.config.use_language:
-            parts.append(self.text_proj(self._task_embedding(batch, parts[0].shape[0] if parts else 1)))
+        if text is not None:
+            parts.append(text)
         return self.fuse(torch.cat(parts, dim=-1))
 
     def _image(self, img: Tensor) -> Tensor:
@@ -287,3 +292,11 @@ def _one_step(batch: dict[str, Any], key: str, ndim: int) -> Tensor:
     if x.ndim != ndim:
         raise ValueError(f"{key}: expected {ndim} dims (batch first), got shape {tuple(x.shape)}")
     return x
+
+
+def _batch_size(batch: dict[str, Any], keys: list[str]) -> int:
+    """Batch size of the first observation tensor among ``keys`` (1 when there is none)."""
+    for key in keys:
+        if key in batch:
+            return int(batch[key].shape[0])
+    return 1
