@@ -49,12 +49,15 @@ def _say(args: argparse.Namespace, text: str) -> None:
 
 
 def pick_cube(args: argparse.Namespace) -> dict:
-    from rcs.cli.eval import evaluate
+    from rcs.cli import eval as eval_cli
 
-    eval_args = argparse.Namespace(
-        policy=args.policy, env=args.arm, episodes=args.episodes, seed=args.seed, instruction=None, rate=100.0,
-        videos=1, out=args.out, render="fast", endpoint=None, max_steps=None, json=args.json,
-    )
+    # `rcs eval`'s own parser, so every eval option keeps its default here
+    parser = argparse.ArgumentParser(prog="rcs demo")
+    eval_cli.add_arguments(parser)
+    eval_args = parser.parse_args(["--policy", str(args.policy), "--env", args.arm, "--episodes", str(args.episodes),
+                                   "--seed", str(args.seed), "--videos", "1", "--out", str(args.out)]
+                                  + (["--json"] if args.json else []))
+    evaluate = eval_cli.evaluate
     summary = evaluate(eval_args, lambda text: _say(args, text))
     video = args.out / f"episode_{args.seed}.mp4"
     final = args.out / "pick_cube.mp4"
