@@ -57,8 +57,7 @@ def pick_cube(args: argparse.Namespace) -> dict:
     eval_args = parser.parse_args(["--policy", str(args.policy), "--env", args.arm, "--episodes", str(args.episodes),
                                    "--seed", str(args.seed), "--videos", "1", "--out", str(args.out)]
                                   + (["--json"] if args.json else []))
-    evaluate = eval_cli.evaluate
-    summary = evaluate(eval_args, lambda text: _say(args, text))
+    summary = eval_cli.evaluate(eval_args, lambda text: _say(args, text))
     video = args.out / f"episode_{args.seed}.mp4"
     final = args.out / "pick_cube.mp4"
     if video.exists():

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from rcs.control.chunking import STRATEGIES
 from rcs.errors import ConfigError
 
 SERVER_START_TIMEOUT_S = 300.0
@@ -43,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--replan-steps", type=int, default=None,
                         help="policy-rate actions executed from each chunk before the next request (default: the "
                              "checkpoint's n_action_steps)")
-    parser.add_argument("--strategy", default="splice", choices=["splice", "sync", "ensemble", "blend"],
+    parser.add_argument("--strategy", default="splice", choices=sorted(STRATEGIES),
                         help="how a new chunk takes over from the one executing (rcs.control.chunking; default splice)")
     parser.add_argument("--rate", type=float, default=100.0, help="control loop rate in Hz (default 100)")
     parser.add_argument("--videos", type=int, default=2, help="write videos of the first N episodes (default 2)")

@@ -39,6 +39,7 @@ from rcs.control.loop import NO_RT, ControlLoop, RtConfig
 from rcs.control.task import make_policy_task
 from rcs.recording.features import ACTION, IMAGE_PREFIX, FeatureLayout, observation_to_features
 from rcs.serving.client import BridgeState, PolicyClient, Reply, RobotBridge
+from rcs.safety.watchdog import watchdog_for
 from rcs.serving.protocol import Schema, TensorSpec, encode_text, text_spec
 
 log = logging.getLogger(__name__)
@@ -84,7 +85,7 @@ class ServedConfig:
         video_size: (height, width) of video frames.
         executor: extra :class:`rcs.control.chunking.ExecutorConfig` fields.
         chunk_overdue_s: s past the expected arrival of the next chunk (one request period after the last)
-            after which the watchdog stops the arm (see :func:`watchdog_for`).
+            after which the watchdog stops the arm (see :func:`rcs.safety.watchdog.watchdog_for`).
     """
 
     rate_hz: float = 100.0
@@ -96,17 +97,6 @@ class ServedConfig:
     video_size: tuple[int, int] = (240, 320)
     executor: dict[str, Any] = field(default_factory=dict)
     chunk_overdue_s: float = 0.2
-
-
-def watchdog_for(request_period_s: float, overdue_s: float) -> dict[str, float]:
-    """Watchdog timeouts for a robot that asks for a chunk every ``request_period_s`` (s).
-
-    A chunk is expected one request period after the previous one; the arm stops (controlled) once the next is
-    ``overdue_s`` late and disarms 0.8 s later (at least 1 s after the last chunk). A policy that replans every
-    8 steps of 50 ms therefore runs its chunk for 0.4 s without tripping the watchdog.
-    """
-    stop = request_period_s + overdue_s
-    return {"stop_after_s": stop, "disarm_after_s": max(1.0, stop + 0.8)}
 
 
 @dataclass

@@ -252,6 +252,17 @@ class WatchdogConfig:
         return max(1, math.ceil(seconds / self.control_dt - 1e-9)) if seconds > 0 else 0
 
 
+def watchdog_for(request_period_s: float, overdue_s: float) -> dict[str, float]:
+    """:class:`WatchdogConfig` timeouts for a robot that asks for a chunk every ``request_period_s`` (s).
+
+    A chunk is expected one request period after the previous one; the arm stops (controlled) once the next is
+    ``overdue_s`` late and disarms 0.8 s later (at least 1 s after the last chunk). A policy that replans every
+    8 steps of 50 ms therefore runs its chunk for 0.4 s without tripping the watchdog.
+    """
+    stop = request_period_s + overdue_s
+    return {"stop_after_s": stop, "disarm_after_s": max(1.0, stop + 0.8)}
+
+
 def min_jerk_ramp(x: float) -> float:
     """0 -> 1 minimum-jerk ramp ``10x^3 - 15x^4 + 6x^5`` for ``x`` in [0, 1] (clamped outside)."""
     x = min(max(x, 0.0), 1.0)
