@@ -167,3 +167,53 @@ class Pose:
         """The inverse transform (parent expressed in child)."""
         qi = quat_conjugate(self.quaternion)
         return Pose(-(quat_to_matrix(qi) @ self.position), qi, "child")
+
+
+#: entry names of a 6D rotation (the first two columns of the rotation matrix, column by column).
+ROTATION_6D_NAMES: tuple[str, ...] = ("r11", "r21", "r31", "r12", "r22", "r32")
+
+
+def rotvec_to_matrix(v: np.ndarray) -> np.ndarray:
+    """Rotation matrices of rotation vectors (axis * angle, rad): (..., 3) -> (..., 3, 3) (Rodrigues)."""
+    v = np.asarray(v, dtype=np.float64)
+    angle = np.linalg.norm(v, axis=-1)[..., None, None]
+    k = np.zeros((*v.shape[:-1], 3, 3))
+    k[..., 0, 1], k[..., 0, 2], k[..., 1, 2] = -v[..., 2], v[..., 1], -v[..., 0]
+    k[..., 1, 0], k[..., 2, 0], k[..., 2, 1] = v[..., 2], -v[..., 1], v[..., 0]
+    small = angle < 1e-9
+    safe = np.where(small, 1.0, angle)
+    a = np.where(small, 1.0, np.sin(safe) / safe)
+    b = np.where(small, 0.5, (1.0 - np.cos(safe)) / safe**2)
+    return np.eye(3) + a * k + b * (k @ k)
+
+
+def rotation_6d_from_matrix(m: np.ndarray) -> np.ndarray:
+    """The continuous 6D representation of rotations (Zhou et al. 2019): (..., 3, 3) -> (..., 6).
+
+    Unlike a rotation vector (which jumps between equivalent values near pi, e.g. a tool pointing down) or a
+    quaternion (two signs), it is a continuous function of the orientation, which a regressed policy needs.
+    Layout: :data:`ROTATION_6D_NAMES`.
+    """
+    m = np.asarray(m, dtype=np.float64)
+    return np.concatenate([m[..., :, 0], m[..., :, 1]], axis=-1)
+
+
+def matrix_from_rotation_6d(r: np.ndarray) -> np.ndarray:
+    """Rotation matrices from (possibly unnormalized) 6D vectors by Gram-Schmidt: (..., 6) -> (..., 3, 3).
+
+    Raises:
+        ValueError: a vector whose two columns are (nearly) zero or parallel, or not finite.
+    """
+    r = np.asarray(r, dtype=np.float64)
+    a, b = r[..., :3], r[..., 3:6]
+    na = np.linalg.norm(a, axis=-1, keepdims=True)
+    if not np.all(np.isfinite(r)) or np.any(na < 1e-6):
+        raise ValueError("6D rotation: the first column must be finite and non-zero")
+    x = a / na
+    b = b - np.sum(x * b, axis=-1, keepdims=True) * x
+    nb = np.linalg.norm(b, axis=-1, keepdims=True)
+    if np.any(nb < 1e-6):
+        raise ValueError("6D rotation: the two columns are parallel")
+    y = b / nb
+    z = np.cross(x, y)
+    return np.stack([x, y, z], axis=-1)

@@ -20,7 +20,7 @@ from lerobot.optim.optimizers import AdamWConfig
 from lerobot.optim.schedulers import CosineDecayWithWarmupSchedulerConfig
 
 #: Where the training targets of ``action`` come from (see :class:`RcsDiffusionConfig`).
-ACTION_TARGETS = ("dataset_action", "joint_state_lookahead")
+ACTION_TARGETS = ("dataset_action", "joint_state_lookahead", "tcp_pose_6d")
 
 
 @PreTrainedConfig.register_subclass("rcs_diffusion")
@@ -60,6 +60,10 @@ class RcsDiffusionConfig(PreTrainedConfig):
             ``action_lookahead`` frames later (``observation.state`` columns named in ``action_names``
             except the gripper) plus the dataset's commanded gripper column. The rcs control loop drives arms
             in joint positions, so a dataset recorded in Cartesian mode is learned in joint space this way.
+            ``"tcp_pose_6d"`` trains on the dataset's Cartesian-absolute TCP targets with the orientation as
+            a continuous 6D rotation (``x y z r11 r21 r31 r12 r22 r32 gripper``, base frame, m); the robot
+            side turns each chunk into joint targets with the arm's inverse kinematics
+            (:mod:`rcs.control.cartesian`).
         action_lookahead: frames ahead for ``"joint_state_lookahead"``.
         relative_actions: learn the chunk relative to the current ``observation.state`` (its first D entries,
             which for the rcs layout are the joint positions and the gripper): lerobot's
@@ -129,6 +133,9 @@ class RcsDiffusionConfig(PreTrainedConfig):
             raise ValueError(f"prediction={self.prediction!r}; known: 'sample', 'velocity'")
         if self.action_target not in ACTION_TARGETS:
             raise ValueError(f"action_target={self.action_target!r}; known: {ACTION_TARGETS}")
+        if self.action_target == "tcp_pose_6d" and self.relative_actions:
+            raise ValueError("relative_actions subtracts observation.state's first entries (joint positions); "
+                             "action_target='tcp_pose_6d' learns absolute TCP poses: use one or the other")
         if self.action_lookahead < 0:
             raise ValueError(f"action_lookahead={self.action_lookahead} must be >= 0")
         if self.language_fusion not in ("late", "early"):

@@ -24,11 +24,14 @@ import torch.nn.functional as F
 
 from lerobot.configs.types import FeatureType, PolicyFeature
 from policies.rcs_diffusion.configuration_rcs_diffusion import RcsDiffusionConfig
+from rcs.geometry import ROTATION_6D_NAMES, rotation_6d_from_matrix, rotvec_to_matrix
 
 log = logging.getLogger(__name__)
 
 STATE, ENV, ACTION = "observation.state", "observation.environment_state", "action"
 IMAGE_PREFIX = "observation.images."
+#: entries of a Cartesian-absolute arm action before the gripper (``rcs.envs.arm_actions``).
+CARTESIAN_ACTION_NAMES = ("x", "y", "z", "rx", "ry", "rz")
 #: Extra per-frame columns that carry metadata, not policy inputs (e.g. the recorder's measured capture time).
 METADATA_SUFFIXES = ("capture_time", "timestamp", "time")
 
@@ -190,6 +193,8 @@ def _action_targets(config: RcsDiffusionConfig, names: dict[str, list[str]], sta
     action_names = names.get(ACTION) or [f"action_{i}" for i in range(action.shape[1])]
     if config.action_target == "dataset_action":
         return action, list(action_names)
+    if config.action_target == "tcp_pose_6d":
+        return _tcp_pose_6d(action, list(action_names))
     state_names = names.get(STATE)
     if state is None or not state_names:
         raise DatasetFeatureError(f"action_target='joint_state_lookahead' needs {STATE!r} with per-entry names")
@@ -200,6 +205,16 @@ def _action_targets(config: RcsDiffusionConfig, names: dict[str, list[str]], sta
     if not joints:
         raise DatasetFeatureError(f"{STATE} names {state_names}: no joint entries before 'gripper'")
     return np.concatenate([state[:, : len(joints)], action[:, [action_names.index("gripper")]]], axis=1), [*joints, "gripper"]
+
+
+def _tcp_pose_6d(action: np.ndarray, action_names: list[str]) -> tuple[np.ndarray, list[str]]:
+    """Cartesian-absolute actions ``x y z rx ry rz gripper`` -> ``x y z`` + 6D rotation + ``gripper``."""
+    if action_names[: len(CARTESIAN_ACTION_NAMES)] != list(CARTESIAN_ACTION_NAMES) or len(action_names) != 7:
+        raise DatasetFeatureError(f"action_target='tcp_pose_6d' needs a Cartesian-absolute action "
+                                  f"{list(CARTESIAN_ACTION_NAMES)} + ['gripper'], the dataset's is {action_names}")
+    r6 = rotation_6d_from_matrix(rotvec_to_matrix(action[:, 3:6]))
+    out = np.concatenate([action[:, :3], r6, action[:, 6:7]], axis=1).astype(np.float32)
+    return out, [*CARTESIAN_ACTION_NAMES[:3], *ROTATION_6D_NAMES, "gripper"]
 
 
 def load_demos(roots: str | Path | Sequence[str | Path], config: RcsDiffusionConfig, repo_id: str | None = None,

@@ -120,12 +120,14 @@ def serving_manifest(config: RcsDiffusionConfig, checkpoint_id: str) -> dict[str
 
     Units follow :data:`rcs.envs.served.UNITS` (the robot side builds its expected schema with the same).
     """
-    from rcs.envs.served import UNITS
+    from rcs.envs.served import UNITS, action_unit
 
     names = {"action": list(config.action_names), **{k: list(v) for k, v in config.feature_names.items()}}
+    units = {k: UNITS[k] for k in names if k in UNITS}
+    units["action"] = action_unit(config.action_names)
     manifest: dict[str, Any] = {
         "kind": "lerobot", "checkpoint_id": checkpoint_id, "policy_type": config.type, "policy_dt": 1.0 / config.fps,
-        "names": names, "units": {k: UNITS[k] for k in names if k in UNITS},
+        "names": names, "units": units,
     }
     if config.use_language:
         manifest["text"] = {"name": "task", "max_bytes": 256}

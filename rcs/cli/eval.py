@@ -83,8 +83,10 @@ def read_policy_inputs(directory: Path) -> Any:
     if not isinstance(replan, int) or not 1 <= replan <= chunk:
         raise ConfigError(f"--policy {directory}/config.json: n_action_steps={replan!r} must be an integer in "
                           f"[1, {chunk}] (the chunk length)")
+    names = manifest.get("names") if isinstance(manifest.get("names"), dict) else {}
+    action_names = names.get("action") or cfg.get("action_names") or ()
     return PolicyInputs(vectors, tuple(cameras), chunk, text["name"] if text else None,
-                        int(text.get("max_bytes", 256)) if text else 256, replan)
+                        int(text.get("max_bytes", 256)) if text else 256, replan, tuple(map(str, action_names)))
 
 
 def free_endpoint() -> str:
@@ -168,6 +170,8 @@ def summarize(outcomes: list[Any], wall_s: float) -> dict[str, Any]:
         "chunk_rejections": _sum_counts(o.report.get("chunk_rejections", {}) for o in outcomes),
         # control ticks per watchdog stage over all episodes: "stopping"/"hold" ticks mean chunks came late
         "watchdog_ticks": _sum_counts(o.report.get("ticks_in_stage", {}) for o in outcomes),
+        # pose policies: chunk waypoints converted by the robot's IK, and those it could not reach exactly
+        "ik": _sum_counts(o.report.get("ik", {}) for o in outcomes),
         "wrong_object_lifted": sum(bool(o.report.get("wrong_object_lifted")) for o in outcomes),
         "instructions": {str(o.seed): o.report["instruction"] for o in outcomes if "instruction" in o.report},
         "wall_s": round(wall_s, 1),

@@ -42,6 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="learn joint-position targets (measured joints one frame ahead + commanded gripper) "
                              "instead of the dataset's action column; needed to run a Cartesian-recorded dataset "
                              "on the joint-space control loop (rcs eval)")
+    parser.add_argument("--pose-targets", action="store_true",
+                        help="learn the dataset's Cartesian TCP targets with a continuous 6D rotation (absolute, base "
+                             "frame); rcs eval turns each chunk into joint targets with the arm's IK")
     parser.add_argument("--relative", action="store_true",
                         help="learn chunks relative to the current state (lerobot's relative/absolute action steps)")
     parser.add_argument("--ignore-feature", action="append", default=[], metavar="NAME",
@@ -65,8 +68,12 @@ def run(args: argparse.Namespace) -> int:
         policy["relative_actions"] = True
     if args.ignore_entry:
         policy["ignore_entries"] = list(args.ignore_entry)
+    if args.joint_targets and args.pose_targets:
+        raise ConfigError("--joint-targets and --pose-targets: choose one action target")
     if args.joint_targets:
         policy["action_target"] = "joint_state_lookahead"
+    if args.pose_targets:
+        policy["action_target"] = "tcp_pose_6d"
     cfg = TrainConfig(
         dataset=args.dataset, output=args.output, steps=args.steps, batch_size=args.batch_size,
         save_every=args.save_every, seed=args.seed, threads=args.threads, max_minutes=args.max_minutes, stop_at=args.stop_at,

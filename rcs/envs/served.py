@@ -26,6 +26,7 @@ layer and fails with that reason).
 from __future__ import annotations
 
 import concurrent.futures
+import copy
 import logging
 import threading
 import time
@@ -35,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from rcs.control.cartesian import POSE_6D_NAMES, POSE_6D_UNIT, PoseChunkToJoints, is_pose_6d_layout
 from rcs.control.loop import NO_RT, ControlLoop, RtConfig
 from rcs.control.task import make_policy_task
 from rcs.recording.features import ACTION, IMAGE_PREFIX, FeatureLayout, observation_to_features
@@ -61,6 +63,9 @@ class PolicyInputs:
         replan_steps: policy-rate actions the robot executes from each chunk before it asks for the next
             (lerobot's ``n_action_steps``: the open-loop horizon the policy was trained and tuned for; 1 asks
             every policy period).
+        action_names: the checkpoint's action entry names (``rcs_policy.json``); a TCP-pose layout
+            (:func:`rcs.control.cartesian.is_pose_6d_layout`) is converted to joint targets on the robot side
+            with the arm's IK, anything else must be the robot's joint order (+ gripper). Empty: joint order.
     """
 
     vectors: tuple[str, ...]
@@ -69,6 +74,12 @@ class PolicyInputs:
     text: str | None = None
     text_max_bytes: int = 256
     replan_steps: int = 1
+    action_names: tuple[str, ...] = ()
+
+    @property
+    def pose_actions(self) -> bool:
+        """Whether the policy outputs TCP poses (converted to joint targets on the robot side)."""
+        return is_pose_6d_layout(self.action_names)
 
 
 @dataclass(frozen=True)
@@ -204,11 +215,17 @@ class _Renderer:
         self.pool.shutdown(wait=True)
 
 
+def action_unit(names: Sequence[str]) -> str:
+    """Unit string of an action tensor with these entry names: joint targets (rad) or a TCP pose."""
+    return POSE_6D_UNIT if is_pose_6d_layout(names) else UNITS[ACTION]
+
+
 def expected_schema(env: Any, inputs: PolicyInputs, names: Sequence[str]) -> Schema:
     """The schema the robot side requires, from the robot and env alone (joint names, cameras, rate).
 
     ``names`` are the executor's command names (joint order + gripper); a server whose schema differs
-    (other joint order, other feature sizes, other rate) is refused before any motion.
+    (other joint order, other feature sizes, other rate) is refused before any motion. A policy that outputs
+    TCP poses (``inputs.pose_actions``) must declare the pose layout instead (+ gripper when ``names`` has one).
     """
     u = env.unwrapped
     layout = FeatureLayout.for_env(u)
@@ -218,7 +235,9 @@ def expected_schema(env: Any, inputs: PolicyInputs, names: Sequence[str]) -> Sch
     observation += [TensorSpec(IMAGE_PREFIX + name, (h, w, 3), "uint8", "px") for name, h, w in inputs.cameras]
     if inputs.text:
         observation.append(text_spec(inputs.text, inputs.text_max_bytes))
-    action = TensorSpec(ACTION, (inputs.chunk_size, len(names)), "float32", UNITS[ACTION], tuple(names))
+    if inputs.pose_actions:
+        names = (*POSE_6D_NAMES, *(("gripper",) if names[-1:] == ("gripper",) else ()))
+    action = TensorSpec(ACTION, (inputs.chunk_size, len(names)), "float32", action_unit(names), tuple(names))
     return Schema(tuple(observation), action, float(u.dt))
 
 
@@ -286,8 +305,16 @@ class ServedRunner:
                 out[self.inputs.text] = encode_text(instruction, self.inputs.text_max_bytes, self.inputs.text)
             return tick, captured, out
 
+        action_map = None
+        if self.inputs.pose_actions:  # IK in the bridge thread, on a copy (the loop's safety filter uses FK)
+            def measured_joints() -> np.ndarray:
+                with lock:
+                    return u.arm.read().joint_positions.copy()
+
+            action_map = PoseChunkToJoints(copy.deepcopy(u.arm.kinematics), u.arm.spec.joint_names,
+                                           u.arm.spec.gripper is not None, measured_joints)
         bridge = RobotBridge(client, task.executor, observe, period_s=request_period_s,
-                             budget_s=cfg.budget_s, on_arm=task.engage)
+                             budget_s=cfg.budget_s, on_arm=task.engage, action_map=action_map)
         loop = ControlLoop(locked, cfg.rate_hz, robot=locked, paced=True,
                            rt=RtConfig() if cfg.realtime else NO_RT, log_every_s=0)
         max_time = u.config.max_episode_steps * u.dt
@@ -341,6 +368,8 @@ class ServedRunner:
             loop.join(10.0)
         report = task.report()
         report["bridge"] = dict(bridge.counters)
+        if action_map is not None:
+            report["ik"] = {"waypoints": action_map.waypoints, "misses": action_map.ik_misses}
         report["wrong_object_lifted"] = wrong_object  # tasks with distractors report info["wrong_cube_lifted"]
         # the task's numeric measures at the last check (e.g. cube_to_target, m): how far a failure got
         report["final"] = {k: round(float(v), 4) for k, v in last_info.items()

@@ -7,9 +7,12 @@ robot-specific numbers. It works in the base frame, which the pick-cube scenes p
 Grasp orientation. At the first observation after :meth:`PickCubeExpert.reset` (the arm's home pose), the
 TCP axis closest to vertical is taken as the approach axis and snapped exactly onto -z (pointing down); that
 "top-down" orientation is then turned about the vertical so that the gripper's horizontal axes line up with
-the cube's faces, choosing among the four face-aligned yaws the one nearest to the yaw the arm would have if
-it simply swung its base toward the cube (so the wrist turns as little as possible). The home pose must
-therefore hold the tool roughly pointing down, which both simulated arms' home poses do.
+the cube's faces, choosing among the four face-aligned yaws the one nearest to the home yaw. That choice is a
+continuous function of the cube's yaw except where the cube sits diagonally to the home yaw (45 degrees off),
+which the pick-cube scenes put at the edge of their spawn range. A rule that also followed the direction of
+the cube as seen from the base (less wrist rotation) moved that 90-degree jump into the middle of the scene
+distribution, where a policy regressed on the demonstrations averaged the two grasps into a diagonal one that
+misses the cube. The home pose must hold the tool roughly pointing down, which both simulated arms' home poses do.
 
 Motion. The expert keeps its own Cartesian setpoint and moves it toward the current phase's goal at a
 bounded speed (``max_speed`` m/s, ``max_angular_speed`` rad/s), so consecutive actions are smooth. Phases:
@@ -145,7 +148,6 @@ class PickCubeExpert:
         self._gripper = 1.0
         self._top_down = np.eye(3)
         self._ref_axis = 0
-        self._home_azimuth = 0.0
         self._grasp_quat = np.array([1.0, 0.0, 0.0, 0.0])
         self._grasp_yaw: float | None = None
         self._grasp_azimuth = 0.0
@@ -159,26 +161,21 @@ class PickCubeExpert:
         approach = r0[:, k] * (1.0 if r0[2, k] < 0 else -1.0)
         self._top_down = _align(approach, np.array([0.0, 0.0, -1.0])) @ r0
         self._ref_axis = (k + 1) % 3  # a horizontal axis of the top-down orientation
-        self._home_azimuth = math.atan2(tcp_p[1], tcp_p[0])
         self._position = tcp_p.copy()
         self._quaternion = quat_normalize(tcp_q)
         self._initialized = True
 
-    def _grasp_orientation(self, cube_p: np.ndarray, cube_q: np.ndarray) -> np.ndarray:
+    def _grasp_orientation(self, cube_q: np.ndarray) -> np.ndarray:
         """Top-down TCP orientation aligned with the cube's faces (see the module docstring).
 
-        The first choice of the approach takes the face-aligned yaw nearest to the "swing the base" yaw;
-        later calls keep the face-aligned yaw nearest to the previous choice (no flipping between faces).
+        The first choice of the approach takes the face-aligned yaw nearest to the home yaw; later calls keep
+        the face-aligned yaw nearest to the previous choice (no flipping between faces while the cube turns).
         """
         h_axis = self._top_down[:, self._ref_axis]
         yaw_h = math.atan2(h_axis[1], h_axis[0])
         rc = quat_to_matrix(quat_normalize(cube_q))
         yaw_cube = math.atan2(rc[1, 0], rc[0, 0])
-        if self._grasp_yaw is None:
-            azimuth = math.atan2(cube_p[1], cube_p[0])
-            reference = yaw_h + _wrap(azimuth - self._home_azimuth, 2 * math.pi)
-        else:
-            reference = self._grasp_yaw
+        reference = yaw_h if self._grasp_yaw is None else self._grasp_yaw
         self._grasp_yaw = reference + _wrap(yaw_cube - reference, math.pi / 2)
         return matrix_to_quat(_rot_z(self._grasp_yaw - yaw_h) @ self._top_down)
 
@@ -223,7 +220,7 @@ class PickCubeExpert:
 
         if self.phase is Phase.APPROACH:
             self._gripper = 1.0
-            self._grasp_quat = self._grasp_orientation(cube_p, cube_q)
+            self._grasp_quat = self._grasp_orientation(cube_q)
             self._grasp_azimuth = math.atan2(cube_p[1], cube_p[0])
             there = self._step_toward(np.array([cube_p[0], cube_p[1], hover_z]), self._grasp_quat, self.speed)
             if there and (tcp_err < 0.005 or self._elapsed() > 3.0):

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import zmq
@@ -390,6 +390,20 @@ class PolicyClient:
             return msg
 
 
+class ActionMap(Protocol):
+    """Converts action chunks between a policy's layout and the executor's (see :class:`RobotBridge`)."""
+
+    names_in: tuple[str, ...]
+    names_out: tuple[str, ...]
+
+    def to_executor(self, actions: np.ndarray, seed: np.ndarray | None) -> np.ndarray:
+        """(H, len(names_in)) -> (H, len(names_out)); ``seed``: the executor's values at the chunk start
+        (``None`` before anything was commanded). Raises ValueError for a chunk it cannot convert."""
+
+    def from_executor(self, values: np.ndarray) -> np.ndarray:
+        """(K, len(names_out)) -> (K, len(names_in))."""
+
+
 class BridgeState(str, Enum):
     """Where a :class:`RobotBridge` stands."""
 
@@ -421,6 +435,10 @@ class RobotBridge:
         send_committed: send the executor's committed actions from the observation's tick (the frozen prefix
             of real-time chunking, subsampled to the policy rate) with each request, as
             :data:`~rcs.serving.protocol.COMMITTED`; policies that inpaint continue from them.
+        action_map: converts chunks from the policy's action layout to the executor's and back (e.g.
+            :class:`rcs.control.cartesian.PoseChunkToJoints` for a policy that outputs TCP poses); the
+            server's action names must then be ``action_map.names_in``. A chunk it refuses is counted
+            (``rejected_action_map``) and dropped.
     """
 
     def __init__(
@@ -436,12 +454,18 @@ class RobotBridge:
         on_arm: Callable[[], None] | None = None,
         on_lost: Callable[[], None] | None = None,
         send_committed: bool = True,
+        action_map: ActionMap | None = None,
     ) -> None:
         if client.expected is None:
             raise ServingError("a robot bridge needs the robot's expected schema (refuses to arm otherwise)")
-        if client.expected.action.names != executor.names:
-            names = client.expected.action.names
-            raise SchemaMismatchError([f"action names {names} differ from the executor's {executor.names}"])
+        names = client.expected.action.names
+        if action_map is not None and action_map.names_out != executor.names:
+            raise SchemaMismatchError([f"action map output {action_map.names_out} differs from the executor's "
+                                       f"{executor.names}"])
+        wanted = executor.names if action_map is None else action_map.names_in
+        if names != wanted:
+            raise SchemaMismatchError([f"action names {names} differ from the robot's {wanted}"])
+        self.action_map = action_map
         self.client = client
         self.executor = executor
         self.observe = observe
@@ -544,6 +568,15 @@ class RobotBridge:
         if self.on_lost is not None:
             self.on_lost()
 
+    def _map_seed(self, tick: int) -> np.ndarray | None:
+        """Executor values to start an action map from: the plan at ``tick``, else the last command executed,
+        else ``None`` (nothing commanded yet: the map starts from the device's measured state)."""
+        committed = self.executor.request(tick).committed
+        if len(committed):
+            return committed[0]
+        last = self.executor.history.values[-1:]  # a copy of the list: the control thread may append meanwhile
+        return last[0] if last else None
+
     def committed_prefix(self, tick: int) -> np.ndarray | None:
         """The executor's committed actions from ``tick`` at the policy rate, ``(K, D)``; None if none."""
         schema = self.client.expected
@@ -553,6 +586,8 @@ class RobotBridge:
         prefix = ticks[::stride][: schema.chunk_size]
         if len(prefix) == 0:
             return None
+        if self.action_map is not None:
+            prefix = self.action_map.from_executor(prefix)
         return np.ascontiguousarray(prefix, dtype=WIRE_DTYPES[schema.action.dtype])
 
     def _step(self) -> None:
@@ -587,10 +622,18 @@ class RobotBridge:
             return
         schema = self.client.expected
         assert schema is not None
+        actions = np.asarray(reply.actions, dtype=np.float64)
+        if self.action_map is not None:
+            try:
+                actions = self.action_map.to_executor(actions, self._map_seed(int(reply.obs_tick)))
+            except ValueError as e:
+                self._count("rejected_action_map")
+                log.warning("chunk refused by the action map: %s", e)
+                return
         chunk = ActionChunk(
             start_tick=int(reply.obs_tick),
-            actions=np.asarray(reply.actions, dtype=np.float64),
-            names=schema.action.names,
+            actions=actions,
+            names=self.executor.names,
             policy_dt=schema.policy_dt,
             control_dt=self.executor.config.control_dt,
             timestamp=reply.capture_time,

@@ -3,6 +3,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rcs.geometry import (
+    matrix_from_rotation_6d,
+    rotation_6d_from_matrix,
+    rotvec_to_matrix,
     Pose,
     matrix_to_quat,
     quat_angle,
@@ -50,3 +53,36 @@ def test_pose_compose_inverse_identity():
 def test_quat_multiply_matches_matrices():
     a, b = quat_from_euler_rpy(0.1, 0.2, 0.3), quat_from_euler_rpy(-0.5, 0.4, 2.0)
     np.testing.assert_allclose(quat_to_matrix(quat_multiply(a, b)), quat_to_matrix(a) @ quat_to_matrix(b), atol=1e-12)
+
+
+@given(st.lists(st.floats(-3.1, 3.1), min_size=3, max_size=3))
+@settings(max_examples=200, deadline=None)
+def test_rotvec_to_matrix_and_6d_round_trip(v):
+    v = np.asarray(v)
+    m = rotvec_to_matrix(v)
+    np.testing.assert_allclose(m, quat_to_matrix(quat_from_rotvec(v)), atol=1e-12)
+    np.testing.assert_allclose(matrix_from_rotation_6d(rotation_6d_from_matrix(m)), m, atol=1e-12)
+
+
+def test_6d_rotation_is_continuous_where_the_rotation_vector_jumps():
+    """A tool pointing down is a half turn: its rotation vector flips sign as the tool tilts through vertical
+    (0.2 mrad apart here); the 6D representation moves by as little as the orientation does."""
+    a, b = (quat_to_matrix(quat_from_euler_rpy(np.pi + d, 0.0, 0.3)) for d in (-1e-4, 1e-4))
+    assert np.linalg.norm(quat_to_rotvec(matrix_to_quat(a)) - quat_to_rotvec(matrix_to_quat(b))) > 3.0
+    assert np.linalg.norm(rotation_6d_from_matrix(a) - rotation_6d_from_matrix(b)) < 1e-3
+    # batched, and an unnormalized vector (a regressed one) is orthonormalized
+    r6 = rotation_6d_from_matrix(np.stack([a, b])) * np.array([[2.0], [0.5]])
+    r6[:, 3:] += 0.1 * r6[:, :3]
+    for m, expected in zip(matrix_from_rotation_6d(r6), (a, b)):
+        np.testing.assert_allclose(m, expected, atol=1e-12)
+
+
+def test_degenerate_6d_rotations_are_refused():
+    import pytest
+
+    with pytest.raises(ValueError, match="first column"):
+        matrix_from_rotation_6d(np.zeros(6))
+    with pytest.raises(ValueError, match="parallel"):
+        matrix_from_rotation_6d(np.array([1.0, 0, 0, 2.0, 0, 0]))
+    with pytest.raises(ValueError, match="finite"):
+        matrix_from_rotation_6d(np.array([np.nan, 0, 0, 0, 1.0, 0]))

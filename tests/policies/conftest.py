@@ -56,3 +56,12 @@ def tiny_run(tiny_dataset, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tiny_run) -> Path:
     return tiny_run / "checkpoints" / "last" / "pretrained_model"
+
+
+@pytest.fixture(scope="session")
+def tiny_pose_checkpoint(tiny_dataset, tmp_path_factory) -> Path:
+    """A tiny policy that outputs TCP poses (--pose-targets): the robot side converts them with the arm's IK."""
+    run = tmp_path_factory.mktemp("runs") / "tiny_pose"
+    rcs("train", "--dataset", str(tiny_dataset), "--output", str(run), "--steps", "2", "--save-every", "2",
+        "--batch-size", "8", "--threads", "1", "--pose-targets", "--ignore-entry", "tcp_qw", "--no-progress", *TINY)
+    return run / "checkpoints" / "last" / "pretrained_model"

@@ -61,3 +61,39 @@ def test_resume_continues_exactly_where_it_stopped(tiny_dataset, tmp_path):
     # a finished run folder is never silently overwritten
     with pytest.raises(FileExistsError, match="resume"):
         train(cfg("b"), progress=False)
+
+
+def test_pose_targets_are_the_datasets_tcp_targets_with_a_6d_rotation(tiny_dataset):
+    """--pose-targets: x y z as recorded, the rotation vector as the first two columns of its matrix."""
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from policies.rcs_diffusion.configuration_rcs_diffusion import RcsDiffusionConfig
+    from policies.training.data import load_demos
+    from rcs.geometry import rotvec_to_matrix
+
+    config = RcsDiffusionConfig(**dict(TINY_POLICY, action_target="tcp_pose_6d"), device="cpu")
+    data = load_demos(tiny_dataset, config)
+    assert data.action_names == ["x", "y", "z", "r11", "r21", "r31", "r12", "r22", "r32", "gripper"]
+    table = pq.read_table(sorted((tiny_dataset / "data").rglob("*.parquet")))
+    recorded = np.stack(table.column("action").to_numpy(zero_copy_only=False))
+    frames = data.frame_actions.numpy()
+    np.testing.assert_allclose(frames[:, :3], recorded[:, :3], atol=1e-6)
+    m = rotvec_to_matrix(recorded[:, 3:6])
+    np.testing.assert_allclose(frames[:, 3:6], m[:, :, 0], atol=1e-5)
+    np.testing.assert_allclose(frames[:, 6:9], m[:, :, 1], atol=1e-5)
+    np.testing.assert_allclose(frames[:, 9], recorded[:, 6])
+
+
+def test_pose_targets_refuse_joint_actions_and_relative_offsets():
+    import numpy as np
+
+    from policies.rcs_diffusion.configuration_rcs_diffusion import RcsDiffusionConfig
+    from policies.training.data import DatasetFeatureError, _action_targets
+
+    config = RcsDiffusionConfig(**dict(TINY_POLICY, action_target="tcp_pose_6d"), device="cpu")
+    joints = [f"joint{i}" for i in range(1, 8)] + ["gripper"]
+    with pytest.raises(DatasetFeatureError, match="needs a Cartesian-absolute action"):
+        _action_targets(config, {"action": joints}, None, np.zeros((3, 8), dtype=np.float32))
+    with pytest.raises(ValueError, match="relative_actions"):
+        RcsDiffusionConfig(**dict(TINY_POLICY, action_target="tcp_pose_6d", relative_actions=True), device="cpu")

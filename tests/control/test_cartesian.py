@@ -1,0 +1,130 @@
+"""TCP-pose chunks -> joint chunks with the simulated Panda's real kinematics (rcs.control.cartesian)."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+
+from rcs.control.cartesian import POSE_6D_NAMES, PoseChunkToJoints, is_pose_6d_layout
+from rcs.geometry import quat_to_matrix, rotation_6d_from_matrix
+
+
+@pytest.fixture(scope="module")
+def panda():
+    import gymnasium as gym
+
+    import rcs.envs  # noqa: F401
+
+    env = gym.make("rcs/PandaPickCube-v0")
+    env.reset(seed=0)
+    yield env.unwrapped.arm
+    env.close()
+
+
+def _mapper(arm) -> PoseChunkToJoints:
+    return PoseChunkToJoints(copy.deepcopy(arm.kinematics), arm.spec.joint_names, True,
+                             lambda: arm.read().joint_positions.copy())
+
+
+def _pose_chunk(kin, joints: np.ndarray, gripper: np.ndarray) -> np.ndarray:
+    rows = []
+    for q, g in zip(joints, gripper):
+        p, quat = kin.forward(q)
+        rows.append([*p, *rotation_6d_from_matrix(quat_to_matrix(quat)), g])
+    return np.array(rows)
+
+
+def test_layout_names():
+    assert is_pose_6d_layout([*POSE_6D_NAMES, "gripper"]) and is_pose_6d_layout(POSE_6D_NAMES)
+    assert not is_pose_6d_layout([*POSE_6D_NAMES, "joint1"])
+    assert not is_pose_6d_layout(["x", "y", "z", "rx", "ry", "rz", "gripper"])
+
+
+def test_pose_chunk_becomes_joint_targets_that_reach_the_poses(panda):
+    """A chunk of reachable TCP poses (from a joint path) -> joints whose forward kinematics are those poses."""
+    m = _mapper(panda)
+    assert m.names_out == (*panda.spec.joint_names, "gripper") and m.names_in == (*POSE_6D_NAMES, "gripper")
+    q0 = panda.read().joint_positions.copy()
+    path = q0 + np.linspace(0.0, 1.0, 16)[:, None] * np.array([0.3, 0.2, -0.2, -0.3, 0.1, 0.2, 0.4])
+    gripper = np.linspace(1.0, 0.0, 16)
+    poses = _pose_chunk(m.kinematics, path, gripper)
+    joints = m.to_executor(poses, np.r_[q0, 1.0])
+    assert joints.shape == (16, 8)
+    np.testing.assert_allclose(joints[:, 7], gripper)
+    for q, pose in zip(joints, poses):
+        p, quat = m.kinematics.forward(q[:7])
+        assert np.linalg.norm(p - pose[:3]) < 1.5e-3
+        assert np.linalg.norm(rotation_6d_from_matrix(quat_to_matrix(quat)) - pose[3:9]) < 0.02
+    # each solve starts from the previous one: the joint path is continuous (no elbow flip between waypoints)
+    # and starts at the seed; the path steps are <= 0.027 rad per joint
+    assert np.abs(np.diff(joints[:, :7], axis=0)).max() < 0.1
+    np.testing.assert_allclose(joints[0, :7], q0, atol=1e-3)
+    assert m.ik_misses == 0 and m.waypoints == 16
+    # and back: the committed prefix goes to the policy as poses
+    np.testing.assert_allclose(m.from_executor(joints)[:, :3], poses[:, :3], atol=1.5e-3)
+    np.testing.assert_allclose(m.from_executor(joints)[:, 9], gripper)
+
+
+def test_first_chunk_starts_from_the_measured_joints(panda):
+    m = _mapper(panda)
+    q0 = panda.read().joint_positions.copy()
+    poses = _pose_chunk(m.kinematics, np.stack([q0, q0]), np.ones(2))
+    np.testing.assert_allclose(m.to_executor(poses, None)[:, :7], np.stack([q0, q0]), atol=1e-3)
+
+
+def test_unreachable_pose_is_best_effort_and_counted(panda):
+    m = _mapper(panda)
+    q0 = panda.read().joint_positions.copy()
+    pose = _pose_chunk(m.kinematics, q0[None], np.ones(1))
+    pose[0, :3] = [3.0, 0.0, 0.5]  # 3 m away: out of reach
+    joints = m.to_executor(pose, np.r_[q0, 1.0])
+    assert np.all(np.isfinite(joints)) and m.ik_misses == 1
+    kin = m.kinematics
+    assert np.all(joints[0, :7] >= kin.lower - 1e-9) and np.all(joints[0, :7] <= kin.upper + 1e-9)
+
+
+def test_malformed_pose_chunks_are_refused_naming_the_problem(panda):
+    m = _mapper(panda)
+    q0 = panda.read().joint_positions.copy()
+    good = _pose_chunk(m.kinematics, np.stack([q0, q0]), np.ones(2))
+    bad = good.copy()
+    bad[1, 4] = np.nan
+    with pytest.raises(ValueError, match="step 1 is not finite"):
+        m.to_executor(bad, None)
+    flat = good.copy()
+    flat[0, 3:9] = 0.0
+    with pytest.raises(ValueError, match="6D rotation"):
+        m.to_executor(flat, None)
+    with pytest.raises(ValueError, match=r"expected \(H, 10\)"):
+        m.to_executor(good[:, :9], None)
+
+
+def test_bridge_requires_the_pose_layout_from_the_server(panda):
+    """A robot bridge with a pose map checks the server's action names against the pose layout, and the
+    map's output against the executor's joint order."""
+    from rcs.control.task import make_policy_task
+    from rcs.serving.client import PolicyClient, RobotBridge, SchemaMismatchError
+    from rcs.serving.protocol import Schema, TensorSpec
+
+    task = make_policy_task(panda, 100.0)
+    m = _mapper(panda)
+    obs = (TensorSpec("observation.state", (15,), "float32", ""),)
+
+    def client(names):
+        schema = Schema(obs, TensorSpec("action", (16, len(names)), "float32", "", tuple(names)), 0.05)
+        return PolicyClient("tcp://127.0.0.1:1", schema)
+
+    joint_client = client(task.executor.names)
+    with pytest.raises(SchemaMismatchError, match="differ from the robot's"):
+        RobotBridge(joint_client, task.executor, lambda: None, action_map=m)
+    joint_client.close()
+    pose_client = client(m.names_in)
+    RobotBridge(pose_client, task.executor, lambda: None, action_map=m)  # accepted
+    with pytest.raises(SchemaMismatchError, match="differ from the robot's"):
+        RobotBridge(pose_client, task.executor, lambda: None)
+    m.names_out = tuple(reversed(m.names_out))
+    with pytest.raises(SchemaMismatchError, match="action map output"):
+        RobotBridge(pose_client, task.executor, lambda: None, action_map=m)
+    pose_client.close()
