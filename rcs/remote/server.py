@@ -22,6 +22,7 @@ The wire format is :mod:`rcs.remote.wire` (the policy protocol's codec with its 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import logging
@@ -714,7 +715,28 @@ class RobotServer:
                 self.task.engage()
 
         client = PolicyClient(link.endpoint, schema, name=f"rcs robot {self.config.robot}")
-        self._bridge = RobotBridge(client, self.task.executor, observe, budget_s=link.budget_s, on_arm=on_arm).start()
+        self._bridge = RobotBridge(client, self.task.executor, observe, budget_s=link.budget_s, on_arm=on_arm,
+                                   action_map=self._pose_map(schema)).start()
+
+    def _pose_map(self, schema: Any) -> Any:
+        """The robot-side IK for a policy whose actions are TCP poses (docs/control.md), else ``None``."""
+        from rcs.control.cartesian import PoseChunkToJoints, is_pose_6d_layout
+
+        if not is_pose_6d_layout(schema.action.names):
+            return None
+        if not isinstance(self.robot, Arm):
+            raise ConfigError(f"policy action {list(schema.action.names)}: TCP-pose actions need an arm "
+                              f"(robot {self.config.robot!r} is not one)")
+
+        def measured_joints() -> np.ndarray:
+            latest = self._served.latest
+            if latest is None:
+                raise ValueError("no robot state yet to start the IK from")
+            return np.asarray(latest[1].joint_positions)
+
+        arm = self.robot
+        return PoseChunkToJoints(copy.deepcopy(arm.kinematics), arm.spec.joint_names, arm.spec.gripper is not None,
+                                 measured_joints)
 
 
 #: SCHED_FIFO priority of ZeroMQ's I/O threads in a real-time server (below the loop's 80).

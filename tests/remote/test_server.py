@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 import zmq
 
+import rcs
+
 from rcs.errors import ConfigError
 from rcs.remote.client import RobotClient, RobotServerTimeout
 from rcs.remote.config import load_server_config, server_config
@@ -262,6 +264,47 @@ def test_policy_link_runs_served_chunks_on_the_loop(tmp_path) -> None:
         server.stop(0.0)
         policy.stop()
         thread.join(5)
+
+
+def test_policy_link_converts_tcp_pose_chunks_with_the_arms_ik(tmp_path) -> None:
+    """A policy that outputs TCP poses (x y z + 6D rotation + gripper) drives the arm through the robot-side
+    IK: a constant pose 5 cm in front of and 5 cm below the home TCP is reached."""
+    import json
+
+    from rcs.control.cartesian import POSE_6D_NAMES, POSE_6D_UNIT
+    from rcs.geometry import quat_to_matrix, rotation_6d_from_matrix
+
+    m = json.loads((REPO / "launch" / "policies" / "panda_hold.json").read_text())
+    arm = rcs.make_robot("sim/panda")
+    arm.connect()
+    kin = arm.kinematics
+    p_home, q_home = kin.forward(np.array(m["value"][:7]))
+    target = p_home + np.array([0.05, 0.0, -0.05])
+    names = [*POSE_6D_NAMES, "gripper"]
+    m["schema"]["action"].update(shape=[10, len(names)], unit=POSE_6D_UNIT, names=names)
+    m["value"] = [*target, *rotation_6d_from_matrix(quat_to_matrix(q_home)), 1.0]
+    manifest = tmp_path / "pose.json"
+    manifest.write_text(json.dumps(m))
+    policy_endpoint = endpoints()[0]
+    policy = PolicyServer(ConstantPolicy(schema_from_manifest(m), m["value"], "panda-pose"), policy_endpoint)
+    thread = threading.Thread(target=policy.run, daemon=True)
+    thread.start()
+    server, client = serve({"robot": "sim/panda", "rate_hz": 250,
+                            "policy": {"endpoint": policy_endpoint, "manifest": str(manifest)}})
+    try:
+        end = time.monotonic() + 20
+        reached = np.inf
+        while time.monotonic() < end and reached > 0.003:
+            reached = float(np.linalg.norm(kin.forward(joints(client))[0] - target))
+            time.sleep(0.05)
+        assert reached <= 0.003, f"TCP {reached * 1e3:.1f} mm from the commanded pose"
+        assert fresh_status(client)["stage"] == "running"
+    finally:
+        client.close()
+        server.stop(0.0)
+        policy.stop()
+        thread.join(5)
+        arm.close()
 
 
 def test_client_times_out_without_a_server() -> None:
