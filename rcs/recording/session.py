@@ -201,6 +201,8 @@ class RecordSession:
                         break
                     if recording:
                         self.recorder.add_frame(frame_features(self.layout, {**obs, **images}, action, [t_state, *cam_times]))
+                    if self.mapper is None:  # a scripted demonstrator may execute a perturbed command
+                        action = self.teleop.executed(action)
                     obs, _, terminated, truncated, info = self.env.step(action)
                     rate.tick()
                     if self.progress is not None:

@@ -91,7 +91,13 @@ class PolicyTeleop(Teleop, ABC):
 
     @abstractmethod
     def action(self, obs: dict[str, np.ndarray]) -> np.ndarray:
-        """The env action for ``obs``."""
+        """The env action for ``obs`` (what the dataset records as the demonstrated action)."""
+
+    def executed(self, action: np.ndarray) -> np.ndarray:
+        """The command actually sent to the robot for the recorded ``action``: the same by default. A scripted
+        demonstrator may perturb it (noise injection) so the dataset shows it correcting its own errors
+        while the recorded label stays the clean action."""
+        return action
 
     def command(self, obs: dict[str, np.ndarray]) -> TeleopCommand:
         return TeleopCommand()

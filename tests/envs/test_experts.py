@@ -82,3 +82,35 @@ def test_baseline_tracks_figure_eight_through_the_env():
     errors = np.array([i["position_error"] for i in result.infos])[int(period * 100) :]
     assert np.sqrt(np.mean(errors**2)) < 0.01 and errors.max() < 0.02
     assert all(i["is_success"] for i in result.infos[int(period * 100) :])
+
+
+def test_expert_noise_perturbs_the_executed_command_not_the_recorded_action():
+    """--teleop-option noise=S: the executed TCP target = the expert's + a correlated perturbation of std S
+    (positions only, inside the action space); the recorded action is the expert's own."""
+    import gymnasium as gym
+    import numpy as np
+    import pytest
+
+    import rcs.envs  # noqa: F401
+    from rcs.errors import ConfigError
+    from rcs.teleop.expert import make_expert
+
+    env = gym.make("rcs/PandaPickCube-v0").unwrapped
+    obs, _ = env.reset(seed=3)
+    clean = make_expert(env, seed=3)
+    noisy = make_expert(env, seed=3, noise="0.01", noise_tau="0.5")  # CLI options arrive as strings
+    clean.reset(obs)
+    noisy.reset(obs)
+    a, b = clean.action(obs), noisy.action(obs)
+    np.testing.assert_array_equal(a, b)  # the label does not depend on the noise
+    np.testing.assert_array_equal(clean.executed(a), a)
+    offsets = np.array([noisy.executed(b) - b for _ in range(20000)])
+    np.testing.assert_array_equal(offsets[:, 3:], 0.0)  # orientation and gripper untouched
+    np.testing.assert_allclose(offsets[:, :3].std(axis=0), 0.01, rtol=0.15)
+    steps = np.abs(np.diff(offsets[:, :3], axis=0)).mean()
+    assert steps < 0.005  # correlated over 0.5 s, not white noise (white: ~0.011 per step)
+    assert noisy.describe()["execution_noise_m"] == 0.01
+    for bad in ("nan", "-0.01", "1", "x"):
+        with pytest.raises(ConfigError, match="teleop option noise="):
+            make_expert(env, noise=bad)
+    env.close()
