@@ -153,6 +153,10 @@ class PickCubeExpert:
         self._grasp_azimuth = 0.0
         self._offset = np.zeros(3)
         self._last_gripper = 1.0
+        #: m, offset the caller adds to the commanded TCP position (noise injection, see
+        #: :class:`rcs.teleop.expert.ExpertTeleop`); the phase changes wait for the arm to track the command
+        #: actually executed, so a perturbed arm does not wait for the time-out at every phase.
+        self.command_offset = np.zeros(3)
 
     # -- helpers ------------------------------------------------------------------------------------
     def _init_from(self, tcp_p: np.ndarray, tcp_q: np.ndarray) -> None:
@@ -215,7 +219,8 @@ class PickCubeExpert:
 
         h = self.scene.cube_half_size
         hover_z = self.scene.table_height + h + self.hover  # above a cube resting on the table
-        tcp_err = float(np.linalg.norm(tcp_p - self._position))
+        # tracking error against what was executed: the setpoint, plus a perturbation the caller added to it
+        tcp_err = float(np.linalg.norm(tcp_p - self._position - self.command_offset))
         self._phase_steps += 1
 
         if self.phase is Phase.APPROACH:

@@ -54,6 +54,7 @@ class ExpertTeleop(PolicyTeleop):
         self._offset = self._rng.normal(0.0, self.noise, 3) if self.noise else np.zeros(3)
 
     def action(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        self.expert.command_offset = self._offset  # what the last executed command added to the expert's
         return self.expert(obs)
 
     def executed(self, action: np.ndarray) -> np.ndarray:
