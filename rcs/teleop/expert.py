@@ -8,15 +8,21 @@ from typing import Any
 import numpy as np
 
 from rcs.errors import ConfigError
-from rcs.experts.pick_cube import PickCubeExpert
+from rcs.experts.pick_cube import Phase, PickCubeExpert
 from rcs.teleop.base import PolicyTeleop
+
+
+#: expert phases executed without noise: the descent onto the cube and the grasp. With noise there, the
+#: moment the expert closes the gripper depends on when the perturbed arm happens to settle, which the
+#: observation does not show; a policy trained on such data learned to hover over the cube with the gripper open.
+QUIET_PHASES = frozenset({Phase.DESCEND, Phase.CLOSE})
 
 
 class ExpertTeleop(PolicyTeleop):
     """Drives a pick-cube env with :class:`rcs.experts.pick_cube.PickCubeExpert` (Cartesian absolute actions).
 
-    Noise injection (``noise > 0``; DART, Laskey et al. 2017): the executed TCP position target is the expert's
-    plus a slowly varying perturbation (per axis an Ornstein-Uhlenbeck process with standard deviation ``noise``
+    Noise injection (``noise > 0``; DART, Laskey et al. 2017): outside the descent and grasp
+    (:data:`QUIET_PHASES`), the executed TCP position target is the expert's plus a slowly varying perturbation (per axis an Ornstein-Uhlenbeck process with standard deviation ``noise``
     m and correlation time ``noise_tau`` s, redrawn each episode from the teleop's seed), clipped into the
     action space; the dataset records the expert's own target. The expert plans from its own setpoint and the
     observed cube, so the recorded labels show the way back to its path from the perturbed states a learned
@@ -60,6 +66,9 @@ class ExpertTeleop(PolicyTeleop):
     def executed(self, action: np.ndarray) -> np.ndarray:
         """``action`` with the position perturbation (see the class docstring); the same without noise."""
         if not self.noise:
+            return action
+        if self.expert.phase in QUIET_PHASES:
+            self._offset = np.zeros(3)
             return action
         step = self._rng.normal(0.0, self.noise * math.sqrt(1.0 - self._decay**2), 3)
         self._offset = self._decay * self._offset + step
