@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import socket
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -240,8 +242,9 @@ def test_quadrotor_arm_takeoff_disarm_refused_in_air_estop_lands() -> None:
         server.stop(0.0)
 
 
-def test_policy_link_runs_served_chunks_on_the_loop(tmp_path) -> None:
-    manifest = REPO / "launch" / "policies" / "panda_hold.json"
+@contextlib.contextmanager
+def constant_policy_link(manifest: Path) -> Iterator[RobotClient]:
+    """A sim/panda robot server whose policy link serves the manifest's constant ``value`` (real sockets)."""
     import json
 
     m = json.loads(manifest.read_text())
@@ -252,6 +255,20 @@ def test_policy_link_runs_served_chunks_on_the_loop(tmp_path) -> None:
     server, client = serve({"robot": "sim/panda", "rate_hz": 250,
                             "policy": {"endpoint": policy_endpoint, "manifest": str(manifest)}})
     try:
+        yield client
+    finally:
+        client.close()
+        server.stop(0.0)
+        policy.stop()
+        thread.join(5)
+
+
+def test_policy_link_runs_served_chunks_on_the_loop(tmp_path) -> None:
+    manifest = REPO / "launch" / "policies" / "panda_hold.json"
+    import json
+
+    m = json.loads(manifest.read_text())
+    with constant_policy_link(manifest) as client:
         end = time.monotonic() + 20
         while time.monotonic() < end:
             status = fresh_status(client)
@@ -259,11 +276,6 @@ def test_policy_link_runs_served_chunks_on_the_loop(tmp_path) -> None:
                 break
         assert status["stage"] == "running", status
         np.testing.assert_allclose(joints(client), m["value"][:7], atol=0.02)
-    finally:
-        client.close()
-        server.stop(0.0)
-        policy.stop()
-        thread.join(5)
 
 
 def test_policy_link_converts_tcp_pose_chunks_with_the_arms_ik(tmp_path) -> None:
@@ -285,13 +297,8 @@ def test_policy_link_converts_tcp_pose_chunks_with_the_arms_ik(tmp_path) -> None
     m["value"] = [*target, *rotation_6d_from_matrix(quat_to_matrix(q_home)), 1.0]
     manifest = tmp_path / "pose.json"
     manifest.write_text(json.dumps(m))
-    policy_endpoint = endpoints()[0]
-    policy = PolicyServer(ConstantPolicy(schema_from_manifest(m), m["value"], "panda-pose"), policy_endpoint)
-    thread = threading.Thread(target=policy.run, daemon=True)
-    thread.start()
-    server, client = serve({"robot": "sim/panda", "rate_hz": 250,
-                            "policy": {"endpoint": policy_endpoint, "manifest": str(manifest)}})
-    try:
+    arm.close()
+    with constant_policy_link(manifest) as client:
         end = time.monotonic() + 20
         reached = np.inf
         while time.monotonic() < end and reached > 0.003:
@@ -299,12 +306,6 @@ def test_policy_link_converts_tcp_pose_chunks_with_the_arms_ik(tmp_path) -> None
             time.sleep(0.05)
         assert reached <= 0.003, f"TCP {reached * 1e3:.1f} mm from the commanded pose"
         assert fresh_status(client)["stage"] == "running"
-    finally:
-        client.close()
-        server.stop(0.0)
-        policy.stop()
-        thread.join(5)
-        arm.close()
 
 
 def test_client_times_out_without_a_server() -> None:
