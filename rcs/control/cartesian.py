@@ -19,12 +19,13 @@ chunk: the robot keeps executing what it had and the watchdog acts if nothing va
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from rcs.devices import Kinematics
+from rcs.devices import Arm, Kinematics
 from rcs.geometry import (
     ROTATION_6D_NAMES,
     matrix_from_rotation_6d,
@@ -74,6 +75,11 @@ class PoseChunkToJoints:
         self.ik_misses = 0
         #: waypoints converted.
         self.waypoints = 0
+
+    @classmethod
+    def for_arm(cls, arm: Arm, measured_joints: Callable[[], np.ndarray]) -> PoseChunkToJoints:
+        """The map for ``arm``'s executor layout, on a private copy of its kinematics."""
+        return cls(copy.deepcopy(arm.kinematics), arm.spec.joint_names, arm.spec.gripper is not None, measured_joints)
 
     def to_executor(self, poses: np.ndarray, seed: np.ndarray | None) -> np.ndarray:
         """(H, 9[+1]) pose chunk -> (H, dof[+1]) joint chunk; ``seed``: the executor's command (rad) to start

@@ -26,7 +26,6 @@ layer and fails with that reason).
 from __future__ import annotations
 
 import concurrent.futures
-import copy
 import logging
 import threading
 import time
@@ -236,7 +235,7 @@ def expected_schema(env: Any, inputs: PolicyInputs, names: Sequence[str]) -> Sch
     if inputs.text:
         observation.append(text_spec(inputs.text, inputs.text_max_bytes))
     if inputs.pose_actions:
-        names = (*POSE_6D_NAMES, *(("gripper",) if names[-1:] == ("gripper",) else ()))
+        names = (*POSE_6D_NAMES, *(("gripper",) if tuple(names[-1:]) == ("gripper",) else ()))
     action = TensorSpec(ACTION, (inputs.chunk_size, len(names)), "float32", action_unit(names), tuple(names))
     return Schema(tuple(observation), action, float(u.dt))
 
@@ -311,8 +310,7 @@ class ServedRunner:
                 with lock:
                     return u.arm.read().joint_positions.copy()
 
-            action_map = PoseChunkToJoints(copy.deepcopy(u.arm.kinematics), u.arm.spec.joint_names,
-                                           u.arm.spec.gripper is not None, measured_joints)
+            action_map = PoseChunkToJoints.for_arm(u.arm, measured_joints)
         bridge = RobotBridge(client, task.executor, observe, period_s=request_period_s,
                              budget_s=cfg.budget_s, on_arm=task.engage, action_map=action_map)
         loop = ControlLoop(locked, cfg.rate_hz, robot=locked, paced=True,

@@ -22,7 +22,6 @@ The wire format is :mod:`rcs.remote.wire` (the policy protocol's codec with its 
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 import logging
@@ -734,9 +733,7 @@ class RobotServer:
                 raise ValueError("no robot state yet to start the IK from")
             return np.asarray(latest[1].joint_positions)
 
-        arm = self.robot
-        return PoseChunkToJoints(copy.deepcopy(arm.kinematics), arm.spec.joint_names, arm.spec.gripper is not None,
-                                 measured_joints)
+        return PoseChunkToJoints.for_arm(self.robot, measured_joints)
 
 
 #: SCHED_FIFO priority of ZeroMQ's I/O threads in a real-time server (below the loop's 80).

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 import pytest
 
@@ -24,8 +22,9 @@ def panda():
 
 
 def _mapper(arm) -> PoseChunkToJoints:
-    return PoseChunkToJoints(copy.deepcopy(arm.kinematics), arm.spec.joint_names, True,
-                             lambda: arm.read().joint_positions.copy())
+    m = PoseChunkToJoints.for_arm(arm, lambda: arm.read().joint_positions.copy())
+    assert m.kinematics is not arm.kinematics  # a private copy: the control thread's safety filter uses the arm's
+    return m
 
 
 def _pose_chunk(kin, joints: np.ndarray, gripper: np.ndarray) -> np.ndarray:
