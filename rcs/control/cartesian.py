@@ -42,6 +42,11 @@ POSE_6D_NAMES: tuple[str, ...] = ("x", "y", "z", *ROTATION_6D_NAMES)
 POSE_6D_UNIT = "m,rot6d"
 
 
+def pose_6d_names(has_gripper: bool) -> tuple[str, ...]:
+    """Action entry names of a pose policy for an arm with or without a gripper."""
+    return (*POSE_6D_NAMES, *(("gripper",) if has_gripper else ()))
+
+
 def is_pose_6d_layout(names: Sequence[str]) -> bool:
     """Whether action entry names are a TCP pose (:data:`POSE_6D_NAMES`, optionally + ``"gripper"``)."""
     names = tuple(names)
@@ -66,11 +71,10 @@ class PoseChunkToJoints:
         self.kinematics = kinematics
         self.measured_joints = measured_joints
         self.dof = len(joint_names)
-        tail = ("gripper",) if has_gripper else ()
         #: the policy's action names (what the server must declare).
-        self.names_in: tuple[str, ...] = (*POSE_6D_NAMES, *tail)
+        self.names_in: tuple[str, ...] = pose_6d_names(has_gripper)
         #: the executor's action names.
-        self.names_out: tuple[str, ...] = (*joint_names, *tail)
+        self.names_out: tuple[str, ...] = (*joint_names, *(("gripper",) if has_gripper else ()))
         #: waypoints whose IK did not converge (best-effort solution used).
         self.ik_misses = 0
         #: waypoints converted.

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from rcs.control.cartesian import POSE_6D_NAMES, POSE_6D_UNIT, PoseChunkToJoints, is_pose_6d_layout
+from rcs.control.cartesian import POSE_6D_UNIT, PoseChunkToJoints, is_pose_6d_layout, pose_6d_names
 from rcs.control.loop import NO_RT, ControlLoop, RtConfig
 from rcs.control.task import make_policy_task
 from rcs.recording.features import ACTION, IMAGE_PREFIX, FeatureLayout, observation_to_features
@@ -235,7 +235,7 @@ def expected_schema(env: Any, inputs: PolicyInputs, names: Sequence[str]) -> Sch
     if inputs.text:
         observation.append(text_spec(inputs.text, inputs.text_max_bytes))
     if inputs.pose_actions:
-        names = (*POSE_6D_NAMES, *(("gripper",) if tuple(names[-1:]) == ("gripper",) else ()))
+        names = pose_6d_names(tuple(names[-1:]) == ("gripper",))
     action = TensorSpec(ACTION, (inputs.chunk_size, len(names)), "float32", action_unit(names), tuple(names))
     return Schema(tuple(observation), action, float(u.dt))
 
