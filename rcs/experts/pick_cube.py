@@ -110,6 +110,8 @@ class PickCubeExpert:
 
     #: normalized gripper readings below this after closing mean "closed on nothing".
     EMPTY_GRIPPER = 0.02
+    #: normalized width by which a settled gripper reading above the closing command means "blocked by the cube".
+    BLOCKED_MARGIN = 0.05
 
     def __init__(
         self,
@@ -242,8 +244,11 @@ class PickCubeExpert:
         elif self.phase is Phase.CLOSE:
             ramp = min(1.0, self._elapsed() / self.close_time)
             self._gripper = 1.0 - ramp
-            settled = abs(grip - self._last_gripper) < 0.002
-            if ramp >= 1.0 and settled and self._elapsed() > self.close_time + 0.15:
+            # the fingers have stopped: on the cube (blocked above the command) or closed on nothing (ramp done);
+            # lifting right away keeps the motionless wait short, which a policy cannot time from one observation
+            settled = abs(grip - self._last_gripper) < 0.002 and self._elapsed() > 2.0 * self.dt
+            blocked = grip > self._gripper + self.BLOCKED_MARGIN
+            if settled and (blocked or ramp >= 1.0):
                 if grip < self.EMPTY_GRIPPER:
                     self._enter(Phase.RETREAT)
                 else:

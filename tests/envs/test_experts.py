@@ -145,3 +145,35 @@ def test_noisy_expert_does_not_wait_for_phase_time_outs():
     noisy = np.mean([lengths[0.01, s] for s in (1, 2, 3)])
     assert noisy < 1.2 * clean, lengths
     env.close()
+
+
+def test_expert_lifts_as_soon_as_the_fingers_stop_on_the_cube():
+    """Once the fingers are blocked by the cube the expert lifts within two steps. A longer motionless wait
+    (it used to be 4-5 steps: the rest of the closing ramp plus a settle time) is a state a policy sees as
+    one observation repeated and cannot time; a served policy replanning there restarted the wait forever."""
+    from rcs.experts.pick_cube import Phase
+    from rcs.teleop.expert import make_expert
+
+    env = gym.make("rcs/PandaPickCube-v0").unwrapped
+    try:
+        for seed in (0, 1, 2):
+            teleop = make_expert(env, seed=seed, noise=0.0)
+            obs, _ = env.reset(seed=seed)
+            teleop.reset(obs)
+            phases, grips = [], []
+            for _ in range(300):
+                action = teleop.action(obs)
+                phases.append(teleop.expert.phase)
+                grips.append(float(obs["gripper"][0]))
+                if teleop.expert.phase is Phase.CARRY:
+                    break
+                obs, *_ = env.step(teleop.executed(action))
+            close = [g for p, g in zip(phases, grips) if p is Phase.CLOSE]
+            lift = [g for p, g in zip(phases, grips) if p is Phase.LIFT]
+            assert close and lift, (seed, phases)
+            motionless = sum(abs(b - a) < 0.002 for a, b in zip(close, close[1:]))
+            assert motionless <= 2, (seed, np.round(close, 3))
+            # the cube is in the hand, not a closed empty gripper
+            assert min(lift) > 10 * PickCubeExpert.EMPTY_GRIPPER, (seed, np.round(lift, 3))
+    finally:
+        env.close()
