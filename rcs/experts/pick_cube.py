@@ -16,8 +16,10 @@ misses the cube. The home pose must hold the tool roughly pointing down, which b
 
 Motion. The expert keeps its own Cartesian setpoint and moves it toward the current phase's goal at a
 bounded speed (``max_speed`` m/s, ``max_angular_speed`` rad/s), so consecutive actions are smooth. Phases:
-approach above the cube, descend, close, lift, carry to the target, hold. A missed or dropped cube sends it
-back to the approach. While carrying, the goal corrects for where the cube sits in the hand (the measured
+approach above the cube, descend, close, lift, carry to the target, hold. The close phase ramps the gripper
+command down and ends as soon as the fingers stop (blocked by the cube, or closed on nothing: then it starts
+over), so the demonstrations hold still for at most a step or two: a policy sees a motionless wait as one
+observation repeated and cannot time it. A missed or dropped cube sends it back to the approach. While carrying, the goal corrects for where the cube sits in the hand (the measured
 TCP-to-cube offset at grasp), so the cube centre, not the TCP, is brought to the target.
 """
 
