@@ -8,7 +8,11 @@ imported (that registers a type defined outside lerobot, ``rcs_diffusion = "poli
 entry naming a callable is called with no arguments (a vendored workaround for a bug in lerobot's code of
 that type, e.g. ``pi0 = "policies.pi0.lerobot_workarounds:fix_pi0_projector_width"``; it must be idempotent).
 
-Before serving, two checks that lerobot itself does not make:
+Before serving, three checks that lerobot itself does not make:
+
+* **The weights are the file's.** lerobot loads ``model.safetensors`` non-strictly (a tensor missing from the
+  file keeps its random initial value; the openpi family returns a random model on any loading error):
+  :func:`check_weights` compares the file with the loaded model (:mod:`policies.lerobot_weights`).
 
 * **Normalization stats cover every feature.** lerobot's normalizer silently passes a feature through
   unnormalized when its stats are missing (upstream PR #4446); a policy fed raw joint angles where it was
@@ -144,6 +148,21 @@ def check_normalization(pipeline: Any, where: str) -> None:
                           f"skip them, upstream PR #4446): " + "; ".join(gaps))
 
 
+def check_weights(policy: Any, model_file: Path, where: str) -> None:
+    """Raise :class:`ConfigError` unless ``model_file`` is what ``policy`` holds (:mod:`policies.lerobot_weights`)."""
+    from policies.lerobot_weights import weight_gaps
+
+    if not model_file.is_file():
+        raise ConfigError(f"{where}: no {model_file.name} (the weights)")
+    try:
+        gaps = weight_gaps(policy, model_file)
+    except Exception as e:  # safetensors raises several types for a damaged file
+        raise ConfigError(f"{where}: cannot read {model_file.name}: {type(e).__name__}: {e}") from e
+    if gaps:
+        raise ConfigError(f"{where}: {model_file.name} is not what the model holds after lerobot loaded it "
+                          f"(lerobot loads weights non-strictly and would serve random values): " + "; ".join(gaps))
+
+
 class LerobotPolicy:
     """A lerobot policy behind the :class:`rcs.serving.policy.Policy` protocol.
 
@@ -187,6 +206,7 @@ class LerobotPolicy:
                               f"{type(e).__name__}: {e}") from e
         self.policy.eval()
         self.config = cfg
+        check_weights(self.policy, self.directory / "model.safetensors", f"policy checkpoint {self.directory}")
         check_normalization(self.pre, f"policy checkpoint {self.directory} (preprocessor)")
         check_normalization(self.post, f"policy checkpoint {self.directory} (postprocessor)")
         self.checkpoint_id = str(m.get("checkpoint_id", f"{policy_type}:{self.directory.name}"))

@@ -161,3 +161,56 @@ def test_served_over_real_sockets_and_joint_order_mismatch_refused(serve, act_di
         robot.handshake(timeout_s=10.0)
     assert any("joint order" in d for d in info.value.differences)
     robot.close()
+
+
+def test_weights_the_file_lacks_or_the_model_ignores_are_refused(act_dir, tmp_path):
+    """lerobot's loader is non-strict: a tensor missing from model.safetensors keeps its random initial value
+    and an extra one is ignored, with only a log line. The adapter refuses both, naming the tensor."""
+    from safetensors.torch import load_file, save_file
+
+    weights = load_file(str(act_dir / "model.safetensors"))
+    dropped = "model.action_head.weight"
+    assert dropped in weights
+
+    lacking = tmp_path / "lacking"
+    shutil.copytree(act_dir, lacking)
+    save_file({k: v for k, v in weights.items() if k != dropped}, str(lacking / "model.safetensors"),
+              metadata={"format": "pt"})
+    with pytest.raises(ConfigError, match=r"1 model tensor\(s\) not in the file .*model\.action_head\.weight"):
+        load_policy(lacking)
+
+    extra = tmp_path / "extra"
+    shutil.copytree(act_dir, extra)
+    save_file({**weights, "model.leftover.weight": torch.zeros(3)}, str(extra / "model.safetensors"),
+              metadata={"format": "pt"})
+    with pytest.raises(ConfigError, match=r"1 file tensor\(s\) the model does not use: model\.leftover\.weight"):
+        load_policy(extra)
+
+
+def test_weight_gaps_catches_a_model_left_at_random_values(act_dir):
+    """The check behind the refusal compares values too: a model that kept its initialization (what lerobot's
+    pi0 family returns after swallowing a loading error) differs from the file; tied weights saved once are
+    not reported as missing."""
+    from lerobot.policies.act.modeling_act import ACTPolicy
+    from safetensors.torch import save_model
+
+    from policies.lerobot_weights import weight_gaps
+
+    loaded = ACTPolicy.from_pretrained(str(act_dir))
+    assert weight_gaps(loaded, act_dir / "model.safetensors") == []
+    torch.manual_seed(1)
+    fresh = ACTPolicy(loaded.config)
+    gaps = weight_gaps(fresh, act_dir / "model.safetensors")
+    assert len(gaps) == 1 and "whose loaded values differ from the file" in gaps[0], gaps
+
+    class Tied(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.embed = torch.nn.Embedding(5, 3)
+            self.head = torch.nn.Linear(3, 5, bias=False)
+            self.head.weight = self.embed.weight
+
+    tied = Tied()
+    path = act_dir.parent / "tied.safetensors"
+    save_model(tied, str(path))  # stores the shared tensor once
+    assert weight_gaps(tied, path) == []
