@@ -247,11 +247,18 @@ def scenario_policy(node: Checker, args: dict[str, Any]) -> dict[str, Any]:
     node.record(JointTrajectory, "joint_trajectory", RELIABLE, keep=100)
     node.record(JointState, "joint_states", keep=100)
     node.spin_until(lambda: len(node.msgs["joint_trajectory"]) >= 5, what="policy chunks on joint_trajectory")
+    chunks = len(node.msgs["joint_trajectory"])
+    # The first chunks can come out of the reliable reader's cache, queued while this process was still
+    # starting (seconds old under CI load, while the best-effort joint states are current): measure the
+    # stamp on chunks received while spinning.
+    node.msgs["joint_trajectory"].clear()
+    node.spin_until(lambda: len(node.msgs["joint_trajectory"]) >= 3, what="more policy chunks")
+    chunks += len(node.msgs["joint_trajectory"])
     msg = node.msgs["joint_trajectory"][-1][1]
     js = node.latest("joint_states")
     age = (js.header.stamp.sec + js.header.stamp.nanosec * 1e-9) - (msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9)
     return {
-        "chunks": len(node.msgs["joint_trajectory"]),
+        "chunks": chunks,
         "joint_names": list(msg.joint_names),
         "points": len(msg.points),
         "first_positions": list(msg.points[0].positions),
