@@ -57,7 +57,7 @@ def weight_gaps(policy: Any, model_file: Path, limit: int = 8) -> list[str]:
     import torch
     from safetensors import safe_open
 
-    state = {k: v for k, v in policy.state_dict().items()}
+    state = policy.state_dict()
     missing: list[str] = []
     unused: list[str] = []
     differ: list[str] = []

@@ -19,8 +19,9 @@ bounded speed (``max_speed`` m/s, ``max_angular_speed`` rad/s), so consecutive a
 approach above the cube, descend, close, lift, carry to the target, hold. The close phase ramps the gripper
 command down and ends as soon as the fingers stop (blocked by the cube, or closed on nothing: then it starts
 over), so the demonstrations hold still for at most a step or two: a policy sees a motionless wait as one
-observation repeated and cannot time it. A missed or dropped cube sends it back to the approach. While carrying, the goal corrects for where the cube sits in the hand (the measured
-TCP-to-cube offset at grasp), so the cube centre, not the TCP, is brought to the target.
+observation repeated and cannot time it. A missed or dropped cube sends it back to the approach. While
+carrying, the goal corrects for where the cube sits in the hand (the measured TCP-to-cube offset at grasp), so
+the cube centre, not the TCP, is brought to the target.
 """
 
 from __future__ import annotations

@@ -151,6 +151,8 @@ def test_expert_lifts_as_soon_as_the_fingers_stop_on_the_cube():
     """Once the fingers are blocked by the cube the expert lifts within two steps. A longer motionless wait
     (it used to be 4-5 steps: the rest of the closing ramp plus a settle time) is a state a policy sees as
     one observation repeated and cannot time; a served policy replanning there restarted the wait forever."""
+    from itertools import pairwise
+
     from rcs.experts.pick_cube import Phase
     from rcs.teleop.expert import make_expert
 
@@ -171,7 +173,7 @@ def test_expert_lifts_as_soon_as_the_fingers_stop_on_the_cube():
             close = [g for p, g in zip(phases, grips) if p is Phase.CLOSE]
             lift = [g for p, g in zip(phases, grips) if p is Phase.LIFT]
             assert close and lift, (seed, phases)
-            motionless = sum(abs(b - a) < 0.002 for a, b in zip(close, close[1:]))
+            motionless = sum(abs(b - a) < 0.002 for a, b in pairwise(close))
             assert motionless <= 2, (seed, np.round(close, 3))
             # the cube is in the hand, not a closed empty gripper
             assert min(lift) > 10 * PickCubeExpert.EMPTY_GRIPPER, (seed, np.round(lift, 3))

@@ -248,9 +248,9 @@ def scenario_policy(node: Checker, args: dict[str, Any]) -> dict[str, Any]:
     node.record(JointState, "joint_states", keep=100)
     node.spin_until(lambda: len(node.msgs["joint_trajectory"]) >= 5, what="policy chunks on joint_trajectory")
     chunks = len(node.msgs["joint_trajectory"])
-    # The first chunks can come out of the reliable reader's cache, queued while this process was still
-    # starting (seconds old under CI load, while the best-effort joint states are current): measure the
-    # stamp on chunks received while spinning.
+    # The first chunks can come out of the reliable reader's cache, queued while this process was not yet
+    # spinning (a burst 0.3 s old was seen here; old by more under CI load), while the best-effort joint states
+    # are current: measure the stamp on chunks received while spinning.
     node.msgs["joint_trajectory"].clear()
     node.spin_until(lambda: len(node.msgs["joint_trajectory"]) >= 3, what="more policy chunks")
     chunks += len(node.msgs["joint_trajectory"])
