@@ -11,7 +11,6 @@ from rcs.errors import ConfigError
 from rcs.experts.pick_cube import Phase, PickCubeExpert
 from rcs.teleop.base import PolicyTeleop
 
-
 #: expert phases executed without noise: the descent onto the cube and the grasp. With noise there, the
 #: moment the expert closes the gripper depends on when the perturbed arm happens to settle, which the
 #: observation does not show; a policy trained on such data learned to hover over the cube with the gripper open.
@@ -22,7 +21,8 @@ class ExpertTeleop(PolicyTeleop):
     """Drives a pick-cube env with :class:`rcs.experts.pick_cube.PickCubeExpert` (Cartesian absolute actions).
 
     Noise injection (``noise > 0``; DART, Laskey et al. 2017): outside the descent and grasp
-    (:data:`QUIET_PHASES`), the executed TCP position target is the expert's plus a slowly varying perturbation (per axis an Ornstein-Uhlenbeck process with standard deviation ``noise``
+    (:data:`QUIET_PHASES`), the executed TCP position target is the expert's plus a slowly varying
+    perturbation (per axis an Ornstein-Uhlenbeck process with standard deviation ``noise``
     m and correlation time ``noise_tau`` s, redrawn each episode from the teleop's seed), clipped into the
     action space; the dataset records the expert's own target. The expert plans from its own setpoint and the
     observed cube, so the recorded labels show the way back to its path from the perturbed states a learned

@@ -87,11 +87,6 @@ def test_baseline_tracks_figure_eight_through_the_env():
 def test_expert_noise_perturbs_the_executed_command_not_the_recorded_action():
     """--teleop-option noise=S: the executed TCP target = the expert's + a correlated perturbation of std S
     (positions only, inside the action space); the recorded action is the expert's own."""
-    import gymnasium as gym
-    import numpy as np
-    import pytest
-
-    import rcs.envs  # noqa: F401
     from rcs.errors import ConfigError
     from rcs.teleop.expert import make_expert
 
@@ -120,10 +115,6 @@ def test_noisy_expert_does_not_wait_for_phase_time_outs():
     """The expert's phase changes wait until the arm tracks the command; with execution noise that is the
     perturbed command, so a noisy demonstration is about as long as a clean one (it used to idle for the
     3 s / 2 s phase time-outs: +44 % frames) and still succeeds."""
-    import gymnasium as gym
-    import numpy as np
-
-    import rcs.envs  # noqa: F401
     from rcs.teleop.expert import make_expert
 
     env = gym.make("rcs/PandaPickCube-v0").unwrapped

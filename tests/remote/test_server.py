@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import socket
 import threading
@@ -15,7 +16,6 @@ import pytest
 import zmq
 
 import rcs
-
 from rcs.errors import ConfigError
 from rcs.remote.client import RobotClient, RobotServerTimeout
 from rcs.remote.config import load_server_config, server_config
@@ -24,7 +24,7 @@ from rcs.remote.wire import TOPIC_CAMERA, TOPIC_STATE, TOPIC_STATUS
 from rcs.serving.policy import ConstantPolicy, schema_from_manifest
 from rcs.serving.server import PolicyServer
 
-REPO = __import__("pathlib").Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[2]
 ARM = [f"joint{i}" for i in range(1, 8)]
 
 
@@ -245,8 +245,6 @@ def test_quadrotor_arm_takeoff_disarm_refused_in_air_estop_lands() -> None:
 @contextlib.contextmanager
 def constant_policy_link(manifest: Path) -> Iterator[RobotClient]:
     """A sim/panda robot server whose policy link serves the manifest's constant ``value`` (real sockets)."""
-    import json
-
     m = json.loads(manifest.read_text())
     policy_endpoint = endpoints()[0]
     policy = PolicyServer(ConstantPolicy(schema_from_manifest(m), m["value"], m["checkpoint_id"]), policy_endpoint)
@@ -265,8 +263,6 @@ def constant_policy_link(manifest: Path) -> Iterator[RobotClient]:
 
 def test_policy_link_runs_served_chunks_on_the_loop(tmp_path) -> None:
     manifest = REPO / "launch" / "policies" / "panda_hold.json"
-    import json
-
     m = json.loads(manifest.read_text())
     with constant_policy_link(manifest) as client:
         end = time.monotonic() + 20
@@ -281,8 +277,6 @@ def test_policy_link_runs_served_chunks_on_the_loop(tmp_path) -> None:
 def test_policy_link_converts_tcp_pose_chunks_with_the_arms_ik(tmp_path) -> None:
     """A policy that outputs TCP poses (x y z + 6D rotation + gripper) drives the arm through the robot-side
     IK: a constant pose 5 cm in front of and 5 cm below the home TCP is reached."""
-    import json
-
     from rcs.control.cartesian import POSE_6D_NAMES, POSE_6D_UNIT
     from rcs.geometry import quat_to_matrix, rotation_6d_from_matrix
 
