@@ -25,6 +25,7 @@ from rcs.remote.wire import (
     RobotHeader,
     RobotMessage,
     RobotMsg,
+    decode_header,
     decode_message,
     encode_message,
 )
@@ -160,20 +161,66 @@ class RobotClient:
         return self.command("arm" if armed else "disarm")
 
     # -- published messages -----------------------------------------------------------------------------
-    def receive(self, timeout_s: float = 1.0) -> tuple[bytes, RobotMessage] | None:
-        """The next published (topic, message), or None after ``timeout_s``. Malformed ones are skipped."""
+    def _subscriber(self) -> zmq.Socket:
         if self._sub is None:
             raise RcsError("this client has no state endpoint")
+        return self._sub
+
+    def receive(self, timeout_s: float = 1.0) -> tuple[bytes, RobotMessage] | None:
+        """The next published (topic, message), or None after ``timeout_s``. Malformed ones are skipped."""
+        sub = self._subscriber()
         end = time.monotonic() + timeout_s
         while True:
             left = end - time.monotonic()
-            if not self._sub.poll(max(0, int(left * 1000)) if left > 0 else 0):
+            if not sub.poll(max(0, int(left * 1000)) if left > 0 else 0):
                 return None
-            frames = self._sub.recv_multipart(copy=False)
+            frames = sub.recv_multipart(copy=False)
             try:
                 return frames[0].bytes, decode_message(frames[1:], PUBLISHED_TYPES)
             except ProtocolError as e:
                 log.warning("malformed published message skipped: %s", e)
+
+    def receive_recent(self, timeout_s: float = 1.0,
+                       max_lag_s: float = 0.0) -> tuple[list[tuple[bytes, RobotMessage]], int]:
+        """Everything queued now, in order, less what lags the newest message of its topic by > ``max_lag_s``.
+
+        For consumers that republish state and may fall behind the server's rate (a ROS bridge under load, or
+        resuming after a stall): waits up to ``timeout_s`` for the first message, then reads the queue without
+        blocking; a message whose capture time is more than ``max_lag_s`` (s) older than the newest queued message
+        of the same topic is dropped rather than handed out late (``0``: only the newest of each topic). Returns
+        ``([(topic, message), ...], number dropped)``; ``([], 0)`` after ``timeout_s``. Malformed ones are skipped.
+        """
+        sub = self._subscriber()
+        if not sub.poll(max(0, int(timeout_s * 1000))):
+            return [], 0
+        queued: list[tuple[bytes, list[zmq.Frame], float]] = []
+        while True:
+            try:
+                frames = sub.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                break
+            try:
+                if len(frames) < 3:  # topic, header, metadata
+                    decode_message(frames[1:])  # raises the protocol's missing-frames error
+                capture = decode_header(frames[1]).capture_time
+            except ProtocolError as e:
+                log.warning("malformed published message skipped: %s", e)
+                continue
+            queued.append((frames[0].bytes, frames[1:], capture))
+        newest: dict[bytes, float] = {}
+        for topic, _, capture in queued:
+            newest[topic] = max(newest.get(topic, capture), capture)
+        out: list[tuple[bytes, RobotMessage]] = []
+        dropped = 0
+        for topic, frames, capture in queued:
+            if capture < newest[topic] - max_lag_s:
+                dropped += 1
+                continue
+            try:
+                out.append((topic, decode_message(frames, PUBLISHED_TYPES)))
+            except ProtocolError as e:
+                log.warning("malformed published message skipped: %s", e)
+        return out, dropped
 
     def wait_for(self, topic: bytes, timeout_s: float = 5.0) -> RobotMessage:
         """The next message of ``topic`` (raises :class:`RobotServerTimeout`)."""

@@ -56,11 +56,8 @@ def panda() -> Iterator[tuple[RobotServer, RobotClient]]:
 
 def latest(client: RobotClient) -> dict[str, np.ndarray]:
     """The newest published state's tensors (drains what queued up since the last read)."""
-    msg = None
-    while (got := client.receive(0.0)) is not None:
-        if got[0] == TOPIC_STATE:
-            msg = got[1]
-    return (msg or client.wait_for(TOPIC_STATE)).tensors
+    states = [m for topic, m in client.receive_recent(0.0)[0] if topic == TOPIC_STATE]
+    return (states[-1] if states else client.wait_for(TOPIC_STATE)).tensors
 
 
 def fresh_status(client: RobotClient) -> dict:
@@ -85,6 +82,28 @@ def wait_until_still(client: RobotClient, timeout: float = 10.0) -> np.ndarray:
             return q2
         q = q2
     raise AssertionError("the arm did not come to rest")
+
+
+def test_receive_recent_drops_the_backlog_of_a_slow_reader(panda) -> None:
+    _, client = panda
+    client.receive_recent(0.0)
+    time.sleep(0.5)  # a reader that fell behind: ~250 states queued
+    oldest = client.receive(0.0)
+    assert oldest is not None and time.monotonic() - oldest[1].header.capture_time > 0.4  # what receive() hands out
+    time.sleep(0.2)
+    got, dropped = client.receive_recent(1.0, max_lag_s=0.05)
+    states = [m for topic, m in got if topic == TOPIC_STATE]
+    assert dropped > 200
+    newest = states[-1].header.capture_time
+    assert time.monotonic() - newest < 0.1  # the newest state, not the backlog
+    # every state of the last 50 ms, in order, none older
+    assert all(newest - m.header.capture_time <= 0.05 for m in states) and 20 <= len(states) <= 30
+    ticks = [m.header.tick for m in states]
+    assert ticks == list(range(ticks[0], ticks[0] + len(ticks)))
+    assert [topic for topic, _ in got].count(TOPIC_STATUS) == 1  # the newest status only (one every 0.2 s)
+    time.sleep(0.1)
+    got, dropped = client.receive_recent(1.0)  # max_lag_s=0: the newest of each topic
+    assert [topic for topic, _ in got].count(TOPIC_STATE) == 1 and dropped > 30
 
 
 def test_description_state_status(panda) -> None:

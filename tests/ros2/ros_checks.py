@@ -2,14 +2,17 @@
 
 ``python ros_checks.py SCENARIO [JSON args]`` talks to already running nodes over real DDS and prints one JSON
 object with what it measured; the pytest side asserts on it. Scenarios: ``arm``, ``quadrotor``, ``policy``,
-``params``. Every wait has a timeout >= 10 s and waits for the publisher/subscription match first.
+``stall``, ``params``. Every wait has a timeout >= 10 s and waits for the publisher/subscription match first.
 """
 
 from __future__ import annotations
 
+import bisect
 import importlib
 import json
 import math
+import os
+import signal
 import sys
 import time
 from typing import Any
@@ -34,6 +37,11 @@ from trajectory_msgs.msg import (
 
 RELIABLE = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, depth=10)
 TIMEOUT = 20.0
+
+
+def stamp_s(msg: Any) -> float:
+    """A message's header.stamp in seconds."""
+    return msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
 
 
 class Checker(Node):
@@ -131,7 +139,7 @@ def scenario_arm(node: Checker, args: dict[str, Any]) -> dict[str, Any]:
     wait_match(node, pub, "joint_trajectory")
     node.msgs["joint_states"].clear()
     js = node.latest("joint_states")
-    out["joint_state_stamp_age_s"] = time.time() - (js.header.stamp.sec + js.header.stamp.nanosec * 1e-9)
+    out["joint_state_stamp_age_s"] = time.time() - stamp_s(js)
     out["joint_names"] = list(js.name)
     out["joint_states_hz"] = rate(node, "joint_states", 3.0)
     img = node.latest("front/image_raw")
@@ -244,28 +252,55 @@ def scenario_quadrotor(node: Checker, args: dict[str, Any]) -> dict[str, Any]:
 
 
 def scenario_policy(node: Checker, args: dict[str, Any]) -> dict[str, Any]:
-    node.record(JointTrajectory, "joint_trajectory", RELIABLE, keep=100)
-    node.record(JointState, "joint_states", keep=100)
+    node.record(JointTrajectory, "joint_trajectory", RELIABLE)
+    node.record(JointState, "joint_states")
     node.spin_until(lambda: len(node.msgs["joint_trajectory"]) >= 5, what="policy chunks on joint_trajectory")
-    chunks = len(node.msgs["joint_trajectory"])
-    # The first chunks can come out of the reliable reader's cache, queued while this process was not yet
-    # spinning (a burst 0.3 s old was seen here; old by more under CI load), while the best-effort joint states
-    # are current: measure the stamp on chunks received while spinning.
-    node.msgs["joint_trajectory"].clear()
-    node.spin_until(lambda: len(node.msgs["joint_trajectory"]) >= 3, what="more policy chunks")
-    chunks += len(node.msgs["joint_trajectory"])
-    msg = node.msgs["joint_trajectory"][-1][1]
+    # Then a window of chunks. A starved checker (seen in CI) takes a burst of chunks up to 2.5 s old out of its
+    # reader's backlog while its joint states are already current again, so the freshness of the node's stamps is
+    # judged on the freshest chunk of the window, and "ahead of the state" on every chunk.
+    first = len(node.msgs["joint_trajectory"])
+    node.spin_until(lambda: len(node.msgs["joint_trajectory"]) >= first + 20, what="a window of 20 policy chunks")
+    chunks = node.msgs["joint_trajectory"]
+    states = node.msgs["joint_states"]
+    received = [t for t, _ in states]
+    state_stamps = sorted(stamp_s(m) for _, m in states)
+    behind, stamped_as_a_state = [], 0
+    for t, msg in chunks[first:]:
+        newest = bisect.bisect_right(received, t) - 1  # the newest joint state the checker had when the chunk came
+        if newest >= 0:
+            behind.append(stamp_s(states[newest][1]) - stamp_s(msg))
+        i = bisect.bisect_left(state_stamps, stamp_s(msg) - 1e-6)
+        stamped_as_a_state += i < len(state_stamps) and abs(state_stamps[i] - stamp_s(msg)) < 1e-6
+    msg = chunks[-1][1]
     js = node.latest("joint_states")
-    age = (js.header.stamp.sec + js.header.stamp.nanosec * 1e-9) - (msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9)
     return {
-        "chunks": chunks,
+        "chunks": len(chunks),
+        "window": len(chunks) - first,
         "joint_names": list(msg.joint_names),
         "points": len(msg.points),
         "first_positions": list(msg.points[0].positions),
         "last_time_from_start": msg.points[-1].time_from_start.sec + msg.points[-1].time_from_start.nanosec * 1e-9,
-        "chunk_stamp_behind_state_s": age,
+        "chunk_stamp_behind_state_s": behind,
+        "chunks_stamped_as_a_joint_state": stamped_as_a_state,
         "joint_positions": list(js.position),
     }
+
+
+def scenario_stall(node: Checker, args: dict[str, Any]) -> dict[str, Any]:
+    """Stop the process ``args["pid"]`` (SIGSTOP) for ``args["stall_s"]`` while recording the policy's chunks."""
+    node.record(JointTrajectory, "joint_trajectory", RELIABLE)
+    node.record(DiagnosticArray, "/diagnostics", RELIABLE)
+    node.spin_until(lambda: len(node.msgs["joint_trajectory"]) >= 3, what="policy chunks on joint_trajectory")
+    stopped = time.time()
+    os.kill(args["pid"], signal.SIGSTOP)
+    try:
+        node.spin_for(args["stall_s"])
+    finally:
+        resumed = time.time()
+        os.kill(args["pid"], signal.SIGCONT)
+    node.spin_for(2.0)
+    return {"stopped": stopped, "resumed": resumed, "diag": node.diagnostics(),
+            "chunk_stamps": [stamp_s(m) for _, m in node.msgs["joint_trajectory"]]}
 
 
 def scenario_params(node: Checker, args: dict[str, Any]) -> dict[str, Any]:
@@ -280,7 +315,8 @@ def scenario_params(node: Checker, args: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-SCENARIOS = {"arm": scenario_arm, "quadrotor": scenario_quadrotor, "policy": scenario_policy, "params": scenario_params}
+SCENARIOS = {"arm": scenario_arm, "quadrotor": scenario_quadrotor, "policy": scenario_policy, "stall": scenario_stall,
+             "params": scenario_params}
 
 
 def main() -> int:

@@ -132,11 +132,21 @@ def test_policy_node_publishes_chunks_that_the_bridge_executes(stack) -> None:
     assert r["chunks"] >= 5
     assert r["joint_names"] == [f"joint{i}" for i in range(1, 8)] + ["gripper"]
     assert r["points"] == 10 and r["last_time_from_start"] == pytest.approx(0.18)
-    # the chunk is stamped with the observation it answers (no later than the newest state)
-    assert -0.5 < r["chunk_stamp_behind_state_s"] < 1.0
+    # the chunk is stamped with the observation it answers: a joint state's own stamp, never ahead of the newest
+    # state, and fresh (the freshest chunk of the window; a starved checker reads older ones from its backlog)
+    assert r["window"] >= 20 and r["chunks_stamped_as_a_joint_state"] >= 1
+    assert -0.5 < min(r["chunk_stamp_behind_state_s"]) < 1.0
     # the bridge executed them: accepted, and the arm holds the policy's home pose
     assert "rejected" not in bridge.text()
     home = [0.0, -0.7853981633974483, 0.0, -2.356194490192345, 0.0, 1.5707963267948966, 0.7853981633974483]
     assert r["joint_positions"][:7] == pytest.approx(home, abs=0.02)
+    # The bridge stalls for 1.5 s, then drains the states the robot sent meanwhile. The node must not send those
+    # to the policy (their stamps are old although they arrive now): no chunk answers a state taken in the stall.
+    # (Chunks published just before the stall reach the bridge late and are rejected there as stale: by design.)
+    s = stack.checks("stall", {"pid": bridge.p.pid, "stall_s": 1.5})
+    stamps = s["chunk_stamps"]
+    assert not [t for t in stamps if s["stopped"] + 0.05 < t < s["resumed"] - 0.25]
+    assert max(stamps) > s["resumed"]  # and chunks come again once the states are current
+    assert int(s["diag"]["values"]["states_dropped"]) > 300  # the bridge dropped the stall's backlog (~750 states)
     assert node.stop(signal.SIGINT) == 0
     assert bridge.stop(signal.SIGINT) == 0

@@ -10,7 +10,9 @@ chunking: the chunk starts where the observation was taken).
 
 Observation vector ``state_feature``: the ``joint_names`` positions of the latest JointState in that order
 (the gripper, if listed, is the stack's normalized width). A JointState older than ``max_state_age_s`` is not
-used (no request, no chunk: the downstream controller's own timeout applies).
+used (no request, no chunk: the downstream controller's own timeout applies). Its age is the larger of the time
+since it arrived and the time since its ``header.stamp`` by this node's clock: a state that arrives late (a
+publisher draining a backlog after a stall) is as stale as one that stopped arriving.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "policy_dt": (0.02, "seconds between the actions of a chunk"),
     "request_period_s": (0.1, "time between policy requests (s)"),
     "budget_s": (0.1, "time budget of one request (s)"),
-    "max_state_age_s": (0.2, "skip a request when the latest joint state is older than this (s)"),
+    "max_state_age_s": (0.2, "skip a request when the latest joint state (stamp or arrival) is older than this (s)"),
     "image_features": ([""], "observation image tensor names (e.g. observation.images.front); [''] for none"),
     "image_topics": ([""], "Image topic of each image feature, same order"),
     "image_height": (240, "image height (px) of every image feature"),
@@ -148,8 +150,9 @@ class PolicyNode(Node):
             if latest is None:
                 continue
             stamp, received, vec = latest
-            if time.monotonic() - received > self.p["max_state_age_s"]:
-                self._skip("stale_state", f"latest joint state is {time.monotonic() - received:.2f} s old")
+            age = self._state_age(stamp, received)
+            if age > self.p["max_state_age_s"]:
+                self._skip("stale_state", f"latest joint state is {age:.2f} s old (limit {self.p['max_state_age_s']} s)")
                 continue
             obs = {self.p["state_feature"]: vec.astype(self.p["state_dtype"])}
             for spec in self.schema.observation[1:]:
@@ -160,6 +163,10 @@ class PolicyNode(Node):
             else:
                 tick += 1
                 self._request(obs, tick, received, stamp)
+
+    def _state_age(self, stamp: float, received: float) -> float:
+        """Seconds since the state was taken: its stamp by this node's clock, or its arrival if that is later."""
+        return max(time.monotonic() - received, self.get_clock().now().nanoseconds * 1e-9 - stamp)
 
     def _request(self, obs: dict[str, np.ndarray], tick: int, received: float, stamp: float) -> None:
         try:

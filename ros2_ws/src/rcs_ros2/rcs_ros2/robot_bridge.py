@@ -8,6 +8,9 @@ Publishes (sensor data QoS: best effort, keep last 5; ``state_qos: reliable`` sw
 - ``/diagnostics`` (diagnostic_msgs/DiagnosticArray): loop timing, watchdog stage, e-stop, safety
   interventions, rejected commands with the last reason
 
+A bridge that falls behind the robot's rate (CPU load, a stall) drops the queued messages that lag the newest one of
+their topic by more than ``max_state_lag_s`` (diagnostics ``states_dropped``): a state is never published late.
+
 Subscribes (reliable, keep last 10), every command checked here (ROS-side: stamps, lengths) and by the robot
 server (names, NaN, limits, jumps), then passed through the watchdog and the safety filter:
 
@@ -66,6 +69,7 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "max_command_future_s": (0.05, "reject commands whose header.stamp is further ahead than this (s)"),
     "diagnostics_period_s": (1.0, "period of /diagnostics (s)"),
     "stale_state_s": (0.5, "diagnostics ERROR when no state arrived for this long (s)"),
+    "max_state_lag_s": (0.05, "drop queued robot states older than the newest queued one by more than this (s)"),
     "warn_hold_s": (10.0, "diagnostics WARN for this long after a rejected command or a safety intervention (s)"),
     "realtime_priority": (0, "SCHED_FIFO priority (1-99) of the state thread; 0 keeps the default scheduler"),
 }
@@ -95,6 +99,7 @@ class RobotBridge(Node):
         self.rejections: dict[str, int] = {}
         self.last_rejection = ""
         self.states = 0
+        self.dropped = 0  # published messages of the robot server skipped because newer ones were queued
         self.last_state_wall = 0.0
         self._rate_mark = (time.monotonic(), 0)
         self._event_totals = 0  # rejections + interventions seen so far (diagnostics WARN when it grows)
@@ -163,23 +168,24 @@ class RobotBridge(Node):
         handlers: dict[bytes, Callable[[bytes, Any], None]] = {TOPIC_STATE: self._on_state, TOPIC_STATUS: self._on_status}
         while not self._stop.is_set():
             try:
-                got = self.client.receive(0.2)
+                # every queued message, less what lags the newest of its topic by > max_state_lag_s: behind the
+                # server's rate (load, a stall), the backlog is dropped and counted rather than published late
+                got, dropped = self.client.receive_recent(0.2, self.p["max_state_lag_s"])
             except Exception as e:  # noqa: BLE001 context terminated at shutdown
                 if not self._stop.is_set():
                     self.get_logger().error(f"state thread stopped: {e}")
                 return
-            if got is None:
-                continue
-            topic, msg = got
-            handler = handlers.get(topic, self._on_camera if topic.startswith(TOPIC_CAMERA) else None)
-            if handler is None:
-                continue
-            try:
-                handler(topic, msg)
-            except Exception as e:  # noqa: BLE001 rclpy's signal handler invalidates the context before close() runs
-                if self._stop.is_set() or not rclpy.ok():
-                    return
-                self.get_logger().error(f"state message dropped: {type(e).__name__}: {e}")
+            self.dropped += dropped
+            for topic, msg in got:
+                handler = handlers.get(topic, self._on_camera if topic.startswith(TOPIC_CAMERA) else None)
+                if handler is None:
+                    continue
+                try:
+                    handler(topic, msg)
+                except Exception as e:  # noqa: BLE001 rclpy's signal handler invalidates the context before close()
+                    if self._stop.is_set() or not rclpy.ok():
+                        return
+                    self.get_logger().error(f"state message dropped: {type(e).__name__}: {e}")
 
     def _on_state(self, topic: bytes, msg: Any) -> None:
         stamp = self._stamp(msg.header.capture_time)
@@ -344,6 +350,7 @@ class RobotBridge(Node):
             "loop_missed_ticks": loop.get("missed_ticks", ""),
             "loop_rt_scheduling": loop.get("rt_scheduling", ""),
             "state_rate_hz": round(self.state_rate_hz, 1),
+            "states_dropped": self.dropped,
             "commands_accepted": status.get("commands_accepted", ""),
             "last_rejection": last or status.get("last_rejection", ""),
         }
