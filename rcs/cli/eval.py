@@ -28,6 +28,7 @@ import numpy as np
 
 from rcs.control.chunking import STRATEGIES
 from rcs.errors import ConfigError
+from rcs.serving.policy import replan_steps_of
 
 SERVER_START_TIMEOUT_S = 300.0
 
@@ -79,10 +80,7 @@ def read_policy_inputs(directory: Path) -> Any:
     if not isinstance(chunk, int):
         raise ConfigError(f"--policy {directory}/config.json: no chunk length (horizon / chunk_size)")
     text = manifest.get("text") if isinstance(manifest.get("text"), dict) else None
-    replan = cfg.get("n_action_steps", 1)
-    if not isinstance(replan, int) or not 1 <= replan <= chunk:
-        raise ConfigError(f"--policy {directory}/config.json: n_action_steps={replan!r} must be an integer in "
-                          f"[1, {chunk}] (the chunk length)")
+    replan = replan_steps_of(directory, chunk)
     names = manifest.get("names") if isinstance(manifest.get("names"), dict) else {}
     action_names = names.get("action") or cfg.get("action_names") or ()
     return PolicyInputs(vectors, tuple(cameras), chunk, text["name"] if text else None,

@@ -39,8 +39,8 @@ from rcs.control.cartesian import POSE_6D_UNIT, PoseChunkToJoints, is_pose_6d_la
 from rcs.control.loop import NO_RT, ControlLoop, RtConfig
 from rcs.control.task import make_policy_task
 from rcs.recording.features import ACTION, IMAGE_PREFIX, FeatureLayout, observation_to_features
+from rcs.safety.watchdog import DEFAULT_CHUNK_OVERDUE_S, watchdog_for
 from rcs.serving.client import BridgeState, PolicyClient, Reply, RobotBridge
-from rcs.safety.watchdog import watchdog_for
 from rcs.serving.protocol import Schema, TensorSpec, encode_text, text_spec
 
 log = logging.getLogger(__name__)
@@ -106,7 +106,7 @@ class ServedConfig:
     video_fps: float = 10.0
     video_size: tuple[int, int] = (240, 320)
     executor: dict[str, Any] = field(default_factory=dict)
-    chunk_overdue_s: float = 0.2
+    chunk_overdue_s: float = DEFAULT_CHUNK_OVERDUE_S
 
 
 @dataclass

@@ -55,11 +55,20 @@ class PolicyLinkConfig:
             TCP pose (:data:`rcs.control.cartesian.POSE_6D_NAMES` + gripper) is converted to joint targets with
             the arm's inverse kinematics on the robot side.
         budget_s: per-request time budget (s).
+        replan_steps: policy-rate actions executed from each chunk before the next request (the request period
+            is ``replan_steps * policy_dt``); default the checkpoint's ``n_action_steps`` (``config.json`` beside
+            the manifest), else 1, exactly as ``rcs eval`` runs it. The watchdog's default timeouts follow it.
     """
 
     endpoint: str
     manifest: str
     budget_s: float = 0.1
+    replan_steps: int | None = None
+
+    def __post_init__(self) -> None:
+        steps = self.replan_steps
+        if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
+            raise ConfigError(f"policy.replan_steps={self.replan_steps!r} must be a positive integer (policy steps)")
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Self
 
 import numpy as np
@@ -61,6 +62,7 @@ from rcs.remote.wire import (
     rejected,
 )
 from rcs.safety.filter import QuadrotorSafetyConfig, command_vector_of_arm, yaw_of
+from rcs.safety.watchdog import watchdog_for
 from rcs.serving.protocol import ProtocolError
 from rcs.spec import WorkspaceBox
 from rcs.types import ArmState, QuadrotorState
@@ -218,6 +220,8 @@ class RobotServer:
 
     def __init__(self, config: ServerConfig, robot: Arm | Quadrotor | None = None) -> None:
         self.config = config
+        # a policy link's manifest and schedule are checked before anything connects to the robot
+        self._link_schema, self._link_period_s = self._policy_link_schedule() if config.policy else (None, 0.0)
         self.robot = robot if robot is not None else rcs.make_robot(config.robot, **config.robot_config)
         if not isinstance(self.robot, (Arm, Quadrotor)):
             raise ConfigError(f"robot {config.robot!r} is a {type(self.robot).__name__}; serving needs an Arm or Quadrotor")
@@ -229,7 +233,7 @@ class RobotServer:
         self._stepped = threading.Event()
         self.task = make_policy_task(
             self.robot, self.rate_hz, safety=self._safety_config(), executor=config.executor or None,
-            watchdog=config.watchdog or None,
+            watchdog=self._watchdog_config(),
         )
         self.names = self.task.executor.names
         self.limits = self._trajectory_limits()
@@ -672,9 +676,10 @@ class RobotServer:
             self._served.outbox.append([TOPIC_CAMERA + camera.spec.name.encode(), *frames])
 
     # -- policy link ------------------------------------------------------------------------------------
-    def _start_policy_link(self) -> None:
-        from rcs.serving.client import PolicyClient, RobotBridge
-        from rcs.serving.policy import schema_from_manifest
+    def _policy_link_schedule(self) -> tuple[Any, float]:
+        """The linked policy's schema and request period: ``replan_steps`` (default: the checkpoint's
+        ``n_action_steps``, as ``rcs eval`` runs it) policy steps, so the robot executes chunks as evaluated."""
+        from rcs.serving.policy import replan_steps_of, schema_from_manifest
 
         link = self.config.policy
         assert link is not None
@@ -683,6 +688,33 @@ class RobotServer:
                 schema = schema_from_manifest(json.load(f))
         except (OSError, ValueError) as e:
             raise ConfigError(f"policy.manifest {link.manifest!r}: {e}") from None
+        chunk = schema.action.shape[0]
+        if link.replan_steps is None:
+            steps = replan_steps_of(Path(link.manifest).parent, chunk)
+        elif not 1 <= link.replan_steps <= chunk:
+            raise ConfigError(f"policy.replan_steps={link.replan_steps}: must be in [1, {chunk}] (the chunk length)")
+        else:
+            steps = link.replan_steps
+        return schema, steps * schema.policy_dt
+
+    def _watchdog_config(self) -> dict[str, Any] | None:
+        """The configured watchdog; with a policy link and none configured, timeouts for its request period."""
+        if self.config.policy is None:
+            return self.config.watchdog or None
+        if not self.config.watchdog:
+            return watchdog_for(self._link_period_s)
+        stop = self.config.watchdog.get("stop_after_s")
+        if isinstance(stop, (int, float)) and stop <= self._link_period_s:
+            raise ConfigError(f"watchdog.stop_after_s={stop}: must exceed the policy link's request period "
+                              f"{self._link_period_s:.3f} s (replan_steps x policy_dt), or the arm stops between chunks")
+        return self.config.watchdog
+
+    def _start_policy_link(self) -> None:
+        from rcs.serving.client import PolicyClient, RobotBridge
+
+        link = self.config.policy
+        schema = self._link_schema
+        assert link is not None and schema is not None
         features = {s.name: s for s in schema.observation}
         for feature in features:
             if feature != "observation.state" and not (
@@ -714,8 +746,8 @@ class RobotServer:
                 self.task.engage()
 
         client = PolicyClient(link.endpoint, schema, name=f"rcs robot {self.config.robot}")
-        self._bridge = RobotBridge(client, self.task.executor, observe, budget_s=link.budget_s, on_arm=on_arm,
-                                   action_map=self._pose_map(schema)).start()
+        self._bridge = RobotBridge(client, self.task.executor, observe, period_s=self._link_period_s,
+                                   budget_s=link.budget_s, on_arm=on_arm, action_map=self._pose_map(schema)).start()
 
     def _pose_map(self, schema: Any) -> Any:
         """The robot-side IK for a policy whose actions are TCP poses (docs/control.md), else ``None``."""

@@ -252,7 +252,12 @@ class WatchdogConfig:
         return max(1, math.ceil(seconds / self.control_dt - 1e-9)) if seconds > 0 else 0
 
 
-def watchdog_for(request_period_s: float, overdue_s: float) -> dict[str, float]:
+#: How late (s) the next chunk of a served policy may be before the watchdog stops the arm (``rcs eval``,
+#: ``rcs robot``'s policy link).
+DEFAULT_CHUNK_OVERDUE_S = 0.2
+
+
+def watchdog_for(request_period_s: float, overdue_s: float = DEFAULT_CHUNK_OVERDUE_S) -> dict[str, float]:
     """:class:`WatchdogConfig` timeouts for a robot that asks for a chunk every ``request_period_s`` (s).
 
     A chunk is expected one request period after the previous one; the arm stops (controlled) once the next is

@@ -163,6 +163,26 @@ def read_manifest(spec: str | Path) -> tuple[Path, dict[str, Any]]:
     return path.parent, manifest
 
 
+def replan_steps_of(directory: str | Path, chunk_size: int) -> int:
+    """How many actions of each chunk to execute before asking for the next: the checkpoint's ``n_action_steps``.
+
+    lerobot's ``n_action_steps`` in ``directory/config.json`` is the open-loop horizon a policy was trained and
+    tuned for; 1 (replan every policy step) when the directory has no lerobot config or the config none.
+    Raises :class:`ConfigError` when it is not an integer in ``[1, chunk_size]``.
+    """
+    path = Path(directory) / LEROBOT_CONFIG_NAME
+    if not path.is_file():
+        return 1
+    try:
+        config = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"{path}: unreadable ({e})") from None
+    steps = config.get("n_action_steps", 1) if isinstance(config, dict) else 1
+    if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= chunk_size:
+        raise ConfigError(f"{path}: n_action_steps={steps!r} must be an integer in [1, {chunk_size}] (the chunk length)")
+    return steps
+
+
 def load_policy(spec: str | Path) -> Policy:
     """``"null"``, ``"constant"``, a manifest path or a checkpoint directory (see :func:`read_manifest`).
 

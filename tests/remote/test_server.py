@@ -261,23 +261,87 @@ def test_quadrotor_arm_takeoff_disarm_refused_in_air_estop_lands() -> None:
         server.stop(0.0)
 
 
+class CountingPolicy(ConstantPolicy):
+    """A constant policy that counts the observations it answered."""
+
+    answered = 0
+
+    def infer(self, observations):  # noqa: ANN001, ANN201 (ConstantPolicy's signature)
+        self.answered += len(observations)
+        return super().infer(observations)
+
+
 @contextlib.contextmanager
-def constant_policy_link(manifest: Path) -> Iterator[RobotClient]:
-    """A sim/panda robot server whose policy link serves the manifest's constant ``value`` (real sockets)."""
+def constant_policy_link(manifest: Path, link: dict | None = None, policy: list | None = None) -> Iterator[RobotClient]:
+    """A sim/panda robot server whose policy link serves the manifest's constant ``value`` (real sockets).
+
+    ``link``: more ``policy`` keys of the server config; ``policy``: a list that receives the served policy.
+    """
     m = json.loads(manifest.read_text())
     policy_endpoint = endpoints()[0]
-    policy = PolicyServer(ConstantPolicy(schema_from_manifest(m), m["value"], m["checkpoint_id"]), policy_endpoint)
-    thread = threading.Thread(target=policy.run, daemon=True)
+    constant = CountingPolicy(schema_from_manifest(m), m["value"], m["checkpoint_id"])
+    if policy is not None:
+        policy.append(constant)
+    server = PolicyServer(constant, policy_endpoint)
+    thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    server, client = serve({"robot": "sim/panda", "rate_hz": 250,
-                            "policy": {"endpoint": policy_endpoint, "manifest": str(manifest)}})
+    robot, client = serve({"robot": "sim/panda", "rate_hz": 250,
+                           "policy": {"endpoint": policy_endpoint, "manifest": str(manifest), **(link or {})}})
     try:
         yield client
     finally:
         client.close()
-        server.stop(0.0)
-        policy.stop()
+        robot.stop(0.0)
+        server.stop()
         thread.join(5)
+
+
+def hold_checkpoint(tmp_path: Path, n_action_steps: object) -> Path:
+    """The Panda hold manifest in a checkpoint directory whose lerobot config.json sets ``n_action_steps``."""
+    m = json.loads((REPO / "launch" / "policies" / "panda_hold.json").read_text())
+    (tmp_path / "rcs_policy.json").write_text(json.dumps(m))
+    (tmp_path / "config.json").write_text(json.dumps({"type": "rcs_diffusion", "n_action_steps": n_action_steps}))
+    return tmp_path / "rcs_policy.json"
+
+
+def test_policy_link_asks_for_a_chunk_every_n_action_steps(tmp_path) -> None:
+    """`rcs robot` runs a checkpoint as `rcs eval` does: a new chunk every n_action_steps policy steps."""
+    manifest = hold_checkpoint(tmp_path, 5)
+    dt = json.loads(manifest.read_text())["schema"]["policy_dt"]
+    served: list = []
+    for link, steps in (({}, 5), ({"replan_steps": 2}, 2)):  # the checkpoint's, then the config's own
+        with constant_policy_link(manifest, link, served) as client:
+            end = time.monotonic() + 20
+            while fresh_status(client)["stage"] != "running":
+                assert time.monotonic() < end, "the policy link never started running"
+            n0, t0 = served[-1].answered, time.monotonic()
+            time.sleep(2.0)
+            rate = (served[-1].answered - n0) / (time.monotonic() - t0)
+            assert rate == pytest.approx(1 / (steps * dt), rel=0.25), (link, rate)
+            assert fresh_status(client)["stage"] == "running"  # the watchdog's timeouts follow the period
+
+
+@pytest.mark.parametrize(("n_action_steps", "link", "match"), [
+    (100, {}, r"n_action_steps=100 must be an integer in \[1, 10\]"),
+    ("8", {}, r"n_action_steps='8' must be an integer"),
+    (5, {"replan_steps": 11}, r"policy.replan_steps=11: must be in \[1, 10\]"),
+    (5, {"replan_steps": 0}, r"policy.replan_steps=0 must be a positive integer"),
+])
+def test_policy_link_refuses_a_replan_period_it_cannot_run(tmp_path, n_action_steps, link, match) -> None:
+    manifest = hold_checkpoint(tmp_path, n_action_steps)
+    state, command = endpoints()
+    with pytest.raises(ConfigError, match=match):
+        RobotServer(server_config({"robot": "sim/panda", "state_endpoint": state, "command_endpoint": command,
+                                   "policy": {"endpoint": "tcp://127.0.0.1:1", "manifest": str(manifest), **link}}))
+
+
+def test_policy_link_refuses_a_watchdog_that_stops_between_chunks(tmp_path) -> None:
+    manifest = hold_checkpoint(tmp_path, 10)  # 10 x 0.02 s: a chunk every 0.2 s
+    state, command = endpoints()
+    with pytest.raises(ConfigError, match=r"watchdog.stop_after_s=0.1: must exceed the policy link's request period"):
+        RobotServer(server_config({"robot": "sim/panda", "state_endpoint": state, "command_endpoint": command,
+                                   "watchdog": {"stop_after_s": 0.1, "disarm_after_s": 1.0},
+                                   "policy": {"endpoint": "tcp://127.0.0.1:1", "manifest": str(manifest)}}))
 
 
 def test_policy_link_runs_served_chunks_on_the_loop(tmp_path) -> None:
