@@ -57,7 +57,7 @@ class PolicyLinkConfig:
         budget_s: per-request time budget (s).
         replan_steps: policy-rate actions executed from each chunk before the next request (the request period
             is ``replan_steps * policy_dt``); default the checkpoint's ``n_action_steps`` (``config.json`` beside
-            the manifest), else 1, exactly as ``rcs eval`` runs it. The watchdog's default timeouts follow it.
+            the manifest), else 1, exactly as ``rcs eval`` runs it. Watchdog timeouts not configured follow it.
     """
 
     endpoint: str

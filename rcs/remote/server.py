@@ -698,16 +698,15 @@ class RobotServer:
         return schema, steps * schema.policy_dt
 
     def _watchdog_config(self) -> dict[str, Any] | None:
-        """The configured watchdog; with a policy link and none configured, timeouts for its request period."""
+        """The configured watchdog; with a policy link, timeouts it leaves out follow the link's request period."""
         if self.config.policy is None:
             return self.config.watchdog or None
-        if not self.config.watchdog:
-            return watchdog_for(self._link_period_s)
-        stop = self.config.watchdog.get("stop_after_s")
+        merged = {**watchdog_for(self._link_period_s), **self.config.watchdog}
+        stop = merged["stop_after_s"]
         if isinstance(stop, (int, float)) and stop <= self._link_period_s:
             raise ConfigError(f"watchdog.stop_after_s={stop}: must exceed the policy link's request period "
                               f"{self._link_period_s:.3f} s (replan_steps x policy_dt), or the arm stops between chunks")
-        return self.config.watchdog
+        return merged
 
     def _start_policy_link(self) -> None:
         from rcs.serving.client import PolicyClient, RobotBridge

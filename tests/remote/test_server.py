@@ -338,6 +338,13 @@ def test_policy_link_refuses_a_replan_period_it_cannot_run(tmp_path, n_action_st
 def test_policy_link_refuses_a_watchdog_that_stops_between_chunks(tmp_path) -> None:
     manifest = hold_checkpoint(tmp_path, 10)  # 10 x 0.02 s: a chunk every 0.2 s
     state, command = endpoints()
+    # timeouts a watchdog entry leaves out follow the request period (stop 0.2 s + 0.2 s overdue)
+    server = RobotServer(server_config({"robot": "sim/panda", "state_endpoint": state, "command_endpoint": command,
+                                        "watchdog": {"fade_in_s": 0.3},
+                                        "policy": {"endpoint": "tcp://127.0.0.1:1", "manifest": str(manifest)}}))
+    assert server.task.watchdog.config.stop_after_s == pytest.approx(0.4)
+    assert server.task.watchdog.config.fade_in_s == pytest.approx(0.3)
+    server.stop(0.0)
     with pytest.raises(ConfigError, match=r"watchdog.stop_after_s=0.1: must exceed the policy link's request period"):
         RobotServer(server_config({"robot": "sim/panda", "state_endpoint": state, "command_endpoint": command,
                                    "watchdog": {"stop_after_s": 0.1, "disarm_after_s": 1.0},

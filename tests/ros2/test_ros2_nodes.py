@@ -132,9 +132,9 @@ def test_policy_node_publishes_chunks_that_the_bridge_executes(stack) -> None:
     assert r["chunks"] >= 5
     assert r["joint_names"] == [f"joint{i}" for i in range(1, 8)] + ["gripper"]
     assert r["points"] == 10 and r["last_time_from_start"] == pytest.approx(0.18)
-    # the chunk is stamped with the observation it answers: a joint state's own stamp, never ahead of the newest
-    # state, and fresh (the freshest chunk of the window; a starved checker reads older ones from its backlog)
-    assert r["window"] >= 20 and r["chunks_stamped_as_a_joint_state"] >= 1
+    # the chunk is stamped with the observation it answers: never ahead of the newest state, and fresh (judged on
+    # the freshest chunk of the window: a starved checker reads older ones from its backlog)
+    assert r["window"] >= 20 and len(r["chunk_stamp_behind_state_s"]) >= 20
     assert -0.5 < min(r["chunk_stamp_behind_state_s"]) < 1.0
     # the bridge executed them: accepted, and the arm holds the policy's home pose
     assert "rejected" not in bridge.text()
