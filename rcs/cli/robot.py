@@ -32,6 +32,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--state-endpoint", help="ZeroMQ PUB endpoint to bind (default tcp://127.0.0.1:5600)")
     parser.add_argument("--command-endpoint", help="ZeroMQ ROUTER endpoint to bind (default tcp://127.0.0.1:5601)")
     parser.add_argument("--no-realtime", action="store_true", help="do not ask for SCHED_FIFO / mlockall")
+    parser.add_argument("--curve-secret", metavar="FILE",
+                        help="CurveZMQ server key pair (.key_secret from rcs keygen) for both endpoints; with --allow")
+    parser.add_argument("--allow", metavar="FILE",
+                        help="allow-list of client public keys (Z85 per line, or a dir of .key files); with --curve-secret")
+    parser.add_argument("--max-frame-bytes", type=int,
+                        help="largest frame a client may send to the command endpoint (bytes, default 1048576)")
     parser.add_argument("--duration", type=float, help="stop after this many seconds (default: until SIGINT/SIGTERM)")
 
 
@@ -44,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         data = resolve_paths(load_mapping(args.config), Path(args.config).parent) if args.config else {}
         overrides = {"robot": args.robot, "rate_hz": args.rate, "state_endpoint": args.state_endpoint,
-                     "command_endpoint": args.command_endpoint}
+                     "command_endpoint": args.command_endpoint, "curve_secret": args.curve_secret,
+                     "allow": args.allow, "max_frame_bytes": args.max_frame_bytes}
         data.update({k: v for k, v in overrides.items() if v is not None})
         if args.no_realtime:
             data["realtime"] = False

@@ -15,7 +15,7 @@ from typing import Any, Self
 import numpy as np
 import zmq
 
-from rcs.errors import RcsError
+from rcs.errors import ConfigError, RcsError
 from rcs.remote.wire import (
     PUBLISHED_TYPES,
     REPLY_TYPES,
@@ -29,6 +29,7 @@ from rcs.remote.wire import (
     decode_message,
     encode_message,
 )
+from rcs.serving.keys import KeyPair, curve_client
 from rcs.serving.protocol import ProtocolError
 
 log = logging.getLogger(__name__)
@@ -48,13 +49,21 @@ class RobotClient:
             ``b"camera/front"``).
         timeout_s: default time to wait for a reply (s).
         receive_hwm: how many published messages may queue before ZeroMQ drops new ones.
+        server_key: the robot server's CURVE public key (Z85), for a server with ``curve_secret``/``allow``.
+        client_keys: this client's CURVE key pair (its public key must be on the server's allow-list).
+            Without the right keys the server never answers (the handshake fails): requests time out.
     """
 
     def __init__(self, command_endpoint: str, state_endpoint: str | None = None,
                  topics: Iterable[bytes] = (TOPIC_STATE, TOPIC_STATUS), timeout_s: float = 2.0,
-                 receive_hwm: int = 1000) -> None:
+                 receive_hwm: int = 1000, server_key: bytes | None = None,
+                 client_keys: KeyPair | None = None) -> None:
+        if (server_key is None) != (client_keys is None):
+            raise ConfigError("CURVE needs both the server's public key and this client's key pair")
         self.command_endpoint = command_endpoint
         self.state_endpoint = state_endpoint
+        self.server_key = server_key
+        self.client_keys = client_keys
         self.timeout_s = timeout_s
         self.ctx = zmq.Context.instance()
         self.seq = 0
@@ -66,14 +75,20 @@ class RobotClient:
             sub = self.ctx.socket(zmq.SUB)
             sub.setsockopt(zmq.LINGER, 0)
             sub.setsockopt(zmq.RCVHWM, receive_hwm)
+            self._secure(sub)
             for topic in topics:
                 sub.setsockopt(zmq.SUBSCRIBE, topic)
             sub.connect(state_endpoint)
             self._sub = sub
 
+    def _secure(self, sock: zmq.Socket) -> None:
+        if self.server_key is not None and self.client_keys is not None:
+            curve_client(sock, self.server_key, self.client_keys)
+
     def _new_dealer(self) -> zmq.Socket:
         s = self.ctx.socket(zmq.DEALER)
         s.setsockopt(zmq.LINGER, 0)
+        self._secure(s)
         s.connect(self.command_endpoint)
         return s
 

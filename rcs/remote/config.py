@@ -10,6 +10,8 @@ Example (``launch/robots/sim_panda.yaml``)::
     cameras: [{name: front, width: 320, height: 240, fps: 5}]
     safety: {velocity_scale: 0.5}
     trajectory: {start_tolerance: 0.05}
+    # optional: max_frame_bytes: 1048576 (largest frame a client may send, ZMQ_MAXMSGSIZE);
+    # curve_secret: keys/robot.key_secret and allow: keys/allow.txt (CurveZMQ on both endpoints)
 
 Unknown keys, wrong types and missing required values raise :class:`rcs.errors.ConfigError` naming the key.
 """
@@ -24,6 +26,15 @@ from pathlib import Path
 from typing import Any
 
 from rcs.errors import ConfigError
+
+#: Default cap of one received frame on the command endpoint (bytes): a trajectory of the default
+#: ``max_points`` (10,000) knots of 8 float64 values is 640,000 bytes; metadata frames are at most 64 KiB.
+DEFAULT_MAX_FRAME_BYTES = 1 << 20
+#: Default cap of all frames of one received command, in frames' worth (positions + velocities + times + metadata).
+MESSAGE_FRAMES = 4
+#: Bounds of both caps: a metadata frame may be 64 KiB; the policy protocol's tensors at most 64 MiB.
+MIN_FRAME_BYTES = 64 * 1024 + 1024
+MAX_FRAME_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -94,6 +105,13 @@ class ServerConfig:
         start_armed: accept motion commands from the start (default: arms yes, quadrotors no).
         status_period_s: period of STATUS messages.
         policy: optional link to a policy server.
+        max_frame_bytes: largest frame a client may send to the command endpoint (bytes; libzmq drops the
+            connection of a peer sending a larger one before buffering it, ``ZMQ_MAXMSGSIZE``).
+        max_message_bytes: largest sum of the frames of one command (bytes; 0, the default: 4 x ``max_frame_bytes``);
+            a larger message is released as it is read and answered ``oversize``.
+        curve_secret: the server's CurveZMQ key pair (``.key_secret`` of ``rcs keygen``); with ``allow``,
+            both endpoints (commands and the state stream) accept only clients whose keys are listed.
+        allow: allow-list of client public keys (text file of Z85 keys or a directory of ``.key`` files).
     """
 
     robot: str
@@ -110,6 +128,10 @@ class ServerConfig:
     start_armed: bool | None = None
     status_period_s: float = 0.2
     policy: PolicyLinkConfig | None = None
+    max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
+    max_message_bytes: int = 0
+    curve_secret: str | None = None
+    allow: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.robot, str) or not self.robot:
@@ -121,6 +143,20 @@ class ServerConfig:
         for key in ("robot_config", "safety", "watchdog", "executor", "trajectory"):
             if not isinstance(getattr(self, key), dict):
                 raise ConfigError(f"{key}={getattr(self, key)!r} must be a mapping")
+        for key, low, high in (("max_frame_bytes", MIN_FRAME_BYTES, MAX_FRAME_BYTES),
+                               ("max_message_bytes", self.max_frame_bytes, MESSAGE_FRAMES * MAX_FRAME_BYTES)):
+            value = getattr(self, key)
+            if key == "max_message_bytes" and type(value) is int and value == 0:
+                object.__setattr__(self, key, MESSAGE_FRAMES * self.max_frame_bytes)
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise ConfigError(f"{key}={value!r} must be an integer number of bytes in [{low}, {high}]")
+        for key in ("curve_secret", "allow"):
+            if getattr(self, key) is not None and not isinstance(getattr(self, key), str):
+                raise ConfigError(f"{key}={getattr(self, key)!r} must be a file path")
+        if (self.curve_secret is None) != (self.allow is None):
+            raise ConfigError("curve_secret and allow go together (CURVE needs the server key pair and the "
+                              "allow-list of client keys)")
 
 
 def _build(cls: type, data: Any, where: str) -> Any:
@@ -174,7 +210,11 @@ def load_mapping(path: str | Path) -> dict[str, Any]:
 
 
 def resolve_paths(data: dict[str, Any], base: str | Path) -> dict[str, Any]:
-    """Make the file paths of a config (``policy.manifest``) relative to ``base`` (the config's directory)."""
+    """Make the file paths of a config (``policy.manifest``, ``curve_secret``, ``allow``) relative to ``base``
+    (the config's directory)."""
+    for key in ("curve_secret", "allow"):
+        if isinstance(data.get(key), str) and not Path(data[key]).is_absolute():
+            data[key] = str(Path(base) / data[key])
     policy = data.get("policy")
     if isinstance(policy, dict) and isinstance(policy.get("manifest"), str):
         manifest = Path(policy["manifest"])

@@ -63,7 +63,8 @@ from rcs.remote.wire import (
 )
 from rcs.safety.filter import QuadrotorSafetyConfig, command_vector_of_arm, yaw_of
 from rcs.safety.watchdog import watchdog_for
-from rcs.serving.protocol import ProtocolError
+from rcs.serving.keys import curve_server, is_loopback, load_server_keys
+from rcs.serving.protocol import MAX_FRAMES, MAX_METADATA_BYTES, ProtocolError, recv_bounded
 from rcs.spec import WorkspaceBox
 from rcs.types import ArmState, QuadrotorState
 
@@ -74,6 +75,14 @@ SERVER_TRAJECTORY_KEYS = ("max_age_s", "max_future_s", "target_velocity_scale", 
 
 #: Default cap of the control rate when the config gives none (Hz).
 DEFAULT_MAX_RATE_HZ = 500.0
+
+#: Complete commands queued per client connection before libzmq stops reading from it (request/reply: a
+#: client has one command in flight; the bound keeps a flooding peer from making the server buffer more).
+COMMAND_RCVHWM = 16
+
+#: dtypes accepted for command tensors (positions, times, velocities, poses): a float of another width is a
+#: client bug, an integer a unit or encoding mistake; neither is converted silently.
+COMMAND_DTYPES = ("float64", "float32")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -220,6 +229,7 @@ class RobotServer:
 
     def __init__(self, config: ServerConfig, robot: Arm | Quadrotor | None = None) -> None:
         self.config = config
+        self._curve, self._allow = load_server_keys(config.curve_secret, config.allow)
         # a policy link's manifest and schedule are checked before anything connects to the robot
         self._link_schema, self._link_period_s = self._policy_link_schedule() if config.policy else (None, 0.0)
         self.robot = robot if robot is not None else rcs.make_robot(config.robot, **config.robot_config)
@@ -237,6 +247,7 @@ class RobotServer:
         )
         self.names = self.task.executor.names
         self.limits = self._trajectory_limits()
+        self._check_message_caps()
         tcfg = config.trajectory
         self.max_age_s = float(tcfg.get("max_age_s", 0.5))
         self.max_future_s = float(tcfg.get("max_future_s", 0.01))
@@ -255,7 +266,13 @@ class RobotServer:
         self._pub = self._ctx.socket(zmq.PUB)
         self._pub.setsockopt(zmq.LINGER, 0)
         self._pub.setsockopt(zmq.SNDHWM, 1000)
-        _bind(self._pub, config.state_endpoint, "state_endpoint")
+        self._curve_releases: list[Callable[[], None]] = []
+        try:
+            self._secure(self._pub, config.state_endpoint, "state_endpoint")
+            _bind(self._pub, config.state_endpoint, "state_endpoint")
+        except Exception:
+            self._release_curve()
+            raise
         self._served = _ServedTask(self.task, self._pub, self.dt)
         self.loop = ControlLoop(
             self._served, self.rate_hz, robot=_SteppedSimulation(self.robot, self._stepped) if isinstance(self.robot, Simulated) else None,
@@ -309,6 +326,32 @@ class RobotServer:
         except TypeError as e:
             raise ConfigError(f"trajectory: {e}") from None
 
+    def _check_message_caps(self) -> None:
+        """The longest trajectory the limits accept must fit the frame and message caps (else it could never
+        be sent); a ConfigError names the keys."""
+        points, width = self.limits.max_points, len(self.names)
+        frame = points * width * 8  # positions (or velocities) as float64
+        if frame > self.config.max_frame_bytes:
+            raise ConfigError(f"trajectory.max_points={points}: a trajectory of {width} float64 values per point "
+                              f"needs frames of {frame} bytes > max_frame_bytes={self.config.max_frame_bytes}")
+        message = 2 * frame + points * 8 + MAX_METADATA_BYTES
+        if message > self.config.max_message_bytes:
+            raise ConfigError(f"trajectory.max_points={points}: positions, velocities and times need up to "
+                              f"{message} bytes > max_message_bytes={self.config.max_message_bytes}")
+
+    def _release_curve(self) -> None:
+        """Forget the sockets' allow-lists (after they are closed)."""
+        while self._curve_releases:
+            self._curve_releases.pop()()
+
+    def _secure(self, sock: zmq.Socket, endpoint: str, key: str) -> None:
+        """CURVE on ``sock`` (before it binds) when configured; a warning when it is exposed without it."""
+        if self._curve is not None:
+            self._curve_releases.append(curve_server(sock, self._curve, self._allow or frozenset()))
+        elif not is_loopback(endpoint):
+            log.warning("%s=%s WITHOUT CurveZMQ: anyone reaching this port can %s", key, endpoint,
+                        "command the robot" if key == "command_endpoint" else "read the robot's state and cameras")
+
     def _make_camera(self, c: Any) -> Any:
         camera = rcs.make_camera(c.backend, robot=self.robot, name=c.name, width=c.width, height=c.height, fps=c.fps)
         camera.connect()
@@ -325,8 +368,16 @@ class RobotServer:
         """Bind the command socket, start the loop, the command thread, cameras and the policy link."""
         router = self._ctx.socket(zmq.ROUTER)
         router.setsockopt(zmq.LINGER, 0)
-        router.setsockopt(zmq.MAXMSGSIZE, 256 * 1024 * 1024)
-        _bind(router, self.config.command_endpoint, "command_endpoint")
+        # libzmq drops a peer announcing a larger frame before buffering it; the sum of the frames of one
+        # message is bounded in _serve_commands (recv_bounded), the messages queued per peer by RCVHWM.
+        router.setsockopt(zmq.MAXMSGSIZE, self.config.max_frame_bytes)
+        router.setsockopt(zmq.RCVHWM, COMMAND_RCVHWM)
+        try:
+            self._secure(router, self.config.command_endpoint, "command_endpoint")
+        except Exception:
+            router.close(0)
+            raise
+        _bind(router, self.config.command_endpoint, "command_endpoint")  # closes the socket on failure
         if self.cameras:  # first frames before the loop starts: a renderer's first frame creates its GL context
             ready = threading.Event()
             self._spawn("rcs-robot-cameras", self._serve_cameras, ready)
@@ -379,6 +430,7 @@ class RobotServer:
         for camera in self.cameras:
             camera.close()
         self._pub.close(0)
+        self._release_curve()
         self.robot.close()
         log.info("robot server stopped")
 
@@ -398,9 +450,13 @@ class RobotServer:
             while not self._stop.is_set():
                 timeout = max(0.0, next_status - time.monotonic())
                 if poller.poll(int(timeout * 1000) + 1):
-                    frames = router.recv_multipart(copy=False)
+                    try:  # frame by frame: a message over the caps is released as it is read, never decoded
+                        frames, too_big = recv_bounded(router, zmq.NOBLOCK, max_frames=MAX_FRAMES,
+                                                       max_bytes=self.config.max_message_bytes, envelope=1)
+                    except zmq.Again:
+                        continue
                     identity, body = frames[0].bytes, frames[1:]
-                    reply = self._handle(body)
+                    reply = self._handle(body, too_big)
                     router.send_multipart([identity, *reply], copy=False)
                 if time.monotonic() >= next_status:
                     next_status += self.config.status_period_s
@@ -410,10 +466,13 @@ class RobotServer:
         finally:
             router.close(0)
 
-    def _handle(self, frames: list[Any]) -> list[Any]:
+    def _handle(self, frames: list[Any], too_big: ProtocolError | None = None) -> list[Any]:
+        """The reply frames to one request; ``too_big``: the request was cut off on receipt (over the caps)."""
         seq = 0
         try:
             seq = decode_header(frames[0]).seq if frames else 0
+            if too_big is not None:
+                raise too_big
             msg = decode_message(frames, REQUEST_TYPES)
         except ProtocolError as e:
             return self._reply(seq, self._reject(rejected(e.code, e.field, e.detail, e.limit)))
@@ -445,6 +504,10 @@ class RobotServer:
         handler = self._handlers().get(name) if isinstance(name, str) else None
         if handler is None:
             return rejected("unknown_command", "command", f"{name!r:.40}", f"one of {sorted(self._handlers())}")
+        for tensor, array in msg.tensors.items():
+            if array.dtype.name not in COMMAND_DTYPES:
+                return rejected("dtype", _TENSOR_FIELDS.get(tensor, tensor), f"dtype {array.dtype.name}",
+                                " or ".join(COMMAND_DTYPES))
         return handler(msg)
 
     def _handlers(self) -> dict[str, Callable[[RobotMessage], Reply]]:
@@ -765,6 +828,10 @@ class RobotServer:
             return np.asarray(latest[1].joint_positions)
 
         return PoseChunkToJoints.for_arm(self.robot, measured_joints)
+
+
+#: Command tensor -> the field name rejections use for it (as the ROS 2 messages call it).
+_TENSOR_FIELDS = {"position": "pose.position", "quaternion": "pose.orientation"}
 
 
 #: SCHED_FIFO priority of ZeroMQ's I/O threads in a real-time server (below the loop's 80).

@@ -526,3 +526,75 @@ def error_message(header: Header | None, err: ProtocolError) -> list[Any]:
     h = header or Header(MsgType.ERROR)
     return encode(Header(MsgType.ERROR, h.session_id, h.seq, h.obs_tick, h.capture_time, 0, h.schema_hash),
                   err.to_meta())
+
+
+#: Largest body (header + metadata + tensors) of one message, bytes.
+MAX_BODY_BYTES = HEADER_SIZE + MAX_METADATA_BYTES + MAX_MESSAGE_BYTES
+
+
+def recv_bounded(sock: Any, flags: int = 0, *, max_frames: int = MAX_FRAMES, max_bytes: int = MAX_BODY_BYTES,
+                 envelope: int = 0) -> tuple[list[Any], ProtocolError | None]:
+    """Receive one multipart message frame by frame (zero-copy), counting frames and bytes as they come.
+
+    Once the message has more than ``max_frames`` body frames or more than ``max_bytes`` body bytes, the
+    rest of it is received and released at once (never kept or decoded) and the error is returned. The
+    first ``envelope`` frames (a ROUTER's routing identity) are not counted.
+
+    libzmq hands a multipart message to the application only once all its frames arrived, so the bound on
+    what a peer can make the process buffer is the socket's ``ZMQ_MAXMSGSIZE`` (per frame) and its
+    ``ZMQ_RCVHWM``; this function keeps a message that is too big from being held or processed any further.
+
+    Args:
+        sock: a ZeroMQ socket; ``flags`` apply to the first frame (``zmq.NOBLOCK`` raises ``zmq.Again``).
+
+    Returns:
+        ``(frames, None)``, or ``(the envelope and the first body frame, ProtocolError)`` so the caller can
+        answer with the request's header.
+    """
+    first = sock.recv(flags, copy=False)
+    frames = [first]
+    more = first.more
+    body = 0 if envelope else 1
+    total = 0 if envelope else len(first.buffer)
+    error: ProtocolError | None = None
+    while more:
+        frame = sock.recv(copy=False)  # the rest of the message is already here (see above)
+        more = frame.more
+        if error is not None:
+            total += len(frame.buffer)
+            continue  # released right away
+        if len(frames) < envelope:
+            frames.append(frame)
+            continue
+        body += 1
+        total += len(frame.buffer)
+        if body > max_frames:
+            error = ProtocolError("too_many_frames", "frames", f"more than {max_frames}", f"<= {max_frames}")
+        elif total > max_bytes:
+            error = ProtocolError("oversize", "message", f"more than {max_bytes} bytes",
+                                  f"<= {max_bytes} bytes in all frames")
+        if error is not None:
+            del frames[envelope + 1:]
+        else:
+            frames.append(frame)
+    if error is not None:
+        del frame
+        if total >= TRIM_AFTER_BYTES:
+            _trim_heap()
+    return frames, error
+
+
+#: A refused message at least this big (bytes) is followed by handing freed heap memory back to the OS; the
+#: trim (milliseconds) then costs a peer at least this much traffic.
+TRIM_AFTER_BYTES = 32 * 1024 * 1024
+
+
+def _trim_heap() -> None:
+    """Hand the memory of a refused oversized message back to the OS (glibc keeps freed blocks otherwise:
+    hundreds of MiB stayed resident after one refused message); a no-op where libc is not glibc."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass  # not glibc

@@ -32,7 +32,7 @@ import numpy as np
 import zmq
 
 from rcs.errors import ConfigError
-from rcs.serving.keys import KeyPair
+from rcs.serving.keys import KeyPair, curve_server, is_loopback
 from rcs.serving.policy import Policy
 from rcs.serving.shm import ShmReader
 from rcs.serving.protocol import (
@@ -49,6 +49,7 @@ from rcs.serving.protocol import (
     decode_header,
     encode,
     error_message,
+    recv_bounded,
 )
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,9 @@ class _Session:
     session_id: int
     identity: bytes
     last_seen: float
+    address: str = ""  # the peer's network address (ZeroMQ "Peer-Address"); "" where the transport has none
+    opened: float = 0.0  # server monotonic (s) of the HELLO
+    last_obs: float | None = None  # server monotonic (s) of the last accepted OBS; None: never requested
     last_seq: int = 0
     pending: _Request | None = None
     served: int = 0
@@ -105,25 +109,14 @@ class RateLimit:
         return ok
 
 
-class _AllowList:
-    """ZAP credentials provider: a client key is allowed iff it is on the list."""
-
-    def __init__(self, keys: frozenset[bytes]) -> None:
-        self.keys = keys
-
-    def callback(self, domain: str, key: bytes) -> bool:
-        ok = key in self.keys
-        if not ok:
-            log.warning("CURVE: refused client key %s (not on the allow-list)", key.decode(errors="replace"))
-        return ok
-
-
-def is_loopback(endpoint: str) -> bool:
-    """Whether a ``tcp://HOST:PORT`` / ``ipc://`` / ``inproc://`` endpoint is reachable only locally."""
-    if not endpoint.startswith("tcp://"):
-        return True
-    host = endpoint[6:].rsplit(":", 1)[0].strip("[]")
-    return host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")
+def _peer_address(frame: Any) -> str:
+    """The sending connection's network address: libzmq's ``Peer-Address`` property of a received frame (the
+    IP of a TCP peer, as the kernel reported it at accept; no client can set it). "" when the transport has
+    none (ipc, inproc) or the frame is not a ZeroMQ frame (in-process callers)."""
+    try:
+        return str(frame.get("Peer-Address") or "")
+    except (AttributeError, zmq.ZMQError, UnicodeDecodeError):
+        return ""
 
 
 class PolicyServer:
@@ -141,7 +134,13 @@ class PolicyServer:
         session_timeout_s: a session silent this long (s) is dropped.
         heartbeat_s: heartbeat period (s) advertised to clients.
         loader: re-creates the policy on :meth:`request_reload` (e.g. from the ``--policy`` path on SIGHUP).
-        max_sessions: HELLOs beyond this many open sessions are answered ``too_many_sessions``.
+        max_sessions: most sessions open at once; a HELLO beyond it evicts an idle session (see
+            ``idle_evict_s``) or is answered ``too_many_sessions``.
+        max_sessions_per_address: most sessions open from one network address (``Peer-Address`` of the
+            connection; one bucket for transports without addresses); 0: no per-address limit.
+        idle_evict_s: when a HELLO finds the table (or its address's share) full, a session that never sent
+            an OBS is evicted first (oldest first), then one whose last OBS is at least this old (s, longest
+            idle first); the evicted client gets ``ERROR code="evicted"``. Sessions that request keep their slot.
         error_rate: ERROR replies per second per peer; beyond it bad messages are dropped unanswered.
         hello_rate: HELLOs per second per peer; beyond it HELLOs are dropped unanswered (no session churn).
         inline_max_s: run the policy on the I/O thread while its recent calls are all shorter than this (s);
@@ -161,12 +160,19 @@ class PolicyServer:
         heartbeat_s: float = 0.25,
         loader: Callable[[], Policy] | None = None,
         max_sessions: int = 256,
+        max_sessions_per_address: int = 64,
+        idle_evict_s: float = 10.0,
         error_rate: float = 100.0,
         hello_rate: float = 5.0,
         inline_max_s: float = 0.0005,
     ) -> None:
         if max_batch < 1:
             raise ConfigError(f"max_batch={max_batch} must be >= 1")
+        if max_sessions < 1 or max_sessions_per_address < 0:
+            raise ConfigError(f"max_sessions={max_sessions} must be >= 1 and max_sessions_per_address="
+                              f"{max_sessions_per_address} >= 0 (0: no per-address limit)")
+        if not idle_evict_s >= 0:
+            raise ConfigError(f"idle_evict_s={idle_evict_s} must be >= 0 (s)")
         if (curve is None) != (allow is None):
             raise ConfigError("CURVE needs both the server secret key and an allow-list of client keys")
         if curve is not None and curve.secret is None:
@@ -181,6 +187,8 @@ class PolicyServer:
         self.heartbeat_s = heartbeat_s
         self.loader = loader
         self.max_sessions = max_sessions
+        self.max_sessions_per_address = max_sessions_per_address
+        self.idle_evict_s = idle_evict_s
         self.ctx = zmq.Context()
         self._lock = threading.Condition()
         self._sessions: dict[int, _Session] = {}
@@ -188,7 +196,7 @@ class PolicyServer:
         self._reload = threading.Event()
         self._ready = threading.Event()
         self._results_addr = f"inproc://rcs-results-{id(self)}"
-        self._auth: Any = None
+        self._auth_release: Callable[[], None] | None = None
         self._router: zmq.Socket | None = None
         self._worker: threading.Thread | None = None
         self._io_thread: threading.Thread | None = None
@@ -279,11 +287,11 @@ class PolicyServer:
                         router.send_multipart(out, copy=False)
                 if router in events:
                     for _ in range(256):
-                        try:
-                            frames = router.recv_multipart(zmq.NOBLOCK, copy=False)
+                        try:  # frame by frame: an oversized message is released as it is read, never decoded
+                            frames, too_big = recv_bounded(router, zmq.NOBLOCK, envelope=1)
                         except zmq.Again:
                             break
-                        self._on_message(router, frames)
+                        self._on_message(router, frames, too_big)
                 now = time.monotonic()
                 if now >= next_sweep:
                     next_sweep = now + min(0.1, self.heartbeat_s / 2)
@@ -299,8 +307,8 @@ class PolicyServer:
                 self._worker.join(5.0)
             router.close(0)
             results.close(0)
-            if self._auth is not None:
-                self._auth.stop()
+            if self._auth_release is not None:
+                self._auth_release()
             if self._worker is None or not self._worker.is_alive():
                 self.ctx.term()
             log.info("policy server stopped")
@@ -310,14 +318,7 @@ class PolicyServer:
         router.setsockopt(zmq.MAXMSGSIZE, MAX_TENSOR_BYTES + 4096)
         router.setsockopt(zmq.RCVHWM, 1000)
         if self.curve is not None:
-            from zmq.auth.thread import ThreadAuthenticator
-
-            self._auth = ThreadAuthenticator(self.ctx)
-            self._auth.start()
-            self._auth.configure_curve_callback("*", _AllowList(self.allow or frozenset()))
-            router.curve_server = True
-            router.curve_publickey = self.curve.public
-            router.curve_secretkey = self.curve.secret
+            self._auth_release = curve_server(router, self.curve, self.allow or frozenset())
         elif not is_loopback(self._bind):
             log.warning("serving on %s WITHOUT CurveZMQ: anyone reaching this port can use the policy", self._bind)
         router.bind(self._bind)
@@ -331,15 +332,18 @@ class PolicyServer:
     def _count(self, key: str) -> None:
         self.counters[key] = self.counters.get(key, 0) + 1
 
-    def _on_message(self, router: zmq.Socket, frames: list[Any]) -> None:
+    def _on_message(self, router: zmq.Socket, frames: list[Any], too_big: ProtocolError | None = None) -> None:
+        """Handle one message (``frames[0]``: the routing identity); ``too_big``: it was cut off on receipt."""
         identity = frames[0].bytes
         body = frames[1:]
         header: Header | None = None
         try:
             if body:
                 header = decode_header(body[0])  # kept to echo session/seq in an ERROR about the rest
+            if too_big is not None:
+                raise too_big
             msg = decode(body, CLIENT_TYPES, header)
-            self._dispatch(router, identity, msg)
+            self._dispatch(router, identity, msg, _peer_address(body[0]))
         except ProtocolError as e:
             self._count(e.code)
             log.debug("bad message from %r: %s", identity, e)
@@ -356,11 +360,11 @@ class PolicyServer:
             except zmq.ZMQError:
                 pass
 
-    def _dispatch(self, router: zmq.Socket, identity: bytes, msg: Message) -> None:
+    def _dispatch(self, router: zmq.Socket, identity: bytes, msg: Message, address: str = "") -> None:
         h = msg.header
         now = time.monotonic()
         if h.type is MsgType.HELLO:
-            self._hello(router, identity, msg, now)
+            self._hello(router, identity, msg, now, address)
             return
         with self._lock:
             session = self._sessions.get(h.session_id)
@@ -384,7 +388,7 @@ class PolicyServer:
             return
         self._obs(router, identity, session, msg, now)
 
-    def _hello(self, router: zmq.Socket, identity: bytes, msg: Message, now: float) -> None:
+    def _hello(self, router: zmq.Socket, identity: bytes, msg: Message, now: float, address: str = "") -> None:
         if not self._hello_limit.allow(identity, now):
             self._count("rate_limited")
             return
@@ -398,14 +402,26 @@ class PolicyServer:
             except ProtocolError as e:
                 log.warning("HELLO from %r with an unreadable schema: %s", identity, e)
         sid = secrets.randbits(63) | 1
-        session = _Session(sid, identity, now, last_heartbeat=now)
+        session = _Session(sid, identity, now, address=address, opened=now, last_heartbeat=now)
         shm_note = self._attach_shm(session, msg.meta.get("shm"), policy)
         with self._lock:
-            if len(self._sessions) >= self.max_sessions:
+            # one session per connection: a client that says HELLO again has given up its previous session
+            replaced = [s for s in self._sessions.values() if s.identity == identity]
+            for s in replaced:
+                del self._sessions[s.session_id]
+            try:
+                victim = self._admit(address, now)
+            except ProtocolError:
                 session.close()
-                raise ProtocolError("too_many_sessions", "session_id", f"{len(self._sessions)} open",
-                                    f"<= {self.max_sessions} sessions")
+                for s in replaced:  # a refused HELLO takes nothing away
+                    self._sessions[s.session_id] = s
+                raise
             self._sessions[sid] = session
+        for s in replaced:
+            s.close()
+            log.info("session %x replaced by a new HELLO on the same connection", s.session_id)
+        if victim is not None:
+            self._evict(router, victim, now)
         meta = {"schema": policy.schema.as_dict(), "checkpoint_id": policy.checkpoint_id,
                 "chunk_size": policy.schema.chunk_size, "policy_dt": policy.schema.policy_dt,
                 "heartbeat_s": self.heartbeat_s, "session_timeout_s": self.session_timeout_s,
@@ -413,6 +429,51 @@ class PolicyServer:
         header = Header(MsgType.WELCOME, sid, msg.header.seq, 0, 0.0, 0, policy.schema.hash)
         router.send_multipart([identity, *encode(header, meta)])
         log.info("session %x opened (client %s)", sid, str(msg.meta.get("client", ""))[:128])
+
+    def _admit(self, address: str, now: float) -> _Session | None:
+        """Room for one more session from ``address`` (caller holds the lock): the session to evict for it,
+        ``None`` when there is room, or ``ProtocolError("too_many_sessions")`` when only busy sessions hold
+        the slots. The evicted session is removed from the table."""
+        cap = self.max_sessions_per_address
+        same = [s for s in self._sessions.values() if s.address == address]
+        if cap and len(same) >= cap:
+            victim = self._evictable(same, now)
+            if victim is None:
+                raise ProtocolError("too_many_sessions", "peer_address",
+                                    f"{len(same)} sessions open from {address or 'this transport'}, all requesting",
+                                    f"<= {cap} sessions per address")
+        elif len(self._sessions) >= self.max_sessions:
+            victim = self._evictable(self._sessions.values(), now)
+            if victim is None:
+                raise ProtocolError("too_many_sessions", "session_id", f"{len(self._sessions)} open, all requesting",
+                                    f"<= {self.max_sessions} sessions")
+        else:
+            return None
+        del self._sessions[victim.session_id]
+        return victim
+
+    def _evictable(self, sessions: Any, now: float) -> _Session | None:
+        """The session to give up first: never requested (oldest HELLO first), else idle for at least
+        ``idle_evict_s`` (longest idle first); ``None`` if every session is requesting."""
+        never = [s for s in sessions if s.last_obs is None]
+        if never:
+            return min(never, key=lambda s: s.opened)
+        idle = [s for s in sessions if s.last_obs is not None and now - s.last_obs >= self.idle_evict_s]
+        return min(idle, key=lambda s: s.last_obs) if idle else None  # type: ignore[arg-type, return-value]
+
+    def _evict(self, router: zmq.Socket, victim: _Session, now: float) -> None:
+        """Tell an evicted session's client why (it re-handshakes when it needs the server again)."""
+        victim.close()
+        self._count("evicted")
+        idle = "never sent an OBS" if victim.last_obs is None else f"no OBS for {now - victim.last_obs:.1f} s"
+        log.info("session %x evicted (%s) to admit a new HELLO while full", victim.session_id, idle)
+        err = ProtocolError("evicted", "session_id", f"session {victim.session_id:x} {idle} while the server was full",
+                            f"an OBS at least every {self.idle_evict_s:g} s keeps a session")
+        try:
+            router.send_multipart([victim.identity, *error_message(Header(MsgType.ERROR, victim.session_id), err)],
+                                  zmq.NOBLOCK)
+        except zmq.ZMQError:
+            pass  # its queue is full or it is gone: its next message is answered unknown_session
 
     @staticmethod
     def _attach_shm(session: _Session, offer: Any, policy: Policy) -> str:
@@ -443,6 +504,8 @@ class PolicyServer:
                 raise ProtocolError("stale_seq", "seq", f"got {h.seq}", f"> {session.last_seq}")
             tensors = {**session.shm.read(h.seq, slot), **tensors}
         check_observation(schema, tensors)
+        with self._lock:
+            session.last_obs = now  # a requesting session keeps its slot (see _evictable)
         deadline = now + h.budget_us * 1e-6 if h.budget_us else float("inf")
         request = _Request(session.session_id, identity, h, tensors, now, deadline)
         if self._try_inline(router, session, request):

@@ -114,6 +114,15 @@ class ShmWriter:
             self.path.unlink(missing_ok=True)
 
 
+def _kind(mode: int) -> str:
+    """A file type in words, for refusals."""
+    for test, word in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a directory"), (stat.S_ISLNK, "a symlink")):
+        if test(mode):
+            return word
+    return f"mode {stat.S_IFMT(mode):o}"
+
+
 class ShmReader:
     """Server side: maps a client's segment read-only after checking it.
 
@@ -126,13 +135,19 @@ class ShmReader:
             raise ProtocolError("shm", "hello.shm.name", repr(name)[:60], "rcs-<32 hex digits>")
         self.layout = Layout.for_schema(schema)
         try:
-            fd = os.open(SEGMENT_DIR / name, os.O_RDONLY | os.O_NOFOLLOW)
+            # O_NONBLOCK: opening a FIFO (or a device) planted under the offered name must not wait for a
+            # writer; the type is checked on the opened descriptor, so it cannot be swapped after the check.
+            fd = os.open(SEGMENT_DIR / name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
         except OSError as e:
             raise ProtocolError("shm", "hello.shm.name", f"cannot open: {e.strerror}", "a segment on this host") from None
         try:
             st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid():
-                raise ProtocolError("shm", "hello.shm.name", "not a regular file of this user", "own segment")
+            if not stat.S_ISREG(st.st_mode):
+                raise ProtocolError("shm", "hello.shm.name", f"not a regular file ({_kind(st.st_mode)})",
+                                    "a regular file created by the client")
+            if st.st_uid != os.getuid():
+                raise ProtocolError("shm", "hello.shm.name", f"owned by uid {st.st_uid}",
+                                    f"owned by the server's uid {os.getuid()}")
             if st.st_size != self.layout.size:
                 raise ProtocolError("shm", "hello.shm.size", f"{st.st_size} bytes", f"{self.layout.size} bytes")
             self._map = mmap.mmap(fd, self.layout.size, mmap.MAP_SHARED, mmap.PROT_READ)

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import os
+import secrets
+import threading
+import time
 
 import numpy as np
 import pytest
+import zmq
 
 from rcs.serving import shm
 from rcs.serving.client import PolicyClient, ServerError
 from rcs.serving.policy import standard_schema, write_manifest
-from rcs.serving.protocol import Header, MsgType, ProtocolError, encode
+from rcs.serving.protocol import Header, MsgType, ProtocolError, decode, encode
 from rcs.serving.server import PolicyServer
 
 pytestmark = pytest.mark.skipif(not shm.SUPPORTED, reason="shared-memory fast path needs x86-64 and /dev/shm")
@@ -137,3 +141,61 @@ def test_shared_memory_with_a_server_in_another_process_and_fallback(serve, tmp_
     assert not remote.shm_active
     assert remote.request(_obs(4), tick=1, budget_s=2.0).actions.shape == (4, 3)
     remote.close()
+
+
+@pytest.fixture
+def fifo():
+    """A FIFO under a valid segment name, as another local user could plant it in /dev/shm."""
+    path = shm.SEGMENT_DIR / f"rcs-{secrets.token_hex(16)}"
+    os.mkfifo(path, 0o600)
+    yield path
+    path.unlink(missing_ok=True)
+
+
+def test_reader_refuses_a_fifo_without_waiting_for_a_writer(fifo):
+    outcome: dict[str, object] = {}
+
+    def open_it() -> None:
+        try:
+            shm.ShmReader(fifo.name, SCHEMA)
+        except ProtocolError as e:
+            outcome["error"] = e
+
+    t = threading.Thread(target=open_it, daemon=True)
+    t.start()
+    t.join(5.0)
+    if t.is_alive():  # blocked in open(): release it with a writer, then fail
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        t.join(5.0)
+        pytest.fail("ShmReader blocked opening a FIFO until a writer appeared")
+    err = outcome.get("error")
+    assert isinstance(err, ProtocolError) and err.code == "shm" and err.field == "hello.shm.name"
+    assert "FIFO" in str(err) and "\n" not in str(err)
+
+
+def test_a_fifo_offered_in_hello_is_refused_at_once_and_others_keep_being_served(serve, tmp_path, fifo):
+    server = serve("--policy", str(write_manifest(tmp_path / "p.json", "constant", SCHEMA, value=[1, 2, 3])))
+    robot = PolicyClient(server.endpoint, SCHEMA)
+    robot.handshake()
+    attacker = zmq.Context.instance().socket(zmq.DEALER)
+    attacker.setsockopt(zmq.LINGER, 0)
+    attacker.connect(server.endpoint)
+    try:
+        t0 = time.monotonic()
+        attacker.send_multipart(encode(Header(MsgType.HELLO, 0, 1), {"schema": SCHEMA.as_dict(),
+                                                                      "shm": {"name": fifo.name}}))
+        assert attacker.poll(5000), "no answer to the HELLO: the server's I/O thread is blocked"
+        welcome = decode(attacker.recv_multipart())
+        assert time.monotonic() - t0 < 5.0
+        # the offer is refused (that session uses frames), naming why
+        assert welcome.header.type is MsgType.WELCOME and welcome.meta["shm"] is False
+        assert "not a regular file (a FIFO)" in welcome.meta["shm_error"]
+        # everyone else is still served: the open session, and a new handshake
+        assert robot.request(_obs(5), tick=1, budget_s=5.0).actions.tolist() == [[1, 2, 3]] * 4
+        other = PolicyClient(server.endpoint, SCHEMA)
+        other.handshake(timeout_s=5.0)
+        assert other.request(_obs(6), tick=1, budget_s=5.0).actions.shape == (4, 3)
+        other.close()
+    finally:
+        attacker.close(0)
+        robot.close()
