@@ -37,6 +37,7 @@ from policies.rcs_diffusion.modeling_rcs_diffusion import RcsDiffusionPolicy
 from policies.rcs_diffusion.processor_rcs_diffusion import make_rcs_diffusion_pre_post_processors
 from policies.training.data import DatasetFeatureError, DemoData, load_demos
 from policies.training.plot import loss_curve_png
+from rcs.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -161,8 +162,27 @@ def _progress(total: int, initial: int) -> Any:
     return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True, mininterval=1.0)
 
 
+def check_config(cfg: TrainConfig) -> None:
+    """Raise :class:`ConfigError` naming the first field outside its limit (before any file is written).
+
+    Why here as well as in ``rcs train``'s parser: steps <= 0 divides by zero in lerobot's scheduler, or returns a
+    NaN loss and a checkpoint that was never written; a negative max_minutes stops after one step.
+    """
+    for name, minimum in (("steps", 1), ("batch_size", 1), ("save_every", 1), ("log_every", 1)):
+        value = getattr(cfg, name)
+        if not isinstance(value, int) or value < minimum:
+            raise ConfigError(f"{name}={value!r}: must be an integer >= {minimum}")
+    for name in ("threads", "stop_at"):
+        value = getattr(cfg, name)
+        if value is not None and (not isinstance(value, int) or value < 1):
+            raise ConfigError(f"{name}={value!r}: must be None or an integer >= 1")
+    if cfg.max_minutes is not None and not (0 < cfg.max_minutes < float("inf")):
+        raise ConfigError(f"max_minutes={cfg.max_minutes!r}: must be None or a finite duration > 0 (minutes)")
+
+
 def train(cfg: TrainConfig, progress: bool = True) -> TrainResult:
     """Run (or resume) training; returns the final step and checkpoint. See the module docstring."""
+    check_config(cfg)
     run = Path(cfg.output)
     last = run / CHECKPOINTS / LAST
     if cfg.resume and not last.exists():

@@ -8,9 +8,9 @@ without the core naming it. Progress goes to stderr.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
+from rcs.cli.main import Parser, json_line
 from rcs.registry import benchmarks
 
 
@@ -22,9 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     module = benchmarks.factory(args.name)
-    parser = argparse.ArgumentParser(prog=f"rcs bench {args.name}")
+    parser = Parser(prog=f"rcs bench {args.name}")
     parser.add_argument("--json", action="store_true", help="print JSON (the default and only format)")
     module.add_arguments(parser)
     result = module.run(parser.parse_args(args.rest))
-    sys.stdout.write(json.dumps(result) + "\n")
+    sys.stdout.write(json_line(result))
     return 0

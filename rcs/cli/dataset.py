@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rcs.cli.main import json_line
 from rcs.errors import RcsError
 
 
@@ -88,18 +89,48 @@ def repair(root: Path, repo_id: str) -> dict:
         store.close()
 
 
+def _repair_hint(root: Path) -> str:
+    """A pointer to ``rcs dataset repair``, only where an interrupted recording left its work area next to ``root``."""
+    from rcs.recording.storage import work_dir
+
+    work = work_dir(root)
+    return f" ({work} is left from a recording: rcs dataset repair --root {root})" if work.is_dir() else ""
+
+
+def check_root(action: str, root: Path) -> str | None:
+    """The one-line problem with ``--root`` for ``action``, or None; file-system checks only, so a bad path is
+    refused before lerobot (seconds of imports) is loaded."""
+    if root.exists() and not root.is_dir():
+        return f"--root={root}: not a directory (a dataset is a folder with meta/info.json)"
+    for parent in root.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                return f"--root={root}: {parent} is not a directory"
+            break
+    if action == "info":
+        if not root.exists():
+            return f"--root={root} does not exist (no episode has been saved there)" + _repair_hint(root)
+        if not (root / "meta" / "info.json").is_file():
+            return f"--root={root} is not a LeRobot dataset: no meta/info.json" + _repair_hint(root)
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
     logging.getLogger("lerobot").setLevel(logging.WARNING)
     root = args.root.absolute()
+    problem = check_root(args.action, root)
+    if problem:
+        sys.stderr.write(f"rcs dataset {args.action}: {problem}\n")
+        return 2
     repo_id = args.repo_id or f"local/{root.name}"
     try:
         result = (info if args.action == "info" else repair)(root, repo_id)
     except (RcsError, OSError) as exc:
-        hint = "" if args.action == "repair" else f" (if a recording was interrupted: rcs dataset repair --root {args.root})"
+        hint = "" if args.action == "repair" else _repair_hint(root)
         sys.stderr.write(f"rcs dataset {args.action}: {exc}{hint}\n")
         return 1
     if args.json:
-        _out(json.dumps(result, default=str))
+        _out(json_line(result, default=str).rstrip("\n"))
         return 0
     if args.action == "repair":
         for line in result["actions"] or ["nothing to repair"]:

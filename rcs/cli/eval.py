@@ -26,8 +26,9 @@ from typing import Any
 
 import numpy as np
 
+from rcs.cli.main import at_least, check_arm_env, greater_than
 from rcs.control.chunking import STRATEGIES
-from rcs.errors import ConfigError
+from rcs.errors import ConfigError, RcsError
 from rcs.serving.policy import replan_steps_of
 
 SERVER_START_TIMEOUT_S = 300.0
@@ -36,20 +37,21 @@ SERVER_START_TIMEOUT_S = 300.0
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--policy", required=True, type=Path, help="checkpoint directory (config.json, model.safetensors, rcs_policy.json)")
     parser.add_argument("--env", default="rcs/PandaPickCube-v0", help="env id (default rcs/PandaPickCube-v0)")
-    parser.add_argument("--episodes", type=int, default=10, help="episodes (default 10)")
+    parser.add_argument("--episodes", type=at_least(1), default=10, help="episodes (default 10)")
     parser.add_argument("--seed", type=int, default=10_000, help="seed of the first episode, then +1 (default 10000: "
                         "not among the seeds rcs record uses by default)")
     parser.add_argument("--instruction", default=None, help="task text for language-conditioned policies "
                         "(default: the env's own instruction of each episode)")
-    parser.add_argument("--max-steps", type=int, default=None, help="episode time limit in env steps (default: the env's)")
-    parser.add_argument("--replan-steps", type=int, default=None,
+    parser.add_argument("--max-steps", type=at_least(1), default=None, help="episode time limit in env steps (default: the env's)")
+    parser.add_argument("--replan-steps", type=at_least(1), default=None,
                         help="policy-rate actions executed from each chunk before the next request (default: the "
                              "checkpoint's n_action_steps)")
     parser.add_argument("--strategy", default="splice", choices=sorted(STRATEGIES),
                         help="how a new chunk takes over from the one executing (rcs.control.chunking; default splice)")
-    parser.add_argument("--rate", type=float, default=100.0, help="control loop rate in Hz (default 100)")
-    parser.add_argument("--videos", type=int, default=2, help="write videos of the first N episodes (default 2)")
-    parser.add_argument("--out", type=Path, default=Path("outputs/eval"), help="folder for videos and the server log")
+    parser.add_argument("--rate", type=greater_than(0.0), default=100.0, help="control loop rate in Hz (default 100)")
+    parser.add_argument("--videos", type=at_least(0), default=2, help="write videos of the first N episodes (default 2)")
+    parser.add_argument("--out", type=Path, default=Path("outputs/eval"),
+                        help="folder for videos, summary.json and the server log (default outputs/eval)")
     parser.add_argument("--render", choices=["fast", "model"], default="fast",
                         help="camera rendering like 'rcs record --render' (default fast: what rcs record uses)")
     parser.add_argument("--endpoint", default=None, help="use an already running server instead of starting one")
@@ -260,6 +262,10 @@ def run(args: argparse.Namespace) -> int:
             sys.stdout.write(text + "\n")
             sys.stdout.flush()
 
+    try:  # argument checks first: one line, before a server is started or an env is built
+        check_arm_env("--env", args.env, "rcs eval (of served policies)")
+    except RcsError as e:
+        raise SystemExit(f"rcs eval: {e}") from None
     # SIGTERM unwinds like Ctrl-C, so the server child process is stopped too
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     try:

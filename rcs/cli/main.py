@@ -7,11 +7,16 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import logging
+import math
 import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NoReturn
 
 import rcs
-from rcs.errors import RcsError
+from rcs.errors import ConfigError, RcsError
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("rcs.cli.demo", "run the main demo on the simulated default robots"),
@@ -29,9 +34,118 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (``rcs train: argument --steps: ...``), exit code 2.
+
+    argparse's default prints the whole usage block first, which for commands with 20 options buries the one
+    line that says what is wrong.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def at_least(minimum: float, kind: type = int) -> Callable[[str], Any]:
+    """An argparse ``type``: a number of ``kind`` that is >= ``minimum`` (the error names the limit)."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
+        if not value >= minimum:  # `not >=` also refuses NaN
+            raise argparse.ArgumentTypeError(f"{text} must be >= {minimum:g}")
+        return value
+
+    return parse
+
+
+def greater_than(minimum: float) -> Callable[[str], float]:
+    """An argparse ``type``: a finite float strictly greater than ``minimum``."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not (value > minimum and math.isfinite(value)):
+            raise argparse.ArgumentTypeError(f"{text} must be > {minimum:g} (and finite)")
+        return value
+
+    return parse
+
+
+def writable_folder(text: str) -> Path:
+    """An argparse ``type`` for a folder that is created or appended to: refused if it, or the nearest part of the
+    path that exists, is not a directory (checked before anything is created next to it)."""
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} exists and is not a directory")
+    for parent in path.absolute().parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise argparse.ArgumentTypeError(f"{text!r}: {parent} is not a directory")
+            break
+    return path
+
+
+def existing_folder(text: str) -> Path:
+    """An argparse ``type`` for a folder that must already exist."""
+    path = Path(text)
+    if not path.exists():
+        raise argparse.ArgumentTypeError(f"{text!r} does not exist")
+    if not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a directory")
+    return path
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with every non-finite float (NaN, inf) replaced by None, so that it prints as valid JSON."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def json_line(value: Any, default: Callable[[Any], Any] | None = None) -> str:
+    """One line of strict JSON (RFC 8259: no NaN/Infinity; those become null) with a trailing newline."""
+    if default is not None:  # apply ``default`` first so that what it returns is made safe too
+        value = json.loads(json.dumps(value, default=default))
+    return json.dumps(json_safe(value), allow_nan=False) + "\n"
+
+
+def arm_env_ids() -> list[str]:
+    """The registered rcs env ids whose env drives an arm (``env.arm``): what ``rcs eval`` and ``rcs record`` run."""
+    from gymnasium.envs.registration import load_env_creator
+
+    from rcs.envs.pick_cube import PickCubeEnv
+    from rcs.envs.registration import ENVS
+
+    out = []
+    for env_id, (entry, _) in ENVS.items():
+        creator = load_env_creator(entry)
+        if isinstance(creator, type) and issubclass(creator, PickCubeEnv):
+            out.append(env_id)
+    return out
+
+
+def check_arm_env(flag: str, env_id: str, command: str) -> None:
+    """Raise a one-line :class:`RcsError` unless ``env_id`` is a registered rcs env that ``command`` can run."""
+    from rcs.envs.registration import ENVS
+
+    if env_id not in ENVS:
+        raise ConfigError(f"{flag}={env_id!r}: unknown env id; known env ids: {', '.join(sorted(ENVS))}")
+    arms = arm_env_ids()
+    if env_id not in arms:
+        raise ConfigError(f"{flag}={env_id!r}: {command} supports arm envs only: {', '.join(arms)}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     listing = "\n".join(f"  {name:<8} {text}" for name, (_, text) in SUBCOMMANDS.items())
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="rcs",
         description="Robot learning stack command line.",
         epilog=f"commands:\n{listing}\n\nrun 'rcs COMMAND --help' for a command's options",
@@ -39,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"rcs {rcs.__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    parser.add_argument("command", choices=sorted(SUBCOMMANDS), metavar="COMMAND")
+    parser.add_argument("command", choices=sorted(SUBCOMMANDS), metavar="COMMAND", help="one of the commands below")
     parser.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     return parser
 
@@ -48,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     top = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     module_name, help_text = SUBCOMMANDS[top.command]
     module = importlib.import_module(module_name)
-    parser = argparse.ArgumentParser(prog=f"rcs {top.command}", description=help_text)
+    parser = Parser(prog=f"rcs {top.command}", description=help_text)
     module.add_arguments(parser)
     args = parser.parse_args(top.args)
     logging.basicConfig(

@@ -20,6 +20,7 @@ from pathlib import Path
 import gymnasium as gym
 from gymnasium.envs.registration import load_env_creator
 
+from rcs.cli.main import at_least, check_arm_env, json_line, writable_folder
 from rcs.envs.registration import ENVS
 from rcs.errors import ConfigError, UnknownNameError
 from rcs.registry import make_camera, teleops
@@ -33,8 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--robot", default="sim/panda", help="registered robot (default sim/panda)")
     parser.add_argument("--env", default=None, help="env id (default: the pick-cube env of --robot)")
     parser.add_argument("--teleop", default="expert", help="registered teleop device (rcs list): expert, keyboard, ...")
-    parser.add_argument("--episodes", type=int, default=10, help="episodes to save (default 10)")
-    parser.add_argument("--root", type=Path, required=True, help="dataset folder (created, or appended to)")
+    parser.add_argument("--episodes", type=at_least(1), default=10, help="episodes to save (default 10)")
+    parser.add_argument("--root", type=writable_folder, required=True, help="dataset folder (created, or appended to)")
     parser.add_argument("--repo-id", default=None, help="lerobot repo id stored in the metadata (default local/<root name>)")
     parser.add_argument("--task", default=DEFAULT_TASK, help="task text of every episode")
     parser.add_argument("--seed", type=int, default=0,
@@ -44,10 +45,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--render", choices=["fast", "model"], default="fast",
                         help="simulated cameras: 'fast' turns off shadows and multisampling (about 10x faster on a "
                              "CPU renderer); 'model' keeps the MJCF's visual quality")
-    parser.add_argument("--fps", type=int, default=None, help="dataset fps = env control rate (default: the env's)")
-    parser.add_argument("--control-mode", default="cartesian", choices=["cartesian", "joint"])
+    parser.add_argument("--fps", type=at_least(1), default=None, help="dataset fps = env control rate (default: the env's)")
+    parser.add_argument("--control-mode", default="cartesian", choices=["cartesian", "joint"],
+                        help="recorded action: 'cartesian' (TCP position in m + rotation vector in rad, base frame, + "
+                             "gripper) or 'joint' (joint positions in rad + gripper) (default cartesian)")
     parser.add_argument("--relative", action="store_true", help="relative (delta) actions")
-    parser.add_argument("--max-steps", type=int, default=None, help="episode length limit (env steps)")
+    parser.add_argument("--max-steps", type=at_least(1), default=None, help="episode length limit (env steps)")
     parser.add_argument("--end-after-success", type=float, default=None, metavar="SECONDS",
                         help="end an episode once the task has succeeded for this long (env time; default: run to "
                              "the time limit)")
@@ -137,6 +140,9 @@ def run(args: argparse.Namespace) -> int:
     from rcs.errors import RcsError
 
     try:
+        if args.env:  # before the recording modules (lerobot, video encoders) are imported
+            check_arm_env("--env", args.env, "rcs record")
+        _size(args.image_size)
         return _record(args)
     except RcsError as exc:  # bad names, incompatible dataset, locked folder, device not found: one clear line
         sys.stderr.write(f"rcs record: {exc}\n")
@@ -156,6 +162,7 @@ def _record(args: argparse.Namespace) -> int:
     if args.end_after_success is not None and not args.end_after_success >= 0:
         raise ConfigError(f"--end-after-success={args.end_after_success}: a duration in s, >= 0")
     env_id = _env_id(args)
+    height, width = _size(args.image_size)
     overrides = {"control_mode": args.control_mode, "relative": args.relative}
     if args.max_steps is not None:
         overrides["max_episode_steps"] = args.max_steps
@@ -164,7 +171,6 @@ def _record(args: argparse.Namespace) -> int:
     cameras: dict = {}
     try:
         names = [] if args.cameras.strip().lower() == "none" else [c.strip() for c in args.cameras.split(",") if c.strip()]
-        height, width = _size(args.image_size)
         if names and args.render == "fast":
             _fast_render(env.robot)
         for name in names:
@@ -221,13 +227,13 @@ def _record(args: argparse.Namespace) -> int:
 
             LeRobotDataset(recorder.repo_id, root=recorder.root).push_to_hub()
         if args.json:
-            _line(json.dumps({
+            _line(json_line({
                 "root": str(recorder.root), "saved_this_session": result.saved, "episodes_total": recorder.episodes_saved,
                 "stopped_by": result.stopped_by, "reports": [
                     {"index": r.index, "frames": r.frames, "saved": r.saved, "reason": r.reason, "info": r.info,
                      "commit_s": round(r.commit_s, 3)} for r in result.reports
                 ],
-            }, default=str))
+            }, default=str), end="")
         return 0 if result.stopped_by in ("done", "quit") else 1
     finally:
         for cam in cameras.values():

@@ -18,36 +18,55 @@ from pathlib import Path
 
 import numpy as np
 
+from rcs.cli.main import at_least, json_line
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--root", type=Path, required=True, help="dataset folder")
-    parser.add_argument("--episode", type=int, default=0, help="episode index")
+    parser.add_argument("--episode", type=at_least(0), default=0, help="episode index (default 0)")
     parser.add_argument("--repo-id", default=None, help="lerobot repo id (default local/<root name>)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
+def read_recording(root: Path, episode: int) -> tuple[dict, dict]:
+    """The recording metadata and the episode's line of ``rcs_episodes.jsonl`` (JSON files only: a bad ``--root``
+    or ``--episode`` is refused before gymnasium, MuJoCo and lerobot are imported)."""
+    from rcs.errors import ConfigError
+    from rcs.recording.writer import EPISODES_META, RECORDING_META
+
+    if not root.exists():
+        raise ConfigError(f"--root={root} does not exist")
+    if not root.is_dir():
+        raise ConfigError(f"--root={root}: not a directory (a dataset is a folder with meta/info.json)")
+    meta_path = root / RECORDING_META
+    if not meta_path.is_file():
+        raise ConfigError(f"--root={root}: {RECORDING_META} is missing: replay needs a dataset recorded by rcs record "
+                          "(env id, control mode)")
+    try:
+        recording = json.loads(meta_path.read_text())
+        lines = [json.loads(x) for x in (root / EPISODES_META).read_text().splitlines() if x.strip()]
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"--root={root}: unreadable recording metadata ({e})") from None
+    for key in ("env_id", "control_mode", "relative", "control_rate_hz"):
+        if key not in recording:
+            raise ConfigError(f"{meta_path}: no {key!r}; replay cannot rebuild the env")
+    info = next((x for x in lines if x.get("episode_index") == episode), None)
+    if info is None:
+        raise ConfigError(f"--episode={episode}: the dataset has episodes 0..{len(lines) - 1}")
+    return recording, info
+
+
 def replay(root: Path, episode: int, repo_id: str) -> dict:
     """Replay ``episode`` of the dataset at ``root``; returns the report (see the module docstring)."""
+    recording, info = read_recording(root, episode)
+
     import gymnasium as gym
     from gymnasium.envs.registration import load_env_creator
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
     import rcs.envs  # noqa: F401
-    from rcs.errors import ConfigError
     from rcs.recording.features import ACTION, ENV_STATE, STATE, FeatureLayout, features_to_observation
-    from rcs.recording.writer import EPISODES_META, RECORDING_META
 
-    meta_path = root / RECORDING_META
-    if not meta_path.exists():
-        raise ConfigError(f"{meta_path} is missing: replay needs a dataset recorded by rcs record (env id, control mode)")
-    recording = json.loads(meta_path.read_text())
-    for key in ("env_id", "control_mode", "relative", "control_rate_hz"):
-        if key not in recording:
-            raise ConfigError(f"{meta_path}: no {key!r}; replay cannot rebuild the env")
-    lines = [json.loads(x) for x in (root / EPISODES_META).read_text().splitlines() if x.strip()]
-    info = next((x for x in lines if x["episode_index"] == episode), None)
-    if info is None:
-        raise ConfigError(f"episode={episode}: the dataset has episodes 0..{len(lines) - 1}")
     ds = LeRobotDataset(repo_id, root=root, episodes=[episode])
     rows = ds.hf_dataset.with_format("numpy")
     actions = np.asarray(rows[ACTION], dtype=np.float32)
@@ -101,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
         sys.stderr.write(f"rcs replay: {exc}\n")
         return 1
     if args.json:
-        sys.stdout.write(json.dumps(result) + "\n")
+        sys.stdout.write(json_line(result))
         return 0
     sys.stdout.write(
         f"replayed episode {result['episode']} ({result['frames']} frames, seed {result['seed']}) on {result['env_id']}\n"

