@@ -26,7 +26,7 @@ import zmq
 from rcs.control.chunking import ActionChunk, ChunkExecutor
 from rcs.errors import RcsError
 from rcs.serving import shm
-from rcs.serving.keys import KeyPair
+from rcs.serving.keys import KeyPair, curve_client
 from rcs.serving.shm import ShmWriter
 from rcs.serving.protocol import (
     COMMITTED,
@@ -43,6 +43,10 @@ from rcs.serving.protocol import (
 )
 
 log = logging.getLogger(__name__)
+
+#: Server error codes that end this client's session: the bridge re-handshakes at once (``evicted``: the server
+#: admitted a newer session in its place, see docs/protocol.md "Sessions").
+SESSION_ENDED_CODES = ("unknown_session", "schema_hash", "evicted")
 
 
 class ServingError(RcsError):
@@ -192,9 +196,7 @@ class PolicyClient:
         s.setsockopt(zmq.SNDHWM, 4)
         s.setsockopt(zmq.IMMEDIATE, 1)  # queue nothing to a peer that is not connected
         if self.server_key is not None and self.client_keys is not None:
-            s.curve_serverkey = self.server_key
-            s.curve_publickey = self.client_keys.public
-            s.curve_secretkey = self.client_keys.secret
+            curve_client(s, self.server_key, self.client_keys)
         s.connect(self.endpoint)
         self.sock = s
         return s
@@ -322,7 +324,7 @@ class PolicyClient:
                 continue  # a leftover of an older session
             if h.type is MsgType.ERROR:
                 code = msg.meta.get("code")
-                if code in ("unknown_session", "schema_hash"):
+                if code in SESSION_ENDED_CODES:
                     self.welcome = None
                     raise SessionLost(f"session lost: {msg.meta.get('message', code)}")
                 if h.seq == seq:
@@ -342,9 +344,9 @@ class PolicyClient:
         if time.monotonic() - self.last_tx >= self.heartbeat_s:
             self._send(encode(Header(MsgType.HEARTBEAT, w.session_id), {}), zmq.NOBLOCK)
         while (msg := self._recv(0.0)) is not None:
-            if msg.header.type is MsgType.ERROR and msg.meta.get("code") == "unknown_session":
+            if msg.header.type is MsgType.ERROR and msg.meta.get("code") in SESSION_ENDED_CODES:
                 self.welcome = None
-                raise SessionLost("server forgot the session")
+                raise SessionLost(f"session ended by the server: {msg.meta.get('message', msg.meta.get('code'))}")
 
     def silent_for(self) -> float:
         """Seconds since the last message from the server."""

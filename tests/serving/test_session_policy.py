@@ -140,3 +140,22 @@ def test_one_session_per_connection(serve, manifest):
     sock.send_multipart(encode(Header(MsgType.HEARTBEAT, second, 4), {}))
     assert _next(sock, skip_heartbeats=False).header.type is MsgType.HEARTBEAT
     sock.close(0)
+
+
+def test_an_evicted_policy_client_learns_its_session_ended(serve, manifest):
+    """The robot side's client treats ``evicted`` like a forgotten session: SessionLost, so its bridge
+    re-handshakes at once instead of waiting for its requests to time out."""
+    from rcs.serving.client import SessionLost
+
+    server = serve("--policy", manifest, "--max-sessions", "1", "--heartbeat", "60")
+    first = PolicyClient(server.endpoint, SMALL, heartbeat_s=0.0)
+    first.handshake(timeout_s=5.0)  # never requests: evictable
+    second = _robot(server.endpoint)
+    with pytest.raises(SessionLost, match="evicted|never sent"):
+        end = time.monotonic() + 5.0
+        while time.monotonic() < end:
+            first.heartbeat()
+            time.sleep(0.05)
+    assert first.welcome is None
+    first.close()
+    second.close()
