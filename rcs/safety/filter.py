@@ -57,30 +57,37 @@ class Command:
 
 @dataclass
 class InterventionLog:
-    """Counts interventions per reason and logs them.
+    """Counts interventions per reason, over the whole run and per episode, and logs them sparingly.
 
-    The first intervention of each reason is logged at WARNING, later ones at DEBUG (a 500 Hz loop would
-    otherwise flood the log); :meth:`summary` gives the totals.
+    The first intervention of each reason *in an episode* is logged at WARNING (with its values), later ones
+    at DEBUG only (a 500 Hz loop would otherwise write a line per tick); :meth:`end_episode` then logs one
+    line with the episode's counts. Call :meth:`end_episode` at every episode boundary (or
+    :meth:`start_episode` before one) so each episode's first intervention of a kind is visible again.
 
     Attributes:
         name: label used in log messages (e.g. ``"arm safety"``).
-        counts: number of ticks on which each reason intervened.
+        counts: number of ticks on which each reason intervened, since construction.
+        episode_counts: the same since the current episode started.
+        episodes: episodes ended so far.
         last: message of the most recent intervention.
     """
 
     name: str
     counts: dict[str, int] = field(default_factory=dict)
+    episode_counts: dict[str, int] = field(default_factory=dict)
+    episodes: int = 0
     last: str = ""
 
     def record(self, reason: str, detail: str) -> None:
         """Count one intervention of ``reason`` and log ``detail``."""
-        n = self.counts.get(reason, 0) + 1
-        self.counts[reason] = n
+        self.counts[reason] = self.counts.get(reason, 0) + 1
+        n = self.episode_counts.get(reason, 0) + 1
+        self.episode_counts[reason] = n
         self.last = f"{reason}: {detail}"
         if n == 1:
             log.warning("%s intervened (%s): %s", self.name, reason, detail)
         elif log.isEnabledFor(logging.DEBUG):
-            log.debug("%s intervened (%s, #%d): %s", self.name, reason, n, detail)
+            log.debug("%s intervened (%s, #%d this episode): %s", self.name, reason, n, detail)
 
     @property
     def total(self) -> int:
@@ -88,8 +95,52 @@ class InterventionLog:
         return sum(self.counts.values())
 
     def summary(self) -> dict[str, int]:
-        """A copy of the per-reason counts."""
+        """A copy of the per-reason counts since construction."""
         return dict(self.counts)
+
+    def episode_summary(self) -> dict[str, int]:
+        """A copy of the per-reason counts of the current episode."""
+        return dict(self.episode_counts)
+
+    def end_episode(self, label: str = "") -> dict[str, int]:
+        """Log the episode's counts in one line (INFO; WARNING if it had interventions), then start a new one.
+
+        Args:
+            label: how the episode is named in the line (e.g. ``"seed 3"``); default: its ordinal.
+
+        Returns:
+            The ended episode's per-reason counts.
+        """
+        counts = self.episode_summary()
+        self.episodes += 1
+        name = label or f"#{self.episodes}"
+        if counts:
+            parts = ", ".join(f"{reason} {n}" for reason, n in sorted(counts.items()))
+            log.warning("%s: episode %s: %d interventions (%s)", self.name, name, sum(counts.values()), parts)
+        else:
+            log.info("%s: episode %s: no interventions", self.name, name)
+        self.episode_counts = {}
+        return counts
+
+    def start_episode(self) -> None:
+        """Start counting a new episode; an episode that was not ended is ended (and logged) first."""
+        if self.episode_counts:
+            self.end_episode()
+        else:
+            self.episode_counts = {}
+
+
+def format_distinct(*values: float) -> list[str]:
+    """``values`` with the fewest significant digits (at least 6) that keep unequal values apart.
+
+    ``1.00037`` against a bound of ``1`` prints as ``1.00037``, not ``1``: a message must show the violation.
+    """
+    floats = [float(v) for v in values]
+    for digits in range(6, 18):
+        out = [f"{v:.{digits}g}" for v in floats]
+        if all((out[i] == out[j]) == (floats[i] == floats[j]) for i in range(len(out)) for j in range(i)):
+            return out
+    return [repr(v) for v in floats]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -133,6 +184,32 @@ def max_step_within(room: np.ndarray, max_dv: np.ndarray) -> np.ndarray:
 def brake_step(step: np.ndarray, max_dv: np.ndarray) -> np.ndarray:
     """The step after ``step`` when decelerating as hard as allowed (towards zero, never past it)."""
     return np.sign(step) * np.maximum(np.abs(step) - max_dv, 0.0)
+
+
+def braking_path(q: np.ndarray, step: np.ndarray, max_dv: np.ndarray) -> np.ndarray:
+    """Every position commanded after ``q`` when braking from ``step`` as hard as ``max_dv`` allows.
+
+    Args:
+        q: (n,) the position commanded this tick.
+        step: (n,) this tick's step (``q`` minus the previous command), per tick.
+        max_dv: (n,) largest change of step per tick (``inf`` = instantaneous stop).
+
+    Returns:
+        (k, n) the positions of the following ``k`` ticks until every axis is at rest (row ``k - 1`` is
+        ``q + sign(step) * stopping_distance(step, max_dv)``); ``(0, n)`` when ``q`` is already a rest point.
+    """
+    step = np.asarray(step, dtype=np.float64)
+    speed = np.abs(step)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ticks = np.where(np.isfinite(max_dv) & (speed > 0), np.ceil(speed / max_dv), 0.0)
+    k = int(ticks.max(initial=0.0))
+    if k == 0:
+        return np.empty((0, q.shape[0]))
+    j = np.arange(1, k + 1, dtype=np.float64)[:, None]
+    a = np.where(np.isfinite(max_dv), max_dv, np.inf)
+    steps = np.sign(step) * np.maximum(speed - j * a, 0.0)
+    moving = np.any(steps != 0.0, axis=1)
+    return (q + np.cumsum(steps, axis=0))[moving]
 
 
 class AxisLimiter:
@@ -213,9 +290,9 @@ class AxisLimiter:
         clipped = np.clip(target, self.lower, self.upper)
         if report is not None and np.any(np.abs(clipped - target) > _REPORT_TOL):
             i = int(np.flatnonzero(np.abs(clipped - target) > _REPORT_TOL)[0])
+            value, lower, upper = format_distinct(target[i], self.lower[i], self.upper[i])
             report.record(
-                f"{prefix}position_limit",
-                f"{self.names[i]}={target[i]:.6g} outside [{self.lower[i]:.6g}, {self.upper[i]:.6g}]",
+                f"{prefix}position_limit", f"{self.names[i]}={value} outside [{lower}, {upper}]; clipped to the bound"
             )
         desired = clipped - self.q
         lo, hi, feasible, highs = self.interval()
@@ -263,12 +340,16 @@ class AxisLimiter:
             ]
         )
         which = np.where(up, np.argmin(stacked, axis=0), np.argmin(mirrored, axis=0))
-        reasons = {self._HIGH_REASONS[int(w)] for w in which[changed]}
-        i = int(np.flatnonzero(changed)[0])
-        for reason in sorted(reasons):
+        first: dict[str, int] = {}
+        for i in np.flatnonzero(changed):
+            first.setdefault(self._HIGH_REASONS[int(which[i])], int(i))
+        for reason in sorted(first):
+            i = first[reason]
+            asked, got, low, high = format_distinct(desired[i], step[i], lo[i], hi[i])
             report.record(
                 f"{prefix}{reason}",
-                f"{self.names[i]} step {desired[i]:.3g} limited to {step[i]:.3g} per tick",
+                f"{self.names[i]}: step {asked} per tick asked, {got} commanded (allowed [{low}, {high}], "
+                f"{_WHY[reason]})",
             )
 
     def commit(self, output: np.ndarray) -> None:
@@ -276,6 +357,16 @@ class AxisLimiter:
         output = np.asarray(output, dtype=np.float64)
         self.d = output - self.q
         self.q = output.copy()
+
+
+#: What bounds the step for each reason of :class:`AxisLimiter` (for messages).
+_WHY = {
+    "position_limit": "position limit",
+    "velocity_limit": "velocity limit",
+    "step_cap": "per-tick step cap",
+    "braking": "room to brake before the position limit",
+    "acceleration_limit": "acceleration limit: previous step +/- max change per tick",
+}
 
 
 def _vec(value: object, n: int) -> np.ndarray:
@@ -346,6 +437,11 @@ class ArmSafetyConfig:
             workspace); e.g. ``lambda q: arm.kinematics.forward(q)[0]`` for a box in the arm's base frame.
         gripper_max_step: optional cap on the change of normalized gripper width per tick.
         workspace_bisection_steps: bisection iterations when the workspace box shortens a step.
+        tcp_lipschitz: optional bound L (m per rad, or per m for prismatic joints) with
+            ``|tcp(q1) - tcp(q2)| <= L * sum(|q1 - q2|)`` (for revolute joints: the largest distance between
+            a joint axis and the TCP). With it, points of a braking path that provably stay inside the box are
+            not evaluated, which makes the workspace check cheap away from the box faces. ``None`` evaluates
+            the forward kinematics at every tick of every braking path (exact, costs one FK per tick of it).
     """
 
     control_dt: float
@@ -357,6 +453,7 @@ class ArmSafetyConfig:
     tcp_position: TcpPositionFn | None = None
     gripper_max_step: float | None = None
     workspace_bisection_steps: int = 8
+    tcp_lipschitz: float | None = None
 
     def __post_init__(self) -> None:
         if not self.control_dt > 0:
@@ -368,6 +465,8 @@ class ArmSafetyConfig:
             raise ConfigError(f"position_margin={self.position_margin} must be >= 0")
         if self.workspace is not None and self.tcp_position is None:
             raise ConfigError("workspace given without tcp_position (forward kinematics to the box frame)")
+        if self.tcp_lipschitz is not None and not (0 < self.tcp_lipschitz < math.inf):
+            raise ConfigError(f"tcp_lipschitz={self.tcp_lipschitz} must be a positive finite number (m/rad)")
 
 
 class ArmSafetyFilter:
@@ -468,49 +567,124 @@ class ArmSafetyFilter:
         return Command(self.mode, np.concatenate([q, g]))
 
     # -- workspace --------------------------------------------------------------------------------------
-    def _workspace_ok(self, q: np.ndarray, margin: float = WORKSPACE_MARGIN) -> tuple[bool, float]:
-        """Whether the TCP at ``q`` and at its braking rest point stay within the box shrunk by ``margin``
-        (or do not get further out than now); also the violation at ``q`` w.r.t. the shrunk box."""
+    def _workspace_check(self, q: np.ndarray, margin: float = WORKSPACE_MARGIN, full: bool = False) -> _WorkspaceCheck:
+        """Whether committing ``q`` keeps the TCP in the box shrunk by ``margin`` now *and on every tick of the
+        braking that may follow* (or no further out than the TCP is now).
+
+        Checking only ``q`` and the braking rest point is not enough: the TCP moves on a curve while the
+        joints brake, and the curve can bulge out of the box between its ends (e.g. over the top of an arc).
+        Every committed ``q`` whose whole braking path is inside keeps braking available on every later tick
+        (the braking path of the braking command is the tail of this one), so the box holds by induction.
+
+        Args:
+            q: (n,) candidate joint command (rad).
+            margin: m the box is shrunk by on every side.
+            full: evaluate the whole path even after a violation (for choosing the least bad candidate).
+        """
         cfg = self.config
         assert cfg.workspace is not None and cfg.tcp_position is not None
-        step = q - self.joints.q
-        rest = q + np.sign(step) * stopping_distance(step, self.joints.max_dv)
-        p_now = np.asarray(cfg.tcp_position(q))
-        v_now = box_violation(p_now, cfg.workspace, margin)
-        v_rest = v_now if np.array_equal(rest, q) else box_violation(np.asarray(cfg.tcp_position(rest)), cfg.workspace, margin)
+        box, fk = cfg.workspace, cfg.tcp_position
         if margin:
             allowed = self._workspace_violation + 1e-9
         else:  # against the configured box: no further out than the TCP is now (0 when it is inside)
             allowed = max(0.0, self._workspace_violation - WORKSPACE_MARGIN) + 1e-12
-        return (v_now <= allowed and v_rest <= allowed), box_violation(p_now, cfg.workspace, WORKSPACE_MARGIN)
+        p_q = np.asarray(fk(q))
+        v_q = box_violation(p_q, box, margin)
+        at_q = v_q if margin == WORKSPACE_MARGIN else box_violation(p_q, box, WORKSPACE_MARGIN)
+        worst, ahead = v_q, 0
+        if v_q > allowed and not full:
+            return _WorkspaceCheck(False, at_q, worst, ahead)
+        path = braking_path(q, q - self.joints.q, self.joints.max_dv)
+        if len(path) == 0:
+            return _WorkspaceCheck(worst <= allowed, at_q, worst, ahead)
+        lipschitz = cfg.tcp_lipschitz
+        # The rest point first: it is where a plain overshoot shows, so most rejections cost one more FK.
+        anchor, radius = q, _inside_radius(p_q, box, margin, lipschitz)
+        for i in [len(path) - 1, *range(len(path) - 1)]:
+            if i != len(path) - 1 and float(np.abs(path[i] - anchor).sum()) <= radius:
+                continue  # within the joint-space ball around a checked point that maps inside the box
+            p = np.asarray(fk(path[i]))
+            v = box_violation(p, box, margin)
+            if v > worst:
+                worst, ahead = v, i + 1
+            if v > allowed and not full:
+                return _WorkspaceCheck(False, at_q, worst, ahead)
+            if i != len(path) - 1:
+                anchor, radius = path[i], _inside_radius(p, box, margin, lipschitz)
+        return _WorkspaceCheck(worst <= allowed, at_q, worst, ahead)
 
     def _limit_workspace(self, q: np.ndarray) -> np.ndarray:
-        ok, violation = self._workspace_ok(q)
-        if ok:
-            self._workspace_violation = violation
+        asked = self._workspace_check(q)
+        if asked.ok:
+            self._workspace_violation = asked.violation
             return q
         lo, hi, _, _ = self.joints.interval()
         braking = self.joints.q + np.clip(brake_step(self.joints.d, self.joints.max_dv), lo, np.maximum(lo, hi))
         # Braking is the fallback: it is recoverable while it keeps the TCP in the configured box itself (the
         # margin is headroom for normal steps, not a limit braking must honour).
-        ok_b, v_b = self._workspace_ok(braking, margin=0.0)
-        best, best_violation = braking, v_b
-        if ok_b:
-            low, high = 0.0, 1.0
-            for _ in range(self.config.workspace_bisection_steps):
-                mid = 0.5 * (low + high)
-                cand = braking + mid * (q - braking)
-                ok_m, v_m = self._workspace_ok(cand)
-                if ok_m:
-                    low, best, best_violation = mid, cand, v_m
+        brake = self._workspace_check(braking, margin=0.0)
+        if not brake.ok:
+            brake = self._workspace_check(braking, margin=0.0, full=True)
+        best, best_check, fraction = braking, brake, 0.0
+        low, high = 0.0, 1.0
+        for _ in range(self.config.workspace_bisection_steps):
+            mid = 0.5 * (low + high)
+            cand = braking + mid * (q - braking)
+            if brake.ok:
+                check = self._workspace_check(cand)
+                if check.ok:
+                    low, best, best_check, fraction = mid, cand, check, mid
                 else:
                     high = mid
-        self.log.record(
-            "workspace" if ok_b else "workspace_unrecoverable",
-            f"TCP would leave {self.config.workspace} (violation {violation * 1000:.1f} mm); step shortened",
-        )
-        self._workspace_violation = best_violation
+            else:
+                # Unrecoverable (the start was already outside or moving out too fast): every candidate on
+                # the segment respects the joint limits, so take the one whose path ends up least far out.
+                check = self._workspace_check(cand, margin=0.0, full=True)
+                if check.worst < best_check.worst:
+                    low, best, best_check, fraction = mid, cand, check, mid
+                else:
+                    high = mid
+        where = "at the commanded step" if asked.ticks_ahead == 0 else f"{asked.ticks_ahead} ticks into braking"
+        box = self.config.workspace
+        if brake.ok:
+            self.log.record(
+                "workspace",
+                f"TCP would leave the workspace box {list(box.lower)}..{list(box.upper)} ({box.frame} frame) by "
+                f"{_mm(asked.worst)} {where}; step shortened to {fraction:.3g} of the way from braking to the "
+                "request",
+            )
+        else:
+            self.log.record(
+                "workspace_unrecoverable",
+                f"TCP leaves the workspace box {list(box.lower)}..{list(box.upper)} ({box.frame} frame) even when "
+                f"braking as hard as allowed (by {_mm(brake.worst)}, {brake.ticks_ahead} ticks ahead; the request: "
+                f"{_mm(asked.worst)} {where}); commanding the least bad step, {_mm(best_check.worst)} out",
+            )
+        self._workspace_violation = best_check.violation
         return best
+
+
+@dataclass(frozen=True)
+class _WorkspaceCheck:
+    """Outcome of :meth:`ArmSafetyFilter._workspace_check` (distances in m)."""
+
+    ok: bool
+    violation: float  #: TCP at the candidate itself outside the box shrunk by WORKSPACE_MARGIN
+    worst: float  #: largest violation found over the candidate and its braking path (w.r.t. the checked box)
+    ticks_ahead: int  #: where ``worst`` is: 0 = the candidate itself, k = k ticks into braking
+
+
+def _inside_radius(p: np.ndarray, box: WorkspaceBox, margin: float, lipschitz: float | None) -> float:
+    """L1 joint distance (rad) within which the TCP provably stays in ``box`` shrunk by ``margin`` (-1: none)."""
+    if lipschitz is None:
+        return -1.0
+    slack = min(float(np.min(p - (np.asarray(box.lower) + margin))), float(np.min(np.asarray(box.upper) - margin - p)))
+    return slack / lipschitz if slack > 0 else -1.0
+
+
+def _mm(metres: float) -> str:
+    """A distance in m as mm with 3 significant digits (never rounds a real violation to 0)."""
+    return f"{metres * 1000.0:.3g} mm"
 
 
 def command_vector_of_arm(state: ArmState, with_gripper: bool) -> np.ndarray:
@@ -713,7 +887,8 @@ def _clip_logged(
     changed = np.flatnonzero(np.abs(out - values) > _REPORT_TOL)
     for reason in sorted({reason_by_index.get(int(i), default_reason) for i in changed}):
         i = int(next(j for j in changed if reason_by_index.get(int(j), default_reason) == reason))
-        log.record(reason, f"{names[i]}={values[i]:.6g} clipped to [{lower[i]:.6g}, {upper[i]:.6g}]")
+        value, low, high = format_distinct(values[i], lower[i], upper[i])
+        log.record(reason, f"{names[i]}={value} outside [{low}, {high}]; clipped to the bound")
     return out
 
 

@@ -268,6 +268,10 @@ def watchdog_for(request_period_s: float, overdue_s: float = DEFAULT_CHUNK_OVERD
     return {"stop_after_s": stop, "disarm_after_s": max(1.0, stop + 0.8)}
 
 
+#: Stages whose entry is logged at WARNING.
+_ALARM = (Stage.STOPPING, Stage.DISARMED, Stage.ESTOP)
+
+
 def min_jerk_ramp(x: float) -> float:
     """0 -> 1 minimum-jerk ramp ``10x^3 - 15x^4 + 6x^5`` for ``x`` in [0, 1] (clamped outside)."""
     x = min(max(x, 0.0), 1.0)
@@ -293,8 +297,14 @@ class Watchdog:
         self._needs_fade = False
         self.fade_started_at: int | None = None
         self.stage = Stage.IDLE
+        #: why the watchdog is in :attr:`stage` (the reason logged with the last transition).
+        self.reason = "not engaged"
         self.ticks_in_stage: dict[Stage, int] = {s: 0 for s in Stage}
         self.transitions: list[tuple[int, Stage]] = []
+        #: ticks per stage and transitions per "from->to" since the episode started (see :meth:`end_episode`).
+        self.episode_ticks_in_stage: dict[Stage, int] = {s: 0 for s in Stage}
+        self.episode_transitions: dict[str, int] = {}
+        self.episodes = 0
 
     @property
     def engaged(self) -> bool:
@@ -325,35 +335,86 @@ class Watchdog:
             has_action: whether the executor produced an action for this tick.
             last_chunk_tick: tick at which the most recent chunk was accepted (None: never).
         """
-        stage = self._evaluate(tick, has_action, last_chunk_tick)
+        stage, reason = self._evaluate(tick, has_action, last_chunk_tick)
         if stage != self.stage:
             self.transitions.append((tick, stage))
-            level = logging.WARNING if stage in (Stage.STOPPING, Stage.DISARMED, Stage.ESTOP) else logging.INFO
-            log.log(level, "watchdog: %s -> %s at tick %d", self.stage.value, stage.value, tick)
+            key = f"{self.stage.value}->{stage.value}"
+            n = self.episode_transitions.get(key, 0) + 1
+            self.episode_transitions[key] = n
+            if stage in _ALARM:
+                level = logging.WARNING
+            elif self.stage in _ALARM or n == 1:
+                level = logging.INFO
+            else:  # running <-> hold while the executor is starved can flip every tick: counted, not logged
+                level = logging.DEBUG
+            if log.isEnabledFor(level):
+                log.log(level, "watchdog: %s -> %s at tick %d: %s", self.stage.value, stage.value, tick, reason)
             self.stage = stage
+            self.reason = reason
         self.ticks_in_stage[stage] += 1
+        self.episode_ticks_in_stage[stage] += 1
         return stage
 
-    def _evaluate(self, tick: int, has_action: bool, last_chunk_tick: int | None) -> Stage:
+    def _evaluate(self, tick: int, has_action: bool, last_chunk_tick: int | None) -> tuple[Stage, str]:
+        """The stage for ``tick`` and why (a phrase with the values that decided it)."""
         if self.estop.triggered:
             self._engaged = False
-            return Stage.ESTOP
+            return Stage.ESTOP, f"e-stop latched ({self.estop.reason})"
         if not self._engaged:
-            return Stage.DISARMED if self.stage in (Stage.DISARMED, Stage.ESTOP) else Stage.IDLE
+            if self.stage in (Stage.DISARMED, Stage.ESTOP):
+                return Stage.DISARMED, "not engaged: latched until the policy is engaged again"
+            return Stage.IDLE, "not engaged"
         fresh_since = self._engage_tick if last_chunk_tick is None else max(last_chunk_tick, self._engage_tick)
         silent = tick - fresh_since
+        dt = self.config.control_dt
+        since = "engaging" if last_chunk_tick is None or last_chunk_tick < self._engage_tick else "the last chunk"
         if silent >= self._disarm_ticks:
             self._engaged = False
-            return Stage.DISARMED
+            return Stage.DISARMED, (
+                f"no fresh chunk for {silent} ticks since {since} ({silent * dt:.6g} s >= disarm_after_s "
+                f"{self.config.disarm_after_s:g} s)"
+            )
         if silent >= self._stop_ticks:
             self._needs_fade = True
-            return Stage.STOPPING
+            return Stage.STOPPING, (
+                f"no fresh chunk for {silent} ticks since {since} ({silent * dt:.6g} s >= stop_after_s "
+                f"{self.config.stop_after_s:g} s)"
+            )
         if not has_action:
-            return Stage.HOLD
+            return Stage.HOLD, f"no action for this tick (executor starved), {silent} ticks since {since}"
         if self._needs_fade:
             self._needs_fade = False
             self.fade_started_at = tick
-        return Stage.RUNNING
+        return Stage.RUNNING, f"action for this tick, {silent} ticks since {since}"
+
+    def episode_summary(self) -> dict[str, Any]:
+        """Ticks per stage (non-zero only) and transition counts of the current episode."""
+        return {
+            "ticks_in_stage": {s.value: n for s, n in self.episode_ticks_in_stage.items() if n},
+            "transitions": dict(self.episode_transitions),
+        }
+
+    def end_episode(self, label: str = "") -> dict[str, Any]:
+        """Log the episode's stage counts in one line and start counting a new episode.
+
+        WARNING if the episode went through STOPPING, DISARMED or ESTOP, else INFO.
+
+        Args:
+            label: how the episode is named in the line (e.g. ``"seed 3"``); default: its ordinal.
+
+        Returns:
+            :meth:`episode_summary` of the ended episode.
+        """
+        summary = self.episode_summary()
+        self.episodes += 1
+        alarmed = any(self.episode_ticks_in_stage[s] for s in _ALARM)
+        ticks = ", ".join(f"{k} {v}" for k, v in summary["ticks_in_stage"].items()) or "none"
+        changes = ", ".join(f"{k} {v}" for k, v in sorted(summary["transitions"].items())) or "none"
+        log.log(logging.WARNING if alarmed else logging.INFO, "watchdog: episode %s: ticks %s; transitions %s",
+                label or f"#{self.episodes}", ticks, changes)
+        self.episode_ticks_in_stage = {s: 0 for s in Stage}
+        self.episode_transitions = {}
+        return summary
 
     def fade_alpha(self, tick: int) -> float:
         """Weight (0..1) of the policy's command at ``tick`` during a fade-in (1 when not fading)."""

@@ -177,6 +177,9 @@ def _planar_fk(q: np.ndarray) -> np.ndarray:
     accel=st.one_of(st.floats(5.0, 50.0), st.just(math.inf)),
 )
 @example(targets=[[0.0, 2.0]] * 55, accel=40.0)  # once ended 1e-16 m outside the box: rounding at the boundary
+# Issue 14: the TCP's arc over the box top bulged out between the step and the braking rest point, which were
+# the only points checked; at tick 39 the TCP was 0.021 mm above the box.
+@example(targets=[[0.0001, 2.0]] * 40, accel=30.0)
 def test_tcp_never_leaves_the_workspace_box(targets, accel):
     spec = ArmSpec(
         "planar", (JointSpec("a", -3, 3, 3.0, 1, accel), JointSpec("b", -3, 3, 3.0, 1, accel)), None, "base", "tcp",
@@ -198,6 +201,28 @@ def test_tcp_never_leaves_the_workspace_box(targets, accel):
         assert np.all(np.abs(d - prev_step) <= accel * 1e-4 + TOL)
         prev, prev_step = q, d
     assert "workspace_unrecoverable" not in filt.log.counts
+
+
+@pytest.mark.parametrize(
+    "a0, overshoot, accel, vel, dt, ticks, target, lower",
+    [
+        (0.0001, 4e-5, 30.0, 3.0, 0.01, 40, 2.0, (0.3, -1.0, 0.2)),  # the issue's case, as a plain test
+        (0.0, 1e-5, 1.0, 1.0, 0.02, 78, 2.5, (-0.9, -1.0, -0.5)),  # sibling from the long search (slow braking)
+    ],
+)
+def test_tcp_arc_over_the_box_top_never_bulges_out(a0, overshoot, accel, vel, dt, ticks, target, lower):
+    """Joint b sweeps the TCP over an arc whose apex lies just above the box top; the step and the braking
+    rest point are both inside, the ticks in between are not (found by the long search of issue 14)."""
+    spec = ArmSpec("planar", (JointSpec("a", -3, 3, vel, 1, accel), JointSpec("b", -3, 3, vel, 1, accel)), None,
+                   "base", "tcp", 100, (a0, 0.5))
+    top = 0.3 + 0.4 * math.sin(a0) + 0.3 - overshoot  # apex of the arc at joint a = a0, minus the overshoot
+    box = WorkspaceBox(lower, (0.8, 1.0, top), frame="base")
+    filt = ArmSafetyFilter(spec, ArmSafetyConfig(control_dt=dt, workspace=box, tcp_position=_planar_fk))
+    filt.reset(np.array([a0, 0.5]))
+    for _ in range(ticks):
+        q = filt.filter(Command("joint_positions", np.array([a0, target]))).values
+        assert _planar_fk(q)[2] <= top, (q, _planar_fk(q))
+    assert filt.log.counts.get("workspace", 0) > 0 and "workspace_unrecoverable" not in filt.log.counts
 
 
 def test_workspace_intervention_is_counted_with_its_reason():
