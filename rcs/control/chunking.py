@@ -11,6 +11,12 @@ tick, never by wall-clock time, so a run is reproducible in simulation.
    then interpolates the policy-rate actions to control ticks (``"linear"`` or ``"minimum_jerk"``).
 2. :meth:`ChunkExecutor.step` (control thread, once per tick) merges chunks that arrived with the selected
    strategy and returns this tick's action, or ``None`` when starved (no action; counted).
+3. With :attr:`ExecutorConfig.limits` (the device's command limits, e.g. :func:`limits_of_safety_filter`),
+   every action :meth:`ChunkExecutor.step` returns is inside them: position bounds (a gripper's [0, 1]
+   included), per-tick velocity and acceleration relative to the commands actually executed, computed with
+   the safety filter's own :class:`rcs.safety.filter.AxisLimiter`. Minimum-jerk interpolation and the splice
+   correction may overshoot the actions they connect; this keeps the filter a last resort that a
+   well-behaved policy never triggers.
 
 Strategies (:data:`STRATEGIES`):
 
@@ -40,7 +46,7 @@ from typing import Protocol
 import numpy as np
 
 from rcs.errors import ConfigError
-from rcs.safety.filter import InterventionLog
+from rcs.safety.filter import ArmSafetyFilter, AxisLimiter, InterventionLog
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +139,81 @@ class Plan:
     def from_tick(self, tick: int) -> np.ndarray:
         """Values for ticks >= ``tick`` (possibly empty)."""
         return self.values[max(0, tick - self.first_tick):]
+
+
+@dataclass(frozen=True)
+class CommandLimits:
+    """Per-axis limits the executor's output must respect, in the safety filter's per-tick units.
+
+    The executor checks every action against them the way :class:`rcs.safety.filter.AxisLimiter` does (it
+    uses that class), relative to the commands actually executed on the previous ticks, so a filter built
+    from the same limits has nothing left to change. Build them from the filter itself with
+    :func:`limits_of_safety_filter` so both use bit-identical numbers.
+
+    Attributes:
+        lower, upper: position bounds per axis, in command units (rad, m, normalized gripper width in
+            [0, 1]); ``-inf``/``inf`` for none.
+        max_step: largest ``|q_k - q_{k-1}|`` per tick (velocity limit (unit/s) x control_dt); ``inf`` for none.
+        max_dv: largest ``|(q_k - q_{k-1}) - (q_{k-1} - q_{k-2})|`` per tick (acceleration limit (unit/s^2)
+            x control_dt^2); ``inf`` for none.
+        step_cap: optional extra cap on ``|q_k - q_{k-1}|`` per tick (the filter's ``max_joint_step``).
+    """
+
+    lower: tuple[float, ...]
+    upper: tuple[float, ...]
+    max_step: tuple[float, ...]
+    max_dv: tuple[float, ...]
+    step_cap: tuple[float, ...] | None = None
+
+    def __post_init__(self) -> None:
+        n = len(self.lower)
+        fields = {"lower": self.lower, "upper": self.upper, "max_step": self.max_step, "max_dv": self.max_dv}
+        if self.step_cap is not None:
+            fields["step_cap"] = self.step_cap
+        for name, values in fields.items():
+            if len(values) != n:
+                raise ConfigError(f"limits.{name} has {len(values)} axes, limits.lower has {n}")
+            if any(math.isnan(v) for v in values):
+                raise ConfigError(f"limits.{name}={values} contains NaN")
+        bad = [i for i in range(n) if self.lower[i] > self.upper[i]]
+        if bad:
+            i = bad[0]
+            raise ConfigError(f"limits.lower[{i}]={self.lower[i]} is above limits.upper[{i}]={self.upper[i]}")
+        for name in ("max_step", "max_dv", "step_cap"):
+            values = fields.get(name, ())
+            if any(not v > 0 for v in values):
+                raise ConfigError(f"limits.{name}={values} must be > 0 per tick on every axis")
+
+    @property
+    def size(self) -> int:
+        """Number of axes."""
+        return len(self.lower)
+
+    @classmethod
+    def from_limiters(cls, *limiters: AxisLimiter) -> CommandLimits:
+        """The limits of the filter's limiters, concatenated in command order."""
+        def cat(attr: str) -> tuple[float, ...]:
+            return tuple(float(v) for lim in limiters for v in getattr(lim, attr))
+
+        return cls(cat("lower"), cat("upper"), cat("max_step"), cat("max_dv"), cat("step_cap"))
+
+    def limiter(self, names: tuple[str, ...]) -> AxisLimiter:
+        """A fresh :class:`AxisLimiter` with these limits."""
+        cap = None if self.step_cap is None else np.array(self.step_cap)
+        return AxisLimiter(names, np.array(self.lower), np.array(self.upper), np.array(self.max_step),
+                           np.array(self.max_dv), cap)
+
+
+def limits_of_safety_filter(safety: object) -> CommandLimits | None:
+    """The command limits an arm safety filter enforces (joints, then the gripper if the arm has one).
+
+    Returns ``None`` for filters whose limits are not per-axis boxes on the command vector (quadrotors:
+    their yaw wraps around and their limits depend on the command mode and the measured state).
+    """
+    if not isinstance(safety, ArmSafetyFilter):
+        return None
+    limiters = (safety.joints, safety.gripper) if safety.has_gripper else (safety.joints,)
+    return CommandLimits.from_limiters(*limiters)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -393,6 +474,8 @@ class ExecutorConfig:
         ensemble_decay: ``m`` of ACT's ensembling weights ``exp(-m * i)``.
         blend_new_weight: weight of the new chunk in the ``"blend"`` strategy.
         dt_rel_tolerance: relative tolerance when comparing a chunk's ``control_dt`` with ours.
+        limits: the device's command limits (per tick at ``control_dt``, axes in ``names`` order); when
+            given, every action :meth:`ChunkExecutor.step` returns respects them (see the module docstring).
     """
 
     names: tuple[str, ...]
@@ -406,6 +489,7 @@ class ExecutorConfig:
     ensemble_decay: float = 0.01
     blend_new_weight: float = 0.7
     dt_rel_tolerance: float = 1e-6
+    limits: CommandLimits | None = None
 
     def __post_init__(self) -> None:
         if not self.control_dt > 0:
@@ -420,6 +504,8 @@ class ExecutorConfig:
             raise ConfigError(f"splice_ticks={self.splice_ticks} must be >= 1")
         if not self.max_age_s > 0:
             raise ConfigError(f"max_age_s={self.max_age_s} must be > 0")
+        if self.limits is not None and self.limits.size != len(self.names):
+            raise ConfigError(f"limits has {self.limits.size} axes but names has {len(self.names)}: {self.names}")
 
     @property
     def delay_limit_ticks(self) -> int:
@@ -466,6 +552,9 @@ class ChunkExecutor:
         self.last_chunk_tick: int | None = None
         self.delays: list[int] = []
         self.seam_ticks: list[int] = []
+        self._limiter = None if config.limits is None else config.limits.limiter(self.names)
+        #: ticks on which the plan's action had to be changed to respect ``config.limits``
+        self.limited_ticks = 0
 
     # -- policy side (any thread) ---------------------------------------------------------------------
     def submit(self, chunk: ActionChunk) -> Rejection | None:
@@ -536,7 +625,7 @@ class ChunkExecutor:
             if self.accepted:
                 self.starved_ticks += 1
             return None
-        value = value.copy()
+        value = value.copy() if self._limiter is None else self._within_limits(tick, value)
         self.history.record(tick, value)
         return value
 
@@ -551,11 +640,35 @@ class ChunkExecutor:
             with self._lock:
                 self.rejections.record(late.reason, late.message)
             return
-        self._plan = self._strategy.merge(self._plan, prepared, tick, self.history)
+        plan = self._strategy.merge(self._plan, prepared, tick, self.history)
+        if self._limiter is not None:  # interpolation and splice overshoot: keep the committed plan in bounds
+            plan = Plan(plan.first_tick, np.clip(plan.values, self._limiter.lower, self._limiter.upper))
+        self._plan = plan
         self.accepted += 1
         self.last_chunk_tick = tick
         self.delays.append(tick - int(chunk.start_tick))
         self.seam_ticks.append(tick)
+
+    def _within_limits(self, tick: int, value: np.ndarray) -> np.ndarray:
+        """``value`` moved as little as possible to respect ``config.limits`` after what executed before
+        ``tick``: the safety filter's own limiter, started from the last executed command and step, so the
+        filter (which tracks the same commands) finds nothing to change."""
+        lim = self._limiter
+        assert lim is not None
+        h = self.history
+        k = len(h.ticks)
+        while k and h.ticks[k - 1] >= tick:  # a repeated step() for the same tick: ignore its own entry
+            k -= 1
+        if k and h.ticks[k - 1] == tick - 1:
+            q = h.values[k - 1]
+            consecutive = k >= 2 and h.ticks[k - 2] == tick - 2
+            lim.reset(q, q - h.values[k - 2] if consecutive else None)
+            out = lim.limit(value)
+        else:  # nothing executed on the previous tick: only the position bounds are known
+            out = np.clip(value, lim.lower, lim.upper)
+        if np.any(np.abs(out - value) > 1e-9):
+            self.limited_ticks += 1
+        return out
 
     # -- validation ------------------------------------------------------------------------------------
     def _validate(self, chunk: object) -> Rejection | None:

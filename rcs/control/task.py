@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from rcs.control.chunking import ChunkExecutor, ExecutorConfig
+from rcs.control.chunking import ChunkExecutor, ExecutorConfig, limits_of_safety_filter
 from rcs.devices import Arm, Quadrotor
 from rcs.errors import ActionError, ConfigError
 from rcs.safety.filter import (
@@ -223,6 +223,11 @@ class PolicyTask:
             return Command(self.mode, fade(self._neutral, action, alpha)), True
         return Command(self.mode, action), False
 
+    def end_episode(self, label: str = "") -> dict[str, Any]:
+        """Log one summary line each for the safety filter's interventions and the watchdog's stages of the
+        episode that ends now (per-tick details stay at DEBUG), and start counting the next one."""
+        return {"safety_interventions": self.safety.log.end_episode(label), **self.watchdog.end_episode(label)}
+
     def report(self) -> dict[str, Any]:
         """Counters of every stage of the pipeline."""
         return {
@@ -234,6 +239,7 @@ class PolicyTask:
             "chunk_rejections": self.executor.rejections.summary(),
             "safety_interventions": self.safety.log.summary(),
             "write_errors": self.write_errors,
+            "executor_limited_ticks": self.executor.limited_ticks,
         }
 
 
@@ -331,6 +337,13 @@ def make_policy_task(
     dt = 1.0 / rate_hz
     mode = mode or DEFAULT_MODES[kind]
     parts = DEVICE_PARTS[kind](robot, safety, dt, mode)
-    ex = ChunkExecutor(ExecutorConfig(names=parts.names, control_dt=dt, **(executor or {})))
-    wd = Watchdog(WatchdogConfig(control_dt=dt, **(watchdog or {})), estop)
+    # The executor keeps its own output inside the safety filter's limits (positions, velocities,
+    # accelerations): the filter stays a last resort that a healthy policy never triggers.
+    limits = limits_of_safety_filter(parts.safety)
+    ex = ChunkExecutor(ExecutorConfig(names=parts.names, control_dt=dt, **{"limits": limits, **(executor or {})}))
+    # A rate-limited executor already starts from the held command at rest and reaches the policy's plan within
+    # the acceleration limit, so the default fade-in is not needed; a fade laid over the limited plan would
+    # itself break the acceleration limit (the filter then intervenes for the first 0.5 s of every engage).
+    wd_defaults: dict[str, Any] = {"fade_in_s": 0.0} if limits is not None else {}
+    wd = Watchdog(WatchdogConfig(control_dt=dt, **{**wd_defaults, **(watchdog or {})}), estop)
     return PolicyTask(parts.io, ex, parts.safety, wd, parts.fallback, mode, parts.hold_vector)
