@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from rcs.cli.main import at_least, check_arm_env, greater_than
+from rcs.cli.main import at_least, check_arm_env, greater_than, json_safe, json_line
 from rcs.control.chunking import STRATEGIES
 from rcs.errors import ConfigError, RcsError
 from rcs.serving.policy import replan_steps_of
@@ -174,8 +174,26 @@ def summarize(outcomes: list[Any], wall_s: float) -> dict[str, Any]:
         "ik": _sum_counts(o.report.get("ik", {}) for o in outcomes),
         "wrong_object_lifted": sum(bool(o.report.get("wrong_object_lifted")) for o in outcomes),
         "instructions": {str(o.seed): o.report["instruction"] for o in outcomes if "instruction" in o.report},
+        # how long the robot waited for chunks (control ticks; the watchdog stops the arm past its stop_ticks)
+        "chunk_gap_ticks": _gap_stats(outcomes),
+        "watchdog": outcomes[0].report.get("watchdog", {}) if outcomes else {},
         "wall_s": round(wall_s, 1),
     }
+
+
+def _gap_stats(outcomes: list[Any]) -> dict[str, int | None]:
+    gaps = np.array([g for o in outcomes for g in o.report.get("chunk_gaps", [])])
+    if not gaps.size:
+        return {"p50": None, "max": None}
+    return {"p50": int(np.percentile(gaps, 50)), "max": int(gaps.max())}
+
+
+def per_episode(outcomes: list[Any]) -> dict[str, dict[str, Any]]:
+    """Per-seed detail for ``summary.json``: outcome, watchdog ticks per stage and the chunk gaps (ticks)."""
+    return {str(o.seed): {"success": o.success, "reason": o.reason, "steps": o.steps,
+                          "watchdog_ticks": o.report.get("ticks_in_stage", {}),
+                          "missed_ticks": o.report.get("missed_ticks", 0),
+                          "chunk_gaps": o.report.get("chunk_gaps", [])} for o in outcomes}
 
 
 def _sum_counts(dicts: Any) -> dict[str, int]:
@@ -252,7 +270,8 @@ def evaluate(args: argparse.Namespace, say: Any = None) -> dict[str, Any]:
     summary["strategy"] = args.strategy
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    detail = {**summary, "per_episode": per_episode(outcomes)}
+    (out / "summary.json").write_text(json.dumps(json_safe(detail), indent=2, allow_nan=False))
     return summary
 
 
@@ -273,7 +292,7 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as e:
         raise SystemExit(f"rcs eval: {e}") from None
     if args.json:
-        sys.stdout.write(json.dumps(summary) + "\n")
+        sys.stdout.write(json_line(summary))
     else:
         lat = summary["policy_latency_ms"]
         say(f"success rate {summary['success_rate']:.0%} over {summary['episodes']} episodes, mean steps "

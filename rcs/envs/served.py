@@ -26,6 +26,7 @@ layer and fails with that reason).
 from __future__ import annotations
 
 import concurrent.futures
+import itertools
 import logging
 import threading
 import time
@@ -361,11 +362,19 @@ class ServedRunner:
                     reason = "timeout" if task.executor.accepted else "no valid chunk: " + _why_no_chunk(bridge, task)
                     break
         finally:
-            bridge.stop()
+            # the loop first: ticks after the episode's end (while the bridge thread finishes a request) would
+            # otherwise run the watchdog on a link that is being closed and count as the policy's lateness
             loop.stop()
-            loop.join(10.0)
+            stats = loop.join(10.0)
+            bridge.stop()
+        task.end_episode(f"seed {seed}")
         report = task.report()
+        report["missed_ticks"] = stats.missed_ticks  # deadlines the loop skipped (woke over a period late)
         report["bridge"] = dict(bridge.counters)
+        report["chunk_gaps"] = chunk_gaps(task.watchdog.transitions, task.executor.seam_ticks, task.executor.tick)
+        wd = task.watchdog.config
+        report["watchdog"] = {"stop_after_s": wd.stop_after_s, "disarm_after_s": wd.disarm_after_s,
+                              "stop_ticks": wd.ticks(wd.stop_after_s), "disarm_ticks": wd.ticks(wd.disarm_after_s)}
         if action_map is not None:
             report["ik"] = {"waypoints": action_map.waypoints, "misses": action_map.ik_misses}
         report["wrong_object_lifted"] = wrong_object  # tasks with distractors report info["wrong_cube_lifted"]
@@ -382,6 +391,25 @@ class ServedRunner:
         h, w = self.config.video_size
         camera = self.u.config.render_camera.name
         return self.renderer.render(snapshot, [(camera, h, w)])[camera]
+
+
+def chunk_gaps(transitions: Sequence[tuple[int, Any]], merge_ticks: Sequence[int], last_tick: int) -> list[int]:
+    """Control ticks the robot waited for each chunk while engaged: from engaging to the first merge, between
+    consecutive merges, and from the last merge to ``last_tick`` (the episode's end).
+
+    This is measured independently of the watchdog (from the executor's merge ticks), so a test can check that
+    the watchdog stopped the arm only for as long as a chunk was really overdue.
+
+    Args:
+        transitions: the watchdog's ``(tick, stage)`` changes; the first one leaves IDLE when engaging.
+        merge_ticks: ticks at which the executor merged an accepted chunk (``ChunkExecutor.seam_ticks``).
+        last_tick: the last tick the loop ran.
+    """
+    engaged = next((tick for tick, stage in transitions if getattr(stage, "value", stage) != "idle"), None)
+    if engaged is None:
+        return []
+    marks = [engaged, *(t for t in merge_ticks if t >= engaged), last_tick + 1]
+    return [b - a for a, b in itertools.pairwise(marks)]
 
 
 def _why_no_chunk(bridge: RobotBridge, task: Any) -> str:

@@ -68,10 +68,10 @@ def test_clear_errors_for_bad_arguments(dataset, tmp_path, capsys):
     rc, _, err = _main(capsys, "replay", "--root", str(dataset), "--episode", "9")
     assert rc == 1 and "episode=9: the dataset has episodes 0..1" in err
     rc, _, err = _main(capsys, "dataset", "info", "--root", str(tmp_path / "nothing"))
-    assert rc == 1 and "does not exist (no episode has been saved there)" in err
+    assert rc == 2 and "does not exist (no episode has been saved there)" in err  # an argument error, as argparse's
     (tmp_path / "empty").mkdir()
     rc, _, err = _main(capsys, "dataset", "info", "--root", str(tmp_path / "empty"))
-    assert rc == 1 and "is not a LeRobot dataset" in err
+    assert rc == 2 and "is not a LeRobot dataset" in err
     rc, _, err = _main(capsys, "record", "--teleop", "nope", "--root", str(tmp_path / "x"), "--cameras", "none")
     assert rc == 2 and "rcs record: unknown teleop 'nope'; known teleops: expert" in err
     assert not (tmp_path / "x").exists()
