@@ -6,7 +6,9 @@
    (the ``rcs eval`` path) for ``--episodes`` seeded episodes; the success rate is printed.
 2. The classical baseline flies the simulated Crazyflie through a figure-eight on the thrust + body-rate
    interface and reports the tracking error after the speed ramp.
-Videos of the first pick episode and of the flight are written under ``--out``. Nothing is downloaded.
+Videos of the first pick episode and of the flight (seen from the ``chase`` camera, which follows the vehicle)
+are written under ``--out``. Nothing is downloaded. The flight prints a progress line every
+:data:`PROGRESS_EVERY_S` s of flight time (on stderr with ``--json``, whose stdout holds only the JSON object).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import gymnasium as gym
@@ -30,6 +33,14 @@ from rcs.video import write_mp4
 
 #: the checkpoint shipped with the repository (trained with `rcs train`, docs/train.md).
 DEMO_CHECKPOINT = Path(__file__).resolve().parents[2] / "policies" / "checkpoints" / "pick_cube_rcs_diffusion"
+
+#: s of flight (simulated) time between two progress lines of the figure-eight
+PROGRESS_EVERY_S = 2.0
+
+#: the flight video's camera: the Crazyflie's ``chase`` camera (MJCF ``mode="trackcom"``, 0.35 m behind and
+#: 0.12 m above the vehicle), so the 9 cm vehicle fills a good part of the frame wherever it flies; a fixed
+#: camera that sees the whole 2 m figure-eight shows it as a speck of a few pixels.
+FLIGHT_CAMERA = CameraConfig("chase", width=640, height=480)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,6 +59,51 @@ def _say(args: argparse.Namespace, text: str) -> None:
         sys.stdout.flush()
 
 
+def _progress(args: argparse.Namespace, text: str) -> None:
+    """A progress line: with the report on stdout, or on stderr when stdout must hold only the JSON object."""
+    stream = sys.stderr if args.json else sys.stdout
+    stream.write(text + "\n")
+    stream.flush()
+
+
+class FlightProgress:
+    """Wraps the flight controller (``obs -> action``) and reports progress every ``every_s`` s of flight time.
+
+    Args:
+        policy: the controller.
+        dt: s per env step.
+        total_s: s of flight in the episode.
+        ramp_s: s of the speed ramp at the start (laps are counted after it).
+        period_s: s per figure-eight lap.
+        say: called with one line of text per report.
+        every_s: s of flight time between reports.
+    """
+
+    def __init__(self, policy: Callable[[dict], np.ndarray], dt: float, total_s: float, ramp_s: float, period_s: float,
+                 say: Callable[[str], None], every_s: float = PROGRESS_EVERY_S) -> None:
+        self.policy, self.dt, self.total_s, self.ramp_s, self.period_s = policy, dt, total_s, ramp_s, period_s
+        self.say, self.every_steps = say, max(1, int(round(every_s / dt)))
+        self.steps = 0
+        self._t0 = time.perf_counter()
+
+    def reset(self) -> None:
+        self.steps = 0
+        self._t0 = time.perf_counter()
+
+    def __call__(self, obs: dict) -> np.ndarray:
+        if self.steps and self.steps % self.every_steps == 0:
+            t = self.steps * self.dt
+            error_mm = float(np.linalg.norm(np.asarray(obs["position"]) - np.asarray(obs["target_position"]))) * 1000
+            laps = self.total_s - self.ramp_s
+            phase = ("speed ramp" if t < self.ramp_s
+                     else f"lap {min(int((t - self.ramp_s) // self.period_s) + 1, round(laps / self.period_s))}"
+                          f"/{round(laps / self.period_s)}")
+            self.say(f"  flight {t:5.1f}/{self.total_s:.1f} s ({phase}), position error {error_mm:.1f} mm, "
+                     f"{time.perf_counter() - self._t0:.0f} s wall")
+        self.steps += 1
+        return self.policy(obs)
+
+
 def pick_cube(args: argparse.Namespace) -> dict:
     from rcs.cli import eval as eval_cli
 
@@ -57,30 +113,50 @@ def pick_cube(args: argparse.Namespace) -> dict:
     eval_args = parser.parse_args(["--policy", str(args.policy), "--env", args.arm, "--episodes", str(args.episodes),
                                    "--seed", str(args.seed), "--videos", "1", "--out", str(args.out)]
                                   + (["--json"] if args.json else []))
-    summary = eval_cli.evaluate(eval_args, lambda text: _say(args, text))
     video = args.out / f"episode_{args.seed}.mp4"
     final = args.out / "pick_cube.mp4"
+
+    def say(text: str) -> None:
+        # eval names the first episode's video by its seed; the demo's name for it is pick_cube.mp4: rename it
+        # as soon as it is written, so the episode line names the file that stays
+        if str(video) in text and video.exists():
+            video.replace(final)
+            text = text.replace(str(video), str(final))
+        _say(args, text)
+
+    summary = eval_cli.evaluate(eval_args, say)
     if video.exists():
         video.replace(final)
     summary["video"] = str(final)
     return summary
 
 
-def figure_eight(args: argparse.Namespace) -> dict:
+def flight_config(loops: int) -> QuadrotorConfig:
+    """The figure-eight episode of the demo: the speed ramp (one period) then ``loops`` laps, filmed by
+    :data:`FLIGHT_CAMERA`."""
     base = QuadrotorConfig(task="track", action_mode="thrust_rates")
-    ramp = base.figure_eight[2]  # the reference ramps up over one period
-    steps = int(round((ramp + args.loops * base.figure_eight[2]) * base.control_rate_hz))
-    config = QuadrotorConfig(
-        task="track", action_mode="thrust_rates", max_episode_steps=steps,
-        render_camera=CameraConfig("overview", width=640, height=480),
-    )
+    period = base.figure_eight[2]  # the reference ramps up over one period
+    steps = int(round((period + loops * period) * base.control_rate_hz))
+    return QuadrotorConfig(task="track", action_mode="thrust_rates", max_episode_steps=steps, render_camera=FLIGHT_CAMERA)
+
+
+def figure_eight(args: argparse.Namespace) -> dict:
+    config = flight_config(args.loops)
+    ramp = config.figure_eight[2]
+    steps = config.max_episode_steps
     env = gym.make("rcs/QuadrotorTrack-v0", config=config, render_mode="rgb_array")
     u = env.unwrapped
     expert = QuadrotorTrackingExpert(u.vehicle.spec, u.reference, u.dt)
+    policy = FlightProgress(expert, u.dt, steps * u.dt, ramp, config.figure_eight[2], lambda text: _progress(args, text))
+
+    def reset() -> None:
+        expert.reset()
+        policy.reset()
+
     every = int(round(config.control_rate_hz / 25))  # 25 fps video
     t0 = time.perf_counter()
     try:
-        result = run_episode(env, expert, seed=args.seed, render_every=every, reset_policy=expert.reset)
+        result = run_episode(env, policy, seed=args.seed, render_every=every, reset_policy=reset)
     finally:
         env.close()
     errors = np.array([info["position_error"] for info in result.infos])
@@ -88,8 +164,8 @@ def figure_eight(args: argparse.Namespace) -> dict:
     video = write_mp4(args.out / "quadrotor_figure_eight.mp4", result.frames, fps=config.control_rate_hz / every)
     return {
         "env": "rcs/QuadrotorTrack-v0",
-        "figure_eight_m": list(base.figure_eight[:2]),
-        "period_s": base.figure_eight[2],
+        "figure_eight_m": list(config.figure_eight[:2]),
+        "period_s": config.figure_eight[2],
         "loops": args.loops,
         "completed": result.steps == steps,
         "tracking_error_rms_m": float(np.sqrt(np.mean(tracked**2))),

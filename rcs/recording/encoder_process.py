@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from rcs.recording.video import VideoResult
+from rcs.recording.video import VideoResult, quiet_codec_logs
 
 MSG = struct.Struct("<II")
 OPEN, FRAME, FINISH, CANCEL, QUIT = 1, 2, 3, 4, 5
@@ -216,6 +216,7 @@ def _worker(shm_name: str, slots: int, height: int, width: int, fps: int, option
     import av
     from lerobot.datasets.compute_stats import RunningQuantileStats, auto_downsample_height_width
 
+    quiet_codec_logs()
     shm = shared_memory.SharedMemory(name=shm_name)
     resource_tracker.unregister(shm._name, "shared_memory")  # the parent owns (and unlinks) it
     ring = np.ndarray((slots, height, width, 3), dtype=np.uint8, buffer=shm.buf)

@@ -10,6 +10,10 @@ is a sibling folder ``.<root name>.rcs/`` on the same file system:
 - ``staging.complete``: written (and fsynced) once ``staging/`` is complete; the swap may proceed.
 - ``old/``: the previous version during the fallback (non-exchange) swap, then deleted.
 - ``encoding/``: per-episode temporary video files of the episode in progress.
+- ``pending/``: finished episodes waiting for their commit, one folder ``episode_<index>/`` each (data, videos,
+  statistics and a manifest, built in a dot-named temporary folder, fsynced, then renamed: a folder under its final
+  name is complete). :func:`recover` rolls complete ones forward into ``root`` (:mod:`rcs.recording.writer`), so a
+  crash during a commit loses only the episode still being recorded, not the finished one being committed.
 
 The swap is ``renameat2(RENAME_EXCHANGE)`` (Linux >= 3.15 on ext4, xfs, btrfs, tmpfs, overlayfs) where the
 file system supports it; otherwise two renames, ``root -> old`` and ``staging -> root``, whose one-instant gap
@@ -41,8 +45,19 @@ _AT_FDCWD = -100
 #: Fault injection for the crash tests (tests/recording/test_crash.py): ``RCS_RECORD_KILL_AT=<point>@<n>`` makes
 #: the process SIGKILL itself at that point of its n-th commit (0-based); ``RCS_RECORD_NO_EXCHANGE=1`` forces the
 #: two-rename swap. Unset (always, outside tests), they do nothing.
-KILL_POINTS = ("cloned", "written", "marked", "between_renames", "swapped")
+KILL_POINTS = ("packaging", "packaged", "cloned", "written", "marked", "between_renames", "swapped")
 _commits_started = 0
+
+
+def count_commit() -> None:
+    """Count one more commit of this process (the ``<n>`` of ``RCS_RECORD_KILL_AT``)."""
+    global _commits_started
+    _commits_started += 1
+
+
+def kill_point(name: str) -> None:
+    """SIGKILL this process if ``RCS_RECORD_KILL_AT`` names this point of the current commit (tests only)."""
+    _kill_point(name)
 
 
 def _kill_point(name: str) -> None:
@@ -142,6 +157,7 @@ class DatasetStore:
         self.marker = self.work / "staging.complete"
         self.old = self.work / "old"
         self.encoding = self.work / "encoding"
+        self.pending = self.work / "pending"
         self._lock_fd: int | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------------
@@ -165,8 +181,6 @@ class DatasetStore:
     # -- one commit -----------------------------------------------------------------------------------
     def begin(self, copy_dirs: tuple[str, ...]) -> Path:
         """A fresh ``staging/``: a clone of ``root`` (if any). Returns its path."""
-        global _commits_started
-        _commits_started += 1
         self.discard()
         if self.root.exists():
             clone_tree(self.root, self.staging, copy_dirs)
@@ -213,7 +227,7 @@ def _write_durable(path: Path) -> None:
         os.fsync(f.fileno())
 
 
-def _generation(folder: Path) -> int:
+def generation(folder: Path) -> int:
     """How many commits a dataset version holds: its ``meta/info.json`` episode count (-1 if unreadable)."""
     try:
         return int(json.loads((folder / "meta" / "info.json").read_text()).get("total_episodes", -1))
@@ -221,13 +235,21 @@ def _generation(folder: Path) -> int:
         return -1
 
 
+def _has_files(path: Path) -> bool:
+    """Whether any file exists under ``path`` (an empty leftover folder is tidied away without a report)."""
+    return any(files for _, _, files in os.walk(path))
+
+
 def recover(root: Path) -> list[str]:
     """Bring ``root`` and its work area to a consistent state after a crash. Returns what was done.
 
     Rules: a ``staging/`` with its completion marker (fsynced after the whole staging folder) is swapped in: the
     crash fell after the commit was durable but before or during the swap, so the episode being committed is
-    kept; otherwise ``old/`` is restored to a missing ``root``; any other staging folder or temporary video (the
-    episode in progress at the crash) is deleted. A complete ``root`` is only ever replaced by a complete version.
+    kept; otherwise ``old/`` is restored to a missing ``root``. Then every complete episode in ``pending/`` that
+    ``root`` does not hold yet is committed (rolled forward, in index order; this imports lerobot), and one
+    ``root`` already holds is deleted. Anything else (a staging folder without marker, an unfinished package, the
+    temporary videos of the episode in progress at the crash) is deleted. A complete ``root`` is only ever
+    replaced by a complete version. Only deletions of something (a file) are reported.
     """
     root = Path(root).absolute()
     store = DatasetStore(root)
@@ -235,7 +257,7 @@ def recover(root: Path) -> list[str]:
     # Staging is a durable new version only if the marker exists and it is newer than root: after an exchange,
     # staging holds the *previous* version until it is deleted, and the marker may still be there.
     complete = store.marker.exists() and store.staging.exists() and (
-        not root.exists() or _generation(store.staging) > _generation(root)
+        not root.exists() or generation(store.staging) > generation(root)
     )
     if complete:  # the commit was durable, only the swap was interrupted: finish it
         if root.exists():
@@ -250,13 +272,31 @@ def recover(root: Path) -> list[str]:
         os.rename(store.old, root)
         fsync_path(root.parent)
         done.append(f"restored the previous version: {store.old} -> {root}")
+    store.marker.unlink(missing_ok=True)
     for leftover, what in (
         (store.staging, "unfinished episode commit"),
         (store.old, "previous version (already replaced)"),
         (store.encoding, "temporary videos of an unsaved episode"),
     ):
         if leftover.exists():
+            had_files = _has_files(leftover)
             shutil.rmtree(leftover)
-            done.append(f"deleted {what}: {leftover}")
-    store.marker.unlink(missing_ok=True)
+            if had_files:
+                done.append(f"deleted {what}: {leftover}")
+    if store.pending.exists():
+        packages = []
+        for entry in sorted(store.pending.iterdir()):
+            if entry.name.startswith("episode_") and entry.is_dir():
+                packages.append(entry)
+            else:  # a package the crash interrupted while it was being written: its episode was not finished
+                had_files = entry.is_file() or _has_files(entry)
+                shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+                if had_files:
+                    done.append(f"deleted the incomplete package of an unsaved episode: {entry}")
+        if packages:
+            from rcs.recording.writer import roll_forward  # lerobot: imported only when there is work for it
+
+            done.extend(roll_forward(store, packages))
+        if not any(store.pending.iterdir()):
+            store.pending.rmdir()
     return done

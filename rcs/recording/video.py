@@ -13,6 +13,7 @@ aligned with its data and is discarded by the recorder (docs/record.md, "keep/di
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 from dataclasses import dataclass, field
@@ -25,6 +26,17 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 _STOP = object()
+
+
+def quiet_codec_logs() -> None:
+    """Keep the codecs' own log lines off the terminal (call before opening an encoder).
+
+    SVT-AV1 (``libsvtav1``, lerobot's default codec) logs through its own logger, not ffmpeg's: about 20
+    ``Svt[info]`` lines on stderr per encoder it opens, i.e. per episode and camera, whatever ``--json`` asks. Its
+    level comes from the ``SVT_LOG`` environment variable, read when an encoder opens; 1 keeps errors only. A value
+    the user set is kept.
+    """
+    os.environ.setdefault("SVT_LOG", "1")
 
 
 @dataclass
@@ -85,6 +97,7 @@ class VideoStream:
         self.fps = int(fps)
         self._encoder = encoder
         self._threads = encoder_threads
+        quiet_codec_logs()  # here, not in the thread: the environment is changed by one thread at a time
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, maxsize))
         self._result: VideoResult | None = None
         self._cancel = threading.Event()

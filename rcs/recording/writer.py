@@ -9,8 +9,13 @@ How an episode travels (docs/record.md):
    lets lerobot append the episode there (``LeRobotDataset.create``/``resume``, ``add_frame``,
    ``save_episode``, ``finalize``), fsyncs it and swaps it in atomically.
 
-So the dataset folder is always a complete, finalized dataset that ``LeRobotDataset(repo_id, root=...)`` loads:
-a crash loses at most the episode in progress (and one being committed), never a saved one.
+Before step 3, the commit thread writes the finished episode (data, videos, statistics) durably as a package in
+the work area (:func:`write_package`); recovery rolls a complete package forward (:func:`roll_forward`).
+
+So the dataset folder is always a complete, finalized dataset that ``LeRobotDataset(repo_id, root=...)`` loads,
+and a crash loses only the episode in progress: an episode handed to :meth:`Recorder.save_episode` is lost only
+if the crash comes before its package is durable (while its encoders flush their last queued frames), never
+once its commit has started.
 
 lerobot internals used (pinned to lerobot 0.6.1, checked at import): ``DatasetWriter`` reads pre-encoded
 videos and their statistics from its ``_streaming_encoder`` attribute, which the commit sets to the finished
@@ -24,6 +29,7 @@ import contextlib
 import errno
 import json
 import logging
+import os
 import shutil
 import threading
 import time
@@ -36,7 +42,7 @@ import numpy as np
 
 from rcs.errors import RcsError
 from rcs.recording.features import TIME_KEYS
-from rcs.recording.storage import DatasetStore
+from rcs.recording.storage import DatasetStore, count_commit, fsync_path, fsync_tree, generation, kill_point
 from rcs.recording.video import VideoOptions, VideoResult, VideoStream
 
 log = logging.getLogger(__name__)
@@ -436,26 +442,108 @@ class Recorder:
         return report
 
     def _write(self, ep: _Episode, index: int, videos: dict[str, VideoResult]) -> None:
-        from lerobot.datasets.lerobot_dataset import LeRobotDataset
+        """Make the finished episode durable as a package, then commit the package (both crash-safe)."""
+        dataset = {"repo_id": self.repo_id, "fps": self.fps, "features": self.features, "robot_type": self.robot_type,
+                   "recording": self.recording}
+        package = write_package(self.store, index, ep.task, ep.frames, ep.columns, videos, ep.info, dataset)
+        try:
+            commit_package(self.store, package)
+        except BaseException:
+            # the report says "not saved": the package must not come back at the next open
+            shutil.rmtree(package, ignore_errors=True)
+            raise
 
-        staging = self.store.begin(copy_dirs=("meta",))
-        first = not self.root.exists()
+
+PACKAGE_MANIFEST = "episode.json"
+
+
+def write_package(store: DatasetStore, index: int, task: str, frames: int, columns: Mapping[str, list],
+                  videos: Mapping[str, VideoResult], info: Mapping[str, Any], dataset: Mapping[str, Any]) -> Path:
+    """Write a finished episode durably to ``pending/episode_<index>/`` and return that folder.
+
+    The package holds everything its commit needs (``data.npz``: the non-video columns, one row per frame;
+    ``videos/<key>.mp4`` and ``<key>.stats.npz``; ``episode.json``: task, info and the dataset description for
+    a first commit). It is built in a dot-named folder, fsynced, and renamed: a folder under its final name is
+    complete, and :func:`rcs.recording.storage.recover` rolls it forward after a crash. The videos are moved
+    (renamed) out of their encoding folder, not copied.
+    """
+    count_commit()
+    store.pending.mkdir(parents=True, exist_ok=True)
+    fsync_path(store.work)
+    final = store.pending / f"episode_{index:06d}"
+    tmp = store.pending / f".episode_{index:06d}.tmp"
+    for stale in (tmp, final):  # a package of this index that was never committed (failed commit)
+        if stale.exists():
+            shutil.rmtree(stale)
+    try:
+        (tmp / "videos").mkdir(parents=True)
+        np.savez(tmp / "data.npz", **{key: np.stack(values) for key, values in columns.items()})
+        manifest_videos = {}
+        for key, video in videos.items():
+            os.replace(video.path, tmp / "videos" / f"{key}.mp4")
+            if video.stats is not None:
+                np.savez(tmp / "videos" / f"{key}.stats.npz", **{k: np.asarray(v) for k, v in video.stats.items()})
+            manifest_videos[key] = {"stats": video.stats is not None}
+        manifest = {"index": int(index), "task": task, "frames": int(frames), "info": dict(info), "videos": manifest_videos,
+                    "dataset": dict(dataset)}
+        (tmp / PACKAGE_MANIFEST).write_text(json.dumps(manifest, default=_jsonable) + "\n")
+        fsync_tree(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # a full disk must not keep a half package
+        raise
+    kill_point("packaging")
+    os.rename(tmp, final)
+    fsync_path(store.pending)
+    kill_point("packaged")
+    return final
+
+
+def commit_package(store: DatasetStore, package: Path) -> int:
+    """Append the episode of ``package`` to ``store.root`` with lerobot's writer (one atomic commit, see
+    :mod:`rcs.recording.storage`), then delete the package. Returns the episode's index.
+
+    Raises :class:`IncompatibleDatasetError` if the dataset does not have exactly ``index`` episodes.
+    """
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    manifest = json.loads((package / PACKAGE_MANIFEST).read_text())
+    d = manifest["dataset"]
+    features = {k: {**v, "shape": tuple(v["shape"])} for k, v in d["features"].items()}
+    index, frames = int(manifest["index"]), int(manifest["frames"])
+    # lerobot moves each video into the dataset and deletes its folder: hand it hard links, so the package keeps
+    # its copy until the commit is durable
+    links = store.work / "commit"
+    if links.exists():
+        shutil.rmtree(links)
+    finished = {}
+    for key, v in manifest["videos"].items():
+        link = links / key / "video.mp4"
+        link.parent.mkdir(parents=True)
+        _link_or_copy(package / "videos" / f"{key}.mp4", link)
+        stats = None
+        if v["stats"]:
+            with np.load(package / "videos" / f"{key}.stats.npz") as z:
+                stats = {k: z[k] for k in z.files}
+        finished[key] = (link, stats)
+    try:
+        with np.load(package / "data.npz") as z:
+            columns = {k: z[k] for k in z.files}
+        staging = store.begin(copy_dirs=("meta",))
+        first = not store.root.exists()
         if first:
             staging.rmdir()  # lerobot creates the folder itself
-            ds = LeRobotDataset.create(
-                self.repo_id, self.fps, self.features, root=staging, robot_type=self.robot_type, use_videos=True,
-            )
+            ds = LeRobotDataset.create(d["repo_id"], int(d["fps"]), features, root=staging, robot_type=d["robot_type"],
+                                       use_videos=True)
         else:
-            ds = LeRobotDataset.resume(self.repo_id, root=staging)
+            ds = LeRobotDataset.resume(d["repo_id"], root=staging)
         if int(ds.meta.total_episodes) != index:
-            raise IncompatibleDatasetError(f"{self.root}: has {ds.meta.total_episodes} episodes, expected {index}")
-        ds.writer._streaming_encoder = _FinishedVideos({k: (v.path, v.stats) for k, v in videos.items()})
-        n = ep.frames
-        columns = ep.columns
-        for i in range(n):
-            frame: dict[str, Any] = {key: columns[key][i] for key in self.data_keys}
-            frame.update(self._placeholders)
-            frame["task"] = ep.task
+            raise IncompatibleDatasetError(f"{store.root}: has {ds.meta.total_episodes} episodes, expected {index}")
+        ds.writer._streaming_encoder = _FinishedVideos(finished)
+        placeholders = {k: np.zeros(features[k]["shape"], dtype=np.uint8) for k in finished}
+        for i in range(frames):
+            frame: dict[str, Any] = {key: values[i] for key, values in columns.items()}
+            frame.update(placeholders)
+            frame["task"] = manifest["task"]
             ds.add_frame(frame)
         with _no_progress_bars():
             ds.save_episode()
@@ -463,12 +551,56 @@ class Recorder:
         meta = staging / "meta"
         if first:
             (meta / Path(RECORDING_META).name).write_text(json.dumps({
-                **self.recording, "fps": self.fps, "lerobot_version": LEROBOT_VERSION, "codebase_version": CODEBASE_VERSION,
+                **d["recording"], "fps": int(d["fps"]), "lerobot_version": LEROBOT_VERSION,
+                "codebase_version": CODEBASE_VERSION,
             }, indent=2, default=str) + "\n")
-        line = {"episode_index": index, "task": ep.task, "frames": n, "saved_unix_time": time.time(), **ep.info}
+        line = {"episode_index": index, "task": manifest["task"], "frames": frames, "saved_unix_time": time.time(),
+                **manifest["info"]}
         with open(meta / Path(EPISODES_META).name, "a") as f:
             f.write(json.dumps(line, default=_jsonable) + "\n")
-        self.store.commit()
+        store.commit()
+    except BaseException:
+        store.discard()
+        raise
+    finally:
+        shutil.rmtree(links, ignore_errors=True)
+    shutil.rmtree(package)
+    fsync_path(store.pending)
+    return index
+
+
+def roll_forward(store: DatasetStore, packages: list[Path]) -> list[str]:
+    """Recovery: commit the complete episode packages ``root`` does not hold yet, in index order; delete those it
+    holds (the crash fell after the swap). A package that cannot be committed is moved to ``failed/`` in the work
+    area, so it neither blocks recording nor is silently lost. Returns what was done."""
+    done = []
+    for package in sorted(packages):
+        index = int(json.loads((package / PACKAGE_MANIFEST).read_text())["index"])
+        held = max(0, generation(store.root)) if store.root.exists() else 0
+        if index < held:
+            shutil.rmtree(package)
+            done.append(f"deleted the package of episode {index}, already in {store.root}: {package}")
+            continue
+        try:
+            commit_package(store, package)
+            done.append(f"committed the finished episode {index} whose commit was interrupted (from {package})")
+        except Exception as exc:  # noqa: BLE001 - reported; the package is kept aside
+            failed = store.work / "failed" / package.name
+            failed.parent.mkdir(parents=True, exist_ok=True)
+            if failed.exists():
+                shutil.rmtree(failed)
+            os.rename(package, failed)
+            done.append(f"could not commit episode {index} ({type(exc).__name__}: {exc}); its package is kept in {failed}")
+    return done
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    try:
+        os.link(src, dst)
+    except OSError as exc:  # file system without hard links
+        if exc.errno not in (errno.EPERM, errno.EXDEV, errno.EMLINK, errno.ENOTSUP):
+            raise
+        shutil.copy2(src, dst)
 
 
 @contextlib.contextmanager

@@ -52,8 +52,15 @@ def _load_everything(root: Path) -> int:
 @pytest.mark.parametrize(
     ("point", "exchange", "before_repair", "after_repair"),
     [
-        pytest.param("cloned", True, 1, 1, marks=pytest.mark.slow),
-        ("written", True, 1, 1),
+        # the second episode's package was being written (its last frames were still being encoded, in effect):
+        # the package is incomplete and deleted, the first episode is intact
+        ("packaging", True, 1, 1),
+        # from here on the second episode was durable as a package: recovery rolls it forward, whatever step of
+        # the commit the kill interrupted, so only the episode still being recorded is lost
+        ("packaged", True, 1, 2),
+        pytest.param("packaged@0", True, None, 1, marks=pytest.mark.slow),  # first commit: no dataset folder yet
+        pytest.param("cloned", True, 1, 2, marks=pytest.mark.slow),
+        ("written", True, 1, 2),
         # the commit was durable (marker fsynced) but not swapped in: the folder still loads as it was, and
         # recovery finishes the commit, so the episode being committed is kept
         pytest.param("marked", True, 1, 2, marks=pytest.mark.slow),
@@ -64,14 +71,14 @@ def _load_everything(root: Path) -> int:
 )
 def test_kill_at_each_commit_point_loses_nothing_saved(tmp_path, point, exchange, before_repair, after_repair):
     root = tmp_path / "ds"
-    env = {"RCS_RECORD_KILL_AT": f"{point}@1"}
+    env = {"RCS_RECORD_KILL_AT": point if "@" in point else f"{point}@1"}
     if not exchange:
         env["RCS_RECORD_NO_EXCHANGE"] = "1"
     proc = _record(root, episodes=4, env=env)
     _, err = proc.communicate(timeout=240)
     assert proc.returncode == -signal.SIGKILL, err.decode()[-2000:]
     if before_repair is None:
-        assert not root.exists()  # killed between the two renames
+        assert not root.exists()  # killed between the two renames, or before the first commit
     else:
         # without any repair, lerobot loads the folder as it is
         assert _load_everything(root) == before_repair
@@ -80,6 +87,7 @@ def test_kill_at_each_commit_point_loses_nothing_saved(tmp_path, point, exchange
     assert json.loads(out.stdout)["episodes"] == after_repair
     assert _load_everything(root) == after_repair
     assert not (tmp_path / ".ds.rcs" / "staging").exists()
+    assert not (tmp_path / ".ds.rcs" / "pending").exists()
     # and recording continues where it stopped
     proc = _record(root, episodes=1)
     _, err = proc.communicate(timeout=240)

@@ -67,3 +67,31 @@ def test_clone_links_data_and_copies_meta(tmp_path):
     assert (dst / "meta" / "info.json").stat().st_ino != (src / "meta" / "info.json").stat().st_ino
     (dst / "meta" / "info.json").write_text("changed")
     assert _episodes(src) == 1  # rewriting the clone's metadata leaves the dataset untouched
+
+
+def test_recovery_reports_only_what_it_deleted(tmp_path):
+    """An empty ``encoding/`` folder (the recorder was between episodes) is tidied away without claiming that
+    temporary videos of an unsaved episode were deleted; a non-empty one is reported."""
+    s = DatasetStore(tmp_path / "ds")
+    _version(s.root, 1)
+    (s.encoding / "episode_000001_1").mkdir(parents=True)  # folders, no file
+    done = recover(s.root)
+    assert done == [] and not s.encoding.exists()
+    (s.encoding / "episode_000001_2" / "observation.images.front").mkdir(parents=True)
+    (s.encoding / "episode_000001_2" / "observation.images.front" / "video.mp4").write_bytes(b"x")
+    done = recover(s.root)
+    assert done == [f"deleted temporary videos of an unsaved episode: {s.encoding}"] and not s.encoding.exists()
+    assert _episodes(s.root) == 1
+
+
+def test_incomplete_episode_package_is_deleted_without_touching_the_dataset(tmp_path):
+    """A package still under its temporary (dot) name was interrupted while being written: deleted; the dataset
+    is left as it was (no lerobot commit is attempted)."""
+    s = DatasetStore(tmp_path / "ds")
+    _version(s.root, 2)
+    tmp = s.pending / ".episode_000002.tmp"
+    (tmp / "videos").mkdir(parents=True)
+    (tmp / "data.npz").write_bytes(b"partial")
+    done = recover(s.root)
+    assert done == [f"deleted the incomplete package of an unsaved episode: {tmp}"]
+    assert not s.pending.exists() and _episodes(s.root) == 2
