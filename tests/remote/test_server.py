@@ -85,21 +85,25 @@ def wait_until_still(client: RobotClient, timeout: float = 10.0) -> np.ndarray:
 
 
 def test_receive_recent_drops_the_backlog_of_a_slow_reader(panda) -> None:
-    _, client = panda
+    server, client = panda
     client.receive_recent(0.0)
     time.sleep(0.5)  # a reader that fell behind: ~250 states queued
     oldest = client.receive(0.0)
     assert oldest is not None and time.monotonic() - oldest[1].header.capture_time > 0.4  # what receive() hands out
+    missed_before = server.loop.stats().missed_ticks  # before the window the kept states come from
     time.sleep(0.2)
     got, dropped = client.receive_recent(1.0, max_lag_s=0.05)
+    missed = server.loop.stats().missed_ticks - missed_before
     states = [m for topic, m in got if topic == TOPIC_STATE]
     assert dropped > 200
     newest = states[-1].header.capture_time
     assert time.monotonic() - newest < 0.1  # the newest state, not the backlog
-    # every state of the last 50 ms, in order, none older
-    assert all(newest - m.header.capture_time <= 0.05 for m in states) and 20 <= len(states) <= 30
+    # every state of the last 50 ms, in order, none older: 25 ticks at 500 Hz. A loaded machine can make the
+    # loop skip deadlines (it never bursts to catch up, docs/control.md): those ticks were never published.
+    assert all(newest - m.header.capture_time <= 0.05 for m in states)
     ticks = [m.header.tick for m in states]
-    assert ticks == list(range(ticks[0], ticks[0] + len(ticks)))
+    assert ticks == sorted(set(ticks)) and 20 <= ticks[-1] - ticks[0] + 1 <= 30, ticks
+    assert (ticks[-1] - ticks[0] + 1) - len(ticks) <= missed, (ticks, missed)  # gaps only where the loop skipped
     assert [topic for topic, _ in got].count(TOPIC_STATUS) == 1  # the newest status only (one every 0.2 s)
     time.sleep(0.1)
     got, dropped = client.receive_recent(1.0)  # max_lag_s=0: the newest of each topic
