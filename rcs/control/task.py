@@ -257,15 +257,21 @@ def arm_safety_config(robot: Arm, rate_hz: float) -> ArmSafetyConfig:
 
     The TCP comes from ``robot.kinematics.forward`` (arm base frame); the shipped simulated scenes put the base
     at the world origin, so a world-frame box applies as is. A robot mounted elsewhere needs the base pose
-    composed into ``tcp_position``.
+    composed into ``tcp_position``. ``tcp_lipschitz`` comes from ``robot.kinematics.tcp_lipschitz()`` when the
+    kinematics offer it (e.g. ``MinkKinematics``).
     """
     scene = getattr(robot, "scene", None)
     workspace = getattr(scene, "workspace", None)
     kin = robot.kinematics
+    # Kinematics that can bound the TCP's motion per joint motion (m/rad) let the filter prove whole
+    # neighbourhoods inside the box per FK call, which keeps the workspace check within its per-tick budget.
+    bound = getattr(kin, "tcp_lipschitz", None)
+    lipschitz = tuple(float(v) for v in bound()) if workspace is not None and callable(bound) else None
     return ArmSafetyConfig(
         control_dt=1.0 / rate_hz,
         workspace=workspace,
         tcp_position=(lambda q: kin.forward(q)[0]) if workspace is not None else None,
+        tcp_lipschitz=lipschitz,
     )
 
 

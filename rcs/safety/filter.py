@@ -437,11 +437,16 @@ class ArmSafetyConfig:
             workspace); e.g. ``lambda q: arm.kinematics.forward(q)[0]`` for a box in the arm's base frame.
         gripper_max_step: optional cap on the change of normalized gripper width per tick.
         workspace_bisection_steps: bisection iterations when the workspace box shortens a step.
-        tcp_lipschitz: optional bound L (m per rad, or per m for prismatic joints) with
-            ``|tcp(q1) - tcp(q2)| <= L * sum(|q1 - q2|)`` (for revolute joints: the largest distance between
-            a joint axis and the TCP). With it, points of a braking path that provably stay inside the box are
-            not evaluated, which makes the workspace check cheap away from the box faces. ``None`` evaluates
-            the forward kinematics at every tick of every braking path (exact, costs one FK per tick of it).
+        tcp_lipschitz: optional bound on how far the TCP moves per joint motion: ``L`` (m per rad, or per m for
+            prismatic joints), a scalar or one value per joint, with ``|tcp(q1) - tcp(q2)| <= sum_i L_i *
+            |q1_i - q2_i|`` for all configurations (for a revolute joint: the largest distance between its axis
+            and the TCP; see ``MinkKinematics.tcp_lipschitz``). With it, one FK evaluation proves a whole
+            joint-space neighbourhood inside the box, which keeps the workspace check within
+            ``workspace_fk_budget`` away from the box faces. ``None``: only evaluated points count as proven,
+            so a braking path longer than the budget is never proven and the arm is slowed until it fits.
+        workspace_fk_budget: most FK evaluations per tick (the check's real-time bound). A step whose braking
+            path is not proven inside the box within it is shortened or replaced by braking, which needs no
+            FK evaluation (it follows the previous step's proven braking path).
     """
 
     control_dt: float
@@ -453,7 +458,8 @@ class ArmSafetyConfig:
     tcp_position: TcpPositionFn | None = None
     gripper_max_step: float | None = None
     workspace_bisection_steps: int = 8
-    tcp_lipschitz: float | None = None
+    tcp_lipschitz: float | tuple[float, ...] | None = None
+    workspace_fk_budget: int = 16
 
     def __post_init__(self) -> None:
         if not self.control_dt > 0:
@@ -465,8 +471,12 @@ class ArmSafetyConfig:
             raise ConfigError(f"position_margin={self.position_margin} must be >= 0")
         if self.workspace is not None and self.tcp_position is None:
             raise ConfigError("workspace given without tcp_position (forward kinematics to the box frame)")
-        if self.tcp_lipschitz is not None and not (0 < self.tcp_lipschitz < math.inf):
-            raise ConfigError(f"tcp_lipschitz={self.tcp_lipschitz} must be a positive finite number (m/rad)")
+        if self.tcp_lipschitz is not None:
+            values = np.atleast_1d(np.asarray(self.tcp_lipschitz, dtype=np.float64))
+            if values.ndim != 1 or not np.all((values >= 0) & np.isfinite(values)) or not np.any(values > 0):
+                raise ConfigError(f"tcp_lipschitz={self.tcp_lipschitz} must be finite, >= 0 and not all 0 (m/rad)")
+        if not (isinstance(self.workspace_fk_budget, int) and self.workspace_fk_budget >= 2):
+            raise ConfigError(f"workspace_fk_budget={self.workspace_fk_budget} must be an integer >= 2")
 
 
 class ArmSafetyFilter:
@@ -479,9 +489,10 @@ class ArmSafetyFilter:
        ``bad_dtype``, ``non_finite``, ``bad_mode``);
     2. joints: position limits (spec minus margin), velocity limit (spec x scale), optional per-tick step cap
        and acceleration limit (spec x scale), with braking before position limits (:class:`AxisLimiter`);
-    3. workspace: if the TCP (or the point where the arm would come to rest if it braked now) would leave
-       the box, the step is shortened along the segment towards the maximal-braking step (bisection), which
-       keeps every joint limit satisfied;
+    3. workspace: unless the TCP at the step and on every tick of the braking that may follow is proven inside
+       the box within ``workspace_fk_budget`` FK calls, the step is shortened along the segment towards the
+       maximal-braking step (bisection, same budget), which keeps every joint limit satisfied; braking itself
+       needs no FK call (it follows the committed step's proven braking path);
     4. gripper: clipped to [0, 1] and optionally rate limited.
 
     The filter tracks its own last output: call :meth:`reset` with the measured state before use.
@@ -515,7 +526,23 @@ class ArmSafetyFilter:
             np.array([np.inf]),
         )
         self.log = InterventionLog(f"arm safety ({spec.name})")
+        self._weights: np.ndarray | None = None
+        if config.tcp_lipschitz is not None:
+            weights = np.atleast_1d(np.asarray(config.tcp_lipschitz, dtype=np.float64))
+            if weights.shape not in ((1,), (spec.dof,)):
+                raise ConfigError(f"tcp_lipschitz has {weights.size} values; arm {spec.name!r} has {spec.dof} joints")
+            self._weights = np.broadcast_to(weights, (spec.dof,)).copy()
+        #: m: how far outside the box shrunk by WORKSPACE_MARGIN the committed command and its braking path
+        #: are proven to stay at most (0 while inside); new steps must not go further out.
         self._workspace_violation = 0.0
+        #: the committed command's braking path, proven within ``_workspace_violation`` (None: not proven).
+        self._tail: np.ndarray | None = np.empty((0, spec.dof))
+        # Ring buffer of FK certificates (joint position, signed distance), each proving a joint-space ball.
+        self._cert_q = np.zeros((_CERTIFICATES, spec.dof))
+        self._cert_s = np.zeros(_CERTIFICATES)
+        self._cert_n = self._cert_next = 0
+        self._fk_left = 0
+        self.fk_calls = 0  #: FK evaluations of the workspace check since construction (for benchmarks)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -537,6 +564,8 @@ class ArmSafetyFilter:
             self.gripper.reset(np.array([0.0 if not np.isfinite(g) else float(np.clip(g, 0.0, 1.0))]))
         cfg = self.config
         self._workspace_violation = 0.0
+        self._tail = np.empty((0, self.spec.dof))  # at rest: braking is holding still
+        self._cert_n = self._cert_next = 0
         if cfg.workspace is not None and cfg.tcp_position is not None:
             self._workspace_violation = box_violation(
                 np.asarray(cfg.tcp_position(self.joints.q)), cfg.workspace, WORKSPACE_MARGIN
@@ -567,119 +596,173 @@ class ArmSafetyFilter:
         return Command(self.mode, np.concatenate([q, g]))
 
     # -- workspace --------------------------------------------------------------------------------------
-    def _workspace_check(self, q: np.ndarray, margin: float = WORKSPACE_MARGIN, full: bool = False) -> _WorkspaceCheck:
-        """Whether committing ``q`` keeps the TCP in the box shrunk by ``margin`` now *and on every tick of the
-        braking that may follow* (or no further out than the TCP is now).
-
-        Checking only ``q`` and the braking rest point is not enough: the TCP moves on a curve while the
-        joints brake, and the curve can bulge out of the box between its ends (e.g. over the top of an arc).
-        Every committed ``q`` whose whole braking path is inside keeps braking available on every later tick
-        (the braking path of the braking command is the tail of this one), so the box holds by induction.
-
-        Args:
-            q: (n,) candidate joint command (rad).
-            margin: m the box is shrunk by on every side.
-            full: evaluate the whole path even after a violation (for choosing the least bad candidate).
-        """
+    def _signed_distance(self, q: np.ndarray) -> float:
+        """One FK evaluation (counted against the tick's budget): the TCP's signed distance (m) to the box
+        shrunk by WORKSPACE_MARGIN (> 0: that far outside, < 0: that far inside every face)."""
+        self._fk_left -= 1
+        self.fk_calls += 1
         cfg = self.config
         assert cfg.workspace is not None and cfg.tcp_position is not None
-        box, fk = cfg.workspace, cfg.tcp_position
-        if margin:
-            allowed = self._workspace_violation + 1e-9
-        else:  # against the configured box: no further out than the TCP is now (0 when it is inside)
-            allowed = max(0.0, self._workspace_violation - WORKSPACE_MARGIN) + 1e-12
-        p_q = np.asarray(fk(q))
-        v_q = box_violation(p_q, box, margin)
-        at_q = v_q if margin == WORKSPACE_MARGIN else box_violation(p_q, box, WORKSPACE_MARGIN)
-        worst, ahead = v_q, 0
-        if v_q > allowed and not full:
-            return _WorkspaceCheck(False, at_q, worst, ahead)
-        path = braking_path(q, q - self.joints.q, self.joints.max_dv)
-        if len(path) == 0:
-            return _WorkspaceCheck(worst <= allowed, at_q, worst, ahead)
-        lipschitz = cfg.tcp_lipschitz
-        # The rest point first: it is where a plain overshoot shows, so most rejections cost one more FK.
-        anchor, radius = q, _inside_radius(p_q, box, margin, lipschitz)
-        for i in [len(path) - 1, *range(len(path) - 1)]:
-            if i != len(path) - 1 and float(np.abs(path[i] - anchor).sum()) <= radius:
-                continue  # within the joint-space ball around a checked point that maps inside the box
-            p = np.asarray(fk(path[i]))
-            v = box_violation(p, box, margin)
-            if v > worst:
-                worst, ahead = v, i + 1
-            if v > allowed and not full:
-                return _WorkspaceCheck(False, at_q, worst, ahead)
-            if i != len(path) - 1:
-                anchor, radius = path[i], _inside_radius(p, box, margin, lipschitz)
-        return _WorkspaceCheck(worst <= allowed, at_q, worst, ahead)
+        return signed_box_distance(np.asarray(cfg.tcp_position(q)), cfg.workspace, WORKSPACE_MARGIN)
+
+    def _workspace_check(self, q: np.ndarray, allowed: float) -> _WorkspaceCheck:
+        """Whether committing ``q`` provably keeps the TCP no further than ``allowed`` (m) outside the box shrunk
+        by WORKSPACE_MARGIN, now *and on every tick of the braking that may follow*, within the FK budget.
+
+        Checking only ``q`` and the braking rest point is not enough: the TCP moves on a curve while the joints
+        brake, and the curve can bulge out of the box between its ends (e.g. over the top of an arc). Points are
+        evaluated adaptively (``q``, the rest point, then the middle of the longest unproven run); with a
+        Lipschitz bound every evaluated point (and every certificate kept from earlier evaluations) proves all
+        path points within a weighted joint distance of ``allowed - signed distance`` (the TCP moves at most
+        that far). When the budget runs out first the step counts as not proven (``exhausted``).
+        """
+        path = np.vstack([q[None, :], braking_path(q, q - self.joints.q, self.joints.max_dv)])
+        covered = np.zeros(len(path), dtype=bool)
+        weights = self._weights
+        if weights is not None and self._cert_n:
+            qc, sc = self._cert_q[: self._cert_n], self._cert_s[: self._cert_n]
+            useful = sc < allowed
+            if useful.any():
+                dist = np.abs(path[:, None, :] - qc[None, useful, :]) @ weights
+                covered |= np.any(dist <= allowed - sc[useful], axis=1)
+        if self._workspace_violation > 0:
+            covered[0] = False  # evaluate q itself, so that the level can come down when moving back inside
+        order = [0, len(path) - 1]
+        worst, ahead, at_q = -math.inf, 0, None
+        while True:
+            todo = [i for i in order if not covered[i]]
+            if not todo:
+                runs = _uncovered_runs(covered)
+                if not runs:
+                    return _WorkspaceCheck(True, False, path, at_q, worst, ahead)
+                start, stop = max(runs, key=lambda r: r[1] - r[0])
+                todo = [(start + stop - 1) // 2]
+            i = todo[0]
+            if self._fk_left <= 0:
+                return _WorkspaceCheck(False, True, path, at_q, worst, ahead)
+            s = self._signed_distance(path[i])
+            covered[i] = True
+            if i == 0:
+                at_q = s
+            if s > worst:
+                worst, ahead = s, i
+            if s > allowed:
+                return _WorkspaceCheck(False, False, path, at_q, worst, ahead)
+            if weights is not None:
+                covered |= np.abs(path - path[i]) @ weights <= allowed - s
+                slot = self._cert_next % _CERTIFICATES
+                self._cert_q[slot], self._cert_s[slot] = path[i], s
+                self._cert_next += 1
+                self._cert_n = min(self._cert_n + 1, _CERTIFICATES)
+
+    def _commit_checked(self, check: _WorkspaceCheck, allowed: float) -> np.ndarray:
+        """Make ``check``'s candidate the committed one: its braking path is the proven tail from now on."""
+        self._tail = check.path[1:]
+        self._workspace_violation = max(check.at_q, 0.0) if check.at_q is not None else allowed
+        return check.path[0]
 
     def _limit_workspace(self, q: np.ndarray) -> np.ndarray:
-        asked = self._workspace_check(q)
+        """``q`` if it and its whole braking path provably stay in the box, else the largest proven fraction of
+        the way from the maximal-braking step towards it, else braking.
+
+        Braking needs no FK call: the committed command's braking path was proven, and braking from it follows
+        the rest of that same path (up to rounding, far below WORKSPACE_MARGIN), so the box holds by induction
+        from the rest state of :meth:`reset`. Where the braking command is not that path's next point (never
+        expected; the joint limiter would have had to cut braking short) it is checked like any candidate.
+        """
+        self._fk_left = self.config.workspace_fk_budget
+        allowed = self._workspace_violation  # no further out than now (0 while the TCP is inside)
+        asked = self._workspace_check(q, allowed)
         if asked.ok:
-            self._workspace_violation = asked.violation
-            return q
+            return self._commit_checked(asked, allowed)
         lo, hi, _, _ = self.joints.interval()
         braking = self.joints.q + np.clip(brake_step(self.joints.d, self.joints.max_dv), lo, np.maximum(lo, hi))
-        # Braking is the fallback: it is recoverable while it keeps the TCP in the configured box itself (the
-        # margin is headroom for normal steps, not a limit braking must honour).
-        brake = self._workspace_check(braking, margin=0.0)
-        if not brake.ok:
-            brake = self._workspace_check(braking, margin=0.0, full=True)
-        best, best_check, fraction = braking, brake, 0.0
-        low, high = 0.0, 1.0
+        tail = self._tail
+        expected = self.joints.q if tail is None or len(tail) == 0 else tail[0]
+        inductive = tail is not None and float(np.max(np.abs(braking - expected), initial=0.0)) <= _BRAKING_TOL
+        brake: _WorkspaceCheck | None = None
+        if not inductive:
+            brake = self._workspace_check(braking, allowed)
+        best: _WorkspaceCheck | None = None
+        fraction, low, high = 0.0, 0.0, 1.0
         for _ in range(self.config.workspace_bisection_steps):
+            if self._fk_left <= 0:
+                break
             mid = 0.5 * (low + high)
-            cand = braking + mid * (q - braking)
-            if brake.ok:
-                check = self._workspace_check(cand)
-                if check.ok:
-                    low, best, best_check, fraction = mid, cand, check, mid
-                else:
-                    high = mid
+            check = self._workspace_check(braking + mid * (q - braking), allowed)
+            if check.ok:
+                low, best, fraction = mid, check, mid
             else:
-                # Unrecoverable (the start was already outside or moving out too fast): every candidate on
-                # the segment respects the joint limits, so take the one whose path ends up least far out.
-                check = self._workspace_check(cand, margin=0.0, full=True)
-                if check.worst < best_check.worst:
-                    low, best, best_check, fraction = mid, cand, check, mid
-                else:
-                    high = mid
-        where = "at the commanded step" if asked.ticks_ahead == 0 else f"{asked.ticks_ahead} ticks into braking"
+                high = mid
         box = self.config.workspace
-        if brake.ok:
-            self.log.record(
-                "workspace",
-                f"TCP would leave the workspace box {list(box.lower)}..{list(box.upper)} ({box.frame} frame) by "
-                f"{_mm(asked.worst)} {where}; step shortened to {fraction:.3g} of the way from braking to the "
-                "request",
-            )
+        assert box is not None
+        where = "at the commanded step" if asked.ticks_ahead == 0 else f"{asked.ticks_ahead} ticks into braking"
+        reason = "workspace"  # a violation found, or none found but the budget ran out before the proof
+        if asked.exhausted:
+            why = (f"could not prove the TCP stays in the workspace box {list(box.lower)}..{list(box.upper)} "
+                   f"({box.frame} frame) over the step's braking path within {self.config.workspace_fk_budget} "
+                   "FK evaluations")
         else:
-            self.log.record(
-                "workspace_unrecoverable",
-                f"TCP leaves the workspace box {list(box.lower)}..{list(box.upper)} ({box.frame} frame) even when "
-                f"braking as hard as allowed (by {_mm(brake.worst)}, {brake.ticks_ahead} ticks ahead; the request: "
-                f"{_mm(asked.worst)} {where}); commanding the least bad step, {_mm(best_check.worst)} out",
-            )
-        self._workspace_violation = best_check.violation
-        return best
+            why = (f"TCP would leave the workspace box {list(box.lower)}..{list(box.upper)} ({box.frame} frame) "
+                   f"by {_mm(asked.worst - allowed)} {where}")
+        if best is not None:
+            self.log.record(reason, f"{why}; step shortened to {fraction:.3g} of the way from braking to the request")
+            return self._commit_checked(best, allowed)
+        if inductive:
+            self.log.record(reason, f"{why}; braking along the proven path")
+            self._tail = tail[1:] if tail is not None and len(tail) else tail
+            return braking
+        assert brake is not None
+        if brake.ok:
+            self.log.record(reason, f"{why}; braking")
+            return self._commit_checked(brake, allowed)
+        self.log.record(
+            "workspace_unrecoverable",
+            f"TCP leaves (or is not proven to stay in) the workspace box {list(box.lower)}..{list(box.upper)} "
+            f"({box.frame} frame) even when braking as hard as allowed (worst point found {_mm(brake.worst - allowed)} "
+            f"beyond the allowed, {brake.ticks_ahead} ticks ahead); braking anyway",
+        )
+        self._tail = None
+        if brake.at_q is not None:
+            self._workspace_violation = max(brake.at_q, allowed, 0.0)
+        return braking
+
+
+#: FK certificates (joint position, signed distance) kept across ticks: each proves a joint-space ball.
+_CERTIFICATES = 32
+#: rad: a braking command this close to the proven path's next point is that point up to rounding (cumulative
+#: sums over long paths differ by ~1e-13 rad; 1e-9 rad moves a TCP by far less than WORKSPACE_MARGIN).
+_BRAKING_TOL = 1e-9
 
 
 @dataclass(frozen=True)
 class _WorkspaceCheck:
-    """Outcome of :meth:`ArmSafetyFilter._workspace_check` (distances in m)."""
+    """Outcome of :meth:`ArmSafetyFilter._workspace_check` (distances in m, signed: > 0 outside)."""
 
-    ok: bool
-    violation: float  #: TCP at the candidate itself outside the box shrunk by WORKSPACE_MARGIN
-    worst: float  #: largest violation found over the candidate and its braking path (w.r.t. the checked box)
+    ok: bool  #: the candidate and its whole braking path are proven within the allowed distance
+    exhausted: bool  #: not proven because the FK budget ran out (no violation found)
+    path: np.ndarray  #: (k + 1, n) the candidate, then its braking path
+    at_q: float | None  #: signed distance at the candidate itself, if it was evaluated
+    worst: float  #: largest signed distance evaluated (-inf if none)
     ticks_ahead: int  #: where ``worst`` is: 0 = the candidate itself, k = k ticks into braking
 
 
-def _inside_radius(p: np.ndarray, box: WorkspaceBox, margin: float, lipschitz: float | None) -> float:
-    """L1 joint distance (rad) within which the TCP provably stays in ``box`` shrunk by ``margin`` (-1: none)."""
-    if lipschitz is None:
-        return -1.0
-    slack = min(float(np.min(p - (np.asarray(box.lower) + margin))), float(np.min(np.asarray(box.upper) - margin - p)))
-    return slack / lipschitz if slack > 0 else -1.0
+def _uncovered_runs(covered: np.ndarray) -> list[tuple[int, int]]:
+    """Maximal ``[start, stop)`` index ranges of ``False`` in ``covered``."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[1], covered.astype(np.int8), [1]])))
+    return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True)]
+
+
+def signed_box_distance(p: np.ndarray, box: WorkspaceBox, margin: float = 0.0) -> float:
+    """Signed distance (m) of ``p`` to ``box`` shrunk by ``margin``: Euclidean distance outside (> 0), minus the
+    distance to the nearest face inside (<= 0). It is 1-Lipschitz, so the TCP provably stays in the box while
+    it moves less than ``-distance``."""
+    lower = np.asarray(box.lower) + margin
+    upper = np.asarray(box.upper) - margin
+    outside = box_violation(p, box, margin)
+    if outside > 0:
+        return outside
+    return -float(min(np.min(p - lower), np.min(upper - p)))
 
 
 def _mm(metres: float) -> str:

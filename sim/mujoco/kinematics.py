@@ -151,6 +151,46 @@ class MinkKinematics:
         p, quat = self._tcp_in_base()
         return p.copy(), quat_normalize(quat)
 
+    def tcp_lipschitz(self) -> np.ndarray:
+        """Per-joint bounds ``L`` (m per rad; 1 for a slide joint) with ``|tcp(q1) - tcp(q2)| <= sum_i L_i *
+        |q1_i - q2_i|`` for *all* configurations, from the model's geometry.
+
+        A hinge moves the TCP at most at the speed ``|dq_i|`` times the TCP's distance from its axis; that
+        distance is at most the perpendicular part of the (rigid) offset to the next arm joint's anchor plus the
+        lengths of the later anchor-to-anchor offsets and of the last anchor-to-TCP offset (triangle inequality;
+        each length is invariant under the hinges). A slide joint later in the chain can lengthen an offset by at
+        most its range, which is added. Joints that are not ancestors of the TCP get (almost) 0.
+        """
+        m = self.model
+        data = mujoco.MjData(m)
+        data.qpos[:] = self._full_q(np.clip(np.zeros(len(self.joint_names)), self.lower, self.upper))
+        mujoco.mj_kinematics(m, data)
+        site_body = int(m.site_bodyid[self._site_id])
+        chain = {site_body}
+        body = site_body
+        while body > 0:
+            body = int(m.body_parentid[body])
+            chain.add(body)
+        jids = [mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_JOINT, name) for name in self.joint_names]
+        on_chain = [j for j in jids if int(m.jnt_bodyid[j]) in chain]
+        on_chain.sort(key=lambda j: (_depth(m, int(m.jnt_bodyid[j])), j))  # base to TCP
+        slide = int(mujoco.mjtJoint.mjJNT_SLIDE)
+        points = [data.xanchor[j].copy() for j in on_chain] + [data.site_xpos[self._site_id].copy()]
+        lengths = [float(np.linalg.norm(points[i + 1] - points[i])) for i in range(len(on_chain))]
+        bounds = dict.fromkeys(jids, 0.0)
+        for k, j in enumerate(on_chain):
+            later = on_chain[k + 1 :]
+            stretch = sum(float(m.jnt_range[s, 1] - m.jnt_range[s, 0]) for s in later if int(m.jnt_type[s]) == slide)
+            if int(m.jnt_type[j]) == slide:
+                bounds[j] = 1.0
+                continue
+            offset = points[k + 1] - points[k]
+            axis = data.xaxis[j] / np.linalg.norm(data.xaxis[j])
+            first = lengths[k] if stretch else float(np.linalg.norm(offset - axis * float(offset @ axis)))
+            bounds[j] = first + sum(lengths[k + 1 :]) + stretch
+        # + 1 um per rad: the model's own rounding (a TCP on a joint's axis would otherwise get exactly 0).
+        return np.array([bounds[j] for j in jids]) + 1e-6
+
     def inverse(self, position: np.ndarray, quaternion: np.ndarray | None, seed: np.ndarray) -> IkResult:
         """Joint positions within limits that put the TCP at ``position`` (m, base frame).
 
@@ -225,6 +265,15 @@ class MinkKinematics:
         q = np.clip(cfg.data.qpos[self._qadr], self.lower, self.upper)
         return IkResult(q.copy(), e_pos, e_rot, self._converged(e_pos, e_rot))
 
+
+
+def _depth(model: mujoco.MjModel, body: int) -> int:
+    """Number of bodies between ``body`` and the world body."""
+    depth = 0
+    while body > 0:
+        body = int(model.body_parentid[body])
+        depth += 1
+    return depth
 
 
 def _cost(result: IkResult) -> float:
