@@ -50,7 +50,9 @@ def test_demo_runs_end_to_end(tmp_path):
     # `rcs serve` + the control loop, every chunk was accepted, and an unsuccessful episode ended by timeout,
     # never by a fault.
     pick = result["pick_cube"]
-    assert pick["episodes"] == 1 and pick["requests"] > 10 and pick["policy_latency_ms"]["p50"] > 0
+    # a chunk was asked for every replan_steps env steps of the episode (a successful episode can be short)
+    assert pick["episodes"] == 1 and pick["policy_latency_ms"]["p50"] > 0
+    assert pick["requests"] >= max(1, int(pick["mean_steps"]) // pick["replan_steps"]), pick
     assert pick["chunk_rejections"] == {} and 0.0 <= pick["success_rate"] <= 1.0
     assert set(pick["failures"].values()) <= {"timeout"}, pick["failures"]
     assert result["quadrotor"]["completed"] and result["quadrotor"]["tracking_error_rms_m"] < 0.01
