@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Create the two side venvs for `rcs bench transport` baselines, outside git tracking (.venv-bench/ is ignored):
+# Create the two side venvs for `rcs bench transport` baselines (sim/bench/baselines/: openpi_style.py and
+# lerobot_async.py, run by sim/bench/baselines/runner.py), outside git tracking (.venv-bench/ is ignored):
 #   .venv-bench/openpi   openpi-client==0.1.2 (pins numpy<2) + websockets: openpi's websocket + msgpack design
 #   .venv-bench/lerobot  lerobot[async]==0.6.1 (torch 2.11, ~5 GB, 1-2 min): lerobot's async inference over gRPC
 # They conflict (numpy<2 vs numpy 2), hence two venvs. Idempotent: a finished venv is only checked.

@@ -2,12 +2,14 @@
 
 Benchmarks are plugins, found like robots through entry points (group ``rcs.benchmarks``, the value names a
 module exposing ``add_arguments(parser)`` and ``run(args) -> dict``), so a backend ships its own benchmarks
-without the core naming it. Progress goes to stderr.
+without the core naming it (this project's own benchmarks live in ``sim/bench/``, which the core never imports).
+Progress goes to stderr.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 
 from rcs.cli.main import Parser, json_line
@@ -25,6 +27,10 @@ def run(args: argparse.Namespace) -> int:
     parser = Parser(prog=f"rcs bench {args.name}")
     parser.add_argument("--json", action="store_true", help="print JSON (the default and only format)")
     module.add_arguments(parser)
-    result = module.run(parser.parse_args(args.rest))
+    bench_args = parser.parse_args(args.rest)
+    # stdout carries the JSON alone: what a benchmark or a library it loads prints (lerobot's from_pretrained
+    # prints "Loading weights ..." with print()) goes to stderr with the progress
+    with contextlib.redirect_stdout(sys.stderr):
+        result = module.run(bench_args)
     sys.stdout.write(json_line(result))
     return 0

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from policies.baselines import runner as br
+from sim.bench.baselines import runner as br
 
 REQUESTS = 300
 WARMUP = 20

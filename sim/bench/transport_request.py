@@ -1,5 +1,5 @@
 """The standard transport request, reply check and statistics, shared by our transport benchmark
-(:mod:`rcs.bench.transport_ours`) and the third-party baselines (:mod:`policies.baselines`); numpy + stdlib only.
+(:mod:`sim.bench.transport_ours`) and the third-party baselines (:mod:`sim.bench.baselines`); numpy + stdlib only.
 
 The request is the one ``rcs bench transport`` uses for every system: two 224x224x3 uint8 images and 14
 float32 state values; the null policy replies with a 50x7 float32 action chunk. Latency is the client-side

@@ -20,8 +20,8 @@ from __future__ import annotations
 import argparse
 import logging
 
-from policies.baselines.runner import run_baseline
-from rcs.bench.transport_ours import measure_ours
+from sim.bench.baselines.runner import run_baseline
+from sim.bench.transport_ours import measure_ours
 from rcs.errors import RcsError
 
 log = logging.getLogger(__name__)

@@ -2,7 +2,7 @@
 
 Run inside the openpi side venv (``scripts/setup_bench_baselines.sh``)::
 
-    PYTHONPATH=/work/main .venv-bench/openpi/bin/python -m policies.baselines.openpi_style --requests 10000
+    PYTHONPATH=/work/main .venv-bench/openpi/bin/python -m sim.bench.baselines.openpi_style --requests 10000
 
 It prints one JSON object (``p50_ms``, ``p99_ms``, ``req_per_s``, ``requests``, ...) on stdout.
 
@@ -47,7 +47,7 @@ from openpi_client import base_policy as _base_policy
 from openpi_client import msgpack_numpy
 from openpi_client import websocket_client_policy as _client
 
-from rcs.bench import transport_request as _common
+from sim.bench import transport_request as _common
 
 logger = logging.getLogger(__name__)
 
@@ -123,7 +123,7 @@ def serve() -> None:
 
 
 def _start_server(timeout_s: float = 30.0) -> tuple[subprocess.Popen, int]:
-    proc = subprocess.Popen([sys.executable, "-m", "policies.baselines.openpi_style", "--serve"],
+    proc = subprocess.Popen([sys.executable, "-m", "sim.bench.baselines.openpi_style", "--serve"],
                             stdout=subprocess.PIPE, text=True, env=os.environ.copy())
     deadline = time.monotonic() + timeout_s
     assert proc.stdout is not None

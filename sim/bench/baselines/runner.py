@@ -1,6 +1,6 @@
 """Run a third-party transport baseline in its own side venv and return its JSON result.
 
-The baselines (:mod:`policies.baselines`) need packages that conflict with each other and with the stack
+The baselines (:mod:`sim.bench.baselines`) need packages that conflict with each other and with the stack
 (openpi-client pins numpy<2; lerobot pulls torch), so each runs as a subprocess of its venv's interpreter under
 ``.venv-bench/`` (created by ``scripts/setup_bench_baselines.sh``). This module imports nothing heavy.
 """
@@ -21,7 +21,7 @@ from rcs.errors import RcsError
 
 logger = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]  # sim/bench/baselines/runner.py -> repo root
 VENV_ROOT = REPO_ROOT / ".venv-bench"
 SETUP_SCRIPT = "scripts/setup_bench_baselines.sh"
 
@@ -37,9 +37,9 @@ class Baseline:
 BASELINES: dict[str, Baseline] = {
     b.name: b
     for b in (
-        Baseline("openpi_style", "openpi", "policies.baselines.openpi_style",
+        Baseline("openpi_style", "openpi", "sim.bench.baselines.openpi_style",
                  "openpi-client 0.1.2 WebsocketClientPolicy vs openpi-style websocket + msgpack server"),
-        Baseline("lerobot_async", "lerobot", "policies.baselines.lerobot_async",
+        Baseline("lerobot_async", "lerobot", "sim.bench.baselines.lerobot_async",
                  "lerobot 0.6.1 async inference: its gRPC PolicyServer + RobotClient, pickle payloads"),
     )
 }

@@ -2,7 +2,7 @@
 
 Run inside the lerobot side venv (``scripts/setup_bench_baselines.sh``)::
 
-    PYTHONPATH=/work/main .venv-bench/lerobot/bin/python -m policies.baselines.lerobot_async --requests 10000
+    PYTHONPATH=/work/main .venv-bench/lerobot/bin/python -m sim.bench.baselines.lerobot_async --requests 10000
 
 It prints one JSON object (``p50_ms``, ``p99_ms``, ``req_per_s``, ``requests``, ...) on stdout. lerobot's
 ``get_logger`` creates ``./logs`` at import time, so this module moves into a fresh temporary directory
@@ -69,7 +69,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from rcs.bench import transport_request as _common
+from sim.bench import transport_request as _common
 
 logger = logging.getLogger(__name__)
 
@@ -154,7 +154,7 @@ def serve(log_mode: str) -> None:
 
 def _start_server(log_mode: str, timeout_s: float = 120.0) -> tuple[subprocess.Popen, int]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "policies.baselines.lerobot_async", "--serve", "--log", log_mode],
+        [sys.executable, "-m", "sim.bench.baselines.lerobot_async", "--serve", "--log", log_mode],
         stdout=subprocess.PIPE, text=True,  # stderr: inherited, so failures reach the runner
         env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)},
     )

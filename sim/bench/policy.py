@@ -21,9 +21,15 @@ import numpy as np
 TARGET_P50_MS = 15.0
 
 
+def shipped_checkpoint() -> Path:
+    """Directory of the checkpoint shipped in the ``policies`` package (pick-cube, rcs_diffusion)."""
+    import policies  # lazily: this package stays importable without the policy code
+
+    return Path(policies.__file__).resolve().parent / "checkpoints" / "pick_cube_rcs_diffusion"
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    default = Path(__file__).resolve().parent / "checkpoints" / "pick_cube_rcs_diffusion"
-    parser.add_argument("--policy", type=Path, default=default, help="checkpoint directory (default: the shipped one)")
+    parser.add_argument("--policy", type=Path, default=None, help="checkpoint directory (default: the shipped one)")
     parser.add_argument("--calls", type=int, default=200, help="timed calls (default 200)")
     parser.add_argument("--warmup", type=int, default=10, help="untimed calls first (default 10)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
@@ -38,7 +44,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from rcs.serving.protocol import TEXT_UNIT, encode_text
 
     torch.set_num_threads(args.threads)
-    directory, manifest = read_manifest(args.policy)
+    directory, manifest = read_manifest(args.policy if args.policy is not None else shipped_checkpoint())
     policy = LerobotPolicy(directory, manifest)
     rng = np.random.default_rng(0)
 

@@ -6,7 +6,7 @@ clients are :class:`rcs.serving.client.PolicyClient` (the full protocol: header,
 checks on both sides, per-request deadline). Latency is the client-side wall time of one blocking
 request/reply. ``measure_ours`` is combined with the openpi/lerobot baselines by ``rcs bench transport``.
 
-Run alone: ``python -m rcs.bench.transport_ours --requests 2000 --clients 1 [--curve] [--shm]`` (one JSON
+Run alone: ``python -m sim.bench.transport_ours --requests 2000 --clients 1 [--curve] [--shm]`` (one JSON
 object).
 """
 
@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from rcs.bench.transport_request import (
+from sim.bench.transport_request import (
     CHUNK_SHAPE,
     IMAGE_SHAPE,
     STATE_DIM,
@@ -106,7 +106,7 @@ def _client_main(endpoint: str, curve: bool, requests: int, warmup: int, seed: i
 
 
 def _child(args: list[str], env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "rcs.bench.transport_ours", *args], stdin=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, "-m", "sim.bench.transport_ours", *args], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, text=True, env=env)
 
 
@@ -122,7 +122,7 @@ def measure_ours(requests: int, clients: int = 1, curve: bool = False, warmup: i
                  shm: bool = False) -> dict:
     """Latency (ms) and throughput of ``requests`` blocking requests per client.
 
-    The server runs in a child process (``python -m rcs.bench.transport_ours --serve``); one client runs in
+    The server runs in a child process (``python -m sim.bench.transport_ours --serve``); one client runs in
     this process, several each in a child process, released together after their handshake and warm-up.
     Processes talk only through pipes (text lines, JSON) and the protocol itself: nothing is pickled.
 
