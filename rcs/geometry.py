@@ -128,6 +128,17 @@ def quat_to_euler_rpy(q: np.ndarray) -> np.ndarray:
     return np.array([roll, pitch, yaw])
 
 
+def tilt_of(quaternion: np.ndarray) -> float:
+    """Angle (rad) between the body z axis and world z of a (w, x, y, z) orientation."""
+    x, y = float(quaternion[1]), float(quaternion[2])
+    return float(np.arccos(np.clip(1.0 - 2.0 * (x * x + y * y), -1.0, 1.0)))
+
+
+def yaw_of(quaternion: np.ndarray) -> float:
+    """Yaw (rad) of a (w, x, y, z) orientation (REP-103 roll-pitch-yaw)."""
+    return float(quat_to_euler_rpy(np.asarray(quaternion, dtype=np.float64))[2])
+
+
 @dataclass(frozen=True)
 class Pose:
     """A rigid transform: the pose of a child frame expressed in a parent frame.

@@ -3,10 +3,10 @@
 Backends declare factories in their ``pyproject.toml``::
 
     [project.entry-points."rcs.robots"]
-    "sim/panda" = "sim.mujoco.factories:make_panda"
+    "sim/panda" = "sim.mujoco.arm:make_panda"
 
 Core code never imports a backend: the factory module is imported only when its name is made. Two
-distributions declaring the same name is an error that names both. Code can also register factories
+distributions declaring the same name for different factories is an error that names both. Code can also register factories
 directly (tests, notebooks) with :meth:`Registry.register`.
 """
 

@@ -1,4 +1,6 @@
-"""Observations that devices return. Every one carries a monotonic capture timestamp.
+"""Observations that devices return, and the commands they accept.
+
+Every observation carries a monotonic capture timestamp.
 
 ``timestamp`` is ``time.monotonic()`` (s) on the host when the reading was captured (for hardware, when the
 driver received it; for a simulator, when the state was read). Units and frames follow :mod:`rcs.geometry`.
@@ -97,3 +99,28 @@ class CameraFrame:
     intrinsics: CameraIntrinsics
     extrinsics: np.ndarray
     frame_index: int
+
+
+@dataclass(frozen=True)
+class Command:
+    """A command for one of a device's command interfaces.
+
+    Attributes:
+        mode: the command interface, e.g. ``"joint_positions"`` (arms: joint targets in rad followed by the
+            normalized gripper width if the arm has one), ``"position"`` (quadrotors: x, y, z in m, world
+            frame, then yaw in rad), ``"thrust_rates"`` (collective thrust N, then body rates rad/s FLU),
+            ``"motor_thrusts"`` (normalized per-rotor thrust), or ``"disarm"`` (no values).
+        values: (n,) float64 command vector in the mode's layout.
+    """
+
+    mode: str
+    values: np.ndarray
+
+
+def command_vector_of_arm(state: ArmState, with_gripper: bool) -> np.ndarray:
+    """The ``"joint_positions"`` command vector that holds the arm where ``state`` measured it."""
+    q = np.asarray(state.joint_positions, dtype=np.float64)
+    if not with_gripper:
+        return q.copy()
+    g = state.gripper if np.isfinite(state.gripper) else 0.0
+    return np.concatenate([q, [float(g)]])

@@ -119,9 +119,9 @@ def check_same_features(config: RcsDiffusionConfig, data: DemoData) -> None:
 def serving_manifest(config: RcsDiffusionConfig, checkpoint_id: str) -> dict[str, Any]:
     """``rcs_policy.json`` for ``rcs serve`` (policies/lerobot_adapter.py): rate, column names, units, text input.
 
-    Units follow :data:`rcs.envs.served.UNITS` (the robot side builds its expected schema with the same).
+    Units follow :data:`rcs.recording.features.UNITS` (the robot side builds its expected schema with the same).
     """
-    from rcs.envs.served import UNITS, action_unit
+    from rcs.recording.features import UNITS, action_unit
 
     names = {"action": list(config.action_names), **{k: list(v) for k, v in config.feature_names.items()}}
     units = {k: UNITS[k] for k in names if k in UNITS}

@@ -3,7 +3,8 @@
 1. A small trained policy that ships with the repository (``policies/checkpoints/pick_cube_rcs_diffusion``,
    trained by ``rcs train`` on ``rcs record`` demonstrations) is served by ``rcs serve`` in its own process and
    drives the simulated Panda through the real-time control loop, the chunk executor and the safety filter
-   (the ``rcs eval`` path) for ``--episodes`` seeded episodes; the success rate is printed.
+   (the ``rcs eval`` path, :func:`rcs.eval.evaluation.evaluate`) for ``--episodes`` seeded episodes; the success
+   rate is printed.
 2. The classical baseline flies the simulated Crazyflie through a figure-eight on the thrust + body-rate
    interface and reports the tracking error after the speed ramp.
 Videos of the first pick episode and of the flight (seen from the ``chase`` camera, which follows the vehicle)
@@ -24,11 +25,13 @@ import gymnasium as gym
 import numpy as np
 
 import rcs.envs  # noqa: F401  (registers the env ids)
+from rcs.cli.main import at_least
 from rcs.envs.base import CameraConfig
+from rcs.errors import ConfigError
 from rcs.envs.quadrotor import QuadrotorConfig
 from rcs.envs.rollout import run_episode
 from rcs.experts.quadrotor import QuadrotorTrackingExpert
-from rcs.video import write_mp4
+from rcs.mp4 import write_mp4
 
 
 #: the checkpoint shipped with the repository (trained with `rcs train`, docs/train.md).
@@ -44,7 +47,7 @@ FLIGHT_CAMERA = CameraConfig("chase", width=640, height=480)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--episodes", type=int, default=5, help="pick-cube episodes (default 5)")
+    parser.add_argument("--episodes", type=at_least(1), default=5, help="pick-cube episodes (default 5)")
     parser.add_argument("--seed", type=int, default=1000, help="first episode seed")
     parser.add_argument("--arm", default="rcs/PandaPickCube-v0", help="pick-cube env id")
     parser.add_argument("--policy", type=Path, default=DEMO_CHECKPOINT, help="checkpoint to serve (default: the shipped one)")
@@ -105,14 +108,11 @@ class FlightProgress:
 
 
 def pick_cube(args: argparse.Namespace) -> dict:
-    from rcs.cli import eval as eval_cli
+    from rcs.eval.evaluation import EvalConfig, evaluate
 
-    # `rcs eval`'s own parser, so every eval option keeps its default here
-    parser = argparse.ArgumentParser(prog="rcs demo")
-    eval_cli.add_arguments(parser)
-    eval_args = parser.parse_args(["--policy", str(args.policy), "--env", args.arm, "--episodes", str(args.episodes),
-                                   "--seed", str(args.seed), "--videos", "1", "--out", str(args.out)]
-                                  + (["--json"] if args.json else []))
+    # every other setting keeps `rcs eval`'s default (EvalConfig's)
+    config = EvalConfig(policy=args.policy, env=args.arm, episodes=args.episodes, seed=args.seed, videos=1,
+                        out=args.out)
     video = args.out / f"episode_{args.seed}.mp4"
     final = args.out / "pick_cube.mp4"
 
@@ -124,7 +124,10 @@ def pick_cube(args: argparse.Namespace) -> dict:
             text = text.replace(str(video), str(final))
         _say(args, text)
 
-    summary = eval_cli.evaluate(eval_args, say)
+    try:
+        summary = evaluate(config, say)
+    except ConfigError as e:
+        raise SystemExit(f"rcs demo: {e}") from None
     if video.exists():
         video.replace(final)
     summary["video"] = str(final)

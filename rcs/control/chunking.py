@@ -14,7 +14,7 @@ tick, never by wall-clock time, so a run is reproducible in simulation.
 3. With :attr:`ExecutorConfig.limits` (the device's command limits, e.g. :func:`limits_of_safety_filter`),
    every action :meth:`ChunkExecutor.step` returns is inside them: position bounds (a gripper's [0, 1]
    included), per-tick velocity and acceleration relative to the commands actually executed, computed with
-   the safety filter's own :class:`rcs.safety.filter.AxisLimiter`. Minimum-jerk interpolation and the splice
+   the safety filter's own :class:`rcs.safety.limits.AxisLimiter`. Minimum-jerk interpolation and the splice
    correction may overshoot the actions they connect; this keeps the filter a last resort that a
    well-behaved policy never triggers.
 
@@ -46,7 +46,9 @@ from typing import Protocol
 import numpy as np
 
 from rcs.errors import ConfigError
-from rcs.safety.filter import ArmSafetyFilter, AxisLimiter, InterventionLog
+from rcs.safety.arm import ArmSafetyFilter
+from rcs.safety.interventions import InterventionLog
+from rcs.safety.limits import AxisLimiter
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +147,7 @@ class Plan:
 class CommandLimits:
     """Per-axis limits the executor's output must respect, in the safety filter's per-tick units.
 
-    The executor checks every action against them the way :class:`rcs.safety.filter.AxisLimiter` does (it
+    The executor checks every action against them the way :class:`rcs.safety.limits.AxisLimiter` does (it
     uses that class), relative to the commands actually executed on the previous ticks, so a filter built
     from the same limits has nothing left to change. Build them from the filter itself with
     :func:`limits_of_safety_filter` so both use bit-identical numbers.

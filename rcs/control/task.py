@@ -4,12 +4,14 @@
 robot: the chunk executor gives the action for the tick, the watchdog decides between it and a fallback
 (hold, controlled stop, disarm/land), the safety filter bounds the command, and what was actually commanded
 is fed back so the next chunk splices onto it. :func:`make_policy_task` builds it for an arm or a quadrotor
-from the device's spec.
+from the device's spec; :data:`DEVICE_KINDS` holds what differs between device kinds, as data.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -19,15 +21,9 @@ import numpy as np
 from rcs.control.chunking import ChunkExecutor, ExecutorConfig, limits_of_safety_filter
 from rcs.devices import Arm, Quadrotor
 from rcs.errors import ActionError, ConfigError
-from rcs.safety.filter import (
-    ArmSafetyConfig,
-    ArmSafetyFilter,
-    Command,
-    QuadrotorSafetyConfig,
-    QuadrotorSafetyFilter,
-    SafetyFilter,
-    command_vector_of_arm,
-)
+from rcs.safety.arm import ArmSafetyConfig, ArmSafetyFilter
+from rcs.safety.base import SafetyFilter
+from rcs.safety.quadrotor import QuadrotorSafetyConfig, QuadrotorSafetyFilter
 from rcs.safety.watchdog import (
     ArmFallback,
     CommandHistory,
@@ -39,6 +35,8 @@ from rcs.safety.watchdog import (
     WatchdogConfig,
     fade,
 )
+from rcs.spec import WorkspaceBox
+from rcs.types import Command, command_vector_of_arm
 
 log = logging.getLogger(__name__)
 
@@ -305,14 +303,116 @@ def _quadrotor_parts(robot: Quadrotor, safety: Any, control_dt: float, mode: str
     return _DeviceParts(QuadrotorIO(robot), filt, fallback, filt.names(mode), hold)
 
 
-#: Device base class -> builder of its IO, safety filter and fallback.
-DEVICE_PARTS: dict[type, Callable[[Any, Any, float, str], _DeviceParts]] = {
-    Arm: _arm_parts,
-    Quadrotor: _quadrotor_parts,
+def _arm_safety_from(robot: Arm, rate_hz: float, overrides: dict[str, Any]) -> ArmSafetyConfig:
+    try:
+        return dataclasses.replace(arm_safety_config(robot, rate_hz), **overrides)
+    except TypeError as e:
+        raise ConfigError(f"safety: {e}") from None
+
+
+def _quadrotor_safety_from(robot: Quadrotor, rate_hz: float, overrides: dict[str, Any]) -> QuadrotorSafetyConfig:
+    overrides = dict(overrides)
+    fence = overrides.pop("geofence", None)
+    if not isinstance(fence, dict) or "max_altitude" not in overrides:
+        raise ConfigError("safety: a quadrotor needs geofence: {lower: [x, y, z], upper: [x, y, z]} and max_altitude (m)")
+    try:
+        box = WorkspaceBox(tuple(fence["lower"]), tuple(fence["upper"]))
+        return QuadrotorSafetyConfig(control_dt=1.0 / rate_hz, geofence=box, **overrides)
+    except (KeyError, TypeError) as e:
+        raise ConfigError(f"safety: {e}") from None
+
+
+def _arm_bounds(robot: Arm, safety: Any) -> CommandBounds:
+    spec = robot.spec
+    lower, upper, vmax = list(spec.lower), list(spec.upper), list(spec.max_velocity)
+    optional: frozenset[str] = frozenset()
+    if spec.gripper is not None:  # normalized width 0..1, moved as fast as the gripper goes
+        lower, upper, vmax = lower + [0.0], upper + [1.0], vmax + [math.inf]
+        optional = frozenset({"gripper"})
+    return CommandBounds(np.array(lower), np.array(upper), np.array(vmax), optional)
+
+
+def _quadrotor_bounds(robot: Quadrotor, safety: Any) -> CommandBounds:
+    cfg = safety.config
+    fence_hi = [*cfg.geofence.upper[:2], min(cfg.geofence.upper[2], cfg.max_altitude)]
+    yaw_rate = cfg.max_yaw_rate if cfg.max_yaw_rate is not None else robot.spec.max_body_rate[2]
+    return CommandBounds(np.array([*cfg.geofence.lower, -math.inf]), np.array([*fence_hi, math.inf]),
+                         np.array([cfg.max_speed] * 3 + [yaw_rate]), frozenset({"yaw"}))
+
+
+def _arm_pose_map(robot: Arm, measured_state: Callable[[], Any]) -> Any:
+    from rcs.control.cartesian import PoseChunkToJoints  # IK: only for policies that output TCP poses
+
+    return PoseChunkToJoints.for_arm(robot, lambda: np.array(measured_state().joint_positions, dtype=np.float64))
+
+
+@dataclass(frozen=True)
+class CommandBounds:
+    """Position and speed bounds of the default mode's command vector (executor names order).
+
+    Attributes:
+        lower, upper: bounds per entry (arm: rad and normalized gripper width; quadrotor: m (world) and rad).
+        max_velocity: largest speed per entry (rad/s, m/s; ``inf``: unbounded).
+        optional: entries a remote trajectory may leave out (they are held).
+    """
+
+    lower: np.ndarray
+    upper: np.ndarray
+    max_velocity: np.ndarray
+    optional: frozenset[str]
+
+
+@dataclass(frozen=True)
+class DeviceKind:
+    """Everything that differs between device kinds, as data: the control loop, the policy link
+    (:mod:`rcs.control.policy_link`) and the robot server (:mod:`rcs.remote.server`) look it up instead of
+    branching on the device type.
+
+    Attributes:
+        name: ``"arm"`` or ``"quadrotor"``.
+        parts: builds the IO, safety filter, fallback and command names (``robot, safety config, dt, mode``).
+        default_mode: command mode of a policy's actions unless one is given.
+        safety_from: the safety config from a robot, a rate (Hz) and config-file overrides (ConfigError on bad keys).
+        bounds: the command vector's bounds from the robot and its safety filter (remote trajectories).
+        armed_at_start: whether a served robot takes motion commands before an explicit ``arm`` command.
+        motor_switch: names of the device methods that start and stop the motors, queued into the loop thread
+            on ``arm`` / ``disarm`` (``None``: the device has no such switch).
+        airborne: whether a state is off the ground (then the motors must not stop: land first).
+        target_frame: the description key naming the frame of a ``pose`` target.
+        pose_action_map: builds the robot-side IK for a policy whose actions are TCP poses from the robot and a
+            callable giving its latest state; ``None``: this kind takes no TCP-pose actions.
+    """
+
+    name: str
+    parts: Callable[[Any, Any, float, str], _DeviceParts]
+    default_mode: str
+    safety_from: Callable[[Any, float, dict[str, Any]], Any]
+    bounds: Callable[[Any, Any], CommandBounds]
+    armed_at_start: bool
+    motor_switch: tuple[str, str] | None
+    airborne: Callable[[Any, Any], bool]
+    target_frame: str
+    pose_action_map: Callable[[Any, Callable[[], Any]], Any] | None
+
+
+#: Device base class -> its kind.
+DEVICE_KINDS: dict[type, DeviceKind] = {
+    Arm: DeviceKind("arm", _arm_parts, "joint_positions", _arm_safety_from, _arm_bounds, armed_at_start=True,
+                    motor_switch=None, airborne=lambda safety, state: False, target_frame="base_frame",
+                    pose_action_map=_arm_pose_map),
+    Quadrotor: DeviceKind("quadrotor", _quadrotor_parts, "position", _quadrotor_safety_from, _quadrotor_bounds,
+                          armed_at_start=False, motor_switch=("arm", "disarm"),
+                          airborne=lambda safety, state: bool(safety.airborne(state)), target_frame="world_frame",
+                          pose_action_map=None),
 }
 
-#: Default command mode per device base class.
-DEFAULT_MODES: dict[type, str] = {Arm: "joint_positions", Quadrotor: "position"}
+
+def device_kind(robot: Any) -> DeviceKind:
+    """The :class:`DeviceKind` of ``robot``; ConfigError for a device no kind binds."""
+    for cls, kind in DEVICE_KINDS.items():
+        if isinstance(robot, cls):
+            return kind
+    raise ConfigError(f"no control binding for {type(robot).__name__}; known: {[c.__name__ for c in DEVICE_KINDS]}")
 
 
 def make_policy_task(
@@ -337,12 +437,10 @@ def make_policy_task(
         watchdog: extra :class:`WatchdogConfig` fields (e.g. ``{"stop_after_s": 0.2}``).
         estop: shared e-stop (a new one if omitted).
     """
-    kind = next((cls for cls in DEVICE_PARTS if isinstance(robot, cls)), None)
-    if kind is None:
-        raise ConfigError(f"no control binding for {type(robot).__name__}; known: {[c.__name__ for c in DEVICE_PARTS]}")
+    kind = device_kind(robot)
     dt = 1.0 / rate_hz
-    mode = mode or DEFAULT_MODES[kind]
-    parts = DEVICE_PARTS[kind](robot, safety, dt, mode)
+    mode = mode or kind.default_mode
+    parts = kind.parts(robot, safety, dt, mode)
     # The executor keeps its own output inside the safety filter's limits (positions, velocities,
     # accelerations): the filter stays a last resort that a healthy policy never triggers.
     limits = limits_of_safety_filter(parts.safety)

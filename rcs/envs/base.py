@@ -3,6 +3,11 @@
 An environment owns one device (made by registry name, so the same class runs on a simulator or on
 hardware), optional cameras, an action mode and a clock. Subclasses supply the task: observation,
 reward, success and termination. Action checking (shape, dtype, NaN/inf, bounds) happens here.
+
+The public task interface (:meth:`RobotEnv.observe`, :meth:`RobotEnv.task_measures`,
+:meth:`RobotEnv.failure_reason`, :meth:`RobotEnv.wrong_object_lifted`, :attr:`RobotEnv.instruction`) lets code
+that drives the robot by other means than ``step`` (``rcs eval`` runs it under the real-time control loop,
+:mod:`rcs.eval`) use the task's own observation, success test and failure reasons.
 """
 
 from __future__ import annotations
@@ -91,6 +96,9 @@ class RobotEnv(gym.Env):
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 20}
 
+    #: the task text of the current episode for language-conditioned tasks (set on reset), else ``None``.
+    instruction: str | None = None
+
     def __init__(self, config: EnvConfig, render_mode: str | None = None) -> None:
         self.config = config
         self.render_mode = render_mode
@@ -141,7 +149,7 @@ class RobotEnv(gym.Env):
         obs = self._observe()
         info = self._info(obs)
         reward = self._reward(obs, info)
-        terminated = self._terminated(obs, info)
+        terminated = self.failure_reason(obs, info) is not None
         truncated = self._steps >= self.config.max_episode_steps
         return obs, reward, terminated, truncated, info
 
@@ -162,6 +170,26 @@ class RobotEnv(gym.Env):
         sim = getattr(self.robot, "simulation", None)
         if sim is not None:
             sim.close()
+
+    # -- public task interface -----------------------------------------------------------------------
+    def observe(self) -> dict[str, np.ndarray]:
+        """The task's observation of the current state (what ``reset`` and ``step`` return), without stepping."""
+        return self._observe()
+
+    def task_measures(self, obs: dict) -> dict[str, Any]:
+        """The task's measures of an observation: ``is_success`` plus the task's own numbers (e.g. distances in
+        m) and flags, as ``step`` reports them in ``info`` (without ``clipped_actions``)."""
+        return self._task_info(obs)
+
+    def failure_reason(self, obs: dict, info: dict) -> str | None:
+        """Why the episode fails early in this state (``step`` then reports ``terminated``), in the task's
+        words (e.g. ``"cube off the table"``); ``None`` while it may go on. Tasks override it."""
+        return None
+
+    def wrong_object_lifted(self, info: dict) -> bool:
+        """Whether the measures ``info`` (:meth:`task_measures`) show a distractor object moved instead of the
+        instructed one; tasks without distractors never do."""
+        return False
 
     # -- shared checks -------------------------------------------------------------------------------
     def _check_action(self, action: Any) -> np.ndarray:
@@ -195,6 +223,3 @@ class RobotEnv(gym.Env):
 
     def _reward(self, obs: dict, info: dict) -> float:
         raise NotImplementedError
-
-    def _terminated(self, obs: dict, info: dict) -> bool:
-        return False

@@ -127,6 +127,6 @@ class PickCubeEnv(RobotEnv):
         """Dense shaping: approach the cube, then bring it to the goal; +1 on success."""
         return float(info["is_success"]) - 0.5 * info["tcp_to_cube"] - info["cube_to_target"]
 
-    def _terminated(self, obs: dict, info: dict) -> bool:
+    def failure_reason(self, obs: dict, info: dict) -> str | None:
         """The episode ends early if the cube fell off the table."""
-        return bool(obs["cube_position"][2] < self.scene.table_height - 0.05)
+        return "cube off the table" if obs["cube_position"][2] < self.scene.table_height - 0.05 else None

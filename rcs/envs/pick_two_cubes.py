@@ -132,6 +132,11 @@ class PickTwoCubesEnv(PickCubeEnv):
         info["wrong_cube_lifted"] = bool(obs[f"{other}_cube_position"][2] > self.scene.table_height + self.scene.cube_half_size + 0.03)
         return info
 
-    def _terminated(self, obs: dict, info: dict) -> bool:
+    def failure_reason(self, obs: dict, info: dict) -> str | None:
+        """The episode ends early if either cube fell off the table."""
         low = self.scene.table_height - 0.05
-        return bool(min(obs["red_cube_position"][2], obs["blue_cube_position"][2]) < low)
+        return "cube off the table" if min(obs["red_cube_position"][2], obs["blue_cube_position"][2]) < low else None
+
+    def wrong_object_lifted(self, info: dict) -> bool:
+        """The cube that was not asked for was lifted (``info["wrong_cube_lifted"]``)."""
+        return bool(info.get("wrong_cube_lifted"))

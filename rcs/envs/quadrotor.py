@@ -3,7 +3,7 @@
 Works with any :class:`rcs.devices.Quadrotor`; in simulation the episode starts in the air near the
 reference (``VehicleStateControl``) and the env arms the vehicle; on hardware the episode starts from wherever
 the vehicle is, and ``reset()`` refuses to run unless the operator has armed it. The reference is a
-:mod:`rcs.control.trajectories` object sampled at the episode time ``steps * dt``.
+:mod:`rcs.flight.trajectories` object sampled at the episode time ``steps * dt``.
 Success (per step): position within ``success_threshold`` of the reference.
 """
 
@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from gymnasium import spaces
 
-from rcs.control.trajectories import FigureEight, Hover
 from rcs.devices import Quadrotor, Simulated, VehicleStateControl
 from rcs.envs.base import CameraConfig, EnvConfig, RobotEnv, resolve_config
 from rcs.envs.quadrotor_actions import QUADROTOR_ACTION_MODES
 from rcs.errors import ConfigError, RcsError
+from rcs.flight.trajectories import FigureEight, Hover
 from rcs.geometry import quat_from_euler_rpy
 from rcs.spec import WorkspaceBox
 
@@ -142,6 +142,8 @@ class QuadrotorEnv(RobotEnv):
         dv = float(np.linalg.norm(obs["linear_velocity"] - obs["target_velocity"]))
         return -info["position_error"] - 0.1 * dv
 
-    def _terminated(self, obs: dict, info: dict) -> bool:
+    def failure_reason(self, obs: dict, info: dict) -> str | None:
         """Crash (left the geofence, including the ground) ends the episode."""
-        return not self.config.geofence.contains(obs["position"].astype(np.float64)) or bool(obs["position"][2] < 0.02)
+        if not self.config.geofence.contains(obs["position"].astype(np.float64)):
+            return "left the geofence"
+        return "hit the ground" if obs["position"][2] < 0.02 else None

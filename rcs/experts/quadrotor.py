@@ -1,4 +1,4 @@
-"""The classical quadrotor baseline as an env policy: :class:`rcs.control.quadrotor.PositionController` on
+"""The classical quadrotor baseline as an env policy: :class:`rcs.flight.controllers.PositionController` on
 the thrust + body-rate interface (env ``action_mode="thrust_rates"``), fed the task's reference trajectory
 with its derivatives (a planner's feed-forward)."""
 
@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from rcs.control.quadrotor import PositionController
-from rcs.control.trajectories import Trajectory
+from rcs.flight.controllers import PositionController
+from rcs.flight.trajectories import Trajectory
 from rcs.spec import QuadrotorSpec
 
 

@@ -1,7 +1,8 @@
 """The one conversion between env observations and LeRobotDataset features (docs/record.md, FEATURES.md).
 
-Light: numpy only. The recorder, the training code, evaluation and serving all build their feature dicts here,
-so a policy sees exactly the layout it was trained on.
+Light: numpy and the core's own light modules only. The recorder, the training code, evaluation and serving
+all build their feature dicts here (units included: :data:`UNITS`, :func:`action_unit`), so a policy sees
+exactly the layout it was trained on.
 
 Layout for the pick-cube envs (:mod:`rcs.envs.pick_cube`), all float32 unless stated:
 
@@ -35,6 +36,8 @@ from typing import Any
 
 import numpy as np
 
+from rcs.control.cartesian import POSE_6D_UNIT, is_pose_6d_layout
+
 STATE = "observation.state"
 ENV_STATE = "observation.environment_state"
 IMAGE_PREFIX = "observation.images."
@@ -61,6 +64,14 @@ ENV_STATE_LAYOUT: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 #: obs key prefix of camera images in the gymnasium envs (``image_<camera>``).
 OBS_IMAGE_PREFIX = "image_"
+#: unit strings of the served tensors: the policy side writes them into its manifest, the robot side builds its
+#: expected schema with the same (docs/protocol.md: units are compared as strings).
+UNITS: dict[str, str] = {ACTION: "rad", STATE: "", ENV_STATE: ""}
+
+
+def action_unit(names: Sequence[str]) -> str:
+    """Unit string of an action tensor with these entry names: joint targets (rad) or a TCP pose."""
+    return POSE_6D_UNIT if is_pose_6d_layout(names) else UNITS[ACTION]
 
 
 @dataclass(frozen=True)

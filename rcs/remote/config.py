@@ -38,7 +38,7 @@ MAX_FRAME_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
-class CameraConfig:
+class PublishedCameraConfig:
     """A camera whose frames the server publishes.
 
     Attributes:
@@ -57,7 +57,7 @@ class CameraConfig:
 
 @dataclass(frozen=True)
 class PolicyLinkConfig:
-    """Connect the control loop to a policy server (``rcs serve``) through :class:`rcs.serving.client.RobotBridge`.
+    """Connect the control loop to a policy server (``rcs serve``) through :class:`rcs.control.policy_link.PolicyLink`.
 
     Attributes:
         endpoint: the policy server.
@@ -120,7 +120,7 @@ class ServerConfig:
     state_endpoint: str = "tcp://127.0.0.1:5600"
     command_endpoint: str = "tcp://127.0.0.1:5601"
     realtime: bool = True
-    cameras: tuple[CameraConfig, ...] = ()
+    cameras: tuple[PublishedCameraConfig, ...] = ()
     safety: dict[str, Any] = field(default_factory=dict)
     watchdog: dict[str, Any] = field(default_factory=dict)
     executor: dict[str, Any] = field(default_factory=dict)
@@ -180,7 +180,7 @@ def server_config(data: Mapping[str, Any]) -> ServerConfig:
     cams = data.get("cameras") or []
     if not isinstance(cams, list):
         raise ConfigError(f"cameras={cams!r} must be a list of mappings")
-    data["cameras"] = tuple(_build(CameraConfig, c, f"cameras[{i}]") for i, c in enumerate(cams))
+    data["cameras"] = tuple(_build(PublishedCameraConfig, c, f"cameras[{i}]") for i, c in enumerate(cams))
     if data.get("policy") is not None:
         data["policy"] = _build(PolicyLinkConfig, data["policy"], "policy")
     for key in ("robot_config", "safety", "watchdog", "executor", "trajectory"):

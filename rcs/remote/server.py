@@ -15,14 +15,17 @@ Threads and sockets:
 - **camera thread** (if cameras are configured): reads frames at their rate and queues CAMERA messages. A
   simulated camera renders from the simulation the loop steps: it starts a frame right after a physics step
   (see :class:`_SteppedSimulation`) and renders concurrently with the loop.
-- **policy link** (optional): :class:`rcs.serving.client.RobotBridge` to a policy server.
+- **policy link** (optional): :class:`rcs.control.policy_link.PolicyLink` to a policy server (its
+  :class:`rcs.serving.chunk_feed.ChunkFeed` thread feeds the loop's executor).
+
+What differs between arms and quadrotors (safety config, command bounds, arming, landing, target frames) is
+data of the device's :class:`rcs.control.task.DeviceKind`.
 
 The wire format is :mod:`rcs.remote.wire` (the policy protocol's codec with its own magic); see docs/ros2.md.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import math
@@ -39,9 +42,11 @@ import zmq
 import rcs
 from rcs.control.chunking import ActionChunk
 from rcs.control.loop import NO_RT, ControlLoop, RtConfig
-from rcs.control.task import PolicyTask, arm_safety_config, make_policy_task
+from rcs.control.policy_link import LinkSchedule, check_replan_steps
+from rcs.control.task import PolicyTask, device_kind, make_policy_task
 from rcs.devices import Arm, Quadrotor, Simulated
 from rcs.errors import ConfigError
+from rcs.geometry import yaw_of
 from rcs.remote import commands as cmd
 from rcs.remote.config import ServerConfig
 from rcs.remote.description import describe
@@ -61,11 +66,8 @@ from rcs.remote.wire import (
     encode_message,
     rejected,
 )
-from rcs.safety.filter import QuadrotorSafetyConfig, command_vector_of_arm, yaw_of
-from rcs.safety.watchdog import watchdog_for
 from rcs.serving.keys import curve_server, is_loopback, load_server_keys
 from rcs.serving.protocol import MAX_FRAMES, MAX_METADATA_BYTES, ProtocolError, recv_bounded
-from rcs.spec import WorkspaceBox
 from rcs.types import ArmState, QuadrotorState
 
 log = logging.getLogger(__name__)
@@ -231,14 +233,14 @@ class RobotServer:
         self.config = config
         self._curve, self._allow = load_server_keys(config.curve_secret, config.allow)
         # a policy link's manifest and schedule are checked before anything connects to the robot
-        self._link_schema, self._link_period_s = self._policy_link_schedule() if config.policy else (None, 0.0)
+        self._link_schema, self._link_schedule = self._policy_link_schedule() if config.policy else (None, None)
         self.robot = robot if robot is not None else rcs.make_robot(config.robot, **config.robot_config)
         if not isinstance(self.robot, (Arm, Quadrotor)):
             raise ConfigError(f"robot {config.robot!r} is a {type(self.robot).__name__}; serving needs an Arm or Quadrotor")
         spec_rate = float(self.robot.spec.control_rate_hz)
         self.rate_hz = float(config.rate_hz) if config.rate_hz is not None else min(spec_rate, DEFAULT_MAX_RATE_HZ)
         self.dt = 1.0 / self.rate_hz
-        self.is_arm = isinstance(self.robot, Arm)
+        self.kind = device_kind(self.robot)
         self.robot.connect()
         self._stepped = threading.Event()
         self.task = make_policy_task(
@@ -252,7 +254,7 @@ class RobotServer:
         self.max_age_s = float(tcfg.get("max_age_s", 0.5))
         self.max_future_s = float(tcfg.get("max_future_s", 0.01))
         self.settle_ticks = max(0, round(float(tcfg.get("settle_s", 0.5)) * self.rate_hz))
-        self.armed = config.start_armed if config.start_armed is not None else self.is_arm
+        self.armed = config.start_armed if config.start_armed is not None else self.kind.armed_at_start
         self.rejections: dict[str, int] = {}
         self.last_rejection = ""
         self.commands_accepted = 0
@@ -282,47 +284,21 @@ class RobotServer:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._kinematics: Any = None
-        self._bridge: Any = None
+        self._link: Any = None
         self._camera_frames: dict[str, Any] = {}
         self._rate_window: tuple[float, int] = (time.monotonic(), 0)
         self.achieved_rate_hz = 0.0
 
     # -- construction helpers ----------------------------------------------------------------------------
     def _safety_config(self) -> Any:
-        overrides = dict(self.config.safety)
-        if self.is_arm:
-            base = arm_safety_config(self.robot, self.rate_hz)  # type: ignore[arg-type]
-            try:
-                return dataclasses.replace(base, **overrides)
-            except TypeError as e:
-                raise ConfigError(f"safety: {e}") from None
-        fence = overrides.pop("geofence", None)
-        if not isinstance(fence, dict) or "max_altitude" not in overrides:
-            raise ConfigError("safety: a quadrotor needs geofence: {lower: [x, y, z], upper: [x, y, z]} and max_altitude (m)")
-        try:
-            box = WorkspaceBox(tuple(fence["lower"]), tuple(fence["upper"]))
-            return QuadrotorSafetyConfig(control_dt=self.dt, geofence=box, **overrides)
-        except (KeyError, TypeError) as e:
-            raise ConfigError(f"safety: {e}") from None
+        return self.kind.safety_from(self.robot, self.rate_hz, dict(self.config.safety))
 
     def _trajectory_limits(self) -> cmd.TrajectoryLimits:
         extra = {k: v for k, v in self.config.trajectory.items() if k not in SERVER_TRAJECTORY_KEYS}
-        if self.is_arm:
-            spec = self.robot.spec
-            lower, upper, vmax = list(spec.lower), list(spec.upper), list(spec.max_velocity)
-            optional: frozenset[str] = frozenset()
-            if spec.gripper is not None:
-                lower, upper, vmax = lower + [0.0], upper + [1.0], vmax + [math.inf]
-                optional = frozenset({"gripper"})
-        else:
-            cfg = self.task.safety.config  # type: ignore[attr-defined]
-            fence_hi = [*cfg.geofence.upper[:2], min(cfg.geofence.upper[2], cfg.max_altitude)]
-            lower, upper = [*cfg.geofence.lower, -math.inf], [*fence_hi, math.inf]
-            yaw_rate = cfg.max_yaw_rate if cfg.max_yaw_rate is not None else self.robot.spec.max_body_rate[2]
-            vmax = [cfg.max_speed] * 3 + [yaw_rate]
-            optional = frozenset({"yaw"})
+        bounds = self.kind.bounds(self.robot, self.task.safety)
         try:
-            return cmd.TrajectoryLimits(self.names, np.array(lower), np.array(upper), np.array(vmax), optional, **extra)
+            return cmd.TrajectoryLimits(self.names, bounds.lower, bounds.upper, bounds.max_velocity, bounds.optional,
+                                        **extra)
         except TypeError as e:
             raise ConfigError(f"trajectory: {e}") from None
 
@@ -406,11 +382,11 @@ class RobotServer:
         quadrotor is landed first (e-stop: descend, disarm on the ground; up to ``land_timeout_s``)."""
         if self._stop.is_set():
             return
-        if self._bridge is not None:
-            self._bridge.stop()
+        if self._link is not None:
+            self._link.stop()
         self.task.disengage()
         latest = self._served.latest
-        if not self.is_arm and latest is not None and self.task.safety.airborne(latest[1]):  # type: ignore[attr-defined]
+        if latest is not None and self.kind.airborne(self.task.safety, latest[1]):
             log.warning("stopping while airborne: landing first")
             self.task.estop.trigger("robot server shutdown: landing")
             end = time.monotonic() + land_timeout_s
@@ -593,7 +569,7 @@ class RobotServer:
         if isinstance(age, Reply):
             return age
         frame = msg.meta.get("frame_id")
-        expected = self.description["base_frame"] if self.is_arm else self.description["world_frame"]
+        expected = self.description[self.kind.target_frame]
         if frame != expected:
             return rejected("frame", "header.frame_id", f"{frame!r:.40}", f"{expected!r}")
         position = cmd._as_float_array("pose.position", msg.tensors.get("position"), (3,))
@@ -605,11 +581,15 @@ class RobotServer:
         if isinstance(quat, Reply):
             return quat
         current = self.current_command()
-        goal = self._arm_goal(position, quat, current) if self.is_arm else self._quadrotor_goal(position, quat)
+        goal = self._goal(position, quat, current)
         if isinstance(goal, Reply):
             return goal
         vmax = self.limits.max_velocity * float(self.config.trajectory.get("target_velocity_scale", 0.5))
         return self._submit(cmd.min_jerk_move(current, goal, vmax, self.dt), age, "pose")
+
+    def _goal(self, position: np.ndarray, quat: np.ndarray, current: np.ndarray) -> np.ndarray | Reply:
+        """The command vector of a target pose, per device kind (:data:`_POSE_GOALS`)."""
+        return getattr(self, _POSE_GOALS[self.kind.name])(position, quat, current)
 
     def _arm_goal(self, position: np.ndarray, quat: np.ndarray, current: np.ndarray) -> np.ndarray | Reply:
         box = getattr(getattr(self.robot, "scene", None), "workspace", None)
@@ -629,13 +609,12 @@ class RobotServer:
         goal[:dof] = result.joint_positions
         return goal
 
-    def _quadrotor_goal(self, position: np.ndarray, quat: np.ndarray) -> np.ndarray | Reply:
+    def _quadrotor_goal(self, position: np.ndarray, quat: np.ndarray, current: np.ndarray) -> np.ndarray | Reply:
         goal = np.array([*position, yaw_of(quat)])
         lo, hi = self.limits.lower[:3], self.limits.upper[:3]
         if np.any(position < lo) or np.any(position > hi):
             return rejected("position_limit", "pose.position", f"{position.round(4).tolist()}",
                             f"inside the geofence {lo.tolist()} .. {hi.tolist()} m")
-        current = self.current_command()
         goal[3] = current[3] + (goal[3] - current[3] + math.pi) % (2 * math.pi) - math.pi  # shortest way round
         return goal
 
@@ -652,19 +631,18 @@ class RobotServer:
     def _arm(self, msg: RobotMessage) -> Reply:
         if self.task.estop.triggered:
             return rejected("estop", "estop", f"e-stop latched ({self.task.estop.reason})", "call reset first")
-        if not self.is_arm:
-            self._served.actions.append(self.robot.arm)  # type: ignore[union-attr]
+        if self.kind.motor_switch is not None:
+            self._served.actions.append(getattr(self.robot, self.kind.motor_switch[0]))
         self.armed = True
         return accepted(armed=True)
 
     def _disarm(self, msg: RobotMessage) -> Reply:
         latest = self._served.latest
-        if not self.is_arm and latest is not None:
-            safety = self.task.safety
-            if safety.airborne(latest[1]):  # type: ignore[attr-defined]
+        if self.kind.motor_switch is not None and latest is not None:
+            if self.kind.airborne(self.task.safety, latest[1]):
                 return rejected("airborne", "armed", f"refusing to stop the motors at z={latest[1].position[2]:.2f} m",
                                 "on the ground (land first, or e-stop: it lands, then disarms)")
-            self._served.actions.append(self.robot.disarm)  # type: ignore[union-attr]
+            self._served.actions.append(getattr(self.robot, self.kind.motor_switch[1]))
         self.armed = False
         self.task.disengage()
         return accepted(armed=False)
@@ -739,8 +717,8 @@ class RobotServer:
             self._served.outbox.append([TOPIC_CAMERA + camera.spec.name.encode(), *frames])
 
     # -- policy link ------------------------------------------------------------------------------------
-    def _policy_link_schedule(self) -> tuple[Any, float]:
-        """The linked policy's schema and request period: ``replan_steps`` (default: the checkpoint's
+    def _policy_link_schedule(self) -> tuple[Any, LinkSchedule]:
+        """The linked policy's schema and request schedule: ``replan_steps`` (default: the checkpoint's
         ``n_action_steps``, as ``rcs eval`` runs it) policy steps, so the robot executes chunks as evaluated."""
         from rcs.serving.policy import replan_steps_of, schema_from_manifest
 
@@ -754,81 +732,60 @@ class RobotServer:
         chunk = schema.action.shape[0]
         if link.replan_steps is None:
             steps = replan_steps_of(Path(link.manifest).parent, chunk)
-        elif not 1 <= link.replan_steps <= chunk:
-            raise ConfigError(f"policy.replan_steps={link.replan_steps}: must be in [1, {chunk}] (the chunk length)")
         else:
-            steps = link.replan_steps
-        return schema, steps * schema.policy_dt
+            steps = check_replan_steps("policy.replan_steps", link.replan_steps, chunk)
+        return schema, LinkSchedule(steps, schema.policy_dt)
 
     def _watchdog_config(self) -> dict[str, Any] | None:
         """The configured watchdog; with a policy link, timeouts it leaves out follow the link's request period."""
-        if self.config.policy is None:
+        if self._link_schedule is None:
             return self.config.watchdog or None
-        merged = {**watchdog_for(self._link_period_s), **self.config.watchdog}
-        stop = merged["stop_after_s"]
-        if isinstance(stop, (int, float)) and stop <= self._link_period_s:
-            raise ConfigError(f"watchdog.stop_after_s={stop}: must exceed the policy link's request period "
-                              f"{self._link_period_s:.3f} s (replan_steps x policy_dt), or the arm stops between chunks")
-        return merged
+        return self._link_schedule.watchdog(self.config.watchdog)
 
     def _start_policy_link(self) -> None:
-        from rcs.serving.client import PolicyClient, RobotBridge
+        from rcs.control.policy_link import PolicyLink
+        from rcs.serving.client import PolicyClient
 
         link = self.config.policy
         schema = self._link_schema
-        assert link is not None and schema is not None
-        features = {s.name: s for s in schema.observation}
-        for feature in features:
-            if feature != "observation.state" and not (
-                feature.startswith("observation.images.") and feature.rsplit(".", 1)[1] in {c.spec.name for c in self.cameras}
+        assert link is not None and schema is not None and self._link_schedule is not None
+        cameras = {c.spec.name for c in self.cameras}
+        for spec in schema.observation:
+            if spec.name != "observation.state" and not (
+                spec.name.startswith("observation.images.") and spec.name.rsplit(".", 1)[1] in cameras
             ):
-                raise ConfigError(f"policy observation {feature!r}: the robot provides 'observation.state' and "
+                raise ConfigError(f"policy observation {spec.name!r}: the robot provides 'observation.state' and "
                                   f"'observation.images.<camera>' for cameras {[c.spec.name for c in self.cameras]}")
 
-        def observe() -> tuple[int, float, dict[str, np.ndarray]]:
-            latest = self._served.latest
-            if latest is None:
-                raise RuntimeError("no state yet")
-            tick, state = latest
-            obs: dict[str, np.ndarray] = {}
-            for name, spec in features.items():
-                if name == "observation.state":
-                    vec = command_vector_of_arm(state, True) if self.is_arm and self.robot.spec.gripper else (
-                        self.task.hold_vector(state) if self.task.hold_vector else np.zeros(0))
-                    value = np.asarray(vec, dtype=spec.dtype)
-                else:
-                    value = self._camera_frames[name.rsplit(".", 1)[1]].image
-                if value.shape != spec.shape:
-                    raise ConfigError(f"policy observation {name!r}: robot gives shape {value.shape}, schema {spec.shape}")
-                obs[name] = value
-            return tick, float(state.timestamp), obs
+        def read() -> tuple[int, float, dict[str, np.ndarray]]:
+            """The latest published state (its command vector: joints + gripper, or the hold setpoint) and the
+            latest frame of each camera."""
+            tick, state = self._latest()
+            hold = self.task.hold_vector
+            features = {"observation.state": hold(state) if hold is not None else np.zeros(0)}
+            for name, frame in list(self._camera_frames.items()):
+                features[f"observation.images.{name}"] = frame.image
+            return tick, float(state.timestamp), features
 
         def on_arm() -> None:
             if self.armed and not self.task.estop.triggered:
                 self.task.engage()
 
         client = PolicyClient(link.endpoint, schema, name=f"rcs robot {self.config.robot}")
-        self._bridge = RobotBridge(client, self.task.executor, observe, period_s=self._link_period_s,
-                                   budget_s=link.budget_s, on_arm=on_arm, action_map=self._pose_map(schema)).start()
+        self._link = PolicyLink(self.task, self.robot, client, self._link_schedule, read, budget_s=link.budget_s,
+                                on_arm=on_arm, measured_state=lambda: self._latest()[1]).start()
 
-    def _pose_map(self, schema: Any) -> Any:
-        """The robot-side IK for a policy whose actions are TCP poses (docs/control.md), else ``None``."""
-        from rcs.control.cartesian import PoseChunkToJoints, is_pose_6d_layout
+    def _latest(self) -> tuple[int, Any]:
+        """(tick, state) of the loop's last read; ValueError before the first."""
+        latest = self._served.latest
+        if latest is None:
+            raise ValueError("no robot state yet")
+        return latest
 
-        if not is_pose_6d_layout(schema.action.names):
-            return None
-        if not isinstance(self.robot, Arm):
-            raise ConfigError(f"policy action {list(schema.action.names)}: TCP-pose actions need an arm "
-                              f"(robot {self.config.robot!r} is not one)")
 
-        def measured_joints() -> np.ndarray:
-            latest = self._served.latest
-            if latest is None:
-                raise ValueError("no robot state yet to start the IK from")
-            return np.asarray(latest[1].joint_positions)
-
-        return PoseChunkToJoints.for_arm(self.robot, measured_joints)
-
+#: Device kind -> the RobotServer method turning a ``pose`` target into a command vector: an arm's joints by IK
+#: (inside the scene's workspace), a quadrotor's position and yaw (inside the geofence).
+_POSE_GOALS = {"arm": "_arm_goal", "quadrotor": "_quadrotor_goal"}
 
 #: Command tensor -> the field name rejections use for it (as the ROS 2 messages call it).
 _TENSOR_FIELDS = {"position": "pose.position", "quaternion": "pose.orientation"}

@@ -34,9 +34,9 @@ from typing import IO, Any, Protocol
 import numpy as np
 
 from rcs.errors import ConfigError
-from rcs.safety.filter import Command, yaw_of
+from rcs.geometry import yaw_of
 from rcs.spec import QuadrotorSpec
-from rcs.types import QuadrotorState
+from rcs.types import Command, QuadrotorState
 
 log = logging.getLogger(__name__)
 

@@ -6,8 +6,8 @@ Command interfaces (validated by :class:`rcs.devices.Quadrotor`):
   and rotor drag torque are modelled by the MJCF actuators, so :meth:`MujocoQuadrotor.advance` is a single
   ``mj_step(model, data, nstep)`` call with no Python per physics step.
 - **collective thrust + body rates** and **position**: like the real firmware, an onboard loop runs at
-  ``onboard_rate_hz`` (default 500 Hz) in Python: :class:`rcs.control.quadrotor.RateController` and
-  :class:`rcs.control.quadrotor.Mixer` (and, in position mode, :class:`rcs.control.quadrotor.PositionController`
+  ``onboard_rate_hz`` (default 500 Hz) in Python: :class:`rcs.flight.controllers.RateController` and
+  :class:`rcs.flight.controllers.Mixer` (and, in position mode, :class:`rcs.flight.controllers.PositionController`
   first), with physics sub-stepped between onboard ticks. Onboard ticks are aligned to the physics step count,
   so ``advance`` calls that are not multiples of the onboard period keep the same tick schedule.
 
@@ -54,9 +54,9 @@ from typing import Any
 import mujoco
 import numpy as np
 
-from rcs.control.quadrotor import Mixer, PositionController, RateController
 from rcs.devices import Quadrotor
 from rcs.errors import ActionError, ConfigError
+from rcs.flight.controllers import Mixer, PositionController, RateController
 from rcs.spec import DomainRandomization, QuadrotorSpec
 from rcs.types import QuadrotorState
 from rcs.validation import LimitPolicy, as_vector, enforce_bounds

@@ -104,7 +104,8 @@ def test_bridge_requires_the_pose_layout_from_the_server(panda):
     """A robot bridge with a pose map checks the server's action names against the pose layout, and the
     map's output against the executor's joint order."""
     from rcs.control.task import make_policy_task
-    from rcs.serving.client import PolicyClient, RobotBridge, SchemaMismatchError
+    from rcs.serving.chunk_feed import ChunkFeed
+    from rcs.serving.client import PolicyClient, SchemaMismatchError
     from rcs.serving.protocol import Schema, TensorSpec
 
     task = make_policy_task(panda, 100.0)
@@ -117,13 +118,13 @@ def test_bridge_requires_the_pose_layout_from_the_server(panda):
 
     joint_client = client(task.executor.names)
     with pytest.raises(SchemaMismatchError, match="differ from the robot's"):
-        RobotBridge(joint_client, task.executor, lambda: None, action_map=m)
+        ChunkFeed(joint_client, task.executor, lambda: None, action_map=m)
     joint_client.close()
     pose_client = client(m.names_in)
-    RobotBridge(pose_client, task.executor, lambda: None, action_map=m)  # accepted
+    ChunkFeed(pose_client, task.executor, lambda: None, action_map=m)  # accepted
     with pytest.raises(SchemaMismatchError, match="differ from the robot's"):
-        RobotBridge(pose_client, task.executor, lambda: None)
+        ChunkFeed(pose_client, task.executor, lambda: None)
     m.names_out = tuple(reversed(m.names_out))
     with pytest.raises(SchemaMismatchError, match="action map output"):
-        RobotBridge(pose_client, task.executor, lambda: None, action_map=m)
+        ChunkFeed(pose_client, task.executor, lambda: None, action_map=m)
     pose_client.close()

@@ -24,14 +24,10 @@ from rcs.control.chunking import (
     limits_of_safety_filter,
 )
 from rcs.errors import ConfigError
-from rcs.safety.filter import (
-    ArmSafetyConfig,
-    ArmSafetyFilter,
-    Command,
-    QuadrotorSafetyConfig,
-    QuadrotorSafetyFilter,
-)
+from rcs.safety.arm import ArmSafetyConfig, ArmSafetyFilter
+from rcs.safety.quadrotor import QuadrotorSafetyConfig, QuadrotorSafetyFilter
 from rcs.spec import ArmSpec, GripperSpec, JointSpec, QuadrotorSpec, WorkspaceBox
+from rcs.types import Command
 
 DT = 0.01  # 100 Hz, the rate `rcs eval` runs the Panda at
 POLICY_DT = 10 * DT

@@ -266,7 +266,7 @@ def test_concurrent_submission():
 
 def test_chunk_seam_benchmark_meets_targets_for_splice():
     pytest.importorskip("mujoco")
-    from rcs.bench import chunks
+    from sim.bench import chunks
 
     parser = argparse.ArgumentParser()
     chunks.add_arguments(parser)

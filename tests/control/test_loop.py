@@ -233,7 +233,7 @@ def test_make_policy_task_needs_a_known_device_and_a_quadrotor_config():
 
 def test_loop_benchmark_runs_with_baselines_and_stops_its_hog():
     pytest.importorskip("mujoco")
-    from rcs.bench import loop as bench
+    from sim.bench import loop as bench
 
     parser = argparse.ArgumentParser()
     bench.add_arguments(parser)

@@ -6,7 +6,6 @@ attacker, RobotClient the legitimate user.
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -24,21 +23,13 @@ from rcs.remote.config import server_config
 from rcs.remote.server import RobotServer
 from rcs.remote.wire import RobotHeader, RobotMsg, decode_message, encode_message
 from rcs.serving import keys
+from tests.remote.helpers import free_endpoints
 
 RCS = str(Path(sys.executable).with_name("rcs"))
 
 
-def _endpoints() -> tuple[str, str]:
-    ports = []
-    for _ in range(2):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            ports.append(s.getsockname()[1])
-    return f"tcp://127.0.0.1:{ports[0]}", f"tcp://127.0.0.1:{ports[1]}"
-
-
 def _server(**extra: object) -> RobotServer:
-    state, command = _endpoints()
+    state, command = free_endpoints()
     config = {"robot": "sim/panda", "rate_hz": 100, "realtime": False, "state_endpoint": state,
               "command_endpoint": command, **extra}
     return RobotServer(server_config(config)).start()
@@ -186,7 +177,7 @@ def test_caps_and_keys_are_checked_in_the_config() -> None:
         server_config({"robot": "sim/panda", "max_frame_bytes": 1000})
     with pytest.raises(ConfigError, match="curve_secret and allow go together"):
         server_config({"robot": "sim/panda", "curve_secret": "robot.key_secret"})
-    state, command = _endpoints()
+    state, command = free_endpoints()
     config = server_config({"robot": "sim/panda", "realtime": False, "state_endpoint": state,
                             "command_endpoint": command, "trajectory": {"max_points": 100_000}})
     with pytest.raises(ConfigError, match=r"trajectory.max_points=100000: .* > max_frame_bytes=1048576"):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -23,23 +22,15 @@ from rcs.remote.server import RobotServer
 from rcs.remote.wire import TOPIC_CAMERA, TOPIC_STATE, TOPIC_STATUS
 from rcs.serving.policy import ConstantPolicy, schema_from_manifest
 from rcs.serving.server import PolicyServer
+from tests.remote.helpers import free_endpoints
 
 REPO = Path(__file__).resolve().parents[2]
 ARM = [f"joint{i}" for i in range(1, 8)]
 
 
-def endpoints() -> tuple[str, str]:
-    ports = []
-    for _ in range(2):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            ports.append(s.getsockname()[1])
-    return f"tcp://127.0.0.1:{ports[0]}", f"tcp://127.0.0.1:{ports[1]}"
-
-
 def serve(config: dict) -> tuple[RobotServer, RobotClient]:
     """A server on free ports; real-time scheduling as in production (falls back with a warning if refused)."""
-    state, command = endpoints()
+    state, command = free_endpoints()
     server = RobotServer(server_config({**config, "state_endpoint": state, "command_endpoint": command}))
     server.start()
     client = RobotClient(command, state, topics=(TOPIC_STATE, TOPIC_STATUS, TOPIC_CAMERA), timeout_s=5.0)
@@ -282,7 +273,7 @@ def constant_policy_link(manifest: Path, link: dict | None = None, policy: list 
     ``link``: more ``policy`` keys of the server config; ``policy``: a list that receives the served policy.
     """
     m = json.loads(manifest.read_text())
-    policy_endpoint = endpoints()[0]
+    policy_endpoint = free_endpoints()[0]
     constant = CountingPolicy(schema_from_manifest(m), m["value"], m["checkpoint_id"])
     if policy is not None:
         policy.append(constant)
@@ -333,7 +324,7 @@ def test_policy_link_asks_for_a_chunk_every_n_action_steps(tmp_path) -> None:
 ])
 def test_policy_link_refuses_a_replan_period_it_cannot_run(tmp_path, n_action_steps, link, match) -> None:
     manifest = hold_checkpoint(tmp_path, n_action_steps)
-    state, command = endpoints()
+    state, command = free_endpoints()
     with pytest.raises(ConfigError, match=match):
         RobotServer(server_config({"robot": "sim/panda", "state_endpoint": state, "command_endpoint": command,
                                    "policy": {"endpoint": "tcp://127.0.0.1:1", "manifest": str(manifest), **link}}))
@@ -341,7 +332,7 @@ def test_policy_link_refuses_a_replan_period_it_cannot_run(tmp_path, n_action_st
 
 def test_policy_link_refuses_a_watchdog_that_stops_between_chunks(tmp_path) -> None:
     manifest = hold_checkpoint(tmp_path, 10)  # 10 x 0.02 s: a chunk every 0.2 s
-    state, command = endpoints()
+    state, command = free_endpoints()
     # timeouts a watchdog entry leaves out follow the request period (stop 0.2 s + 0.2 s overdue)
     server = RobotServer(server_config({"robot": "sim/panda", "state_endpoint": state, "command_endpoint": command,
                                         "watchdog": {"fade_in_s": 0.3},
@@ -397,7 +388,7 @@ def test_policy_link_converts_tcp_pose_chunks_with_the_arms_ik(tmp_path) -> None
 
 
 def test_client_times_out_without_a_server() -> None:
-    client = RobotClient(endpoints()[1], timeout_s=0.3)
+    client = RobotClient(free_endpoints()[1], timeout_s=0.3)
     with pytest.raises(RobotServerTimeout):
         client.describe()
     client.close()

@@ -10,20 +10,12 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from rcs.errors import ConfigError
-from rcs.geometry import quat_from_euler_rpy
-from rcs.safety.filter import (
-    ArmSafetyConfig,
-    ArmSafetyFilter,
-    AxisLimiter,
-    Command,
-    QuadrotorSafetyConfig,
-    QuadrotorSafetyFilter,
-    max_step_within,
-    stopping_distance,
-    tilt_of,
-)
+from rcs.geometry import quat_from_euler_rpy, tilt_of
+from rcs.safety.arm import ArmSafetyConfig, ArmSafetyFilter
+from rcs.safety.limits import AxisLimiter, max_step_within, stopping_distance
+from rcs.safety.quadrotor import QuadrotorSafetyConfig, QuadrotorSafetyFilter
 from rcs.spec import ArmSpec, GripperSpec, JointSpec, QuadrotorSpec, WorkspaceBox
-from rcs.types import QuadrotorState
+from rcs.types import Command, QuadrotorState
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 TOL = 1e-9
@@ -256,7 +248,7 @@ def test_braking_step_stops_within_room(room, a):
 def test_limiter_reports_each_binding_constraint():
     lim = AxisLimiter(("x",), np.array([-1.0]), np.array([1.0]), np.array([0.1]), np.array([0.01]), np.array([0.05]))
     lim.reset(np.zeros(1))
-    from rcs.safety.filter import InterventionLog
+    from rcs.safety.interventions import InterventionLog
 
     report = InterventionLog("t")
     out = lim.limit(np.array([5.0]), report)

@@ -8,11 +8,14 @@ import re
 
 import numpy as np
 
-from rcs.safety.filter import ArmSafetyConfig, ArmSafetyFilter, AxisLimiter, Command, InterventionLog, format_distinct
+from rcs.safety.arm import ArmSafetyConfig, ArmSafetyFilter
+from rcs.safety.interventions import InterventionLog, format_distinct
+from rcs.safety.limits import AxisLimiter
 from rcs.safety.watchdog import Stage, Watchdog, WatchdogConfig
 from rcs.spec import ArmSpec, GripperSpec, JointSpec, WorkspaceBox
+from rcs.types import Command
 
-FILTER = "rcs.safety.filter"
+FILTER = "rcs.safety.interventions"
 WATCHDOG = "rcs.safety.watchdog"
 
 

@@ -16,7 +16,7 @@ from rcs.control.chunking import ActionChunk
 from rcs.control.loop import ControlLoop
 from rcs.control.task import PolicyTask, make_policy_task
 from rcs.errors import ConfigError
-from rcs.safety.filter import QuadrotorSafetyConfig
+from rcs.safety.quadrotor import QuadrotorSafetyConfig
 from rcs.safety.watchdog import (
     EStop,
     KeyboardEStop,

@@ -12,8 +12,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from rcs.errors import ConfigError
-from rcs.safety.filter import ArmSafetyConfig, ArmSafetyFilter, Command
+from rcs.safety.arm import ArmSafetyConfig, ArmSafetyFilter
 from rcs.spec import ArmSpec, JointSpec, WorkspaceBox
+from rcs.types import Command
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 TOL = 1e-9

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rcs.safety.filter import ArmSafetyConfig, ArmSafetyFilter, Command
+from rcs.safety.arm import ArmSafetyConfig, ArmSafetyFilter
+from rcs.types import Command
 
 pytest.importorskip("mujoco")
 

@@ -19,12 +19,11 @@ import pytest
 import zmq
 
 from rcs.serving import keys
+from rcs.serving.chunk_feed import ChunkFeed, FeedState
 from rcs.serving.client import (
-    BridgeState,
     DeadlineExceeded,
     HandshakeTimeout,
     PolicyClient,
-    RobotBridge,
     SchemaMismatchError,
     ServerError,
 )
@@ -144,23 +143,23 @@ def test_schema_mismatch_refuses_to_arm_before_any_motion(serve, manifest):
     assert any("observation.state" in d and "shape" in d for d in info.value.differences)
     assert not client.connected
 
-    # the bridge never submits a chunk: the executor stays empty
+    # the feed never submits a chunk: the executor stays empty
     from rcs.control.chunking import ChunkExecutor, ExecutorConfig
 
     reordered = Schema(SMALL.observation, TensorSpec("action", (5, 7), "float32", "rad",
                                                      tuple(reversed(SMALL.action.names))), 0.05)
     executor = ChunkExecutor(ExecutorConfig(names=reordered.action.names, control_dt=0.01))
     observed = []
-    bridge = RobotBridge(PolicyClient(server.endpoint, reordered), executor,
+    feed = ChunkFeed(PolicyClient(server.endpoint, reordered), executor,
                          lambda: observed.append(1) or (0, time.monotonic(), _obs()), budget_s=1.0)
-    bridge.start()
+    feed.start()
     deadline = time.monotonic() + 5
-    while bridge.state is not BridgeState.REFUSED and time.monotonic() < deadline:
+    while feed.state is not FeedState.REFUSED and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert bridge.state is BridgeState.REFUSED
-    assert "joint order" in str(bridge.refusal)
-    bridge.stop()
-    assert observed == [] and executor.accepted == 0 and bridge.counters["submitted"] == 0
+    assert feed.state is FeedState.REFUSED
+    assert "joint order" in str(feed.refusal)
+    feed.stop()
+    assert observed == [] and executor.accepted == 0 and feed.counters["submitted"] == 0
 
 
 def test_several_clients_get_their_own_sessions(serve, manifest):
@@ -295,9 +294,9 @@ def test_server_killed_mid_episode_robot_holds_stops_and_rearms_after_fresh_hand
 
     loop = ControlLoop(task, rate, robot=robot, rt=None, log_every_s=0)
     loop.start(duration_s=30.0)
-    bridge = RobotBridge(PolicyClient(port_endpoint, schema, server_timeout_s=0.5), task.executor, observe,
+    feed = ChunkFeed(PolicyClient(port_endpoint, schema, server_timeout_s=0.5), task.executor, observe,
                          budget_s=0.3, handshake_timeout_s=0.3, on_arm=task.engage)
-    bridge.start()
+    feed.start()
     try:
         def wait_for(cond, timeout=8.0):
             end = time.monotonic() + timeout
@@ -309,30 +308,30 @@ def test_server_killed_mid_episode_robot_holds_stops_and_rearms_after_fresh_hand
         before = dict(task.watchdog.ticks_in_stage)
         server.kill()
         t_kill = time.monotonic()
-        assert wait_for(lambda: not bridge.armed)
+        assert wait_for(lambda: not feed.armed)
         accepted_after_loss = task.executor.accepted
         # the watchdog takes over: hold, controlled stop, then disarm (1 s without a fresh chunk)
         assert wait_for(lambda: task.stage.value == "disarmed", timeout=5.0), task.report()
         ticks = {k: n - before.get(k, 0) for k, n in task.watchdog.ticks_in_stage.items()}
         assert ticks["hold"] > 0 and ticks["stopping"] > 0, ticks
         assert task.executor.accepted == accepted_after_loss
-        handshakes_before_restart = bridge.counters["handshakes"]
+        handshakes_before_restart = feed.counters["handshakes"]
         assert time.monotonic() - t_kill < 5.0
 
         t_restart = time.monotonic()
         restarted = serve("--policy", str(path), bind=port_endpoint)
         assert restarted.endpoint == port_endpoint
-        assert wait_for(lambda: bridge.armed and task.stage.value == "running" and
-                        task.executor.accepted > accepted_after_loss, timeout=10.0), (bridge.events, task.report())
-        assert bridge.counters["handshakes"] == handshakes_before_restart + 1
+        assert wait_for(lambda: feed.armed and task.stage.value == "running" and
+                        task.executor.accepted > accepted_after_loss, timeout=10.0), (feed.events, task.report())
+        assert feed.counters["handshakes"] == handshakes_before_restart + 1
         # after the kill: lost first, and the only (re-)arming is right after a handshake with the new server
-        after = [(t, e.split()[0].rstrip(":")) for t, e in bridge.events if t >= t_kill]
-        assert after[0][1] == "lost", bridge.events
-        assert [k for _, k in after if k != "lost"] == ["handshake", "armed"], bridge.events
+        after = [(t, e.split()[0].rstrip(":")) for t, e in feed.events if t >= t_kill]
+        assert after[0][1] == "lost", feed.events
+        assert [k for _, k in after if k != "lost"] == ["handshake", "armed"], feed.events
         assert next(t for t, k in after if k == "handshake") >= t_restart
         assert task.report()["write_errors"] == 0 and not task.estop.triggered
     finally:
-        bridge.stop()
+        feed.stop()
         loop.stop()
         loop.join()
         robot.close()
@@ -445,7 +444,7 @@ def test_allow_list_parsing(tmp_path):
 
 
 def test_transport_benchmark_smoke():
-    from rcs.bench.transport_ours import measure_ours
+    from sim.bench.transport_ours import measure_ours
 
     one = measure_ours(30, clients=1, curve=True, warmup=3)
     assert one["p50_ms"] > 0 and one["p99_ms"] >= one["p50_ms"] and one["req_per_s"] > 0
@@ -477,7 +476,7 @@ class _Inpainting:
         return out
 
 
-def test_bridge_sends_the_committed_prefix_and_bad_prefixes_are_refused():
+def test_chunk_feed_sends_the_committed_prefix_and_bad_prefixes_are_refused():
     from rcs.control.chunking import ChunkExecutor, ExecutorConfig
     from rcs.serving.protocol import COMMITTED
     from rcs.serving.server import PolicyServer
@@ -488,25 +487,25 @@ def test_bridge_sends_the_committed_prefix_and_bad_prefixes_are_refused():
     control_dt = 0.01  # policy_dt 0.05: 5 control ticks per policy step
     executor = ChunkExecutor(ExecutorConfig(names=SMALL.action.names, control_dt=control_dt))
     tick = [0]
-    bridge = RobotBridge(PolicyClient(endpoint, SMALL), executor, lambda: (tick[0], time.monotonic(), _obs()),
+    feed = ChunkFeed(PolicyClient(endpoint, SMALL), executor, lambda: (tick[0], time.monotonic(), _obs()),
                          period_s=0.05, budget_s=2.0)
     try:
-        bridge.start()
+        feed.start()
         deadline = time.monotonic() + 5
-        while bridge.counters["submitted"] == 0 and time.monotonic() < deadline:
+        while feed.counters["submitted"] == 0 and time.monotonic() < deadline:
             time.sleep(0.01)
         executor.step(0)  # the control loop merges the first chunk at tick 0
         plan_ticks = executor.request(2).committed
         tick[0] = 2
         while all(p is None for p in policy.seen) and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert any(p is not None for p in policy.seen), (bridge.counters, len(policy.seen))
+        assert any(p is not None for p in policy.seen), (feed.counters, len(policy.seen))
         assert policy.seen[0] is None  # nothing committed before the first chunk
         prefix = next(p for p in policy.seen[1:] if p is not None)
         # the plan from tick 2 on, at the policy rate (every 5th control tick), as float32
         np.testing.assert_allclose(prefix, plan_ticks[::5][: len(prefix)].astype(np.float32), atol=1e-6)
         assert prefix.shape[1] == 7 and 1 <= len(prefix) <= 5
-        bridge.stop()
+        feed.stop()
 
         client = PolicyClient(endpoint, SMALL)
         client.handshake()
@@ -517,5 +516,5 @@ def test_bridge_sends_the_committed_prefix_and_bad_prefixes_are_refused():
             assert info.value.code == "schema" and COMMITTED in info.value.meta["field"], info.value.meta
         client.close()
     finally:
-        bridge.stop()
+        feed.stop()
         server.stop()

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import zmq
 
-from rcs.serving.client import PolicyClient, ServerError
+from rcs.serving.client import PolicyClient, SessionLost
 from rcs.serving.policy import standard_schema, write_manifest
 from rcs.serving.protocol import Header, Message, MsgType, decode, encode
 
@@ -103,8 +103,9 @@ def test_a_table_of_requesting_sessions_refuses_newcomers_until_one_goes_idle(se
     time.sleep(0.9)  # robot 0 has been idle 1.7 s (> 1.5 s), robot 1 for 0.9 s
     welcome = _hello(late, seq=2)
     assert welcome.header.type is MsgType.WELCOME
-    with pytest.raises(ServerError, match="evicted"):
+    with pytest.raises(SessionLost, match="session .* while the server was full"):
         robots[0].wait_reply(0, time.monotonic() + 5.0, time.monotonic())  # the idle robot is told
+    assert robots[0].welcome is None  # its next request re-handshakes
     assert robots[1].request(_obs(3), tick=3, budget_s=5.0).obs_tick == 3
     late.close(0)
     for r in robots:
@@ -145,8 +146,6 @@ def test_one_session_per_connection(serve, manifest):
 def test_an_evicted_policy_client_learns_its_session_ended(serve, manifest):
     """The robot side's client treats ``evicted`` like a forgotten session: SessionLost, so its bridge
     re-handshakes at once instead of waiting for its requests to time out."""
-    from rcs.serving.client import SessionLost
-
     server = serve("--policy", manifest, "--max-sessions", "1", "--heartbeat", "60")
     first = PolicyClient(server.endpoint, SMALL, heartbeat_s=0.0)
     first.handshake(timeout_s=5.0)  # never requests: evictable

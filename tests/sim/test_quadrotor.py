@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 import rcs
-from rcs.control.quadrotor import PositionController
-from rcs.control.trajectories import FigureEight, Hover, Trajectory
 from rcs.devices import Quadrotor, Simulated, VehicleStateControl
 from rcs.errors import ActionError, ConfigError
+from rcs.flight.controllers import PositionController
+from rcs.flight.trajectories import FigureEight, Hover, Trajectory
 from rcs.spec import DomainRandomization
 from sim.mujoco.quadrotor import (
     CRAZYFLIE_RANDOMIZATION,

@@ -41,12 +41,6 @@ def yaw_quaternion(yaw: float) -> np.ndarray:
     return np.array([np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)])
 
 
-def yaw_of(q_wxyz: np.ndarray) -> float:
-    """Yaw (rad) of a (w, x, y, z) quaternion (REP-103 roll-pitch-yaw)."""
-    w, x, y, z = (float(v) for v in q_wxyz)
-    return float(np.arctan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z)))
-
-
 def joint_state(stamp: Time, names: list[str], t: dict[str, np.ndarray], has_gripper: bool) -> JointState:
     """JointState of an arm state. The gripper is the joint ``"gripper"``: its position is the stack's normalized
     width (0 closed, 1 open); its velocity and effort are not measured (NaN)."""

@@ -43,6 +43,7 @@ from sensor_msgs.msg import CameraInfo, Image, Imu, JointState
 from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory, MultiDOFJointTrajectory
 
+from rcs.geometry import yaw_of
 from rcs.remote.client import RobotClient, RobotServerTimeout
 from rcs.remote.wire import TOPIC_CAMERA, TOPIC_STATE, TOPIC_STATUS, Reply, rejected
 from rcs_ros2 import convert
@@ -304,7 +305,7 @@ class RobotBridge(Node):
             norm = float(np.linalg.norm(q))
             if not 0.9 < norm < 1.1:
                 return rejected("quaternion", f"points[{i}].transforms[0].rotation", f"|q| = {norm:.4g}", "a unit quaternion")
-            rows.append([tr.translation.x, tr.translation.y, tr.translation.z, convert.yaw_of(q / norm)])
+            rows.append([tr.translation.x, tr.translation.y, tr.translation.z, yaw_of(q / norm)])
         times = np.array([from_duration(p.time_from_start) for p in msg.points])
         return self.client.trajectory(["x", "y", "z", "yaw"], np.array(rows), times, age_s=age)
 

@@ -3,24 +3,26 @@
 
 This is exactly the path a physical arm uses, with the simulator standing in for the hardware::
 
-    policy server process (rcs serve) <-- ZeroMQ --> PolicyClient / RobotBridge (bridge thread)
+    policy server process (rcs serve) <-- ZeroMQ --> PolicyLink: PolicyClient / ChunkFeed (feed thread)
         -> ChunkExecutor -> Watchdog -> SafetyFilter -> robot   (ControlLoop thread, paced, absolute deadlines)
 
-The env is used for what a task definition gives on hardware too: resetting the scene from a seed,
-its observation dict and its success test (``_observe`` / ``_task_info``, the same code ``env.step`` runs).
-It is never stepped: the control loop advances the simulated robot by one period per tick.
+The chain is :class:`rcs.control.policy_link.PolicyLink`, the same object the robot server links a policy with.
+The env is used for what a task definition gives on hardware too, through its public task interface
+(:class:`rcs.envs.base.RobotEnv`): resetting the scene from a seed, its observation (``observe``), its
+measures and success test (``task_measures``) and its failure reasons (``failure_reason``). It is never
+stepped: the control loop advances the simulated robot by one period per tick.
 
 Threads and consistency. Physics, state reads and command writes happen under one lock held per tick by the
-loop. The bridge thread takes the observation under that lock (state vectors and, for a simulated robot, a
+loop. The feed thread takes the observation under that lock (state vectors and, for a simulated robot, a
 copy of the physics state, tens of microseconds) and renders camera images from the copy afterwards in a
 dedicated render thread, so a slow CPU renderer never stalls the loop. The observation's tick is the tick
 of the state it was taken from; chunks start at that tick (docs/control.md).
 
-Outcome of an episode: ``success`` once the env's ``is_success`` holds for ``success_hold_s``; failure on
-timeout (the env's ``max_episode_steps`` at its control rate, in simulated time), on termination (cube off
-the table), or when the policy never delivers a valid chunk (the reason names the server's errors, the
-executor's rejections and the safety filter's interventions: a NaN-returning policy is held by the safety
-layer and fails with that reason).
+Outcome of an episode: ``success`` once the task's ``is_success`` holds for ``success_hold_s``; failure on
+timeout (the env's ``max_episode_steps`` at its control rate, in simulated time), on the task's failure reason
+(``"terminated: <reason>"``), or when the policy never delivers a valid chunk (the reason names the server's
+errors, the executor's rejections and the safety filter's interventions: a NaN-returning policy is held by
+the safety layer and fails with that reason).
 """
 
 from __future__ import annotations
@@ -36,54 +38,20 @@ from typing import Any
 
 import numpy as np
 
-from rcs.control.cartesian import POSE_6D_UNIT, PoseChunkToJoints, is_pose_6d_layout, pose_6d_names
 from rcs.control.loop import NO_RT, ControlLoop, RtConfig
-from rcs.control.task import make_policy_task
-from rcs.recording.features import ACTION, IMAGE_PREFIX, FeatureLayout, observation_to_features
-from rcs.safety.watchdog import DEFAULT_CHUNK_OVERDUE_S, watchdog_for
-from rcs.serving.client import BridgeState, PolicyClient, Reply, RobotBridge
-from rcs.serving.protocol import Schema, TensorSpec, encode_text, text_spec
+from rcs.control.policy_link import LinkSchedule, PolicyLink
+from rcs.control.task import PolicyTask, make_policy_task
+from rcs.eval.inputs import PolicyInputs, expected_schema
+from rcs.recording.features import FeatureLayout, observation_to_features
+from rcs.safety.watchdog import DEFAULT_CHUNK_OVERDUE_S
+from rcs.serving.chunk_feed import FeedState
+from rcs.serving.client import ChunkReply, PolicyClient
 
 log = logging.getLogger(__name__)
 
-#: unit strings of the served tensors (the policy side writes the same into its manifest).
-UNITS: dict[str, str] = {ACTION: "rad", "observation.state": "", "observation.environment_state": ""}
-
 
 @dataclass(frozen=True)
-class PolicyInputs:
-    """What a checkpoint consumes and produces, read from its files (no torch needed).
-
-    Attributes:
-        vectors: vector observation features it reads (``observation.state``, ``observation.environment_state``).
-        cameras: (camera name, height, width) of each image input ``observation.images.<camera>``.
-        chunk_size: actions per chunk.
-        text: name of the text observation (the instruction) if it takes one, else ``None``.
-        text_max_bytes: size of the text tensor.
-        replan_steps: policy-rate actions the robot executes from each chunk before it asks for the next
-            (lerobot's ``n_action_steps``: the open-loop horizon the policy was trained and tuned for; 1 asks
-            every policy period).
-        action_names: the checkpoint's action entry names (``rcs_policy.json``); a TCP-pose layout
-            (:func:`rcs.control.cartesian.is_pose_6d_layout`) is converted to joint targets on the robot side
-            with the arm's IK, anything else must be the robot's joint order (+ gripper). Empty: joint order.
-    """
-
-    vectors: tuple[str, ...]
-    cameras: tuple[tuple[str, int, int], ...]
-    chunk_size: int
-    text: str | None = None
-    text_max_bytes: int = 256
-    replan_steps: int = 1
-    action_names: tuple[str, ...] = ()
-
-    @property
-    def pose_actions(self) -> bool:
-        """Whether the policy outputs TCP poses (converted to joint targets on the robot side)."""
-        return is_pose_6d_layout(self.action_names)
-
-
-@dataclass(frozen=True)
-class ServedConfig:
+class EpisodeConfig:
     """Settings of the robot side.
 
     Attributes:
@@ -123,7 +91,7 @@ class EpisodeOutcome:
         latency_ms: round trip per answered request, observation sent to chunk received (ms).
         infer_ms: server-side inference time per answered request (ms).
         frames: video frames (when asked for).
-        report: the control pipeline's counters (:meth:`PolicyTask.report`) and the bridge's.
+        report: the control pipeline's counters (:meth:`PolicyTask.report`) and the link's.
     """
 
     seed: int
@@ -146,7 +114,7 @@ class TimedClient(PolicyClient):
         self.infer_ms: list[float] = []
 
     def request(self, observation: Mapping[str, np.ndarray], tick: int, capture_time: float | None = None,
-                budget_s: float = 0.1) -> Reply:
+                budget_s: float = 0.1) -> ChunkReply:
         reply = super().request(observation, tick, capture_time, budget_s)
         self.latency_ms.append(1e3 * reply.rtt_s)
         self.infer_ms.append(reply.infer_ms)
@@ -215,37 +183,11 @@ class _Renderer:
         self.pool.shutdown(wait=True)
 
 
-def action_unit(names: Sequence[str]) -> str:
-    """Unit string of an action tensor with these entry names: joint targets (rad) or a TCP pose."""
-    return POSE_6D_UNIT if is_pose_6d_layout(names) else UNITS[ACTION]
-
-
-def expected_schema(env: Any, inputs: PolicyInputs, names: Sequence[str]) -> Schema:
-    """The schema the robot side requires, from the robot and env alone (joint names, cameras, rate).
-
-    ``names`` are the executor's command names (joint order + gripper); a server whose schema differs
-    (other joint order, other feature sizes, other rate) is refused before any motion. A policy that outputs
-    TCP poses (``inputs.pose_actions``) must declare the pose layout instead (+ gripper when ``names`` has one).
-    """
-    u = env.unwrapped
-    layout = FeatureLayout.for_env(u)
-    entry_names = {"observation.state": layout.state_names(), "observation.environment_state": layout.env_state_names()}
-    observation = [TensorSpec(k, (len(entry_names[k]),), "float32", UNITS[k], tuple(entry_names[k]))
-                   for k in inputs.vectors]
-    observation += [TensorSpec(IMAGE_PREFIX + name, (h, w, 3), "uint8", "px") for name, h, w in inputs.cameras]
-    if inputs.text:
-        observation.append(text_spec(inputs.text, inputs.text_max_bytes))
-    if inputs.pose_actions:
-        names = pose_6d_names(tuple(names[-1:]) == ("gripper",))
-    action = TensorSpec(ACTION, (inputs.chunk_size, len(names)), "float32", action_unit(names), tuple(names))
-    return Schema(tuple(observation), action, float(u.dt))
-
-
-class ServedRunner:
+class EpisodeRunner:
     """Runs episodes of ``env`` with the policy served at ``endpoint`` (see the module docstring).
 
     Args:
-        env: a pick-cube-like env (gymnasium env; its ``unwrapped`` has ``arm``, ``_observe``, ``_task_info``),
+        env: a gymnasium env whose ``unwrapped`` is a :class:`rcs.envs.base.RobotEnv` with a simulated robot,
             made without cameras (images are rendered here at the policy's sizes).
         endpoint: the policy server, e.g. ``tcp://127.0.0.1:5555``.
         inputs: what the policy reads.
@@ -255,16 +197,17 @@ class ServedRunner:
         fast_render: render like ``rcs record --render fast``.
     """
 
-    def __init__(self, env: Any, endpoint: str, inputs: PolicyInputs, config: ServedConfig | None = None,
+    def __init__(self, env: Any, endpoint: str, inputs: PolicyInputs, config: EpisodeConfig | None = None,
                  instruction: str | None = None, fast_render: bool = True) -> None:
         self.env = env
         self.u = env.unwrapped
+        self.robot = self.u.robot
         self.layout = FeatureLayout.for_env(self.u)
         self.endpoint = endpoint
         self.inputs = inputs
-        self.config = config or ServedConfig()
+        self.config = config or EpisodeConfig()
         self.instruction = instruction
-        self.renderer = _Renderer(self.u.arm, fast_render)
+        self.renderer = _Renderer(self.robot, fast_render)
         # the first render creates the GL context (slow): do it now, not inside the first episode's deadline
         h, w = self.config.video_size
         self.renderer.render(self.renderer.snapshot(), [*inputs.cameras, (self.u.config.render_camera.name, h, w)])
@@ -276,44 +219,35 @@ class ServedRunner:
     # -- one episode -----------------------------------------------------------------------------------
     def run(self, seed: int, video: bool = False, on_tick: Callable[[float], None] | None = None) -> EpisodeOutcome:
         """One episode from ``env.reset(seed=seed)``; see the module docstring for success and failure."""
-        cfg, u = self.config, self.u
+        cfg, u, robot = self.config, self.u, self.robot
         self.env.reset(seed=seed)
-        instruction = self.instruction if self.instruction is not None else getattr(u, "instruction", None)
-        request_period_s = self.inputs.replan_steps * u.dt
-        task = make_policy_task(u.arm, cfg.rate_hz, executor=cfg.executor or None,
-                                watchdog=watchdog_for(request_period_s, cfg.chunk_overdue_s))
+        instruction = self.instruction if self.instruction is not None else u.instruction
+        schedule = LinkSchedule(self.inputs.replan_steps, u.dt)
+        task = make_policy_task(robot, cfg.rate_hz, executor=cfg.executor or None,
+                                watchdog=schedule.watchdog(overdue_s=cfg.chunk_overdue_s))
         lock = threading.Lock()
-        locked = _Locked(task, u.arm, lock)
-        schema = expected_schema(self.env, self.inputs, task.executor.names)
-        client = TimedClient(self.endpoint, schema, name=f"rcs-eval seed {seed}")
+        locked = _Locked(task, robot, lock)
+        client = TimedClient(self.endpoint, expected_schema(self.env, self.inputs, task.executor.names),
+                             name=f"rcs-eval seed {seed}")
         control_dt = 1.0 / cfg.rate_hz
+        cameras = [c[0] for c in self.inputs.cameras]
 
-        def observe() -> tuple[int, float, dict[str, np.ndarray]]:
+        def read() -> tuple[int, float, dict[str, np.ndarray]]:
             with lock:
                 tick = locked.state_tick
                 captured = time.monotonic()
-                obs = u._observe()
+                obs = u.observe()
                 snap = self.renderer.snapshot()
             images = self.renderer.render(snap, self.inputs.cameras)
             obs.update({f"image_{name}": img for name, img in images.items()})
-            features = observation_to_features(obs, [c[0] for c in self.inputs.cameras], self.layout.env_state)
-            out = {k: features[k] for k in self.inputs.vectors}
-            out.update({IMAGE_PREFIX + c[0]: features[IMAGE_PREFIX + c[0]] for c in self.inputs.cameras})
-            if self.inputs.text:
-                if instruction is None:
-                    raise ValueError("the policy takes an instruction but neither --instruction nor the env gives one")
-                out[self.inputs.text] = encode_text(instruction, self.inputs.text_max_bytes, self.inputs.text)
-            return tick, captured, out
+            return tick, captured, observation_to_features(obs, cameras, self.layout.env_state)
 
-        action_map = None
-        if self.inputs.pose_actions:  # IK in the bridge thread, on a copy (the loop's safety filter uses FK)
-            def measured_joints() -> np.ndarray:
-                with lock:
-                    return u.arm.read().joint_positions.copy()
+        def measured_state() -> Any:
+            with lock:
+                return robot.read()
 
-            action_map = PoseChunkToJoints.for_arm(u.arm, measured_joints)
-        bridge = RobotBridge(client, task.executor, observe, period_s=request_period_s,
-                             budget_s=cfg.budget_s, on_arm=task.engage, action_map=action_map)
+        link = PolicyLink(task, robot, client, schedule, read, budget_s=cfg.budget_s, instruction=instruction,
+                          measured_state=measured_state)
         loop = ControlLoop(locked, cfg.rate_hz, robot=locked, paced=True,
                            rt=RtConfig() if cfg.realtime else NO_RT, log_every_s=0)
         max_time = u.config.max_episode_steps * u.dt
@@ -324,61 +258,63 @@ class ServedRunner:
         last_info: dict[str, Any] = {}
         started = time.monotonic()
         loop.start()
-        bridge.start()
+        link.start()
         try:
             last_check = -1.0
             while True:
                 time.sleep(0.5 * u.dt)
                 with lock:
                     t = locked.state_tick * control_dt
-                    state = u._observe() if t - last_check >= u.dt else None
+                    state = u.observe() if t - last_check >= u.dt else None
                     snap = self.renderer.snapshot() if video and t >= next_frame else None
                 if snap is not None:
                     frames.append(self._video_frame(snap))
                     next_frame += 1.0 / cfg.video_fps
                 if on_tick is not None:
                     on_tick(t)
-                if bridge.state is BridgeState.REFUSED:
-                    reason = f"refused to arm: {bridge.refusal}"
+                if link.state is FeedState.REFUSED:
+                    reason = f"refused to arm: {link.refusal}"
                     break
                 if task.executor.accepted == 0 and time.monotonic() - started > cfg.arm_timeout_s:
-                    reason = "no valid chunk: " + _why_no_chunk(bridge, task)
+                    reason = "no valid chunk: " + _why_no_chunk(link, task)
                     break
                 if state is None:
                     continue
                 last_check = t
-                info = u._task_info(state)
+                info = u.task_measures(state)
                 last_info = info
-                if info.get("wrong_cube_lifted"):
+                if u.wrong_object_lifted(info):
                     wrong_object = True
                 held = held + 1 if info.get("is_success") else 0
                 if held >= hold_needed:
                     success, reason = True, "success"
                     break
-                if u._terminated(state, info):
-                    reason = "terminated: cube off the table"
+                failure = u.failure_reason(state, info)
+                if failure is not None:
+                    reason = f"terminated: {failure}"
                     break
                 if t >= max_time:
-                    reason = "timeout" if task.executor.accepted else "no valid chunk: " + _why_no_chunk(bridge, task)
+                    reason = "timeout" if task.executor.accepted else "no valid chunk: " + _why_no_chunk(link, task)
                     break
         finally:
-            # the loop first: ticks after the episode's end (while the bridge thread finishes a request) would
+            # the loop first: ticks after the episode's end (while the feed thread finishes a request) would
             # otherwise run the watchdog on a link that is being closed and count as the policy's lateness
             loop.stop()
             stats = loop.join(10.0)
-            bridge.stop()
+            link.stop()
         task.end_episode(f"seed {seed}")
         report = task.report()
         report["missed_ticks"] = stats.missed_ticks  # deadlines the loop skipped (woke over a period late)
-        report["bridge"] = dict(bridge.counters)
+        link_report = link.report()
+        report["bridge"] = link_report["bridge"]
         report["chunk_gaps"] = chunk_gaps(task.watchdog.transitions, task.executor.seam_ticks, task.executor.tick)
         wd = task.watchdog.config
         report["watchdog"] = {"stop_after_s": wd.stop_after_s, "disarm_after_s": wd.disarm_after_s,
                               "stop_ticks": wd.ticks(wd.stop_after_s), "disarm_ticks": wd.ticks(wd.disarm_after_s)}
-        if action_map is not None:
-            report["ik"] = {"waypoints": action_map.waypoints, "misses": action_map.ik_misses}
-        report["wrong_object_lifted"] = wrong_object  # tasks with distractors report info["wrong_cube_lifted"]
-        # the task's numeric measures at the last check (e.g. cube_to_target, m): how far a failure got
+        if "ik" in link_report:
+            report["ik"] = link_report["ik"]
+        report["wrong_object_lifted"] = wrong_object  # tasks with distractors declare it (wrong_object_lifted)
+        # the task's numeric measures at the last check (e.g. distances in m): how far a failure got
         report["final"] = {k: round(float(v), 4) for k, v in last_info.items()
                            if isinstance(v, (int, float, np.floating)) and not isinstance(v, (bool, np.bool_))}
         if instruction is not None:
@@ -412,9 +348,9 @@ def chunk_gaps(transitions: Sequence[tuple[int, Any]], merge_ticks: Sequence[int
     return [b - a for a, b in itertools.pairwise(marks)]
 
 
-def _why_no_chunk(bridge: RobotBridge, task: Any) -> str:
+def _why_no_chunk(link: PolicyLink, task: PolicyTask) -> str:
     report = task.report()
-    parts = [f"bridge {dict(bridge.counters)}"]
+    parts = [f"bridge {dict(link.counters)}"]
     if report["chunk_rejections"]:
         parts.append(f"executor rejected {report['chunk_rejections']}")
     if report["safety_interventions"]:

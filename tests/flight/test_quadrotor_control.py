@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rcs.control.quadrotor import GRAVITY, Mixer, PositionController, RateController
-from rcs.control.trajectories import FigureEight, Hover
 from rcs.errors import ConfigError
+from rcs.flight.controllers import GRAVITY, Mixer, PositionController, RateController
+from rcs.flight.trajectories import FigureEight, Hover
 from rcs.geometry import quat_from_euler_rpy, quat_to_euler_rpy
 from rcs.spec import QuadrotorSpec
 

@@ -3,7 +3,7 @@
 Pure numpy. Positions in the world frame (ENU: x forward, y left, z up), SI units, yaw in rad about world z.
 A trajectory's :meth:`sample` returns a :class:`ReferenceSample` (a named tuple, so
 ``position, velocity, acceleration, yaw = traj.sample(t)`` works); :meth:`jerk` gives the third derivative for
-feed-forward of body rates (see :class:`rcs.control.quadrotor.PositionController`).
+feed-forward of body rates (see :class:`rcs.flight.controllers.PositionController`).
 """
 
 from __future__ import annotations

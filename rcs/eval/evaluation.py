@@ -1,0 +1,265 @@
+"""A policy checkpoint evaluated over seeded episodes: the policy server child process, the episodes and the
+JSON summary (the library behind ``rcs eval`` and ``rcs demo``).
+
+The checkpoint is served by ``rcs serve`` in a separate process; this process runs the simulated robot under
+the real-time control loop, the chunk executor, the watchdog and the safety filter, exactly as a physical arm
+would (:mod:`rcs.eval.episodes`). :func:`evaluate` returns the summary (:func:`summarize`) and writes it, with
+per-episode detail (:func:`per_episode`), to ``<out>/summary.json``; videos of the first ``videos`` episodes
+and the server's log go to ``out`` too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rcs.control.policy_link import check_replan_steps
+from rcs.errors import ConfigError
+from rcs.eval.inputs import read_policy_inputs
+from rcs.serving.protocol import Schema
+
+#: s to wait for the policy server's first answer (loading a checkpoint can take long on a CPU)
+SERVER_START_TIMEOUT_S = 300.0
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """One evaluation run (the fields of ``rcs eval``'s options).
+
+    Attributes:
+        policy: checkpoint directory (``config.json``, ``model.safetensors``, ``rcs_policy.json``), or a
+            training step folder holding ``pretrained_model``.
+        env: env id (an arm env with a simulated robot).
+        episodes: number of episodes (> 0), seeds ``seed``, ``seed + 1``, ...
+        seed: seed of the first episode.
+        instruction: task text for language-conditioned policies (``None``: the env's own of each episode).
+        max_steps: episode time limit in env steps (``None``: the env's).
+        replan_steps: policy-rate actions executed from each chunk before the next request (``None``: the
+            checkpoint's ``n_action_steps``); in [1, chunk length].
+        strategy: how a new chunk takes over from the one executing (:data:`rcs.control.chunking.STRATEGIES`).
+        rate_hz: control loop rate (Hz).
+        videos: write videos of the first N episodes.
+        out: folder for videos, ``summary.json`` and the server log.
+        render: camera rendering, ``"fast"`` (what ``rcs record`` uses) or ``"model"``.
+        endpoint: an already running policy server (``None``: start ``rcs serve`` as a child process).
+    """
+
+    policy: Path
+    env: str
+    episodes: int = 10
+    seed: int = 10_000
+    instruction: str | None = None
+    max_steps: int | None = None
+    replan_steps: int | None = None
+    strategy: str = "splice"
+    rate_hz: float = 100.0
+    videos: int = 2
+    out: Path = Path("outputs/eval")
+    render: str = "fast"
+    endpoint: str | None = None
+
+
+def free_endpoint() -> str:
+    """A loopback endpoint on a port that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"tcp://127.0.0.1:{s.getsockname()[1]}"
+
+
+class ServerProcess:
+    """``rcs serve --policy DIR`` as a child process, its output in ``log_path``."""
+
+    def __init__(self, policy: Path, endpoint: str, log_path: Path) -> None:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.log_path = log_path
+        self._log = log_path.open("w")
+        env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "rcs.cli.main", "serve", "--policy", str(policy), "--bind", endpoint],
+            stdout=self._log, stderr=subprocess.STDOUT, env=env,
+        )
+
+    def check_alive(self) -> None:
+        """Raise with the tail of the server log if the process exited."""
+        if self.proc.poll() is not None:
+            tail = self.log_path.read_text()[-2000:]
+            raise ConfigError(f"rcs serve exited with code {self.proc.returncode}:\n{tail}")
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL after 15 s; closes the log."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+
+
+def wait_for_server(endpoint: str, schema: Schema, server: ServerProcess | None, timeout_s: float) -> str:
+    """Handshake until the server answers (its schema checked against the robot's); returns its checkpoint id."""
+    from rcs.serving.client import HandshakeTimeout, PolicyClient, SchemaMismatchError
+
+    client = PolicyClient(endpoint, schema, name="rcs-eval probe")
+    end = time.monotonic() + timeout_s
+    try:
+        while True:
+            if server is not None:
+                server.check_alive()
+            try:
+                return client.handshake(1.0).checkpoint_id
+            except SchemaMismatchError as e:
+                raise ConfigError(f"the served checkpoint does not fit this robot, refusing to run it: {e}") from None
+            except HandshakeTimeout:
+                if time.monotonic() > end:
+                    raise ConfigError(f"no policy server answered at {endpoint} within {timeout_s:.0f} s") from None
+    finally:
+        client.close()
+
+
+def summarize(outcomes: list[Any], wall_s: float) -> dict[str, Any]:
+    """The JSON summary of a run (:class:`rcs.eval.episodes.EpisodeOutcome` list, wall-clock s)."""
+    lat = np.array([x for o in outcomes for x in o.latency_ms])
+    inf = np.array([x for o in outcomes for x in o.infer_ms])
+
+    def pct(a: np.ndarray, q: float) -> float | None:
+        return round(float(np.percentile(a, q)), 2) if a.size else None
+
+    n = len(outcomes)
+    return {
+        "success_rate": sum(o.success for o in outcomes) / n if n else 0.0,
+        "episodes": n,
+        "mean_steps": float(np.mean([o.steps for o in outcomes])) if n else 0.0,
+        "policy_latency_ms": {"p50": pct(lat, 50), "p99": pct(lat, 99)},
+        "server_infer_ms": {"p50": pct(inf, 50), "p99": pct(inf, 99)},
+        "requests": int(lat.size),
+        "seeds": [o.seed for o in outcomes],
+        "failures": {str(o.seed): o.reason for o in outcomes if not o.success},
+        "failures_final": {str(o.seed): o.report.get("final", {}) for o in outcomes if not o.success},
+        "safety_interventions": _sum_counts(o.report.get("safety_interventions", {}) for o in outcomes),
+        "chunk_rejections": _sum_counts(o.report.get("chunk_rejections", {}) for o in outcomes),
+        # control ticks per watchdog stage over all episodes: "stopping"/"hold" ticks mean chunks came late
+        "watchdog_ticks": _sum_counts(o.report.get("ticks_in_stage", {}) for o in outcomes),
+        # pose policies: chunk waypoints converted by the robot's IK, and those it could not reach exactly
+        "ik": _sum_counts(o.report.get("ik", {}) for o in outcomes),
+        "wrong_object_lifted": sum(bool(o.report.get("wrong_object_lifted")) for o in outcomes),
+        "instructions": {str(o.seed): o.report["instruction"] for o in outcomes if "instruction" in o.report},
+        # how long the robot waited for chunks (control ticks; the watchdog stops the arm past its stop_ticks)
+        "chunk_gap_ticks": _gap_stats(outcomes),
+        "watchdog": outcomes[0].report.get("watchdog", {}) if outcomes else {},
+        "wall_s": round(wall_s, 1),
+    }
+
+
+def _gap_stats(outcomes: list[Any]) -> dict[str, int | None]:
+    gaps = np.array([g for o in outcomes for g in o.report.get("chunk_gaps", [])])
+    if not gaps.size:
+        return {"p50": None, "max": None}
+    return {"p50": int(np.percentile(gaps, 50)), "max": int(gaps.max())}
+
+
+def per_episode(outcomes: list[Any]) -> dict[str, dict[str, Any]]:
+    """Per-seed detail for ``summary.json``: outcome, watchdog ticks per stage and the chunk gaps (ticks)."""
+    return {str(o.seed): {"success": o.success, "reason": o.reason, "steps": o.steps,
+                          "watchdog_ticks": o.report.get("ticks_in_stage", {}),
+                          "missed_ticks": o.report.get("missed_ticks", 0),
+                          "chunk_gaps": o.report.get("chunk_gaps", [])} for o in outcomes}
+
+
+def _sum_counts(dicts: Any) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for d in dicts:
+        for k, v in d.items():
+            total[k] = total.get(k, 0) + int(v)
+    return total
+
+
+def evaluate(config: EvalConfig, say: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Run the evaluation ``config`` describes; ``say`` gets one progress line per episode. Returns the summary
+    (:func:`summarize` plus ``policy``, ``env``, ``replan_steps``, ``strategy``) and writes ``summary.json``.
+
+    Raises:
+        ConfigError: a bad setting, a checkpoint that does not fit the robot, or a server that never answers.
+    """
+    import gymnasium as gym
+    from gymnasium.envs.registration import load_env_creator
+
+    import rcs.envs  # noqa: F401  (registers the env ids)
+    from rcs.control.task import make_policy_task
+    from rcs.eval.episodes import EpisodeConfig, EpisodeRunner
+    from rcs.eval.inputs import expected_schema
+    from rcs.cli.main import json_safe  # the CLI's JSON rules (NaN -> null), so summary.json matches --json
+    from rcs.mp4 import write_mp4
+
+    say = say or (lambda text: None)
+    if config.episodes <= 0:
+        raise ConfigError(f"--episodes={config.episodes} must be > 0")
+    directory = Path(config.policy)
+    if (directory / "pretrained_model").is_dir():  # a training step folder: take its model
+        directory = directory / "pretrained_model"
+    inputs = read_policy_inputs(directory)
+    if config.replan_steps is not None:
+        steps = check_replan_steps("--replan-steps", config.replan_steps, inputs.chunk_size)
+        inputs = dataclasses.replace(inputs, replan_steps=steps)
+    spec = gym.spec(config.env)  # built directly: gym.make would turn max_episode_steps into a TimeLimit wrapper
+    overrides = {"max_episode_steps": config.max_steps} if config.max_steps else {}
+    env = load_env_creator(spec.entry_point)(**{**spec.kwargs, **overrides})
+    out = Path(config.out)
+    server = None
+    runner = None
+    outcomes = []
+    t0 = time.monotonic()
+    try:
+        endpoint = config.endpoint or free_endpoint()
+        if config.endpoint is None:
+            server = ServerProcess(directory, endpoint, out / "server.log")
+        names = make_policy_task(env.unwrapped.robot, config.rate_hz).executor.names
+        schema = expected_schema(env, inputs, names)
+        say(f"rcs eval: {directory} on {config.env}, {config.episodes} episodes from seed {config.seed}; "
+            "waiting for the server")
+        checkpoint = wait_for_server(endpoint, schema, server, SERVER_START_TIMEOUT_S)
+        say(f"  serving {checkpoint} at {endpoint}")
+        runner = EpisodeRunner(env, endpoint, inputs,
+                               EpisodeConfig(rate_hz=config.rate_hz, executor={"strategy": config.strategy}),
+                               config.instruction, fast_render=config.render == "fast")
+        for i in range(config.episodes):
+            seed = config.seed + i
+            outcome = runner.run(seed, video=i < config.videos)
+            outcomes.append(outcome)
+            video = ""
+            if outcome.frames:
+                path = write_mp4(out / f"episode_{seed}.mp4", outcome.frames, fps=runner.config.video_fps)
+                video = f", video {path}"
+            lat = np.percentile(outcome.latency_ms, 50) if outcome.latency_ms else float("nan")
+            say(f"  episode {i + 1}/{config.episodes} seed={seed}: {'success' if outcome.success else 'failure'} "
+                f"({outcome.reason}; {outcome.steps} steps, policy latency p50 {lat:.1f} ms{video})")
+            if server is not None:
+                server.check_alive()
+    finally:
+        if runner is not None:
+            runner.close()
+        env.close()
+        if server is not None:
+            server.stop()
+    summary = summarize(outcomes, time.monotonic() - t0)
+    summary["policy"] = str(directory)
+    summary["env"] = config.env
+    summary["replan_steps"] = inputs.replan_steps
+    summary["strategy"] = config.strategy
+    out.mkdir(parents=True, exist_ok=True)
+    detail = {**summary, "per_episode": per_episode(outcomes)}
+    (out / "summary.json").write_text(json.dumps(json_safe(detail), indent=2, allow_nan=False))
+    return summary
