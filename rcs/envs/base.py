@@ -87,7 +87,9 @@ def resolve_config(cls: type[EnvConfig], config: EnvConfig | None, overrides: di
         raise ConfigError(f"config={type(config).__name__}: expected {cls.__name__}")
     for key, value in overrides.items():
         if getattr(config, key, value) != value:
-            raise ConfigError(f"{key}={value!r} (from the env id or keywords) conflicts with config.{key}={getattr(config, key)!r}")
+            raise ConfigError(
+                f"{key}={value!r} (from the env id or keywords) conflicts with config.{key}={getattr(config, key)!r}"
+            )
     return config
 
 
@@ -159,7 +161,9 @@ class RobotEnv(gym.Env):
             return None
         if self._render_cam is None:
             c = self.config.render_camera
-            self._render_cam = make_camera(c.backend, robot=self.robot, name=c.name, width=c.width, height=c.height, **c.options)
+            self._render_cam = make_camera(
+                c.backend, robot=self.robot, name=c.name, width=c.width, height=c.height, **c.options
+            )
             self._render_cam.connect()
         return self._render_cam.read().image
 

@@ -64,7 +64,9 @@ def make_reference(config: QuadrotorConfig) -> Hover | FigureEight:
     if config.task == "hover":
         return Hover(np.asarray(config.hover_position, dtype=float))
     ax, ay, period = config.figure_eight
-    return FigureEight(center=np.asarray(config.hover_position, dtype=float), amplitude_x=ax, amplitude_y=ay, period=period)
+    return FigureEight(
+        center=np.asarray(config.hover_position, dtype=float), amplitude_x=ax, amplitude_y=ay, period=period
+    )
 
 
 class QuadrotorEnv(RobotEnv):

@@ -149,8 +149,13 @@ class Mixer:
         f = self._p_collective * req + self._p_roll_pitch @ t[:2] + self._p_yaw * float(t[2])
         if f.min() >= 0.0 and f.max() <= fmax:
             return Allocation(
-                thrusts=f, normalized=f / fmax, collective_thrust=req, torques=t.copy(), saturated=False,
-                roll_pitch_scale=1.0, yaw_scale=1.0,
+                thrusts=f,
+                normalized=f / fmax,
+                collective_thrust=req,
+                torques=t.copy(),
+                saturated=False,
+                roll_pitch_scale=1.0,
+                yaw_scale=1.0,
             )
         s, c, y = self._desaturate(req, float(t[0]), float(t[1]), float(t[2]))
         g = self._g_roll * float(t[0]) + self._g_pitch * float(t[1])
@@ -158,8 +163,13 @@ class Mixer:
         f = np.minimum(np.maximum(f, 0.0), fmax)
         w = self.allocation_matrix @ f
         return Allocation(
-            thrusts=f, normalized=f / fmax, collective_thrust=float(w[0]), torques=w[1:4], saturated=True,
-            roll_pitch_scale=s, yaw_scale=y,
+            thrusts=f,
+            normalized=f / fmax,
+            collective_thrust=float(w[0]),
+            torques=w[1:4],
+            saturated=True,
+            roll_pitch_scale=s,
+            yaw_scale=y,
         )
 
     def _desaturate(self, req: float, tx: float, ty: float, tz: float) -> tuple[float, float, float]:

@@ -48,19 +48,34 @@ def _read_exact(fd: int, n: int) -> bytes:
 class EncoderProcess:
     """One worker process with its shared-memory ring, for frames of shape (height, width, 3) uint8."""
 
-    def __init__(self, height: int, width: int, fps: int, encoder: Any, encoder_threads: int | None, slots: int) -> None:
+    def __init__(
+        self, height: int, width: int, fps: int, encoder: Any, encoder_threads: int | None, slots: int
+    ) -> None:
         from multiprocessing import shared_memory
 
         self.shape = (int(height), int(width), 3)
         self.slots = int(slots)
         self._shm = shared_memory.SharedMemory(create=True, size=self.slots * int(np.prod(self.shape)))
         self.ring = np.ndarray((self.slots, *self.shape), dtype=np.uint8, buffer=self._shm.buf)
-        options = {"vcodec": encoder.vcodec, "pix_fmt": encoder.pix_fmt,
-                   "options": encoder.get_codec_options(encoder_threads, as_strings=True)}
+        options = {
+            "vcodec": encoder.vcodec,
+            "pix_fmt": encoder.pix_fmt,
+            "options": encoder.get_codec_options(encoder_threads, as_strings=True),
+        }
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "rcs.recording.encoder_process", self._shm.name, str(self.slots), str(height),
-             str(width), str(int(fps)), json.dumps(options)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            [
+                sys.executable,
+                "-m",
+                "rcs.recording.encoder_process",
+                self._shm.name,
+                str(self.slots),
+                str(height),
+                str(width),
+                str(int(fps)),
+                json.dumps(options),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
         )
         self._in = self._proc.stdin.fileno()
         self._out = self._proc.stdout.fileno()
@@ -147,7 +162,7 @@ class EncoderProcess:
             elif command == RESULT:
                 if len(self._pending) < MSG.size + argument:
                     break
-                body = bytes(self._pending[MSG.size: MSG.size + argument])
+                body = bytes(self._pending[MSG.size : MSG.size + argument])
                 del self._pending[: MSG.size + argument]
                 self._results[self._received] = json.loads(body)
                 self._received += 1

@@ -88,7 +88,9 @@ class CameraSet:
                 raise DeviceFailure(f"camera {name!r}: read failed ({type(exc).__name__}: {exc})") from exc
             age = time.monotonic() - frame.timestamp
             if age > self.max_age:
-                raise DeviceFailure(f"camera {name!r} stopped delivering: newest frame is {age:.2f} s old (limit {self.max_age} s)")
+                raise DeviceFailure(
+                    f"camera {name!r} stopped delivering: newest frame is {age:.2f} s old (limit {self.max_age} s)"
+                )
             images[f"image_{name}"] = frame.image
             times.append(float(frame.timestamp))
         return images, times
@@ -200,14 +202,25 @@ class RecordSession:
                     if outcome is not None:
                         break
                     if recording:
-                        self.recorder.add_frame(frame_features(self.layout, {**obs, **images}, action, [t_state, *cam_times]))
+                        self.recorder.add_frame(
+                            frame_features(self.layout, {**obs, **images}, action, [t_state, *cam_times])
+                        )
                     if self.mapper is None:  # a scripted demonstrator may execute a perturbed command
                         action = self.teleop.executed(action)
                     obs, _, terminated, truncated, info = self.env.step(action)
                     rate.tick()
                     if self.progress is not None:
-                        self.progress(Progress(i + 1, self.episodes, self.recorder.frames, rate.hz, self.recorder.dropped_frames,
-                                               self.recorder.episodes_saved, "recording" if recording else "idle (start to record)"))
+                        self.progress(
+                            Progress(
+                                i + 1,
+                                self.episodes,
+                                self.recorder.frames,
+                                rate.hz,
+                                self.recorder.dropped_frames,
+                                self.recorder.episodes_saved,
+                                "recording" if recording else "idle (start to record)",
+                            )
+                        )
                     succeeded = succeeded + 1 if recording and info.get("is_success") else 0
                     if self.success_steps is not None and succeeded >= self.success_steps:
                         truncated = True

@@ -169,7 +169,9 @@ class DatasetStore:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            raise DatasetLockedError(f"{self.root} is being written by another process (lock {self.work / 'lock'})") from None
+            raise DatasetLockedError(
+                f"{self.root} is being written by another process (lock {self.work / 'lock'})"
+            ) from None
         self._lock_fd = fd
         return recover(self.root)
 
@@ -256,8 +258,10 @@ def recover(root: Path) -> list[str]:
     done: list[str] = []
     # Staging is a durable new version only if the marker exists and it is newer than root: after an exchange,
     # staging holds the *previous* version until it is deleted, and the marker may still be there.
-    complete = store.marker.exists() and store.staging.exists() and (
-        not root.exists() or generation(store.staging) > generation(root)
+    complete = (
+        store.marker.exists()
+        and store.staging.exists()
+        and (not root.exists() or generation(store.staging) > generation(root))
     )
     if complete:  # the commit was durable, only the swap was interrupted: finish it
         if root.exists():

@@ -77,7 +77,11 @@ class VideoOptions:
         """The lerobot ``RGBEncoderConfig`` for these options (imports lerobot)."""
         from lerobot.configs import RGBEncoderConfig
 
-        kwargs = {k: v for k, v in (("vcodec", self.vcodec), ("crf", self.crf), ("preset", self.preset), ("g", self.g)) if v is not None}
+        kwargs = {
+            k: v
+            for k, v in (("vcodec", self.vcodec), ("crf", self.crf), ("preset", self.preset), ("g", self.g))
+            if v is not None
+        }
         return RGBEncoderConfig(**kwargs, **self.extra)
 
 
@@ -176,7 +180,8 @@ class VideoStream:
                     self.path.parent.mkdir(parents=True, exist_ok=True)
                     container = av.open(str(self.path), "w")
                     stream = container.add_stream(
-                        self._encoder.vcodec, self.fps,
+                        self._encoder.vcodec,
+                        self.fps,
                         options=self._encoder.get_codec_options(self._threads, as_strings=True),
                     )
                     stream.pix_fmt = self._encoder.pix_fmt

@@ -166,7 +166,9 @@ def check_compatible(root: Path, fps: int, features: Mapping[str, dict], recordi
             mine = list(ft[attr]) if attr != "dtype" else ft[attr]
             theirs = list(s.get(attr) or []) if attr != "dtype" else s.get(attr)
             if mine != theirs:
-                raise IncompatibleDatasetError(f"{root}: feature {key!r} {attr}={theirs} in the dataset, this recording has {mine}")
+                raise IncompatibleDatasetError(
+                    f"{root}: feature {key!r} {attr}={theirs} in the dataset, this recording has {mine}"
+                )
     extra = sorted(set(stored) - set(features) - {"timestamp", "frame_index", "episode_index", "index", "task_index"})
     if extra:
         raise IncompatibleDatasetError(f"{root}: the dataset has features {extra} that this recording does not produce")
@@ -175,7 +177,9 @@ def check_compatible(root: Path, fps: int, features: Mapping[str, dict], recordi
         prior = json.loads(meta_path.read_text())
         for key in ("env_id", "control_mode", "relative", "control_rate_hz"):
             if key in prior and key in recording and prior[key] != recording[key]:
-                raise IncompatibleDatasetError(f"{root}: recorded with {key}={prior[key]!r}, this recording has {key}={recording[key]!r}")
+                raise IncompatibleDatasetError(
+                    f"{root}: recorded with {key}={prior[key]!r}, this recording has {key}={recording[key]!r}"
+                )
     return info
 
 
@@ -304,15 +308,20 @@ class Recorder:
         if self._workers:
             from rcs.recording.encoder_process import ProcessVideoStream
 
-            streams = {key: ProcessVideoStream(self._workers[key], folder / key / "video.mp4") for key in self.video_keys}
+            streams = {
+                key: ProcessVideoStream(self._workers[key], folder / key / "video.mp4") for key in self.video_keys
+            }
         else:
             streams = {
-                key: VideoStream(folder / key / "video.mp4", self.fps, self._encoder, self.video.encoder_threads, maxsize)
+                key: VideoStream(
+                    folder / key / "video.mp4", self.fps, self._encoder, self.video.encoder_threads, maxsize
+                )
                 for key in self.video_keys
             }
         self._sequence += 1
-        self._episode = _Episode(index, task, {k: [] for k in self.data_keys}, streams, folder, info=dict(info),
-                                 sequence=self._sequence)
+        self._episode = _Episode(
+            index, task, {k: [] for k in self.data_keys}, streams, folder, info=dict(info), sequence=self._sequence
+        )
 
     def add_frame(self, frame: Mapping[str, np.ndarray]) -> None:
         """Append one frame: every feature of the dataset (no ``task``, ``timestamp``, ``frame_index``)."""
@@ -331,14 +340,18 @@ class Recorder:
             if key in self.time_keys:
                 value = value.astype(np.float64) - ep.origin
             if value.shape != tuple(self.features[key]["shape"]):
-                raise ValueError(f"{key}: shape {value.shape}, the dataset expects {tuple(self.features[key]['shape'])}")
+                raise ValueError(
+                    f"{key}: shape {value.shape}, the dataset expects {tuple(self.features[key]['shape'])}"
+                )
             if not np.isfinite(value).all():
                 raise ValueError(f"{key}: non-finite value {value.tolist()}")
             ep.columns[key].append(value)
         for key in self.video_keys:
             image = frame[key]
             if image.shape != self._placeholders[key].shape or image.dtype != np.uint8:
-                raise ValueError(f"{key}: image {image.shape} {image.dtype}, the dataset expects {self._placeholders[key].shape} uint8")
+                raise ValueError(
+                    f"{key}: image {image.shape} {image.dtype}, the dataset expects {self._placeholders[key].shape} uint8"
+                )
             ep.streams[key].put(image, block=not self.realtime)
         ep.frames += 1
 
@@ -348,7 +361,9 @@ class Recorder:
         ep.info.update(info)
         if ep.frames == 0:
             self._cancel(ep)
-            return self._done(EpisodeReport(ep.index, 0, False, "empty episode (no frames)", info=ep.info, sequence=ep.sequence))
+            return self._done(
+                EpisodeReport(ep.index, 0, False, "empty episode (no frames)", info=ep.info, sequence=ep.sequence)
+            )
         future = self._pool.submit(self._commit, ep)
         self._pending.append(future)
         return future
@@ -443,8 +458,13 @@ class Recorder:
 
     def _write(self, ep: _Episode, index: int, videos: dict[str, VideoResult]) -> None:
         """Make the finished episode durable as a package, then commit the package (both crash-safe)."""
-        dataset = {"repo_id": self.repo_id, "fps": self.fps, "features": self.features, "robot_type": self.robot_type,
-                   "recording": self.recording}
+        dataset = {
+            "repo_id": self.repo_id,
+            "fps": self.fps,
+            "features": self.features,
+            "robot_type": self.robot_type,
+            "recording": self.recording,
+        }
         package = write_package(self.store, index, ep.task, ep.frames, ep.columns, videos, ep.info, dataset)
         try:
             commit_package(self.store, package)
@@ -457,8 +477,16 @@ class Recorder:
 PACKAGE_MANIFEST = "episode.json"
 
 
-def write_package(store: DatasetStore, index: int, task: str, frames: int, columns: Mapping[str, list],
-                  videos: Mapping[str, VideoResult], info: Mapping[str, Any], dataset: Mapping[str, Any]) -> Path:
+def write_package(
+    store: DatasetStore,
+    index: int,
+    task: str,
+    frames: int,
+    columns: Mapping[str, list],
+    videos: Mapping[str, VideoResult],
+    info: Mapping[str, Any],
+    dataset: Mapping[str, Any],
+) -> Path:
     """Write a finished episode durably to ``pending/episode_<index>/`` and return that folder.
 
     The package holds everything its commit needs (``data.npz``: the non-video columns, one row per frame;
@@ -484,8 +512,14 @@ def write_package(store: DatasetStore, index: int, task: str, frames: int, colum
             if video.stats is not None:
                 np.savez(tmp / "videos" / f"{key}.stats.npz", **{k: np.asarray(v) for k, v in video.stats.items()})
             manifest_videos[key] = {"stats": video.stats is not None}
-        manifest = {"index": int(index), "task": task, "frames": int(frames), "info": dict(info), "videos": manifest_videos,
-                    "dataset": dict(dataset)}
+        manifest = {
+            "index": int(index),
+            "task": task,
+            "frames": int(frames),
+            "info": dict(info),
+            "videos": manifest_videos,
+            "dataset": dict(dataset),
+        }
         (tmp / PACKAGE_MANIFEST).write_text(json.dumps(manifest, default=_jsonable) + "\n")
         fsync_tree(tmp)
     except BaseException:
@@ -532,8 +566,9 @@ def commit_package(store: DatasetStore, package: Path) -> int:
         first = not store.root.exists()
         if first:
             staging.rmdir()  # lerobot creates the folder itself
-            ds = LeRobotDataset.create(d["repo_id"], int(d["fps"]), features, root=staging, robot_type=d["robot_type"],
-                                       use_videos=True)
+            ds = LeRobotDataset.create(
+                d["repo_id"], int(d["fps"]), features, root=staging, robot_type=d["robot_type"], use_videos=True
+            )
         else:
             ds = LeRobotDataset.resume(d["repo_id"], root=staging)
         if int(ds.meta.total_episodes) != index:
@@ -550,12 +585,26 @@ def commit_package(store: DatasetStore, package: Path) -> int:
             ds.finalize()
         meta = staging / "meta"
         if first:
-            (meta / Path(RECORDING_META).name).write_text(json.dumps({
-                **d["recording"], "fps": int(d["fps"]), "lerobot_version": LEROBOT_VERSION,
-                "codebase_version": CODEBASE_VERSION,
-            }, indent=2, default=str) + "\n")
-        line = {"episode_index": index, "task": manifest["task"], "frames": frames, "saved_unix_time": time.time(),
-                **manifest["info"]}
+            (meta / Path(RECORDING_META).name).write_text(
+                json.dumps(
+                    {
+                        **d["recording"],
+                        "fps": int(d["fps"]),
+                        "lerobot_version": LEROBOT_VERSION,
+                        "codebase_version": CODEBASE_VERSION,
+                    },
+                    indent=2,
+                    default=str,
+                )
+                + "\n"
+            )
+        line = {
+            "episode_index": index,
+            "task": manifest["task"],
+            "frames": frames,
+            "saved_unix_time": time.time(),
+            **manifest["info"],
+        }
         with open(meta / Path(EPISODES_META).name, "a") as f:
             f.write(json.dumps(line, default=_jsonable) + "\n")
         store.commit()
@@ -590,7 +639,9 @@ def roll_forward(store: DatasetStore, packages: list[Path]) -> list[str]:
             if failed.exists():
                 shutil.rmtree(failed)
             os.rename(package, failed)
-            done.append(f"could not commit episode {index} ({type(exc).__name__}: {exc}); its package is kept in {failed}")
+            done.append(
+                f"could not commit episode {index} ({type(exc).__name__}: {exc}); its package is kept in {failed}"
+            )
     return done
 
 

@@ -241,9 +241,7 @@ class WatchdogConfig:
         if not self.control_dt > 0:
             raise ConfigError(f"control_dt={self.control_dt} must be > 0")
         if not 0 < self.stop_after_s < self.disarm_after_s:
-            raise ConfigError(
-                f"need 0 < stop_after_s ({self.stop_after_s}) < disarm_after_s ({self.disarm_after_s})"
-            )
+            raise ConfigError(f"need 0 < stop_after_s ({self.stop_after_s}) < disarm_after_s ({self.disarm_after_s})")
         if self.fade_in_s < 0:
             raise ConfigError(f"fade_in_s={self.fade_in_s} must be >= 0")
 
@@ -410,8 +408,13 @@ class Watchdog:
         alarmed = any(self.episode_ticks_in_stage[s] for s in _ALARM)
         ticks = ", ".join(f"{k} {v}" for k, v in summary["ticks_in_stage"].items()) or "none"
         changes = ", ".join(f"{k} {v}" for k, v in sorted(summary["transitions"].items())) or "none"
-        log.log(logging.WARNING if alarmed else logging.INFO, "watchdog: episode %s: ticks %s; transitions %s",
-                label or f"#{self.episodes}", ticks, changes)
+        log.log(
+            logging.WARNING if alarmed else logging.INFO,
+            "watchdog: episode %s: ticks %s; transitions %s",
+            label or f"#{self.episodes}",
+            ticks,
+            changes,
+        )
         self.episode_ticks_in_stage = {s: 0 for s in Stage}
         self.episode_transitions = {}
         return summary

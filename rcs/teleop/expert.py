@@ -77,8 +77,13 @@ class ExpertTeleop(PolicyTeleop):
         return np.clip(out, self._low, self._high).astype(np.float32)
 
     def describe(self) -> dict[str, Any]:
-        return {"teleop": self.name, "expert": "rcs.experts.pick_cube.PickCubeExpert", "expert_seed": self.seed,
-                "execution_noise_m": self.noise, "execution_noise_tau_s": self.noise_tau}
+        return {
+            "teleop": self.name,
+            "expert": "rcs.experts.pick_cube.PickCubeExpert",
+            "expert_seed": self.seed,
+            "execution_noise_m": self.noise,
+            "execution_noise_tau_s": self.noise_tau,
+        }
 
 
 def _option(name: str, value: Any, low: float, high: float) -> float:

@@ -124,7 +124,10 @@ class MujocoArm(Arm):
         has_gripper = spec.gripper is not None
         actuators = (*spec.joint_names, *((GRIPPER_ACTUATOR,) if has_gripper else ()))
         self.simulation = MujocoSimulation(
-            scene_desc.model, physics_dt=physics_dt, randomization=randomization, keyframe=HOME_KEYFRAME,
+            scene_desc.model,
+            physics_dt=physics_dt,
+            randomization=randomization,
+            keyframe=HOME_KEYFRAME,
             gain_actuators=actuators,
         )
         sim, m = self.simulation, self.simulation.model
@@ -411,8 +414,7 @@ def _make(description: ArmDescription, config: Mapping[str, Any]) -> MujocoArm:
     unknown = sorted(set(config) - set(_FACTORY_KEYS))
     if unknown:
         raise ConfigError(
-            f"sim/{description.spec.name}: unknown option(s) {', '.join(unknown)}; "
-            f"accepted: {', '.join(_FACTORY_KEYS)}"
+            f"sim/{description.spec.name}: unknown option(s) {', '.join(unknown)}; accepted: {', '.join(_FACTORY_KEYS)}"
         )
     randomization = config.get("randomization")
     if isinstance(randomization, Mapping):

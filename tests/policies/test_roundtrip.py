@@ -76,9 +76,11 @@ def test_server_loader_computes_what_lerobot_computes(tiny_checkpoint):
     assert served.schema.policy_dt == pytest.approx(0.05)
     batch = _raw_batch()
     image = (batch["observation.images.front"][0].permute(1, 2, 0) * 255).round().to(torch.uint8)
-    wire = {"observation.state": batch["observation.state"][0].numpy(),
-            "observation.environment_state": batch["observation.environment_state"][0].numpy(),
-            "observation.images.front": image.numpy()}
+    wire = {
+        "observation.state": batch["observation.state"][0].numpy(),
+        "observation.environment_state": batch["observation.environment_state"][0].numpy(),
+        "observation.images.front": image.numpy(),
+    }
     torch.manual_seed(0)
     chunk = served.infer([wire])[0]
     _, policy, pre, post = _lerobot_load(tiny_checkpoint)

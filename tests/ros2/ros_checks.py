@@ -90,8 +90,12 @@ class Checker(Node):
         n = len(self.msgs["/diagnostics"])
         self.spin_until(lambda: len(self.msgs["/diagnostics"]) > n, what="/diagnostics")
         st = self.msgs["/diagnostics"][-1][1].status[0]
-        return {"level": int.from_bytes(st.level, "little") if isinstance(st.level, bytes) else int(st.level),
-                "message": st.message, "values": {kv.key: kv.value for kv in st.values}, "name": st.name}
+        return {
+            "level": int.from_bytes(st.level, "little") if isinstance(st.level, bytes) else int(st.level),
+            "message": st.message,
+            "values": {kv.key: kv.value for kv in st.values},
+            "name": st.name,
+        }
 
 
 def duration(s: float) -> Duration:
@@ -296,8 +300,12 @@ def scenario_stall(node: Checker, args: dict[str, Any]) -> dict[str, Any]:
         resumed = time.time()
         os.kill(args["pid"], signal.SIGCONT)
     node.spin_for(2.0)
-    return {"stopped": stopped, "resumed": resumed, "diag": node.diagnostics(),
-            "chunk_stamps": [stamp_s(m) for _, m in node.msgs["joint_trajectory"]]}
+    return {
+        "stopped": stopped,
+        "resumed": resumed,
+        "diag": node.diagnostics(),
+        "chunk_stamps": [stamp_s(m) for _, m in node.msgs["joint_trajectory"]],
+    }
 
 
 def scenario_params(node: Checker, args: dict[str, Any]) -> dict[str, Any]:
@@ -312,8 +320,13 @@ def scenario_params(node: Checker, args: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-SCENARIOS = {"arm": scenario_arm, "quadrotor": scenario_quadrotor, "policy": scenario_policy, "stall": scenario_stall,
-             "params": scenario_params}
+SCENARIOS = {
+    "arm": scenario_arm,
+    "quadrotor": scenario_quadrotor,
+    "policy": scenario_policy,
+    "stall": scenario_stall,
+    "params": scenario_params,
+}
 
 
 def main() -> int:
