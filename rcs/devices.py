@@ -44,7 +44,7 @@ class Device(ABC):
             finally:
                 self._connected = False
 
-    def __enter__(self) -> "Device":
+    def __enter__(self) -> Device:
         self.connect()
         return self
 

@@ -20,10 +20,10 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
-
 from lerobot.configs.types import FeatureType
 from lerobot.policies.pretrained import PreTrainedPolicy
+from torch import Tensor, nn
+
 from policies.rcs_diffusion.configuration_rcs_diffusion import RcsDiffusionConfig
 from policies.rcs_diffusion.text import SentenceEncoder
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-
 from lerobot.processor import PolicyAction, PolicyProcessorPipeline
 from lerobot.processor.factory import make_default_policy_processor_steps, make_policy_processor_pipelines
 from lerobot.processor.relative_action_processor import AbsoluteActionsProcessorStep, RelativeActionsProcessorStep
+
 from policies.rcs_diffusion.configuration_rcs_diffusion import RcsDiffusionConfig
 
 

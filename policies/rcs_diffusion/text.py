@@ -44,6 +44,6 @@ class SentenceEncoder:
         if missing:
             with torch.no_grad():
                 emb = self.model.encode(missing, convert_to_tensor=True, normalize_embeddings=True)
-            for text, e in zip(missing, emb):
+            for text, e in zip(missing, emb, strict=True):
                 self._cache[text] = e.float().cpu()
         return torch.stack([self._cache[t] for t in texts])

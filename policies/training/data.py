@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-
 from lerobot.configs.types import FeatureType, PolicyFeature
+
 from policies.rcs_diffusion.configuration_rcs_diffusion import RcsDiffusionConfig
 from rcs.geometry import ROTATION_6D_NAMES, rotation_6d_from_matrix, rotvec_to_matrix
 
@@ -262,7 +262,7 @@ def load_demos(
     if len(parts) == 1:
         return parts[0]
     first = parts[0]
-    for root, d in zip(roots[1:], parts[1:]):
+    for root, d in zip(roots[1:], parts[1:], strict=True):
         for what in ("input_features", "output_features", "action_names", "feature_names", "fps"):
             if getattr(d, what) != getattr(first, what):
                 raise DatasetFeatureError(

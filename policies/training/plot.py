@@ -17,7 +17,7 @@ def loss_curve_png(path: str | Path, steps: list[int], losses: list[float], titl
     x0, y0, x1, y1 = MARGIN, MARGIN // 2, WIDTH - MARGIN // 2, HEIGHT - MARGIN
     draw.rectangle([x0, y0, x1, y1], outline="black")
     draw.text((x0, 8), title, fill="black")
-    pts = [(s, v) for s, v in zip(steps, losses) if v > 0 and math.isfinite(v)]
+    pts = [(s, v) for s, v in zip(steps, losses, strict=True) if v > 0 and math.isfinite(v)]
     if len(pts) >= 2:
         smin, smax = pts[0][0], max(pts[-1][0], pts[0][0] + 1)
         lmin = math.log10(min(v for _, v in pts))

@@ -27,12 +27,11 @@ import numpy as np
 import rcs.envs  # noqa: F401  (registers the env ids)
 from rcs.cli.main import at_least
 from rcs.envs.base import CameraConfig
-from rcs.errors import ConfigError
 from rcs.envs.quadrotor import QuadrotorConfig
 from rcs.envs.rollout import run_episode
+from rcs.errors import ConfigError
 from rcs.experts.quadrotor import QuadrotorTrackingExpert
 from rcs.mp4 import write_mp4
-
 
 #: the checkpoint shipped with the repository (trained with `rcs train`, docs/train.md).
 DEMO_CHECKPOINT = Path(__file__).resolve().parents[2] / "policies" / "checkpoints" / "pick_cube_rcs_diffusion"

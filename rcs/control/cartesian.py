@@ -110,7 +110,7 @@ class PoseChunkToJoints:
             raise ValueError(f"pose chunk: {e}") from None
         q = np.asarray(self.measured_joints() if seed is None else seed, dtype=np.float64)[: self.dof]
         out = np.empty((len(poses), len(self.names_out)))
-        for k, (pose, rotation) in enumerate(zip(poses, rotations)):
+        for k, (pose, rotation) in enumerate(zip(poses, rotations, strict=True)):
             result = self.kinematics.inverse(pose[:3], matrix_to_quat(rotation), q)
             if not result.converged:
                 self.ik_misses += 1

@@ -207,10 +207,10 @@ def evaluate(config: EvalConfig, say: Callable[[str], None] | None = None) -> di
     from gymnasium.envs.registration import load_env_creator
 
     import rcs.envs  # noqa: F401  (registers the env ids)
+    from rcs.cli.main import json_safe  # the CLI's JSON rules (NaN -> null), so summary.json matches --json
     from rcs.control.task import make_policy_task
     from rcs.eval.episodes import EpisodeConfig, EpisodeRunner
     from rcs.eval.inputs import expected_schema
-    from rcs.cli.main import json_safe  # the CLI's JSON rules (NaN -> null), so summary.json matches --json
     from rcs.mp4 import write_mp4
 
     say = say or (lambda text: None)

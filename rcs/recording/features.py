@@ -108,7 +108,7 @@ class FeatureLayout:
 
     def state_names(self) -> list[str]:
         names: list[str] = []
-        for key, entries in STATE_LAYOUT:
+        for _key, entries in STATE_LAYOUT:
             names.extend(self.joint_names if entries is None else entries)
         return names
 

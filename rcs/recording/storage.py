@@ -112,7 +112,7 @@ def clone_tree(src: Path, dst: Path, copy_dirs: tuple[str, ...]) -> None:
     """Copy-on-write clone: hard links for every file, except real copies of the files directly inside the
     folders named in ``copy_dirs`` (relative to ``src``), which the writer rewrites in place."""
     copied = {(src / d).resolve() for d in copy_dirs}
-    for dirpath, dirnames, filenames in os.walk(src):
+    for dirpath, _dirnames, filenames in os.walk(src):
         rel = Path(dirpath).relative_to(src)
         (dst / rel).mkdir(parents=True, exist_ok=True)
         for name in filenames:

@@ -20,7 +20,6 @@ import zmq
 from rcs.errors import RcsError
 from rcs.serving import shm
 from rcs.serving.keys import KeyPair, curve_client
-from rcs.serving.shm import ShmWriter
 from rcs.serving.protocol import (
     COMMITTED,
     SERVER_TYPES,
@@ -33,6 +32,7 @@ from rcs.serving.protocol import (
     encode,
     schema_differences,
 )
+from rcs.serving.shm import ShmWriter
 
 log = logging.getLogger(__name__)
 

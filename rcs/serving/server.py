@@ -34,7 +34,6 @@ import zmq
 from rcs.errors import ConfigError
 from rcs.serving.keys import KeyPair, curve_server, is_loopback
 from rcs.serving.policy import Policy
-from rcs.serving.shm import ShmReader
 from rcs.serving.protocol import (
     CLIENT_TYPES,
     MAX_TENSOR_BYTES,
@@ -51,6 +50,7 @@ from rcs.serving.protocol import (
     error_message,
     recv_bounded,
 )
+from rcs.serving.shm import ShmReader
 
 log = logging.getLogger(__name__)
 

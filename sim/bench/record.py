@@ -341,7 +341,7 @@ def run(args: argparse.Namespace) -> dict:
                     "frames": ds.num_frames,
                     "state_samples": n_states,
                     "state_stream_monotonic": bool(
-                        np.all(np.diff(np.concatenate([t[:c] for t, c in zip(times, counts)])) > 0)
+                        np.all(np.diff(np.concatenate([t[:c] for t, c in zip(times, counts, strict=True)])) > 0)
                     ),
                     "video_frames_decodable": _check_video(ds),
                 }

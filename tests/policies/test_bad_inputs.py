@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from rcs.errors import ConfigError
-from tests.policies.conftest import ENV, RCS, TINY_POLICY, last_json, rcs
+from tests.policies.conftest import TINY_POLICY, last_json, rcs
 
 torch = pytest.importorskip("torch")
 

@@ -64,8 +64,8 @@ def test_eval_runs_episodes_through_the_served_policy(tiny_checkpoint, tmp_path)
 
 
 def test_replan_period_comes_from_the_checkpoint_and_sets_the_watchdog(tiny_checkpoint, tmp_path):
-    from rcs.eval.inputs import read_policy_inputs
     from rcs.errors import ConfigError
+    from rcs.eval.inputs import read_policy_inputs
 
     cfg = json.loads((tiny_checkpoint / "config.json").read_text())
     assert read_policy_inputs(tiny_checkpoint).replan_steps == cfg["n_action_steps"]

@@ -55,7 +55,7 @@ def test_lerobot_loads_our_checkpoint_and_resaves_it_identically(tiny_checkpoint
     for part in (policy, pre, post):
         part.save_pretrained(str(tmp_path))
     _, again, pre2, post2 = _lerobot_load(tmp_path)
-    for (k, a), (k2, b) in zip(policy.state_dict().items(), again.state_dict().items()):
+    for (k, a), (k2, b) in zip(policy.state_dict().items(), again.state_dict().items(), strict=True):
         assert k == k2
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     torch.testing.assert_close(_chunk(again, pre2, post2, batch), first, rtol=0, atol=0)

@@ -68,7 +68,7 @@ def test_state_only_round_trip_values_counts_timestamps(tmp_path, env):
     lines = [json.loads(x) for x in (root / "meta" / "rcs_episodes.jsonl").read_text().splitlines()]
     assert [x["seed"] for x in lines] == [3, 4]
     # capture times are stored relative to the episode's first capture, whose monotonic time is in the sidecar
-    for line, frames in zip(lines, recorded):
+    for line, frames in zip(lines, recorded, strict=True):
         assert line["capture_time_origin"] == pytest.approx(frames[0][CAPTURE_TIME][0], abs=1e-9)
     assert json.loads((root / "meta" / "rcs_recording.json").read_text())["control_mode"] == "cartesian"
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from rcs.errors import ConfigError
 from rcs.remote.client import RobotClient, RobotServerTimeout
 from rcs.remote.config import server_config
 from rcs.remote.server import RobotServer
-from rcs.remote.wire import RobotHeader, RobotMsg, decode_message, encode_message
+from rcs.remote.wire import RobotHeader, RobotMsg, decode_message
 from rcs.serving import keys
 from tests.remote.helpers import free_endpoints
 

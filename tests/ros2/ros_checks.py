@@ -107,7 +107,7 @@ def trajectory(names: list[str], points: list[list[float]], times: list[float], 
     if stamp is not None:
         msg.header.stamp = stamp
     msg.joint_names = names
-    for p, t in zip(points, times):
+    for p, t in zip(points, times, strict=True):
         pt = JointTrajectoryPoint()
         pt.positions = [float(x) for x in p]
         pt.time_from_start = duration(t)
@@ -231,7 +231,7 @@ def scenario_quadrotor(node: Checker, args: dict[str, Any]) -> dict[str, Any]:
     traj = MultiDOFJointTrajectory()
     traj.header.frame_id = "world"
     traj.joint_names = ["base_link"]
-    for i, (z, t) in enumerate([(0.25, 1.0), (0.5, 2.0)]):
+    for z, t in [(0.25, 1.0), (0.5, 2.0)]:
         pt = MultiDOFJointTrajectoryPoint()
         tr = Transform()
         tr.translation.z = z

@@ -553,7 +553,7 @@ def test_chunk_feed_sends_the_committed_prefix_and_bad_prefixes_are_refused():
         ]:
             with pytest.raises(ServerError) as info:
                 client.request({**_obs(), COMMITTED: bad}, tick=1, budget_s=2.0)
-            assert info.value.code == "schema" and COMMITTED in info.value.meta["field"], info.value.meta
+            assert info.value.code == "schema" and COMMITTED in info.value.meta["field"], (what, info.value.meta)
         client.close()
     finally:
         feed.stop()

@@ -121,7 +121,7 @@ def serve(log_mode: str) -> None:
         def __init__(self) -> None:
             self._chunk = torch.zeros((1, *_common.CHUNK_SHAPE), dtype=torch.float32)
 
-        def to(self, device: str) -> "NullPolicy":  # upstream moves the loaded policy to the client's device
+        def to(self, device: str) -> NullPolicy:  # upstream moves the loaded policy to the client's device
             return self
 
         def predict_action_chunk(self, observation: dict[str, Any]) -> torch.Tensor:
