@@ -27,7 +27,7 @@ import numpy as np
 import rcs.envs  # noqa: F401  (registers the env ids)
 from rcs.cli.main import at_least
 from rcs.envs.base import CameraConfig
-from rcs.envs.quadrotor import QuadrotorConfig
+from rcs.envs.quadrotor import QuadrotorConfig, QuadrotorEnv
 from rcs.envs.rollout import run_episode
 from rcs.errors import ConfigError
 from rcs.experts.quadrotor import QuadrotorTrackingExpert
@@ -166,6 +166,8 @@ def figure_eight(args: argparse.Namespace) -> dict:
     steps = config.max_episode_steps
     env = gym.make("rcs/QuadrotorTrack-v0", config=config, render_mode="rgb_array")
     u = env.unwrapped
+    if not isinstance(u, QuadrotorEnv):  # the id's registration says otherwise: a bug, not a user error
+        raise TypeError(f"rcs/QuadrotorTrack-v0 built a {type(u).__name__}, not a QuadrotorEnv")
     expert = QuadrotorTrackingExpert(u.vehicle.spec, u.reference, u.dt)
     policy = FlightProgress(
         expert, u.dt, steps * u.dt, ramp, config.figure_eight[2], lambda text: _progress(args, text)

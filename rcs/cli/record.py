@@ -17,11 +17,8 @@ import sys
 import time
 from pathlib import Path
 
-import gymnasium as gym
-from gymnasium.envs.registration import load_env_creator
-
 from rcs.cli.main import at_least, check_arm_env, json_line, writable_folder
-from rcs.envs.registration import ENVS
+from rcs.envs.registration import ENVS, build_env
 from rcs.errors import ConfigError, UnknownNameError
 from rcs.registry import make_camera, teleops
 
@@ -108,7 +105,7 @@ def _env_id(args: argparse.Namespace) -> str:
         if entry.endswith(":PickCubeEnv") and kwargs.get("robot") == args.robot:
             return env_id
     raise UnknownNameError(
-        "pick-cube robot", args.robot, [k.get("robot") for e, k in ENVS.values() if e.endswith(":PickCubeEnv")]
+        "pick-cube robot", args.robot, [k["robot"] for e, k in ENVS.values() if e.endswith(":PickCubeEnv")]
     )
 
 
@@ -188,6 +185,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _record(args: argparse.Namespace) -> int:
     import rcs.envs  # noqa: F401  (registers the env ids)
+    from rcs.envs.pick_cube import PickCubeEnv
     from rcs.recording.features import FeatureLayout
     from rcs.recording.session import CameraSet, Progress, RecordSession
     from rcs.recording.video import VideoOptions
@@ -203,8 +201,10 @@ def _record(args: argparse.Namespace) -> int:
     overrides = {"control_mode": args.control_mode, "relative": args.relative}
     if args.max_steps is not None:
         overrides["max_episode_steps"] = args.max_steps
-    spec = gym.spec(env_id)  # built directly: gym.make would swallow max_episode_steps into a TimeLimit wrapper
-    env = load_env_creator(spec.entry_point)(**{**spec.kwargs, **overrides})
+    env = build_env(env_id, **overrides)
+    if not isinstance(env, PickCubeEnv):  # check_arm_env has already refused other ids
+        env.close()
+        raise ConfigError(f"--env={env_id!r}: rcs record supports arm envs only")
     cameras: dict = {}
     try:
         names = (

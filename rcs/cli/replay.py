@@ -62,11 +62,11 @@ def replay(root: Path, episode: int, repo_id: str) -> dict:
     """Replay ``episode`` of the dataset at ``root``; returns the report (see the module docstring)."""
     recording, info = read_recording(root, episode)
 
-    import gymnasium as gym
-    from gymnasium.envs.registration import load_env_creator
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
-    import rcs.envs  # noqa: F401
+    from rcs.envs.pick_cube import PickCubeEnv
+    from rcs.envs.registration import build_env, register_envs
+    from rcs.errors import ConfigError
     from rcs.recording.features import ACTION, ENV_STATE, STATE, FeatureLayout, features_to_observation
 
     ds = LeRobotDataset(repo_id, root=root, episodes=[episode])
@@ -75,16 +75,17 @@ def replay(root: Path, episode: int, repo_id: str) -> dict:
     states = np.asarray(rows[STATE], dtype=np.float64)
     env_states = np.asarray(rows[ENV_STATE], dtype=np.float64)
 
-    spec = gym.spec(recording["env_id"])
-    env = load_env_creator(spec.entry_point)(
-        **{
-            **spec.kwargs,
-            "control_mode": recording["control_mode"],
-            "relative": recording["relative"],
-            "control_rate_hz": recording["control_rate_hz"],
-            "max_episode_steps": len(actions) + 1,
-        }
+    register_envs()
+    env = build_env(
+        recording["env_id"],
+        control_mode=recording["control_mode"],
+        relative=recording["relative"],
+        control_rate_hz=recording["control_rate_hz"],
+        max_episode_steps=len(actions) + 1,
     )
+    if not isinstance(env, PickCubeEnv):
+        env.close()
+        raise ConfigError(f"env_id={recording['env_id']!r} in the recording metadata: replay supports arm envs only")
     try:
         layout = FeatureLayout.for_env(env)
         n = env.arm.spec.dof

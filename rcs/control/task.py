@@ -169,8 +169,8 @@ class PolicyTask:
         action = self.executor.step(tick)
         stage = self.watchdog.update(tick, action is not None, self.executor.last_chunk_tick)
         fading = False
-        if stage is Stage.RUNNING:
-            command, fading = self._running(tick, state, action)  # type: ignore[arg-type]
+        if stage is Stage.RUNNING and action is not None:  # the watchdog reports RUNNING only with an action
+            command, fading = self._running(tick, state, action)
         else:
             command = self.fallback.command(stage, state, self.history)
         self.stage = stage
@@ -180,7 +180,7 @@ class PolicyTask:
         if safe.mode == self.mode:
             # The fade-in is the outermost layer: while it lasts the executor continues its own plan (feeding
             # it the faded command would make the next splice start from it and fade it a second time).
-            self.executor.record_executed(tick, action if fading else safe.values)  # type: ignore[arg-type]
+            self.executor.record_executed(tick, action if fading and action is not None else safe.values)
         return safe
 
     def write(self, tick: int, command: Command) -> None:

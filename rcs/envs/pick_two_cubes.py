@@ -62,6 +62,8 @@ class PickTwoCubesConfig(PickCubeConfig):
 class PickTwoCubesEnv(PickCubeEnv):
     """Gymnasium env: pick the instructed one of two cubes (module docstring)."""
 
+    config: PickTwoCubesConfig
+
     #: pick-cube's environment state (the instructed cube, the goal) + both cubes' poses, so a dataset holds
     #: what a policy needs to pick by instruction from object poses (it must then ignore the ``cube_*`` entries).
     environment_state_layout = PickCubeEnv.environment_state_layout + tuple(
@@ -127,7 +129,7 @@ class PickTwoCubesEnv(PickCubeEnv):
         """Both cubes' poses, plus ``cube_*`` naming the instructed one (what the expert and success use)."""
         obs: dict[str, np.ndarray] = {}
         for colour, name in CUBES.items():
-            p, q = self.arm.object_pose(name)
+            p, q = self.objects.object_pose(name)
             obs[f"{colour}_cube_position"] = p.astype(np.float32)
             obs[f"{colour}_cube_quaternion"] = q.astype(np.float32)
         obs["cube_position"] = obs[f"{self.colour}_cube_position"]

@@ -72,6 +72,8 @@ def make_reference(config: QuadrotorConfig) -> Hover | FigureEight:
 class QuadrotorEnv(RobotEnv):
     """Gymnasium env for hover / tracking with any of the three quadrotor command interfaces."""
 
+    config: QuadrotorConfig
+
     def __init__(self, config: QuadrotorConfig | None = None, render_mode: str | None = None, **overrides) -> None:
         config = resolve_config(QuadrotorConfig, config, overrides)
         super().__init__(config, render_mode)

@@ -34,7 +34,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -157,16 +157,27 @@ class _Locked:
         self.robot.reset(seed)
 
 
+class _SnapshotSimulation(Protocol):
+    """What :class:`_Renderer` uses of a simulated robot's ``simulation`` (sim.mujoco.simulation.Simulation)."""
+
+    model: Any
+
+    def snapshot(self) -> Any: ...
+
+    def render(self, camera: str, width: int, height: int, data: Any = None) -> np.ndarray: ...
+
+
 class _Renderer:
     """Renders camera images from simulator snapshots in one long-lived thread (GL contexts stay in it)."""
 
     def __init__(self, robot: Any, fast: bool) -> None:
-        self.sim = getattr(robot, "simulation", None)
-        if self.sim is None or not hasattr(self.sim, "snapshot"):
+        sim = getattr(robot, "simulation", None)
+        if sim is None or not hasattr(sim, "snapshot"):
             raise NotImplementedError(
                 "served episodes render images from a simulator snapshot; a physical "
                 "robot's cameras are read by their own drivers (not wired here yet)"
             )
+        self.sim: _SnapshotSimulation = sim
         if fast:  # the same camera settings as `rcs record --render fast` (no shadow map, no multisampling)
             quality = self.sim.model.vis.quality
             quality.shadowsize = 0

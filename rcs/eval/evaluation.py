@@ -203,12 +203,10 @@ def evaluate(config: EvalConfig, say: Callable[[str], None] | None = None) -> di
     Raises:
         ConfigError: a bad setting, a checkpoint that does not fit the robot, or a server that never answers.
     """
-    import gymnasium as gym
-    from gymnasium.envs.registration import load_env_creator
-
-    import rcs.envs  # noqa: F401  (registers the env ids)
     from rcs.cli.main import json_safe  # the CLI's JSON rules (NaN -> null), so summary.json matches --json
     from rcs.control.task import make_policy_task
+    from rcs.devices import Arm, Quadrotor
+    from rcs.envs.registration import build_env, register_envs
     from rcs.eval.episodes import EpisodeConfig, EpisodeRunner
     from rcs.eval.inputs import expected_schema
     from rcs.mp4 import write_mp4
@@ -223,9 +221,9 @@ def evaluate(config: EvalConfig, say: Callable[[str], None] | None = None) -> di
     if config.replan_steps is not None:
         steps = check_replan_steps("--replan-steps", config.replan_steps, inputs.chunk_size)
         inputs = dataclasses.replace(inputs, replan_steps=steps)
-    spec = gym.spec(config.env)  # built directly: gym.make would turn max_episode_steps into a TimeLimit wrapper
+    register_envs()
     overrides = {"max_episode_steps": config.max_steps} if config.max_steps else {}
-    env = load_env_creator(spec.entry_point)(**{**spec.kwargs, **overrides})
+    env = build_env(config.env, **overrides)
     out = Path(config.out)
     server = None
     runner = None
@@ -235,7 +233,10 @@ def evaluate(config: EvalConfig, say: Callable[[str], None] | None = None) -> di
         endpoint = config.endpoint or free_endpoint()
         if config.endpoint is None:
             server = ServerProcess(directory, endpoint, out / "server.log")
-        names = make_policy_task(env.unwrapped.robot, config.rate_hz).executor.names
+        robot = env.robot
+        if not isinstance(robot, (Arm, Quadrotor)):
+            raise ConfigError(f"--env={config.env!r}: its robot is a {type(robot).__name__}, not an arm or quadrotor")
+        names = make_policy_task(robot, config.rate_hz).executor.names
         schema = expected_schema(env, inputs, names)
         say(
             f"rcs eval: {directory} on {config.env}, {config.episodes} episodes from seed {config.seed}; "

@@ -70,7 +70,8 @@ def read_policy_inputs(directory: Path) -> PolicyInputs:
         raise ConfigError(f"--policy {directory}/config.json: no chunk length (horizon / chunk_size)")
     text = manifest.get("text") if isinstance(manifest.get("text"), dict) else None
     replan = replan_steps_of(directory, chunk)
-    names = manifest.get("names") if isinstance(manifest.get("names"), dict) else {}
+    raw_names = manifest.get("names")
+    names: dict[str, Any] = raw_names if isinstance(raw_names, dict) else {}
     action_names = names.get("action") or cfg.get("action_names") or ()
     return PolicyInputs(
         vectors,

@@ -155,13 +155,15 @@ class RecordSession:
 
     def _action(self, obs: dict) -> tuple[np.ndarray, tuple[EpisodeEvent, ...]]:
         try:
-            if self.mapper is None:
+            if isinstance(self.teleop, PolicyTeleop):  # then self.mapper is None
                 return self.teleop.action(obs), ()
             cmd = self.teleop.command(obs)
         except DeviceFailure:
             raise
         except (OSError, RcsError) as exc:
             raise DeviceFailure(f"teleop {self.teleop.name!r}: {type(exc).__name__}: {exc}") from exc
+        if self.mapper is None:  # __init__ makes one for every device but a PolicyTeleop
+            raise RuntimeError(f"teleop {self.teleop.name!r}: no action mapper")
         return self.mapper.action(cmd), cmd.events
 
     def _reset(self, seed: int) -> dict:
@@ -205,7 +207,7 @@ class RecordSession:
                         self.recorder.add_frame(
                             frame_features(self.layout, {**obs, **images}, action, [t_state, *cam_times])
                         )
-                    if self.mapper is None:  # a scripted demonstrator may execute a perturbed command
+                    if isinstance(self.teleop, PolicyTeleop):  # a scripted demonstrator may perturb the command
                         action = self.teleop.executed(action)
                     obs, _, terminated, truncated, info = self.env.step(action)
                     rate.tick()

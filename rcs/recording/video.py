@@ -19,7 +19,7 @@ import threading
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -83,6 +83,24 @@ class VideoOptions:
             if v is not None
         }
         return RGBEncoderConfig(**kwargs, **self.extra)
+
+
+class EpisodeVideo(Protocol):
+    """One episode's video encoder as the recorder uses it: :class:`VideoStream` (a thread) or
+    :class:`rcs.recording.encoder_process.ProcessVideoStream` (a worker process)."""
+
+    path: Path
+    dropped: int
+    submitted: int
+
+    def put(self, image: np.ndarray, block: bool) -> bool: ...
+
+    @property
+    def backlog(self) -> int: ...
+
+    def finish(self, timeout: float = 300.0) -> VideoResult: ...
+
+    def cancel(self) -> None: ...
 
 
 class VideoStream:
@@ -167,7 +185,8 @@ class VideoStream:
         from lerobot.datasets.compute_stats import RunningQuantileStats, auto_downsample_height_width
 
         av.logging.set_level(av.logging.ERROR)  # libx264 prints its statistics at INFO on close
-        container = stream = None
+        container: av.container.OutputContainer | None = None
+        stream: av.video.stream.VideoStream | None = None
         stats = RunningQuantileStats()
         frames = 0
         try:
@@ -175,7 +194,7 @@ class VideoStream:
                 item = self._queue.get()
                 if item is _STOP or self._cancel.is_set():
                     break
-                if container is None:
+                if container is None or stream is None:
                     height, width = item.shape[:2]
                     self.path.parent.mkdir(parents=True, exist_ok=True)
                     container = av.open(str(self.path), "w")
@@ -195,7 +214,7 @@ class VideoStream:
                 small = auto_downsample_height_width(item.transpose(2, 0, 1))
                 stats.update(small.transpose(1, 2, 0).reshape(-1, small.shape[0]))
                 frames += 1
-            if stream is not None and not self._cancel.is_set():
+            if container is not None and stream is not None and not self._cancel.is_set():
                 for packet in stream.encode():
                     container.mux(packet)
             if container is not None:

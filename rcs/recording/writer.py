@@ -43,7 +43,7 @@ import numpy as np
 from rcs.errors import RcsError
 from rcs.recording.features import TIME_KEYS
 from rcs.recording.storage import DatasetStore, count_commit, fsync_path, fsync_tree, generation, kill_point
-from rcs.recording.video import VideoOptions, VideoResult, VideoStream
+from rcs.recording.video import EpisodeVideo, VideoOptions, VideoResult, VideoStream
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ class _Episode:
     index: int
     task: str
     columns: dict[str, list]
-    streams: dict[str, VideoStream]
+    streams: dict[str, EpisodeVideo]
     folder: Path
     frames: int = 0
     info: dict = field(default_factory=dict)
@@ -305,6 +305,7 @@ class Recorder:
         index = self.episodes_saved + sum(not f.done() for f in list(self._pending))  # provisional
         folder = self.store.encoding / f"episode_{index:06d}_{time.monotonic_ns()}"
         maxsize = int(max(1, self.video.queue_seconds * self.fps))
+        streams: dict[str, EpisodeVideo]
         if self._workers:
             from rcs.recording.encoder_process import ProcessVideoStream
 
@@ -338,6 +339,8 @@ class Recorder:
         for key in self.data_keys:
             value = np.asarray(frame[key])
             if key in self.time_keys:
+                if ep.origin is None:  # set from the first frame above whenever there are time keys
+                    raise RuntimeError(f"{key}: episode time origin missing")
                 value = value.astype(np.float64) - ep.origin
             if value.shape != tuple(self.features[key]["shape"]):
                 raise ValueError(
@@ -505,12 +508,17 @@ def write_package(
             shutil.rmtree(stale)
     try:
         (tmp / "videos").mkdir(parents=True)
-        np.savez(tmp / "data.npz", **{key: np.stack(values) for key, values in columns.items()})
+        # allow_pickle is numpy's default, named so that no keyword array can be taken for it
+        np.savez(tmp / "data.npz", allow_pickle=True, **{key: np.stack(values) for key, values in columns.items()})
         manifest_videos = {}
         for key, video in videos.items():
             os.replace(video.path, tmp / "videos" / f"{key}.mp4")
             if video.stats is not None:
-                np.savez(tmp / "videos" / f"{key}.stats.npz", **{k: np.asarray(v) for k, v in video.stats.items()})
+                np.savez(
+                    tmp / "videos" / f"{key}.stats.npz",
+                    allow_pickle=True,
+                    **{k: np.asarray(v) for k, v in video.stats.items()},
+                )
             manifest_videos[key] = {"stats": video.stats is not None}
         manifest = {
             "index": int(index),

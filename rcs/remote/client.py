@@ -71,7 +71,7 @@ class RobotClient:
         self.server_key = server_key
         self.client_keys = client_keys
         self.timeout_s = timeout_s
-        self.ctx = zmq.Context.instance()
+        self.ctx: zmq.Context = zmq.Context.instance()
         self.seq = 0
         self.description: dict[str, Any] | None = None
         self.clock_offset_s: float | None = None

@@ -16,7 +16,6 @@ two points), ``quaternion``, ``unreachable`` (IK), ``workspace``.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -85,7 +84,7 @@ def _as_float_array(name: str, value: object, shape: tuple[int, ...]) -> np.ndar
 
 def plan_trajectory(
     limits: TrajectoryLimits,
-    names: Sequence[str],
+    names: object,
     positions: object,
     time_from_start: object,
     current: np.ndarray,
@@ -110,27 +109,28 @@ def plan_trajectory(
     order = _name_order(limits, list(names) if isinstance(names, (list, tuple)) else names)
     if isinstance(order, Reply):
         return order
-    t = np.asarray(time_from_start)
-    if t.ndim != 1 or t.shape[0] < 1:
-        return rejected("shape", "time_from_start", f"shape {t.shape}", "(N >= 1,)")
-    n = t.shape[0]
+    t_in = np.asarray(time_from_start)
+    if t_in.ndim != 1 or t_in.shape[0] < 1:
+        return rejected("shape", "time_from_start", f"shape {t_in.shape}", "(N >= 1,)")
+    n = t_in.shape[0]
     if n > limits.max_points:
         return rejected("too_long", "points", f"{n} points", f"<= {limits.max_points}")
-    t = _as_float_array("time_from_start", t, (n,))
+    t = _as_float_array("time_from_start", t_in, (n,))
     if isinstance(t, Reply):
         return t
     q = _as_float_array("positions", positions, (n, len(order)))
     if isinstance(q, Reply):
         return q
-    v = None
+    v: np.ndarray | None = None
     if velocities is not None:
-        v = _as_float_array("velocities", velocities, (n, len(order)))
-        if isinstance(v, Reply):
-            return v
+        checked = _as_float_array("velocities", velocities, (n, len(order)))
+        if isinstance(checked, Reply):
+            return checked
+        v = checked
     for label, arr in (("time_from_start", t), ("positions", q), ("velocities", v)):
         if arr is not None and not np.isfinite(arr).all():
             idx = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
-            where = f"{label}[{idx[0]}" + (f", {names[idx[1]]}]" if len(idx) > 1 else "]")
+            where = f"{label}[{idx[0]}" + (f", {limits.names[order[idx[1]]]}]" if len(idx) > 1 else "]")
             return rejected("non_finite", where, f"{arr[idx]} is not finite", "finite numbers (no NaN or inf)")
     if t[0] < 0 or np.any(np.diff(t) <= 0):
         return rejected(

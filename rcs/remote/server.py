@@ -67,7 +67,7 @@ from rcs.remote.wire import (
     rejected,
 )
 from rcs.serving.keys import curve_server, is_loopback, load_server_keys
-from rcs.serving.protocol import MAX_FRAMES, MAX_METADATA_BYTES, ProtocolError, recv_bounded
+from rcs.serving.protocol import MAX_FRAMES, MAX_METADATA_BYTES, ProtocolError, Schema, recv_bounded
 from rcs.types import ArmState, QuadrotorState
 
 log = logging.getLogger(__name__)
@@ -233,7 +233,10 @@ class RobotServer:
         self.config = config
         self._curve, self._allow = load_server_keys(config.curve_secret, config.allow)
         # a policy link's manifest and schedule are checked before anything connects to the robot
-        self._link_schema, self._link_schedule = self._policy_link_schedule() if config.policy else (None, None)
+        self._link_schema: Schema | None = None
+        self._link_schedule: LinkSchedule | None = None
+        if config.policy:
+            self._link_schema, self._link_schedule = self._policy_link_schedule()
         self.robot = robot if robot is not None else rcs.make_robot(config.robot, **config.robot_config)
         if not isinstance(self.robot, (Arm, Quadrotor)):
             raise ConfigError(
@@ -274,7 +277,7 @@ class RobotServer:
             [c.fps for c in config.cameras],
         )
         self.description_hash = description_hash(self.description)
-        self._ctx = zmq.Context.instance()
+        self._ctx: zmq.Context = zmq.Context.instance()
         if config.realtime:
             realtime_io_threads(self._ctx, RT_IO_PRIORITY)
         self._pub = self._ctx.socket(zmq.PUB)
@@ -364,7 +367,7 @@ class RobotServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def start(self) -> RobotServer:
+    def start(self) -> Self:
         """Bind the command socket, start the loop, the command thread, cameras and the policy link."""
         router = self._ctx.socket(zmq.ROUTER)
         router.setsockopt(zmq.LINGER, 0)
@@ -419,6 +422,7 @@ class RobotServer:
             log.warning("stopping while airborne: landing first")
             self.task.estop.trigger("robot server shutdown: landing")
             end = time.monotonic() + land_timeout_s
+            # latest is set (checked above) and never reset to None, which its Optional type cannot say
             while time.monotonic() < end and (state := self._served.latest[1]).armed:  # type: ignore[index]
                 time.sleep(0.05)
             if state.armed:
@@ -657,11 +661,14 @@ class RobotServer:
                 f"{position.round(4).tolist()}",
                 f"inside {list(box.lower)} .. {list(box.upper)} m",
             )
+        arm = self.robot
+        if not isinstance(arm, Arm):  # _POSE_GOALS picks this method for arms only
+            raise TypeError(f"_arm_goal on a {type(arm).__name__}")
         if self._kinematics is None:  # a private copy: the loop thread uses the robot's for the workspace check
             import copy
 
-            self._kinematics = copy.deepcopy(self.robot.kinematics)  # type: ignore[union-attr]
-        dof = self.robot.spec.dof
+            self._kinematics = copy.deepcopy(arm.kinematics)
+        dof = arm.spec.dof
         result = self._kinematics.inverse(position, quat, current[:dof])
         if not result.converged:
             return rejected(
@@ -793,7 +800,7 @@ class RobotServer:
             self._served.outbox.append([TOPIC_CAMERA + camera.spec.name.encode(), *frames])
 
     # -- policy link ------------------------------------------------------------------------------------
-    def _policy_link_schedule(self) -> tuple[Any, LinkSchedule]:
+    def _policy_link_schedule(self) -> tuple[Schema, LinkSchedule]:
         """The linked policy's schema and request schedule: ``replan_steps`` (default: the checkpoint's
         ``n_action_steps``, as ``rcs eval`` runs it) policy steps, so the robot executes chunks as evaluated."""
         from rcs.serving.policy import replan_steps_of, schema_from_manifest

@@ -122,6 +122,8 @@ def install_estop_signal_handler(
 
     def restore() -> None:
         for sig, old in previous.items():
+            # ``old`` is what signal.signal returned for ``sig``, so it accepts it back; ``previous`` is typed
+            # ``object`` as signal's handler type is private to typeshed
             signal.signal(sig, old)  # type: ignore[arg-type]
 
     return restore
@@ -203,6 +205,7 @@ class KeyboardEStop:
 def _cbreak(stream: object) -> Callable[[], None] | None:
     """Put a terminal in cbreak mode; return a function restoring it (None if not a terminal)."""
     try:
+        # any object: one without fileno() is not a terminal (the AttributeError below)
         fd = stream.fileno()  # type: ignore[attr-defined]
         if not os.isatty(fd):
             return None
@@ -498,8 +501,10 @@ class ArmFallback:
             return Command(self.mode, last.copy())
         if self._stop_step is None:
             prev = history.previous
-            same = prev is not None and prev.mode == self.mode and history.last is not None
-            self._stop_step = last - np.asarray(prev.values) if same else np.zeros_like(last)  # type: ignore[union-attr]
+            if prev is not None and prev.mode == self.mode and history.last is not None:
+                self._stop_step = last - np.asarray(prev.values)
+            else:
+                self._stop_step = np.zeros_like(last)
             self._stop_index = 0
         self._stop_index += 1
         scale = max(0.0, 1.0 - self._stop_index / self._stop_ticks)

@@ -165,7 +165,7 @@ class PolicyClient:
         self.server_timeout_s = server_timeout_s
         self.heartbeat_s = heartbeat_s
         self.name = name
-        self.ctx = zmq.Context.instance()
+        self.ctx: zmq.Context = zmq.Context.instance()
         self.sock: zmq.Socket | None = None
         self.welcome: Welcome | None = None
         self.seq = 0

@@ -480,7 +480,7 @@ class PolicyServer:
         if never:
             return min(never, key=lambda s: s.opened)
         idle = [s for s in sessions if s.last_obs is not None and now - s.last_obs >= self.idle_evict_s]
-        return min(idle, key=lambda s: s.last_obs) if idle else None  # type: ignore[arg-type, return-value]
+        return min(idle, key=lambda s: s.last_obs) if idle else None
 
     def _evict(self, router: zmq.Socket, victim: _Session, now: float) -> None:
         """Tell an evicted session's client why (it re-handshakes when it needs the server again)."""
@@ -621,10 +621,12 @@ class PolicyServer:
                     and (left := end - time.monotonic()) > 0
                 ):
                     self._lock.wait(left)
-            pending = sorted((s for s in self._sessions.values() if s.pending), key=lambda s: s.pending.received)
+            pending = sorted(
+                ((s.pending, s) for s in self._sessions.values() if s.pending), key=lambda rs: rs[0].received
+            )
             batch = []
-            for s in pending[: self.max_batch]:
-                batch.append(s.pending)
+            for request, s in pending[: self.max_batch]:
+                batch.append(request)
                 s.pending = None
             return batch
 

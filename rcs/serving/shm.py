@@ -25,6 +25,7 @@ import re
 import secrets
 import stat
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,14 +90,14 @@ class ShmWriter:
 
     def _views(self, slot: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         base = slot * self.layout.slot_size
-        guard = np.ndarray((2,), dtype="<u8", buffer=self._map, offset=base)
-        arrays = {
+        guard: np.ndarray = np.ndarray((2,), dtype="<u8", buffer=self._map, offset=base)
+        arrays: dict[str, np.ndarray] = {
             name: np.ndarray(shape, dtype=dtype, buffer=self._map, offset=base + off)
             for name, dtype, shape, off in self.layout.entries
         }
         return guard, arrays
 
-    def write(self, seq: int, observation: dict[str, np.ndarray]) -> int:
+    def write(self, seq: int, observation: Mapping[str, np.ndarray]) -> int:
         """Write ``observation`` for request ``seq``; returns the slot. Shapes/dtypes are checked by numpy's
         assignment (a wrong shape raises ``ValueError``); the server checks the rest."""
         slot = seq % SLOTS
@@ -112,7 +113,7 @@ class ShmWriter:
         if self._map is not None:
             self._slots = []
             self._map.close()
-            self._map = None  # type: ignore[assignment]
+            self._map = None  # type: ignore[assignment]  # closed: typed as open for the hot path, never used again
             self.path.unlink(missing_ok=True)
 
 
@@ -138,7 +139,8 @@ class ShmReader:
         ProtocolError: ``code="shm"`` naming what is wrong (name, owner, type, size).
     """
 
-    def __init__(self, name: str, schema: Schema) -> None:
+    def __init__(self, name: object, schema: Schema) -> None:
+        # ``name`` comes from the client's HELLO unchecked: any type is refused here with a ProtocolError
         if not isinstance(name, str) or not NAME_PATTERN.match(name):
             raise ProtocolError("shm", "hello.shm.name", repr(name)[:60], "rcs-<32 hex digits>")
         self.layout = Layout.for_schema(schema)
@@ -191,4 +193,4 @@ class ShmReader:
         """Unmap (idempotent)."""
         if self._map is not None:
             self._map.close()
-            self._map = None  # type: ignore[assignment]
+            self._map = None  # type: ignore[assignment]  # closed: typed as open for the hot path, never used again

@@ -53,7 +53,7 @@ class ExpertTeleop(PolicyTeleop):
         self._decay = math.exp(-env.dt / noise_tau)
         self._low, self._high = env.action_space.low, env.action_space.high
         self._rng = np.random.default_rng(None if seed is None else [seed, 1])
-        self._offset = np.zeros(3)
+        self._offset: np.ndarray = np.zeros(3)
 
     def reset(self, obs: dict[str, np.ndarray]) -> None:
         self.expert.reset()

@@ -101,9 +101,9 @@ def parse_terminal_bytes(data: bytes, now: float) -> list[KeyEvent]:
     i = 0
     while i < len(data):
         if data[i] == 0x1B:
-            for seq, name in _TERMINAL_SEQUENCES.items():
+            for seq, seq_name in _TERMINAL_SEQUENCES.items():
                 if data.startswith(seq, i):
-                    out.append(KeyEvent(name, True, now))
+                    out.append(KeyEvent(seq_name, True, now))
                     i += len(seq)
                     break
             else:
@@ -267,13 +267,13 @@ class KeyboardTeleop(Teleop):
             os.close(self._fd)
         self._fd = None
 
-    def _reads(self) -> Iterator[bytes]:
+    def _reads(self, fd: int) -> Iterator[bytes]:
         while True:
-            ready, _, _ = select.select([self._fd], [], [], 0)
+            ready, _, _ = select.select([fd], [], [], 0)
             if not ready:
                 return
             try:
-                data = os.read(self._fd, 4096)
+                data = os.read(fd, 4096)
             except OSError as exc:  # e.g. ENODEV: the keyboard was unplugged
                 raise NotConnectedError(f"keyboard {self.device or 'terminal'}: read failed ({exc.strerror})") from exc
             if not data:
@@ -284,7 +284,7 @@ class KeyboardTeleop(Teleop):
         if self._fd is None:
             raise NotConnectedError("keyboard is not connected: call connect() or use 'with'")
         now = time.monotonic()
-        for data in self._reads():
+        for data in self._reads(self._fd):
             if self.device is None:
                 self.state.feed(parse_terminal_bytes(data, now), releases=False)
             else:

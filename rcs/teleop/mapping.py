@@ -40,8 +40,8 @@ class ActionMapper:
             )
         self.low = env.action_space.low.astype(np.float64)
         self.high = env.action_space.high.astype(np.float64)
-        self.position = np.zeros(3)
-        self.quaternion = np.array([1.0, 0.0, 0.0, 0.0])
+        self.position: np.ndarray = np.zeros(3)
+        self.quaternion: np.ndarray = np.array([1.0, 0.0, 0.0, 0.0])
         self.gripper = 1.0
         self.joints = np.zeros(self.arm.spec.dof)
         self._last_joints = self.joints.copy()
