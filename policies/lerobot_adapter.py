@@ -141,11 +141,17 @@ def normalization_gaps(step: Any) -> list[str]:
 
 def check_normalization(pipeline: Any, where: str) -> None:
     """Raise :class:`ConfigError` if any (un)normalizer step of ``pipeline`` has a gap."""
-    gaps = [g for step in pipeline.steps if hasattr(step, "norm_map") and hasattr(step, "features")
-            for g in normalization_gaps(step)]
+    gaps = [
+        g
+        for step in pipeline.steps
+        if hasattr(step, "norm_map") and hasattr(step, "features")
+        for g in normalization_gaps(step)
+    ]
     if gaps:
-        raise ConfigError(f"{where}: normalization stats do not cover every feature (lerobot would silently "
-                          f"skip them, upstream PR #4446): " + "; ".join(gaps))
+        raise ConfigError(
+            f"{where}: normalization stats do not cover every feature (lerobot would silently "
+            f"skip them, upstream PR #4446): " + "; ".join(gaps)
+        )
 
 
 def check_weights(policy: Any, model_file: Path, where: str) -> None:
@@ -159,8 +165,10 @@ def check_weights(policy: Any, model_file: Path, where: str) -> None:
     except Exception as e:  # safetensors raises several types for a damaged file
         raise ConfigError(f"{where}: cannot read {model_file.name}: {type(e).__name__}: {e}") from e
     if gaps:
-        raise ConfigError(f"{where}: {model_file.name} is not what the model holds after lerobot loaded it "
-                          f"(lerobot loads weights non-strictly and would serve random values): " + "; ".join(gaps))
+        raise ConfigError(
+            f"{where}: {model_file.name} is not what the model holds after lerobot loaded it "
+            f"(lerobot loads weights non-strictly and would serve random values): " + "; ".join(gaps)
+        )
 
 
 class LerobotPolicy:
@@ -190,20 +198,24 @@ class LerobotPolicy:
             cfg.device = self.device
             for key, value in (overrides.get("config") or {}).items():
                 if not hasattr(cfg, key):
-                    raise ConfigError(f"policy checkpoint {self.directory}: overrides.config.{key}: "
-                                      f"{type(cfg).__name__} has no such field")
+                    raise ConfigError(
+                        f"policy checkpoint {self.directory}: overrides.config.{key}: "
+                        f"{type(cfg).__name__} has no such field"
+                    )
                 setattr(cfg, key, value)
             self.policy = get_policy_class(cfg.type).from_pretrained(str(self.directory), config=cfg)
             self.pre, self.post = make_pre_post_processors(
-                cfg, pretrained_path=str(self.directory),
+                cfg,
+                pretrained_path=str(self.directory),
                 preprocessor_overrides=overrides.get("preprocessor") or {},
                 postprocessor_overrides=overrides.get("postprocessor") or {},
             )
         except (ConfigError, UnknownNameError):
             raise
         except Exception as e:  # lerobot/safetensors raise many types for a corrupted or partial checkpoint
-            raise ConfigError(f"policy checkpoint {self.directory}: lerobot could not load it: "
-                              f"{type(e).__name__}: {e}") from e
+            raise ConfigError(
+                f"policy checkpoint {self.directory}: lerobot could not load it: {type(e).__name__}: {e}"
+            ) from e
         self.policy.eval()
         self.config = cfg
         check_weights(self.policy, self.directory / "model.safetensors", f"policy checkpoint {self.directory}")
@@ -212,16 +224,20 @@ class LerobotPolicy:
         self.checkpoint_id = str(m.get("checkpoint_id", f"{policy_type}:{self.directory.name}"))
         self._time_axis = policy_type in TIME_AXIS_TYPES
         if self._time_axis and int(getattr(cfg, "n_obs_steps", 1)) != 1:
-            raise ConfigError(f"policy checkpoint {self.directory}: n_obs_steps={cfg.n_obs_steps}; the server "
-                              f"passes one observation per request, so only n_obs_steps=1 is served")
+            raise ConfigError(
+                f"policy checkpoint {self.directory}: n_obs_steps={cfg.n_obs_steps}; the server "
+                f"passes one observation per request, so only n_obs_steps=1 is served"
+            )
         self._images = tuple(cfg.image_features)
         self._text = m.get("text") if isinstance(m.get("text"), dict) else None
         if self._text is None and _takes_language(cfg):
             self._text = {"name": "task", "max_bytes": 256}
         policy_dt = m.get("policy_dt")
         if not isinstance(policy_dt, (int, float)) or not policy_dt > 0:
-            raise ConfigError(f"policy checkpoint {self.directory}: rcs_policy.json must give policy_dt > 0 "
-                              f"(s between actions of a chunk), got {policy_dt!r}")
+            raise ConfigError(
+                f"policy checkpoint {self.directory}: rcs_policy.json must give policy_dt > 0 "
+                f"(s between actions of a chunk), got {policy_dt!r}"
+            )
         names = m.get("names") or {}
         units = m.get("units") or {}
         observation = [self._spec(key, feat, names, units) for key, feat in cfg.input_features.items()]
@@ -231,19 +247,28 @@ class LerobotPolicy:
         try:
             chunk = self._run(self._zero_observation(observation), 1)[0]
         except Exception as e:  # lerobot's model code raises anything (shape, dtype, key errors) on a bad checkpoint
-            raise ConfigError(f"policy checkpoint {self.directory}: loaded, but a test inference on a zero "
-                              f"observation failed: {type(e).__name__}: {e}") from e
+            raise ConfigError(
+                f"policy checkpoint {self.directory}: loaded, but a test inference on a zero "
+                f"observation failed: {type(e).__name__}: {e}"
+            ) from e
         action_names = tuple(names.get("action", ()))
         if action_names and len(action_names) != chunk.shape[1]:
-            raise ConfigError(f"policy checkpoint {self.directory}: names.action has {len(action_names)} "
-                              f"names, the policy outputs {chunk.shape[1]} action components")
+            raise ConfigError(
+                f"policy checkpoint {self.directory}: names.action has {len(action_names)} "
+                f"names, the policy outputs {chunk.shape[1]} action components"
+            )
         try:
             action = TensorSpec("action", chunk.shape, "float32", str(units.get("action", "")), action_names)
             self.schema = Schema(self._observation, action, float(policy_dt))
         except ProtocolError as e:
             raise ConfigError(f"policy checkpoint {self.directory}: {e}") from None
-        log.info("loaded %s policy from %s: chunk %s, inputs %s", policy_type, self.directory, chunk.shape,
-                 [s.name for s in self._observation])
+        log.info(
+            "loaded %s policy from %s: chunk %s, inputs %s",
+            policy_type,
+            self.directory,
+            chunk.shape,
+            [s.name for s in self._observation],
+        )
 
     def _resolve(self, value: Any) -> Any:
         """``overrides`` with every ``"@/..."`` string made a path inside the checkpoint directory."""
@@ -252,8 +277,9 @@ class LerobotPolicy:
         if isinstance(value, str) and value.startswith("@/"):
             path = (self.directory / value[2:]).resolve()
             if not path.is_relative_to(self.directory.resolve()) or not path.exists():
-                raise ConfigError(f"policy checkpoint {self.directory}: override path {value!r} does not exist "
-                                  f"inside the checkpoint")
+                raise ConfigError(
+                    f"policy checkpoint {self.directory}: override path {value!r} does not exist inside the checkpoint"
+                )
             return str(path)
         return value
 
@@ -264,8 +290,10 @@ class LerobotPolicy:
         shape = tuple(feature.shape)
         feature_names = tuple(names.get(key, ()))
         if feature_names and (len(shape) != 1 or len(feature_names) != shape[0]):
-            raise ConfigError(f"policy checkpoint {self.directory}: names[{key!r}] has {len(feature_names)} "
-                              f"names, feature shape is {shape}")
+            raise ConfigError(
+                f"policy checkpoint {self.directory}: names[{key!r}] has {len(feature_names)} "
+                f"names, feature shape is {shape}"
+            )
         return TensorSpec(key, shape, "float32", str(units.get(key, "")), feature_names)
 
     @staticmethod

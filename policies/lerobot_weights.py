@@ -80,8 +80,11 @@ def weight_gaps(policy: Any, model_file: Path, limit: int = 8) -> list[str]:
                     continue
                 got = _first_row(value).to("cpu")
                 if got.dtype == expected.dtype:  # exact; NaN where the file has NaN is loaded, not lost
-                    same = (torch.allclose(got, expected, rtol=0.0, atol=0.0, equal_nan=True)
-                            if got.is_floating_point() else torch.equal(got, expected))
+                    same = (
+                        torch.allclose(got, expected, rtol=0.0, atol=0.0, equal_nan=True)
+                        if got.is_floating_point()
+                        else torch.equal(got, expected)
+                    )
                 else:
                     same = torch.allclose(got.float(), expected.float(), rtol=CAST_RTOL, atol=CAST_RTOL * 1e-2)
                 if not same:

@@ -44,7 +44,7 @@ class Device(ABC):
             finally:
                 self._connected = False
 
-    def __enter__(self) -> "Device":
+    def __enter__(self) -> Device:
         self.connect()
         return self
 
@@ -93,9 +93,7 @@ class Kinematics(Protocol):
         """TCP (position (3,) m, quaternion (4,) wxyz) in the base frame."""
         ...
 
-    def inverse(
-        self, position: np.ndarray, quaternion: np.ndarray | None, seed: np.ndarray
-    ) -> IkResult:
+    def inverse(self, position: np.ndarray, quaternion: np.ndarray | None, seed: np.ndarray) -> IkResult:
         """Joint positions within limits that put the TCP at the target (orientation optional)."""
         ...
 
@@ -150,8 +148,14 @@ class Arm(Device):
         self._require_connected()
         q = as_vector("joint_positions", joint_positions, self.spec.dof)
         q = enforce_bounds(
-            "joint_positions", q, self.spec.lower, self.spec.upper, self.limit_policy,
-            self.clip_report, self.spec.joint_names, "rad",
+            "joint_positions",
+            q,
+            self.spec.lower,
+            self.spec.upper,
+            self.limit_policy,
+            self.clip_report,
+            self.spec.joint_names,
+            "rad",
         )
         self._write_joint_positions(q)
         return q
@@ -275,13 +279,20 @@ class Quadrotor(Device):
         t = as_scalar("collective_thrust", collective_thrust)
         t = float(
             enforce_bounds(
-                "collective_thrust", np.array([t]), 0.0, self.spec.max_collective_thrust,
-                self.limit_policy, self.clip_report, unit="N",
+                "collective_thrust",
+                np.array([t]),
+                0.0,
+                self.spec.max_collective_thrust,
+                self.limit_policy,
+                self.clip_report,
+                unit="N",
             )[0]
         )
         r = as_vector("body_rates", body_rates, 3)
         lim = np.asarray(self.spec.max_body_rate)
-        r = enforce_bounds("body_rates", r, -lim, lim, self.limit_policy, self.clip_report, ("roll", "pitch", "yaw"), "rad/s")
+        r = enforce_bounds(
+            "body_rates", r, -lim, lim, self.limit_policy, self.clip_report, ("roll", "pitch", "yaw"), "rad/s"
+        )
         self._write_thrust_rates(t, r)
         return t, r
 
@@ -321,7 +332,9 @@ class Camera(Device):
 
     @property
     def observation_features(self) -> dict[str, dict]:
-        return {"image": _feature((self.spec.height, self.spec.width, 3), "RGB", ["height", "width", "channel"], "uint8")}
+        return {
+            "image": _feature((self.spec.height, self.spec.width, 3), "RGB", ["height", "width", "channel"], "uint8")
+        }
 
     def read(self) -> CameraFrame:
         """The latest frame."""

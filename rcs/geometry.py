@@ -165,16 +165,16 @@ class Pose:
         return t
 
     @classmethod
-    def from_matrix(cls, t: np.ndarray, frame: str = "world") -> "Pose":
+    def from_matrix(cls, t: np.ndarray, frame: str = "world") -> Pose:
         """Pose from a 4x4 homogeneous transform."""
         return cls(t[:3, 3].copy(), matrix_to_quat(t[:3, :3]), frame)
 
-    def compose(self, other: "Pose") -> "Pose":
+    def compose(self, other: Pose) -> Pose:
         """``self * other``: ``other`` is expressed in the child frame of ``self``."""
         p = self.position + quat_to_matrix(self.quaternion) @ other.position
         return Pose(p, quat_multiply(self.quaternion, other.quaternion), self.frame)
 
-    def inverse(self) -> "Pose":
+    def inverse(self) -> Pose:
         """The inverse transform (parent expressed in child)."""
         qi = quat_conjugate(self.quaternion)
         return Pose(-(quat_to_matrix(qi) @ self.position), qi, "child")

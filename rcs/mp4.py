@@ -14,7 +14,9 @@ def write_mp4(path: str | Path, frames: Sequence[np.ndarray], fps: float) -> Pat
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with imageio.get_writer(path, fps=fps, codec="libx264", macro_block_size=8, quality=7) as writer:
+    # entered as a plain ``with``: imageio's stub types ``__enter__`` as the base reader/writer, not the Writer
+    writer = imageio.get_writer(path, fps=fps, codec="libx264", macro_block_size=8, quality=7)
+    with writer:
         for frame in frames:
             writer.append_data(np.asarray(frame, dtype=np.uint8))
     return path

@@ -76,7 +76,7 @@ class CameraIntrinsics:
         return np.array([[self.fx, 0.0, self.cx], [0.0, self.fy, self.cy], [0.0, 0.0, 1.0]])
 
     @classmethod
-    def from_fovy(cls, width: int, height: int, fovy: float) -> "CameraIntrinsics":
+    def from_fovy(cls, width: int, height: int, fovy: float) -> CameraIntrinsics:
         """Square-pixel pinhole intrinsics from a vertical field of view (rad)."""
         f = 0.5 * height / np.tan(0.5 * fovy)
         return cls(width, height, f, f, (width - 1) / 2.0, (height - 1) / 2.0)

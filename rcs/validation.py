@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 import numpy as np
+import numpy.typing as npt
 
 from rcs.errors import ActionError
 
@@ -75,8 +76,8 @@ def as_scalar(name: str, value: object) -> float:
 def enforce_bounds(
     name: str,
     arr: np.ndarray,
-    lower: np.ndarray | float,
-    upper: np.ndarray | float,
+    lower: npt.ArrayLike,
+    upper: npt.ArrayLike,
     policy: LimitPolicy,
     report: ClipReport | None = None,
     labels: tuple[str, ...] | None = None,

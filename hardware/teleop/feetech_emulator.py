@@ -44,7 +44,7 @@ class FeetechBusEmulator:
             r[3:5] = STS3215_MODEL.to_bytes(2, "little")
             r[5] = i
             r[11:13] = (4095).to_bytes(2, "little")  # Max_Position_Limit
-            r[PRESENT_POSITION:PRESENT_POSITION + 2] = (2048).to_bytes(2, "little")
+            r[PRESENT_POSITION : PRESENT_POSITION + 2] = (2048).to_bytes(2, "little")
         self.packets = 0
         self._buf = bytearray()
         self._stop = threading.Event()
@@ -55,11 +55,11 @@ class FeetechBusEmulator:
     # -- test controls ------------------------------------------------------------------------------------
     def set_word(self, motor_id: int, addr: int, value: int) -> None:
         with self._lock:
-            self.regs[motor_id][addr:addr + 2] = int(value).to_bytes(2, "little")
+            self.regs[motor_id][addr : addr + 2] = int(value).to_bytes(2, "little")
 
     def word(self, motor_id: int, addr: int) -> int:
         with self._lock:
-            return int.from_bytes(self.regs[motor_id][addr:addr + 2], "little")
+            return int.from_bytes(self.regs[motor_id][addr : addr + 2], "little")
 
     def set_position(self, motor_id: int, ticks: int) -> None:
         """Present position (0..4095 ticks) of one servo."""
@@ -122,20 +122,20 @@ class FeetechBusEmulator:
                 return [status_packet(i) for i in targets]
             if instr == READ:
                 addr, n = params[0], params[1]
-                return [status_packet(i, bytes(self.regs[i][addr:addr + n])) for i in targets]
+                return [status_packet(i, bytes(self.regs[i][addr : addr + n])) for i in targets]
             if instr == WRITE:
                 addr, data = params[0], params[1:]
                 for i in targets:
-                    self.regs[i][addr:addr + len(data)] = data
+                    self.regs[i][addr : addr + len(data)] = data
                 return [] if motor_id == BROADCAST else [status_packet(i) for i in targets]
             if instr == SYNC_READ:
                 addr, n, ids = params[0], params[1], params[2:]
-                return [status_packet(i, bytes(self.regs[i][addr:addr + n])) for i in ids if i in self.regs]
+                return [status_packet(i, bytes(self.regs[i][addr : addr + n])) for i in ids if i in self.regs]
             if instr == SYNC_WRITE:
                 addr, n = params[0], params[1]
                 for k in range(2, len(params), n + 1):
                     i = params[k]
                     if i in self.regs:
-                        self.regs[i][addr:addr + n] = params[k + 1:k + 1 + n]
+                        self.regs[i][addr : addr + n] = params[k + 1 : k + 1 + n]
                 return []
             return [status_packet(i, error=0x08) for i in targets]  # instruction error

@@ -34,12 +34,26 @@ DUALSHOCK4_IDS: tuple[tuple[int, int], ...] = ((0x054C, 0x05C4), (0x054C, 0x09CC
 
 #: (byte, bit) -> button name
 BUTTONS: dict[tuple[int, int], str] = {
-    (5, 4): "square", (5, 5): "cross", (5, 6): "circle", (5, 7): "triangle",
-    (6, 0): "l1", (6, 1): "r1", (6, 2): "l2", (6, 3): "r2", (6, 4): "share", (6, 5): "options", (6, 6): "l3", (6, 7): "r3",
-    (7, 0): "ps", (7, 1): "touchpad",
+    (5, 4): "square",
+    (5, 5): "cross",
+    (5, 6): "circle",
+    (5, 7): "triangle",
+    (6, 0): "l1",
+    (6, 1): "r1",
+    (6, 2): "l2",
+    (6, 3): "r2",
+    (6, 4): "share",
+    (6, 5): "options",
+    (6, 6): "l3",
+    (6, 7): "r3",
+    (7, 0): "ps",
+    (7, 1): "touchpad",
 }
 BUTTON_EVENTS: dict[str, EpisodeEvent] = {
-    "options": EpisodeEvent.START, "square": EpisodeEvent.RERECORD, "circle": EpisodeEvent.DISCARD, "ps": EpisodeEvent.QUIT,
+    "options": EpisodeEvent.START,
+    "square": EpisodeEvent.RERECORD,
+    "circle": EpisodeEvent.DISCARD,
+    "ps": EpisodeEvent.QUIT,
 }
 
 
@@ -75,7 +89,9 @@ class GamepadTeleop(HidTeleop):
     name = "gamepad"
     ids = DUALSHOCK4_IDS
 
-    def __init__(self, path: str | None = None, linear_speed: float = 0.15, angular_speed: float = 0.8, deadband: float = 0.08) -> None:
+    def __init__(
+        self, path: str | None = None, linear_speed: float = 0.15, angular_speed: float = 0.8, deadband: float = 0.08
+    ) -> None:
         super().__init__(path)
         self.linear_speed, self.angular_speed, self.deadband = linear_speed, angular_speed, deadband
         self.state = DualShock4State()
@@ -94,17 +110,35 @@ class GamepadTeleop(HidTeleop):
         left, right = self._dead(s.left), self._dead(s.right)
         hat_pitch = {0: -1.0, 4: 1.0}.get(s.hat, 0.0)
         roll = float("r1" in s.pressed) - float("l1" in s.pressed)
-        twist = np.array([
-            left[1] * self.linear_speed, -left[0] * self.linear_speed, right[1] * self.linear_speed,
-            roll * self.angular_speed, hat_pitch * self.angular_speed, -right[0] * self.angular_speed,
-        ])
+        twist = np.array(
+            [
+                left[1] * self.linear_speed,
+                -left[0] * self.linear_speed,
+                right[1] * self.linear_speed,
+                roll * self.angular_speed,
+                hat_pitch * self.angular_speed,
+                -right[0] * self.angular_speed,
+            ]
+        )
         return TeleopCommand(twist=twist, gripper=1.0 - s.r2, events=self._latch.pop_all())
 
     def describe(self) -> dict[str, Any]:
-        return {"teleop": self.name, "pad": "DualShock 4 (USB)", "linear_speed": self.linear_speed, "angular_speed": self.angular_speed}
+        return {
+            "teleop": self.name,
+            "pad": "DualShock 4 (USB)",
+            "linear_speed": self.linear_speed,
+            "angular_speed": self.angular_speed,
+        }
 
 
-def make_gamepad(env: Any = None, seed: int | None = None, path: str | None = None, linear_speed: float = 0.15,
-                 angular_speed: float = 0.8, deadband: float = 0.08, **_: Any) -> GamepadTeleop:
+def make_gamepad(
+    env: Any = None,
+    seed: int | None = None,
+    path: str | None = None,
+    linear_speed: float = 0.15,
+    angular_speed: float = 0.8,
+    deadband: float = 0.08,
+    **_: Any,
+) -> GamepadTeleop:
     """Registry factory ``"gamepad"``."""
     return GamepadTeleop(path, float(linear_speed), float(angular_speed), float(deadband))

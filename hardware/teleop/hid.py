@@ -38,7 +38,9 @@ class HidTeleop(Teleop):
         try:
             import hid
         except ImportError as exc:
-            raise ConfigError(f"teleop {self.name}: the hidapi package is missing (pip install 'rcs-stack[teleop]')") from exc
+            raise ConfigError(
+                f"teleop {self.name}: the hidapi package is missing (pip install 'rcs-stack[teleop]')"
+            ) from exc
         dev = hid.device()
         try:
             if self.path is not None:
@@ -52,7 +54,9 @@ class HidTeleop(Teleop):
                         continue
                 else:
                     known = ", ".join(f"{v:04x}:{p:04x}" for v, p in self.ids)
-                    raise ConfigError(f"teleop {self.name}: no device found (USB ids tried: {known}); pass path=/dev/hidrawN")
+                    raise ConfigError(
+                        f"teleop {self.name}: no device found (USB ids tried: {known}); pass path=/dev/hidrawN"
+                    )
         except OSError as exc:
             raise ConfigError(f"teleop {self.name}: cannot open {self.path}: {exc}") from exc
         dev.set_nonblocking(True)

@@ -39,11 +39,19 @@ class SO101LeaderTeleop(Teleop):
 
     name = "so101-leader"
 
-    def __init__(self, port: str, follower_joints: tuple[str, ...] = LEADER_JOINTS, leader_id: str = "rcs_leader",
-                 calibration_dir: str | Path | None = None, signs: dict[str, float] | None = None) -> None:
+    def __init__(
+        self,
+        port: str,
+        follower_joints: tuple[str, ...] = LEADER_JOINTS,
+        leader_id: str = "rcs_leader",
+        calibration_dir: str | Path | None = None,
+        signs: dict[str, float] | None = None,
+    ) -> None:
         missing = [j for j in follower_joints if j not in LEADER_JOINTS]
         if missing:
-            raise ConfigError(f"teleop so101-leader: the follower's joints {missing} have no leader joint (leader: {LEADER_JOINTS})")
+            raise ConfigError(
+                f"teleop so101-leader: the follower's joints {missing} have no leader joint (leader: {LEADER_JOINTS})"
+            )
         self.port, self.follower_joints, self.leader_id = port, tuple(follower_joints), leader_id
         self.calibration_dir = Path(calibration_dir) if calibration_dir is not None else None
         self.signs = np.array([float((signs or {}).get(j, 1.0)) for j in self.follower_joints])
@@ -54,7 +62,9 @@ class SO101LeaderTeleop(Teleop):
             return
         from lerobot.teleoperators.so_leader import SO101Leader, SO101LeaderConfig
 
-        config = SO101LeaderConfig(port=self.port, id=self.leader_id, calibration_dir=self.calibration_dir, use_degrees=True)
+        config = SO101LeaderConfig(
+            port=self.port, id=self.leader_id, calibration_dir=self.calibration_dir, use_degrees=True
+        )
         leader = SO101Leader(config)
         if not leader.calibration:
             raise ConfigError(
@@ -87,7 +97,9 @@ class SO101LeaderTeleop(Teleop):
         try:
             action = self.leader.get_action()
         except Exception as exc:  # pyserial, termios and lerobot's bus errors all mean the same: no reading
-            raise NotConnectedError(f"so101-leader on {self.port}: read failed, unplugged? ({type(exc).__name__}: {exc})") from exc
+            raise NotConnectedError(
+                f"so101-leader on {self.port}: read failed, unplugged? ({type(exc).__name__}: {exc})"
+            ) from exc
         q = np.array([math.radians(action[f"{j}.pos"]) for j in self.follower_joints]) * self.signs
         gripper = float(np.clip(action["gripper.pos"] / 100.0, 0.0, 1.0))
         return TeleopCommand(joint_positions=q, gripper=gripper)
@@ -96,8 +108,14 @@ class SO101LeaderTeleop(Teleop):
         return {"teleop": self.name, "port": self.port, "leader_id": self.leader_id, "via": "lerobot SO101Leader"}
 
 
-def make_so101_leader(env: Any = None, seed: int | None = None, port: str | None = None, leader_id: str = "rcs_leader",
-                      calibration_dir: str | None = None, **_: Any) -> SO101LeaderTeleop:
+def make_so101_leader(
+    env: Any = None,
+    seed: int | None = None,
+    port: str | None = None,
+    leader_id: str = "rcs_leader",
+    calibration_dir: str | None = None,
+    **_: Any,
+) -> SO101LeaderTeleop:
     """Registry factory ``"so101-leader"`` (``--teleop-option port=/dev/ttyACM0``)."""
     if port is None:
         raise ConfigError("teleop so101-leader: port is required (--teleop-option port=/dev/ttyACM0)")

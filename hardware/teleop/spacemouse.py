@@ -75,7 +75,9 @@ class SpaceMouseTeleop(HidTeleop):
     name = "spacemouse"
     ids = SPACEMOUSE_IDS
 
-    def __init__(self, path: str | None = None, linear_speed: float = 0.15, angular_speed: float = 0.8, deadband: float = 0.05) -> None:
+    def __init__(
+        self, path: str | None = None, linear_speed: float = 0.15, angular_speed: float = 0.8, deadband: float = 0.05
+    ) -> None:
         super().__init__(path)
         self.linear_speed, self.angular_speed, self.deadband = linear_speed, angular_speed, deadband
         self.state = SpaceMouseState()
@@ -89,8 +91,10 @@ class SpaceMouseTeleop(HidTeleop):
             self.gripper = 1.0
 
     def current(self) -> TeleopCommand:
-        return TeleopCommand(twist=twist_from_axes(self.state.axes, self.linear_speed, self.angular_speed, self.deadband),
-                             gripper=self.gripper)
+        return TeleopCommand(
+            twist=twist_from_axes(self.state.axes, self.linear_speed, self.angular_speed, self.deadband),
+            gripper=self.gripper,
+        )
 
     def reset(self, obs: dict[str, np.ndarray]) -> None:
         self.gripper = 1.0 if float(np.asarray(obs["gripper"]).reshape(-1)[0]) > 0.5 else 0.0
@@ -99,7 +103,14 @@ class SpaceMouseTeleop(HidTeleop):
         return {"teleop": self.name, "linear_speed": self.linear_speed, "angular_speed": self.angular_speed}
 
 
-def make_spacemouse(env: Any = None, seed: int | None = None, path: str | None = None, linear_speed: float = 0.15,
-                    angular_speed: float = 0.8, deadband: float = 0.05, **_: Any) -> SpaceMouseTeleop:
+def make_spacemouse(
+    env: Any = None,
+    seed: int | None = None,
+    path: str | None = None,
+    linear_speed: float = 0.15,
+    angular_speed: float = 0.8,
+    deadband: float = 0.05,
+    **_: Any,
+) -> SpaceMouseTeleop:
     """Registry factory ``"spacemouse"``."""
     return SpaceMouseTeleop(path, float(linear_speed), float(angular_speed), float(deadband))

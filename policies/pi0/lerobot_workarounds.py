@@ -62,8 +62,9 @@ def match_projector_to_language_model(paligemma: Any) -> bool:
     old = projector.linear
     if old.out_features == width:
         return False
-    new = torch.nn.Linear(old.in_features, width, bias=old.bias is not None, device=old.weight.device,
-                          dtype=old.weight.dtype)
+    new = torch.nn.Linear(
+        old.in_features, width, bias=old.bias is not None, device=old.weight.device, dtype=old.weight.dtype
+    )
     new.requires_grad_(old.weight.requires_grad)
     new.train(old.training)
     projector.linear = new

@@ -55,8 +55,12 @@ PI0_VOCAB_SIZE = 257152
 SIGLIP_PATCH_PX = 14
 #: tokens of the padded prompt (lerobot's default is 48; the instructions here are short).
 TOKENIZER_MAX_LENGTH = 16
-DEFAULT_CORPUS = ("pick the red cube", "pick the blue cube", "pick the cube and bring it to the target",
-                  "place put move lift grasp open close left right up down green yellow")
+DEFAULT_CORPUS = (
+    "pick the red cube",
+    "pick the blue cube",
+    "pick the cube and bring it to the target",
+    "place put move lift grasp open close left right up down green yellow",
+)
 
 
 def build_tokenizer(directory: Path, corpus: Sequence[str] = DEFAULT_CORPUS) -> Path:
@@ -83,14 +87,18 @@ def build_tokenizer(directory: Path, corpus: Sequence[str] = DEFAULT_CORPUS) -> 
     words.train_from_iterator(list(corpus), trainers.WordLevelTrainer(special_tokens=list(SPECIAL_TOKENS)))
     words.add_tokens([AddedToken(NEWLINE, normalized=False, special=False)])
     bos = SPECIAL_TOKENS.index("<bos>")
-    words.post_processor = processors.TemplateProcessing(single="<bos> $A", pair="<bos> $A $B",
-                                                         special_tokens=[("<bos>", bos)])
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=words, pad_token="<pad>", eos_token="<eos>",
-                                        bos_token="<bos>", unk_token="<unk>")
+    words.post_processor = processors.TemplateProcessing(
+        single="<bos> $A", pair="<bos> $A $B", special_tokens=[("<bos>", bos)]
+    )
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=words, pad_token="<pad>", eos_token="<eos>", bos_token="<bos>", unk_token="<unk>"
+    )
     ids = [tokenizer.convert_tokens_to_ids(t) for t in (*SPECIAL_TOKENS, NEWLINE)]
     if ids[:4] != [0, 1, 2, 3] or len(tokenizer) > PI0_VOCAB_SIZE:
-        raise ValueError(f"tokenizer layout: special ids {ids[:4]} (PaliGemma: 0..3), {len(tokenizer)} tokens "
-                         f"(pi0 embeds at most {PI0_VOCAB_SIZE})")
+        raise ValueError(
+            f"tokenizer layout: special ids {ids[:4]} (PaliGemma: 0..3), {len(tokenizer)} tokens "
+            f"(pi0 embeds at most {PI0_VOCAB_SIZE})"
+        )
     tokenizer.save_pretrained(directory)
     return directory
 
@@ -113,26 +121,42 @@ def _processors(cfg: Any, stats: Mapping[str, Mapping[str, np.ndarray]], tokeniz
     )
     from transformers import AutoTokenizer
 
-    relative = RelativeActionsProcessorStep(enabled=cfg.use_relative_actions,
-                                            exclude_joints=list(cfg.relative_exclude_joints),
-                                            action_names=cfg.action_feature_names)
+    relative = RelativeActionsProcessorStep(
+        enabled=cfg.use_relative_actions,
+        exclude_joints=list(cfg.relative_exclude_joints),
+        action_names=cfg.action_feature_names,
+    )
     steps = make_default_policy_processor_steps(cfg, dict(stats))
-    tokenize = TokenizerProcessorStep(tokenizer=AutoTokenizer.from_pretrained(str(tokenizer_dir)),
-                                      max_length=cfg.tokenizer_max_length, padding_side="right",
-                                      padding="max_length")
+    tokenize = TokenizerProcessorStep(
+        tokenizer=AutoTokenizer.from_pretrained(str(tokenizer_dir)),
+        max_length=cfg.tokenizer_max_length,
+        padding_side="right",
+        padding="max_length",
+    )
     return make_policy_processor_pipelines(
-        input_steps=[steps.rename_observations, steps.add_batch_dim, Pi0NewLineProcessor(), tokenize,
-                     steps.to_device, relative, steps.normalize],
-        output_steps=[steps.unnormalize,
-                      AbsoluteActionsProcessorStep(enabled=cfg.use_relative_actions, relative_step=relative),
-                      steps.to_cpu],
+        input_steps=[
+            steps.rename_observations,
+            steps.add_batch_dim,
+            Pi0NewLineProcessor(),
+            tokenize,
+            steps.to_device,
+            relative,
+            steps.normalize,
+        ],
+        output_steps=[
+            steps.unnormalize,
+            AbsoluteActionsProcessorStep(enabled=cfg.use_relative_actions, relative_step=relative),
+            steps.to_cpu,
+        ],
     )
 
 
 def default_stats(state_dim: int, action_dim: int) -> dict[str, dict[str, np.ndarray]]:
     """Zero mean, unit std for ``observation.state`` and ``action`` (pi0 does not normalize images)."""
-    return {"observation.state": {"mean": np.zeros(state_dim), "std": np.ones(state_dim)},
-            "action": {"mean": np.zeros(action_dim), "std": np.ones(action_dim)}}
+    return {
+        "observation.state": {"mean": np.zeros(state_dim), "std": np.ones(state_dim)},
+        "action": {"mean": np.zeros(action_dim), "std": np.ones(action_dim)},
+    }
 
 
 def build_random_pi0(
@@ -171,17 +195,26 @@ def build_random_pi0(
     if image_size <= 0 or image_size % SIGLIP_PATCH_PX:
         raise ValueError(f"image_size={image_size}: must be a positive multiple of {SIGLIP_PATCH_PX} px (SigLIP patch)")
     inputs = {"observation.state": PolicyFeature(FeatureType.STATE, (len(state_names),))}
-    inputs.update({f"observation.images.{c}": PolicyFeature(FeatureType.VISUAL, (3, image_size, image_size))
-                   for c in cameras})
+    inputs.update(
+        {f"observation.images.{c}": PolicyFeature(FeatureType.VISUAL, (3, image_size, image_size)) for c in cameras}
+    )
     cfg = PI0Config(
-        paligemma_variant="gemma_300m", action_expert_variant="gemma_300m", dtype="float32",
-        input_features=inputs, output_features={"action": PolicyFeature(FeatureType.ACTION, (len(action_names),))},
-        chunk_size=chunk_size, n_action_steps=chunk_size, image_resolution=(image_size, image_size),
-        tokenizer_max_length=TOKENIZER_MAX_LENGTH, device="cpu",
+        paligemma_variant="gemma_300m",
+        action_expert_variant="gemma_300m",
+        dtype="float32",
+        input_features=inputs,
+        output_features={"action": PolicyFeature(FeatureType.ACTION, (len(action_names),))},
+        chunk_size=chunk_size,
+        n_action_steps=chunk_size,
+        image_resolution=(image_size, image_size),
+        tokenizer_max_length=TOKENIZER_MAX_LENGTH,
+        device="cpu",
     )
     if len(state_names) > cfg.max_state_dim or len(action_names) > cfg.max_action_dim:
-        raise ValueError(f"{len(state_names)} state / {len(action_names)} action components: pi0 pads to at most "
-                         f"{cfg.max_state_dim} / {cfg.max_action_dim}")
+        raise ValueError(
+            f"{len(state_names)} state / {len(action_names)} action components: pi0 pads to at most "
+            f"{cfg.max_state_dim} / {cfg.max_action_dim}"
+        )
     directory.mkdir(parents=True, exist_ok=True)
     tokenizer_dir = build_tokenizer(directory / "tokenizer")
     stats = default_stats(len(state_names), len(action_names)) if stats is None else stats
@@ -194,7 +227,9 @@ def build_random_pi0(
     for part in (pre, post):
         part.save_pretrained(str(directory))
     manifest = {
-        "kind": "lerobot", "policy_dt": policy_dt, "checkpoint_id": f"pi0-random-{seed}",
+        "kind": "lerobot",
+        "policy_dt": policy_dt,
+        "checkpoint_id": f"pi0-random-{seed}",
         "names": {"action": list(action_names), "observation.state": list(state_names)},
         "text": {"name": "task", "max_bytes": 256},
         "overrides": {"preprocessor": {"tokenizer_processor": {"tokenizer_name": "@/tokenizer"}}},

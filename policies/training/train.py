@@ -99,15 +99,22 @@ class TrainResult:
 def policy_config_for(data: DemoData, overrides: dict[str, Any]) -> RcsDiffusionConfig:
     """The policy config of a dataset: its features, action names and rate, plus user overrides."""
     return RcsDiffusionConfig(
-        **overrides, device="cpu", input_features=data.input_features, output_features=data.output_features,
-        action_names=data.action_names, feature_names=data.feature_names, fps=data.fps,
+        **overrides,
+        device="cpu",
+        input_features=data.input_features,
+        output_features=data.output_features,
+        action_names=data.action_names,
+        feature_names=data.feature_names,
+        fps=data.fps,
     )
 
 
 def check_same_features(config: RcsDiffusionConfig, data: DemoData) -> None:
     """Resuming on a dataset with other features than the checkpoint's is an error naming the difference."""
-    for kind, ours, theirs in (("input", config.input_features, data.input_features),
-                               ("output", config.output_features, data.output_features)):
+    for kind, ours, theirs in (
+        ("input", config.input_features, data.input_features),
+        ("output", config.output_features, data.output_features),
+    ):
         for key in sorted(set(ours) | set(theirs)):
             a, b = ours.get(key), theirs.get(key)
             if a is None or b is None or tuple(a.shape) != tuple(b.shape) or a.type != b.type:
@@ -127,16 +134,27 @@ def serving_manifest(config: RcsDiffusionConfig, checkpoint_id: str) -> dict[str
     units = {k: UNITS[k] for k in names if k in UNITS}
     units["action"] = action_unit(config.action_names)
     manifest: dict[str, Any] = {
-        "kind": "lerobot", "checkpoint_id": checkpoint_id, "policy_type": config.type, "policy_dt": 1.0 / config.fps,
-        "names": names, "units": units,
+        "kind": "lerobot",
+        "checkpoint_id": checkpoint_id,
+        "policy_type": config.type,
+        "policy_dt": 1.0 / config.fps,
+        "names": names,
+        "units": units,
     }
     if config.use_language:
         manifest["text"] = {"name": "task", "max_bytes": 256}
     return manifest
 
 
-def save_checkpoint(run: Path, step: int, policy: RcsDiffusionPolicy, preprocessor: Any, postprocessor: Any,
-                    optimizer: torch.optim.Optimizer, scheduler: Any) -> Path:
+def save_checkpoint(
+    run: Path,
+    step: int,
+    policy: RcsDiffusionPolicy,
+    preprocessor: Any,
+    postprocessor: Any,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+) -> Path:
     """Write ``run/checkpoints/<step>`` (into a temporary folder first, then renamed) and point ``last`` at it."""
     from lerobot.common.train_utils import save_training_state, update_last_checkpoint
 
@@ -148,7 +166,9 @@ def save_checkpoint(run: Path, step: int, policy: RcsDiffusionPolicy, preprocess
     policy.save_pretrained(pretrained)
     preprocessor.save_pretrained(pretrained)
     postprocessor.save_pretrained(pretrained)
-    (pretrained / "rcs_policy.json").write_text(json.dumps(serving_manifest(policy.config, f"{run.name}/{step:06d}"), indent=2))
+    (pretrained / "rcs_policy.json").write_text(
+        json.dumps(serving_manifest(policy.config, f"{run.name}/{step:06d}"), indent=2)
+    )
     save_training_state(tmp, step, optimizer, scheduler)
     shutil.rmtree(final, ignore_errors=True)
     tmp.rename(final)
@@ -203,9 +223,15 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainResult:
         probe = RcsDiffusionConfig(**cfg.policy, device="cpu")
         data = load_demos(cfg.dataset, probe, cfg.repo_id, tuple(cfg.ignore_features))
         config = policy_config_for(data, cfg.policy)
-    log.info("dataset %s: %d frames, %d episodes, inputs %s, action %s (%s)", cfg.dataset, len(data),
-             len(torch.unique(data.episode_index)), sorted(config.input_features), config.action_names,
-             config.action_target)
+    log.info(
+        "dataset %s: %d frames, %d episodes, inputs %s, action %s (%s)",
+        cfg.dataset,
+        len(data),
+        len(torch.unique(data.episode_index)),
+        sorted(config.input_features),
+        config.action_names,
+        config.action_target,
+    )
 
     # 2. policy, processors, optimizer
     if cfg.resume:
@@ -257,8 +283,9 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainResult:
             if step % cfg.log_every == 0:
                 mean = running / cfg.log_every
                 running = 0.0
-                writer.writerow([step, f"{mean:.6g}", f"{scheduler.get_last_lr()[0]:.3g}",
-                                 f"{time.monotonic() - t_start:.1f}"])
+                writer.writerow(
+                    [step, f"{mean:.6g}", f"{scheduler.get_last_lr()[0]:.3g}", f"{time.monotonic() - t_start:.1f}"]
+                )
                 f.flush()
                 history_steps.append(step)
                 history_losses.append(mean)
@@ -269,8 +296,9 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainResult:
             out_of_time = time.monotonic() > deadline or step == cfg.stop_at
             if step % cfg.save_every == 0 or step == cfg.steps or out_of_time:
                 checkpoint = save_checkpoint(run, step, policy, preprocessor, postprocessor, optimizer, scheduler)
-                loss_curve_png(run / "loss.png", history_steps, history_losses,
-                               f"rcs_diffusion training loss ({run.name})")
+                loss_curve_png(
+                    run / "loss.png", history_steps, history_losses, f"rcs_diffusion training loss ({run.name})"
+                )
                 policy.train()
             if out_of_time:
                 stopped_early = step < cfg.steps

@@ -11,9 +11,20 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
+from typing import Any, Protocol, runtime_checkable
 
 from rcs.cli.main import Parser, json_line
+from rcs.errors import ConfigError
 from rcs.registry import benchmarks
+
+
+@runtime_checkable
+class Benchmark(Protocol):
+    """What a ``rcs.benchmarks`` entry point names: a module with these two functions."""
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None: ...
+
+    def run(self, args: argparse.Namespace) -> dict[str, Any]: ...
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,7 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    module = benchmarks.factory(args.name)
+    module: object = benchmarks.factory(args.name)
+    if not isinstance(module, Benchmark):
+        raise ConfigError(f"benchmark {args.name!r}: its entry point must name a module with add_arguments and run")
     parser = Parser(prog=f"rcs bench {args.name}")
     parser.add_argument("--json", action="store_true", help="print JSON (the default and only format)")
     module.add_arguments(parser)

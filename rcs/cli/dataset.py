@@ -35,7 +35,11 @@ def _out(text: str) -> None:
 
 def _stats_summary(stats: dict, key: str) -> dict:
     s = stats.get(key, {})
-    return {k: np.round(np.asarray(s[k], dtype=np.float64).reshape(-1), 4).tolist() for k in ("mean", "std", "min", "max") if k in s}
+    return {
+        k: np.round(np.asarray(s[k], dtype=np.float64).reshape(-1), 4).tolist()
+        for k in ("mean", "std", "min", "max")
+        if k in s
+    }
 
 
 def info(root: Path, repo_id: str) -> dict:
@@ -59,8 +63,15 @@ def info(root: Path, repo_id: str) -> dict:
         "frames": meta.total_frames,
         "episode_lengths": lengths,
         "tasks": list(meta.tasks.index) if meta.tasks is not None else [],
-        "features": {k: {"dtype": v["dtype"], "shape": list(v["shape"]), "names": v.get("names")} for k, v in meta.features.items()},
-        "stats": {k: _stats_summary(meta.stats or {}, k) for k, v in meta.features.items() if v["dtype"] in ("float32", "float64")},
+        "features": {
+            k: {"dtype": v["dtype"], "shape": list(v["shape"]), "names": v.get("names")}
+            for k, v in meta.features.items()
+        },
+        "stats": {
+            k: _stats_summary(meta.stats or {}, k)
+            for k, v in meta.features.items()
+            if v["dtype"] in ("float32", "float64")
+        },
     }
     rec = root / RECORDING_META
     if rec.exists():
@@ -81,8 +92,13 @@ def repair(root: Path, repo_id: str) -> dict:
     done = store.open()  # takes the lock: refuses while a recorder is writing
     try:
         if not store.root.exists():
-            return {"root": str(root), "actions": done, "loads": False, "episodes": 0,
-                    "message": "no dataset: no episode was ever saved here"}
+            return {
+                "root": str(root),
+                "actions": done,
+                "loads": False,
+                "episodes": 0,
+                "message": "no dataset: no episode was ever saved here",
+            }
         ds = LeRobotDataset(repo_id, root=store.root)
         return {"root": str(root), "actions": done, "loads": True, "episodes": ds.num_episodes, "frames": ds.num_frames}
     finally:
@@ -135,16 +151,26 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "repair":
         for line in result["actions"] or ["nothing to repair"]:
             _out(f"  {line}")
-        _out(f"{root}: {result['episodes']} episodes" + (", loads with lerobot" if result["loads"] else f" ({result.get('message')})"))
+        _out(
+            f"{root}: {result['episodes']} episodes"
+            + (", loads with lerobot" if result["loads"] else f" ({result.get('message')})")
+        )
         return 0
     _out(f"{root}  (LeRobotDataset {result['codebase_version']}, robot {result['robot_type']}, {result['fps']} fps)")
     lengths = result["episode_lengths"]
-    _out(f"episodes: {result['episodes']}, frames: {result['frames']}"
-         + (f", length min/mean/max {min(lengths)}/{np.mean(lengths):.1f}/{max(lengths)}" if lengths else ""))
+    _out(
+        f"episodes: {result['episodes']}, frames: {result['frames']}"
+        + (f", length min/mean/max {min(lengths)}/{np.mean(lengths):.1f}/{max(lengths)}" if lengths else "")
+    )
     _out(f"tasks: {result['tasks']}")
     if "recording" in result:
         r = result["recording"]
-        _out("recording: " + ", ".join(f"{k}={r[k]}" for k in ("env_id", "control_mode", "relative", "control_rate_hz", "teleop") if k in r))
+        _out(
+            "recording: "
+            + ", ".join(
+                f"{k}={r[k]}" for k in ("env_id", "control_mode", "relative", "control_rate_hz", "teleop") if k in r
+            )
+        )
     _out("features:")
     for key, ft in result["features"].items():
         names = ft["names"]

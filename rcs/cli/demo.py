@@ -27,12 +27,11 @@ import numpy as np
 import rcs.envs  # noqa: F401  (registers the env ids)
 from rcs.cli.main import at_least
 from rcs.envs.base import CameraConfig
-from rcs.errors import ConfigError
-from rcs.envs.quadrotor import QuadrotorConfig
+from rcs.envs.quadrotor import QuadrotorConfig, QuadrotorEnv
 from rcs.envs.rollout import run_episode
+from rcs.errors import ConfigError
 from rcs.experts.quadrotor import QuadrotorTrackingExpert
 from rcs.mp4 import write_mp4
-
 
 #: the checkpoint shipped with the repository (trained with `rcs train`, docs/train.md).
 DEMO_CHECKPOINT = Path(__file__).resolve().parents[2] / "policies" / "checkpoints" / "pick_cube_rcs_diffusion"
@@ -50,7 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--episodes", type=at_least(1), default=5, help="pick-cube episodes (default 5)")
     parser.add_argument("--seed", type=int, default=1000, help="first episode seed")
     parser.add_argument("--arm", default="rcs/PandaPickCube-v0", help="pick-cube env id")
-    parser.add_argument("--policy", type=Path, default=DEMO_CHECKPOINT, help="checkpoint to serve (default: the shipped one)")
+    parser.add_argument(
+        "--policy", type=Path, default=DEMO_CHECKPOINT, help="checkpoint to serve (default: the shipped one)"
+    )
     parser.add_argument("--loops", type=int, default=2, help="figure-eight loops after the speed ramp")
     parser.add_argument("--out", type=Path, default=Path("outputs/demo"), help="folder for the videos")
     parser.add_argument("--json", action="store_true", help="print only one JSON object")
@@ -82,8 +83,16 @@ class FlightProgress:
         every_s: s of flight time between reports.
     """
 
-    def __init__(self, policy: Callable[[dict], np.ndarray], dt: float, total_s: float, ramp_s: float, period_s: float,
-                 say: Callable[[str], None], every_s: float = PROGRESS_EVERY_S) -> None:
+    def __init__(
+        self,
+        policy: Callable[[dict], np.ndarray],
+        dt: float,
+        total_s: float,
+        ramp_s: float,
+        period_s: float,
+        say: Callable[[str], None],
+        every_s: float = PROGRESS_EVERY_S,
+    ) -> None:
         self.policy, self.dt, self.total_s, self.ramp_s, self.period_s = policy, dt, total_s, ramp_s, period_s
         self.say, self.every_steps = say, max(1, int(round(every_s / dt)))
         self.steps = 0
@@ -98,11 +107,16 @@ class FlightProgress:
             t = self.steps * self.dt
             error_mm = float(np.linalg.norm(np.asarray(obs["position"]) - np.asarray(obs["target_position"]))) * 1000
             laps = self.total_s - self.ramp_s
-            phase = ("speed ramp" if t < self.ramp_s
-                     else f"lap {min(int((t - self.ramp_s) // self.period_s) + 1, round(laps / self.period_s))}"
-                          f"/{round(laps / self.period_s)}")
-            self.say(f"  flight {t:5.1f}/{self.total_s:.1f} s ({phase}), position error {error_mm:.1f} mm, "
-                     f"{time.perf_counter() - self._t0:.0f} s wall")
+            phase = (
+                "speed ramp"
+                if t < self.ramp_s
+                else f"lap {min(int((t - self.ramp_s) // self.period_s) + 1, round(laps / self.period_s))}"
+                f"/{round(laps / self.period_s)}"
+            )
+            self.say(
+                f"  flight {t:5.1f}/{self.total_s:.1f} s ({phase}), position error {error_mm:.1f} mm, "
+                f"{time.perf_counter() - self._t0:.0f} s wall"
+            )
         self.steps += 1
         return self.policy(obs)
 
@@ -111,8 +125,9 @@ def pick_cube(args: argparse.Namespace) -> dict:
     from rcs.eval.evaluation import EvalConfig, evaluate
 
     # every other setting keeps `rcs eval`'s default (EvalConfig's)
-    config = EvalConfig(policy=args.policy, env=args.arm, episodes=args.episodes, seed=args.seed, videos=1,
-                        out=args.out)
+    config = EvalConfig(
+        policy=args.policy, env=args.arm, episodes=args.episodes, seed=args.seed, videos=1, out=args.out
+    )
     video = args.out / f"episode_{args.seed}.mp4"
     final = args.out / "pick_cube.mp4"
 
@@ -140,7 +155,9 @@ def flight_config(loops: int) -> QuadrotorConfig:
     base = QuadrotorConfig(task="track", action_mode="thrust_rates")
     period = base.figure_eight[2]  # the reference ramps up over one period
     steps = int(round((period + loops * period) * base.control_rate_hz))
-    return QuadrotorConfig(task="track", action_mode="thrust_rates", max_episode_steps=steps, render_camera=FLIGHT_CAMERA)
+    return QuadrotorConfig(
+        task="track", action_mode="thrust_rates", max_episode_steps=steps, render_camera=FLIGHT_CAMERA
+    )
 
 
 def figure_eight(args: argparse.Namespace) -> dict:
@@ -149,8 +166,12 @@ def figure_eight(args: argparse.Namespace) -> dict:
     steps = config.max_episode_steps
     env = gym.make("rcs/QuadrotorTrack-v0", config=config, render_mode="rgb_array")
     u = env.unwrapped
+    if not isinstance(u, QuadrotorEnv):  # the id's registration says otherwise: a bug, not a user error
+        raise TypeError(f"rcs/QuadrotorTrack-v0 built a {type(u).__name__}, not a QuadrotorEnv")
     expert = QuadrotorTrackingExpert(u.vehicle.spec, u.reference, u.dt)
-    policy = FlightProgress(expert, u.dt, steps * u.dt, ramp, config.figure_eight[2], lambda text: _progress(args, text))
+    policy = FlightProgress(
+        expert, u.dt, steps * u.dt, ramp, config.figure_eight[2], lambda text: _progress(args, text)
+    )
 
     def reset() -> None:
         expert.reset()
@@ -179,16 +200,25 @@ def figure_eight(args: argparse.Namespace) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    _say(args, f"rcs demo: trained policy {args.policy.name} served to the simulated Panda ({args.arm}), "
-         f"{args.episodes} episodes")
+    _say(
+        args,
+        f"rcs demo: trained policy {args.policy.name} served to the simulated Panda ({args.arm}), "
+        f"{args.episodes} episodes",
+    )
     pick = pick_cube(args)
     lat = pick["policy_latency_ms"]
-    _say(args, f"pick-cube success rate: {pick['success_rate']:.0%} over {pick['episodes']} episodes "
-         f"(policy latency p50 {lat['p50']} ms); video {pick['video']}")
+    _say(
+        args,
+        f"pick-cube success rate: {pick['success_rate']:.0%} over {pick['episodes']} episodes "
+        f"(policy latency p50 {lat['p50']} ms); video {pick['video']}",
+    )
     _say(args, "rcs demo: classical controller flying a figure-eight (sim/crazyflie, thrust + body rates)")
     quad = figure_eight(args)
-    _say(args, f"figure-eight tracking error: RMS {quad['tracking_error_rms_m'] * 1000:.1f} mm, "
-         f"max {quad['tracking_error_max_m'] * 1000:.1f} mm; video {quad['video']}")
+    _say(
+        args,
+        f"figure-eight tracking error: RMS {quad['tracking_error_rms_m'] * 1000:.1f} mm, "
+        f"max {quad['tracking_error_max_m'] * 1000:.1f} mm; video {quad['video']}",
+    )
     if args.json:
         sys.stdout.write(json.dumps({"pick_cube": pick, "quadrotor": quad}) + "\n")
     return 0 if pick["episodes"] > 0 and quad["completed"] else 1

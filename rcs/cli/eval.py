@@ -31,39 +31,89 @@ _DEFAULT = EvalConfig(policy=Path(), env=DEFAULT_ENV)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--policy", required=True, type=Path, help="checkpoint directory (config.json, model.safetensors, rcs_policy.json)")
+    parser.add_argument(
+        "--policy",
+        required=True,
+        type=Path,
+        help="checkpoint directory (config.json, model.safetensors, rcs_policy.json)",
+    )
     parser.add_argument("--env", default=_DEFAULT.env, help=f"env id (default {_DEFAULT.env})")
-    parser.add_argument("--episodes", type=at_least(1), default=_DEFAULT.episodes,
-                        help=f"episodes (default {_DEFAULT.episodes})")
-    parser.add_argument("--seed", type=int, default=_DEFAULT.seed,
-                        help=f"seed of the first episode, then +1 (default {_DEFAULT.seed}: "
-                        "not among the seeds rcs record uses by default)")
-    parser.add_argument("--instruction", default=None, help="task text for language-conditioned policies "
-                        "(default: the env's own instruction of each episode)")
-    parser.add_argument("--max-steps", type=at_least(1), default=None, help="episode time limit in env steps (default: the env's)")
-    parser.add_argument("--replan-steps", type=at_least(1), default=None,
-                        help="policy-rate actions executed from each chunk before the next request (default: the "
-                             "checkpoint's n_action_steps)")
-    parser.add_argument("--strategy", default=_DEFAULT.strategy, choices=sorted(STRATEGIES),
-                        help="how a new chunk takes over from the one executing (rcs.control.chunking; default splice)")
-    parser.add_argument("--rate", type=greater_than(0.0), default=_DEFAULT.rate_hz,
-                        help=f"control loop rate in Hz (default {_DEFAULT.rate_hz:g})")
-    parser.add_argument("--videos", type=at_least(0), default=_DEFAULT.videos,
-                        help=f"write videos of the first N episodes (default {_DEFAULT.videos})")
-    parser.add_argument("--out", type=Path, default=_DEFAULT.out,
-                        help=f"folder for videos, summary.json and the server log (default {_DEFAULT.out})")
-    parser.add_argument("--render", choices=["fast", "model"], default=_DEFAULT.render,
-                        help="camera rendering like 'rcs record --render' (default fast: what rcs record uses)")
+    parser.add_argument(
+        "--episodes", type=at_least(1), default=_DEFAULT.episodes, help=f"episodes (default {_DEFAULT.episodes})"
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=_DEFAULT.seed,
+        help=f"seed of the first episode, then +1 (default {_DEFAULT.seed}: "
+        "not among the seeds rcs record uses by default)",
+    )
+    parser.add_argument(
+        "--instruction",
+        default=None,
+        help="task text for language-conditioned policies (default: the env's own instruction of each episode)",
+    )
+    parser.add_argument(
+        "--max-steps", type=at_least(1), default=None, help="episode time limit in env steps (default: the env's)"
+    )
+    parser.add_argument(
+        "--replan-steps",
+        type=at_least(1),
+        default=None,
+        help="policy-rate actions executed from each chunk before the next request (default: the "
+        "checkpoint's n_action_steps)",
+    )
+    parser.add_argument(
+        "--strategy",
+        default=_DEFAULT.strategy,
+        choices=sorted(STRATEGIES),
+        help="how a new chunk takes over from the one executing (rcs.control.chunking; default splice)",
+    )
+    parser.add_argument(
+        "--rate",
+        type=greater_than(0.0),
+        default=_DEFAULT.rate_hz,
+        help=f"control loop rate in Hz (default {_DEFAULT.rate_hz:g})",
+    )
+    parser.add_argument(
+        "--videos",
+        type=at_least(0),
+        default=_DEFAULT.videos,
+        help=f"write videos of the first N episodes (default {_DEFAULT.videos})",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=_DEFAULT.out,
+        help=f"folder for videos, summary.json and the server log (default {_DEFAULT.out})",
+    )
+    parser.add_argument(
+        "--render",
+        choices=["fast", "model"],
+        default=_DEFAULT.render,
+        help="camera rendering like 'rcs record --render' (default fast: what rcs record uses)",
+    )
     parser.add_argument("--endpoint", default=None, help="use an already running server instead of starting one")
     parser.add_argument("--json", action="store_true", help="print only one JSON object")
 
 
 def config_of(args: argparse.Namespace) -> EvalConfig:
     """The :class:`rcs.eval.evaluation.EvalConfig` of parsed ``rcs eval`` arguments."""
-    return EvalConfig(policy=args.policy, env=args.env, episodes=args.episodes, seed=args.seed,
-                      instruction=args.instruction, max_steps=args.max_steps, replan_steps=args.replan_steps,
-                      strategy=args.strategy, rate_hz=args.rate, videos=args.videos, out=args.out,
-                      render=args.render, endpoint=args.endpoint)
+    return EvalConfig(
+        policy=args.policy,
+        env=args.env,
+        episodes=args.episodes,
+        seed=args.seed,
+        instruction=args.instruction,
+        max_steps=args.max_steps,
+        replan_steps=args.replan_steps,
+        strategy=args.strategy,
+        rate_hz=args.rate,
+        videos=args.videos,
+        out=args.out,
+        render=args.render,
+        endpoint=args.endpoint,
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -86,6 +136,8 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(json_line(summary))
     else:
         lat = summary["policy_latency_ms"]
-        say(f"success rate {summary['success_rate']:.0%} over {summary['episodes']} episodes, mean steps "
-            f"{summary['mean_steps']:.0f}, policy latency p50 {lat['p50']} ms p99 {lat['p99']} ms")
+        say(
+            f"success rate {summary['success_rate']:.0%} over {summary['episodes']} episodes, mean steps "
+            f"{summary['mean_steps']:.0f}, policy latency p50 {lat['p50']} ms p99 {lat['p99']} ms"
+        )
     return 0

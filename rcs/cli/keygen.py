@@ -21,6 +21,8 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(f"rcs keygen: {e}") from None
     public = keys.load(public_path).public.decode()
     sys.stdout.write(f"{public}\n")
-    sys.stderr.write(f"wrote {public_path} (public) and {secret_path} (secret, 0600); "
-                     "add the public key line above to the server's --allow file\n")
+    sys.stderr.write(
+        f"wrote {public_path} (public) and {secret_path} (secret, 0600); "
+        "add the public key line above to the server's --allow file\n"
+    )
     return 0

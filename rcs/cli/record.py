@@ -17,11 +17,8 @@ import sys
 import time
 from pathlib import Path
 
-import gymnasium as gym
-from gymnasium.envs.registration import load_env_creator
-
 from rcs.cli.main import at_least, check_arm_env, json_line, writable_folder
-from rcs.envs.registration import ENVS
+from rcs.envs.registration import ENVS, build_env
 from rcs.errors import ConfigError, UnknownNameError
 from rcs.registry import make_camera, teleops
 
@@ -36,33 +33,68 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--teleop", default="expert", help="registered teleop device (rcs list): expert, keyboard, ...")
     parser.add_argument("--episodes", type=at_least(1), default=10, help="episodes to save (default 10)")
     parser.add_argument("--root", type=writable_folder, required=True, help="dataset folder (created, or appended to)")
-    parser.add_argument("--repo-id", default=None, help="lerobot repo id stored in the metadata (default local/<root name>)")
+    parser.add_argument(
+        "--repo-id", default=None, help="lerobot repo id stored in the metadata (default local/<root name>)"
+    )
     parser.add_argument("--task", default=DEFAULT_TASK, help="task text of every episode")
-    parser.add_argument("--seed", type=int, default=0,
-                        help="scene seed of the first scene (then +1 per scene; appending continues after the last saved seed)")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="scene seed of the first scene (then +1 per scene; appending continues after the last saved seed)",
+    )
     parser.add_argument("--cameras", default="front,wrist", help="comma-separated MJCF camera names, or 'none'")
     parser.add_argument("--image-size", default="240x320", help="camera image HxW (default 240x320)")
-    parser.add_argument("--render", choices=["fast", "model"], default="fast",
-                        help="simulated cameras: 'fast' turns off shadows and multisampling (about 10x faster on a "
-                             "CPU renderer); 'model' keeps the MJCF's visual quality")
-    parser.add_argument("--fps", type=at_least(1), default=None, help="dataset fps = env control rate (default: the env's)")
-    parser.add_argument("--control-mode", default="cartesian", choices=["cartesian", "joint"],
-                        help="recorded action: 'cartesian' (TCP position in m + rotation vector in rad, base frame, + "
-                             "gripper) or 'joint' (joint positions in rad + gripper) (default cartesian)")
+    parser.add_argument(
+        "--render",
+        choices=["fast", "model"],
+        default="fast",
+        help="simulated cameras: 'fast' turns off shadows and multisampling (about 10x faster on a "
+        "CPU renderer); 'model' keeps the MJCF's visual quality",
+    )
+    parser.add_argument(
+        "--fps", type=at_least(1), default=None, help="dataset fps = env control rate (default: the env's)"
+    )
+    parser.add_argument(
+        "--control-mode",
+        default="cartesian",
+        choices=["cartesian", "joint"],
+        help="recorded action: 'cartesian' (TCP position in m + rotation vector in rad, base frame, + "
+        "gripper) or 'joint' (joint positions in rad + gripper) (default cartesian)",
+    )
     parser.add_argument("--relative", action="store_true", help="relative (delta) actions")
     parser.add_argument("--max-steps", type=at_least(1), default=None, help="episode length limit (env steps)")
-    parser.add_argument("--end-after-success", type=float, default=None, metavar="SECONDS",
-                        help="end an episode once the task has succeeded for this long (env time; default: run to "
-                             "the time limit)")
-    parser.add_argument("--keep", choices=["all", "success"], default=None,
-                        help="which finished episodes to save (default: success for the expert, all otherwise)")
+    parser.add_argument(
+        "--end-after-success",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="end an episode once the task has succeeded for this long (env time; default: run to the time limit)",
+    )
+    parser.add_argument(
+        "--keep",
+        choices=["all", "success"],
+        default=None,
+        help="which finished episodes to save (default: success for the expert, all otherwise)",
+    )
     parser.add_argument("--vcodec", default=None, help="video codec (default lerobot's, libsvtav1)")
-    parser.add_argument("--encoder", choices=["thread", "process"], default=None,
-                        help="video encoders on threads (default for simulated experts) or in worker processes "
-                             "(default for real-time devices: encoding never holds the loop's GIL)")
-    parser.add_argument("--teleop-option", action="append", default=[], metavar="KEY=VALUE",
-                        help="device option (repeatable), e.g. device=/dev/hidraw0")
-    parser.add_argument("--push-to-hub", action="store_true", help="upload to the Hugging Face hub when done (explicit only)")
+    parser.add_argument(
+        "--encoder",
+        choices=["thread", "process"],
+        default=None,
+        help="video encoders on threads (default for simulated experts) or in worker processes "
+        "(default for real-time devices: encoding never holds the loop's GIL)",
+    )
+    parser.add_argument(
+        "--teleop-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="device option (repeatable), e.g. device=/dev/hidraw0",
+    )
+    parser.add_argument(
+        "--push-to-hub", action="store_true", help="upload to the Hugging Face hub when done (explicit only)"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON summary instead of progress lines")
 
 
@@ -72,7 +104,9 @@ def _env_id(args: argparse.Namespace) -> str:
     for env_id, (entry, kwargs) in ENVS.items():
         if entry.endswith(":PickCubeEnv") and kwargs.get("robot") == args.robot:
             return env_id
-    raise UnknownNameError("pick-cube robot", args.robot, [k.get("robot") for e, k in ENVS.values() if e.endswith(":PickCubeEnv")])
+    raise UnknownNameError(
+        "pick-cube robot", args.robot, [k["robot"] for e, k in ENVS.values() if e.endswith(":PickCubeEnv")]
+    )
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -151,6 +185,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _record(args: argparse.Namespace) -> int:
     import rcs.envs  # noqa: F401  (registers the env ids)
+    from rcs.envs.pick_cube import PickCubeEnv
     from rcs.recording.features import FeatureLayout
     from rcs.recording.session import CameraSet, Progress, RecordSession
     from rcs.recording.video import VideoOptions
@@ -166,11 +201,15 @@ def _record(args: argparse.Namespace) -> int:
     overrides = {"control_mode": args.control_mode, "relative": args.relative}
     if args.max_steps is not None:
         overrides["max_episode_steps"] = args.max_steps
-    spec = gym.spec(env_id)  # built directly: gym.make would swallow max_episode_steps into a TimeLimit wrapper
-    env = load_env_creator(spec.entry_point)(**{**spec.kwargs, **overrides})
+    env = build_env(env_id, **overrides)
+    if not isinstance(env, PickCubeEnv):  # check_arm_env has already refused other ids
+        env.close()
+        raise ConfigError(f"--env={env_id!r}: rcs record supports arm envs only")
     cameras: dict = {}
     try:
-        names = [] if args.cameras.strip().lower() == "none" else [c.strip() for c in args.cameras.split(",") if c.strip()]
+        names = (
+            [] if args.cameras.strip().lower() == "none" else [c.strip() for c in args.cameras.split(",") if c.strip()]
+        )
         if names and args.render == "fast":
             _fast_render(env.robot)
         for name in names:
@@ -179,19 +218,33 @@ def _record(args: argparse.Namespace) -> int:
             cameras[name] = cam
         fps = args.fps if args.fps is not None else int(round(env.config.control_rate_hz))
         if abs(fps - env.config.control_rate_hz) > 1e-9:
-            raise ConfigError(f"--fps={fps}: one dataset frame per env step, so fps must equal the env control rate {env.config.control_rate_hz} Hz")
+            raise ConfigError(
+                f"--fps={fps}: one dataset frame per env step, so fps must equal the env control rate {env.config.control_rate_hz} Hz"
+            )
         teleop = teleops.make(args.teleop, env=env, seed=args.seed, **_options(args.teleop_option))
         keep = args.keep or ("success" if teleop.name == "expert" else "all")
         layout = FeatureLayout.for_env(env, tuple((n, height, width) for n in names))
         recording = {
-            "env_id": env_id, "robot": args.robot, "control_mode": args.control_mode, "relative": args.relative,
-            "control_rate_hz": env.config.control_rate_hz, "max_episode_steps": env.config.max_episode_steps,
+            "env_id": env_id,
+            "robot": args.robot,
+            "control_mode": args.control_mode,
+            "relative": args.relative,
+            "control_rate_hz": env.config.control_rate_hz,
+            "max_episode_steps": env.config.max_episode_steps,
             "cameras": {n: {"height": height, "width": width, "backend": "sim/mujoco"} for n in names},
-            "capture_time": "host monotonic clock (s) at capture of [state, *cameras]", **teleop.describe(),
+            "capture_time": "host monotonic clock (s) at capture of [state, *cameras]",
+            **teleop.describe(),
         }
         recorder = Recorder(
-            args.root, fps=fps, features=layout.features(), repo_id=args.repo_id, robot_type=env.arm.spec.name,
-            recording=recording, video=VideoOptions(vcodec=args.vcodec, backend=args.encoder or ("process" if teleop.realtime else "thread")),
+            args.root,
+            fps=fps,
+            features=layout.features(),
+            repo_id=args.repo_id,
+            robot_type=env.arm.spec.name,
+            recording=recording,
+            video=VideoOptions(
+                vcodec=args.vcodec, backend=args.encoder or ("process" if teleop.realtime else "thread")
+            ),
             realtime=teleop.realtime,
         )
         start = recorder.episodes_saved
@@ -202,16 +255,31 @@ def _record(args: argparse.Namespace) -> int:
             now = time.monotonic()
             if not args.json and now - shown[0] >= 0.2:
                 shown[0] = now
-                _line(f"\repisode {p.episode}/{p.episodes}  frames {p.frames:5d}  {p.rate_hz:6.1f} Hz  "
-                      f"dropped {p.dropped}  saved {p.saved}  [{p.state}]   ", end="")
+                _line(
+                    f"\repisode {p.episode}/{p.episodes}  frames {p.frames:5d}  {p.rate_hz:6.1f} Hz  "
+                    f"dropped {p.dropped}  saved {p.saved}  [{p.state}]   ",
+                    end="",
+                )
 
         if not args.json:
-            _line(f"rcs record: {env_id} ({args.control_mode}{' relative' if args.relative else ''}) with teleop "
-                  f"{args.teleop!r} -> {recorder.root} ({start} episodes already there); keep={keep}")
+            _line(
+                f"rcs record: {env_id} ({args.control_mode}{' relative' if args.relative else ''}) with teleop "
+                f"{args.teleop!r} -> {recorder.root} ({start} episodes already there); keep={keep}"
+            )
         with teleop:
-            session = RecordSession(env, teleop, recorder, layout, CameraSet(cameras), args.task, args.episodes,
-                                    _first_seed(recorder.root, args.seed), keep, progress,
-                                    end_after_success_s=args.end_after_success)
+            session = RecordSession(
+                env,
+                teleop,
+                recorder,
+                layout,
+                CameraSet(cameras),
+                args.task,
+                args.episodes,
+                _first_seed(recorder.root, args.seed),
+                keep,
+                progress,
+                end_after_success_s=args.end_after_success,
+            )
             try:
                 result = session.run()
             finally:
@@ -221,19 +289,37 @@ def _record(args: argparse.Namespace) -> int:
             for r in result.reports:
                 status = f"saved as episode {r.index}" if r.saved else f"not saved: {r.reason}"
                 _line(f"  {r.frames:5d} frames, seed {r.info.get('seed')}: {status}")
-            _line(f"{result.saved} episodes saved this session, {recorder.episodes_saved} in {recorder.root}; stopped: {result.stopped_by}")
+            _line(
+                f"{result.saved} episodes saved this session, {recorder.episodes_saved} in {recorder.root}; stopped: {result.stopped_by}"
+            )
         if args.push_to_hub:
             from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
             LeRobotDataset(recorder.repo_id, root=recorder.root).push_to_hub()
         if args.json:
-            _line(json_line({
-                "root": str(recorder.root), "saved_this_session": result.saved, "episodes_total": recorder.episodes_saved,
-                "stopped_by": result.stopped_by, "reports": [
-                    {"index": r.index, "frames": r.frames, "saved": r.saved, "reason": r.reason, "info": r.info,
-                     "commit_s": round(r.commit_s, 3)} for r in result.reports
-                ],
-            }, default=str), end="")
+            _line(
+                json_line(
+                    {
+                        "root": str(recorder.root),
+                        "saved_this_session": result.saved,
+                        "episodes_total": recorder.episodes_saved,
+                        "stopped_by": result.stopped_by,
+                        "reports": [
+                            {
+                                "index": r.index,
+                                "frames": r.frames,
+                                "saved": r.saved,
+                                "reason": r.reason,
+                                "info": r.info,
+                                "commit_s": round(r.commit_s, 3),
+                            }
+                            for r in result.reports
+                        ],
+                    },
+                    default=str,
+                ),
+                end="",
+            )
         return 0 if result.stopped_by in ("done", "quit") else 1
     finally:
         for cam in cameras.values():

@@ -40,8 +40,10 @@ def read_recording(root: Path, episode: int) -> tuple[dict, dict]:
         raise ConfigError(f"--root={root}: not a directory (a dataset is a folder with meta/info.json)")
     meta_path = root / RECORDING_META
     if not meta_path.is_file():
-        raise ConfigError(f"--root={root}: {RECORDING_META} is missing: replay needs a dataset recorded by rcs record "
-                          "(env id, control mode)")
+        raise ConfigError(
+            f"--root={root}: {RECORDING_META} is missing: replay needs a dataset recorded by rcs record "
+            "(env id, control mode)"
+        )
     try:
         recording = json.loads(meta_path.read_text())
         lines = [json.loads(x) for x in (root / EPISODES_META).read_text().splitlines() if x.strip()]
@@ -60,11 +62,11 @@ def replay(root: Path, episode: int, repo_id: str) -> dict:
     """Replay ``episode`` of the dataset at ``root``; returns the report (see the module docstring)."""
     recording, info = read_recording(root, episode)
 
-    import gymnasium as gym
-    from gymnasium.envs.registration import load_env_creator
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
-    import rcs.envs  # noqa: F401
+    from rcs.envs.pick_cube import PickCubeEnv
+    from rcs.envs.registration import build_env, register_envs
+    from rcs.errors import ConfigError
     from rcs.recording.features import ACTION, ENV_STATE, STATE, FeatureLayout, features_to_observation
 
     ds = LeRobotDataset(repo_id, root=root, episodes=[episode])
@@ -73,11 +75,17 @@ def replay(root: Path, episode: int, repo_id: str) -> dict:
     states = np.asarray(rows[STATE], dtype=np.float64)
     env_states = np.asarray(rows[ENV_STATE], dtype=np.float64)
 
-    spec = gym.spec(recording["env_id"])
-    env = load_env_creator(spec.entry_point)(**{
-        **spec.kwargs, "control_mode": recording["control_mode"], "relative": recording["relative"],
-        "control_rate_hz": recording["control_rate_hz"], "max_episode_steps": len(actions) + 1,
-    })
+    register_envs()
+    env = build_env(
+        recording["env_id"],
+        control_mode=recording["control_mode"],
+        relative=recording["relative"],
+        control_rate_hz=recording["control_rate_hz"],
+        max_episode_steps=len(actions) + 1,
+    )
+    if not isinstance(env, PickCubeEnv):
+        env.close()
+        raise ConfigError(f"env_id={recording['env_id']!r} in the recording metadata: replay supports arm envs only")
     try:
         layout = FeatureLayout.for_env(env)
         n = env.arm.spec.dof
@@ -92,7 +100,7 @@ def replay(root: Path, episode: int, repo_id: str) -> dict:
             obs, *_ = env.step(actions[k])
             ref = states[k + 1]
             joint_err.append(np.abs(obs["joint_positions"] - ref[:n]).max())
-            tcp_err.append(np.linalg.norm(obs["tcp_position"] - ref[n + 1:n + 4]))
+            tcp_err.append(np.linalg.norm(obs["tcp_position"] - ref[n + 1 : n + 4]))
             cube_err.append(np.linalg.norm(obs["cube_position"] - env_states[k + 1][:3]))
     finally:
         env.close()
@@ -102,9 +110,16 @@ def replay(root: Path, episode: int, repo_id: str) -> dict:
         return {"rms": float(np.sqrt(np.mean(a**2))) if a.size else 0.0, "max": float(a.max()) if a.size else 0.0}
 
     return {
-        "root": str(root), "episode": episode, "frames": int(len(actions)), "seed": info.get("seed"),
-        "env_id": recording["env_id"], "control_mode": recording["control_mode"], "relative": recording["relative"],
-        "initial_error": initial, "joint_error_rad": summary(joint_err), "tcp_error_m": summary(tcp_err),
+        "root": str(root),
+        "episode": episode,
+        "frames": int(len(actions)),
+        "seed": info.get("seed"),
+        "env_id": recording["env_id"],
+        "control_mode": recording["control_mode"],
+        "relative": recording["relative"],
+        "initial_error": initial,
+        "joint_error_rad": summary(joint_err),
+        "tcp_error_m": summary(tcp_err),
         "cube_error_m": summary(cube_err),
     }
 

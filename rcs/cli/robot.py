@@ -32,12 +32,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--state-endpoint", help="ZeroMQ PUB endpoint to bind (default tcp://127.0.0.1:5600)")
     parser.add_argument("--command-endpoint", help="ZeroMQ ROUTER endpoint to bind (default tcp://127.0.0.1:5601)")
     parser.add_argument("--no-realtime", action="store_true", help="do not ask for SCHED_FIFO / mlockall")
-    parser.add_argument("--curve-secret", metavar="FILE",
-                        help="CurveZMQ server key pair (.key_secret from rcs keygen) for both endpoints; with --allow")
-    parser.add_argument("--allow", metavar="FILE",
-                        help="allow-list of client public keys (Z85 per line, or a dir of .key files); with --curve-secret")
-    parser.add_argument("--max-frame-bytes", type=int,
-                        help="largest frame a client may send to the command endpoint (bytes, default 1048576)")
+    parser.add_argument(
+        "--curve-secret",
+        metavar="FILE",
+        help="CurveZMQ server key pair (.key_secret from rcs keygen) for both endpoints; with --allow",
+    )
+    parser.add_argument(
+        "--allow",
+        metavar="FILE",
+        help="allow-list of client public keys (Z85 per line, or a dir of .key files); with --curve-secret",
+    )
+    parser.add_argument(
+        "--max-frame-bytes",
+        type=int,
+        help="largest frame a client may send to the command endpoint (bytes, default 1048576)",
+    )
     parser.add_argument("--duration", type=float, help="stop after this many seconds (default: until SIGINT/SIGTERM)")
 
 
@@ -49,9 +58,15 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         data = resolve_paths(load_mapping(args.config), Path(args.config).parent) if args.config else {}
-        overrides = {"robot": args.robot, "rate_hz": args.rate, "state_endpoint": args.state_endpoint,
-                     "command_endpoint": args.command_endpoint, "curve_secret": args.curve_secret,
-                     "allow": args.allow, "max_frame_bytes": args.max_frame_bytes}
+        overrides = {
+            "robot": args.robot,
+            "rate_hz": args.rate,
+            "state_endpoint": args.state_endpoint,
+            "command_endpoint": args.command_endpoint,
+            "curve_secret": args.curve_secret,
+            "allow": args.allow,
+            "max_frame_bytes": args.max_frame_bytes,
+        }
         data.update({k: v for k, v in overrides.items() if v is not None})
         if args.no_realtime:
             data["realtime"] = False
@@ -71,8 +86,18 @@ def run(args: argparse.Namespace) -> int:
     except Exception as e:  # noqa: BLE001 any start-up failure: stop what started, exit with the reason
         server.stop(0.0)
         raise SystemExit(f"rcs robot: {e}") from None
-    sys.stdout.write(json.dumps({"ready": True, "robot": config.robot, "state_endpoint": config.state_endpoint,
-                                 "command_endpoint": config.command_endpoint, "rate_hz": server.rate_hz}) + "\n")
+    sys.stdout.write(
+        json.dumps(
+            {
+                "ready": True,
+                "robot": config.robot,
+                "state_endpoint": config.state_endpoint,
+                "command_endpoint": config.command_endpoint,
+                "rate_hz": server.rate_hz,
+            }
+        )
+        + "\n"
+    )
     sys.stdout.flush()
     if args.duration is not None:
         threading.Timer(args.duration, stop.set).start()

@@ -25,18 +25,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-window-ms", type=float, default=0.0, help="wait for a fuller batch (ms)")
     parser.add_argument("--session-timeout", type=float, default=10.0, help="drop silent sessions after (s)")
     parser.add_argument("--heartbeat", type=float, default=0.25, help="server heartbeat period (s, default 0.25)")
-    parser.add_argument("--error-rate", type=float, default=100.0,
-                        help="ERROR replies per second per peer; beyond it bad messages are dropped (default 100)")
-    parser.add_argument("--inline-max-ms", type=float, default=0.5,
-                        help="run policies faster than this on the I/O thread (ms, default 0.5; 0 disables)")
-    parser.add_argument("--hello-rate", type=float, default=5.0,
-                        help="HELLOs per second per peer; beyond it HELLOs are dropped (default 5)")
+    parser.add_argument(
+        "--error-rate",
+        type=float,
+        default=100.0,
+        help="ERROR replies per second per peer; beyond it bad messages are dropped (default 100)",
+    )
+    parser.add_argument(
+        "--inline-max-ms",
+        type=float,
+        default=0.5,
+        help="run policies faster than this on the I/O thread (ms, default 0.5; 0 disables)",
+    )
+    parser.add_argument(
+        "--hello-rate",
+        type=float,
+        default=5.0,
+        help="HELLOs per second per peer; beyond it HELLOs are dropped (default 5)",
+    )
     parser.add_argument("--max-sessions", type=int, default=256, help="sessions open at once (default 256)")
-    parser.add_argument("--max-sessions-per-address", type=int, default=64,
-                        help="sessions open from one IP address (default 64; 0: no limit)")
-    parser.add_argument("--idle-evict", type=float, default=10.0,
-                        help="when full, a HELLO evicts a session that never sent an observation, else one "
-                             "silent for this long (s, default 10); sessions that keep requesting stay")
+    parser.add_argument(
+        "--max-sessions-per-address",
+        type=int,
+        default=64,
+        help="sessions open from one IP address (default 64; 0: no limit)",
+    )
+    parser.add_argument(
+        "--idle-evict",
+        type=float,
+        default=10.0,
+        help="when full, a HELLO evicts a session that never sent an observation, else one "
+        "silent for this long (s, default 10); sessions that keep requesting stay",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,11 +68,20 @@ def run(args: argparse.Namespace) -> int:
         curve, allow = keys.load_server_keys(args.curve_secret, args.allow, ("--curve-secret", "--allow"))
         policy = load_policy(args.policy)
         server = PolicyServer(
-            policy, args.bind, curve=curve, allow=allow, max_batch=args.max_batch,
-            batch_window_s=args.batch_window_ms / 1e3, session_timeout_s=args.session_timeout,
-            heartbeat_s=args.heartbeat, error_rate=args.error_rate, hello_rate=args.hello_rate,
-            inline_max_s=args.inline_max_ms / 1e3, max_sessions=args.max_sessions,
-            max_sessions_per_address=args.max_sessions_per_address, idle_evict_s=args.idle_evict,
+            policy,
+            args.bind,
+            curve=curve,
+            allow=allow,
+            max_batch=args.max_batch,
+            batch_window_s=args.batch_window_ms / 1e3,
+            session_timeout_s=args.session_timeout,
+            heartbeat_s=args.heartbeat,
+            error_rate=args.error_rate,
+            hello_rate=args.hello_rate,
+            inline_max_s=args.inline_max_ms / 1e3,
+            max_sessions=args.max_sessions,
+            max_sessions_per_address=args.max_sessions_per_address,
+            idle_evict_s=args.idle_evict,
             loader=lambda: load_policy(args.policy),
         )
     except ConfigError as e:

@@ -74,15 +74,23 @@ def load_composition(path: str | Path) -> tuple[str, list[Process]]:
         if any(q.name == name for q in out):
             raise ConfigError(f"{where}: duplicate name {name!r}")
         ready = item.get("ready")
-        out.append(Process(name, tuple(str(a).replace("${here}", here) for a in args),
-                           None if ready is None else str(ready), float(item.get("ready_timeout_s", 120.0))))
+        out.append(
+            Process(
+                name,
+                tuple(str(a).replace("${here}", here) for a in args),
+                None if ready is None else str(ready),
+                float(item.get("ready_timeout_s", 120.0)),
+            )
+        )
     return str(data.get("description", "")), out
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("composition", help="stack composition file, e.g. launch/sim_robot.yaml")
     parser.add_argument("--dry-run", action="store_true", help="print the commands and exit")
-    parser.add_argument("--grace", type=at_least(0.0, float), default=10.0, help="seconds between SIGTERM and SIGKILL (default 10)")
+    parser.add_argument(
+        "--grace", type=at_least(0.0, float), default=10.0, help="seconds between SIGTERM and SIGKILL (default 10)"
+    )
 
 
 def rcs_command() -> list[str]:
@@ -99,8 +107,12 @@ class _Child:
         self.spec = spec
         self.ready = threading.Event()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "rcs.cli.main", *spec.args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            text=True, bufsize=1, start_new_session=True,
+            [sys.executable, "-m", "rcs.cli.main", *spec.args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+            start_new_session=True,
         )
         if spec.ready is None:
             self.ready.set()

@@ -50,7 +50,7 @@ def pose_6d_names(has_gripper: bool) -> tuple[str, ...]:
 def is_pose_6d_layout(names: Sequence[str]) -> bool:
     """Whether action entry names are a TCP pose (:data:`POSE_6D_NAMES`, optionally + ``"gripper"``)."""
     names = tuple(names)
-    return names[: len(POSE_6D_NAMES)] == POSE_6D_NAMES and names[len(POSE_6D_NAMES):] in ((), ("gripper",))
+    return names[: len(POSE_6D_NAMES)] == POSE_6D_NAMES and names[len(POSE_6D_NAMES) :] in ((), ("gripper",))
 
 
 class PoseChunkToJoints:
@@ -66,8 +66,13 @@ class PoseChunkToJoints:
             before the executor has commanded anything.
     """
 
-    def __init__(self, kinematics: Kinematics, joint_names: Sequence[str], has_gripper: bool,
-                 measured_joints: Callable[[], np.ndarray]) -> None:
+    def __init__(
+        self,
+        kinematics: Kinematics,
+        joint_names: Sequence[str],
+        has_gripper: bool,
+        measured_joints: Callable[[], np.ndarray],
+    ) -> None:
         self.kinematics = kinematics
         self.measured_joints = measured_joints
         self.dof = len(joint_names)
@@ -105,15 +110,19 @@ class PoseChunkToJoints:
             raise ValueError(f"pose chunk: {e}") from None
         q = np.asarray(self.measured_joints() if seed is None else seed, dtype=np.float64)[: self.dof]
         out = np.empty((len(poses), len(self.names_out)))
-        for k, (pose, rotation) in enumerate(zip(poses, rotations)):
+        for k, (pose, rotation) in enumerate(zip(poses, rotations, strict=True)):
             result = self.kinematics.inverse(pose[:3], matrix_to_quat(rotation), q)
             if not result.converged:
                 self.ik_misses += 1
-                log.debug("pose chunk step %d: IK residual %.1f mm / %.1f deg (best effort)", k,
-                          1e3 * result.position_error, np.rad2deg(result.orientation_error))
+                log.debug(
+                    "pose chunk step %d: IK residual %.1f mm / %.1f deg (best effort)",
+                    k,
+                    1e3 * result.position_error,
+                    np.rad2deg(result.orientation_error),
+                )
             q = result.joint_positions
             out[k, : self.dof] = q
-        out[:, self.dof:] = poses[:, 9:]
+        out[:, self.dof :] = poses[:, 9:]
         self.waypoints += len(poses)
         return out
 
@@ -125,5 +134,5 @@ class PoseChunkToJoints:
             position, quaternion = self.kinematics.forward(row[: self.dof])
             out[k, :3] = position
             out[k, 3:9] = rotation_6d_from_matrix(quat_to_matrix(quaternion))
-        out[:, 9:] = values[:, self.dof:]
+        out[:, 9:] = values[:, self.dof :]
         return out

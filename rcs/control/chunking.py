@@ -140,7 +140,7 @@ class Plan:
 
     def from_tick(self, tick: int) -> np.ndarray:
         """Values for ticks >= ``tick`` (possibly empty)."""
-        return self.values[max(0, tick - self.first_tick):]
+        return self.values[max(0, tick - self.first_tick) :]
 
 
 @dataclass(frozen=True)
@@ -194,6 +194,7 @@ class CommandLimits:
     @classmethod
     def from_limiters(cls, *limiters: AxisLimiter) -> CommandLimits:
         """The limits of the filter's limiters, concatenated in command order."""
+
         def cat(attr: str) -> tuple[float, ...]:
             return tuple(float(v) for lim in limiters for v in getattr(lim, attr))
 
@@ -202,8 +203,9 @@ class CommandLimits:
     def limiter(self, names: tuple[str, ...]) -> AxisLimiter:
         """A fresh :class:`AxisLimiter` with these limits."""
         cap = None if self.step_cap is None else np.array(self.step_cap)
-        return AxisLimiter(names, np.array(self.lower), np.array(self.upper), np.array(self.max_step),
-                           np.array(self.max_dv), cap)
+        return AxisLimiter(
+            names, np.array(self.lower), np.array(self.upper), np.array(self.max_step), np.array(self.max_dv), cap
+        )
 
 
 def limits_of_safety_filter(safety: object) -> CommandLimits | None:
@@ -262,8 +264,12 @@ def interpolate_minimum_jerk(actions: np.ndarray, u: np.ndarray) -> np.ndarray:
     h_v1 = -4 * x3 + 7 * x4 - 3 * x5
     h_p1 = 10 * x3 - 15 * x4 + 6 * x5
     return (
-        h_p0 * actions[i] + h_v0 * vel[i] + h_a0 * acc[i]
-        + h_a1 * acc[i + 1] + h_v1 * vel[i + 1] + h_p1 * actions[i + 1]
+        h_p0 * actions[i]
+        + h_v0 * vel[i]
+        + h_a0 * acc[i]
+        + h_a1 * acc[i + 1]
+        + h_v1 * vel[i + 1]
+        + h_p1 * actions[i + 1]
     )
 
 
@@ -298,14 +304,14 @@ def seam_correction_basis(window: int) -> np.ndarray:
         raise ConfigError(f"splice window={window} must be >= 1 tick")
     s_pts = np.array([0.0, -1.0, -2.0]) / window
     powers = np.arange(6)
-    rows = [s ** powers for s in s_pts]
-    rows.append(np.ones(6))                                               # c(1) = 0
-    rows.append(np.array([0, 1, 2, 3, 4, 5], dtype=np.float64))          # c'(1) = 0
-    rows.append(np.array([0, 0, 2, 6, 12, 20], dtype=np.float64))        # c''(1) = 0
+    rows = [s**powers for s in s_pts]
+    rows.append(np.ones(6))  # c(1) = 0
+    rows.append(np.array([0, 1, 2, 3, 4, 5], dtype=np.float64))  # c'(1) = 0
+    rows.append(np.array([0, 0, 2, 6, 12, 20], dtype=np.float64))  # c''(1) = 0
     system = np.array(rows)
     rhs = np.zeros((6, 3))
     rhs[0, 0] = rhs[1, 1] = rhs[2, 2] = 1.0
-    coef = np.linalg.solve(system, rhs)                                   # (6, 3)
+    coef = np.linalg.solve(system, rhs)  # (6, 3)
     s = np.arange(1, window + 1, dtype=np.float64) / window
     return (s[:, None] ** powers[None, :]) @ coef
 
@@ -406,8 +412,8 @@ class EnsembleStrategy:
         covered = np.zeros((len(self.chunks), span), dtype=bool)
         for i, c in enumerate(self.chunks):
             lo, hi = max(tick, c.first_tick), c.end_tick
-            stacked[i, lo - tick:hi - tick] = c.values[lo - c.first_tick:hi - c.first_tick]
-            covered[i, lo - tick:hi - tick] = True
+            stacked[i, lo - tick : hi - tick] = c.values[lo - c.first_tick : hi - c.first_tick]
+            covered[i, lo - tick : hi - tick] = True
         rank = np.cumsum(covered, axis=0) - 1
         weights = np.where(covered, np.exp(-self.decay * rank), 0.0)
         total = weights.sum(axis=0)

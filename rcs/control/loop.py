@@ -134,8 +134,7 @@ def lock_memory() -> tuple[bool, str | None]:
     if _LIBC.mlockall(_MCL_CURRENT | _MCL_FUTURE) != 0:
         err = ctypes.get_errno()
         return False, (
-            f"mlockall failed ({os.strerror(err)}); page faults may stall ticks. "
-            "Needs CAP_IPC_LOCK or a memlock limit."
+            f"mlockall failed ({os.strerror(err)}); page faults may stall ticks. Needs CAP_IPC_LOCK or a memlock limit."
         )
     return True, None
 
@@ -597,7 +596,13 @@ class ControlLoop:
                 lat = rec.lateness_us(self.log_every_ticks, with_max=False)
                 log.info(
                     "loop %.0f Hz: tick %d, lateness p50 %.0f us p99 %.0f us max %.0f us, overruns %d, missed %d",
-                    self.rate_hz, tick, lat["p50"], lat["p99"], lat["max"], rec.overruns, rec.missed,
+                    self.rate_hz,
+                    tick,
+                    lat["p50"],
+                    lat["p99"],
+                    lat["max"],
+                    rec.overruns,
+                    rec.missed,
                 )
 
     def stats(self) -> LoopStats:

@@ -71,16 +71,19 @@ class LinkSchedule:
         """s between two requests: ``replan_steps * policy_dt``."""
         return self.replan_steps * self.policy_dt
 
-    def watchdog(self, configured: Mapping[str, Any] | None = None,
-                 overdue_s: float = DEFAULT_CHUNK_OVERDUE_S) -> dict[str, Any]:
+    def watchdog(
+        self, configured: Mapping[str, Any] | None = None, overdue_s: float = DEFAULT_CHUNK_OVERDUE_S
+    ) -> dict[str, Any]:
         """:class:`rcs.safety.watchdog.WatchdogConfig` fields: ``configured`` ones, and the timeouts it leaves
         out from the request period (:func:`rcs.safety.watchdog.watchdog_for`). A ``stop_after_s`` (s) not
         longer than the period is refused: the robot would stop between two chunks that arrive on time."""
         merged = {**watchdog_for(self.period_s, overdue_s), **(configured or {})}
         stop = merged["stop_after_s"]
         if isinstance(stop, (int, float)) and stop <= self.period_s:
-            raise ConfigError(f"watchdog.stop_after_s={stop}: must exceed the policy link's request period "
-                              f"{self.period_s:.3f} s (replan_steps x policy_dt), or the arm stops between chunks")
+            raise ConfigError(
+                f"watchdog.stop_after_s={stop}: must exceed the policy link's request period "
+                f"{self.period_s:.3f} s (replan_steps x policy_dt), or the arm stops between chunks"
+            )
         return merged
 
 
@@ -102,9 +105,19 @@ class PolicyLink:
             for TCP-pose policies.
     """
 
-    def __init__(self, task: PolicyTask, robot: Any, client: PolicyClient, schedule: LinkSchedule, read: Read, *,
-                 budget_s: float, instruction: str | None = None, on_arm: Callable[[], None] | None = None,
-                 measured_state: Callable[[], Any] | None = None) -> None:
+    def __init__(
+        self,
+        task: PolicyTask,
+        robot: Any,
+        client: PolicyClient,
+        schedule: LinkSchedule,
+        read: Read,
+        *,
+        budget_s: float,
+        instruction: str | None = None,
+        on_arm: Callable[[], None] | None = None,
+        measured_state: Callable[[], Any] | None = None,
+    ) -> None:
         schema = client.expected
         if schema is None:
             raise SchemaMismatchError(["a policy link needs the robot's expected schema"])
@@ -117,14 +130,23 @@ class PolicyLink:
         if is_pose_6d_layout(schema.action.names):
             builder = device_kind(robot).pose_action_map
             if builder is None:
-                raise ConfigError(f"policy action {list(schema.action.names)}: TCP-pose actions need an arm "
-                                  f"(this robot is a {type(robot).__name__})")
+                raise ConfigError(
+                    f"policy action {list(schema.action.names)}: TCP-pose actions need an arm "
+                    f"(this robot is a {type(robot).__name__})"
+                )
             if measured_state is None:
                 raise ConfigError("a TCP-pose policy needs the robot's measured state for its IK")
             # IK in the feed thread, on a private copy of the kinematics (the loop's safety filter uses FK)
             self.action_map = builder(robot, measured_state)
-        self.feed = ChunkFeed(client, task.executor, self.observe, period_s=schedule.period_s, budget_s=budget_s,
-                              on_arm=on_arm or task.engage, action_map=self.action_map)
+        self.feed = ChunkFeed(
+            client,
+            task.executor,
+            self.observe,
+            period_s=schedule.period_s,
+            budget_s=budget_s,
+            on_arm=on_arm or task.engage,
+            action_map=self.action_map,
+        )
 
     # -- observation ------------------------------------------------------------------------------------
     def assemble(self, features: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -142,8 +164,9 @@ class PolicyLink:
                 raise ConfigError(f"policy observation {spec.name!r}: the robot gives {sorted(features)}")
             value = np.asarray(features[spec.name], dtype=spec.dtype)
             if value.shape != spec.shape:
-                raise ConfigError(f"policy observation {spec.name!r}: robot gives shape {value.shape}, "
-                                  f"schema {spec.shape}")
+                raise ConfigError(
+                    f"policy observation {spec.name!r}: robot gives shape {value.shape}, schema {spec.shape}"
+                )
             out[spec.name] = value
         return out
 

@@ -40,6 +40,7 @@ from rcs.types import Command, command_vector_of_arm
 
 log = logging.getLogger(__name__)
 
+
 class DeviceIO(Protocol):
     """Reads a device and writes :class:`Command` objects to it."""
 
@@ -168,8 +169,8 @@ class PolicyTask:
         action = self.executor.step(tick)
         stage = self.watchdog.update(tick, action is not None, self.executor.last_chunk_tick)
         fading = False
-        if stage is Stage.RUNNING:
-            command, fading = self._running(tick, state, action)  # type: ignore[arg-type]
+        if stage is Stage.RUNNING and action is not None:  # the watchdog reports RUNNING only with an action
+            command, fading = self._running(tick, state, action)
         else:
             command = self.fallback.command(stage, state, self.history)
         self.stage = stage
@@ -179,7 +180,7 @@ class PolicyTask:
         if safe.mode == self.mode:
             # The fade-in is the outermost layer: while it lasts the executor continues its own plan (feeding
             # it the faded command would make the next splice start from it and fade it a second time).
-            self.executor.record_executed(tick, action if fading else safe.values)  # type: ignore[arg-type]
+            self.executor.record_executed(tick, action if fading and action is not None else safe.values)
         return safe
 
     def write(self, tick: int, command: Command) -> None:
@@ -314,7 +315,9 @@ def _quadrotor_safety_from(robot: Quadrotor, rate_hz: float, overrides: dict[str
     overrides = dict(overrides)
     fence = overrides.pop("geofence", None)
     if not isinstance(fence, dict) or "max_altitude" not in overrides:
-        raise ConfigError("safety: a quadrotor needs geofence: {lower: [x, y, z], upper: [x, y, z]} and max_altitude (m)")
+        raise ConfigError(
+            "safety: a quadrotor needs geofence: {lower: [x, y, z], upper: [x, y, z]} and max_altitude (m)"
+        )
     try:
         box = WorkspaceBox(tuple(fence["lower"]), tuple(fence["upper"]))
         return QuadrotorSafetyConfig(control_dt=1.0 / rate_hz, geofence=box, **overrides)
@@ -336,8 +339,12 @@ def _quadrotor_bounds(robot: Quadrotor, safety: Any) -> CommandBounds:
     cfg = safety.config
     fence_hi = [*cfg.geofence.upper[:2], min(cfg.geofence.upper[2], cfg.max_altitude)]
     yaw_rate = cfg.max_yaw_rate if cfg.max_yaw_rate is not None else robot.spec.max_body_rate[2]
-    return CommandBounds(np.array([*cfg.geofence.lower, -math.inf]), np.array([*fence_hi, math.inf]),
-                         np.array([cfg.max_speed] * 3 + [yaw_rate]), frozenset({"yaw"}))
+    return CommandBounds(
+        np.array([*cfg.geofence.lower, -math.inf]),
+        np.array([*fence_hi, math.inf]),
+        np.array([cfg.max_speed] * 3 + [yaw_rate]),
+        frozenset({"yaw"}),
+    )
 
 
 def _arm_pose_map(robot: Arm, measured_state: Callable[[], Any]) -> Any:
@@ -397,13 +404,30 @@ class DeviceKind:
 
 #: Device base class -> its kind.
 DEVICE_KINDS: dict[type, DeviceKind] = {
-    Arm: DeviceKind("arm", _arm_parts, "joint_positions", _arm_safety_from, _arm_bounds, armed_at_start=True,
-                    motor_switch=None, airborne=lambda safety, state: False, target_frame="base_frame",
-                    pose_action_map=_arm_pose_map),
-    Quadrotor: DeviceKind("quadrotor", _quadrotor_parts, "position", _quadrotor_safety_from, _quadrotor_bounds,
-                          armed_at_start=False, motor_switch=("arm", "disarm"),
-                          airborne=lambda safety, state: bool(safety.airborne(state)), target_frame="world_frame",
-                          pose_action_map=None),
+    Arm: DeviceKind(
+        "arm",
+        _arm_parts,
+        "joint_positions",
+        _arm_safety_from,
+        _arm_bounds,
+        armed_at_start=True,
+        motor_switch=None,
+        airborne=lambda safety, state: False,
+        target_frame="base_frame",
+        pose_action_map=_arm_pose_map,
+    ),
+    Quadrotor: DeviceKind(
+        "quadrotor",
+        _quadrotor_parts,
+        "position",
+        _quadrotor_safety_from,
+        _quadrotor_bounds,
+        armed_at_start=False,
+        motor_switch=("arm", "disarm"),
+        airborne=lambda safety, state: bool(safety.airborne(state)),
+        target_frame="world_frame",
+        pose_action_map=None,
+    ),
 }
 
 

@@ -14,6 +14,7 @@ Every mode maps a flat float32 action to arm commands; the last element is alway
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,23 +34,24 @@ class ArmActionLimits:
     max_angular_speed: float = 2.0  # rad/s
 
 
-class ArmActionMode:
+class ArmActionMode(ABC):
     """Base: holds the current target so relative modes integrate it."""
 
     def __init__(self, arm: Arm, scene: TableSceneSpec, dt: float, limits: ArmActionLimits) -> None:
         self.arm, self.scene, self.dt, self.limits = arm, scene, dt, limits
         self.space = self._make_space()
 
+    @abstractmethod
     def _make_space(self) -> spaces.Box:
-        raise NotImplementedError
+        """The action space of this mode (called once, by ``__init__``)."""
 
+    @abstractmethod
     def reset(self) -> None:
         """Re-anchor targets at the arm's current state."""
-        raise NotImplementedError
 
+    @abstractmethod
     def apply(self, action: np.ndarray) -> None:
         """Send the commands for one action (already checked against :attr:`space` by the env)."""
-        raise NotImplementedError
 
     def _gripper(self, action: np.ndarray) -> None:
         if self.arm.spec.gripper is not None:
@@ -112,8 +114,14 @@ class CartesianRelative(ArmActionMode):
     def apply(self, action: np.ndarray) -> None:
         ws = self.scene.workspace
         position = enforce_bounds(
-            "cartesian_position", self._position + action[:3], ws.lower, ws.upper,
-            self.arm.limit_policy, self.arm.clip_report, ("x", "y", "z"), "m",
+            "cartesian_position",
+            self._position + action[:3],
+            ws.lower,
+            ws.upper,
+            self.arm.limit_policy,
+            self.arm.clip_report,
+            ("x", "y", "z"),
+            "m",
         )
         quaternion = quat_multiply(quat_from_rotvec(action[3:6]), self._quaternion)
         self.arm.command_cartesian_pose(position, quaternion)

@@ -13,6 +13,7 @@ that drives the robot by other means than ``step`` (``rcs eval`` runs it under t
 from __future__ import annotations
 
 import logging
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,7 +76,7 @@ class EnvConfig:
         LimitPolicy(self.limit_policy)
 
 
-def resolve_config(cls: type[EnvConfig], config: EnvConfig | None, overrides: dict[str, Any]) -> EnvConfig:
+def resolve_config[C: EnvConfig](cls: type[C], config: C | None, overrides: dict[str, Any]) -> C:
     """An env's config from either a config object or keyword fields (``gym.make(id, **fields)``).
 
     ``gym.make`` also passes the env id's registered defaults (e.g. ``robot="sim/so101"``) as keywords; with an
@@ -87,12 +88,20 @@ def resolve_config(cls: type[EnvConfig], config: EnvConfig | None, overrides: di
         raise ConfigError(f"config={type(config).__name__}: expected {cls.__name__}")
     for key, value in overrides.items():
         if getattr(config, key, value) != value:
-            raise ConfigError(f"{key}={value!r} (from the env id or keywords) conflicts with config.{key}={getattr(config, key)!r}")
+            raise ConfigError(
+                f"{key}={value!r} (from the env id or keywords) conflicts with config.{key}={getattr(config, key)!r}"
+            )
     return config
 
 
-class RobotEnv(gym.Env):
-    """Base class: device lifecycle, action checking, clocking, cameras, truncation."""
+class RobotEnv(gym.Env, ABC):
+    """Base class: device lifecycle, action checking, clocking, cameras, truncation.
+
+    A task subclass implements the task hooks (``_reset_task``, ``_apply_action``, ``_observe``, ``_task_info``,
+    ``_reward``) and sets a Box :attr:`action_space`.
+    """
+
+    action_space: spaces.Box
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 20}
 
@@ -159,7 +168,9 @@ class RobotEnv(gym.Env):
             return None
         if self._render_cam is None:
             c = self.config.render_camera
-            self._render_cam = make_camera(c.backend, robot=self.robot, name=c.name, width=c.width, height=c.height, **c.options)
+            self._render_cam = make_camera(
+                c.backend, robot=self.robot, name=c.name, width=c.width, height=c.height, **c.options
+            )
             self._render_cam.connect()
         return self._render_cam.read().image
 
@@ -209,17 +220,22 @@ class RobotEnv(gym.Env):
     def _action_labels(self) -> tuple[str, ...] | None:
         return None
 
+    @abstractmethod
     def _reset_task(self, options: dict) -> None:
-        raise NotImplementedError
+        """Set up the task's scene for a new episode (after the device reset)."""
 
+    @abstractmethod
     def _apply_action(self, action: np.ndarray) -> None:
-        raise NotImplementedError
+        """Send one checked action to the device."""
 
+    @abstractmethod
     def _observe(self) -> dict[str, np.ndarray]:
-        raise NotImplementedError
+        """The task's observation of the current state."""
 
+    @abstractmethod
     def _task_info(self, obs: dict) -> dict:
-        raise NotImplementedError
+        """The task's measures of ``obs`` (see :meth:`task_measures`)."""
 
+    @abstractmethod
     def _reward(self, obs: dict, info: dict) -> float:
-        raise NotImplementedError
+        """The reward of the step that produced ``obs`` and ``info``."""

@@ -20,6 +20,7 @@ from rcs.envs.base import EnvConfig, RobotEnv, resolve_config
 from rcs.errors import ConfigError
 from rcs.geometry import quat_from_euler_rpy
 from rcs.recording.features import ENV_STATE_LAYOUT
+from rcs.spec import TableSceneSpec
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,9 @@ class PickCubeEnv(RobotEnv):
     #: observation keys (and entry names) of the dataset's ``observation.environment_state`` (rcs.recording.features).
     environment_state_layout: tuple[tuple[str, tuple[str, ...]], ...] = ENV_STATE_LAYOUT
 
+    config: PickCubeConfig
+    observation_space: spaces.Dict
+
     def __init__(self, config: PickCubeConfig | None = None, render_mode: str | None = None, **overrides) -> None:
         config = resolve_config(PickCubeConfig, config, overrides)
         super().__init__(config, render_mode)
@@ -58,7 +62,12 @@ class PickCubeEnv(RobotEnv):
         if not isinstance(arm, Arm) or not isinstance(arm, ObjectTracker):
             raise ConfigError(f"robot={config.robot!r}: pick-cube needs an Arm that tracks objects (object_pose)")
         self.arm: Arm = arm
-        self.scene = arm.scene
+        #: the same device as :attr:`arm`, seen as the tracker of the task's objects.
+        self.objects: ObjectTracker = arm
+        scene = getattr(arm, "scene", None)
+        if not isinstance(scene, TableSceneSpec):
+            raise ConfigError(f"robot={config.robot!r}: pick-cube needs an arm with a table scene (scene)")
+        self.scene: TableSceneSpec = scene
         self.action_mode = ARM_ACTION_MODES[(config.control_mode, config.relative)](
             arm, self.scene, self.dt, config.action_limits
         )
@@ -76,7 +85,7 @@ class PickCubeEnv(RobotEnv):
             "target_position": spaces.Box(-np.inf, np.inf, (3,), dtype=f32),
         }
         self.observation_space = spaces.Dict({**state, **self._image_spaces()})
-        self._target = np.zeros(3)
+        self._target: np.ndarray = np.zeros(3)
 
     def _action_labels(self) -> tuple[str, ...]:
         if self.config.control_mode == "joint":
@@ -115,7 +124,7 @@ class PickCubeEnv(RobotEnv):
 
     def _object_observation(self) -> dict[str, np.ndarray]:
         """Poses of the task's objects (base frame, quaternion w x y z); tasks with more objects override it."""
-        cube_p, cube_q = self.arm.object_pose("cube")
+        cube_p, cube_q = self.objects.object_pose("cube")
         return {"cube_position": cube_p.astype(np.float32), "cube_quaternion": cube_q.astype(np.float32)}
 
     def _task_info(self, obs: dict) -> dict:

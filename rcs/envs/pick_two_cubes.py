@@ -62,24 +62,32 @@ class PickTwoCubesConfig(PickCubeConfig):
 class PickTwoCubesEnv(PickCubeEnv):
     """Gymnasium env: pick the instructed one of two cubes (module docstring)."""
 
+    config: PickTwoCubesConfig
+
     #: pick-cube's environment state (the instructed cube, the goal) + both cubes' poses, so a dataset holds
     #: what a policy needs to pick by instruction from object poses (it must then ignore the ``cube_*`` entries).
     environment_state_layout = PickCubeEnv.environment_state_layout + tuple(
-        entry for colour in CUBES for entry in (
+        entry
+        for colour in CUBES
+        for entry in (
             (f"{colour}_cube_position", tuple(f"{colour}_{a}" for a in ("x", "y", "z"))),
             (f"{colour}_cube_quaternion", tuple(f"{colour}_{a}" for a in ("qw", "qx", "qy", "qz"))),
         )
     )
 
-    def __init__(self, config: PickTwoCubesConfig | None = None, render_mode: str | None = None, **overrides: Any) -> None:
+    def __init__(
+        self, config: PickTwoCubesConfig | None = None, render_mode: str | None = None, **overrides: Any
+    ) -> None:
         if config is None:
             config = PickTwoCubesConfig(**overrides)
             overrides = {}
         super().__init__(config, render_mode, **overrides)
         missing = [name for name in CUBES.values() if name not in self.scene.objects]
         if missing:
-            raise ConfigError(f"robot={config.robot!r} scene objects {self.scene.objects} lack {missing}: "
-                              "use a two-cube scene (robot_config={'scene': 'pick_two_cubes'})")
+            raise ConfigError(
+                f"robot={config.robot!r} scene objects {self.scene.objects} lack {missing}: "
+                "use a two-cube scene (robot_config={'scene': 'pick_two_cubes'})"
+            )
         f32 = np.float32
         extra = {}
         for colour in CUBES:
@@ -107,8 +115,11 @@ class PickTwoCubesEnv(PickCubeEnv):
                         break
                 placed.append(xy)
                 yaw = rng.uniform(-np.pi / 4, np.pi / 4)
-                self.arm.set_object_pose(name, np.array([xy[0], xy[1], sc.table_height + sc.cube_half_size]),
-                                         quat_from_euler_rpy(0.0, 0.0, yaw))
+                self.arm.set_object_pose(
+                    name,
+                    np.array([xy[0], xy[1], sc.table_height + sc.cube_half_size]),
+                    quat_from_euler_rpy(0.0, 0.0, yaw),
+                )
         self._target = rng.uniform(sc.target_low, sc.target_high)
         if isinstance(self.arm, SceneControl):
             self.arm.set_marker("target", self._target)
@@ -118,7 +129,7 @@ class PickTwoCubesEnv(PickCubeEnv):
         """Both cubes' poses, plus ``cube_*`` naming the instructed one (what the expert and success use)."""
         obs: dict[str, np.ndarray] = {}
         for colour, name in CUBES.items():
-            p, q = self.arm.object_pose(name)
+            p, q = self.objects.object_pose(name)
             obs[f"{colour}_cube_position"] = p.astype(np.float32)
             obs[f"{colour}_cube_quaternion"] = q.astype(np.float32)
         obs["cube_position"] = obs[f"{self.colour}_cube_position"]
@@ -129,7 +140,9 @@ class PickTwoCubesEnv(PickCubeEnv):
         info = super()._task_info(obs)
         other = "blue" if self.colour == "red" else "red"
         info["instruction"] = self.instruction
-        info["wrong_cube_lifted"] = bool(obs[f"{other}_cube_position"][2] > self.scene.table_height + self.scene.cube_half_size + 0.03)
+        info["wrong_cube_lifted"] = bool(
+            obs[f"{other}_cube_position"][2] > self.scene.table_height + self.scene.cube_half_size + 0.03
+        )
         return info
 
     def failure_reason(self, obs: dict, info: dict) -> str | None:

@@ -64,11 +64,15 @@ def make_reference(config: QuadrotorConfig) -> Hover | FigureEight:
     if config.task == "hover":
         return Hover(np.asarray(config.hover_position, dtype=float))
     ax, ay, period = config.figure_eight
-    return FigureEight(center=np.asarray(config.hover_position, dtype=float), amplitude_x=ax, amplitude_y=ay, period=period)
+    return FigureEight(
+        center=np.asarray(config.hover_position, dtype=float), amplitude_x=ax, amplitude_y=ay, period=period
+    )
 
 
 class QuadrotorEnv(RobotEnv):
     """Gymnasium env for hover / tracking with any of the three quadrotor command interfaces."""
+
+    config: QuadrotorConfig
 
     def __init__(self, config: QuadrotorConfig | None = None, render_mode: str | None = None, **overrides) -> None:
         config = resolve_config(QuadrotorConfig, config, overrides)

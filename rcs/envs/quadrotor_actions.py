@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import numpy as np
 from gymnasium import spaces
 
@@ -14,18 +16,22 @@ from rcs.devices import Quadrotor
 from rcs.spec import WorkspaceBox
 
 
-class QuadrotorActionMode:
+class QuadrotorActionMode(ABC):
+    """Base: one command interface of the vehicle, with its action space and element labels."""
+
     labels: tuple[str, ...] = ()
 
     def __init__(self, vehicle: Quadrotor, geofence: WorkspaceBox) -> None:
         self.vehicle, self.geofence = vehicle, geofence
         self.space = self._make_space()
 
+    @abstractmethod
     def _make_space(self) -> spaces.Box:
-        raise NotImplementedError
+        """The action space of this mode (called once, by ``__init__``; may set :attr:`labels`)."""
 
+    @abstractmethod
     def apply(self, action: np.ndarray) -> None:
-        raise NotImplementedError
+        """Send the command for one action (already checked against :attr:`space` by the env)."""
 
 
 class MotorThrusts(QuadrotorActionMode):

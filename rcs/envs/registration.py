@@ -6,7 +6,15 @@ Called when :mod:`rcs.envs` is imported; safe to call again. Every id takes keyw
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import gymnasium as gym
+from gymnasium.envs.registration import load_env_creator
+
+from rcs.errors import ConfigError
+
+if TYPE_CHECKING:
+    from rcs.envs.base import RobotEnv
 
 ENVS: dict[str, tuple[str, dict]] = {
     "rcs/PandaPickCube-v0": ("rcs.envs.pick_cube:PickCubeEnv", {"robot": "sim/panda"}),
@@ -26,3 +34,24 @@ def register_envs() -> None:
         if env_id not in gym.registry:
             # Truncation is the env's own (config.max_episode_steps), so no TimeLimit wrapper is added.
             gym.register(id=env_id, entry_point=entry_point, kwargs=kwargs, disable_env_checker=True)
+
+
+def build_env(env_id: str, **overrides: Any) -> RobotEnv:
+    """The registered env ``env_id`` built directly from its entry point with its registered keywords and
+    ``overrides`` (config fields), without gymnasium's wrappers: ``gym.make`` would turn ``max_episode_steps`` into
+    a TimeLimit wrapper instead of the env's own truncation.
+
+    Raises:
+        ConfigError: the id has no entry point or its entry point does not build an rcs env (:class:`RobotEnv`).
+    """
+    from rcs.envs.base import RobotEnv
+
+    spec = gym.spec(env_id)
+    if spec.entry_point is None:
+        raise ConfigError(f"env {env_id!r} has no entry point")
+    creator = load_env_creator(spec.entry_point) if isinstance(spec.entry_point, str) else spec.entry_point
+    env = creator(**{**spec.kwargs, **overrides})
+    if not isinstance(env, RobotEnv):
+        env.close()
+        raise ConfigError(f"env {env_id!r} builds a {type(env).__name__}, not an rcs env (RobotEnv)")
+    return env

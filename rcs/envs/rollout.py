@@ -44,14 +44,24 @@ def run_episode(
         reset_policy()
     result = EpisodeResult(success=False, steps=0)
     if render_every:
-        result.frames.append(env.render())
+        result.frames.append(_frame(env))
     done = False
     while not done:
         obs, _, terminated, truncated, info = env.step(policy(obs))
         result.steps += 1
         result.infos.append(info)
         if render_every and result.steps % render_every == 0:
-            result.frames.append(env.render())
+            result.frames.append(_frame(env))
         done = terminated or truncated
     result.success = bool(info.get("is_success", False))
     return result
+
+
+def _frame(env: gym.Env) -> np.ndarray:
+    """``env.render()`` as an RGB array; anything else means the env was not made with ``render_mode="rgb_array"``."""
+    frame = env.render()
+    if not isinstance(frame, np.ndarray):
+        raise ValueError(
+            f"render_every needs an env made with render_mode='rgb_array' (env.render() gave {type(frame).__name__})"
+        )
+    return frame

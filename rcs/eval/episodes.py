@@ -34,7 +34,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -113,8 +113,9 @@ class TimedClient(PolicyClient):
         self.latency_ms: list[float] = []
         self.infer_ms: list[float] = []
 
-    def request(self, observation: Mapping[str, np.ndarray], tick: int, capture_time: float | None = None,
-                budget_s: float = 0.1) -> ChunkReply:
+    def request(
+        self, observation: Mapping[str, np.ndarray], tick: int, capture_time: float | None = None, budget_s: float = 0.1
+    ) -> ChunkReply:
         reply = super().request(observation, tick, capture_time, budget_s)
         self.latency_ms.append(1e3 * reply.rtt_s)
         self.infer_ms.append(reply.infer_ms)
@@ -156,14 +157,27 @@ class _Locked:
         self.robot.reset(seed)
 
 
+class _SnapshotSimulation(Protocol):
+    """What :class:`_Renderer` uses of a simulated robot's ``simulation`` (sim.mujoco.simulation.Simulation)."""
+
+    model: Any
+
+    def snapshot(self) -> Any: ...
+
+    def render(self, camera: str, width: int, height: int, data: Any = None) -> np.ndarray: ...
+
+
 class _Renderer:
     """Renders camera images from simulator snapshots in one long-lived thread (GL contexts stay in it)."""
 
     def __init__(self, robot: Any, fast: bool) -> None:
-        self.sim = getattr(robot, "simulation", None)
-        if self.sim is None or not hasattr(self.sim, "snapshot"):
-            raise NotImplementedError("served episodes render images from a simulator snapshot; a physical "
-                                      "robot's cameras are read by their own drivers (not wired here yet)")
+        sim = getattr(robot, "simulation", None)
+        if sim is None or not hasattr(sim, "snapshot"):
+            raise NotImplementedError(
+                "served episodes render images from a simulator snapshot; a physical "
+                "robot's cameras are read by their own drivers (not wired here yet)"
+            )
+        self.sim: _SnapshotSimulation = sim
         if fast:  # the same camera settings as `rcs record --render fast` (no shadow map, no multisampling)
             quality = self.sim.model.vis.quality
             quality.shadowsize = 0
@@ -197,8 +211,15 @@ class EpisodeRunner:
         fast_render: render like ``rcs record --render fast``.
     """
 
-    def __init__(self, env: Any, endpoint: str, inputs: PolicyInputs, config: EpisodeConfig | None = None,
-                 instruction: str | None = None, fast_render: bool = True) -> None:
+    def __init__(
+        self,
+        env: Any,
+        endpoint: str,
+        inputs: PolicyInputs,
+        config: EpisodeConfig | None = None,
+        instruction: str | None = None,
+        fast_render: bool = True,
+    ) -> None:
         self.env = env
         self.u = env.unwrapped
         self.robot = self.u.robot
@@ -223,12 +244,14 @@ class EpisodeRunner:
         self.env.reset(seed=seed)
         instruction = self.instruction if self.instruction is not None else u.instruction
         schedule = LinkSchedule(self.inputs.replan_steps, u.dt)
-        task = make_policy_task(robot, cfg.rate_hz, executor=cfg.executor or None,
-                                watchdog=schedule.watchdog(overdue_s=cfg.chunk_overdue_s))
+        task = make_policy_task(
+            robot, cfg.rate_hz, executor=cfg.executor or None, watchdog=schedule.watchdog(overdue_s=cfg.chunk_overdue_s)
+        )
         lock = threading.Lock()
         locked = _Locked(task, robot, lock)
-        client = TimedClient(self.endpoint, expected_schema(self.env, self.inputs, task.executor.names),
-                             name=f"rcs-eval seed {seed}")
+        client = TimedClient(
+            self.endpoint, expected_schema(self.env, self.inputs, task.executor.names), name=f"rcs-eval seed {seed}"
+        )
         control_dt = 1.0 / cfg.rate_hz
         cameras = [c[0] for c in self.inputs.cameras]
 
@@ -246,10 +269,19 @@ class EpisodeRunner:
             with lock:
                 return robot.read()
 
-        link = PolicyLink(task, robot, client, schedule, read, budget_s=cfg.budget_s, instruction=instruction,
-                          measured_state=measured_state)
-        loop = ControlLoop(locked, cfg.rate_hz, robot=locked, paced=True,
-                           rt=RtConfig() if cfg.realtime else NO_RT, log_every_s=0)
+        link = PolicyLink(
+            task,
+            robot,
+            client,
+            schedule,
+            read,
+            budget_s=cfg.budget_s,
+            instruction=instruction,
+            measured_state=measured_state,
+        )
+        loop = ControlLoop(
+            locked, cfg.rate_hz, robot=locked, paced=True, rt=RtConfig() if cfg.realtime else NO_RT, log_every_s=0
+        )
         max_time = u.config.max_episode_steps * u.dt
         frames: list[np.ndarray] = []
         next_frame = 0.0
@@ -309,19 +341,35 @@ class EpisodeRunner:
         report["bridge"] = link_report["bridge"]
         report["chunk_gaps"] = chunk_gaps(task.watchdog.transitions, task.executor.seam_ticks, task.executor.tick)
         wd = task.watchdog.config
-        report["watchdog"] = {"stop_after_s": wd.stop_after_s, "disarm_after_s": wd.disarm_after_s,
-                              "stop_ticks": wd.ticks(wd.stop_after_s), "disarm_ticks": wd.ticks(wd.disarm_after_s)}
+        report["watchdog"] = {
+            "stop_after_s": wd.stop_after_s,
+            "disarm_after_s": wd.disarm_after_s,
+            "stop_ticks": wd.ticks(wd.stop_after_s),
+            "disarm_ticks": wd.ticks(wd.disarm_after_s),
+        }
         if "ik" in link_report:
             report["ik"] = link_report["ik"]
         report["wrong_object_lifted"] = wrong_object  # tasks with distractors declare it (wrong_object_lifted)
         # the task's numeric measures at the last check (e.g. distances in m): how far a failure got
-        report["final"] = {k: round(float(v), 4) for k, v in last_info.items()
-                           if isinstance(v, (int, float, np.floating)) and not isinstance(v, (bool, np.bool_))}
+        report["final"] = {
+            k: round(float(v), 4)
+            for k, v in last_info.items()
+            if isinstance(v, (int, float, np.floating)) and not isinstance(v, (bool, np.bool_))
+        }
         if instruction is not None:
             report["instruction"] = instruction
         sim_time = locked.state_tick * control_dt
-        return EpisodeOutcome(seed, success, int(round(sim_time / u.dt)), sim_time, reason, list(client.latency_ms),
-                              list(client.infer_ms), frames, report)
+        return EpisodeOutcome(
+            seed,
+            success,
+            int(round(sim_time / u.dt)),
+            sim_time,
+            reason,
+            list(client.latency_ms),
+            list(client.infer_ms),
+            frames,
+            report,
+        )
 
     def _video_frame(self, snapshot: Any) -> np.ndarray:
         h, w = self.config.video_size

@@ -88,7 +88,9 @@ class ServerProcess:
         env = {**os.environ, "HF_HUB_OFFLINE": "1"}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "rcs.cli.main", "serve", "--policy", str(policy), "--bind", endpoint],
-            stdout=self._log, stderr=subprocess.STDOUT, env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=env,
         )
 
     def check_alive(self) -> None:
@@ -173,10 +175,17 @@ def _gap_stats(outcomes: list[Any]) -> dict[str, int | None]:
 
 def per_episode(outcomes: list[Any]) -> dict[str, dict[str, Any]]:
     """Per-seed detail for ``summary.json``: outcome, watchdog ticks per stage and the chunk gaps (ticks)."""
-    return {str(o.seed): {"success": o.success, "reason": o.reason, "steps": o.steps,
-                          "watchdog_ticks": o.report.get("ticks_in_stage", {}),
-                          "missed_ticks": o.report.get("missed_ticks", 0),
-                          "chunk_gaps": o.report.get("chunk_gaps", [])} for o in outcomes}
+    return {
+        str(o.seed): {
+            "success": o.success,
+            "reason": o.reason,
+            "steps": o.steps,
+            "watchdog_ticks": o.report.get("ticks_in_stage", {}),
+            "missed_ticks": o.report.get("missed_ticks", 0),
+            "chunk_gaps": o.report.get("chunk_gaps", []),
+        }
+        for o in outcomes
+    }
 
 
 def _sum_counts(dicts: Any) -> dict[str, int]:
@@ -194,14 +203,12 @@ def evaluate(config: EvalConfig, say: Callable[[str], None] | None = None) -> di
     Raises:
         ConfigError: a bad setting, a checkpoint that does not fit the robot, or a server that never answers.
     """
-    import gymnasium as gym
-    from gymnasium.envs.registration import load_env_creator
-
-    import rcs.envs  # noqa: F401  (registers the env ids)
+    from rcs.cli.main import json_safe  # the CLI's JSON rules (NaN -> null), so summary.json matches --json
     from rcs.control.task import make_policy_task
+    from rcs.devices import Arm, Quadrotor
+    from rcs.envs.registration import build_env, register_envs
     from rcs.eval.episodes import EpisodeConfig, EpisodeRunner
     from rcs.eval.inputs import expected_schema
-    from rcs.cli.main import json_safe  # the CLI's JSON rules (NaN -> null), so summary.json matches --json
     from rcs.mp4 import write_mp4
 
     say = say or (lambda text: None)
@@ -214,9 +221,9 @@ def evaluate(config: EvalConfig, say: Callable[[str], None] | None = None) -> di
     if config.replan_steps is not None:
         steps = check_replan_steps("--replan-steps", config.replan_steps, inputs.chunk_size)
         inputs = dataclasses.replace(inputs, replan_steps=steps)
-    spec = gym.spec(config.env)  # built directly: gym.make would turn max_episode_steps into a TimeLimit wrapper
+    register_envs()
     overrides = {"max_episode_steps": config.max_steps} if config.max_steps else {}
-    env = load_env_creator(spec.entry_point)(**{**spec.kwargs, **overrides})
+    env = build_env(config.env, **overrides)
     out = Path(config.out)
     server = None
     runner = None
@@ -226,15 +233,25 @@ def evaluate(config: EvalConfig, say: Callable[[str], None] | None = None) -> di
         endpoint = config.endpoint or free_endpoint()
         if config.endpoint is None:
             server = ServerProcess(directory, endpoint, out / "server.log")
-        names = make_policy_task(env.unwrapped.robot, config.rate_hz).executor.names
+        robot = env.robot
+        if not isinstance(robot, (Arm, Quadrotor)):
+            raise ConfigError(f"--env={config.env!r}: its robot is a {type(robot).__name__}, not an arm or quadrotor")
+        names = make_policy_task(robot, config.rate_hz).executor.names
         schema = expected_schema(env, inputs, names)
-        say(f"rcs eval: {directory} on {config.env}, {config.episodes} episodes from seed {config.seed}; "
-            "waiting for the server")
+        say(
+            f"rcs eval: {directory} on {config.env}, {config.episodes} episodes from seed {config.seed}; "
+            "waiting for the server"
+        )
         checkpoint = wait_for_server(endpoint, schema, server, SERVER_START_TIMEOUT_S)
         say(f"  serving {checkpoint} at {endpoint}")
-        runner = EpisodeRunner(env, endpoint, inputs,
-                               EpisodeConfig(rate_hz=config.rate_hz, executor={"strategy": config.strategy}),
-                               config.instruction, fast_render=config.render == "fast")
+        runner = EpisodeRunner(
+            env,
+            endpoint,
+            inputs,
+            EpisodeConfig(rate_hz=config.rate_hz, executor={"strategy": config.strategy}),
+            config.instruction,
+            fast_render=config.render == "fast",
+        )
         for i in range(config.episodes):
             seed = config.seed + i
             outcome = runner.run(seed, video=i < config.videos)
@@ -244,8 +261,10 @@ def evaluate(config: EvalConfig, say: Callable[[str], None] | None = None) -> di
                 path = write_mp4(out / f"episode_{seed}.mp4", outcome.frames, fps=runner.config.video_fps)
                 video = f", video {path}"
             lat = np.percentile(outcome.latency_ms, 50) if outcome.latency_ms else float("nan")
-            say(f"  episode {i + 1}/{config.episodes} seed={seed}: {'success' if outcome.success else 'failure'} "
-                f"({outcome.reason}; {outcome.steps} steps, policy latency p50 {lat:.1f} ms{video})")
+            say(
+                f"  episode {i + 1}/{config.episodes} seed={seed}: {'success' if outcome.success else 'failure'} "
+                f"({outcome.reason}; {outcome.steps} steps, policy latency p50 {lat:.1f} ms{video})"
+            )
             if server is not None:
                 server.check_alive()
     finally:

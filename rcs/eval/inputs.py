@@ -70,10 +70,18 @@ def read_policy_inputs(directory: Path) -> PolicyInputs:
         raise ConfigError(f"--policy {directory}/config.json: no chunk length (horizon / chunk_size)")
     text = manifest.get("text") if isinstance(manifest.get("text"), dict) else None
     replan = replan_steps_of(directory, chunk)
-    names = manifest.get("names") if isinstance(manifest.get("names"), dict) else {}
+    raw_names = manifest.get("names")
+    names: dict[str, Any] = raw_names if isinstance(raw_names, dict) else {}
     action_names = names.get("action") or cfg.get("action_names") or ()
-    return PolicyInputs(vectors, tuple(cameras), chunk, text["name"] if text else None,
-                        int(text.get("max_bytes", 256)) if text else 256, replan, tuple(map(str, action_names)))
+    return PolicyInputs(
+        vectors,
+        tuple(cameras),
+        chunk,
+        text["name"] if text else None,
+        int(text.get("max_bytes", 256)) if text else 256,
+        replan,
+        tuple(map(str, action_names)),
+    )
 
 
 def expected_schema(env: Any, inputs: PolicyInputs, names: Sequence[str]) -> Schema:
@@ -86,8 +94,9 @@ def expected_schema(env: Any, inputs: PolicyInputs, names: Sequence[str]) -> Sch
     u = env.unwrapped
     layout = FeatureLayout.for_env(u)
     entry_names = {"observation.state": layout.state_names(), "observation.environment_state": layout.env_state_names()}
-    observation = [TensorSpec(k, (len(entry_names[k]),), "float32", UNITS[k], tuple(entry_names[k]))
-                   for k in inputs.vectors]
+    observation = [
+        TensorSpec(k, (len(entry_names[k]),), "float32", UNITS[k], tuple(entry_names[k])) for k in inputs.vectors
+    ]
     observation += [TensorSpec(IMAGE_PREFIX + name, (h, w, 3), "uint8", "px") for name, h, w in inputs.cameras]
     if inputs.text:
         observation.append(text_spec(inputs.text, inputs.text_max_bytes))

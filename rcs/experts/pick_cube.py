@@ -139,7 +139,8 @@ class PickCubeExpert:
     def reset(self) -> None:
         """Start a new episode (call after the env reset, before the first observation)."""
         h = self.scene.cube_half_size
-        jitter = (lambda lo, hi: float(self._rng.uniform(lo, hi))) if self._rng is not None else (lambda lo, hi: 1.0)
+        rng = self._rng
+        jitter = (lambda lo, hi: float(rng.uniform(lo, hi))) if rng is not None else (lambda lo, hi: 1.0)
         self.speed = self.nominal_speed * jitter(0.8, 1.0)
         #: m above the cube centre where the approach ends (the fingertips clear the cube top).
         self.hover = (2.0 * h + 0.03) * jitter(0.9, 1.2)
@@ -148,7 +149,7 @@ class PickCubeExpert:
         self.attempts = 0
         self._initialized = False
         self._phase_steps = 0
-        self._position = np.zeros(3)
+        self._position: np.ndarray = np.zeros(3)
         self._quaternion = np.array([1.0, 0.0, 0.0, 0.0])
         self._gripper = 1.0
         self._top_down = np.eye(3)
@@ -156,7 +157,7 @@ class PickCubeExpert:
         self._grasp_quat = np.array([1.0, 0.0, 0.0, 0.0])
         self._grasp_yaw: float | None = None
         self._grasp_azimuth = 0.0
-        self._offset = np.zeros(3)
+        self._offset: np.ndarray = np.zeros(3)
         self._last_gripper = 1.0
         #: m, offset the caller adds to the commanded TCP position (noise injection, see
         #: :class:`rcs.teleop.expert.ExpertTeleop`); the phase changes wait for the arm to track the command

@@ -33,8 +33,15 @@ class QuadrotorTrackingExpert:
     def __call__(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         ref = self.reference.sample(self._t)
         cmd = self.controller.update(
-            obs["position"], obs["linear_velocity"], obs["quaternion"], self.dt,
-            ref.position, ref.velocity, ref.acceleration, ref.yaw, self.reference.jerk(self._t),
+            obs["position"],
+            obs["linear_velocity"],
+            obs["quaternion"],
+            self.dt,
+            ref.position,
+            ref.velocity,
+            ref.acceleration,
+            ref.yaw,
+            self.reference.jerk(self._t),
         )
         self._t += self.dt
         return np.r_[cmd.collective_thrust, cmd.body_rates].astype(np.float32)

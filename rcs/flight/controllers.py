@@ -22,6 +22,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from rcs.errors import ConfigError
 from rcs.geometry import matrix_to_quat, quat_to_matrix
@@ -149,8 +150,13 @@ class Mixer:
         f = self._p_collective * req + self._p_roll_pitch @ t[:2] + self._p_yaw * float(t[2])
         if f.min() >= 0.0 and f.max() <= fmax:
             return Allocation(
-                thrusts=f, normalized=f / fmax, collective_thrust=req, torques=t.copy(), saturated=False,
-                roll_pitch_scale=1.0, yaw_scale=1.0,
+                thrusts=f,
+                normalized=f / fmax,
+                collective_thrust=req,
+                torques=t.copy(),
+                saturated=False,
+                roll_pitch_scale=1.0,
+                yaw_scale=1.0,
             )
         s, c, y = self._desaturate(req, float(t[0]), float(t[1]), float(t[2]))
         g = self._g_roll * float(t[0]) + self._g_pitch * float(t[1])
@@ -158,8 +164,13 @@ class Mixer:
         f = np.minimum(np.maximum(f, 0.0), fmax)
         w = self.allocation_matrix @ f
         return Allocation(
-            thrusts=f, normalized=f / fmax, collective_thrust=float(w[0]), torques=w[1:4], saturated=True,
-            roll_pitch_scale=s, yaw_scale=y,
+            thrusts=f,
+            normalized=f / fmax,
+            collective_thrust=float(w[0]),
+            torques=w[1:4],
+            saturated=True,
+            roll_pitch_scale=s,
+            yaw_scale=y,
         )
 
     def _desaturate(self, req: float, tx: float, ty: float, tz: float) -> tuple[float, float, float]:
@@ -280,7 +291,7 @@ class RateController:
     def __init__(
         self,
         spec: QuadrotorSpec,
-        bandwidth: float | np.ndarray = (40.0, 40.0, 20.0),
+        bandwidth: npt.ArrayLike = (40.0, 40.0, 20.0),
         damping: float = 1.0,
         integral_ratio: float = 0.05,
         kp: np.ndarray | float | None = None,
@@ -310,7 +321,7 @@ class RateController:
         """Clear the integral and derivative memory (call on arming, mode switches, resets)."""
         self.integral = np.zeros(3)
         self._last_rate: np.ndarray | None = None
-        self._rate_derivative = np.zeros(3)
+        self._rate_derivative: np.ndarray = np.zeros(3)
 
     def update(self, rate_ref: np.ndarray, rate: np.ndarray, dt: float) -> np.ndarray:
         """Body torques (3,) (N m) for a rate setpoint and a measured rate (rad/s, body FLU), period ``dt`` (s)."""
@@ -407,11 +418,11 @@ class PositionController:
     def __init__(
         self,
         spec: QuadrotorSpec,
-        kp: np.ndarray | float = (6.0, 6.0, 10.0),
-        kv: np.ndarray | float = (4.0, 4.0, 6.0),
-        ki: np.ndarray | float = (3.0, 3.0, 6.0),
-        k_att: np.ndarray | float = (6.0, 6.0, 3.0),
-        integral_limit: np.ndarray | float = (2.0, 2.0, 4.0),
+        kp: npt.ArrayLike = (6.0, 6.0, 10.0),
+        kv: npt.ArrayLike = (4.0, 4.0, 6.0),
+        ki: npt.ArrayLike = (3.0, 3.0, 6.0),
+        k_att: npt.ArrayLike = (6.0, 6.0, 3.0),
+        integral_limit: npt.ArrayLike = (2.0, 2.0, 4.0),
         max_tilt: float = 0.6,
         max_speed_xy: float = 1.5,
         max_speed_z: float = 1.0,

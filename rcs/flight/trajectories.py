@@ -12,6 +12,7 @@ import math
 from typing import NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
+import numpy.typing as npt
 
 from rcs.errors import ConfigError
 
@@ -91,7 +92,7 @@ class FigureEight:
 
     def __init__(
         self,
-        center: np.ndarray = (0.0, 0.0),
+        center: npt.ArrayLike = (0.0, 0.0),
         amplitude_x: float = 1.0,
         amplitude_y: float = 0.5,
         period: float = 8.0,
@@ -99,7 +100,7 @@ class FigureEight:
         yaw: float = 0.0,
         ramp_time: float | None = None,
     ) -> None:
-        c = np.asarray(center, dtype=np.float64).reshape(-1)
+        c: np.ndarray = np.asarray(center, dtype=np.float64).reshape(-1)
         if c.shape == (3,):
             c3 = _finite_vec("center", c, 3)
             if height is not None and not math.isclose(float(height), float(c3[2]), abs_tol=1e-12):

@@ -48,20 +48,37 @@ def _read_exact(fd: int, n: int) -> bytes:
 class EncoderProcess:
     """One worker process with its shared-memory ring, for frames of shape (height, width, 3) uint8."""
 
-    def __init__(self, height: int, width: int, fps: int, encoder: Any, encoder_threads: int | None, slots: int) -> None:
+    def __init__(
+        self, height: int, width: int, fps: int, encoder: Any, encoder_threads: int | None, slots: int
+    ) -> None:
         from multiprocessing import shared_memory
 
         self.shape = (int(height), int(width), 3)
         self.slots = int(slots)
         self._shm = shared_memory.SharedMemory(create=True, size=self.slots * int(np.prod(self.shape)))
-        self.ring = np.ndarray((self.slots, *self.shape), dtype=np.uint8, buffer=self._shm.buf)
-        options = {"vcodec": encoder.vcodec, "pix_fmt": encoder.pix_fmt,
-                   "options": encoder.get_codec_options(encoder_threads, as_strings=True)}
+        self.ring: np.ndarray = np.ndarray((self.slots, *self.shape), dtype=np.uint8, buffer=self._shm.buf)
+        options = {
+            "vcodec": encoder.vcodec,
+            "pix_fmt": encoder.pix_fmt,
+            "options": encoder.get_codec_options(encoder_threads, as_strings=True),
+        }
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "rcs.recording.encoder_process", self._shm.name, str(self.slots), str(height),
-             str(width), str(int(fps)), json.dumps(options)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            [
+                sys.executable,
+                "-m",
+                "rcs.recording.encoder_process",
+                self._shm.name,
+                str(self.slots),
+                str(height),
+                str(width),
+                str(int(fps)),
+                json.dumps(options),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
         )
+        if self._proc.stdin is None or self._proc.stdout is None:  # both are PIPE above
+            raise RuntimeError("video encoder process started without its pipes")
         self._in = self._proc.stdin.fileno()
         self._out = self._proc.stdout.fileno()
         os.set_blocking(self._out, False)
@@ -147,7 +164,7 @@ class EncoderProcess:
             elif command == RESULT:
                 if len(self._pending) < MSG.size + argument:
                     break
-                body = bytes(self._pending[MSG.size: MSG.size + argument])
+                body = bytes(self._pending[MSG.size : MSG.size + argument])
                 del self._pending[: MSG.size + argument]
                 self._results[self._received] = json.loads(body)
                 self._received += 1
@@ -218,11 +235,16 @@ def _worker(shm_name: str, slots: int, height: int, width: int, fps: int, option
 
     quiet_codec_logs()
     shm = shared_memory.SharedMemory(name=shm_name)
-    resource_tracker.unregister(shm._name, "shared_memory")  # the parent owns (and unlinks) it
-    ring = np.ndarray((slots, height, width, 3), dtype=np.uint8, buffer=shm.buf)
+    # the parent owns (and unlinks) it; ``_name`` is the name as registered (with the leading "/" that ``.name``
+    # strips), which typeshed does not declare
+    resource_tracker.unregister(shm._name, "shared_memory")  # type: ignore[attr-defined]
+    ring: np.ndarray = np.ndarray((slots, height, width, 3), dtype=np.uint8, buffer=shm.buf)
     av.logging.set_level(av.logging.ERROR)
     fin, fout = sys.stdin.fileno(), sys.stdout.fileno()
-    container = stream = stats = path = None
+    container: av.container.OutputContainer | None = None
+    stream: av.video.stream.VideoStream | None = None
+    stats: RunningQuantileStats | None = None
+    path: Path | None = None
     frames, error = 0, None
 
     def reply(command: int, argument: int, payload: bytes = b"") -> None:
@@ -243,7 +265,9 @@ def _worker(shm_name: str, slots: int, height: int, width: int, fps: int, option
             if error is None:
                 try:
                     image = ring[argument]
-                    if container is None:
+                    if path is None or stats is None:
+                        raise RuntimeError("FRAME before OPEN")
+                    if container is None or stream is None:
                         path.parent.mkdir(parents=True, exist_ok=True)
                         container = av.open(str(path), "w")
                         stream = container.add_stream(options["vcodec"], fps, options=options["options"])
@@ -263,7 +287,7 @@ def _worker(shm_name: str, slots: int, height: int, width: int, fps: int, option
         elif command in (FINISH, CANCEL):
             try:
                 if container is not None:
-                    if command == FINISH and error is None:
+                    if command == FINISH and error is None and stream is not None:
                         for packet in stream.encode():
                             container.mux(packet)
                     container.close()
@@ -271,8 +295,8 @@ def _worker(shm_name: str, slots: int, height: int, width: int, fps: int, option
                 error = error or f"{type(exc).__name__}: {exc}"
             if command == CANCEL and path is not None:
                 path.unlink(missing_ok=True)
-            result = {"frames": frames, "error": error, "stats": None}
-            if command == FINISH and error is None and frames >= 2:
+            result: dict[str, Any] = {"frames": frames, "error": error, "stats": None}
+            if command == FINISH and error is None and frames >= 2 and stats is not None:
                 result["stats"] = {k: np.asarray(v).tolist() for k, v in stats.get_statistics().items()}
             body = json.dumps(result).encode()
             reply(RESULT, len(body), body)

@@ -94,8 +94,13 @@ class FeatureLayout:
         """The layout of a pick-cube-style env (unwrapped or not): its arm's joint names, its action labels, its
         ``environment_state_layout`` (default :data:`ENV_STATE_LAYOUT`), plus ``cameras``."""
         u = getattr(env, "unwrapped", env)
-        return cls(tuple(u.arm.spec.joint_names), tuple(u._action_labels()), tuple(cameras),
-                   env_state=tuple(getattr(u, "environment_state_layout", ENV_STATE_LAYOUT)), **kwargs)
+        return cls(
+            tuple(u.arm.spec.joint_names),
+            tuple(u._action_labels()),
+            tuple(cameras),
+            env_state=tuple(getattr(u, "environment_state_layout", ENV_STATE_LAYOUT)),
+            **kwargs,
+        )
 
     @property
     def camera_names(self) -> tuple[str, ...]:
@@ -103,7 +108,7 @@ class FeatureLayout:
 
     def state_names(self) -> list[str]:
         names: list[str] = []
-        for key, entries in STATE_LAYOUT:
+        for _key, entries in STATE_LAYOUT:
             names.extend(self.joint_names if entries is None else entries)
         return names
 
@@ -124,10 +129,18 @@ class FeatureLayout:
                 "names": ["height", "width", "channels"],
             }
         if self.capture_time:
-            out[CAPTURE_TIME] = {"dtype": "float64", "shape": (1 + len(self.cameras),), "names": ["state", *self.camera_names]}
+            out[CAPTURE_TIME] = {
+                "dtype": "float64",
+                "shape": (1 + len(self.cameras),),
+                "names": ["state", *self.camera_names],
+            }
         if self.state_stream:
             k = int(self.state_stream)
-            out[STATE_STREAM] = {"dtype": "float32", "shape": (k, len(self.state_names())), "names": ["sample", "state"]}
+            out[STATE_STREAM] = {
+                "dtype": "float32",
+                "shape": (k, len(self.state_names())),
+                "names": ["sample", "state"],
+            }
             out[STATE_STREAM_TIME] = {"dtype": "float64", "shape": (k,), "names": None}
             out[STATE_STREAM_COUNT] = {"dtype": "int64", "shape": (1,), "names": None}
         return out
@@ -155,9 +168,11 @@ def observation_to_features(
     ``env_state`` is the environment-state layout (:attr:`FeatureLayout.env_state`).
     """
     out = {STATE: _concat(obs, STATE_LAYOUT), ENV_STATE: _concat(obs, env_state)}
-    names = camera_names if camera_names is not None else [
-        k[len(OBS_IMAGE_PREFIX):] for k in obs if k.startswith(OBS_IMAGE_PREFIX)
-    ]
+    names = (
+        camera_names
+        if camera_names is not None
+        else [k[len(OBS_IMAGE_PREFIX) :] for k in obs if k.startswith(OBS_IMAGE_PREFIX)]
+    )
     for name in names:
         image = np.asarray(obs[OBS_IMAGE_PREFIX + name])
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
@@ -176,16 +191,22 @@ def frame_features(
     frame = observation_to_features(obs, layout.camera_names, layout.env_state)
     a = np.asarray(action, dtype=np.float32).reshape(-1)
     if a.shape != (len(layout.action_names),):
-        raise ValueError(f"action: expected shape ({len(layout.action_names)},) for {layout.action_names}, got {a.shape}")
+        raise ValueError(
+            f"action: expected shape ({len(layout.action_names)},) for {layout.action_names}, got {a.shape}"
+        )
     frame[ACTION] = a
     if layout.capture_time:
         if capture_times is None or len(capture_times) != 1 + len(layout.cameras):
-            raise ValueError(f"capture_time: expected {1 + len(layout.cameras)} values (state + cameras), got {capture_times}")
+            raise ValueError(
+                f"capture_time: expected {1 + len(layout.cameras)} values (state + cameras), got {capture_times}"
+            )
         frame[CAPTURE_TIME] = np.asarray(capture_times, dtype=np.float64)
     return frame
 
 
-def pack_state_stream(layout: FeatureLayout, states: Sequence[np.ndarray], times: Sequence[float]) -> dict[str, np.ndarray]:
+def pack_state_stream(
+    layout: FeatureLayout, states: Sequence[np.ndarray], times: Sequence[float]
+) -> dict[str, np.ndarray]:
     """The ``state_stream*`` features of one frame from the state vectors (``observation.state`` layout) sampled
     since the previous frame. More than K samples keeps the newest K (the count says K)."""
     k = int(layout.state_stream)
@@ -209,12 +230,12 @@ def features_to_observation(frame: Mapping[str, np.ndarray], layout: FeatureLayo
     state = np.asarray(frame[STATE], dtype=np.float32).reshape(-1)
     for key, entries in STATE_LAYOUT:
         n = len(layout.joint_names) if entries is None else len(entries)
-        obs[key] = state[i:i + n]
+        obs[key] = state[i : i + n]
         i += n
     env_state = np.asarray(frame[ENV_STATE], dtype=np.float32).reshape(-1)
     i = 0
     for key, entries in layout.env_state:
-        obs[key] = env_state[i:i + len(entries)]
+        obs[key] = env_state[i : i + len(entries)]
         i += len(entries)
     for name in layout.camera_names:
         if IMAGE_PREFIX + name in frame:

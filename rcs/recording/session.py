@@ -88,7 +88,9 @@ class CameraSet:
                 raise DeviceFailure(f"camera {name!r}: read failed ({type(exc).__name__}: {exc})") from exc
             age = time.monotonic() - frame.timestamp
             if age > self.max_age:
-                raise DeviceFailure(f"camera {name!r} stopped delivering: newest frame is {age:.2f} s old (limit {self.max_age} s)")
+                raise DeviceFailure(
+                    f"camera {name!r} stopped delivering: newest frame is {age:.2f} s old (limit {self.max_age} s)"
+                )
             images[f"image_{name}"] = frame.image
             times.append(float(frame.timestamp))
         return images, times
@@ -153,13 +155,15 @@ class RecordSession:
 
     def _action(self, obs: dict) -> tuple[np.ndarray, tuple[EpisodeEvent, ...]]:
         try:
-            if self.mapper is None:
+            if isinstance(self.teleop, PolicyTeleop):  # then self.mapper is None
                 return self.teleop.action(obs), ()
             cmd = self.teleop.command(obs)
         except DeviceFailure:
             raise
         except (OSError, RcsError) as exc:
             raise DeviceFailure(f"teleop {self.teleop.name!r}: {type(exc).__name__}: {exc}") from exc
+        if self.mapper is None:  # __init__ makes one for every device but a PolicyTeleop
+            raise RuntimeError(f"teleop {self.teleop.name!r}: no action mapper")
         return self.mapper.action(cmd), cmd.events
 
     def _reset(self, seed: int) -> dict:
@@ -200,14 +204,25 @@ class RecordSession:
                     if outcome is not None:
                         break
                     if recording:
-                        self.recorder.add_frame(frame_features(self.layout, {**obs, **images}, action, [t_state, *cam_times]))
-                    if self.mapper is None:  # a scripted demonstrator may execute a perturbed command
+                        self.recorder.add_frame(
+                            frame_features(self.layout, {**obs, **images}, action, [t_state, *cam_times])
+                        )
+                    if isinstance(self.teleop, PolicyTeleop):  # a scripted demonstrator may perturb the command
                         action = self.teleop.executed(action)
                     obs, _, terminated, truncated, info = self.env.step(action)
                     rate.tick()
                     if self.progress is not None:
-                        self.progress(Progress(i + 1, self.episodes, self.recorder.frames, rate.hz, self.recorder.dropped_frames,
-                                               self.recorder.episodes_saved, "recording" if recording else "idle (start to record)"))
+                        self.progress(
+                            Progress(
+                                i + 1,
+                                self.episodes,
+                                self.recorder.frames,
+                                rate.hz,
+                                self.recorder.dropped_frames,
+                                self.recorder.episodes_saved,
+                                "recording" if recording else "idle (start to record)",
+                            )
+                        )
                     succeeded = succeeded + 1 if recording and info.get("is_success") else 0
                     if self.success_steps is not None and succeeded >= self.success_steps:
                         truncated = True

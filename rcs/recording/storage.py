@@ -112,7 +112,7 @@ def clone_tree(src: Path, dst: Path, copy_dirs: tuple[str, ...]) -> None:
     """Copy-on-write clone: hard links for every file, except real copies of the files directly inside the
     folders named in ``copy_dirs`` (relative to ``src``), which the writer rewrites in place."""
     copied = {(src / d).resolve() for d in copy_dirs}
-    for dirpath, dirnames, filenames in os.walk(src):
+    for dirpath, _dirnames, filenames in os.walk(src):
         rel = Path(dirpath).relative_to(src)
         (dst / rel).mkdir(parents=True, exist_ok=True)
         for name in filenames:
@@ -169,7 +169,9 @@ class DatasetStore:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            raise DatasetLockedError(f"{self.root} is being written by another process (lock {self.work / 'lock'})") from None
+            raise DatasetLockedError(
+                f"{self.root} is being written by another process (lock {self.work / 'lock'})"
+            ) from None
         self._lock_fd = fd
         return recover(self.root)
 
@@ -256,8 +258,10 @@ def recover(root: Path) -> list[str]:
     done: list[str] = []
     # Staging is a durable new version only if the marker exists and it is newer than root: after an exchange,
     # staging holds the *previous* version until it is deleted, and the marker may still be there.
-    complete = store.marker.exists() and store.staging.exists() and (
-        not root.exists() or generation(store.staging) > generation(root)
+    complete = (
+        store.marker.exists()
+        and store.staging.exists()
+        and (not root.exists() or generation(store.staging) > generation(root))
     )
     if complete:  # the commit was durable, only the swap was interrupted: finish it
         if root.exists():

@@ -19,7 +19,7 @@ import threading
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -77,8 +77,30 @@ class VideoOptions:
         """The lerobot ``RGBEncoderConfig`` for these options (imports lerobot)."""
         from lerobot.configs import RGBEncoderConfig
 
-        kwargs = {k: v for k, v in (("vcodec", self.vcodec), ("crf", self.crf), ("preset", self.preset), ("g", self.g)) if v is not None}
+        kwargs = {
+            k: v
+            for k, v in (("vcodec", self.vcodec), ("crf", self.crf), ("preset", self.preset), ("g", self.g))
+            if v is not None
+        }
         return RGBEncoderConfig(**kwargs, **self.extra)
+
+
+class EpisodeVideo(Protocol):
+    """One episode's video encoder as the recorder uses it: :class:`VideoStream` (a thread) or
+    :class:`rcs.recording.encoder_process.ProcessVideoStream` (a worker process)."""
+
+    path: Path
+    dropped: int
+    submitted: int
+
+    def put(self, image: np.ndarray, block: bool) -> bool: ...
+
+    @property
+    def backlog(self) -> int: ...
+
+    def finish(self, timeout: float = 300.0) -> VideoResult: ...
+
+    def cancel(self) -> None: ...
 
 
 class VideoStream:
@@ -163,7 +185,8 @@ class VideoStream:
         from lerobot.datasets.compute_stats import RunningQuantileStats, auto_downsample_height_width
 
         av.logging.set_level(av.logging.ERROR)  # libx264 prints its statistics at INFO on close
-        container = stream = None
+        container: av.container.OutputContainer | None = None
+        stream: av.video.stream.VideoStream | None = None
         stats = RunningQuantileStats()
         frames = 0
         try:
@@ -171,12 +194,13 @@ class VideoStream:
                 item = self._queue.get()
                 if item is _STOP or self._cancel.is_set():
                     break
-                if container is None:
+                if container is None or stream is None:
                     height, width = item.shape[:2]
                     self.path.parent.mkdir(parents=True, exist_ok=True)
                     container = av.open(str(self.path), "w")
                     stream = container.add_stream(
-                        self._encoder.vcodec, self.fps,
+                        self._encoder.vcodec,
+                        self.fps,
                         options=self._encoder.get_codec_options(self._threads, as_strings=True),
                     )
                     stream.pix_fmt = self._encoder.pix_fmt
@@ -190,7 +214,7 @@ class VideoStream:
                 small = auto_downsample_height_width(item.transpose(2, 0, 1))
                 stats.update(small.transpose(1, 2, 0).reshape(-1, small.shape[0]))
                 frames += 1
-            if stream is not None and not self._cancel.is_set():
+            if container is not None and stream is not None and not self._cancel.is_set():
                 for packet in stream.encode():
                     container.mux(packet)
             if container is not None:

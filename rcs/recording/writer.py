@@ -43,7 +43,7 @@ import numpy as np
 from rcs.errors import RcsError
 from rcs.recording.features import TIME_KEYS
 from rcs.recording.storage import DatasetStore, count_commit, fsync_path, fsync_tree, generation, kill_point
-from rcs.recording.video import VideoOptions, VideoResult, VideoStream
+from rcs.recording.video import EpisodeVideo, VideoOptions, VideoResult, VideoStream
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ class _Episode:
     index: int
     task: str
     columns: dict[str, list]
-    streams: dict[str, VideoStream]
+    streams: dict[str, EpisodeVideo]
     folder: Path
     frames: int = 0
     info: dict = field(default_factory=dict)
@@ -166,7 +166,9 @@ def check_compatible(root: Path, fps: int, features: Mapping[str, dict], recordi
             mine = list(ft[attr]) if attr != "dtype" else ft[attr]
             theirs = list(s.get(attr) or []) if attr != "dtype" else s.get(attr)
             if mine != theirs:
-                raise IncompatibleDatasetError(f"{root}: feature {key!r} {attr}={theirs} in the dataset, this recording has {mine}")
+                raise IncompatibleDatasetError(
+                    f"{root}: feature {key!r} {attr}={theirs} in the dataset, this recording has {mine}"
+                )
     extra = sorted(set(stored) - set(features) - {"timestamp", "frame_index", "episode_index", "index", "task_index"})
     if extra:
         raise IncompatibleDatasetError(f"{root}: the dataset has features {extra} that this recording does not produce")
@@ -175,7 +177,9 @@ def check_compatible(root: Path, fps: int, features: Mapping[str, dict], recordi
         prior = json.loads(meta_path.read_text())
         for key in ("env_id", "control_mode", "relative", "control_rate_hz"):
             if key in prior and key in recording and prior[key] != recording[key]:
-                raise IncompatibleDatasetError(f"{root}: recorded with {key}={prior[key]!r}, this recording has {key}={recording[key]!r}")
+                raise IncompatibleDatasetError(
+                    f"{root}: recorded with {key}={prior[key]!r}, this recording has {key}={recording[key]!r}"
+                )
     return info
 
 
@@ -301,18 +305,24 @@ class Recorder:
         index = self.episodes_saved + sum(not f.done() for f in list(self._pending))  # provisional
         folder = self.store.encoding / f"episode_{index:06d}_{time.monotonic_ns()}"
         maxsize = int(max(1, self.video.queue_seconds * self.fps))
+        streams: dict[str, EpisodeVideo]
         if self._workers:
             from rcs.recording.encoder_process import ProcessVideoStream
 
-            streams = {key: ProcessVideoStream(self._workers[key], folder / key / "video.mp4") for key in self.video_keys}
+            streams = {
+                key: ProcessVideoStream(self._workers[key], folder / key / "video.mp4") for key in self.video_keys
+            }
         else:
             streams = {
-                key: VideoStream(folder / key / "video.mp4", self.fps, self._encoder, self.video.encoder_threads, maxsize)
+                key: VideoStream(
+                    folder / key / "video.mp4", self.fps, self._encoder, self.video.encoder_threads, maxsize
+                )
                 for key in self.video_keys
             }
         self._sequence += 1
-        self._episode = _Episode(index, task, {k: [] for k in self.data_keys}, streams, folder, info=dict(info),
-                                 sequence=self._sequence)
+        self._episode = _Episode(
+            index, task, {k: [] for k in self.data_keys}, streams, folder, info=dict(info), sequence=self._sequence
+        )
 
     def add_frame(self, frame: Mapping[str, np.ndarray]) -> None:
         """Append one frame: every feature of the dataset (no ``task``, ``timestamp``, ``frame_index``)."""
@@ -329,16 +339,22 @@ class Recorder:
         for key in self.data_keys:
             value = np.asarray(frame[key])
             if key in self.time_keys:
+                if ep.origin is None:  # set from the first frame above whenever there are time keys
+                    raise RuntimeError(f"{key}: episode time origin missing")
                 value = value.astype(np.float64) - ep.origin
             if value.shape != tuple(self.features[key]["shape"]):
-                raise ValueError(f"{key}: shape {value.shape}, the dataset expects {tuple(self.features[key]['shape'])}")
+                raise ValueError(
+                    f"{key}: shape {value.shape}, the dataset expects {tuple(self.features[key]['shape'])}"
+                )
             if not np.isfinite(value).all():
                 raise ValueError(f"{key}: non-finite value {value.tolist()}")
             ep.columns[key].append(value)
         for key in self.video_keys:
             image = frame[key]
             if image.shape != self._placeholders[key].shape or image.dtype != np.uint8:
-                raise ValueError(f"{key}: image {image.shape} {image.dtype}, the dataset expects {self._placeholders[key].shape} uint8")
+                raise ValueError(
+                    f"{key}: image {image.shape} {image.dtype}, the dataset expects {self._placeholders[key].shape} uint8"
+                )
             ep.streams[key].put(image, block=not self.realtime)
         ep.frames += 1
 
@@ -348,7 +364,9 @@ class Recorder:
         ep.info.update(info)
         if ep.frames == 0:
             self._cancel(ep)
-            return self._done(EpisodeReport(ep.index, 0, False, "empty episode (no frames)", info=ep.info, sequence=ep.sequence))
+            return self._done(
+                EpisodeReport(ep.index, 0, False, "empty episode (no frames)", info=ep.info, sequence=ep.sequence)
+            )
         future = self._pool.submit(self._commit, ep)
         self._pending.append(future)
         return future
@@ -443,8 +461,13 @@ class Recorder:
 
     def _write(self, ep: _Episode, index: int, videos: dict[str, VideoResult]) -> None:
         """Make the finished episode durable as a package, then commit the package (both crash-safe)."""
-        dataset = {"repo_id": self.repo_id, "fps": self.fps, "features": self.features, "robot_type": self.robot_type,
-                   "recording": self.recording}
+        dataset = {
+            "repo_id": self.repo_id,
+            "fps": self.fps,
+            "features": self.features,
+            "robot_type": self.robot_type,
+            "recording": self.recording,
+        }
         package = write_package(self.store, index, ep.task, ep.frames, ep.columns, videos, ep.info, dataset)
         try:
             commit_package(self.store, package)
@@ -457,8 +480,16 @@ class Recorder:
 PACKAGE_MANIFEST = "episode.json"
 
 
-def write_package(store: DatasetStore, index: int, task: str, frames: int, columns: Mapping[str, list],
-                  videos: Mapping[str, VideoResult], info: Mapping[str, Any], dataset: Mapping[str, Any]) -> Path:
+def write_package(
+    store: DatasetStore,
+    index: int,
+    task: str,
+    frames: int,
+    columns: Mapping[str, list],
+    videos: Mapping[str, VideoResult],
+    info: Mapping[str, Any],
+    dataset: Mapping[str, Any],
+) -> Path:
     """Write a finished episode durably to ``pending/episode_<index>/`` and return that folder.
 
     The package holds everything its commit needs (``data.npz``: the non-video columns, one row per frame;
@@ -477,15 +508,26 @@ def write_package(store: DatasetStore, index: int, task: str, frames: int, colum
             shutil.rmtree(stale)
     try:
         (tmp / "videos").mkdir(parents=True)
-        np.savez(tmp / "data.npz", **{key: np.stack(values) for key, values in columns.items()})
+        # allow_pickle is numpy's default, named so that no keyword array can be taken for it
+        np.savez(tmp / "data.npz", allow_pickle=True, **{key: np.stack(values) for key, values in columns.items()})
         manifest_videos = {}
         for key, video in videos.items():
             os.replace(video.path, tmp / "videos" / f"{key}.mp4")
             if video.stats is not None:
-                np.savez(tmp / "videos" / f"{key}.stats.npz", **{k: np.asarray(v) for k, v in video.stats.items()})
+                np.savez(
+                    tmp / "videos" / f"{key}.stats.npz",
+                    allow_pickle=True,
+                    **{k: np.asarray(v) for k, v in video.stats.items()},
+                )
             manifest_videos[key] = {"stats": video.stats is not None}
-        manifest = {"index": int(index), "task": task, "frames": int(frames), "info": dict(info), "videos": manifest_videos,
-                    "dataset": dict(dataset)}
+        manifest = {
+            "index": int(index),
+            "task": task,
+            "frames": int(frames),
+            "info": dict(info),
+            "videos": manifest_videos,
+            "dataset": dict(dataset),
+        }
         (tmp / PACKAGE_MANIFEST).write_text(json.dumps(manifest, default=_jsonable) + "\n")
         fsync_tree(tmp)
     except BaseException:
@@ -532,8 +574,9 @@ def commit_package(store: DatasetStore, package: Path) -> int:
         first = not store.root.exists()
         if first:
             staging.rmdir()  # lerobot creates the folder itself
-            ds = LeRobotDataset.create(d["repo_id"], int(d["fps"]), features, root=staging, robot_type=d["robot_type"],
-                                       use_videos=True)
+            ds = LeRobotDataset.create(
+                d["repo_id"], int(d["fps"]), features, root=staging, robot_type=d["robot_type"], use_videos=True
+            )
         else:
             ds = LeRobotDataset.resume(d["repo_id"], root=staging)
         if int(ds.meta.total_episodes) != index:
@@ -550,12 +593,26 @@ def commit_package(store: DatasetStore, package: Path) -> int:
             ds.finalize()
         meta = staging / "meta"
         if first:
-            (meta / Path(RECORDING_META).name).write_text(json.dumps({
-                **d["recording"], "fps": int(d["fps"]), "lerobot_version": LEROBOT_VERSION,
-                "codebase_version": CODEBASE_VERSION,
-            }, indent=2, default=str) + "\n")
-        line = {"episode_index": index, "task": manifest["task"], "frames": frames, "saved_unix_time": time.time(),
-                **manifest["info"]}
+            (meta / Path(RECORDING_META).name).write_text(
+                json.dumps(
+                    {
+                        **d["recording"],
+                        "fps": int(d["fps"]),
+                        "lerobot_version": LEROBOT_VERSION,
+                        "codebase_version": CODEBASE_VERSION,
+                    },
+                    indent=2,
+                    default=str,
+                )
+                + "\n"
+            )
+        line = {
+            "episode_index": index,
+            "task": manifest["task"],
+            "frames": frames,
+            "saved_unix_time": time.time(),
+            **manifest["info"],
+        }
         with open(meta / Path(EPISODES_META).name, "a") as f:
             f.write(json.dumps(line, default=_jsonable) + "\n")
         store.commit()
@@ -590,7 +647,9 @@ def roll_forward(store: DatasetStore, packages: list[Path]) -> list[str]:
             if failed.exists():
                 shutil.rmtree(failed)
             os.rename(package, failed)
-            done.append(f"could not commit episode {index} ({type(exc).__name__}: {exc}); its package is kept in {failed}")
+            done.append(
+                f"could not commit episode {index} ({type(exc).__name__}: {exc}); its package is kept in {failed}"
+            )
     return done
 
 

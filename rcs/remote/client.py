@@ -54,10 +54,16 @@ class RobotClient:
             Without the right keys the server never answers (the handshake fails): requests time out.
     """
 
-    def __init__(self, command_endpoint: str, state_endpoint: str | None = None,
-                 topics: Iterable[bytes] = (TOPIC_STATE, TOPIC_STATUS), timeout_s: float = 2.0,
-                 receive_hwm: int = 1000, server_key: bytes | None = None,
-                 client_keys: KeyPair | None = None) -> None:
+    def __init__(
+        self,
+        command_endpoint: str,
+        state_endpoint: str | None = None,
+        topics: Iterable[bytes] = (TOPIC_STATE, TOPIC_STATUS),
+        timeout_s: float = 2.0,
+        receive_hwm: int = 1000,
+        server_key: bytes | None = None,
+        client_keys: KeyPair | None = None,
+    ) -> None:
         if (server_key is None) != (client_keys is None):
             raise ConfigError("CURVE needs both the server's public key and this client's key pair")
         self.command_endpoint = command_endpoint
@@ -65,7 +71,7 @@ class RobotClient:
         self.server_key = server_key
         self.client_keys = client_keys
         self.timeout_s = timeout_s
-        self.ctx = zmq.Context.instance()
+        self.ctx: zmq.Context = zmq.Context.instance()
         self.seq = 0
         self.description: dict[str, Any] | None = None
         self.clock_offset_s: float | None = None
@@ -106,8 +112,13 @@ class RobotClient:
         self.close()
 
     # -- requests -----------------------------------------------------------------------------------------
-    def _request(self, header_type: RobotMsg, meta: Mapping[str, Any],
-                 tensors: Mapping[str, np.ndarray] | None, timeout_s: float | None) -> RobotMessage:
+    def _request(
+        self,
+        header_type: RobotMsg,
+        meta: Mapping[str, Any],
+        tensors: Mapping[str, np.ndarray] | None,
+        timeout_s: float | None,
+    ) -> RobotMessage:
         self.seq += 1
         seq = self.seq
         self._dealer.send_multipart(encode_message(RobotHeader(header_type, seq), meta, tensors), copy=False)
@@ -126,8 +137,10 @@ class RobotClient:
         # A late reply to this request must not be taken for the next one's: start a fresh connection.
         self._dealer.close(0)
         self._dealer = self._new_dealer()
-        raise RobotServerTimeout(f"no reply from the robot server at {self.command_endpoint} within "
-                                 f"{self.timeout_s if timeout_s is None else timeout_s} s")
+        raise RobotServerTimeout(
+            f"no reply from the robot server at {self.command_endpoint} within "
+            f"{self.timeout_s if timeout_s is None else timeout_s} s"
+        )
 
     def describe(self, timeout_s: float | None = None) -> dict[str, Any]:
         """The robot description (joint names, limits, frames, rate, cameras); also kept in :attr:`description`."""
@@ -140,18 +153,27 @@ class RobotClient:
         self.clock_offset_s = float(offset) if isinstance(offset, (int, float)) else None
         return desc
 
-    def command(self, name: str, tensors: Mapping[str, np.ndarray] | None = None, timeout_s: float | None = None,
-                **args: Any) -> Reply:
+    def command(
+        self, name: str, tensors: Mapping[str, np.ndarray] | None = None, timeout_s: float | None = None, **args: Any
+    ) -> Reply:
         """Send COMMAND ``name`` with metadata ``args`` and tensors; returns the server's :class:`Reply`."""
         msg = self._request(RobotMsg.COMMAND, {"command": name, **args}, tensors, timeout_s)
         return Reply.from_meta(msg.meta)
 
-    def trajectory(self, names: Sequence[str], positions: np.ndarray, time_from_start: np.ndarray,
-                   velocities: np.ndarray | None = None, age_s: float = 0.0) -> Reply:
+    def trajectory(
+        self,
+        names: Sequence[str],
+        positions: np.ndarray,
+        time_from_start: np.ndarray,
+        velocities: np.ndarray | None = None,
+        age_s: float = 0.0,
+    ) -> Reply:
         """A timed trajectory: ``positions`` (N, len(names)) at ``time_from_start`` (N,) s after its start,
         which was ``age_s`` seconds ago (0: now)."""
-        tensors = {"positions": np.asarray(positions, dtype=np.float64),
-                   "time_from_start": np.asarray(time_from_start, dtype=np.float64)}
+        tensors = {
+            "positions": np.asarray(positions, dtype=np.float64),
+            "time_from_start": np.asarray(time_from_start, dtype=np.float64),
+        }
         if velocities is not None:
             tensors["velocities"] = np.asarray(velocities, dtype=np.float64)
         return self.command("trajectory", tensors, names=list(names), age_s=float(age_s))
@@ -159,8 +181,10 @@ class RobotClient:
     def pose(self, frame_id: str, position: Sequence[float], quaternion: Sequence[float], age_s: float = 0.0) -> Reply:
         """A target pose: arms move the TCP there (``frame_id`` = base frame), quadrotors fly there (world
         frame, yaw from the quaternion). ``quaternion`` is (w, x, y, z)."""
-        tensors = {"position": np.asarray(position, dtype=np.float64),
-                   "quaternion": np.asarray(quaternion, dtype=np.float64)}
+        tensors = {
+            "position": np.asarray(position, dtype=np.float64),
+            "quaternion": np.asarray(quaternion, dtype=np.float64),
+        }
         return self.command("pose", tensors, frame_id=frame_id, age_s=float(age_s))
 
     def estop(self, reason: str = "remote") -> Reply:
@@ -195,8 +219,9 @@ class RobotClient:
             except ProtocolError as e:
                 log.warning("malformed published message skipped: %s", e)
 
-    def receive_recent(self, timeout_s: float = 1.0,
-                       max_lag_s: float = 0.0) -> tuple[list[tuple[bytes, RobotMessage]], int]:
+    def receive_recent(
+        self, timeout_s: float = 1.0, max_lag_s: float = 0.0
+    ) -> tuple[list[tuple[bytes, RobotMessage]], int]:
         """Everything queued now, in order, less what lags the newest message of its topic by > ``max_lag_s``.
 
         For consumers that republish state and may fall behind the server's rate (a ROS bridge under load, or

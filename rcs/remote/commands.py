@@ -16,7 +16,6 @@ two points), ``quaternion``, ``unreachable`` (IK), ``workspace``.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -65,8 +64,12 @@ def _name_order(limits: TrajectoryLimits, names: object) -> list[int] | Reply:
         return rejected("names", "joint_names", f"duplicate names {dup}", "each name once")
     missing = [n for n in limits.names if n not in names and n not in limits.optional]
     if missing:
-        return rejected("names", "joint_names", f"missing names {missing}",
-                        f"all of {[n for n in limits.names if n not in limits.optional]}")
+        return rejected(
+            "names",
+            "joint_names",
+            f"missing names {missing}",
+            f"all of {[n for n in limits.names if n not in limits.optional]}",
+        )
     return [known[n] for n in names]
 
 
@@ -81,7 +84,7 @@ def _as_float_array(name: str, value: object, shape: tuple[int, ...]) -> np.ndar
 
 def plan_trajectory(
     limits: TrajectoryLimits,
-    names: Sequence[str],
+    names: object,
     positions: object,
     time_from_start: object,
     current: np.ndarray,
@@ -106,31 +109,36 @@ def plan_trajectory(
     order = _name_order(limits, list(names) if isinstance(names, (list, tuple)) else names)
     if isinstance(order, Reply):
         return order
-    t = np.asarray(time_from_start)
-    if t.ndim != 1 or t.shape[0] < 1:
-        return rejected("shape", "time_from_start", f"shape {t.shape}", "(N >= 1,)")
-    n = t.shape[0]
+    t_in = np.asarray(time_from_start)
+    if t_in.ndim != 1 or t_in.shape[0] < 1:
+        return rejected("shape", "time_from_start", f"shape {t_in.shape}", "(N >= 1,)")
+    n = t_in.shape[0]
     if n > limits.max_points:
         return rejected("too_long", "points", f"{n} points", f"<= {limits.max_points}")
-    t = _as_float_array("time_from_start", t, (n,))
+    t = _as_float_array("time_from_start", t_in, (n,))
     if isinstance(t, Reply):
         return t
     q = _as_float_array("positions", positions, (n, len(order)))
     if isinstance(q, Reply):
         return q
-    v = None
+    v: np.ndarray | None = None
     if velocities is not None:
-        v = _as_float_array("velocities", velocities, (n, len(order)))
-        if isinstance(v, Reply):
-            return v
+        checked = _as_float_array("velocities", velocities, (n, len(order)))
+        if isinstance(checked, Reply):
+            return checked
+        v = checked
     for label, arr in (("time_from_start", t), ("positions", q), ("velocities", v)):
         if arr is not None and not np.isfinite(arr).all():
             idx = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
-            where = f"{label}[{idx[0]}" + (f", {names[idx[1]]}]" if len(idx) > 1 else "]")
+            where = f"{label}[{idx[0]}" + (f", {limits.names[order[idx[1]]]}]" if len(idx) > 1 else "]")
             return rejected("non_finite", where, f"{arr[idx]} is not finite", "finite numbers (no NaN or inf)")
     if t[0] < 0 or np.any(np.diff(t) <= 0):
-        return rejected("timing", "time_from_start", f"{np.array2string(t, precision=4, threshold=6)}",
-                        "non-negative and strictly increasing")
+        return rejected(
+            "timing",
+            "time_from_start",
+            f"{np.array2string(t, precision=4, threshold=6)}",
+            "non-negative and strictly increasing",
+        )
     if t[-1] > limits.max_duration_s:
         return rejected("too_long", "time_from_start", f"ends at {t[-1]:.3f} s", f"<= {limits.max_duration_s} s")
 
@@ -141,8 +149,9 @@ def plan_trajectory(
     bad = np.argwhere((full < lo) | (full > hi))
     if len(bad):
         i, j = (int(x) for x in bad[0])
-        return rejected("position_limit", f"positions[{i}, {limits.names[j]}]", f"{full[i, j]:.6g}",
-                        f"[{lo[j]:.6g}, {hi[j]:.6g}]")
+        return rejected(
+            "position_limit", f"positions[{i}, {limits.names[j]}]", f"{full[i, j]:.6g}", f"[{lo[j]:.6g}, {hi[j]:.6g}]"
+        )
     vel = None
     if v is not None:
         vel = np.zeros_like(full)
@@ -159,17 +168,23 @@ def plan_trajectory(
         dev = np.where(np.isfinite(limits.max_velocity), np.abs(full[0] - current), 0.0)
         j = int(np.argmax(dev))
         if dev[j] > limits.start_tolerance:
-            return rejected("jump", f"positions[0, {limits.names[j]}]",
-                            f"starts {dev[j]:.4g} away from the current command {current[j]:.6g}",
-                            f"<= {limits.start_tolerance} (start tolerance)")
+            return rejected(
+                "jump",
+                f"positions[0, {limits.names[j]}]",
+                f"starts {dev[j]:.4g} away from the current command {current[j]:.6g}",
+                f"<= {limits.start_tolerance} (start tolerance)",
+            )
     if len(t) > 1:
         speed = np.abs(np.diff(full, axis=0)) / np.diff(t)[:, None]
         over = speed > limits.max_velocity * (1.0 + limits.velocity_tolerance)
         if over.any():
             i, j = (int(x) for x in np.argwhere(over)[0])
-            return rejected("jump", f"positions[{i}..{i + 1}, {limits.names[j]}]",
-                            f"needs {speed[i, j]:.4g}/s between t={t[i]:.4f} s and t={t[i + 1]:.4f} s",
-                            f"|velocity| <= {limits.max_velocity[j]:.6g}/s")
+            return rejected(
+                "jump",
+                f"positions[{i}..{i + 1}, {limits.names[j]}]",
+                f"needs {speed[i, j]:.4g}/s between t={t[i]:.4f} s and t={t[i + 1]:.4f} s",
+                f"|velocity| <= {limits.max_velocity[j]:.6g}/s",
+            )
     ticks = np.arange(math.floor(t[-1] / control_dt + 1e-9) + 1) * control_dt
     return resample(t, full, ticks, vel)
 
@@ -185,12 +200,17 @@ def resample(t: np.ndarray, q: np.ndarray, at: np.ndarray, v: np.ndarray | None 
     h = (t[i + 1] - t[i])[:, None]
     s = np.clip((at - t[i])[:, None] / h, 0.0, 1.0)
     s2, s3 = s * s, s * s * s
-    return ((2 * s3 - 3 * s2 + 1) * q[i] + (s3 - 2 * s2 + s) * h * v[i]
-            + (-2 * s3 + 3 * s2) * q[i + 1] + (s3 - s2) * h * v[i + 1])
+    return (
+        (2 * s3 - 3 * s2 + 1) * q[i]
+        + (s3 - 2 * s2 + s) * h * v[i]
+        + (-2 * s3 + 3 * s2) * q[i + 1]
+        + (s3 - s2) * h * v[i + 1]
+    )
 
 
-def min_jerk_move(start: np.ndarray, goal: np.ndarray, max_velocity: np.ndarray, control_dt: float,
-                  min_duration_s: float = 0.2) -> np.ndarray:
+def min_jerk_move(
+    start: np.ndarray, goal: np.ndarray, max_velocity: np.ndarray, control_dt: float, min_duration_s: float = 0.2
+) -> np.ndarray:
     """A minimum-jerk move from ``start`` to ``goal`` sampled per control tick (first row = ``start``).
 
     The duration is the shortest for which every element's peak velocity (1.875 x mean) stays within

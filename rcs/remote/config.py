@@ -143,8 +143,10 @@ class ServerConfig:
         for key in ("robot_config", "safety", "watchdog", "executor", "trajectory"):
             if not isinstance(getattr(self, key), dict):
                 raise ConfigError(f"{key}={getattr(self, key)!r} must be a mapping")
-        for key, low, high in (("max_frame_bytes", MIN_FRAME_BYTES, MAX_FRAME_BYTES),
-                               ("max_message_bytes", self.max_frame_bytes, MESSAGE_FRAMES * MAX_FRAME_BYTES)):
+        for key, low, high in (
+            ("max_frame_bytes", MIN_FRAME_BYTES, MAX_FRAME_BYTES),
+            ("max_message_bytes", self.max_frame_bytes, MESSAGE_FRAMES * MAX_FRAME_BYTES),
+        ):
             value = getattr(self, key)
             if key == "max_message_bytes" and type(value) is int and value == 0:
                 object.__setattr__(self, key, MESSAGE_FRAMES * self.max_frame_bytes)
@@ -155,8 +157,9 @@ class ServerConfig:
             if getattr(self, key) is not None and not isinstance(getattr(self, key), str):
                 raise ConfigError(f"{key}={getattr(self, key)!r} must be a file path")
         if (self.curve_secret is None) != (self.allow is None):
-            raise ConfigError("curve_secret and allow go together (CURVE needs the server key pair and the "
-                              "allow-list of client keys)")
+            raise ConfigError(
+                "curve_secret and allow go together (CURVE needs the server key pair and the allow-list of client keys)"
+            )
 
 
 def _build(cls: type, data: Any, where: str) -> Any:
@@ -165,7 +168,9 @@ def _build(cls: type, data: Any, where: str) -> Any:
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(map(str, unknown))}; accepted: {', '.join(sorted(names))}")
+        raise ConfigError(
+            f"{where}: unknown key(s) {', '.join(map(str, unknown))}; accepted: {', '.join(sorted(names))}"
+        )
     try:
         return cls(**data)
     except TypeError as e:
@@ -203,7 +208,9 @@ def load_mapping(path: str | Path) -> dict[str, Any]:
         else:
             data = json.loads(text)
     except Exception as e:  # noqa: BLE001 yaml and json raise many types
-        raise ConfigError(f"config file {p}: not valid {'YAML' if p.suffix in ('.yaml', '.yml') else 'JSON'}: {e}") from None
+        raise ConfigError(
+            f"config file {p}: not valid {'YAML' if p.suffix in ('.yaml', '.yml') else 'JSON'}: {e}"
+        ) from None
     if not isinstance(data, dict):
         raise ConfigError(f"config file {p}: must hold a mapping, got {type(data).__name__}")
     return data

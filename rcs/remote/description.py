@@ -42,8 +42,16 @@ def _quadrotor(robot: Quadrotor) -> dict[str, Any]:
 DESCRIBERS: dict[type, Callable[[Any], dict[str, Any]]] = {Arm: _arm, Quadrotor: _quadrotor}
 
 
-def describe(robot: Arm | Quadrotor, name: str, rate_hz: float, command_names: Sequence[str], mode: str,
-             cameras: Sequence[Camera] = (), camera_fps: Sequence[float] = (), world_frame: str = "world") -> dict[str, Any]:
+def describe(
+    robot: Arm | Quadrotor,
+    name: str,
+    rate_hz: float,
+    command_names: Sequence[str],
+    mode: str,
+    cameras: Sequence[Camera] = (),
+    camera_fps: Sequence[float] = (),
+    world_frame: str = "world",
+) -> dict[str, Any]:
     """The description of ``robot`` served under ``name``.
 
     Args:
@@ -60,17 +68,27 @@ def describe(robot: Arm | Quadrotor, name: str, rate_hz: float, command_names: S
     if kind is None:
         raise ConfigError(f"no description for {type(robot).__name__}; known: {[c.__name__ for c in DESCRIBERS]}")
     out = DESCRIBERS[kind](robot)
-    out.update({
-        "name": name,
-        "model": robot.spec.name,
-        "rate_hz": float(rate_hz),
-        "command_names": list(command_names),
-        "command_mode": mode,
-        "world_frame": world_frame,
-        "cameras": [
-            {"name": c.spec.name, "width": c.intrinsics.width, "height": c.intrinsics.height, "fps": float(fps),
-             "fx": c.intrinsics.fx, "fy": c.intrinsics.fy, "cx": c.intrinsics.cx, "cy": c.intrinsics.cy}
-            for c, fps in zip(cameras, camera_fps, strict=True)
-        ],
-    })
+    out.update(
+        {
+            "name": name,
+            "model": robot.spec.name,
+            "rate_hz": float(rate_hz),
+            "command_names": list(command_names),
+            "command_mode": mode,
+            "world_frame": world_frame,
+            "cameras": [
+                {
+                    "name": c.spec.name,
+                    "width": c.intrinsics.width,
+                    "height": c.intrinsics.height,
+                    "fps": float(fps),
+                    "fx": c.intrinsics.fx,
+                    "fy": c.intrinsics.fy,
+                    "cx": c.intrinsics.cx,
+                    "cy": c.intrinsics.cy,
+                }
+                for c, fps in zip(cameras, camera_fps, strict=True)
+            ],
+        }
+    )
     return out

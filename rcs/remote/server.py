@@ -67,7 +67,7 @@ from rcs.remote.wire import (
     rejected,
 )
 from rcs.serving.keys import curve_server, is_loopback, load_server_keys
-from rcs.serving.protocol import MAX_FRAMES, MAX_METADATA_BYTES, ProtocolError, recv_bounded
+from rcs.serving.protocol import MAX_FRAMES, MAX_METADATA_BYTES, ProtocolError, Schema, recv_bounded
 from rcs.types import ArmState, QuadrotorState
 
 log = logging.getLogger(__name__)
@@ -233,10 +233,15 @@ class RobotServer:
         self.config = config
         self._curve, self._allow = load_server_keys(config.curve_secret, config.allow)
         # a policy link's manifest and schedule are checked before anything connects to the robot
-        self._link_schema, self._link_schedule = self._policy_link_schedule() if config.policy else (None, None)
+        self._link_schema: Schema | None = None
+        self._link_schedule: LinkSchedule | None = None
+        if config.policy:
+            self._link_schema, self._link_schedule = self._policy_link_schedule()
         self.robot = robot if robot is not None else rcs.make_robot(config.robot, **config.robot_config)
         if not isinstance(self.robot, (Arm, Quadrotor)):
-            raise ConfigError(f"robot {config.robot!r} is a {type(self.robot).__name__}; serving needs an Arm or Quadrotor")
+            raise ConfigError(
+                f"robot {config.robot!r} is a {type(self.robot).__name__}; serving needs an Arm or Quadrotor"
+            )
         spec_rate = float(self.robot.spec.control_rate_hz)
         self.rate_hz = float(config.rate_hz) if config.rate_hz is not None else min(spec_rate, DEFAULT_MAX_RATE_HZ)
         self.dt = 1.0 / self.rate_hz
@@ -244,7 +249,10 @@ class RobotServer:
         self.robot.connect()
         self._stepped = threading.Event()
         self.task = make_policy_task(
-            self.robot, self.rate_hz, safety=self._safety_config(), executor=config.executor or None,
+            self.robot,
+            self.rate_hz,
+            safety=self._safety_config(),
+            executor=config.executor or None,
             watchdog=self._watchdog_config(),
         )
         self.names = self.task.executor.names
@@ -259,10 +267,17 @@ class RobotServer:
         self.last_rejection = ""
         self.commands_accepted = 0
         self.cameras = [self._make_camera(c) for c in config.cameras]
-        self.description = describe(self.robot, config.robot, self.rate_hz, self.names, self.task.mode,
-                                    self.cameras, [c.fps for c in config.cameras])
+        self.description = describe(
+            self.robot,
+            config.robot,
+            self.rate_hz,
+            self.names,
+            self.task.mode,
+            self.cameras,
+            [c.fps for c in config.cameras],
+        )
         self.description_hash = description_hash(self.description)
-        self._ctx = zmq.Context.instance()
+        self._ctx: zmq.Context = zmq.Context.instance()
         if config.realtime:
             realtime_io_threads(self._ctx, RT_IO_PRIORITY)
         self._pub = self._ctx.socket(zmq.PUB)
@@ -277,8 +292,11 @@ class RobotServer:
             raise
         self._served = _ServedTask(self.task, self._pub, self.dt)
         self.loop = ControlLoop(
-            self._served, self.rate_hz, robot=_SteppedSimulation(self.robot, self._stepped) if isinstance(self.robot, Simulated) else None,
-            rt=RtConfig() if config.realtime else NO_RT, stats_capacity=max(1000, int(10 * self.rate_hz)),
+            self._served,
+            self.rate_hz,
+            robot=_SteppedSimulation(self.robot, self._stepped) if isinstance(self.robot, Simulated) else None,
+            rt=RtConfig() if config.realtime else NO_RT,
+            stats_capacity=max(1000, int(10 * self.rate_hz)),
             log_every_s=0.0,
         )
         self._stop = threading.Event()
@@ -297,8 +315,9 @@ class RobotServer:
         extra = {k: v for k, v in self.config.trajectory.items() if k not in SERVER_TRAJECTORY_KEYS}
         bounds = self.kind.bounds(self.robot, self.task.safety)
         try:
-            return cmd.TrajectoryLimits(self.names, bounds.lower, bounds.upper, bounds.max_velocity, bounds.optional,
-                                        **extra)
+            return cmd.TrajectoryLimits(
+                self.names, bounds.lower, bounds.upper, bounds.max_velocity, bounds.optional, **extra
+            )
         except TypeError as e:
             raise ConfigError(f"trajectory: {e}") from None
 
@@ -308,12 +327,16 @@ class RobotServer:
         points, width = self.limits.max_points, len(self.names)
         frame = points * width * 8  # positions (or velocities) as float64
         if frame > self.config.max_frame_bytes:
-            raise ConfigError(f"trajectory.max_points={points}: a trajectory of {width} float64 values per point "
-                              f"needs frames of {frame} bytes > max_frame_bytes={self.config.max_frame_bytes}")
+            raise ConfigError(
+                f"trajectory.max_points={points}: a trajectory of {width} float64 values per point "
+                f"needs frames of {frame} bytes > max_frame_bytes={self.config.max_frame_bytes}"
+            )
         message = 2 * frame + points * 8 + MAX_METADATA_BYTES
         if message > self.config.max_message_bytes:
-            raise ConfigError(f"trajectory.max_points={points}: positions, velocities and times need up to "
-                              f"{message} bytes > max_message_bytes={self.config.max_message_bytes}")
+            raise ConfigError(
+                f"trajectory.max_points={points}: positions, velocities and times need up to "
+                f"{message} bytes > max_message_bytes={self.config.max_message_bytes}"
+            )
 
     def _release_curve(self) -> None:
         """Forget the sockets' allow-lists (after they are closed)."""
@@ -325,8 +348,12 @@ class RobotServer:
         if self._curve is not None:
             self._curve_releases.append(curve_server(sock, self._curve, self._allow or frozenset()))
         elif not is_loopback(endpoint):
-            log.warning("%s=%s WITHOUT CurveZMQ: anyone reaching this port can %s", key, endpoint,
-                        "command the robot" if key == "command_endpoint" else "read the robot's state and cameras")
+            log.warning(
+                "%s=%s WITHOUT CurveZMQ: anyone reaching this port can %s",
+                key,
+                endpoint,
+                "command the robot" if key == "command_endpoint" else "read the robot's state and cameras",
+            )
 
     def _make_camera(self, c: Any) -> Any:
         camera = rcs.make_camera(c.backend, robot=self.robot, name=c.name, width=c.width, height=c.height, fps=c.fps)
@@ -340,7 +367,7 @@ class RobotServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def start(self) -> RobotServer:
+    def start(self) -> Self:
         """Bind the command socket, start the loop, the command thread, cameras and the policy link."""
         router = self._ctx.socket(zmq.ROUTER)
         router.setsockopt(zmq.LINGER, 0)
@@ -368,8 +395,13 @@ class RobotServer:
         self._spawn("rcs-robot-commands", self._serve_commands, router)
         if self.config.policy is not None:
             self._start_policy_link()
-        log.info("robot server %s at %.0f Hz: state %s, commands %s", self.config.robot, self.rate_hz,
-                 self.config.state_endpoint, self.config.command_endpoint)
+        log.info(
+            "robot server %s at %.0f Hz: state %s, commands %s",
+            self.config.robot,
+            self.rate_hz,
+            self.config.state_endpoint,
+            self.config.command_endpoint,
+        )
         return self
 
     def _spawn(self, name: str, target: Callable[..., None], *args: Any) -> None:
@@ -390,6 +422,7 @@ class RobotServer:
             log.warning("stopping while airborne: landing first")
             self.task.estop.trigger("robot server shutdown: landing")
             end = time.monotonic() + land_timeout_s
+            # latest is set (checked above) and never reset to None, which its Optional type cannot say
             while time.monotonic() < end and (state := self._served.latest[1]).armed:  # type: ignore[index]
                 time.sleep(0.05)
             if state.armed:
@@ -427,8 +460,13 @@ class RobotServer:
                 timeout = max(0.0, next_status - time.monotonic())
                 if poller.poll(int(timeout * 1000) + 1):
                     try:  # frame by frame: a message over the caps is released as it is read, never decoded
-                        frames, too_big = recv_bounded(router, zmq.NOBLOCK, max_frames=MAX_FRAMES,
-                                                       max_bytes=self.config.max_message_bytes, envelope=1)
+                        frames, too_big = recv_bounded(
+                            router,
+                            zmq.NOBLOCK,
+                            max_frames=MAX_FRAMES,
+                            max_bytes=self.config.max_message_bytes,
+                            envelope=1,
+                        )
                     except zmq.Again:
                         continue
                     identity, body = frames[0].bytes, frames[1:]
@@ -436,9 +474,17 @@ class RobotServer:
                     router.send_multipart([identity, *reply], copy=False)
                 if time.monotonic() >= next_status:
                     next_status += self.config.status_period_s
-                    self._served.outbox.append([TOPIC_STATUS, *encode_message(
-                        RobotHeader(RobotMsg.STATUS, 0, self.loop.tick, time.monotonic(), self.description_hash),
-                        self.status())])
+                    self._served.outbox.append(
+                        [
+                            TOPIC_STATUS,
+                            *encode_message(
+                                RobotHeader(
+                                    RobotMsg.STATUS, 0, self.loop.tick, time.monotonic(), self.description_hash
+                                ),
+                                self.status(),
+                            ),
+                        ]
+                    )
         finally:
             router.close(0)
 
@@ -482,8 +528,12 @@ class RobotServer:
             return rejected("unknown_command", "command", f"{name!r:.40}", f"one of {sorted(self._handlers())}")
         for tensor, array in msg.tensors.items():
             if array.dtype.name not in COMMAND_DTYPES:
-                return rejected("dtype", _TENSOR_FIELDS.get(tensor, tensor), f"dtype {array.dtype.name}",
-                                " or ".join(COMMAND_DTYPES))
+                return rejected(
+                    "dtype",
+                    _TENSOR_FIELDS.get(tensor, tensor),
+                    f"dtype {array.dtype.name}",
+                    " or ".join(COMMAND_DTYPES),
+                )
         return handler(msg)
 
     def _handlers(self) -> dict[str, Callable[[RobotMessage], Reply]]:
@@ -499,8 +549,9 @@ class RobotServer:
     # -- commands ---------------------------------------------------------------------------------------
     def _motion_allowed(self) -> Reply | None:
         if self.task.estop.triggered:
-            return rejected("estop", "estop", f"e-stop latched ({self.task.estop.reason}); robot holds",
-                            "call reset first")
+            return rejected(
+                "estop", "estop", f"e-stop latched ({self.task.estop.reason}); robot holds", "call reset first"
+            )
         if not self.armed:
             return rejected("disarmed", "armed", "the robot is disarmed; robot holds", "arm it first")
         return None
@@ -512,8 +563,12 @@ class RobotServer:
         if age > self.max_age_s:
             return rejected("stale_timestamp", "header.stamp", f"{age:.3f} s old", f"<= {self.max_age_s} s")
         if age < -self.max_future_s:
-            return rejected("future_timestamp", "header.stamp", f"{-age:.3f} s in the future",
-                            f"<= {self.max_future_s} s ahead (future start times are not supported)")
+            return rejected(
+                "future_timestamp",
+                "header.stamp",
+                f"{-age:.3f} s in the future",
+                f"<= {self.max_future_s} s ahead (future start times are not supported)",
+            )
         return max(0.0, float(age))
 
     def current_command(self) -> np.ndarray:
@@ -553,9 +608,15 @@ class RobotServer:
             return age
         if "positions" not in msg.tensors or "time_from_start" not in msg.tensors:
             return rejected("shape", "trajectory", "needs tensors 'positions' and 'time_from_start'")
-        plan = cmd.plan_trajectory(self.limits, msg.meta.get("names"), msg.tensors["positions"],
-                                   msg.tensors["time_from_start"], self.current_command(), self.dt,
-                                   msg.tensors.get("velocities"))
+        plan = cmd.plan_trajectory(
+            self.limits,
+            msg.meta.get("names"),
+            msg.tensors["positions"],
+            msg.tensors["time_from_start"],
+            self.current_command(),
+            self.dt,
+            msg.tensors.get("velocities"),
+        )
         if isinstance(plan, Reply):
             return plan
         return self._submit(plan, age, "trajectory")
@@ -594,17 +655,28 @@ class RobotServer:
     def _arm_goal(self, position: np.ndarray, quat: np.ndarray, current: np.ndarray) -> np.ndarray | Reply:
         box = getattr(getattr(self.robot, "scene", None), "workspace", None)
         if box is not None and not box.contains(position):
-            return rejected("workspace", "pose.position", f"{position.round(4).tolist()}",
-                            f"inside {list(box.lower)} .. {list(box.upper)} m")
+            return rejected(
+                "workspace",
+                "pose.position",
+                f"{position.round(4).tolist()}",
+                f"inside {list(box.lower)} .. {list(box.upper)} m",
+            )
+        arm = self.robot
+        if not isinstance(arm, Arm):  # _POSE_GOALS picks this method for arms only
+            raise TypeError(f"_arm_goal on a {type(arm).__name__}")
         if self._kinematics is None:  # a private copy: the loop thread uses the robot's for the workspace check
             import copy
 
-            self._kinematics = copy.deepcopy(self.robot.kinematics)  # type: ignore[union-attr]
-        dof = self.robot.spec.dof
+            self._kinematics = copy.deepcopy(arm.kinematics)
+        dof = arm.spec.dof
         result = self._kinematics.inverse(position, quat, current[:dof])
         if not result.converged:
-            return rejected("unreachable", "pose", f"IK residual {result.position_error * 1000:.1f} mm, "
-                            f"{math.degrees(result.orientation_error):.1f} deg", "a reachable pose")
+            return rejected(
+                "unreachable",
+                "pose",
+                f"IK residual {result.position_error * 1000:.1f} mm, {math.degrees(result.orientation_error):.1f} deg",
+                "a reachable pose",
+            )
         goal = current.copy()
         goal[:dof] = result.joint_positions
         return goal
@@ -613,8 +685,12 @@ class RobotServer:
         goal = np.array([*position, yaw_of(quat)])
         lo, hi = self.limits.lower[:3], self.limits.upper[:3]
         if np.any(position < lo) or np.any(position > hi):
-            return rejected("position_limit", "pose.position", f"{position.round(4).tolist()}",
-                            f"inside the geofence {lo.tolist()} .. {hi.tolist()} m")
+            return rejected(
+                "position_limit",
+                "pose.position",
+                f"{position.round(4).tolist()}",
+                f"inside the geofence {lo.tolist()} .. {hi.tolist()} m",
+            )
         goal[3] = current[3] + (goal[3] - current[3] + math.pi) % (2 * math.pi) - math.pi  # shortest way round
         return goal
 
@@ -640,8 +716,12 @@ class RobotServer:
         latest = self._served.latest
         if self.kind.motor_switch is not None and latest is not None:
             if self.kind.airborne(self.task.safety, latest[1]):
-                return rejected("airborne", "armed", f"refusing to stop the motors at z={latest[1].position[2]:.2f} m",
-                                "on the ground (land first, or e-stop: it lands, then disarms)")
+                return rejected(
+                    "airborne",
+                    "armed",
+                    f"refusing to stop the motors at z={latest[1].position[2]:.2f} m",
+                    "on the ground (land first, or e-stop: it lands, then disarms)",
+                )
             self._served.actions.append(getattr(self.robot, self.kind.motor_switch[1]))
         self.armed = False
         self.task.disengage()
@@ -710,14 +790,17 @@ class RobotServer:
                 continue
             self._camera_frames[camera.spec.name] = frame
             k = frame.intrinsics
-            meta = {"name": camera.spec.name, "frame_index": frame.frame_index,
-                    "intrinsics": [k.width, k.height, k.fx, k.fy, k.cx, k.cy]}
+            meta = {
+                "name": camera.spec.name,
+                "frame_index": frame.frame_index,
+                "intrinsics": [k.width, k.height, k.fx, k.fy, k.cx, k.cy],
+            }
             header = RobotHeader(RobotMsg.CAMERA, frame.frame_index, self.loop.tick, float(frame.timestamp))
             frames = encode_message(header, meta, {"image": frame.image, "extrinsics": frame.extrinsics})
             self._served.outbox.append([TOPIC_CAMERA + camera.spec.name.encode(), *frames])
 
     # -- policy link ------------------------------------------------------------------------------------
-    def _policy_link_schedule(self) -> tuple[Any, LinkSchedule]:
+    def _policy_link_schedule(self) -> tuple[Schema, LinkSchedule]:
         """The linked policy's schema and request schedule: ``replan_steps`` (default: the checkpoint's
         ``n_action_steps``, as ``rcs eval`` runs it) policy steps, so the robot executes chunks as evaluated."""
         from rcs.serving.policy import replan_steps_of, schema_from_manifest
@@ -754,8 +837,10 @@ class RobotServer:
             if spec.name != "observation.state" and not (
                 spec.name.startswith("observation.images.") and spec.name.rsplit(".", 1)[1] in cameras
             ):
-                raise ConfigError(f"policy observation {spec.name!r}: the robot provides 'observation.state' and "
-                                  f"'observation.images.<camera>' for cameras {[c.spec.name for c in self.cameras]}")
+                raise ConfigError(
+                    f"policy observation {spec.name!r}: the robot provides 'observation.state' and "
+                    f"'observation.images.<camera>' for cameras {[c.spec.name for c in self.cameras]}"
+                )
 
         def read() -> tuple[int, float, dict[str, np.ndarray]]:
             """The latest published state (its command vector: joints + gripper, or the hold setpoint) and the
@@ -772,8 +857,16 @@ class RobotServer:
                 self.task.engage()
 
         client = PolicyClient(link.endpoint, schema, name=f"rcs robot {self.config.robot}")
-        self._link = PolicyLink(self.task, self.robot, client, self._link_schedule, read, budget_s=link.budget_s,
-                                on_arm=on_arm, measured_state=lambda: self._latest()[1]).start()
+        self._link = PolicyLink(
+            self.task,
+            self.robot,
+            client,
+            self._link_schedule,
+            read,
+            budget_s=link.budget_s,
+            on_arm=on_arm,
+            measured_state=lambda: self._latest()[1],
+        ).start()
 
     def _latest(self) -> tuple[int, Any]:
         """(tick, state) of the loop's last read; ValueError before the first."""

@@ -74,8 +74,19 @@ class RobotHeader:
 
     def pack(self) -> bytes:
         """The 56 header bytes."""
-        return HEADER.pack(MAGIC, self.version, int(self.type), 0, 0, self.seq, self.tick, self.capture_time, 0,
-                           self.description_hash, 0)
+        return HEADER.pack(
+            MAGIC,
+            self.version,
+            int(self.type),
+            0,
+            0,
+            self.seq,
+            self.tick,
+            self.capture_time,
+            0,
+            self.description_hash,
+            0,
+        )
 
 
 @dataclass
@@ -111,8 +122,9 @@ def decode_header(data: Any) -> RobotHeader:
     return RobotHeader(mt, seq, tick, capture, bytes(dhash), version)
 
 
-def encode_message(header: RobotHeader, meta: Mapping[str, Any] | None = None,
-                   tensors: Mapping[str, np.ndarray] | None = None) -> list[Any]:
+def encode_message(
+    header: RobotHeader, meta: Mapping[str, Any] | None = None, tensors: Mapping[str, np.ndarray] | None = None
+) -> list[Any]:
     """Frames of one message (header, msgpack metadata, tensor buffers), via the policy protocol's encoder."""
     return encode(header, meta, tensors)  # type: ignore[arg-type]  # encode only calls header.pack()
 
@@ -127,8 +139,9 @@ def decode_message(frames: Sequence[Any], allowed: frozenset[RobotMsg] | None = 
         raise ProtocolError("too_many_frames", "frames", f"got {len(frames)}", f"<= {MAX_FRAMES}")
     header = decode_header(frames[0])
     if allowed is not None and header.type not in allowed:
-        raise ProtocolError("bad_type", "type", f"{header.type.name} not accepted here",
-                            f"one of {sorted(t.name for t in allowed)}")
+        raise ProtocolError(
+            "bad_type", "type", f"{header.type.name} not accepted here", f"one of {sorted(t.name for t in allowed)}"
+        )
     meta = decode_meta(frames[1])
     return RobotMessage(header, meta, decode_tensors(meta, frames[2:]))
 
@@ -168,15 +181,27 @@ class Reply:
 
     def as_meta(self) -> dict[str, Any]:
         """REPLY metadata."""
-        return {"ok": self.ok, "code": self.code, "field": self.field, "message": self.message,
-                "limit": self.limit, "info": self.info or {}}
+        return {
+            "ok": self.ok,
+            "code": self.code,
+            "field": self.field,
+            "message": self.message,
+            "limit": self.limit,
+            "info": self.info or {},
+        }
 
     @classmethod
     def from_meta(cls, meta: Mapping[str, Any]) -> Reply:
         """Parse REPLY metadata (missing keys become defaults)."""
         info = meta.get("info")
-        return cls(bool(meta.get("ok", False)), str(meta.get("code", "")), str(meta.get("field", "")),
-                   str(meta.get("message", "")), str(meta.get("limit", "")), dict(info) if isinstance(info, dict) else {})
+        return cls(
+            bool(meta.get("ok", False)),
+            str(meta.get("code", "")),
+            str(meta.get("field", "")),
+            str(meta.get("message", "")),
+            str(meta.get("limit", "")),
+            dict(info) if isinstance(info, dict) else {},
+        )
 
     def __str__(self) -> str:
         if self.ok:

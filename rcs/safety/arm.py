@@ -312,12 +312,16 @@ class ArmSafetyFilter:
         where = "at the commanded step" if asked.ticks_ahead == 0 else f"{asked.ticks_ahead} ticks into braking"
         reason = "workspace"  # a violation found, or none found but the budget ran out before the proof
         if asked.exhausted:
-            why = (f"could not prove the TCP stays in the workspace box {list(box.lower)}..{list(box.upper)} "
-                   f"({box.frame} frame) over the step's braking path within {self.config.workspace_fk_budget} "
-                   "FK evaluations")
+            why = (
+                f"could not prove the TCP stays in the workspace box {list(box.lower)}..{list(box.upper)} "
+                f"({box.frame} frame) over the step's braking path within {self.config.workspace_fk_budget} "
+                "FK evaluations"
+            )
         else:
-            why = (f"TCP would leave the workspace box {list(box.lower)}..{list(box.upper)} ({box.frame} frame) "
-                   f"by {_mm(asked.worst - allowed)} {where}")
+            why = (
+                f"TCP would leave the workspace box {list(box.lower)}..{list(box.upper)} ({box.frame} frame) "
+                f"by {_mm(asked.worst - allowed)} {where}"
+            )
         if best is not None:
             self.log.record(reason, f"{why}; step shortened to {fraction:.3g} of the way from braking to the request")
             return self._commit_checked(best, allowed)

@@ -120,8 +120,8 @@ class AxisLimiter:
             raise ConfigError(f"axis limiter {self.names}: lower {self.lower} above upper {self.upper}")
         if np.any(self.max_step <= 0) or np.any(self.max_dv <= 0) or np.any(self.step_cap <= 0):
             raise ConfigError(f"axis limiter {self.names}: step and acceleration limits must be > 0")
-        self.q = np.zeros(n)
-        self.d = np.zeros(n)
+        self.q: np.ndarray = np.zeros(n)
+        self.d: np.ndarray = np.zeros(n)
 
     @property
     def size(self) -> int:

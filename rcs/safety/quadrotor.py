@@ -73,7 +73,6 @@ class QuadrotorSafetyConfig:
                 raise ConfigError(f"{name}={getattr(self, name)} must be > 0")
 
 
-
 def _wrap(angle: float) -> float:
     return float((angle + math.pi) % (2.0 * math.pi) - math.pi)
 

@@ -122,6 +122,8 @@ def install_estop_signal_handler(
 
     def restore() -> None:
         for sig, old in previous.items():
+            # ``old`` is what signal.signal returned for ``sig``, so it accepts it back; ``previous`` is typed
+            # ``object`` as signal's handler type is private to typeshed
             signal.signal(sig, old)  # type: ignore[arg-type]
 
     return restore
@@ -203,6 +205,7 @@ class KeyboardEStop:
 def _cbreak(stream: object) -> Callable[[], None] | None:
     """Put a terminal in cbreak mode; return a function restoring it (None if not a terminal)."""
     try:
+        # any object: one without fileno() is not a terminal (the AttributeError below)
         fd = stream.fileno()  # type: ignore[attr-defined]
         if not os.isatty(fd):
             return None
@@ -241,9 +244,7 @@ class WatchdogConfig:
         if not self.control_dt > 0:
             raise ConfigError(f"control_dt={self.control_dt} must be > 0")
         if not 0 < self.stop_after_s < self.disarm_after_s:
-            raise ConfigError(
-                f"need 0 < stop_after_s ({self.stop_after_s}) < disarm_after_s ({self.disarm_after_s})"
-            )
+            raise ConfigError(f"need 0 < stop_after_s ({self.stop_after_s}) < disarm_after_s ({self.disarm_after_s})")
         if self.fade_in_s < 0:
             raise ConfigError(f"fade_in_s={self.fade_in_s} must be >= 0")
 
@@ -410,8 +411,13 @@ class Watchdog:
         alarmed = any(self.episode_ticks_in_stage[s] for s in _ALARM)
         ticks = ", ".join(f"{k} {v}" for k, v in summary["ticks_in_stage"].items()) or "none"
         changes = ", ".join(f"{k} {v}" for k, v in sorted(summary["transitions"].items())) or "none"
-        log.log(logging.WARNING if alarmed else logging.INFO, "watchdog: episode %s: ticks %s; transitions %s",
-                label or f"#{self.episodes}", ticks, changes)
+        log.log(
+            logging.WARNING if alarmed else logging.INFO,
+            "watchdog: episode %s: ticks %s; transitions %s",
+            label or f"#{self.episodes}",
+            ticks,
+            changes,
+        )
         self.episode_ticks_in_stage = {s: 0 for s in Stage}
         self.episode_transitions = {}
         return summary
@@ -495,8 +501,10 @@ class ArmFallback:
             return Command(self.mode, last.copy())
         if self._stop_step is None:
             prev = history.previous
-            same = prev is not None and prev.mode == self.mode and history.last is not None
-            self._stop_step = last - np.asarray(prev.values) if same else np.zeros_like(last)  # type: ignore[union-attr]
+            if prev is not None and prev.mode == self.mode and history.last is not None:
+                self._stop_step = last - np.asarray(prev.values)
+            else:
+                self._stop_step = np.zeros_like(last)
             self._stop_index = 0
         self._stop_index += 1
         scale = max(0.0, 1.0 - self._stop_index / self._stop_ticks)

@@ -105,8 +105,9 @@ class ChunkFeed:
             raise ServingError("a chunk feed needs the robot's expected schema (refuses to arm otherwise)")
         names = client.expected.action.names
         if action_map is not None and action_map.names_out != executor.names:
-            raise SchemaMismatchError([f"action map output {action_map.names_out} differs from the executor's "
-                                       f"{executor.names}"])
+            raise SchemaMismatchError(
+                [f"action map output {action_map.names_out} differs from the executor's {executor.names}"]
+            )
         wanted = executor.names if action_map is None else action_map.names_in
         if names != wanted:
             raise SchemaMismatchError([f"action names {names} differ from the robot's {wanted}"])

@@ -20,7 +20,6 @@ import zmq
 from rcs.errors import RcsError
 from rcs.serving import shm
 from rcs.serving.keys import KeyPair, curve_client
-from rcs.serving.shm import ShmWriter
 from rcs.serving.protocol import (
     COMMITTED,
     SERVER_TYPES,
@@ -33,6 +32,7 @@ from rcs.serving.protocol import (
     encode,
     schema_differences,
 )
+from rcs.serving.shm import ShmWriter
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +76,10 @@ class ServerError(ServingError):
     def __init__(self, meta: Mapping[str, Any]) -> None:
         self.code = str(meta.get("code", ""))
         self.meta = dict(meta)
-        super().__init__(f"server error {self.code}: {meta.get('field', '')}: {meta.get('message', '')}"
-                         f" (limit: {meta.get('limit', '')})")
+        super().__init__(
+            f"server error {self.code}: {meta.get('field', '')}: {meta.get('message', '')}"
+            f" (limit: {meta.get('limit', '')})"
+        )
 
 
 class SessionLost(ServingError):
@@ -163,7 +165,7 @@ class PolicyClient:
         self.server_timeout_s = server_timeout_s
         self.heartbeat_s = heartbeat_s
         self.name = name
-        self.ctx = zmq.Context.instance()
+        self.ctx: zmq.Context = zmq.Context.instance()
         self.sock: zmq.Socket | None = None
         self.welcome: Welcome | None = None
         self.seq = 0
@@ -242,8 +244,10 @@ class PolicyClient:
             msg = self._recv(end - time.monotonic())
             if msg is None:
                 self._close_socket()
-                raise HandshakeTimeout(f"no WELCOME from {self.endpoint} within {timeout_s} s "
-                                       "(server down, unreachable, or this CURVE key is not allowed)")
+                raise HandshakeTimeout(
+                    f"no WELCOME from {self.endpoint} within {timeout_s} s "
+                    "(server down, unreachable, or this CURVE key is not allowed)"
+                )
             if msg.header.type is MsgType.WELCOME and msg.header.seq == hello_seq:
                 break
             if msg.header.type is MsgType.ERROR and msg.header.seq == hello_seq:
@@ -252,8 +256,12 @@ class PolicyClient:
         schema = Schema.from_dict(msg.meta.get("schema"), "welcome.schema")
         if schema.hash != msg.header.schema_hash:
             self._close_socket()
-            raise ProtocolError("schema_hash", "welcome.schema_hash", msg.header.schema_hash.hex(),
-                                f"hash of the sent schema {schema.hash.hex()}")
+            raise ProtocolError(
+                "schema_hash",
+                "welcome.schema_hash",
+                msg.header.schema_hash.hex(),
+                f"hash of the sent schema {schema.hash.hex()}",
+            )
         if self.expected is not None:
             diffs = schema_differences(self.expected, schema)
             if diffs:
@@ -261,19 +269,25 @@ class PolicyClient:
                 self.close()
                 raise SchemaMismatchError(diffs)
         hb = msg.meta.get("heartbeat_s", self.heartbeat_s)
-        self.welcome = Welcome(msg.header.session_id, schema, str(msg.meta.get("checkpoint_id", "")),
-                               float(hb) if isinstance(hb, (int, float)) else self.heartbeat_s)
+        self.welcome = Welcome(
+            msg.header.session_id,
+            schema,
+            str(msg.meta.get("checkpoint_id", "")),
+            float(hb) if isinstance(hb, (int, float)) else self.heartbeat_s,
+        )
         self.handshakes += 1
         self.shm_active = self._shm is not None and msg.meta.get("shm") is True
         if self._shm is not None and not self.shm_active:
             log.info("shared memory not used: %s", msg.meta.get("shm_error", "server declined"))
-        log.info("session %x with %s (checkpoint %s)", self.welcome.session_id, self.endpoint,
-                 self.welcome.checkpoint_id)
+        log.info(
+            "session %x with %s (checkpoint %s)", self.welcome.session_id, self.endpoint, self.welcome.checkpoint_id
+        )
         return self.welcome
 
     # -- requests ---------------------------------------------------------------------------------------
-    def send_observation(self, observation: Mapping[str, np.ndarray], tick: int, capture_time: float,
-                         budget_s: float) -> int:
+    def send_observation(
+        self, observation: Mapping[str, np.ndarray], tick: int, capture_time: float, budget_s: float
+    ) -> int:
         """Send an OBS without waiting; returns its ``seq``. ``budget_s``: server-side time budget (s).
 
         ``observation`` may carry :data:`~rcs.serving.protocol.COMMITTED`, the frozen prefix of real-time
@@ -282,8 +296,7 @@ class PolicyClient:
         w = self._require_session()
         self.seq += 1
         budget_us = max(1, min(int(budget_s * 1e6), 2**32 - 1)) if budget_s > 0 else 0
-        header = Header(MsgType.OBS, w.session_id, self.seq, int(tick), float(capture_time), budget_us,
-                        w.schema.hash)
+        header = Header(MsgType.OBS, w.session_id, self.seq, int(tick), float(capture_time), budget_us, w.schema.hash)
         if self.shm_active and self._shm is not None:
             slot = self._shm.write(self.seq, observation)
             extra = {COMMITTED: observation[COMMITTED]} if COMMITTED in observation else None
@@ -292,8 +305,9 @@ class PolicyClient:
             self._send(encode(header, {}, observation), copy=False)
         return self.seq
 
-    def request(self, observation: Mapping[str, np.ndarray], tick: int, capture_time: float | None = None,
-                budget_s: float = 0.1) -> ChunkReply:
+    def request(
+        self, observation: Mapping[str, np.ndarray], tick: int, capture_time: float | None = None, budget_s: float = 0.1
+    ) -> ChunkReply:
         """Send an observation and wait up to ``budget_s`` for its chunk.
 
         Raises:
@@ -325,10 +339,18 @@ class PolicyClient:
             if h.type is MsgType.CHUNK and h.seq == seq:
                 action = msg.tensors.get("action")
                 if action is None or action.shape != self.welcome.schema.action.shape:
-                    raise ProtocolError("schema", "action", "missing or misshapen in CHUNK",
-                                        str(self.welcome.schema.action.shape))
-                return ChunkReply(action, h.seq, h.obs_tick, h.capture_time, str(msg.meta.get("checkpoint_id", "")),
-                             float(msg.meta.get("infer_ms", 0.0)), time.monotonic() - sent_at)
+                    raise ProtocolError(
+                        "schema", "action", "missing or misshapen in CHUNK", str(self.welcome.schema.action.shape)
+                    )
+                return ChunkReply(
+                    action,
+                    h.seq,
+                    h.obs_tick,
+                    h.capture_time,
+                    str(msg.meta.get("checkpoint_id", "")),
+                    float(msg.meta.get("infer_ms", 0.0)),
+                    time.monotonic() - sent_at,
+                )
 
     def heartbeat(self) -> None:
         """Send a HEARTBEAT if nothing was sent for ``heartbeat_s`` and drain what arrived."""

@@ -54,8 +54,12 @@ def generate(prefix: str | Path) -> tuple[Path, Path]:
 
 
 def _write(path: Path, public: bytes, secret: bytes | None, mode: int) -> None:
-    lines = ["#   ZeroMQ CURVE certificate written by `rcs keygen`", "metadata", "curve",
-             f'    public-key = "{public.decode()}"']
+    lines = [
+        "#   ZeroMQ CURVE certificate written by `rcs keygen`",
+        "metadata",
+        "curve",
+        f'    public-key = "{public.decode()}"',
+    ]
     if secret is not None:
         lines.append(f'    secret-key = "{secret.decode()}"')
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
@@ -109,8 +113,9 @@ def load_allow_list(path: str | Path) -> frozenset[bytes]:
     return frozenset(keys)
 
 
-def load_server_keys(secret: str | Path | None, allow: str | Path | None,
-                     names: tuple[str, str] = ("curve_secret", "allow")) -> tuple[KeyPair | None, frozenset[bytes] | None]:
+def load_server_keys(
+    secret: str | Path | None, allow: str | Path | None, names: tuple[str, str] = ("curve_secret", "allow")
+) -> tuple[KeyPair | None, frozenset[bytes] | None]:
     """The server key pair and client allow-list, or ``(None, None)`` when neither is given.
 
     Args:
@@ -122,8 +127,9 @@ def load_server_keys(secret: str | Path | None, allow: str | Path | None,
         ConfigError: only one of the two given, or a file that cannot be loaded.
     """
     if bool(secret) != bool(allow):
-        raise ConfigError(f"{names[0]} and {names[1]} go together (CURVE needs the server key pair and the "
-                          "allow-list of client keys)")
+        raise ConfigError(
+            f"{names[0]} and {names[1]} go together (CURVE needs the server key pair and the allow-list of client keys)"
+        )
     if not secret:
         return None, None
     assert allow is not None

@@ -49,14 +49,20 @@ class Policy(Protocol):
         """
 
 
-def standard_schema(image_size: int = 224, cameras: int = 2, state_dim: int = 14, chunk_size: int = 50,
-                    action_dim: int = 7, policy_dt: float = 0.02) -> Schema:
+def standard_schema(
+    image_size: int = 224,
+    cameras: int = 2,
+    state_dim: int = 14,
+    chunk_size: int = 50,
+    action_dim: int = 7,
+    policy_dt: float = 0.02,
+) -> Schema:
     """The benchmark's request: ``cameras`` HxWx3 uint8 images, a float32 state, a (H, D) float32 chunk."""
-    obs = [TensorSpec(f"observation.images.cam{i}", (image_size, image_size, 3), "uint8", "px")
-           for i in range(cameras)]
+    obs = [TensorSpec(f"observation.images.cam{i}", (image_size, image_size, 3), "uint8", "px") for i in range(cameras)]
     obs.append(TensorSpec("observation.state", (state_dim,), "float32", "rad"))
-    action = TensorSpec("action", (chunk_size, action_dim), "float32", "rad",
-                        tuple(f"joint{i}" for i in range(action_dim)))
+    action = TensorSpec(
+        "action", (chunk_size, action_dim), "float32", "rad", tuple(f"joint{i}" for i in range(action_dim))
+    )
     return Schema(tuple(obs), action, policy_dt)
 
 
@@ -88,8 +94,13 @@ class ConstantPolicy:
         delay_s: artificial inference time (s), for tests of deadlines and supersession.
     """
 
-    def __init__(self, schema: Schema | None = None, value: Sequence[float] | np.ndarray | None = None,
-                 checkpoint_id: str = "constant", delay_s: float = 0.0) -> None:
+    def __init__(
+        self,
+        schema: Schema | None = None,
+        value: Sequence[float] | np.ndarray | None = None,
+        checkpoint_id: str = "constant",
+        delay_s: float = 0.0,
+    ) -> None:
         self.schema = schema or standard_schema()
         self.checkpoint_id = checkpoint_id
         self.delay_s = float(delay_s)
@@ -123,8 +134,12 @@ def _load_null(path: Path, manifest: Mapping[str, Any]) -> Policy:
 
 
 def _load_constant(path: Path, manifest: Mapping[str, Any]) -> Policy:
-    return ConstantPolicy(schema_from_manifest(manifest), manifest.get("value"),
-                          str(manifest.get("checkpoint_id", "constant")), float(manifest.get("delay_s", 0.0)))
+    return ConstantPolicy(
+        schema_from_manifest(manifest),
+        manifest.get("value"),
+        str(manifest.get("checkpoint_id", "constant")),
+        float(manifest.get("delay_s", 0.0)),
+    )
 
 
 #: kinds built into the core; others come from the ``rcs.policy_loaders`` entry points (e.g. ``lerobot``).
@@ -150,8 +165,9 @@ def read_manifest(spec: str | Path) -> tuple[Path, dict[str, Any]]:
         elif (path / LEROBOT_CONFIG_NAME).is_file():
             return path, {"kind": "lerobot"}
         else:
-            raise ConfigError(f"policy={str(spec)!r}: directory has neither {MANIFEST_NAME} nor a lerobot "
-                              f"{LEROBOT_CONFIG_NAME}")
+            raise ConfigError(
+                f"policy={str(spec)!r}: directory has neither {MANIFEST_NAME} nor a lerobot {LEROBOT_CONFIG_NAME}"
+            )
     if not path.is_file():
         raise ConfigError(f"policy={str(spec)!r}: not 'null', 'constant' or an existing manifest file/directory")
     try:
@@ -179,7 +195,9 @@ def replan_steps_of(directory: str | Path, chunk_size: int) -> int:
         raise ConfigError(f"{path}: unreadable ({e})") from None
     steps = config.get("n_action_steps", 1) if isinstance(config, dict) else 1
     if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= chunk_size:
-        raise ConfigError(f"{path}: n_action_steps={steps!r} must be an integer in [1, {chunk_size}] (the chunk length)")
+        raise ConfigError(
+            f"{path}: n_action_steps={steps!r} must be an integer in [1, {chunk_size}] (the chunk length)"
+        )
     return steps
 
 
@@ -201,8 +219,10 @@ def load_policy(spec: str | Path) -> Policy:
         try:
             loader = policy_loaders.factory(kind)
         except UnknownNameError as e:
-            raise ConfigError(f"policy manifest in {directory}: kind={kind!r}; known: "
-                              f"{sorted(set(BUILTIN_LOADERS) | set(policy_loaders.names()))}") from e
+            raise ConfigError(
+                f"policy manifest in {directory}: kind={kind!r}; known: "
+                f"{sorted(set(BUILTIN_LOADERS) | set(policy_loaders.names()))}"
+            ) from e
     return loader(directory, manifest)
 
 

@@ -31,7 +31,17 @@ ZERO_HASH = b"\x00" * 8
 
 #: dtypes a tensor may have on the wire (always little-endian).
 ALLOWED_DTYPES: tuple[str, ...] = (
-    "bool", "uint8", "int8", "uint16", "int16", "uint32", "int32", "int64", "float16", "float32", "float64",
+    "bool",
+    "uint8",
+    "int8",
+    "uint16",
+    "int16",
+    "uint32",
+    "int32",
+    "int64",
+    "float16",
+    "float32",
+    "float64",
 )
 #: wire dtype name -> little-endian numpy dtype, and back (``dtype.name`` is slow: ~5 us per call).
 WIRE_DTYPES: dict[str, np.dtype] = {n: np.dtype(n).newbyteorder("<") for n in ALLOWED_DTYPES}
@@ -116,8 +126,17 @@ class Header:
     def pack(self) -> bytes:
         """The 56 header bytes."""
         return HEADER.pack(
-            MAGIC, self.version, int(self.type), 0, self.session_id, self.seq, self.obs_tick,
-            self.capture_time, self.budget_us, self.schema_hash, 0,
+            MAGIC,
+            self.version,
+            int(self.type),
+            0,
+            self.session_id,
+            self.seq,
+            self.obs_tick,
+            self.capture_time,
+            self.budget_us,
+            self.schema_hash,
+            0,
         )
 
 
@@ -174,8 +193,12 @@ class TensorSpec:
         if self.dtype not in ALLOWED_DTYPES:
             raise ProtocolError("bad_dtype", f"{self.name}.dtype", repr(self.dtype), f"one of {ALLOWED_DTYPES}")
         if self.names and (not self.shape or self.shape[-1] != len(self.names)):
-            raise ProtocolError("schema", f"{self.name}.names", f"{len(self.names)} names for shape {self.shape}",
-                                "one name per element of the last axis")
+            raise ProtocolError(
+                "schema",
+                f"{self.name}.names",
+                f"{len(self.names)} names for shape {self.shape}",
+                "one name per element of the last axis",
+            )
 
     def as_list(self) -> list[Any]:
         """Canonical list form ``[name, dtype, shape, unit, names]``."""
@@ -183,8 +206,13 @@ class TensorSpec:
 
     def as_dict(self) -> dict[str, Any]:
         """Wire form."""
-        return {"name": self.name, "dtype": self.dtype, "shape": list(self.shape), "unit": self.unit,
-                "names": list(self.names)}
+        return {
+            "name": self.name,
+            "dtype": self.dtype,
+            "shape": list(self.shape),
+            "unit": self.unit,
+            "names": list(self.names),
+        }
 
     @classmethod
     def from_dict(cls, d: Any, where: str) -> TensorSpec:
@@ -252,8 +280,12 @@ class Schema:
 
     def as_dict(self) -> dict[str, Any]:
         """Wire form."""
-        return {"observation": [s.as_dict() for s in self.observation], "action": self.action.as_dict(),
-                "chunk_size": self.chunk_size, "policy_dt": self.policy_dt}
+        return {
+            "observation": [s.as_dict() for s in self.observation],
+            "action": self.action.as_dict(),
+            "chunk_size": self.chunk_size,
+            "policy_dt": self.policy_dt,
+        }
 
     @classmethod
     def from_dict(cls, d: Any, where: str = "schema") -> Schema:
@@ -270,8 +302,9 @@ class Schema:
             raise ProtocolError("bad_metadata", f"{where}.policy_dt", repr(dt), "a number of seconds")
         schema = cls(specs, action, float(dt))
         if d.get("chunk_size", schema.chunk_size) != schema.chunk_size:
-            raise ProtocolError("schema", f"{where}.chunk_size", repr(d.get("chunk_size")),
-                                f"action.shape[0] = {schema.chunk_size}")
+            raise ProtocolError(
+                "schema", f"{where}.chunk_size", repr(d.get("chunk_size")), f"action.shape[0] = {schema.chunk_size}"
+            )
         return schema
 
 
@@ -321,8 +354,9 @@ class Message:
     tensors: dict[str, np.ndarray] = field(default_factory=dict)
 
 
-def encode(header: Header, meta: Mapping[str, Any] | None = None,
-           tensors: Mapping[str, np.ndarray] | None = None) -> list[Any]:
+def encode(
+    header: Header, meta: Mapping[str, Any] | None = None, tensors: Mapping[str, np.ndarray] | None = None
+) -> list[Any]:
     """Frames of one message: header bytes, msgpack metadata, then each tensor's buffer (zero-copy)."""
     meta = dict(meta or {})
     frames: list[Any] = []
@@ -347,8 +381,9 @@ def encode(header: Header, meta: Mapping[str, Any] | None = None,
     return [header.pack(), packed, *frames]
 
 
-def decode(frames: Sequence[Any], allowed_types: frozenset[MsgType] | None = None,
-           header: Header | None = None) -> Message:
+def decode(
+    frames: Sequence[Any], allowed_types: frozenset[MsgType] | None = None, header: Header | None = None
+) -> Message:
     """Decode and check a received message (frames as ``bytes`` or ``zmq.Frame``).
 
     ``header``: ``decode_header(frames[0])`` if the caller already has it.
@@ -364,8 +399,12 @@ def decode(frames: Sequence[Any], allowed_types: frozenset[MsgType] | None = Non
         raise ProtocolError("too_many_frames", "frames", f"got {len(frames)}", f"<= {MAX_FRAMES}")
     header = header if header is not None else decode_header(frames[0])
     if allowed_types is not None and header.type not in allowed_types:
-        raise ProtocolError("bad_type", "type", f"{header.type.name} not accepted here",
-                            f"one of {sorted(t.name for t in allowed_types)}")
+        raise ProtocolError(
+            "bad_type",
+            "type",
+            f"{header.type.name} not accepted here",
+            f"one of {sorted(t.name for t in allowed_types)}",
+        )
     meta = decode_meta(frames[1])
     tensors = decode_tensors(meta, frames[2:])
     return Message(header, meta, tensors)
@@ -377,13 +416,13 @@ def decode_meta(data: Any) -> dict[str, Any]:
     if len(raw) > MAX_METADATA_BYTES:
         raise ProtocolError("bad_metadata", "metadata", f"{len(raw)} bytes", f"<= {MAX_METADATA_BYTES} bytes")
     try:
-        meta = msgpack.unpackb(raw, raw=False, strict_map_key=True, use_list=True,
-                               ext_hook=_reject_ext)
+        meta = msgpack.unpackb(raw, raw=False, strict_map_key=True, use_list=True, ext_hook=_reject_ext)
     except ProtocolError:
         raise
     except Exception as e:  # noqa: BLE001 msgpack raises many types (ValueError, ExtraData, FormatError, ...)
-        raise ProtocolError("bad_metadata", "metadata", f"not msgpack: {type(e).__name__}: {e}"[:200],
-                            "a msgpack map") from None
+        raise ProtocolError(
+            "bad_metadata", "metadata", f"not msgpack: {type(e).__name__}: {e}"[:200], "a msgpack map"
+        ) from None
     if not isinstance(meta, dict):
         raise ProtocolError("bad_metadata", "metadata", f"got {type(meta).__name__}", "a msgpack map")
     return meta
@@ -399,8 +438,9 @@ def decode_tensors(meta: Mapping[str, Any], frames: Sequence[Any]) -> dict[str, 
     if not isinstance(descr, list):
         raise ProtocolError("bad_metadata", "tensors", f"got {type(descr).__name__}", "a list")
     if len(descr) != len(frames):
-        raise ProtocolError("missing_frames", "tensors", f"{len(descr)} described, {len(frames)} frames",
-                            "one frame per tensor entry")
+        raise ProtocolError(
+            "missing_frames", "tensors", f"{len(descr)} described, {len(frames)} frames", "one frame per tensor entry"
+        )
     out: dict[str, np.ndarray] = {}
     total = 0
     for i, (d, frame) in enumerate(zip(descr, frames, strict=True)):
@@ -420,8 +460,12 @@ def decode_tensors(meta: Mapping[str, Any], frames: Sequence[Any]) -> dict[str, 
             raise ProtocolError("oversize", where, f"{name}: {expected} bytes", f"<= {MAX_TENSOR_BYTES} bytes")
         buf = _bytes_view(frame, where)
         if len(buf) != expected:
-            raise ProtocolError("size_mismatch", where, f"{name}: frame has {len(buf)} bytes, "
-                                f"shape {list(shape)} x {dtype} needs {expected}", f"{expected} bytes")
+            raise ProtocolError(
+                "size_mismatch",
+                where,
+                f"{name}: frame has {len(buf)} bytes, shape {list(shape)} x {dtype} needs {expected}",
+                f"{expected} bytes",
+            )
         total += expected
         if total > MAX_MESSAGE_BYTES:
             raise ProtocolError("oversize", "tensors", f"{total} bytes so far", f"<= {MAX_MESSAGE_BYTES} bytes")
@@ -436,8 +480,9 @@ def _bytes_view(data: Any, where: str) -> memoryview:
     try:
         return memoryview(data).cast("B")
     except (TypeError, ValueError):
-        raise ProtocolError("bad_frame", where, f"{type(data).__name__} is not a contiguous byte buffer",
-                            "bytes") from None
+        raise ProtocolError(
+            "bad_frame", where, f"{type(data).__name__} is not a contiguous byte buffer", "bytes"
+        ) from None
 
 
 def _typed(d: Mapping[str, Any], key: str, kind: type, where: str) -> Any:
@@ -511,8 +556,9 @@ def check_observation(schema: Schema, tensors: Mapping[str, np.ndarray]) -> None
     missing = sorted(set(specs) - set(tensors))
     extra = sorted(set(tensors) - set(specs) - {COMMITTED})
     if missing or extra:
-        raise ProtocolError("schema", "observation", f"missing {missing}, unexpected {extra}",
-                            f"exactly {sorted(specs)}")
+        raise ProtocolError(
+            "schema", "observation", f"missing {missing}, unexpected {extra}", f"exactly {sorted(specs)}"
+        )
     for name, spec in specs.items():
         a = tensors[name]
         if a.dtype != WIRE_DTYPES[spec.dtype]:
@@ -524,16 +570,18 @@ def check_observation(schema: Schema, tensors: Mapping[str, np.ndarray]) -> None
 def error_message(header: Header | None, err: ProtocolError) -> list[Any]:
     """Frames of an ERROR reply echoing what could be parsed of the request's header."""
     h = header or Header(MsgType.ERROR)
-    return encode(Header(MsgType.ERROR, h.session_id, h.seq, h.obs_tick, h.capture_time, 0, h.schema_hash),
-                  err.to_meta())
+    return encode(
+        Header(MsgType.ERROR, h.session_id, h.seq, h.obs_tick, h.capture_time, 0, h.schema_hash), err.to_meta()
+    )
 
 
 #: Largest body (header + metadata + tensors) of one message, bytes.
 MAX_BODY_BYTES = HEADER_SIZE + MAX_METADATA_BYTES + MAX_MESSAGE_BYTES
 
 
-def recv_bounded(sock: Any, flags: int = 0, *, max_frames: int = MAX_FRAMES, max_bytes: int = MAX_BODY_BYTES,
-                 envelope: int = 0) -> tuple[list[Any], ProtocolError | None]:
+def recv_bounded(
+    sock: Any, flags: int = 0, *, max_frames: int = MAX_FRAMES, max_bytes: int = MAX_BODY_BYTES, envelope: int = 0
+) -> tuple[list[Any], ProtocolError | None]:
     """Receive one multipart message frame by frame (zero-copy), counting frames and bytes as they come.
 
     Once the message has more than ``max_frames`` body frames or more than ``max_bytes`` body bytes, the
@@ -571,10 +619,11 @@ def recv_bounded(sock: Any, flags: int = 0, *, max_frames: int = MAX_FRAMES, max
         if body > max_frames:
             error = ProtocolError("too_many_frames", "frames", f"more than {max_frames}", f"<= {max_frames}")
         elif total > max_bytes:
-            error = ProtocolError("oversize", "message", f"more than {max_bytes} bytes",
-                                  f"<= {max_bytes} bytes in all frames")
+            error = ProtocolError(
+                "oversize", "message", f"more than {max_bytes} bytes", f"<= {max_bytes} bytes in all frames"
+            )
         if error is not None:
-            del frames[envelope + 1:]
+            del frames[envelope + 1 :]
         else:
             frames.append(frame)
     if error is not None:

@@ -34,7 +34,6 @@ import zmq
 from rcs.errors import ConfigError
 from rcs.serving.keys import KeyPair, curve_server, is_loopback
 from rcs.serving.policy import Policy
-from rcs.serving.shm import ShmReader
 from rcs.serving.protocol import (
     CLIENT_TYPES,
     MAX_TENSOR_BYTES,
@@ -51,6 +50,7 @@ from rcs.serving.protocol import (
     error_message,
     recv_bounded,
 )
+from rcs.serving.shm import ShmReader
 
 log = logging.getLogger(__name__)
 
@@ -169,8 +169,10 @@ class PolicyServer:
         if max_batch < 1:
             raise ConfigError(f"max_batch={max_batch} must be >= 1")
         if max_sessions < 1 or max_sessions_per_address < 0:
-            raise ConfigError(f"max_sessions={max_sessions} must be >= 1 and max_sessions_per_address="
-                              f"{max_sessions_per_address} >= 0 (0: no per-address limit)")
+            raise ConfigError(
+                f"max_sessions={max_sessions} must be >= 1 and max_sessions_per_address="
+                f"{max_sessions_per_address} >= 0 (0: no per-address limit)"
+            )
         if not idle_evict_s >= 0:
             raise ConfigError(f"idle_evict_s={idle_evict_s} must be >= 0 (s)")
         if (curve is None) != (allow is None):
@@ -223,8 +225,9 @@ class PolicyServer:
         """
         old = self._policy
         if policy.schema.hash != old.schema.hash:
-            log.warning("swapped to checkpoint %s with a different schema: sessions must re-handshake",
-                        policy.checkpoint_id)
+            log.warning(
+                "swapped to checkpoint %s with a different schema: sessions must re-handshake", policy.checkpoint_id
+            )
         with self._lock:
             self._policy = policy
             self._costs.clear()  # the new policy earns the fast path anew
@@ -326,8 +329,13 @@ class PolicyServer:
         results.bind(self._results_addr)
         self._worker = threading.Thread(target=self._work, name="rcs-serve-infer", daemon=True)
         self._worker.start()
-        log.info("serving %s (checkpoint %s) on %s%s", type(self._policy).__name__, self._policy.checkpoint_id,
-                 self.endpoint, " with CURVE" if self.curve else "")
+        log.info(
+            "serving %s (checkpoint %s) on %s%s",
+            type(self._policy).__name__,
+            self._policy.checkpoint_id,
+            self.endpoint,
+            " with CURVE" if self.curve else "",
+        )
 
     def _count(self, key: str) -> None:
         self.counters[key] = self.counters.get(key, 0) + 1
@@ -422,10 +430,16 @@ class PolicyServer:
             log.info("session %x replaced by a new HELLO on the same connection", s.session_id)
         if victim is not None:
             self._evict(router, victim, now)
-        meta = {"schema": policy.schema.as_dict(), "checkpoint_id": policy.checkpoint_id,
-                "chunk_size": policy.schema.chunk_size, "policy_dt": policy.schema.policy_dt,
-                "heartbeat_s": self.heartbeat_s, "session_timeout_s": self.session_timeout_s,
-                "shm": session.shm is not None, **({"shm_error": shm_note} if shm_note else {})}
+        meta = {
+            "schema": policy.schema.as_dict(),
+            "checkpoint_id": policy.checkpoint_id,
+            "chunk_size": policy.schema.chunk_size,
+            "policy_dt": policy.schema.policy_dt,
+            "heartbeat_s": self.heartbeat_s,
+            "session_timeout_s": self.session_timeout_s,
+            "shm": session.shm is not None,
+            **({"shm_error": shm_note} if shm_note else {}),
+        }
         header = Header(MsgType.WELCOME, sid, msg.header.seq, 0, 0.0, 0, policy.schema.hash)
         router.send_multipart([identity, *encode(header, meta)])
         log.info("session %x opened (client %s)", sid, str(msg.meta.get("client", ""))[:128])
@@ -439,14 +453,21 @@ class PolicyServer:
         if cap and len(same) >= cap:
             victim = self._evictable(same, now)
             if victim is None:
-                raise ProtocolError("too_many_sessions", "peer_address",
-                                    f"{len(same)} sessions open from {address or 'this transport'}, all requesting",
-                                    f"<= {cap} sessions per address")
+                raise ProtocolError(
+                    "too_many_sessions",
+                    "peer_address",
+                    f"{len(same)} sessions open from {address or 'this transport'}, all requesting",
+                    f"<= {cap} sessions per address",
+                )
         elif len(self._sessions) >= self.max_sessions:
             victim = self._evictable(self._sessions.values(), now)
             if victim is None:
-                raise ProtocolError("too_many_sessions", "session_id", f"{len(self._sessions)} open, all requesting",
-                                    f"<= {self.max_sessions} sessions")
+                raise ProtocolError(
+                    "too_many_sessions",
+                    "session_id",
+                    f"{len(self._sessions)} open, all requesting",
+                    f"<= {self.max_sessions} sessions",
+                )
         else:
             return None
         del self._sessions[victim.session_id]
@@ -459,7 +480,7 @@ class PolicyServer:
         if never:
             return min(never, key=lambda s: s.opened)
         idle = [s for s in sessions if s.last_obs is not None and now - s.last_obs >= self.idle_evict_s]
-        return min(idle, key=lambda s: s.last_obs) if idle else None  # type: ignore[arg-type, return-value]
+        return min(idle, key=lambda s: s.last_obs) if idle else None
 
     def _evict(self, router: zmq.Socket, victim: _Session, now: float) -> None:
         """Tell an evicted session's client why (it re-handshakes when it needs the server again)."""
@@ -467,11 +488,16 @@ class PolicyServer:
         self._count("evicted")
         idle = "never sent an OBS" if victim.last_obs is None else f"no OBS for {now - victim.last_obs:.1f} s"
         log.info("session %x evicted (%s) to admit a new HELLO while full", victim.session_id, idle)
-        err = ProtocolError("evicted", "session_id", f"session {victim.session_id:x} {idle} while the server was full",
-                            f"an OBS at least every {self.idle_evict_s:g} s keeps a session")
+        err = ProtocolError(
+            "evicted",
+            "session_id",
+            f"session {victim.session_id:x} {idle} while the server was full",
+            f"an OBS at least every {self.idle_evict_s:g} s keeps a session",
+        )
         try:
-            router.send_multipart([victim.identity, *error_message(Header(MsgType.ERROR, victim.session_id), err)],
-                                  zmq.NOBLOCK)
+            router.send_multipart(
+                [victim.identity, *error_message(Header(MsgType.ERROR, victim.session_id), err)], zmq.NOBLOCK
+            )
         except zmq.ZMQError:
             pass  # its queue is full or it is gone: its next message is answered unknown_session
 
@@ -493,8 +519,9 @@ class PolicyServer:
         h = msg.header
         schema = self._policy.schema
         if h.schema_hash != schema.hash:
-            raise ProtocolError("schema_hash", "schema_hash", f"got {h.schema_hash.hex()}",
-                                f"{schema.hash.hex()} (re-handshake)")
+            raise ProtocolError(
+                "schema_hash", "schema_hash", f"got {h.schema_hash.hex()}", f"{schema.hash.hex()} (re-handshake)"
+            )
         tensors = msg.tensors
         slot = msg.meta.get("shm_slot")
         if slot is not None:
@@ -521,13 +548,14 @@ class PolicyServer:
             self._lock.notify()
         if superseded is not None:
             self._count("superseded")
-            err = ProtocolError("superseded", "seq", f"request {superseded.header.seq} replaced by {h.seq}",
-                                "latest observation only")
+            err = ProtocolError(
+                "superseded", "seq", f"request {superseded.header.seq} replaced by {h.seq}", "latest observation only"
+            )
             router.send_multipart([identity, *error_message(superseded.header, err)])
 
     def _inline_ok(self) -> bool:
         costs = self._costs
-        return (self.inline_max_s > 0 and len(costs) == costs.maxlen and max(costs) < self.inline_max_s)
+        return self.inline_max_s > 0 and len(costs) == costs.maxlen and max(costs) < self.inline_max_s
 
     def _try_inline(self, router: zmq.Socket, session: _Session, request: _Request) -> bool:
         """Serve ``request`` on the I/O thread if the fast path applies (see the module docstring)."""
@@ -562,8 +590,9 @@ class PolicyServer:
             log.info("session %x timed out after %.1f s of silence", s.session_id, self.session_timeout_s)
         for s in due:
             try:
-                router.send_multipart([s.identity, *encode(Header(MsgType.HEARTBEAT, s.session_id, 0), {})],
-                                      zmq.NOBLOCK)
+                router.send_multipart(
+                    [s.identity, *encode(Header(MsgType.HEARTBEAT, s.session_id, 0), {})], zmq.NOBLOCK
+                )
             except zmq.ZMQError:
                 pass  # peer's queue full or gone: its session times out
 
@@ -587,13 +616,17 @@ class PolicyServer:
                 return []
             if self.max_batch > 1 and self.batch_window_s > 0:
                 end = time.monotonic() + self.batch_window_s
-                while (sum(1 for s in self._sessions.values() if s.pending) < self.max_batch
-                       and (left := end - time.monotonic()) > 0):
+                while (
+                    sum(1 for s in self._sessions.values() if s.pending) < self.max_batch
+                    and (left := end - time.monotonic()) > 0
+                ):
                     self._lock.wait(left)
-            pending = sorted((s for s in self._sessions.values() if s.pending), key=lambda s: s.pending.received)
+            pending = sorted(
+                ((s.pending, s) for s in self._sessions.values() if s.pending), key=lambda rs: rs[0].received
+            )
             batch = []
-            for s in pending[: self.max_batch]:
-                batch.append(s.pending)
+            for request, s in pending[: self.max_batch]:
+                batch.append(request)
                 s.pending = None
             return batch
 
@@ -633,8 +666,13 @@ class PolicyServer:
         live = []
         for r in batch:
             if now > r.deadline:
-                self._drop(out, r, "expired", f"waited {1e3 * (now - r.received):.1f} ms before inference",
-                           f"{r.header.budget_us} us")
+                self._drop(
+                    out,
+                    r,
+                    "expired",
+                    f"waited {1e3 * (now - r.received):.1f} ms before inference",
+                    f"{r.header.budget_us} us",
+                )
             elif r.header.schema_hash != schema.hash:
                 self._drop(out, r, "schema_hash", "the checkpoint was swapped to another schema", "re-handshake")
             else:
@@ -658,12 +696,18 @@ class PolicyServer:
         for r, chunk in zip(live, chunks, strict=True):
             a = np.asarray(chunk)
             if a.shape != schema.action.shape or a.dtype != WIRE_DTYPES[schema.action.dtype]:
-                self._drop(out, r, "policy", f"chunk {a.dtype.name}{a.shape}",
-                           f"{schema.action.dtype}{schema.action.shape}")
+                self._drop(
+                    out, r, "policy", f"chunk {a.dtype.name}{a.shape}", f"{schema.action.dtype}{schema.action.shape}"
+                )
                 continue
             if t1 > r.deadline:
-                self._drop(out, r, "expired", f"inference finished {1e3 * (t1 - r.deadline):.1f} ms late",
-                           f"{r.header.budget_us} us")
+                self._drop(
+                    out,
+                    r,
+                    "expired",
+                    f"inference finished {1e3 * (t1 - r.deadline):.1f} ms late",
+                    f"{r.header.budget_us} us",
+                )
                 continue
             h = r.header
             header = Header(MsgType.CHUNK, h.session_id, h.seq, h.obs_tick, h.capture_time, 0, schema.hash)

@@ -25,6 +25,7 @@ import re
 import secrets
 import stat
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,12 +90,14 @@ class ShmWriter:
 
     def _views(self, slot: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         base = slot * self.layout.slot_size
-        guard = np.ndarray((2,), dtype="<u8", buffer=self._map, offset=base)
-        arrays = {name: np.ndarray(shape, dtype=dtype, buffer=self._map, offset=base + off)
-                  for name, dtype, shape, off in self.layout.entries}
+        guard: np.ndarray = np.ndarray((2,), dtype="<u8", buffer=self._map, offset=base)
+        arrays: dict[str, np.ndarray] = {
+            name: np.ndarray(shape, dtype=dtype, buffer=self._map, offset=base + off)
+            for name, dtype, shape, off in self.layout.entries
+        }
         return guard, arrays
 
-    def write(self, seq: int, observation: dict[str, np.ndarray]) -> int:
+    def write(self, seq: int, observation: Mapping[str, np.ndarray]) -> int:
         """Write ``observation`` for request ``seq``; returns the slot. Shapes/dtypes are checked by numpy's
         assignment (a wrong shape raises ``ValueError``); the server checks the rest."""
         slot = seq % SLOTS
@@ -110,14 +113,20 @@ class ShmWriter:
         if self._map is not None:
             self._slots = []
             self._map.close()
-            self._map = None  # type: ignore[assignment]
+            self._map = None  # type: ignore[assignment]  # closed: typed as open for the hot path, never used again
             self.path.unlink(missing_ok=True)
 
 
 def _kind(mode: int) -> str:
     """A file type in words, for refusals."""
-    for test, word in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-                       (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a directory"), (stat.S_ISLNK, "a symlink")):
+    for test, word in (
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISLNK, "a symlink"),
+    ):
         if test(mode):
             return word
     return f"mode {stat.S_IFMT(mode):o}"
@@ -130,7 +139,8 @@ class ShmReader:
         ProtocolError: ``code="shm"`` naming what is wrong (name, owner, type, size).
     """
 
-    def __init__(self, name: str, schema: Schema) -> None:
+    def __init__(self, name: object, schema: Schema) -> None:
+        # ``name`` comes from the client's HELLO unchecked: any type is refused here with a ProtocolError
         if not isinstance(name, str) or not NAME_PATTERN.match(name):
             raise ProtocolError("shm", "hello.shm.name", repr(name)[:60], "rcs-<32 hex digits>")
         self.layout = Layout.for_schema(schema)
@@ -139,15 +149,22 @@ class ShmReader:
             # writer; the type is checked on the opened descriptor, so it cannot be swapped after the check.
             fd = os.open(SEGMENT_DIR / name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
         except OSError as e:
-            raise ProtocolError("shm", "hello.shm.name", f"cannot open: {e.strerror}", "a segment on this host") from None
+            raise ProtocolError(
+                "shm", "hello.shm.name", f"cannot open: {e.strerror}", "a segment on this host"
+            ) from None
         try:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
-                raise ProtocolError("shm", "hello.shm.name", f"not a regular file ({_kind(st.st_mode)})",
-                                    "a regular file created by the client")
+                raise ProtocolError(
+                    "shm",
+                    "hello.shm.name",
+                    f"not a regular file ({_kind(st.st_mode)})",
+                    "a regular file created by the client",
+                )
             if st.st_uid != os.getuid():
-                raise ProtocolError("shm", "hello.shm.name", f"owned by uid {st.st_uid}",
-                                    f"owned by the server's uid {os.getuid()}")
+                raise ProtocolError(
+                    "shm", "hello.shm.name", f"owned by uid {st.st_uid}", f"owned by the server's uid {os.getuid()}"
+                )
             if st.st_size != self.layout.size:
                 raise ProtocolError("shm", "hello.shm.size", f"{st.st_size} bytes", f"{self.layout.size} bytes")
             self._map = mmap.mmap(fd, self.layout.size, mmap.MAP_SHARED, mmap.PROT_READ)
@@ -161,9 +178,12 @@ class ShmReader:
             raise ProtocolError("shm", "shm_slot", repr(slot)[:20], f"0..{SLOTS - 1}")
         base = slot * self.layout.slot_size
         _, end = GUARD.unpack_from(self._map, base)
-        out = {name: np.frombuffer(self._map, dtype=dtype, count=int(np.prod(shape, dtype=np.int64)),
-                                   offset=base + off).reshape(shape).copy()
-               for name, dtype, shape, off in self.layout.entries}
+        out = {
+            name: np.frombuffer(self._map, dtype=dtype, count=int(np.prod(shape, dtype=np.int64)), offset=base + off)
+            .reshape(shape)
+            .copy()
+            for name, dtype, shape, off in self.layout.entries
+        }
         begin, _ = GUARD.unpack_from(self._map, base)
         if end != seq or begin != seq:
             raise ProtocolError("shm_torn", "shm_slot", f"slot {slot} holds seq {begin}..{end}", f"seq {seq}")
@@ -173,4 +193,4 @@ class ShmReader:
         """Unmap (idempotent)."""
         if self._map is not None:
             self._map.close()
-            self._map = None  # type: ignore[assignment]
+            self._map = None  # type: ignore[assignment]  # closed: typed as open for the hot path, never used again

@@ -59,10 +59,12 @@ class Teleop(ABC):
     realtime: bool = True
     name: str = "teleop"
 
-    def connect(self) -> None:
+    # connect, close and reset are optional hooks, not abstract: devices without a link or episode state
+    # (scripted experts, the keyboard) keep the no-op.
+    def connect(self) -> None:  # noqa: B027 (optional hook, no-op by default)
         """Open the device (idempotent)."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (optional hook, no-op by default)
         """Release the device (idempotent)."""
 
     def __enter__(self) -> Teleop:
@@ -72,7 +74,7 @@ class Teleop(ABC):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def reset(self, obs: dict[str, np.ndarray]) -> None:
+    def reset(self, obs: dict[str, np.ndarray]) -> None:  # noqa: B027 (optional hook, no-op by default)
         """Called at the start of every episode with the first observation."""
 
     @abstractmethod

@@ -53,7 +53,7 @@ class ExpertTeleop(PolicyTeleop):
         self._decay = math.exp(-env.dt / noise_tau)
         self._low, self._high = env.action_space.low, env.action_space.high
         self._rng = np.random.default_rng(None if seed is None else [seed, 1])
-        self._offset = np.zeros(3)
+        self._offset: np.ndarray = np.zeros(3)
 
     def reset(self, obs: dict[str, np.ndarray]) -> None:
         self.expert.reset()
@@ -77,8 +77,13 @@ class ExpertTeleop(PolicyTeleop):
         return np.clip(out, self._low, self._high).astype(np.float32)
 
     def describe(self) -> dict[str, Any]:
-        return {"teleop": self.name, "expert": "rcs.experts.pick_cube.PickCubeExpert", "expert_seed": self.seed,
-                "execution_noise_m": self.noise, "execution_noise_tau_s": self.noise_tau}
+        return {
+            "teleop": self.name,
+            "expert": "rcs.experts.pick_cube.PickCubeExpert",
+            "expert_seed": self.seed,
+            "execution_noise_m": self.noise,
+            "execution_noise_tau_s": self.noise_tau,
+        }
 
 
 def _option(name: str, value: Any, low: float, high: float) -> float:

@@ -40,12 +40,25 @@ from rcs.teleop.base import EpisodeEvent, EventLatch, Teleop, TeleopCommand
 
 #: key name -> (axis 0..5 of the twist, sign)
 MOTION_KEYS: dict[str, tuple[int, float]] = {
-    "w": (0, 1.0), "s": (0, -1.0), "a": (1, 1.0), "d": (1, -1.0), "r": (2, 1.0), "f": (2, -1.0),
-    "u": (3, 1.0), "o": (3, -1.0), "i": (4, 1.0), "k": (4, -1.0), "j": (5, 1.0), "l": (5, -1.0),
+    "w": (0, 1.0),
+    "s": (0, -1.0),
+    "a": (1, 1.0),
+    "d": (1, -1.0),
+    "r": (2, 1.0),
+    "f": (2, -1.0),
+    "u": (3, 1.0),
+    "o": (3, -1.0),
+    "i": (4, 1.0),
+    "k": (4, -1.0),
+    "j": (5, 1.0),
+    "l": (5, -1.0),
 }
 EVENT_KEYS: dict[str, EpisodeEvent] = {
-    "enter": EpisodeEvent.START, "backspace": EpisodeEvent.RERECORD, "delete": EpisodeEvent.DISCARD,
-    "esc": EpisodeEvent.QUIT, "ctrl-c": EpisodeEvent.QUIT,
+    "enter": EpisodeEvent.START,
+    "backspace": EpisodeEvent.RERECORD,
+    "delete": EpisodeEvent.DISCARD,
+    "esc": EpisodeEvent.QUIT,
+    "ctrl-c": EpisodeEvent.QUIT,
 }
 GRIPPER_KEY = "space"
 
@@ -62,9 +75,20 @@ class KeyEvent:
 
 # -- terminal bytes ---------------------------------------------------------------------------------------
 _TERMINAL_SEQUENCES: dict[bytes, str] = {
-    b"\x1b[3~": "delete", b"\x1b[A": "up", b"\x1b[B": "down", b"\x1b[C": "right", b"\x1b[D": "left",
+    b"\x1b[3~": "delete",
+    b"\x1b[A": "up",
+    b"\x1b[B": "down",
+    b"\x1b[C": "right",
+    b"\x1b[D": "left",
 }
-_TERMINAL_BYTES: dict[int, str] = {0x0D: "enter", 0x0A: "enter", 0x7F: "backspace", 0x08: "backspace", 0x20: "space", 0x03: "ctrl-c"}
+_TERMINAL_BYTES: dict[int, str] = {
+    0x0D: "enter",
+    0x0A: "enter",
+    0x7F: "backspace",
+    0x08: "backspace",
+    0x20: "space",
+    0x03: "ctrl-c",
+}
 
 
 def parse_terminal_bytes(data: bytes, now: float) -> list[KeyEvent]:
@@ -77,9 +101,9 @@ def parse_terminal_bytes(data: bytes, now: float) -> list[KeyEvent]:
     i = 0
     while i < len(data):
         if data[i] == 0x1B:
-            for seq, name in _TERMINAL_SEQUENCES.items():
+            for seq, seq_name in _TERMINAL_SEQUENCES.items():
                 if data.startswith(seq, i):
-                    out.append(KeyEvent(name, True, now))
+                    out.append(KeyEvent(seq_name, True, now))
                     i += len(seq)
                     break
             else:
@@ -102,8 +126,26 @@ INPUT_EVENT = struct.Struct("llHHi")
 EV_KEY = 0x01
 #: linux/input-event-codes.h KEY_* codes of the keys bound here.
 EVDEV_KEYS: dict[int, str] = {
-    1: "esc", 14: "backspace", 16: "q", 17: "w", 18: "e", 19: "r", 22: "u", 23: "i", 24: "o", 28: "enter",
-    30: "a", 31: "s", 32: "d", 33: "f", 34: "g", 36: "j", 37: "k", 38: "l", 57: "space", 111: "delete",
+    1: "esc",
+    14: "backspace",
+    16: "q",
+    17: "w",
+    18: "e",
+    19: "r",
+    22: "u",
+    23: "i",
+    24: "o",
+    28: "enter",
+    30: "a",
+    31: "s",
+    32: "d",
+    33: "f",
+    34: "g",
+    36: "j",
+    37: "k",
+    38: "l",
+    57: "space",
+    111: "delete",
 }
 
 
@@ -172,8 +214,14 @@ class KeyboardTeleop(Teleop):
 
     name = "keyboard"
 
-    def __init__(self, device: str | None = None, linear_speed: float = 0.1, angular_speed: float = 0.5, hold_s: float = 0.15,
-                 tty: str | None = None) -> None:
+    def __init__(
+        self,
+        device: str | None = None,
+        linear_speed: float = 0.1,
+        angular_speed: float = 0.5,
+        hold_s: float = 0.15,
+        tty: str | None = None,
+    ) -> None:
         self.device = device
         self.tty = tty
         self._own_fd = False
@@ -194,7 +242,9 @@ class KeyboardTeleop(Teleop):
             else:
                 fd = sys.stdin.fileno()
             if not os.isatty(fd):
-                raise ConfigError("teleop keyboard: stdin is not a terminal; run in a terminal or pass device=/dev/input/eventN")
+                raise ConfigError(
+                    "teleop keyboard: stdin is not a terminal; run in a terminal or pass device=/dev/input/eventN"
+                )
             self._fd = fd
             self._saved_tty = termios.tcgetattr(fd)
             tty.setcbreak(fd)
@@ -217,13 +267,13 @@ class KeyboardTeleop(Teleop):
             os.close(self._fd)
         self._fd = None
 
-    def _reads(self) -> Iterator[bytes]:
+    def _reads(self, fd: int) -> Iterator[bytes]:
         while True:
-            ready, _, _ = select.select([self._fd], [], [], 0)
+            ready, _, _ = select.select([fd], [], [], 0)
             if not ready:
                 return
             try:
-                data = os.read(self._fd, 4096)
+                data = os.read(fd, 4096)
             except OSError as exc:  # e.g. ENODEV: the keyboard was unplugged
                 raise NotConnectedError(f"keyboard {self.device or 'terminal'}: read failed ({exc.strerror})") from exc
             if not data:
@@ -234,7 +284,7 @@ class KeyboardTeleop(Teleop):
         if self._fd is None:
             raise NotConnectedError("keyboard is not connected: call connect() or use 'with'")
         now = time.monotonic()
-        for data in self._reads():
+        for data in self._reads(self._fd):
             if self.device is None:
                 self.state.feed(parse_terminal_bytes(data, now), releases=False)
             else:
@@ -245,11 +295,23 @@ class KeyboardTeleop(Teleop):
         self.state.gripper = 1.0 if float(np.asarray(obs["gripper"]).reshape(-1)[0]) > 0.5 else 0.0
 
     def describe(self) -> dict[str, Any]:
-        return {"teleop": self.name, "device": self.device or "terminal", "linear_speed": self.state.linear_speed,
-                "angular_speed": self.state.angular_speed}
+        return {
+            "teleop": self.name,
+            "device": self.device or "terminal",
+            "linear_speed": self.state.linear_speed,
+            "angular_speed": self.state.angular_speed,
+        }
 
 
-def make_keyboard(env: Any = None, seed: int | None = None, device: str | None = None, linear_speed: float = 0.1,
-                  angular_speed: float = 0.5, hold_s: float = 0.15, tty: str | None = None, **_: Any) -> KeyboardTeleop:
+def make_keyboard(
+    env: Any = None,
+    seed: int | None = None,
+    device: str | None = None,
+    linear_speed: float = 0.1,
+    angular_speed: float = 0.5,
+    hold_s: float = 0.15,
+    tty: str | None = None,
+    **_: Any,
+) -> KeyboardTeleop:
     """Registry factory ``"keyboard"`` (options from ``--teleop-option KEY=VALUE`` arrive as strings)."""
     return KeyboardTeleop(device, float(linear_speed), float(angular_speed), float(hold_s), tty=tty)

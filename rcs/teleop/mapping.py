@@ -35,11 +35,13 @@ class ActionMapper:
         self.dt = float(env.dt)
         self.mode = (env.config.control_mode, bool(env.config.relative))
         if self.mode not in _MODES:
-            raise ValueError(f"control_mode={self.mode[0]!r} relative={self.mode[1]}: no teleop mapping for this action mode")
+            raise ValueError(
+                f"control_mode={self.mode[0]!r} relative={self.mode[1]}: no teleop mapping for this action mode"
+            )
         self.low = env.action_space.low.astype(np.float64)
         self.high = env.action_space.high.astype(np.float64)
-        self.position = np.zeros(3)
-        self.quaternion = np.array([1.0, 0.0, 0.0, 0.0])
+        self.position: np.ndarray = np.zeros(3)
+        self.quaternion: np.ndarray = np.array([1.0, 0.0, 0.0, 0.0])
         self.gripper = 1.0
         self.joints = np.zeros(self.arm.spec.dof)
         self._last_joints = self.joints.copy()
@@ -58,7 +60,9 @@ class ActionMapper:
         if cmd.joint_positions is not None:
             q = np.asarray(cmd.joint_positions, dtype=np.float64)
             if q.shape != (self.arm.spec.dof,):
-                raise ValueError(f"joint_positions: expected ({self.arm.spec.dof},) for {self.arm.spec.joint_names}, got {q.shape}")
+                raise ValueError(
+                    f"joint_positions: expected ({self.arm.spec.dof},) for {self.arm.spec.joint_names}, got {q.shape}"
+                )
             self.joints = np.clip(q, self.arm.spec.lower, self.arm.spec.upper)
             self.position, self.quaternion = self.arm.kinematics.forward(self.joints)
             self._joints_from_leader = True
@@ -82,7 +86,11 @@ class ActionMapper:
 
     def _cartesian_relative(self) -> np.ndarray:
         dp = np.clip(self.position - self._last_position, self.low[:3], self.high[:3])
-        dr = np.clip(quat_to_rotvec(quat_multiply(self.quaternion, quat_conjugate(self._last_quaternion))), self.low[3:6], self.high[3:6])
+        dr = np.clip(
+            quat_to_rotvec(quat_multiply(self.quaternion, quat_conjugate(self._last_quaternion))),
+            self.low[3:6],
+            self.high[3:6],
+        )
         self._last_position = self._last_position + dp
         self._last_quaternion = quat_normalize(quat_multiply(quat_from_rotvec(dr), self._last_quaternion))
         self.position, self.quaternion = self._last_position.copy(), self._last_quaternion.copy()

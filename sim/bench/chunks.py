@@ -318,13 +318,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ticks-per-action", type=int, default=2, help="control ticks per policy action")
     parser.add_argument("--horizon", type=int, default=20, help="actions per chunk")
     parser.add_argument("--delays", type=int, nargs="+", default=[0, 2, 4, 8, 16], help="inference delays (ticks)")
-    parser.add_argument("--strategies", nargs="+", default=list(STRATEGY_RUNS), choices=list(STRATEGY_RUNS),
-                        help="chunk merge strategies to compare (default: all)")
-    parser.add_argument("--interpolation", default="minimum_jerk", choices=["linear", "minimum_jerk"],
-                        help="policy-rate actions to control ticks (default minimum_jerk)")
+    parser.add_argument(
+        "--strategies",
+        nargs="+",
+        default=list(STRATEGY_RUNS),
+        choices=list(STRATEGY_RUNS),
+        help="chunk merge strategies to compare (default: all)",
+    )
+    parser.add_argument(
+        "--interpolation",
+        default="minimum_jerk",
+        choices=["linear", "minimum_jerk"],
+        help="policy-rate actions to control ticks (default minimum_jerk)",
+    )
     parser.add_argument("--splice-ticks", type=int, default=16, help="splice correction window (ticks)")
     parser.add_argument("--seconds", type=float, default=6.0, help="simulated seconds per run")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the scene reset and of the synthetic bimodal policy (default 0)")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the scene reset and of the synthetic bimodal policy (default 0)"
+    )
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:

@@ -70,9 +70,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     t = np.array(times)
     p50 = float(np.percentile(t, 50))
     return {
-        "policy": str(directory), "checkpoint_id": policy.checkpoint_id, "chunk_shape": list(chunk.shape),
-        "calls": args.calls, "torch_threads": args.threads,
-        "infer_ms": {"p50": round(p50, 2), "p99": round(float(np.percentile(t, 99)), 2), "max": round(float(t.max()), 2)},
-        "target_p50_ms": TARGET_P50_MS, "target_met": p50 <= TARGET_P50_MS,
-        "load_average_1min": round(os.getloadavg()[0], 2), "cpus": os.cpu_count(),
+        "policy": str(directory),
+        "checkpoint_id": policy.checkpoint_id,
+        "chunk_shape": list(chunk.shape),
+        "calls": args.calls,
+        "torch_threads": args.threads,
+        "infer_ms": {
+            "p50": round(p50, 2),
+            "p99": round(float(np.percentile(t, 99)), 2),
+            "max": round(float(t.max()), 2),
+        },
+        "target_p50_ms": TARGET_P50_MS,
+        "target_met": p50 <= TARGET_P50_MS,
+        "load_average_1min": round(os.getloadavg()[0], 2),
+        "cpus": os.cpu_count(),
     }

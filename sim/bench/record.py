@@ -65,22 +65,44 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--state-hz", type=float, default=500.0, help="control loop / state sampling rate (Hz)")
     parser.add_argument("--camera-fps", type=int, default=30, help="camera rate = dataset fps")
     parser.add_argument("--size", default="480x640", help="camera image HxW")
-    parser.add_argument("--vcodec", default="h264", help="video codec (lerobot's default libsvtav1 is slower per frame)")
-    parser.add_argument("--render", choices=["fast", "model"], default="fast", help="'fast': no shadows, no multisampling")
-    parser.add_argument("--camera-source", choices=["render", "replay"], default="render",
-                        help="'render': render every frame live (default); 'replay': cycle through 2 s of frames rendered "
-                             "from the moving scene beforehand, to measure the recording path without the renderer's cost")
+    parser.add_argument(
+        "--vcodec", default="h264", help="video codec (lerobot's default libsvtav1 is slower per frame)"
+    )
+    parser.add_argument(
+        "--render", choices=["fast", "model"], default="fast", help="'fast': no shadows, no multisampling"
+    )
+    parser.add_argument(
+        "--camera-source",
+        choices=["render", "replay"],
+        default="render",
+        help="'render': render every frame live (default); 'replay': cycle through 2 s of frames rendered "
+        "from the moving scene beforehand, to measure the recording path without the renderer's cost",
+    )
     parser.add_argument("--keep", type=Path, default=None, help="keep the recorded dataset here (default: temporary)")
-    parser.add_argument("--encoder", choices=["thread", "process"], default="process",
-                        help="video encoders on threads of this process, or in worker processes (shared-memory frames)")
+    parser.add_argument(
+        "--encoder",
+        choices=["thread", "process"],
+        default="process",
+        help="video encoders on threads of this process, or in worker processes (shared-memory frames)",
+    )
     parser.add_argument("--no-rt", action="store_true", help="no SCHED_FIFO for the loop and camera capture threads")
 
 
 class _SimCameraThread:
     """Renders one MJCF camera at a fixed rate from snapshots of the shared simulation state."""
 
-    def __init__(self, model: Any, data: Any, lock: threading.Lock, name: str, height: int, width: int, fps: float,
-                 replay: list[np.ndarray] | None = None, fifo_priority: int | None = None) -> None:
+    def __init__(
+        self,
+        model: Any,
+        data: Any,
+        lock: threading.Lock,
+        name: str,
+        height: int,
+        width: int,
+        fps: float,
+        replay: list[np.ndarray] | None = None,
+        fifo_priority: int | None = None,
+    ) -> None:
         self.model, self.data, self.lock = model, data, lock
         self.replay = replay
         self.fifo_priority = fifo_priority
@@ -145,8 +167,16 @@ class _SimCameraThread:
 class _RecordTask:
     """Per tick: read the state, sway the joints, advance physics; per frame slot: hand a frame to the recorder."""
 
-    def __init__(self, arm: Any, lock: threading.Lock, cams: list[_SimCameraThread], recorder: Any, layout: FeatureLayout,
-                 fps: int, period: float) -> None:
+    def __init__(
+        self,
+        arm: Any,
+        lock: threading.Lock,
+        cams: list[_SimCameraThread],
+        recorder: Any,
+        layout: FeatureLayout,
+        fps: int,
+        period: float,
+    ) -> None:
         self.arm, self.lock, self.cams, self.recorder, self.layout = arm, lock, cams, recorder, layout
         self.frame_period, self.period = 1.0 / fps, period
         self.home = np.asarray(arm.spec.home, dtype=np.float64)
@@ -161,11 +191,19 @@ class _RecordTask:
     def read(self, tick: int) -> Any:
         s = self.arm.read()
         obs = {
-            "joint_positions": s.joint_positions, "gripper": np.array([s.gripper]), "tcp_position": s.tcp_position,
+            "joint_positions": s.joint_positions,
+            "gripper": np.array([s.gripper]),
+            "tcp_position": s.tcp_position,
             "tcp_quaternion": s.tcp_quaternion,
         }
-        self.states.append(np.concatenate([np.asarray(obs[k], dtype=np.float32).reshape(-1) for k in
-                                           ("joint_positions", "gripper", "tcp_position", "tcp_quaternion")]))
+        self.states.append(
+            np.concatenate(
+                [
+                    np.asarray(obs[k], dtype=np.float32).reshape(-1)
+                    for k in ("joint_positions", "gripper", "tcp_position", "tcp_quaternion")
+                ]
+            )
+        )
         self.times.append(s.timestamp)
         return obs
 
@@ -196,9 +234,14 @@ class _RecordTask:
             stamps.append(stamp)
         cube_p, cube_q = self.arm.object_pose("cube")
         obs = {
-            "joint_positions": self.states[-1][: self.arm.spec.dof], "gripper": self.states[-1][self.arm.spec.dof: self.arm.spec.dof + 1],
-            "tcp_position": self.states[-1][-7:-4], "tcp_quaternion": self.states[-1][-4:],
-            "cube_position": cube_p, "cube_quaternion": cube_q, "target_position": np.zeros(3), **images,
+            "joint_positions": self.states[-1][: self.arm.spec.dof],
+            "gripper": self.states[-1][self.arm.spec.dof : self.arm.spec.dof + 1],
+            "tcp_position": self.states[-1][-7:-4],
+            "tcp_quaternion": self.states[-1][-4:],
+            "cube_position": cube_p,
+            "cube_quaternion": cube_q,
+            "target_position": np.zeros(3),
+            **images,
         }
         frame = frame_features(self.layout, obs, np.append(target, 1.0), [self.times[-1], *stamps])
         frame.update(pack_state_stream(self.layout, self.states, self.times))
@@ -234,16 +277,28 @@ def run(args: argparse.Namespace) -> dict:
     # Replayed frames make a capture thread as light as a camera driver's: it gets SCHED_FIFO (below the loop).
     # Live software rendering is heavy (about 20 ms a frame): at SCHED_FIFO it would starve the encoders.
     capture_priority = CAMERA_FIFO_PRIORITY if args.camera_source == "replay" and not args.no_rt else None
-    cams = [_SimCameraThread(model, data, lock, name, height, width, args.camera_fps, replay.get(name), capture_priority)
-            for name in CAMERAS]
+    cams = [
+        _SimCameraThread(model, data, lock, name, height, width, args.camera_fps, replay.get(name), capture_priority)
+        for name in CAMERAS
+    ]
     k = int(math.ceil(args.state_hz / args.camera_fps)) + 2
-    layout = FeatureLayout(tuple(arm.spec.joint_names), (*arm.spec.joint_names, "gripper"),
-                           tuple((n, height, width) for n in CAMERAS), state_stream=k)
+    layout = FeatureLayout(
+        tuple(arm.spec.joint_names),
+        (*arm.spec.joint_names, "gripper"),
+        tuple((n, height, width) for n in CAMERAS),
+        state_stream=k,
+    )
     workdir = Path(tempfile.mkdtemp(prefix="rcs-bench-record-"))
     root = args.keep or workdir / "ds"
-    recorder = Recorder(root, fps=args.camera_fps, features=layout.features(), robot_type="panda", realtime=True,
-                        recording={"benchmark": "rcs bench record", "state_hz": args.state_hz},
-                        video=VideoOptions(vcodec=args.vcodec, backend=args.encoder))
+    recorder = Recorder(
+        root,
+        fps=args.camera_fps,
+        features=layout.features(),
+        robot_type="panda",
+        realtime=True,
+        recording={"benchmark": "rcs bench record", "state_hz": args.state_hz},
+        video=VideoOptions(vcodec=args.vcodec, backend=args.encoder),
+    )
     task = _RecordTask(arm, lock, cams, recorder, layout, args.camera_fps, 1.0 / args.state_hz)
     loop = ControlLoop(task, args.state_hz, robot=None, paced=True, rt=None if args.no_rt else _RT, log_every_s=0)
     try:
@@ -281,11 +336,16 @@ def run(args: argparse.Namespace) -> dict:
             n_states = int(counts.sum())
             span = capture[-1, 1:].max() - capture[0, 1:].min()
             distinct = [len(np.unique(capture[:, 1 + i])) for i in range(len(CAMERAS))]
-            result.update({
-                "frames": ds.num_frames, "state_samples": n_states,
-                "state_stream_monotonic": bool(np.all(np.diff(np.concatenate([t[:c] for t, c in zip(times, counts)])) > 0)),
-                "video_frames_decodable": _check_video(ds),
-            })
+            result.update(
+                {
+                    "frames": ds.num_frames,
+                    "state_samples": n_states,
+                    "state_stream_monotonic": bool(
+                        np.all(np.diff(np.concatenate([t[:c] for t, c in zip(times, counts, strict=True)])) > 0)
+                    ),
+                    "video_frames_decodable": _check_video(ds),
+                }
+            )
             state_hz = (n_states - 1) / (last - first)
             camera_fps = (min(distinct) - 1) / span if span > 0 else 0.0
         else:
@@ -300,14 +360,28 @@ def run(args: argparse.Namespace) -> dict:
             "met": bool(state_hz >= TARGETS["state_hz"] and camera_fps >= TARGETS["camera_fps"] - 0.5 and dropped == 0),
             "detail": {
                 **result,
-                "seconds": args.seconds, "size": [height, width], "vcodec": args.vcodec, "render": args.render,
-                "camera_source": args.camera_source, "encoder": args.encoder,
+                "seconds": args.seconds,
+                "size": [height, width],
+                "vcodec": args.vcodec,
+                "render": args.render,
+                "camera_source": args.camera_source,
+                "encoder": args.encoder,
                 "cpu_percent_loop_process": round(100.0 * own_cpu_s / (wall1 - wall0), 1),
-                "camera_slots_repeated": task.camera_repeats, "camera_frames_skipped": task.camera_skipped,
-                "encoder_dropped": encoder_dropped, "camera_deadlines_missed": sum(c.late for c in cams),
-                "encoder_backlog_at_stop": backlog, "camera_rt": [("SCHED_FIFO" if c.fifo_priority and not c.rt_warning else c.rt_warning or "default") for c in cams], "commit_s": round(commit_s, 2),
-                "loop": {"achieved_rate_hz": round(stats.achieved_rate_hz, 1), "lateness_us": stats.lateness_us,
-                         "missed_ticks": stats.missed_ticks, "rt_scheduling": stats.rt_scheduling},
+                "camera_slots_repeated": task.camera_repeats,
+                "camera_frames_skipped": task.camera_skipped,
+                "encoder_dropped": encoder_dropped,
+                "camera_deadlines_missed": sum(c.late for c in cams),
+                "encoder_backlog_at_stop": backlog,
+                "camera_rt": [
+                    ("SCHED_FIFO" if c.fifo_priority and not c.rt_warning else c.rt_warning or "default") for c in cams
+                ],
+                "commit_s": round(commit_s, 2),
+                "loop": {
+                    "achieved_rate_hz": round(stats.achieved_rate_hz, 1),
+                    "lateness_us": stats.lateness_us,
+                    "missed_ticks": stats.missed_ticks,
+                    "rt_scheduling": stats.rt_scheduling,
+                },
                 "cpus": os.cpu_count(),
             },
         }

@@ -35,14 +35,19 @@ log = logging.getLogger(__name__)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--robot", default="sim/panda", help="registered arm (default sim/panda)")
-    parser.add_argument("--rate", type=float, default=1000.0,
-                        help="control loop = state rate (Hz, default 1000: the Panda's spec rate)")
+    parser.add_argument(
+        "--rate", type=float, default=1000.0, help="control loop = state rate (Hz, default 1000: the Panda's spec rate)"
+    )
     parser.add_argument("--physics-dt", type=float, default=0.001, help="physics step (s), at most 1/rate")
     parser.add_argument("--duration", type=float, default=10.0, help="measured seconds (default 10)")
     parser.add_argument("--warmup", type=float, default=2.0, help="discarded seconds (default 2)")
-    parser.add_argument("--ros-rt-priority", type=int, default=50,
-                        help="SCHED_FIFO priority of the bridge's state thread and of the probe process, as a "
-                             "real-time ROS consumer would run (default 50; 0: default scheduler)")
+    parser.add_argument(
+        "--ros-rt-priority",
+        type=int,
+        default=50,
+        help="SCHED_FIFO priority of the bridge's state thread and of the probe process, as a "
+        "real-time ROS consumer would run (default 50; 0: default scheduler)",
+    )
     parser.add_argument("--no-realtime", action="store_true", help="robot loop without SCHED_FIFO")
 
 
@@ -103,8 +108,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     state, command = f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}"
     domain = 100 + os.getpid() % 100
     env = ros_env(domain)
-    robot_cmd = [sys.executable, "-m", "rcs.cli.main", "robot", "--robot", args.robot, "--rate", str(args.rate),
-                 "--state-endpoint", state, "--command-endpoint", command]
+    robot_cmd = [
+        sys.executable,
+        "-m",
+        "rcs.cli.main",
+        "robot",
+        "--robot",
+        args.robot,
+        "--rate",
+        str(args.rate),
+        "--state-endpoint",
+        state,
+        "--command-endpoint",
+        command,
+    ]
     if args.no_realtime:
         robot_cmd.append("--no-realtime")
     cfg = REPO / "outputs" / f"bench_ros2_robot_{os.getpid()}.json"
@@ -118,18 +135,46 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         wait_ready(robot, 120.0)
         log.info("robot server up (%s at %.0f Hz)", args.robot, args.rate)
         bridge = subprocess.Popen(
-            node_command("robot_bridge") + [
-                "--ros-args", "-p", f"state_endpoint:={state}", "-p", f"command_endpoint:={command}",
-                "-p", "publish_cameras:=false", "-p", "publish_tcp_pose:=false",
-                "-p", f"realtime_priority:={args.ros_rt_priority}", "--log-level", "warn"],
-            env=env, stdout=sys.stderr, stderr=sys.stderr)
+            node_command("robot_bridge")
+            + [
+                "--ros-args",
+                "-p",
+                f"state_endpoint:={state}",
+                "-p",
+                f"command_endpoint:={command}",
+                "-p",
+                "publish_cameras:=false",
+                "-p",
+                "publish_tcp_pose:=false",
+                "-p",
+                f"realtime_priority:={args.ros_rt_priority}",
+                "--log-level",
+                "warn",
+            ],
+            env=env,
+            stdout=sys.stderr,
+            stderr=sys.stderr,
+        )
         procs.append(bridge)
         chrt = ["chrt", "-f", str(args.ros_rt_priority)] if args.ros_rt_priority > 0 else []
         probe = subprocess.run(
-            chrt + node_command("state_probe") + [
-                "--ros-args", "-p", "topic:=joint_states", "-p", f"duration_s:={args.duration}",
-                "-p", f"warmup_s:={args.warmup}"],
-            env=env, capture_output=True, text=True, timeout=args.duration + args.warmup + 120, check=False)
+            chrt
+            + node_command("state_probe")
+            + [
+                "--ros-args",
+                "-p",
+                "topic:=joint_states",
+                "-p",
+                f"duration_s:={args.duration}",
+                "-p",
+                f"warmup_s:={args.warmup}",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=args.duration + args.warmup + 120,
+            check=False,
+        )
         lines = [ln for ln in probe.stdout.splitlines() if ln.startswith("{")]
         if probe.returncode != 0 or not lines:
             raise RuntimeError(f"state_probe failed ({probe.returncode}): {probe.stdout[-500:]} {probe.stderr[-1500:]}")
@@ -149,10 +194,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "robot": args.robot,
         "loop_rate_hz": args.rate,
         "ros_rt_priority": args.ros_rt_priority,
-        "robot_loop": {k: status["loop"][k] for k in ("achieved_rate_hz", "missed_ticks", "overruns", "lateness_us",
-                                                      "rt_scheduling")},
+        "robot_loop": {
+            k: status["loop"][k]
+            for k in ("achieved_rate_hz", "missed_ticks", "overruns", "lateness_us", "rt_scheduling")
+        },
         "path": "rcs robot (sim, ControlLoop) -> ZeroMQ PUB/SUB tcp loopback -> robot_bridge -> "
-                "Fast DDS (sensor-data QoS) -> state_probe subscriber (separate processes)",
+        "Fast DDS (sensor-data QoS) -> state_probe subscriber (separate processes)",
         "targets": {"joint_states_hz": f">= {TARGET_HZ}", "latency_p99_ms": f"<= {TARGET_P99_MS}"},
         "met": {"joint_states_hz": res["rate_hz"] >= TARGET_HZ, "latency_p99_ms": lat["p99"] <= TARGET_P99_MS},
         "cpus": os.cpu_count(),

@@ -43,8 +43,13 @@ def _hold_action(env: gym.Env) -> np.ndarray:
 
 
 def compare(
-    env: gym.Env, action: np.ndarray, raw_step: Callable[[], None], substeps: int, physics_dt: float,
-    steps: int, rounds: int,
+    env: gym.Env,
+    action: np.ndarray,
+    raw_step: Callable[[], None],
+    substeps: int,
+    physics_dt: float,
+    steps: int,
+    rounds: int,
 ) -> dict:
     """Best-of-``rounds`` rates of ``raw_step`` (one env step's physics) and ``env.step(action)``, alternating,
     each round from the same reset state."""
@@ -94,8 +99,13 @@ def measure_pusher(steps: int, rounds: int) -> dict:
         u = env.unwrapped
         action = np.zeros(env.action_space.shape, dtype=np.float32)
         return compare(
-            env, action, lambda: mujoco.mj_step(u.model, u.data, u.frame_skip), u.frame_skip,
-            float(u.model.opt.timestep), steps, rounds,
+            env,
+            action,
+            lambda: mujoco.mj_step(u.model, u.data, u.frame_skip),
+            u.frame_skip,
+            float(u.model.opt.timestep),
+            steps,
+            rounds,
         )
     finally:
         env.close()

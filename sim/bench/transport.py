@@ -20,9 +20,9 @@ from __future__ import annotations
 import argparse
 import logging
 
+from rcs.errors import RcsError
 from sim.bench.baselines.runner import run_baseline
 from sim.bench.transport_ours import measure_ours
-from rcs.errors import RcsError
 
 log = logging.getLogger(__name__)
 

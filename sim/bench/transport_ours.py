@@ -35,8 +35,9 @@ from sim.bench.transport_request import (
 def _schema() -> Any:
     from rcs.serving.policy import standard_schema
 
-    return standard_schema(image_size=IMAGE_SHAPE[0], cameras=2, state_dim=STATE_DIM, chunk_size=CHUNK_SHAPE[0],
-                           action_dim=CHUNK_SHAPE[1])
+    return standard_schema(
+        image_size=IMAGE_SHAPE[0], cameras=2, state_dim=STATE_DIM, chunk_size=CHUNK_SHAPE[0], action_dim=CHUNK_SHAPE[1]
+    )
 
 
 def _request(seed: int = 0) -> dict[str, np.ndarray]:
@@ -67,15 +68,18 @@ def _serve_main(curve: bool) -> None:
     server.stop()
 
 
-def _client(endpoint: str, keys: Mapping[str, str] | None, warmup: int, seed: int,
-            shm: bool = False) -> tuple[Any, Callable[[], None]]:
+def _client(
+    endpoint: str, keys: Mapping[str, str] | None, warmup: int, seed: int, shm: bool = False
+) -> tuple[Any, Callable[[], None]]:
     from rcs.serving.client import PolicyClient
     from rcs.serving.keys import KeyPair
 
     kw: dict[str, Any] = {}
     if keys is not None:
-        kw = {"server_key": keys["RCS_BENCH_SERVER_PUBLIC"].encode(),
-              "client_keys": KeyPair(keys["RCS_BENCH_CLIENT_PUBLIC"].encode(), keys["RCS_BENCH_CLIENT_SECRET"].encode())}
+        kw = {
+            "server_key": keys["RCS_BENCH_SERVER_PUBLIC"].encode(),
+            "client_keys": KeyPair(keys["RCS_BENCH_CLIENT_PUBLIC"].encode(), keys["RCS_BENCH_CLIENT_SECRET"].encode()),
+        }
     client = PolicyClient(endpoint, _schema(), server_timeout_s=10.0, shared_memory=shm, **kw)
     client.handshake(timeout_s=10.0)
     if shm and not client.shm_active:
@@ -106,8 +110,13 @@ def _client_main(endpoint: str, curve: bool, requests: int, warmup: int, seed: i
 
 
 def _child(args: list[str], env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "sim.bench.transport_ours", *args], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True, env=env)
+    return subprocess.Popen(
+        [sys.executable, "-m", "sim.bench.transport_ours", *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
 
 
 def _line(proc: subprocess.Popen, what: str) -> str:
@@ -118,8 +127,9 @@ def _line(proc: subprocess.Popen, what: str) -> str:
     return line.strip()
 
 
-def measure_ours(requests: int, clients: int = 1, curve: bool = False, warmup: int | None = None,
-                 shm: bool = False) -> dict:
+def measure_ours(
+    requests: int, clients: int = 1, curve: bool = False, warmup: int | None = None, shm: bool = False
+) -> dict:
     """Latency (ms) and throughput of ``requests`` blocking requests per client.
 
     The server runs in a child process (``python -m sim.bench.transport_ours --serve``); one client runs in
@@ -145,16 +155,29 @@ def measure_ours(requests: int, clients: int = 1, curve: bool = False, warmup: i
     if curve:
         s_pub, s_sec = zmq.curve_keypair()
         c_pub, c_sec = zmq.curve_keypair()
-        env.update(RCS_BENCH_SERVER_PUBLIC=s_pub.decode(), RCS_BENCH_SERVER_SECRET=s_sec.decode(),
-                   RCS_BENCH_CLIENT_PUBLIC=c_pub.decode(), RCS_BENCH_CLIENT_SECRET=c_sec.decode())
+        env.update(
+            RCS_BENCH_SERVER_PUBLIC=s_pub.decode(),
+            RCS_BENCH_SERVER_SECRET=s_sec.decode(),
+            RCS_BENCH_CLIENT_PUBLIC=c_pub.decode(),
+            RCS_BENCH_CLIENT_SECRET=c_sec.decode(),
+        )
     server = _child(["--serve"] + (["--curve"] if curve else []), env)
     procs: list[subprocess.Popen] = []
     try:
         endpoint = _line(server, "server")
-        transport = ("rcs.serving (ZMQ ROUTER/DEALER; observations in shared memory, reply as tensor frames)" if shm
-                     else "rcs.serving (ZMQ ROUTER/DEALER, msgpack + raw tensor frames)")
-        result: dict[str, Any] = {"requests": requests, "warmup": warmup, "clients": clients, "curve": curve,
-                                  "shm": shm, "transport": transport}
+        transport = (
+            "rcs.serving (ZMQ ROUTER/DEALER; observations in shared memory, reply as tensor frames)"
+            if shm
+            else "rcs.serving (ZMQ ROUTER/DEALER, msgpack + raw tensor frames)"
+        )
+        result: dict[str, Any] = {
+            "requests": requests,
+            "warmup": warmup,
+            "clients": clients,
+            "curve": curve,
+            "shm": shm,
+            "transport": transport,
+        }
         if clients == 1:
             client, call = _client(endpoint, env if curve else None, warmup, 0, shm)
             lat, start, end = timed_calls(call, requests)
@@ -162,8 +185,23 @@ def measure_ours(requests: int, clients: int = 1, curve: bool = False, warmup: i
             lats, spans = [lat], [(start, end)]
         else:
             flag = (["--curve"] if curve else []) + (["--shm"] if shm else [])
-            procs = [_child(["--client", endpoint, "--requests", str(requests), "--warmup", str(warmup),
-                             "--seed", str(i), *flag], env) for i in range(clients)]
+            procs = [
+                _child(
+                    [
+                        "--client",
+                        endpoint,
+                        "--requests",
+                        str(requests),
+                        "--warmup",
+                        str(warmup),
+                        "--seed",
+                        str(i),
+                        *flag,
+                    ],
+                    env,
+                )
+                for i in range(clients)
+            ]
             for p in procs:
                 if _line(p, "client") != "ready":
                     raise RuntimeError("benchmark client did not get ready")
@@ -175,8 +213,12 @@ def measure_ours(requests: int, clients: int = 1, curve: bool = False, warmup: i
             lats = [np.asarray(o["lat_ns"], dtype=np.int64) for o in outs]
             spans = [(o["start_ns"], o["end_ns"]) for o in outs]
         ms = np.concatenate(lats) / 1e6
-        result.update(p50_ms=float(np.percentile(ms, 50)), p99_ms=float(np.percentile(ms, 99)),
-                      mean_ms=float(ms.mean()), max_ms=float(ms.max()))
+        result.update(
+            p50_ms=float(np.percentile(ms, 50)),
+            p99_ms=float(np.percentile(ms, 99)),
+            mean_ms=float(ms.mean()),
+            max_ms=float(ms.max()),
+        )
         per_client = [len(lt) / ((e - s) / 1e9) for lt, (s, e) in zip(lats, spans, strict=True)]
         result["req_per_s"] = float(np.mean(per_client))
         if clients > 1:

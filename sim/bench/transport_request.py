@@ -55,8 +55,9 @@ def check_chunk(chunk: Any) -> None:
         raise AssertionError(f"bad reply: expected ndarray {CHUNK_SHAPE} {np.dtype(CHUNK_DTYPE)}, got {got}")
 
 
-def timed_calls(call: Callable[[], Any], requests: int,
-                clock: Callable[[], int] = time.monotonic_ns) -> tuple[np.ndarray, int, int]:
+def timed_calls(
+    call: Callable[[], Any], requests: int, clock: Callable[[], int] = time.monotonic_ns
+) -> tuple[np.ndarray, int, int]:
     """Latency (ns) of each of ``requests`` calls, and the clock at start and end (ns).
 
     The default clock, CLOCK_MONOTONIC, is shared by the processes of a host, so spans of several client

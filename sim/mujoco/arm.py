@@ -21,6 +21,7 @@ Registry factories: ``make_panda`` (``"sim/panda"``) and ``make_so101`` (``"sim/
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 from collections.abc import Mapping
@@ -124,7 +125,10 @@ class MujocoArm(Arm):
         has_gripper = spec.gripper is not None
         actuators = (*spec.joint_names, *((GRIPPER_ACTUATOR,) if has_gripper else ()))
         self.simulation = MujocoSimulation(
-            scene_desc.model, physics_dt=physics_dt, randomization=randomization, keyframe=HOME_KEYFRAME,
+            scene_desc.model,
+            physics_dt=physics_dt,
+            randomization=randomization,
+            keyframe=HOME_KEYFRAME,
             gain_actuators=actuators,
         )
         sim, m = self.simulation, self.simulation.model
@@ -162,7 +166,7 @@ class MujocoArm(Arm):
     def _check_model(self, path: str) -> None:
         """The MJCF and the spec must agree: joint ranges, home keyframe, gripper range, cube size."""
         sim, m, spec = self.simulation, self.simulation.model, self.spec
-        for j, jid in zip(spec.joints, (sim.joint_id(n) for n in spec.joint_names)):
+        for j, jid in zip(spec.joints, (sim.joint_id(n) for n in spec.joint_names), strict=True):
             lo, hi = m.jnt_range[jid]
             same = math.isclose(lo, j.lower, abs_tol=1e-6) and math.isclose(hi, j.upper, abs_tol=1e-6)
             if not (m.jnt_limited[jid] and same):
@@ -178,7 +182,7 @@ class MujocoArm(Arm):
             and np.allclose(m.key_ctrl[kid][self._act], home, atol=1e-6)
         ):
             raise ConfigError(f"{path}: keyframe {HOME_KEYFRAME!r} arm qpos/ctrl differ from spec.home {spec.home}")
-        for name, a, q in zip(spec.joint_names, np.arange(m.nu)[self._act], home):
+        for name, a, q in zip(spec.joint_names, np.arange(m.nu)[self._act], home, strict=True):
             adr = m.actuator_actadr[a]  # a filtered target (act) must start at home, or the arm swings at reset
             if adr >= 0 and not math.isclose(m.key_act[kid][adr], q, abs_tol=1e-6):
                 raise ConfigError(f"{path}: keyframe {HOME_KEYFRAME!r} act of actuator {name!r} differs from home")
@@ -313,7 +317,7 @@ class MujocoArm(Arm):
 
 def _as_index(ids: list[int]) -> slice | np.ndarray:
     """A slice when ``ids`` are consecutive (faster, still copied by the readers), else an index array."""
-    if ids and all(b == a + 1 for a, b in zip(ids, ids[1:])):
+    if ids and all(b == a + 1 for a, b in itertools.pairwise(ids)):
         return slice(int(ids[0]), int(ids[-1]) + 1)
     return np.array(ids, dtype=int)
 
@@ -411,8 +415,7 @@ def _make(description: ArmDescription, config: Mapping[str, Any]) -> MujocoArm:
     unknown = sorted(set(config) - set(_FACTORY_KEYS))
     if unknown:
         raise ConfigError(
-            f"sim/{description.spec.name}: unknown option(s) {', '.join(unknown)}; "
-            f"accepted: {', '.join(_FACTORY_KEYS)}"
+            f"sim/{description.spec.name}: unknown option(s) {', '.join(unknown)}; accepted: {', '.join(_FACTORY_KEYS)}"
         )
     randomization = config.get("randomization")
     if isinstance(randomization, Mapping):

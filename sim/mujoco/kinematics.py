@@ -250,9 +250,7 @@ class MinkKinematics:
             if self._converged(e_pos, e_rot, _REFINE):
                 break
             try:
-                v = mink.solve_ik(
-                    cfg, [task], dt=1.0, solver=self.solver, damping=self.damping, limits=self._limits
-                )
+                v = mink.solve_ik(cfg, [task], dt=1.0, solver=self.solver, damping=self.damping, limits=self._limits)
             except mink.NoSolutionFound:
                 log.debug("IK QP infeasible; returning the last iterate")
                 break
@@ -264,7 +262,6 @@ class MinkKinematics:
             e_pos, e_rot = self._errors(p_target, q_target)
         q = np.clip(cfg.data.qpos[self._qadr], self.lower, self.upper)
         return IkResult(q.copy(), e_pos, e_rot, self._converged(e_pos, e_rot))
-
 
 
 def _depth(model: mujoco.MjModel, body: int) -> int:

@@ -441,8 +441,12 @@ class MujocoQuadrotor(Quadrotor):
         dt = self._onboard_dt
         if self._mode == "position":
             cmd = self.position_controller.update(
-                d.qpos[qp : qp + 3], d.qvel[qv : qv + 3], d.qpos[qp + 3 : qp + 7], dt,
-                self._position_sp, yaw_ref=self._yaw_sp,
+                d.qpos[qp : qp + 3],
+                d.qvel[qv : qv + 3],
+                d.qpos[qp + 3 : qp + 7],
+                dt,
+                self._position_sp,
+                yaw_ref=self._yaw_sp,
             )
             thrust, rates = cmd.collective_thrust, cmd.body_rates
         else:

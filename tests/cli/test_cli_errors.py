@@ -55,14 +55,17 @@ def test_a_quadrotor_env_is_refused_naming_the_arm_envs(command: str, tmp_path: 
     assert not (tmp_path / "ds").exists()
 
 
-@pytest.mark.parametrize(("args", "needles"), [
-    (["--steps", "0"], ["--steps", ">= 1"]),
-    (["--steps", "-5"], ["--steps", ">= 1"]),
-    (["--max-minutes", "-1"], ["--max-minutes", "> 0"]),
-    (["--max-minutes", "0"], ["--max-minutes", "> 0"]),
-    (["--batch-size", "0"], ["--batch-size", ">= 1"]),
-    (["--save-every", "0"], ["--save-every", ">= 1"]),
-])
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (["--steps", "0"], ["--steps", ">= 1"]),
+        (["--steps", "-5"], ["--steps", ">= 1"]),
+        (["--max-minutes", "-1"], ["--max-minutes", "> 0"]),
+        (["--max-minutes", "0"], ["--max-minutes", "> 0"]),
+        (["--batch-size", "0"], ["--batch-size", ">= 1"]),
+        (["--save-every", "0"], ["--save-every", ">= 1"]),
+    ],
+)
 def test_train_refuses_bad_numbers_at_parse_time(tmp_path: Path, args: list[str], needles: list[str]) -> None:
     out = _run("train", "--dataset", str(tmp_path / "ds"), "--output", str(tmp_path / "run"), *args)
     _one_line_error(out, *needles, code=2)
@@ -108,16 +111,19 @@ print(json.dumps({"code": code if isinstance(code, int) else 1, "heavy": heavy})
 """
 
 
-@pytest.mark.parametrize("args", [
-    ["dataset", "info", "--root", "{file}"],
-    ["dataset", "info", "--root", "{missing}"],
-    ["dataset", "info", "--root", "{dir}"],
-    ["replay", "--root", "{file}"],
-    ["replay", "--root", "{missing}"],
-    ["replay", "--root", "{dir}"],
-    ["train", "--dataset", "{missing}", "--output", "{missing}/run"],
-    ["train", "--dataset", "{file}", "--output", "{missing}/run"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["dataset", "info", "--root", "{file}"],
+        ["dataset", "info", "--root", "{missing}"],
+        ["dataset", "info", "--root", "{dir}"],
+        ["replay", "--root", "{file}"],
+        ["replay", "--root", "{missing}"],
+        ["replay", "--root", "{dir}"],
+        ["train", "--dataset", "{missing}", "--output", "{missing}/run"],
+        ["train", "--dataset", "{file}", "--output", "{missing}/run"],
+    ],
+)
 def test_bad_paths_are_refused_before_heavy_imports(tmp_path: Path, args: list[str]) -> None:
     """These errors took about 7 s to appear (lerobot and torch were imported first): now they are checked first."""
     afile = tmp_path / "afile"
@@ -131,8 +137,9 @@ def test_bad_paths_are_refused_before_heavy_imports(tmp_path: Path, args: list[s
     assert len([line for line in out.stderr.splitlines() if line.strip()]) == 1, out.stderr
 
 
-def test_train_prints_strict_json_when_the_loss_is_nan(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture,
-                                                       tmp_path: Path) -> None:
+def test_train_prints_strict_json_when_the_loss_is_nan(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, tmp_path: Path
+) -> None:
     """A resumed run already at --steps trains nothing: its loss is NaN, printed as null (NaN is not JSON)."""
     from policies.training import train as training
     from rcs.cli import train as train_cli
@@ -140,12 +147,27 @@ def test_train_prints_strict_json_when_the_loss_is_nan(monkeypatch: pytest.Monke
     (tmp_path / "ds" / "meta").mkdir(parents=True)
     (tmp_path / "ds" / "meta" / "info.json").write_text("{}")
     (tmp_path / "run" / "checkpoints" / "last").mkdir(parents=True)
-    monkeypatch.setattr(training, "train", lambda cfg, progress: training.TrainResult(
-        4, tmp_path / "run" / "checkpoints" / "last", float("nan"), 0.1, False))
+    monkeypatch.setattr(
+        training,
+        "train",
+        lambda cfg, progress: training.TrainResult(
+            4, tmp_path / "run" / "checkpoints" / "last", float("nan"), 0.1, False
+        ),
+    )
     parser = argparse.ArgumentParser()
     train_cli.add_arguments(parser)
-    args = parser.parse_args(["--dataset", str(tmp_path / "ds"), "--output", str(tmp_path / "run"), "--steps", "4",
-                              "--resume", "--no-progress"])
+    args = parser.parse_args(
+        [
+            "--dataset",
+            str(tmp_path / "ds"),
+            "--output",
+            str(tmp_path / "run"),
+            "--steps",
+            "4",
+            "--resume",
+            "--no-progress",
+        ]
+    )
     assert train_cli.run(args) == 0
 
     def refuse(name: str) -> None:
@@ -159,8 +181,15 @@ def test_train_config_refuses_bad_numbers_for_library_callers() -> None:
     from policies.training.train import TrainConfig, check_config
     from rcs.errors import ConfigError
 
-    for field, value in (("steps", 0), ("steps", -5), ("max_minutes", -1.0), ("max_minutes", 0.0),
-                         ("batch_size", 0), ("save_every", 0), ("stop_at", 0)):
+    for field, value in (
+        ("steps", 0),
+        ("steps", -5),
+        ("max_minutes", -1.0),
+        ("max_minutes", 0.0),
+        ("batch_size", 0),
+        ("save_every", 0),
+        ("stop_at", 0),
+    ):
         with pytest.raises(ConfigError, match=f"{field}="):
             check_config(TrainConfig(dataset="d", output="o", **{field: value}))
     check_config(TrainConfig(dataset="d", output="o", steps=1, max_minutes=0.5))
@@ -169,7 +198,9 @@ def test_train_config_refuses_bad_numbers_for_library_callers() -> None:
 def test_json_line_turns_nan_and_inf_into_null() -> None:
     from rcs.cli.main import json_line
 
-    text = json_line({"a": float("nan"), "b": [1.0, float("inf")], "c": (2, -float("inf")), "d": Path("x")}, default=str)
+    text = json_line(
+        {"a": float("nan"), "b": [1.0, float("inf")], "c": (2, -float("inf")), "d": Path("x")}, default=str
+    )
     assert text.endswith("\n") and json.loads(text) == {"a": None, "b": [1.0, None], "c": [2, None], "d": "x"}
 
 
@@ -181,8 +212,12 @@ def test_every_option_of_every_command_has_help() -> None:
         parser = argparse.ArgumentParser(prog=f"rcs {name}")
         importlib.import_module(module).add_arguments(parser)
         parsers[f"rcs {name}"] = parser
-    missing = [f"{prog} {'/'.join(a.option_strings) or a.dest}" for prog, parser in parsers.items()
-               for a in parser._actions if not a.help]
+    missing = [
+        f"{prog} {'/'.join(a.option_strings) or a.dest}"
+        for prog, parser in parsers.items()
+        for a in parser._actions
+        if not a.help
+    ]
     assert missing == []
 
 

@@ -51,8 +51,9 @@ def test_flight_video_camera_shows_the_vehicle_large():
 def test_flight_progress_lines_every_two_seconds_of_flight():
     lines: list[str] = []
     calls = []
-    policy = demo.FlightProgress(lambda obs: calls.append(1) or np.zeros(4), dt=0.01, total_s=24.0, ramp_s=8.0,
-                                 period_s=8.0, say=lines.append)
+    policy = demo.FlightProgress(
+        lambda obs: calls.append(1) or np.zeros(4), dt=0.01, total_s=24.0, ramp_s=8.0, period_s=8.0, say=lines.append
+    )
     obs = {"position": np.array([0.0, 0.0, 1.0]), "target_position": np.array([0.0, 0.003, 1.0])}
     for _ in range(2400):
         policy(obs)
@@ -72,8 +73,12 @@ def test_demo_json_keeps_stdout_pure_and_progress_on_stderr(capsys):
 
 @pytest.mark.slow
 def test_demo_output_names_files_that_exist_and_reports_flight_progress(tmp_path):
-    out = subprocess.run([RCS, "demo", "--episodes", "1", "--loops", "1", "--out", str(tmp_path)],
-                         capture_output=True, text=True, timeout=900)
+    out = subprocess.run(
+        [RCS, "demo", "--episodes", "1", "--loops", "1", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     named = re.findall(r"(\S+\.mp4)", out.stdout)
     assert named, out.stdout

@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[2]
 PACKAGE = REPO / "ros2_ws" / "src" / "rcs_ros2"
 
 STUBS = {
-    "rclpy/__init__.py": '''
+    "rclpy/__init__.py": """
 import signal, time
 from rclpy.executors import ExternalShutdownException
 from rclpy.signals import SignalHandlerOptions
@@ -37,10 +37,10 @@ def spin_once(node, timeout_sec=None):
         raise ExternalShutdownException()
 def try_shutdown():
     pass
-''',
+""",
     "rclpy/executors.py": "class ExternalShutdownException(Exception):\n    pass\n",
     "rclpy/signals.py": "import enum\nclass SignalHandlerOptions(enum.Enum):\n    NO = 0\n    ALL = 3\n",
-    "rclpy/node.py": '''
+    "rclpy/node.py": """
 import os
 class _Sub:
     def get_publisher_count(self):
@@ -53,26 +53,27 @@ class Node:
         return _Sub()
     def destroy_node(self):
         pass
-''',
+""",
     "nav_msgs/__init__.py": "",
     "nav_msgs/msg.py": "class Odometry:\n    pass\n",
     "sensor_msgs/__init__.py": "",
     "sensor_msgs/msg.py": "class JointState:\n    pass\n",
     "rcs_ros2/__init__.py": "",
-    "rcs_ros2/common.py": '''
+    "rcs_ros2/common.py": """
 STATE_QOS_PROFILES = {"sensor_data": None, "reliable": None}
 def declare(node, params):
     return {name: default for name, (default, _) in params.items()}
 def from_time(stamp):
     return 0.0
-''',
+""",
 }
 
 
 def test_help_prints_the_parameters_without_ros_or_running_the_probe() -> None:
     env = {**os.environ, "PYTHONPATH": str(PACKAGE)}
-    out = subprocess.run([sys.executable, "-m", "rcs_ros2.state_probe", "--help"], capture_output=True, text=True,
-                         timeout=60, env=env)
+    out = subprocess.run(
+        [sys.executable, "-m", "rcs_ros2.state_probe", "--help"], capture_output=True, text=True, timeout=60, env=env
+    )
     assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
     for name in ("topic", "duration_s", "match_timeout_s", "--ros-args"):
         assert name in out.stdout
@@ -87,8 +88,13 @@ def test_a_signal_ends_the_probe_quietly(tmp_path: Path, sig: int, code: int) ->
     shutil.copy(PACKAGE / "rcs_ros2" / "state_probe.py", tmp_path / "rcs_ros2" / "state_probe.py")
     ready = tmp_path / "ready"
     env = {**os.environ, "PYTHONPATH": str(tmp_path), "PROBE_READY": str(ready)}
-    proc = subprocess.Popen([sys.executable, "-m", "rcs_ros2.state_probe", "--ros-args", "-p", "topic:=x"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rcs_ros2.state_probe", "--ros-args", "-p", "topic:=x"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         end = time.monotonic() + 60
         while not ready.exists():

@@ -29,7 +29,7 @@ def _mapper(arm) -> PoseChunkToJoints:
 
 def _pose_chunk(kin, joints: np.ndarray, gripper: np.ndarray) -> np.ndarray:
     rows = []
-    for q, g in zip(joints, gripper):
+    for q, g in zip(joints, gripper, strict=True):
         p, quat = kin.forward(q)
         rows.append([*p, *rotation_6d_from_matrix(quat_to_matrix(quat)), g])
     return np.array(rows)
@@ -52,7 +52,7 @@ def test_pose_chunk_becomes_joint_targets_that_reach_the_poses(panda):
     joints = m.to_executor(poses, np.r_[q0, 1.0])
     assert joints.shape == (16, 8)
     np.testing.assert_allclose(joints[:, 7], gripper)
-    for q, pose in zip(joints, poses):
+    for q, pose in zip(joints, poses, strict=True):
         p, quat = m.kinematics.forward(q[:7])
         assert np.linalg.norm(p - pose[:3]) < 1.5e-3
         assert np.linalg.norm(rotation_6d_from_matrix(quat_to_matrix(quat)) - pose[3:9]) < 0.02

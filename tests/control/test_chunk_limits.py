@@ -196,8 +196,16 @@ def test_bad_limits_are_one_line_config_errors():
 
 def test_quadrotor_filters_give_no_box_limits():
     spec = QuadrotorSpec(
-        "quad", 0.03, (1e-5, 1e-5, 2e-5), ((0.03, -0.03), (-0.03, -0.03), (-0.03, 0.03), (0.03, 0.03)),
-        (-1, 1, -1, 1), 0.15, 0.02, 0.02, (10.0, 10.0, 5.0), 100.0,
+        "quad",
+        0.03,
+        (1e-5, 1e-5, 2e-5),
+        ((0.03, -0.03), (-0.03, -0.03), (-0.03, 0.03), (0.03, 0.03)),
+        (-1, 1, -1, 1),
+        0.15,
+        0.02,
+        0.02,
+        (10.0, 10.0, 5.0),
+        100.0,
     )
     fence = WorkspaceBox((-2.0, -2.0, 0.0), (2.0, 2.0, 3.0))
     cfg = QuadrotorSafetyConfig(control_dt=DT, geofence=fence, max_altitude=2.0)

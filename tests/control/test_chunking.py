@@ -155,7 +155,7 @@ def _run(ex: ChunkExecutor, deliveries: dict[int, ActionChunk], ticks: int) -> l
 def test_splice_keeps_committed_actions_and_continues_from_them(delay):
     window = 8
     ex = make_executor(splice_ticks=window)
-    first = chunk(0, ramp(15))                                  # 30 ticks
+    first = chunk(0, ramp(15))  # 30 ticks
     obs = 10
     second = chunk(obs, ramp(15, slope=(-1.0, 0.5), offset=(0.3, -0.2)))  # a different plan, far away
     out = _run(ex, {0: first, obs + delay: second}, 40)
@@ -209,14 +209,14 @@ def test_ensemble_weights_oldest_most():
     np.testing.assert_allclose(out[3], 0.0)
     w_new = np.exp(-m) / (1 + np.exp(-m))
     np.testing.assert_allclose(out[10], w_new)  # both chunks cover tick 10
-    np.testing.assert_allclose(out[21], 1.0)    # only the new one is left
+    np.testing.assert_allclose(out[21], 1.0)  # only the new one is left
 
 
 def test_blend_is_lerobot_weighted_average():
     ex = make_executor("blend")
     out = _run(ex, {0: chunk(0, np.zeros((10, 2))), 6: chunk(5, np.ones((10, 2)))}, 24)
     np.testing.assert_allclose(out[5], 0.0)
-    np.testing.assert_allclose(out[6], 0.7)   # overlap: 0.3 * old + 0.7 * new
+    np.testing.assert_allclose(out[6], 0.7)  # overlap: 0.3 * old + 0.7 * new
     np.testing.assert_allclose(out[21], 1.0)  # beyond the old chunk: new only
 
 

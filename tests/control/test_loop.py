@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import itertools
+import json
 import logging
 import os
 import sys

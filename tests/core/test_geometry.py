@@ -3,10 +3,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rcs.geometry import (
-    matrix_from_rotation_6d,
-    rotation_6d_from_matrix,
-    rotvec_to_matrix,
     Pose,
+    matrix_from_rotation_6d,
     matrix_to_quat,
     quat_angle,
     quat_from_euler_rpy,
@@ -15,6 +13,8 @@ from rcs.geometry import (
     quat_to_euler_rpy,
     quat_to_matrix,
     quat_to_rotvec,
+    rotation_6d_from_matrix,
+    rotvec_to_matrix,
 )
 
 angles = st.floats(-np.pi + 1e-3, np.pi - 1e-3)
@@ -73,7 +73,7 @@ def test_6d_rotation_is_continuous_where_the_rotation_vector_jumps():
     # batched, and an unnormalized vector (a regressed one) is orthonormalized
     r6 = rotation_6d_from_matrix(np.stack([a, b])) * np.array([[2.0], [0.5]])
     r6[:, 3:] += 0.1 * r6[:, :3]
-    for m, expected in zip(matrix_from_rotation_6d(r6), (a, b)):
+    for m, expected in zip(matrix_from_rotation_6d(r6), (a, b), strict=True):
         np.testing.assert_allclose(m, expected, atol=1e-12)
 
 

@@ -72,9 +72,9 @@ def test_deterministic_under_seed(env_id):
         c = _rollout(env, seed=8, steps=15)
     finally:
         env.close()
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=True):
         np.testing.assert_array_equal(x, y)
-    assert any(not np.array_equal(x, y) for x, y in zip(a, c))
+    assert any(not np.array_equal(x, y) for x, y in zip(a, c, strict=True))
 
 
 def test_image_observations_are_rendered_and_not_blank():

@@ -125,7 +125,7 @@ def test_noisy_expert_does_not_wait_for_phase_time_outs():
             obs, _ = env.reset(seed=seed)
             teleop.reset(obs)
             held = 0
-            for step in range(300):
+            for step in range(300):  # noqa: B007 (step is read after the loop: the episode length)
                 obs, _, terminated, _, info = env.step(teleop.executed(teleop.action(obs)))
                 held = held + 1 if info["is_success"] else 0
                 if held >= 10 or terminated:
@@ -161,8 +161,8 @@ def test_expert_lifts_as_soon_as_the_fingers_stop_on_the_cube():
                 if teleop.expert.phase is Phase.CARRY:
                     break
                 obs, *_ = env.step(teleop.executed(action))
-            close = [g for p, g in zip(phases, grips) if p is Phase.CLOSE]
-            lift = [g for p, g in zip(phases, grips) if p is Phase.LIFT]
+            close = [g for p, g in zip(phases, grips, strict=True) if p is Phase.CLOSE]
+            lift = [g for p, g in zip(phases, grips, strict=True) if p is Phase.LIFT]
             assert close and lift, (seed, phases)
             motionless = sum(abs(b - a) < 0.002 for a, b in pairwise(close))
             assert motionless <= 2, (seed, np.round(close, 3))

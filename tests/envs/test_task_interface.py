@@ -72,10 +72,20 @@ def test_evaluation_uses_only_the_public_task_interface(path):
     """rcs/eval reaches envs through the public interface only and holds no task's own words."""
     tree = ast.parse(path.read_text())
     private = {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)} & {
-        "_observe", "_task_info", "_terminated", "arm"}
+        "_observe",
+        "_task_info",
+        "_terminated",
+        "arm",
+    }
     assert not private, (path, private)
-    docstrings = {id(node.body[0].value) for node in ast.walk(tree)  # docstrings may name examples
-                  if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef)) and ast.get_docstring(node)}
-    strings = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)
-               and id(n) not in docstrings]
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)  # docstrings may name examples
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef)) and ast.get_docstring(node)
+    }
+    strings = [
+        n.value
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docstrings
+    ]
     assert not [s for s in strings if "cube" in s.lower()], path

@@ -32,7 +32,6 @@ FMAX = SPEC.max_thrust
 MIXER = Mixer(SPEC)
 
 
-
 # -- Mixer ------------------------------------------------------------------------------------------------
 
 
@@ -117,8 +116,16 @@ def test_mixer_shifts_collective_to_keep_roll_pitch_and_scales_only_an_impossibl
 
 def test_mixer_rejects_degenerate_layouts():
     bad = QuadrotorSpec(
-        "line", 0.03, (1e-5, 1e-5, 2e-5), ((0.1, 0), (0.2, 0), (-0.1, 0), (-0.2, 0)), (1, -1, 1, -1),
-        0.1, 0.02, 0.0, (10, 10, 10), 100,
+        "line",
+        0.03,
+        (1e-5, 1e-5, 2e-5),
+        ((0.1, 0), (0.2, 0), (-0.1, 0), (-0.2, 0)),
+        (1, -1, 1, -1),
+        0.1,
+        0.02,
+        0.0,
+        (10, 10, 10),
+        100,
     )
     with pytest.raises(ConfigError):
         Mixer(bad)

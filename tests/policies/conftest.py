@@ -18,8 +18,18 @@ RCS = str(Path(sys.executable).with_name("rcs"))
 ENV = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl"), "HF_HUB_OFFLINE": "1"}
 
 #: a small, fast policy for tests (the defaults are the shipped sizes)
-TINY_POLICY = {"vision_channels": 8, "vision_dim": 16, "state_hidden": 32, "cond_dim": 32, "head_hidden": 32,
-               "head_layers": 1, "horizon": 4, "n_action_steps": 2, "image_size": 32, "num_inference_steps": 2}
+TINY_POLICY = {
+    "vision_channels": 8,
+    "vision_dim": 16,
+    "state_hidden": 32,
+    "cond_dim": 32,
+    "head_hidden": 32,
+    "head_layers": 1,
+    "horizon": 4,
+    "n_action_steps": 2,
+    "image_size": 32,
+    "num_inference_steps": 2,
+}
 TINY = [a for k, v in TINY_POLICY.items() for a in ("--set", f"{k}={v}")]
 
 
@@ -38,18 +48,55 @@ def last_json(text: str) -> dict:
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("data") / "pick"
-    rcs("record", "--robot", "sim/panda", "--teleop", "expert", "--episodes", "2", "--root", str(root),
-        "--cameras", "front", "--image-size", "32x32", "--max-steps", "30", "--keep", "all", "--vcodec", "h264",
-        "--json")
+    rcs(
+        "record",
+        "--robot",
+        "sim/panda",
+        "--teleop",
+        "expert",
+        "--episodes",
+        "2",
+        "--root",
+        str(root),
+        "--cameras",
+        "front",
+        "--image-size",
+        "32x32",
+        "--max-steps",
+        "30",
+        "--keep",
+        "all",
+        "--vcodec",
+        "h264",
+        "--json",
+    )
     return root
 
 
 @pytest.fixture(scope="session")
 def tiny_run(tiny_dataset, tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("runs") / "tiny"
-    rcs("train", "--dataset", str(tiny_dataset), "--output", str(run), "--steps", "4", "--save-every", "2",
-        "--batch-size", "8", "--threads", "1", "--joint-targets", "--relative", "--ignore-entry", "tcp_qw",
-        "--no-progress", *TINY)
+    rcs(
+        "train",
+        "--dataset",
+        str(tiny_dataset),
+        "--output",
+        str(run),
+        "--steps",
+        "4",
+        "--save-every",
+        "2",
+        "--batch-size",
+        "8",
+        "--threads",
+        "1",
+        "--joint-targets",
+        "--relative",
+        "--ignore-entry",
+        "tcp_qw",
+        "--no-progress",
+        *TINY,
+    )
     return run
 
 
@@ -62,6 +109,24 @@ def tiny_checkpoint(tiny_run) -> Path:
 def tiny_pose_checkpoint(tiny_dataset, tmp_path_factory) -> Path:
     """A tiny policy that outputs TCP poses (--pose-targets): the robot side converts them with the arm's IK."""
     run = tmp_path_factory.mktemp("runs") / "tiny_pose"
-    rcs("train", "--dataset", str(tiny_dataset), "--output", str(run), "--steps", "2", "--save-every", "2",
-        "--batch-size", "8", "--threads", "1", "--pose-targets", "--ignore-entry", "tcp_qw", "--no-progress", *TINY)
+    rcs(
+        "train",
+        "--dataset",
+        str(tiny_dataset),
+        "--output",
+        str(run),
+        "--steps",
+        "2",
+        "--save-every",
+        "2",
+        "--batch-size",
+        "8",
+        "--threads",
+        "1",
+        "--pose-targets",
+        "--ignore-entry",
+        "tcp_qw",
+        "--no-progress",
+        *TINY,
+    )
     return run / "checkpoints" / "last" / "pretrained_model"

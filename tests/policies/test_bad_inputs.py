@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from rcs.errors import ConfigError
-from tests.policies.conftest import ENV, RCS, TINY_POLICY, last_json, rcs
+from tests.policies.conftest import TINY_POLICY, last_json, rcs
 
 torch = pytest.importorskip("torch")
 
@@ -31,34 +31,54 @@ def test_dataset_with_unexpected_observation_feature_is_refused_naming_it(tmp_pa
     from policies.training.data import DatasetFeatureError, load_demos
 
     vec = lambda n: {"dtype": "float32", "shape": (n,), "names": [f"v{i}" for i in range(n)]}  # noqa: E731
-    root = _dataset_with(tmp_path / "odd", {"observation.state": vec(4), "observation.velocity": vec(4),
-                                            "action": vec(2)})
+    root = _dataset_with(
+        tmp_path / "odd", {"observation.state": vec(4), "observation.velocity": vec(4), "action": vec(2)}
+    )
     with pytest.raises(DatasetFeatureError, match=r"observation\.velocity"):
         load_demos(root, RcsDiffusionConfig(device="cpu"))
-    data = load_demos(root, RcsDiffusionConfig(device="cpu", horizon=2, n_action_steps=1),
-                      ignore=("observation.velocity",))
+    data = load_demos(
+        root, RcsDiffusionConfig(device="cpu", horizon=2, n_action_steps=1), ignore=("observation.velocity",)
+    )
     assert sorted(data.input_features) == ["observation.state"]
     # a dataset whose state has no 'gripper' entry cannot give joint targets
     with pytest.raises(DatasetFeatureError, match="gripper"):
-        load_demos(root, RcsDiffusionConfig(device="cpu", action_target="joint_state_lookahead"),
-                   ignore=("observation.velocity",))
+        load_demos(
+            root,
+            RcsDiffusionConfig(device="cpu", action_target="joint_state_lookahead"),
+            ignore=("observation.velocity",),
+        )
 
 
 def test_resume_on_a_dataset_with_other_features_is_refused(tiny_run, tmp_path):
     from policies.training.data import DatasetFeatureError
     from policies.training.train import TrainConfig, train
 
-    state = [*(f"joint{i}" for i in range(1, 8)), "gripper", "tcp_x", "tcp_y", "tcp_z", "tcp_qw", "tcp_qx", "tcp_qy",
-             "tcp_qz"]
+    state = [
+        *(f"joint{i}" for i in range(1, 8)),
+        "gripper",
+        "tcp_x",
+        "tcp_y",
+        "tcp_z",
+        "tcp_qw",
+        "tcp_qx",
+        "tcp_qy",
+        "tcp_qz",
+    ]
     action = ["x", "y", "z", "rx", "ry", "rz", "gripper"]
-    other = _dataset_with(tmp_path / "other", {  # no environment state, no camera
-        "observation.state": {"dtype": "float32", "shape": (15,), "names": state},
-        "action": {"dtype": "float32", "shape": (7,), "names": action}})
+    other = _dataset_with(
+        tmp_path / "other",
+        {  # no environment state, no camera
+            "observation.state": {"dtype": "float32", "shape": (15,), "names": state},
+            "action": {"dtype": "float32", "shape": (7,), "names": action},
+        },
+    )
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run, symlinks=True)
     with pytest.raises(DatasetFeatureError, match="observation.environment_state"):
-        train(TrainConfig(dataset=str(other), output=str(run), steps=6, resume=True,
-                          policy=dict(TINY_POLICY)), progress=False)
+        train(
+            TrainConfig(dataset=str(other), output=str(run), steps=6, resume=True, policy=dict(TINY_POLICY)),
+            progress=False,
+        )
 
 
 @pytest.fixture
@@ -101,8 +121,22 @@ def test_nan_policy_is_held_by_the_safety_layer_and_fails_with_its_reason(tiny_c
     weights = load_file(str(d / "model.safetensors"))
     weights["head.out.bias"] = torch.full_like(weights["head.out.bias"], float("nan"))
     save_file(weights, str(d / "model.safetensors"), metadata={"format": "pt"})
-    out = last_json(rcs("eval", "--policy", str(d), "--episodes", "1", "--max-steps", "20", "--videos", "0",
-                        "--out", str(tmp_path / "eval"), "--json").stdout)
+    out = last_json(
+        rcs(
+            "eval",
+            "--policy",
+            str(d),
+            "--episodes",
+            "1",
+            "--max-steps",
+            "20",
+            "--videos",
+            "0",
+            "--out",
+            str(tmp_path / "eval"),
+            "--json",
+        ).stdout
+    )
     assert out["success_rate"] == 0.0 and out["episodes"] == 1
     reason = next(iter(out["failures"].values()))
     assert reason.startswith("no valid chunk") and "non_finite" in reason, reason

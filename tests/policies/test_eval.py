@@ -13,8 +13,24 @@ from tests.policies.conftest import ENV, RCS, last_json, rcs
 
 
 def test_eval_runs_episodes_through_the_served_policy(tiny_checkpoint, tmp_path):
-    out = last_json(rcs("eval", "--policy", str(tiny_checkpoint), "--episodes", "2", "--seed", "10000",
-                        "--max-steps", "20", "--videos", "1", "--out", str(tmp_path), "--json").stdout)
+    out = last_json(
+        rcs(
+            "eval",
+            "--policy",
+            str(tiny_checkpoint),
+            "--episodes",
+            "2",
+            "--seed",
+            "10000",
+            "--max-steps",
+            "20",
+            "--videos",
+            "1",
+            "--out",
+            str(tmp_path),
+            "--json",
+        ).stdout
+    )
     assert set(out) >= {"success_rate", "episodes", "mean_steps", "policy_latency_ms"}
     assert out["episodes"] == 2 and out["seeds"] == [10000, 10001]
     assert 0.0 <= out["success_rate"] <= 1.0
@@ -48,8 +64,8 @@ def test_eval_runs_episodes_through_the_served_policy(tiny_checkpoint, tmp_path)
 
 
 def test_replan_period_comes_from_the_checkpoint_and_sets_the_watchdog(tiny_checkpoint, tmp_path):
-    from rcs.eval.inputs import read_policy_inputs
     from rcs.errors import ConfigError
+    from rcs.eval.inputs import read_policy_inputs
 
     cfg = json.loads((tiny_checkpoint / "config.json").read_text())
     assert read_policy_inputs(tiny_checkpoint).replan_steps == cfg["n_action_steps"]
@@ -60,16 +76,46 @@ def test_replan_period_comes_from_the_checkpoint_and_sets_the_watchdog(tiny_chec
     shutil.copytree(tiny_checkpoint, bad)
     cfg["n_action_steps"] = cfg["horizon"] + 1
     (bad / "config.json").write_text(json.dumps(cfg))
-    with pytest.raises(ConfigError, match=rf"n_action_steps={cfg['horizon'] + 1} must be an integer in \[1, {cfg['horizon']}\]"):
+    with pytest.raises(
+        ConfigError, match=rf"n_action_steps={cfg['horizon'] + 1} must be an integer in \[1, {cfg['horizon']}\]"
+    ):
         read_policy_inputs(bad)
-    proc = subprocess.run([RCS, "eval", "--policy", str(tiny_checkpoint), "--replan-steps", "0",
-                           "--out", str(tmp_path / "eval"), "--json"], capture_output=True, text=True, env=ENV,
-                          timeout=120)
+    proc = subprocess.run(
+        [
+            RCS,
+            "eval",
+            "--policy",
+            str(tiny_checkpoint),
+            "--replan-steps",
+            "0",
+            "--out",
+            str(tmp_path / "eval"),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=120,
+    )
     assert proc.returncode == 2 and "--replan-steps: 0 must be >= 1" in proc.stderr, proc.stderr[-2000:]
     too_long = cfg["horizon"] + 1  # beyond the chunk: known only once the checkpoint is read
-    proc = subprocess.run([RCS, "eval", "--policy", str(tiny_checkpoint), "--replan-steps", str(too_long),
-                           "--out", str(tmp_path / "eval"), "--json"], capture_output=True, text=True, env=ENV,
-                          timeout=120)
+    proc = subprocess.run(
+        [
+            RCS,
+            "eval",
+            "--policy",
+            str(tiny_checkpoint),
+            "--replan-steps",
+            str(too_long),
+            "--out",
+            str(tmp_path / "eval"),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=120,
+    )
     assert proc.returncode != 0 and f"--replan-steps={too_long}: must be in [1," in proc.stderr, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
 
@@ -81,9 +127,25 @@ def test_eval_refuses_a_checkpoint_whose_joint_order_differs_from_the_robot(tiny
     names = manifest["names"]["action"]
     names[0], names[1] = names[1], names[0]
     (d / "rcs_policy.json").write_text(json.dumps(manifest))
-    proc = subprocess.run([RCS, "eval", "--policy", str(d), "--episodes", "1", "--max-steps", "5",
-                           "--out", str(tmp_path / "eval"), "--json"], capture_output=True, text=True, env=ENV,
-                          timeout=600)
+    proc = subprocess.run(
+        [
+            RCS,
+            "eval",
+            "--policy",
+            str(d),
+            "--episodes",
+            "1",
+            "--max-steps",
+            "5",
+            "--out",
+            str(tmp_path / "eval"),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=600,
+    )
     assert proc.returncode != 0
     assert "joint order" in proc.stderr, proc.stderr[-2000:]
 
@@ -95,8 +157,24 @@ def test_pose_policy_runs_through_the_robot_side_inverse_kinematics(tiny_pose_ch
     manifest = json.loads((tiny_pose_checkpoint / "rcs_policy.json").read_text())
     assert manifest["names"]["action"] == ["x", "y", "z", "r11", "r21", "r31", "r12", "r22", "r32", "gripper"]
     assert manifest["units"]["action"] == "m,rot6d"
-    out = last_json(rcs("eval", "--policy", str(tiny_pose_checkpoint), "--episodes", "1", "--seed", "10000",
-                        "--max-steps", "20", "--videos", "0", "--out", str(tmp_path), "--json").stdout)
+    out = last_json(
+        rcs(
+            "eval",
+            "--policy",
+            str(tiny_pose_checkpoint),
+            "--episodes",
+            "1",
+            "--seed",
+            "10000",
+            "--max-steps",
+            "20",
+            "--videos",
+            "0",
+            "--out",
+            str(tmp_path),
+            "--json",
+        ).stdout
+    )
     assert out["requests"] > 0 and out["chunk_rejections"] == {}
     for reason in out["failures"].values():
         assert reason in ("timeout", "terminated: cube off the table"), reason  # chunks arrived and ran

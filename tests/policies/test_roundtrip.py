@@ -55,7 +55,7 @@ def test_lerobot_loads_our_checkpoint_and_resaves_it_identically(tiny_checkpoint
     for part in (policy, pre, post):
         part.save_pretrained(str(tmp_path))
     _, again, pre2, post2 = _lerobot_load(tmp_path)
-    for (k, a), (k2, b) in zip(policy.state_dict().items(), again.state_dict().items()):
+    for (k, a), (k2, b) in zip(policy.state_dict().items(), again.state_dict().items(), strict=True):
         assert k == k2
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     torch.testing.assert_close(_chunk(again, pre2, post2, batch), first, rtol=0, atol=0)
@@ -76,9 +76,11 @@ def test_server_loader_computes_what_lerobot_computes(tiny_checkpoint):
     assert served.schema.policy_dt == pytest.approx(0.05)
     batch = _raw_batch()
     image = (batch["observation.images.front"][0].permute(1, 2, 0) * 255).round().to(torch.uint8)
-    wire = {"observation.state": batch["observation.state"][0].numpy(),
-            "observation.environment_state": batch["observation.environment_state"][0].numpy(),
-            "observation.images.front": image.numpy()}
+    wire = {
+        "observation.state": batch["observation.state"][0].numpy(),
+        "observation.environment_state": batch["observation.environment_state"][0].numpy(),
+        "observation.images.front": image.numpy(),
+    }
     torch.manual_seed(0)
     chunk = served.infer([wire])[0]
     _, policy, pre, post = _lerobot_load(tiny_checkpoint)

@@ -15,8 +15,13 @@ def test_train_writes_checkpoints_loss_log_and_curve(tiny_run):
     assert sorted(p.name for p in ckpts.iterdir()) == ["000002", "000004", "last"]
     assert (ckpts / "last").resolve().name == "000004"
     model = ckpts / "last" / "pretrained_model"
-    for name in ("config.json", "model.safetensors", "policy_preprocessor.json", "policy_postprocessor.json",
-                 "rcs_policy.json"):
+    for name in (
+        "config.json",
+        "model.safetensors",
+        "policy_preprocessor.json",
+        "policy_postprocessor.json",
+        "rcs_policy.json",
+    ):
         assert (model / name).is_file(), name
     assert json.loads((model / "config.json").read_text())["type"] == "rcs_diffusion"
     manifest = json.loads((model / "rcs_policy.json").read_text())
@@ -44,8 +49,15 @@ def test_resume_continues_exactly_where_it_stopped(tiny_dataset, tmp_path):
     policy = dict(TINY_POLICY, action_target="joint_state_lookahead")
 
     def cfg(out: str, **kw):
-        return TrainConfig(dataset=str(tiny_dataset), output=str(tmp_path / out), steps=6, batch_size=8,
-                           save_every=2, policy=policy, **kw)
+        return TrainConfig(
+            dataset=str(tiny_dataset),
+            output=str(tmp_path / out),
+            steps=6,
+            batch_size=8,
+            save_every=2,
+            policy=policy,
+            **kw,
+        )
 
     train(cfg("a"), progress=False)
     stopped = train(cfg("b", stop_at=4), progress=False)

@@ -60,10 +60,34 @@ def test_environment_state_holds_both_cubes_in_a_fixed_order():
     try:
         layout = FeatureLayout.for_env(env)
         names = layout.env_state_names()
-        assert names[:10] == ["cube_x", "cube_y", "cube_z", "cube_qw", "cube_qx", "cube_qy", "cube_qz",
-                              "target_x", "target_y", "target_z"]
-        assert names[10:] == ["red_x", "red_y", "red_z", "red_qw", "red_qx", "red_qy", "red_qz",
-                              "blue_x", "blue_y", "blue_z", "blue_qw", "blue_qx", "blue_qy", "blue_qz"]
+        assert names[:10] == [
+            "cube_x",
+            "cube_y",
+            "cube_z",
+            "cube_qw",
+            "cube_qx",
+            "cube_qy",
+            "cube_qz",
+            "target_x",
+            "target_y",
+            "target_z",
+        ]
+        assert names[10:] == [
+            "red_x",
+            "red_y",
+            "red_z",
+            "red_qw",
+            "red_qx",
+            "red_qy",
+            "red_qz",
+            "blue_x",
+            "blue_y",
+            "blue_z",
+            "blue_qw",
+            "blue_qx",
+            "blue_qy",
+            "blue_qz",
+        ]
         assert layout.features()[ENV_STATE]["shape"] == (24,)
         for colour in ("red", "blue"):
             obs, _ = env.reset(seed=5, options={"colour": colour})

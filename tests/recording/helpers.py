@@ -59,10 +59,20 @@ def record_episode(env, expert, recorder: Recorder, layout: FeatureLayout, cams:
 
 
 def new_recorder(root: Path, layout: FeatureLayout, fps: int = 20, backend: str = "thread", **kw) -> Recorder:
-    return Recorder(root, fps=fps, features=layout.features(), robot_type="panda",
-                    recording={"env_id": "rcs/PandaPickCube-v0", "control_mode": "cartesian", "relative": False,
-                               "control_rate_hz": 20.0},
-                    video=VideoOptions(vcodec="h264", backend=backend), **kw)
+    return Recorder(
+        root,
+        fps=fps,
+        features=layout.features(),
+        robot_type="panda",
+        recording={
+            "env_id": "rcs/PandaPickCube-v0",
+            "control_mode": "cartesian",
+            "relative": False,
+            "control_rate_hz": 20.0,
+        },
+        video=VideoOptions(vcodec="h264", backend=backend),
+        **kw,
+    )
 
 
 def expert_for(env) -> ExpertTeleop:

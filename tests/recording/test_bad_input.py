@@ -55,7 +55,9 @@ def test_camera_that_stops_delivering_discards_the_episode_keeps_saved(tmp_path)
     stalling.connect()
     layout = layout_for(env, cams)
     rec = new_recorder(tmp_path / "ds", layout)
-    session = RecordSession(env, expert_for(env), rec, layout, CameraSet({"front": stalling}, max_age=0.2), "t", episodes=5)
+    session = RecordSession(
+        env, expert_for(env), rec, layout, CameraSet({"front": stalling}, max_age=0.2), "t", episodes=5
+    )
     stalled = threading.Event()
 
     def age_the_frame():  # real time passes while the driver returns its stale frame

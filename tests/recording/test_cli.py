@@ -33,8 +33,24 @@ def _main(capsys, *args: str) -> tuple[int, str, str]:
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("cli") / "pick"
-    out = _run("record", "--teleop", "expert", "--episodes", "2", "--root", str(root), "--cameras", "none",
-               "--max-steps", "30", "--keep", "all", "--seed", "4", "--json")
+    out = _run(
+        "record",
+        "--teleop",
+        "expert",
+        "--episodes",
+        "2",
+        "--root",
+        str(root),
+        "--cameras",
+        "none",
+        "--max-steps",
+        "30",
+        "--keep",
+        "all",
+        "--seed",
+        "4",
+        "--json",
+    )
     assert out.returncode == 0, out.stderr
     summary = json.loads(out.stdout)
     assert summary["saved_this_session"] == 2 and summary["episodes_total"] == 2
@@ -75,7 +91,9 @@ def test_clear_errors_for_bad_arguments(dataset, tmp_path, capsys):
     rc, _, err = _main(capsys, "record", "--teleop", "nope", "--root", str(tmp_path / "x"), "--cameras", "none")
     assert rc == 2 and "rcs record: unknown teleop 'nope'; known teleops: expert" in err
     assert not (tmp_path / "x").exists()
-    rc, _, err = _main(capsys, "record", "--root", str(tmp_path / "y"), "--cameras", "none", "--end-after-success", "nan")
+    rc, _, err = _main(
+        capsys, "record", "--root", str(tmp_path / "y"), "--cameras", "none", "--end-after-success", "nan"
+    )
     assert rc == 2 and "--end-after-success=nan: a duration in s, >= 0" in err
     assert not (tmp_path / "y").exists()
 
@@ -87,8 +105,22 @@ def test_episodes_end_after_the_task_succeeded_for_the_given_time(tmp_path):
     import pandas as pd
 
     root = tmp_path / "short"
-    out = _run("record", "--teleop", "expert", "--episodes", "2", "--root", str(root), "--cameras", "none",
-               "--seed", "4", "--end-after-success", "0.5", "--json")
+    out = _run(
+        "record",
+        "--teleop",
+        "expert",
+        "--episodes",
+        "2",
+        "--root",
+        str(root),
+        "--cameras",
+        "none",
+        "--seed",
+        "4",
+        "--end-after-success",
+        "0.5",
+        "--json",
+    )
     assert out.returncode == 0, out.stderr
     frames = pd.concat(pd.read_parquet(f) for f in sorted(root.glob("data/*/*.parquet")))
     for _, ep in frames.groupby("episode_index"):

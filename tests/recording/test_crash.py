@@ -23,13 +23,34 @@ pytest.importorskip("lerobot")
 from lerobot.datasets.lerobot_dataset import LeRobotDataset  # noqa: E402
 
 RCS = str(Path(sys.executable).with_name("rcs"))
-RECORD = ["record", "--robot", "sim/panda", "--teleop", "expert", "--cameras", "front", "--image-size", "32x48",
-          "--max-steps", "8", "--keep", "all", "--vcodec", "h264", "--json"]
+RECORD = [
+    "record",
+    "--robot",
+    "sim/panda",
+    "--teleop",
+    "expert",
+    "--cameras",
+    "front",
+    "--image-size",
+    "32x48",
+    "--max-steps",
+    "8",
+    "--keep",
+    "all",
+    "--vcodec",
+    "h264",
+    "--json",
+]
 
 
 def _record(root: Path, episodes: int, env: dict | None = None, **popen) -> subprocess.Popen:
-    return subprocess.Popen([RCS, *RECORD, "--episodes", str(episodes), "--root", str(root)],
-                            env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen)
+    return subprocess.Popen(
+        [RCS, *RECORD, "--episodes", str(episodes), "--root", str(root)],
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        **popen,
+    )
 
 
 def _saved_lines(root: Path) -> list[dict]:
@@ -82,7 +103,9 @@ def test_kill_at_each_commit_point_loses_nothing_saved(tmp_path, point, exchange
     else:
         # without any repair, lerobot loads the folder as it is
         assert _load_everything(root) == before_repair
-    out = subprocess.run([RCS, "dataset", "repair", "--root", str(root), "--json"], capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [RCS, "dataset", "repair", "--root", str(root), "--json"], capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["episodes"] == after_repair
     assert _load_everything(root) == after_repair

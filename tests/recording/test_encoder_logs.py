@@ -43,8 +43,9 @@ SCRIPT = textwrap.dedent("""
 @pytest.mark.parametrize("backend", ["thread", "process"])
 def test_svtav1_encoder_prints_no_info_lines(tmp_path, backend):
     env = {k: v for k, v in os.environ.items() if k != "SVT_LOG"}  # as a user's shell has it
-    out = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path), backend], capture_output=True, text=True,
-                         timeout=180, env=env)
+    out = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(tmp_path), backend], capture_output=True, text=True, timeout=180, env=env
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "encoded 6" in out.stdout
     assert "Svt[" not in out.stdout + out.stderr, (out.stdout + out.stderr)[:2000]

@@ -41,7 +41,16 @@ def test_state_only_round_trip_values_counts_timestamps(tmp_path, env):
     assert ds.num_episodes == 2 and ds.num_frames == sum(len(e) for e in recorded) == 50
     assert ds.fps == 20
     names = ds.meta.features[STATE]["names"]
-    assert names[:7] == list(env.arm.spec.joint_names) and names[7:] == ["gripper", "tcp_x", "tcp_y", "tcp_z", "tcp_qw", "tcp_qx", "tcp_qy", "tcp_qz"]
+    assert names[:7] == list(env.arm.spec.joint_names) and names[7:] == [
+        "gripper",
+        "tcp_x",
+        "tcp_y",
+        "tcp_z",
+        "tcp_qw",
+        "tcp_qx",
+        "tcp_qy",
+        "tcp_qz",
+    ]
     assert ds.meta.features[ACTION]["names"] == ["x", "y", "z", "rx", "ry", "rz", "gripper"]
     i = 0
     for ep, frames in enumerate(recorded):
@@ -59,7 +68,7 @@ def test_state_only_round_trip_values_counts_timestamps(tmp_path, env):
     lines = [json.loads(x) for x in (root / "meta" / "rcs_episodes.jsonl").read_text().splitlines()]
     assert [x["seed"] for x in lines] == [3, 4]
     # capture times are stored relative to the episode's first capture, whose monotonic time is in the sidecar
-    for line, frames in zip(lines, recorded):
+    for line, frames in zip(lines, recorded, strict=True):
         assert line["capture_time_origin"] == pytest.approx(frames[0][CAPTURE_TIME][0], abs=1e-9)
     assert json.loads((root / "meta" / "rcs_recording.json").read_text())["control_mode"] == "cartesian"
 
@@ -79,7 +88,7 @@ def test_cameras_round_trip_video_frames(tmp_path, env, backend):
         for k in (0, len(frames) // 2, len(frames) - 1):
             item = ds[k]
             for name in ("front", "wrist"):
-                decoded = (item[IMAGE_PREFIX + name].numpy().transpose(1, 2, 0) * 255.0)
+                decoded = item[IMAGE_PREFIX + name].numpy().transpose(1, 2, 0) * 255.0
                 original = frames[k][IMAGE_PREFIX + name].astype(np.float64)
                 assert decoded.shape == original.shape == (48, 64, 3)
                 # lossy H.264: close on average, and far closer than a different frame of the other camera

@@ -40,8 +40,13 @@ def wait_line(proc: subprocess.Popen, needle: str, timeout: float = 120.0) -> li
 
 @pytest.mark.parametrize("composition", sorted(p.name for p in (REPO / "launch").glob("*.yaml")))
 def test_every_composition_parses(composition: str) -> None:
-    out = subprocess.run([*RCS, "up", str(REPO / "launch" / composition), "--dry-run"], capture_output=True, text=True,
-                         timeout=60, check=False)
+    out = subprocess.run(
+        [*RCS, "up", str(REPO / "launch" / composition), "--dry-run"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert out.returncode == 0, out.stderr
     assert "rcs " in out.stdout
 
@@ -52,7 +57,7 @@ def test_rcs_up_starts_the_stack_and_stops_it_on_sigint(tmp_path: Path) -> None:
     comp.write_text(f"""description: test stack
 processes:
   - name: robot
-    rcs: [robot, --config, {REPO / 'launch' / 'robots' / 'sim_so101.yaml'}, --state-endpoint, "{state}",
+    rcs: [robot, --config, {REPO / "launch" / "robots" / "sim_so101.yaml"}, --state-endpoint, "{state}",
           --command-endpoint, "{command}"]
     ready: '"ready": true'
 """)
@@ -101,14 +106,36 @@ def test_rcs_robot_sigterm_and_bad_config(tmp_path: Path) -> None:
     out = subprocess.run([*RCS, "robot", "--config", str(bad)], capture_output=True, text=True, timeout=60, check=False)
     assert out.returncode != 0 and "unknown key(s) rate" in out.stderr
     same = f"tcp://127.0.0.1:{port()}"
-    out = subprocess.run([*RCS, "robot", "--robot", "sim/so101", "--state-endpoint", same, "--command-endpoint", same],
-                         capture_output=True, text=True, timeout=60, check=False)
+    out = subprocess.run(
+        [*RCS, "robot", "--robot", "sim/so101", "--state-endpoint", same, "--command-endpoint", same],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert out.returncode != 0 and "command_endpoint=" in out.stderr and "cannot bind" in out.stderr
-    out = subprocess.run([*RCS, "robot", "--robot", "sim/nope"], capture_output=True, text=True, timeout=60, check=False)
+    out = subprocess.run(
+        [*RCS, "robot", "--robot", "sim/nope"], capture_output=True, text=True, timeout=60, check=False
+    )
     assert out.returncode != 0 and "unknown robot 'sim/nope'" in out.stderr
     state, command = f"tcp://127.0.0.1:{port()}", f"tcp://127.0.0.1:{port()}"
-    proc = subprocess.Popen([*RCS, "robot", "--robot", "sim/so101", "--rate", "30", "--state-endpoint", state,
-                             "--command-endpoint", command], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [
+            *RCS,
+            "robot",
+            "--robot",
+            "sim/so101",
+            "--rate",
+            "30",
+            "--state-endpoint",
+            state,
+            "--command-endpoint",
+            command,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         wait_line(proc, '"ready": true')
         proc.send_signal(signal.SIGTERM)
@@ -121,9 +148,11 @@ def test_rcs_robot_sigterm_and_bad_config(tmp_path: Path) -> None:
 
 def test_clients_import_only_the_light_core() -> None:
     """The ROS nodes use these modules from a venv without MuJoCo or torch."""
-    code = ("import sys, rcs.remote.client, rcs.remote.wire, rcs.remote.commands, rcs.remote.config, "
-            "rcs.serving.client; heavy = sorted(m for m in ('mujoco', 'torch', 'lerobot', 'rclpy', 'sim') "
-            "if m in sys.modules); print(heavy)")
+    code = (
+        "import sys, rcs.remote.client, rcs.remote.wire, rcs.remote.commands, rcs.remote.config, "
+        "rcs.serving.client; heavy = sorted(m for m in ('mujoco', 'torch', 'lerobot', 'rclpy', 'sim') "
+        "if m in sys.modules); print(heavy)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -142,8 +171,12 @@ def test_policy_deployment_composition_runs_as_shipped() -> None:
     """launch/policy_deployment.yaml exactly as shipped (fixed ports 5555, 5600, 5601)."""
     if not _ports_free(5555, 5600, 5601):
         pytest.skip("ports 5555/5600/5601 of the shipped composition are in use on this machine")
-    proc = subprocess.Popen([*RCS, "up", str(REPO / "launch" / "policy_deployment.yaml")], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [*RCS, "up", str(REPO / "launch" / "policy_deployment.yaml")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         wait_line(proc, '"ready": true')
         with RobotClient("tcp://127.0.0.1:5601", "tcp://127.0.0.1:5600", topics=(b"status",)) as client:

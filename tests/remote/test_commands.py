@@ -11,8 +11,14 @@ from rcs.remote.commands import TrajectoryLimits, check_quaternion, min_jerk_mov
 from rcs.remote.wire import Reply
 
 NAMES = ("a", "b", "gripper")
-LIMITS = TrajectoryLimits(NAMES, np.array([-1.0, -1.0, 0.0]), np.array([1.0, 1.0, 1.0]),
-                          np.array([2.0, 2.0, math.inf]), frozenset({"gripper"}), start_tolerance=0.05)
+LIMITS = TrajectoryLimits(
+    NAMES,
+    np.array([-1.0, -1.0, 0.0]),
+    np.array([1.0, 1.0, 1.0]),
+    np.array([2.0, 2.0, math.inf]),
+    frozenset({"gripper"}),
+    start_tolerance=0.05,
+)
 DT = 0.01
 CURRENT = np.array([0.1, -0.2, 0.5])
 

@@ -44,8 +44,9 @@ def test_schedule_sets_the_watchdog_from_the_request_period():
     assert schedule.watchdog(overdue_s=0.1)["stop_after_s"] == pytest.approx(0.5)
     # configured fields win; timeouts it leaves out follow the period
     assert schedule.watchdog({"disarm_after_s": 3.0}) == pytest.approx({"stop_after_s": 0.6, "disarm_after_s": 3.0})
-    with pytest.raises(ConfigError,
-                       match=r"watchdog.stop_after_s=0.4: must exceed the policy link's request period 0.400 s"):
+    with pytest.raises(
+        ConfigError, match=r"watchdog.stop_after_s=0.4: must exceed the policy link's request period 0.400 s"
+    ):
         schedule.watchdog({"stop_after_s": 0.4})
     assert check_replan_steps("policy.replan_steps", 16, 16) == 16
     with pytest.raises(ConfigError, match=r"policy.replan_steps=17: must be in \[1, 16\] \(the chunk length\)"):
@@ -55,15 +56,22 @@ def test_schedule_sets_the_watchdog_from_the_request_period():
 def test_observation_is_assembled_per_schema(panda):
     task = make_policy_task(panda, 100.0)
     names = task.executor.names
-    schema = _schema(names, (TensorSpec("observation.state", (len(names),), "float32", "", tuple(names)),
-                             TensorSpec("observation.images.front", (4, 6, 3), "uint8", "px"), text_spec("task", 32)))
+    schema = _schema(
+        names,
+        (
+            TensorSpec("observation.state", (len(names),), "float32", "", tuple(names)),
+            TensorSpec("observation.images.front", (4, 6, 3), "uint8", "px"),
+            text_spec("task", 32),
+        ),
+    )
     state = np.arange(len(names), dtype=np.float64)
     image = np.zeros((4, 6, 3), np.uint8)
     features = {"observation.state": state, "observation.images.front": image, "unused": np.zeros(2)}
     client = PolicyClient("tcp://127.0.0.1:1", schema)
     try:
-        link = PolicyLink(task, panda, client, LinkSchedule(4, 0.05), lambda: (7, 1.5, features), budget_s=0.1,
-                          instruction="pick it")
+        link = PolicyLink(
+            task, panda, client, LinkSchedule(4, 0.05), lambda: (7, 1.5, features), budget_s=0.1, instruction="pick it"
+        )
         tick, captured, obs = link.observe()
         assert (tick, captured) == (7, 1.5) and list(obs) == ["observation.state", "observation.images.front", "task"]
         assert obs["observation.state"].dtype == np.float32 and np.array_equal(obs["observation.state"], state)
@@ -89,8 +97,9 @@ def test_pose_policies_get_the_kinds_ik_and_other_kinds_refuse_them(panda, crazy
     pose = (*POSE_6D_NAMES, "gripper")
     client = PolicyClient("tcp://127.0.0.1:1", _schema(pose))
     try:
-        link = PolicyLink(task, panda, client, LinkSchedule(1, 0.05), lambda: (0, 0.0, {}), budget_s=0.1,
-                          measured_state=panda.read)
+        link = PolicyLink(
+            task, panda, client, LinkSchedule(1, 0.05), lambda: (0, 0.0, {}), budget_s=0.1, measured_state=panda.read
+        )
         assert link.action_map.names_in == pose and link.action_map.names_out == task.executor.names
         assert link.report() == {"bridge": link.counters, "ik": {"waypoints": 0, "misses": 0}}
     finally:
@@ -100,8 +109,15 @@ def test_pose_policies_get_the_kinds_ik_and_other_kinds_refuse_them(panda, crazy
     client = PolicyClient("tcp://127.0.0.1:1", _schema(POSE_6D_NAMES))
     try:
         with pytest.raises(ConfigError, match="TCP-pose actions need an arm"):
-            PolicyLink(quad_task, crazyflie, client, LinkSchedule(1, 0.05), lambda: (0, 0.0, {}), budget_s=0.1,
-                       measured_state=crazyflie.read)
+            PolicyLink(
+                quad_task,
+                crazyflie,
+                client,
+                LinkSchedule(1, 0.05),
+                lambda: (0, 0.0, {}),
+                budget_s=0.1,
+                measured_state=crazyflie.read,
+            )
     finally:
         client.close()
 
@@ -110,9 +126,19 @@ def test_device_kinds_hold_what_differs_between_arms_and_quadrotors(panda, crazy
     arm, quad = device_kind(panda), device_kind(crazyflie)
     assert (arm, quad) == (DEVICE_KINDS[Arm], DEVICE_KINDS[Quadrotor])
     assert (arm.name, arm.default_mode, arm.armed_at_start, arm.motor_switch, arm.target_frame) == (
-        "arm", "joint_positions", True, None, "base_frame")
+        "arm",
+        "joint_positions",
+        True,
+        None,
+        "base_frame",
+    )
     assert (quad.name, quad.default_mode, quad.armed_at_start, quad.motor_switch, quad.target_frame) == (
-        "quadrotor", "position", False, ("arm", "disarm"), "world_frame")
+        "quadrotor",
+        "position",
+        False,
+        ("arm", "disarm"),
+        "world_frame",
+    )
     # arm bounds: the spec's joint limits, then the normalized gripper width moved at any speed
     task = make_policy_task(panda, 100.0)
     bounds = arm.bounds(panda, task.safety)
@@ -120,8 +146,11 @@ def test_device_kinds_hold_what_differs_between_arms_and_quadrotors(panda, crazy
     assert math.isinf(bounds.max_velocity[-1]) and bounds.optional == frozenset({"gripper"})
     assert not arm.airborne(task.safety, panda.read())
     # quadrotor: the safety config comes from the config file's fields; geofence top lowered to the ceiling
-    safety = quad.safety_from(crazyflie, 100.0, {"geofence": {"lower": [-2, -2, 0], "upper": [2, 2, 2.5]},
-                                                 "max_altitude": 2.0, "max_speed": 0.5})
+    safety = quad.safety_from(
+        crazyflie,
+        100.0,
+        {"geofence": {"lower": [-2, -2, 0], "upper": [2, 2, 2.5]}, "max_altitude": 2.0, "max_speed": 0.5},
+    )
     qtask = make_policy_task(crazyflie, 100.0, safety=safety)
     qb = quad.bounds(crazyflie, qtask.safety)
     assert qb.upper[:3].tolist() == [2, 2, 2.0] and qb.max_velocity[:3].tolist() == [0.5] * 3

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from rcs.errors import ConfigError
 from rcs.remote.client import RobotClient, RobotServerTimeout
 from rcs.remote.config import server_config
 from rcs.remote.server import RobotServer
-from rcs.remote.wire import RobotHeader, RobotMsg, decode_message, encode_message
+from rcs.remote.wire import RobotHeader, RobotMsg, decode_message
 from rcs.serving import keys
 from tests.remote.helpers import free_endpoints
 
@@ -30,8 +29,14 @@ RCS = str(Path(sys.executable).with_name("rcs"))
 
 def _server(**extra: object) -> RobotServer:
     state, command = free_endpoints()
-    config = {"robot": "sim/panda", "rate_hz": 100, "realtime": False, "state_endpoint": state,
-              "command_endpoint": command, **extra}
+    config = {
+        "robot": "sim/panda",
+        "rate_hz": 100,
+        "realtime": False,
+        "state_endpoint": state,
+        "command_endpoint": command,
+        **extra,
+    }
     return RobotServer(server_config(config)).start()
 
 
@@ -65,8 +70,11 @@ def _raw(endpoint: str) -> zmq.Socket:
 
 def _command_frames(tensors: dict[str, int], seq: int = 1) -> list[bytes]:
     """Header and metadata of a trajectory COMMAND describing uint8 tensors of the given byte sizes."""
-    meta = {"command": "trajectory", "names": [], "tensors": [
-        {"name": name, "dtype": "uint8", "shape": [size]} for name, size in tensors.items()]}
+    meta = {
+        "command": "trajectory",
+        "names": [],
+        "tensors": [{"name": name, "dtype": "uint8", "shape": [size]} for name, size in tensors.items()],
+    }
     return [RobotHeader(RobotMsg.COMMAND, seq).pack(), msgpack.packb(meta)]
 
 
@@ -92,8 +100,7 @@ def test_a_message_over_the_total_cap_is_refused_as_it_arrives(robot) -> None:
     server, client = robot
     frame = 900 * 1024  # each frame under max_frame_bytes (1 MiB), 6 of them over max_message_bytes (4 MiB)
     attacker = _raw(server.config.command_endpoint)
-    attacker.send_multipart([*_command_frames({f"t{i}": frame for i in range(6)}, seq=7),
-                             *[bytes(frame)] * 6])
+    attacker.send_multipart([*_command_frames({f"t{i}": frame for i in range(6)}, seq=7), *[bytes(frame)] * 6])
     assert attacker.poll(5000), "no reply"
     reply = decode_message(attacker.recv_multipart())
     assert reply.header.seq == 7 and reply.meta["ok"] is False
@@ -126,13 +133,21 @@ def test_non_float_command_tensors_are_refused_for_their_dtype(robot, dtype) -> 
     server, client = robot
     q = server.current_command()[:7]
     positions = np.round(q).astype(dtype)[None, :]
-    reply = client.command("trajectory", {"positions": positions, "time_from_start": np.array([0.5])},
-                           names=[f"joint{i}" for i in range(1, 8)], age_s=0.0)
+    reply = client.command(
+        "trajectory",
+        {"positions": positions, "time_from_start": np.array([0.5])},
+        names=[f"joint{i}" for i in range(1, 8)],
+        age_s=0.0,
+    )
     assert not reply.ok and reply.code == "dtype" and reply.field == "positions", reply
     assert f"dtype {dtype}" in reply.message and reply.limit == "float64 or float32"
     assert "\n" not in str(reply)
-    reply = client.command("pose", {"position": np.array([0, 0, 1], dtype=np.int64),
-                                    "quaternion": np.array([0.0, 1.0, 0.0, 0.0])}, frame_id="base", age_s=0.0)
+    reply = client.command(
+        "pose",
+        {"position": np.array([0, 0, 1], dtype=np.int64), "quaternion": np.array([0.0, 1.0, 0.0, 0.0])},
+        frame_id="base",
+        age_s=0.0,
+    )
     assert not reply.ok and reply.code == "dtype" and reply.field == "pose.position", reply
 
 
@@ -140,9 +155,12 @@ def test_float32_commands_are_still_accepted(robot) -> None:
     server, client = robot
     q = server.current_command()
     names = [f"joint{i}" for i in range(1, 8)]
-    reply = client.command("trajectory", {"positions": q[None, :7].astype(np.float32),
-                                          "time_from_start": np.array([0.0], dtype=np.float32)},
-                           names=names, age_s=0.0)
+    reply = client.command(
+        "trajectory",
+        {"positions": q[None, :7].astype(np.float32), "time_from_start": np.array([0.0], dtype=np.float32)},
+        names=names,
+        age_s=0.0,
+    )
     assert reply.ok, reply
 
 
@@ -155,12 +173,14 @@ def test_curve_only_clients_with_an_allowed_key_talk_to_the_robot(tmp_path) -> N
     server_key = keys.load(server_secret).public
     command, state = server.config.command_endpoint, server.config.state_endpoint
     try:
-        with RobotClient(command, state, timeout_s=5.0, server_key=server_key,
-                         client_keys=keys.load_secret(allowed_secret)) as good:
+        with RobotClient(
+            command, state, timeout_s=5.0, server_key=server_key, client_keys=keys.load_secret(allowed_secret)
+        ) as good:
             assert good.describe()["name"]
             assert good.wait_for(b"state", 5.0).tensors["joint_positions"].shape == (7,)
-        with RobotClient(command, state, timeout_s=1.0, server_key=server_key,
-                         client_keys=keys.load_secret(stranger_secret)) as stranger:
+        with RobotClient(
+            command, state, timeout_s=1.0, server_key=server_key, client_keys=keys.load_secret(stranger_secret)
+        ) as stranger:
             with pytest.raises(RobotServerTimeout):
                 stranger.describe()
             assert stranger.receive(1.0) is None  # nor can it read the state stream
@@ -178,20 +198,46 @@ def test_caps_and_keys_are_checked_in_the_config() -> None:
     with pytest.raises(ConfigError, match="curve_secret and allow go together"):
         server_config({"robot": "sim/panda", "curve_secret": "robot.key_secret"})
     state, command = free_endpoints()
-    config = server_config({"robot": "sim/panda", "realtime": False, "state_endpoint": state,
-                            "command_endpoint": command, "trajectory": {"max_points": 100_000}})
+    config = server_config(
+        {
+            "robot": "sim/panda",
+            "realtime": False,
+            "state_endpoint": state,
+            "command_endpoint": command,
+            "trajectory": {"max_points": 100_000},
+        }
+    )
     with pytest.raises(ConfigError, match=r"trajectory.max_points=100000: .* > max_frame_bytes=1048576"):
         RobotServer(config)
 
 
 def test_rcs_robot_curve_options_fail_in_one_line(tmp_path) -> None:
-    run = subprocess.run([RCS, "robot", "--robot", "sim/panda", "--curve-secret", str(tmp_path / "none.key_secret"),
-                          "--no-realtime"], capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        [RCS, "robot", "--robot", "sim/panda", "--curve-secret", str(tmp_path / "none.key_secret"), "--no-realtime"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode != 0
-    assert run.stderr.strip() == "rcs robot: curve_secret and allow go together (CURVE needs the server key pair " \
-                                 "and the allow-list of client keys)"
-    run = subprocess.run([RCS, "robot", "--robot", "sim/panda", "--curve-secret", str(tmp_path / "none.key_secret"),
-                          "--allow", str(tmp_path / "none.txt"), "--no-realtime"], capture_output=True, text=True,
-                         timeout=120)
+    assert (
+        run.stderr.strip() == "rcs robot: curve_secret and allow go together (CURVE needs the server key pair "
+        "and the allow-list of client keys)"
+    )
+    run = subprocess.run(
+        [
+            RCS,
+            "robot",
+            "--robot",
+            "sim/panda",
+            "--curve-secret",
+            str(tmp_path / "none.key_secret"),
+            "--allow",
+            str(tmp_path / "none.txt"),
+            "--no-realtime",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode != 0 and len(run.stderr.strip().splitlines()) == 1
     assert run.stderr.startswith("rcs robot: cannot load CURVE key"), run.stderr

@@ -124,8 +124,9 @@ def test_description_state_status(panda) -> None:
 
 
 def test_camera_frames_are_published() -> None:
-    server, client = serve({"robot": "sim/so101", "rate_hz": 30,
-                            "cameras": [{"name": "front", "width": 64, "height": 48, "fps": 5}]})
+    server, client = serve(
+        {"robot": "sim/so101", "rate_hz": 30, "cameras": [{"name": "front", "width": 64, "height": 48, "fps": 5}]}
+    )
     try:
         assert client.describe()["cameras"][0]["width"] == 64
         cam = client.wait_for(TOPIC_CAMERA + b"front", timeout_s=20.0)
@@ -227,11 +228,15 @@ def test_malformed_frames_are_answered_not_fatal(panda) -> None:
 
 
 def test_quadrotor_arm_takeoff_disarm_refused_in_air_estop_lands() -> None:
-    server, client = serve({
-        "robot": "sim/crazyflie", "rate_hz": 100, "start_armed": False,
-        "safety": {"geofence": {"lower": [-2, -2, 0], "upper": [2, 2, 2.5]}, "max_altitude": 2.0},
-        "watchdog": {"stop_after_s": 0.5, "disarm_after_s": 5.0, "fade_in_s": 0.2},
-    })
+    server, client = serve(
+        {
+            "robot": "sim/crazyflie",
+            "rate_hz": 100,
+            "start_armed": False,
+            "safety": {"geofence": {"lower": [-2, -2, 0], "upper": [2, 2, 2.5]}, "max_altitude": 2.0},
+            "watchdog": {"stop_after_s": 0.5, "disarm_after_s": 5.0, "fade_in_s": 0.2},
+        }
+    )
     try:
         d = client.describe()
         assert d["kind"] == "quadrotor" and d["command_names"] == ["x", "y", "z", "yaw"]
@@ -280,8 +285,13 @@ def constant_policy_link(manifest: Path, link: dict | None = None, policy: list 
     server = PolicyServer(constant, policy_endpoint)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    robot, client = serve({"robot": "sim/panda", "rate_hz": 250,
-                           "policy": {"endpoint": policy_endpoint, "manifest": str(manifest), **(link or {})}})
+    robot, client = serve(
+        {
+            "robot": "sim/panda",
+            "rate_hz": 250,
+            "policy": {"endpoint": policy_endpoint, "manifest": str(manifest), **(link or {})},
+        }
+    )
     try:
         yield client
     finally:
@@ -316,34 +326,61 @@ def test_policy_link_asks_for_a_chunk_every_n_action_steps(tmp_path) -> None:
             assert fresh_status(client)["stage"] == "running"  # the watchdog's timeouts follow the period
 
 
-@pytest.mark.parametrize(("n_action_steps", "link", "match"), [
-    (100, {}, r"n_action_steps=100 must be an integer in \[1, 10\]"),
-    ("8", {}, r"n_action_steps='8' must be an integer"),
-    (5, {"replan_steps": 11}, r"policy.replan_steps=11: must be in \[1, 10\]"),
-    (5, {"replan_steps": 0}, r"policy.replan_steps=0 must be a positive integer"),
-])
+@pytest.mark.parametrize(
+    ("n_action_steps", "link", "match"),
+    [
+        (100, {}, r"n_action_steps=100 must be an integer in \[1, 10\]"),
+        ("8", {}, r"n_action_steps='8' must be an integer"),
+        (5, {"replan_steps": 11}, r"policy.replan_steps=11: must be in \[1, 10\]"),
+        (5, {"replan_steps": 0}, r"policy.replan_steps=0 must be a positive integer"),
+    ],
+)
 def test_policy_link_refuses_a_replan_period_it_cannot_run(tmp_path, n_action_steps, link, match) -> None:
     manifest = hold_checkpoint(tmp_path, n_action_steps)
     state, command = free_endpoints()
     with pytest.raises(ConfigError, match=match):
-        RobotServer(server_config({"robot": "sim/panda", "state_endpoint": state, "command_endpoint": command,
-                                   "policy": {"endpoint": "tcp://127.0.0.1:1", "manifest": str(manifest), **link}}))
+        RobotServer(
+            server_config(
+                {
+                    "robot": "sim/panda",
+                    "state_endpoint": state,
+                    "command_endpoint": command,
+                    "policy": {"endpoint": "tcp://127.0.0.1:1", "manifest": str(manifest), **link},
+                }
+            )
+        )
 
 
 def test_policy_link_refuses_a_watchdog_that_stops_between_chunks(tmp_path) -> None:
     manifest = hold_checkpoint(tmp_path, 10)  # 10 x 0.02 s: a chunk every 0.2 s
     state, command = free_endpoints()
     # timeouts a watchdog entry leaves out follow the request period (stop 0.2 s + 0.2 s overdue)
-    server = RobotServer(server_config({"robot": "sim/panda", "state_endpoint": state, "command_endpoint": command,
-                                        "watchdog": {"fade_in_s": 0.3},
-                                        "policy": {"endpoint": "tcp://127.0.0.1:1", "manifest": str(manifest)}}))
+    server = RobotServer(
+        server_config(
+            {
+                "robot": "sim/panda",
+                "state_endpoint": state,
+                "command_endpoint": command,
+                "watchdog": {"fade_in_s": 0.3},
+                "policy": {"endpoint": "tcp://127.0.0.1:1", "manifest": str(manifest)},
+            }
+        )
+    )
     assert server.task.watchdog.config.stop_after_s == pytest.approx(0.4)
     assert server.task.watchdog.config.fade_in_s == pytest.approx(0.3)
     server.stop(0.0)
     with pytest.raises(ConfigError, match=r"watchdog.stop_after_s=0.1: must exceed the policy link's request period"):
-        RobotServer(server_config({"robot": "sim/panda", "state_endpoint": state, "command_endpoint": command,
-                                   "watchdog": {"stop_after_s": 0.1, "disarm_after_s": 1.0},
-                                   "policy": {"endpoint": "tcp://127.0.0.1:1", "manifest": str(manifest)}}))
+        RobotServer(
+            server_config(
+                {
+                    "robot": "sim/panda",
+                    "state_endpoint": state,
+                    "command_endpoint": command,
+                    "watchdog": {"stop_after_s": 0.1, "disarm_after_s": 1.0},
+                    "policy": {"endpoint": "tcp://127.0.0.1:1", "manifest": str(manifest)},
+                }
+            )
+        )
 
 
 def test_policy_link_runs_served_chunks_on_the_loop(tmp_path) -> None:

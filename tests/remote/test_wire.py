@@ -46,8 +46,10 @@ def test_policy_protocol_message_is_refused_by_magic() -> None:
     ],
 )
 def test_malformed_messages_name_the_field(mutate, code) -> None:
-    frames = [bytes(memoryview(f)) for f in encode_message(RobotHeader(RobotMsg.COMMAND), {"command": "x"},
-                                                           {"t": np.zeros(2)})]
+    frames = [
+        bytes(memoryview(f))
+        for f in encode_message(RobotHeader(RobotMsg.COMMAND), {"command": "x"}, {"t": np.zeros(2)})
+    ]
     with pytest.raises(ProtocolError) as e:
         decode_message(mutate(frames), REQUEST_TYPES)
     assert e.value.code == code
@@ -67,5 +69,7 @@ def test_reply_round_trip_and_text() -> None:
 
 
 def test_description_hash_ignores_key_order() -> None:
-    assert description_hash({"a": 1, "b": [1, {"c": 2, "d": 3}]}) == description_hash({"b": [1, {"d": 3, "c": 2}], "a": 1})
+    assert description_hash({"a": 1, "b": [1, {"c": 2, "d": 3}]}) == description_hash(
+        {"b": [1, {"d": 3, "c": 2}], "a": 1}
+    )
     assert description_hash({"a": 1}) != description_hash({"a": 2})

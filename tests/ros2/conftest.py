@@ -36,13 +36,20 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def ros_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """Set up the ROS venv and workspace, and return the environment of its ``setup.bash``."""
-    done = subprocess.run(["bash", str(REPO / "scripts" / "setup_ros2.sh")], capture_output=True, text=True, timeout=1200, check=False)
+    done = subprocess.run(
+        ["bash", str(REPO / "scripts" / "setup_ros2.sh")], capture_output=True, text=True, timeout=1200, check=False
+    )
     assert done.returncode == 0, f"scripts/setup_ros2.sh failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    out = subprocess.run(["bash", "-c", f"source {INSTALL / 'setup.bash'} && env -0"], check=True,
-                         capture_output=True).stdout.decode()
+    out = subprocess.run(
+        ["bash", "-c", f"source {INSTALL / 'setup.bash'} && env -0"], check=True, capture_output=True
+    ).stdout.decode()
     env = dict(line.split("=", 1) for line in out.split("\0") if "=" in line)
-    env.update(ROS_DOMAIN_ID=str(1 + os.getpid() % 99), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
-               PYTHONUNBUFFERED="1", RCUTILS_COLORIZED_OUTPUT="0")
+    env.update(
+        ROS_DOMAIN_ID=str(1 + os.getpid() % 99),
+        ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
+        PYTHONUNBUFFERED="1",
+        RCUTILS_COLORIZED_OUTPUT="0",
+    )
     env.pop("PYTHONPATH_PREPEND", None)
     return env
 
@@ -65,7 +72,9 @@ class Proc:
         end = time.monotonic() + timeout
         while needle not in self.text():
             if self.p.poll() is not None:
-                raise AssertionError(f"{self.name} exited ({self.p.returncode}) before '{needle}':\n{self.text()[-3000:]}")
+                raise AssertionError(
+                    f"{self.name} exited ({self.p.returncode}) before '{needle}':\n{self.text()[-3000:]}"
+                )
             if time.monotonic() > end:
                 raise AssertionError(f"{self.name}: no '{needle}' within {timeout} s:\n{self.text()[-3000:]}")
             time.sleep(0.05)
@@ -117,9 +126,21 @@ class Stack:
     def robot(self, config: str, name: str = "robot") -> tuple[Proc, str, str]:
         """``rcs robot`` (main venv) with a launch/robots config, on free ports; waits for its ready line."""
         state, command = f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}"
-        p = self.procs(name, [sys.executable, "-m", "rcs.cli.main", "robot", "--config",
-                              str(REPO / "launch" / "robots" / config), "--state-endpoint", state,
-                              "--command-endpoint", command])
+        p = self.procs(
+            name,
+            [
+                sys.executable,
+                "-m",
+                "rcs.cli.main",
+                "robot",
+                "--config",
+                str(REPO / "launch" / "robots" / config),
+                "--state-endpoint",
+                state,
+                "--command-endpoint",
+                command,
+            ],
+        )
         p.wait_for('"ready": true', timeout=120)
         return p, state, command
 
@@ -129,16 +150,26 @@ class Stack:
 
     def node(self, executable: str, params_file: str, overrides: dict[str, Any], name: str | None = None) -> Proc:
         """An installed rcs_ros2 console script with an installed parameter file plus ``-p`` overrides."""
-        cmd = [str(INSTALL / "rcs_ros2" / "lib" / "rcs_ros2" / executable), "--ros-args", "--params-file",
-               str(SHARE / "config" / params_file)]
+        cmd = [
+            str(INSTALL / "rcs_ros2" / "lib" / "rcs_ros2" / executable),
+            "--ros-args",
+            "--params-file",
+            str(SHARE / "config" / params_file),
+        ]
         for k, v in overrides.items():
             cmd += ["-p", f"{k}:={v}"]
         return self.procs(name or executable, cmd, self.env)
 
     def checks(self, scenario: str, args: dict[str, Any] | None = None, timeout: float = 120) -> dict[str, Any]:
         """Run the independent rclpy test node (tests/ros2/ros_checks.py) and return its result."""
-        done = subprocess.run([str(ROS_PYTHON), str(CHECKS), scenario, json.dumps(args or {})], env=self.env,
-                              capture_output=True, text=True, timeout=timeout, check=False)
+        done = subprocess.run(
+            [str(ROS_PYTHON), str(CHECKS), scenario, json.dumps(args or {})],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
         lines = [ln for ln in done.stdout.splitlines() if ln.startswith("{")]
         assert lines, f"ros_checks {scenario} printed nothing:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
         out = json.loads(lines[-1])

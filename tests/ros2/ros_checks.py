@@ -90,8 +90,12 @@ class Checker(Node):
         n = len(self.msgs["/diagnostics"])
         self.spin_until(lambda: len(self.msgs["/diagnostics"]) > n, what="/diagnostics")
         st = self.msgs["/diagnostics"][-1][1].status[0]
-        return {"level": int.from_bytes(st.level, "little") if isinstance(st.level, bytes) else int(st.level),
-                "message": st.message, "values": {kv.key: kv.value for kv in st.values}, "name": st.name}
+        return {
+            "level": int.from_bytes(st.level, "little") if isinstance(st.level, bytes) else int(st.level),
+            "message": st.message,
+            "values": {kv.key: kv.value for kv in st.values},
+            "name": st.name,
+        }
 
 
 def duration(s: float) -> Duration:
@@ -103,7 +107,7 @@ def trajectory(names: list[str], points: list[list[float]], times: list[float], 
     if stamp is not None:
         msg.header.stamp = stamp
     msg.joint_names = names
-    for p, t in zip(points, times):
+    for p, t in zip(points, times, strict=True):
         pt = JointTrajectoryPoint()
         pt.positions = [float(x) for x in p]
         pt.time_from_start = duration(t)
@@ -227,7 +231,7 @@ def scenario_quadrotor(node: Checker, args: dict[str, Any]) -> dict[str, Any]:
     traj = MultiDOFJointTrajectory()
     traj.header.frame_id = "world"
     traj.joint_names = ["base_link"]
-    for i, (z, t) in enumerate([(0.25, 1.0), (0.5, 2.0)]):
+    for z, t in [(0.25, 1.0), (0.5, 2.0)]:
         pt = MultiDOFJointTrajectoryPoint()
         tr = Transform()
         tr.translation.z = z
@@ -296,8 +300,12 @@ def scenario_stall(node: Checker, args: dict[str, Any]) -> dict[str, Any]:
         resumed = time.time()
         os.kill(args["pid"], signal.SIGCONT)
     node.spin_for(2.0)
-    return {"stopped": stopped, "resumed": resumed, "diag": node.diagnostics(),
-            "chunk_stamps": [stamp_s(m) for _, m in node.msgs["joint_trajectory"]]}
+    return {
+        "stopped": stopped,
+        "resumed": resumed,
+        "diag": node.diagnostics(),
+        "chunk_stamps": [stamp_s(m) for _, m in node.msgs["joint_trajectory"]],
+    }
 
 
 def scenario_params(node: Checker, args: dict[str, Any]) -> dict[str, Any]:
@@ -312,8 +320,13 @@ def scenario_params(node: Checker, args: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-SCENARIOS = {"arm": scenario_arm, "quadrotor": scenario_quadrotor, "policy": scenario_policy, "stall": scenario_stall,
-             "params": scenario_params}
+SCENARIOS = {
+    "arm": scenario_arm,
+    "quadrotor": scenario_quadrotor,
+    "policy": scenario_policy,
+    "stall": scenario_stall,
+    "params": scenario_params,
+}
 
 
 def main() -> int:

@@ -26,10 +26,16 @@ def test_launch_files_byte_compile_and_reference_installed_files() -> None:
     """launch_ros is not on PyPI, so the launch files cannot run here: they must at least compile, and every
     file they name must be one the package installs."""
     launch_files = sorted((PKG / "launch").glob("*.launch.py"))
-    assert {p.name for p in launch_files} == {"sim_robot.launch.py", "policy_deployment.launch.py",
-                                              "teleop_recording.launch.py"}
-    configs = {p.name for p in (PKG / "config").glob("*.yaml")} | {p.name for p in (REPO / "launch" / "robots").glob("*.yaml")} \
+    assert {p.name for p in launch_files} == {
+        "sim_robot.launch.py",
+        "policy_deployment.launch.py",
+        "teleop_recording.launch.py",
+    }
+    configs = (
+        {p.name for p in (PKG / "config").glob("*.yaml")}
+        | {p.name for p in (REPO / "launch" / "robots").glob("*.yaml")}
         | {p.name for p in (REPO / "launch" / "policies").glob("*.json")}
+    )
     for path in launch_files:
         py_compile.compile(str(path), doraise=True)
         text = path.read_text()
@@ -39,9 +45,11 @@ def test_launch_files_byte_compile_and_reference_installed_files() -> None:
 
 
 def test_parameter_files_declare_only_known_parameters(stack) -> None:
-    files = {str(PKG / "config" / "robot_bridge_panda.yaml"): "rcs_ros2.robot_bridge",
-             str(PKG / "config" / "robot_bridge_crazyflie.yaml"): "rcs_ros2.robot_bridge",
-             str(PKG / "config" / "policy_node_panda.yaml"): "rcs_ros2.policy_node"}
+    files = {
+        str(PKG / "config" / "robot_bridge_panda.yaml"): "rcs_ros2.robot_bridge",
+        str(PKG / "config" / "robot_bridge_crazyflie.yaml"): "rcs_ros2.robot_bridge",
+        str(PKG / "config" / "policy_node_panda.yaml"): "rcs_ros2.policy_node",
+    }
     result = stack.checks("params", {"files": files})
     for path, info in result.items():
         assert info["undeclared"] == [], f"{path}: {info['undeclared']} are not declared by the node"
@@ -50,8 +58,9 @@ def test_parameter_files_declare_only_known_parameters(stack) -> None:
 
 def test_arm_bridge_state_commands_rejections_estop(stack) -> None:
     robot, state, command = stack.robot("sim_panda.yaml")
-    bridge = stack.node("robot_bridge", "robot_bridge_panda.yaml",
-                        {"state_endpoint": state, "command_endpoint": command})
+    bridge = stack.node(
+        "robot_bridge", "robot_bridge_panda.yaml", {"state_endpoint": state, "command_endpoint": command}
+    )
     bridge.wait_for("bridging sim/panda", timeout=60)
     r = stack.checks("arm", timeout=180)
 
@@ -65,8 +74,14 @@ def test_arm_bridge_state_commands_rejections_estop(stack) -> None:
 
     # bad messages: rejected with a logged reason, counted in diagnostics, and no motion
     log = bridge.text()
-    for label, code in [("bad_names", "names"), ("bad_nan", "non_finite"), ("bad_length", "shape"),
-                        ("bad_jump", "jump"), ("bad_fast", "jump"), ("bad_stale", "stale_timestamp")]:
+    for label, code in [
+        ("bad_names", "names"),
+        ("bad_nan", "non_finite"),
+        ("bad_length", "shape"),
+        ("bad_jump", "jump"),
+        ("bad_fast", "jump"),
+        ("bad_stale", "stale_timestamp"),
+    ]:
         assert r[f"{label}_motion_rad"] < 2e-3, (label, r[f"{label}_motion_rad"])
         assert f"rejected [{code}]" in log, (label, code)
     assert "unknown names ['elbow']" in log
@@ -100,8 +115,9 @@ def test_arm_bridge_state_commands_rejections_estop(stack) -> None:
 
 def test_quadrotor_bridge_odometry_imu_setpoints(stack) -> None:
     robot, state, command = stack.robot("sim_crazyflie.yaml")
-    bridge = stack.node("robot_bridge", "robot_bridge_crazyflie.yaml",
-                        {"state_endpoint": state, "command_endpoint": command})
+    bridge = stack.node(
+        "robot_bridge", "robot_bridge_crazyflie.yaml", {"state_endpoint": state, "command_endpoint": command}
+    )
     bridge.wait_for("bridging sim/crazyflie", timeout=60)
     r = stack.checks("quadrotor", timeout=180)
     assert r["odom_hz"] > 0.6 * 100
@@ -121,11 +137,14 @@ def test_quadrotor_bridge_odometry_imu_setpoints(stack) -> None:
 
 def test_policy_node_publishes_chunks_that_the_bridge_executes(stack) -> None:
     endpoint = f"tcp://127.0.0.1:{stack.free_port()}"
-    policy = stack.rcs("serve", ["serve", "--policy", str(REPO / "launch" / "policies" / "panda_hold.json"),
-                                 "--bind", endpoint])
+    policy = stack.rcs(
+        "serve", ["serve", "--policy", str(REPO / "launch" / "policies" / "panda_hold.json"), "--bind", endpoint]
+    )
     policy.wait_for("serving", timeout=60)
     _, state, command = stack.robot("sim_panda.yaml")
-    bridge = stack.node("robot_bridge", "robot_bridge_panda.yaml", {"state_endpoint": state, "command_endpoint": command})
+    bridge = stack.node(
+        "robot_bridge", "robot_bridge_panda.yaml", {"state_endpoint": state, "command_endpoint": command}
+    )
     node = stack.node("policy_node", "policy_node_panda.yaml", {"policy_endpoint": endpoint})
     node.wait_for("policy panda-hold-home", timeout=60)
     r = stack.checks("policy", timeout=120)

@@ -41,7 +41,9 @@ def arm_specs(draw: st.DrawFn) -> ArmSpec:
         hi = lo + draw(st.floats(0.2, 4.0))
         joints.append(
             JointSpec(
-                f"j{i}", lo, hi,
+                f"j{i}",
+                lo,
+                hi,
                 max_velocity=draw(st.floats(0.2, 5.0)),
                 max_effort=10.0,
                 max_acceleration=draw(st.one_of(st.floats(1.0, 50.0), st.just(math.inf))),
@@ -76,8 +78,9 @@ def _limits(spec: ArmSpec, cfg: ArmSafetyConfig) -> tuple[np.ndarray, np.ndarray
     targets=target_sequences(5),
 )
 def test_arm_outputs_never_exceed_a_limit(spec, dt, vscale, ascale, cap, start_frac, targets):
-    cfg = ArmSafetyConfig(control_dt=dt, velocity_scale=vscale, acceleration_scale=ascale, max_joint_step=cap,
-                          gripper_max_step=0.05)
+    cfg = ArmSafetyConfig(
+        control_dt=dt, velocity_scale=vscale, acceleration_scale=ascale, max_joint_step=cap, gripper_max_step=0.05
+    )
     filt = ArmSafetyFilter(spec, cfg)
     lo, hi, step, dv = _limits(spec, cfg)
     start = lo + start_frac * (hi - lo)
@@ -174,7 +177,11 @@ def _planar_fk(q: np.ndarray) -> np.ndarray:
 @example(targets=[[0.0001, 2.0]] * 40, accel=30.0)
 def test_tcp_never_leaves_the_workspace_box(targets, accel):
     spec = ArmSpec(
-        "planar", (JointSpec("a", -3, 3, 3.0, 1, accel), JointSpec("b", -3, 3, 3.0, 1, accel)), None, "base", "tcp",
+        "planar",
+        (JointSpec("a", -3, 3, 3.0, 1, accel), JointSpec("b", -3, 3, 3.0, 1, accel)),
+        None,
+        "base",
+        "tcp",
         100,
         (0.0, 0.5),
     )
@@ -205,8 +212,15 @@ def test_tcp_never_leaves_the_workspace_box(targets, accel):
 def test_tcp_arc_over_the_box_top_never_bulges_out(a0, overshoot, accel, vel, dt, ticks, target, lower):
     """Joint b sweeps the TCP over an arc whose apex lies just above the box top; the step and the braking
     rest point are both inside, the ticks in between are not (found by the long search of issue 14)."""
-    spec = ArmSpec("planar", (JointSpec("a", -3, 3, vel, 1, accel), JointSpec("b", -3, 3, vel, 1, accel)), None,
-                   "base", "tcp", 100, (a0, 0.5))
+    spec = ArmSpec(
+        "planar",
+        (JointSpec("a", -3, 3, vel, 1, accel), JointSpec("b", -3, 3, vel, 1, accel)),
+        None,
+        "base",
+        "tcp",
+        100,
+        (a0, 0.5),
+    )
     top = 0.3 + 0.4 * math.sin(a0) + 0.3 - overshoot  # apex of the arc at joint a = a0, minus the overshoot
     box = WorkspaceBox(lower, (0.8, 1.0, top), frame="base")
     filt = ArmSafetyFilter(spec, ArmSafetyConfig(control_dt=dt, workspace=box, tcp_position=_planar_fk))
@@ -261,16 +275,25 @@ def test_limiter_reports_each_binding_constraint():
 # ------------------------------------------------------------------------------------------------------
 
 QUAD = QuadrotorSpec(
-    "quad", 0.03, (1e-5, 1e-5, 2e-5), ((0.03, -0.03), (-0.03, -0.03), (-0.03, 0.03), (0.03, 0.03)),
-    (-1, 1, -1, 1), 0.15, 0.02, 0.02, (10.0, 10.0, 5.0), 100.0,
+    "quad",
+    0.03,
+    (1e-5, 1e-5, 2e-5),
+    ((0.03, -0.03), (-0.03, -0.03), (-0.03, 0.03), (0.03, 0.03)),
+    (-1, 1, -1, 1),
+    0.15,
+    0.02,
+    0.02,
+    (10.0, 10.0, 5.0),
+    100.0,
 )
 FENCE = WorkspaceBox((-2.0, -2.0, 0.0), (2.0, 2.0, 3.0))
 QCFG = QuadrotorSafetyConfig(control_dt=0.01, geofence=FENCE, max_altitude=2.0, max_speed=1.0, max_acceleration=4.0)
 
 
 def _qstate(pos, rpy=(0.0, 0.0, 0.0), vel=(0.0, 0.0, 0.0), armed=True) -> QuadrotorState:
-    return QuadrotorState(0.0, np.array(pos, float), quat_from_euler_rpy(*rpy), np.array(vel, float), np.zeros(3),
-                          np.zeros(4), armed)
+    return QuadrotorState(
+        0.0, np.array(pos, float), quat_from_euler_rpy(*rpy), np.array(vel, float), np.zeros(3), np.zeros(4), armed
+    )
 
 
 positions = st.tuples(st.floats(-1.9, 1.9), st.floats(-1.9, 1.9), st.floats(0.0, 1.9))

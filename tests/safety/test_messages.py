@@ -52,8 +52,15 @@ def test_format_distinct_keeps_unequal_values_apart():
 
 def test_workspace_message_gives_the_real_violation_not_zero(caplog):
     # The case: the step itself is inside the box, its braking path is not.
-    spec = ArmSpec("planar", (JointSpec("a", -3, 3, 3.0, 1, 30.0), JointSpec("b", -3, 3, 3.0, 1, 30.0)), None, "base",
-                   "tcp", 100, (0.0, 0.5))
+    spec = ArmSpec(
+        "planar",
+        (JointSpec("a", -3, 3, 3.0, 1, 30.0), JointSpec("b", -3, 3, 3.0, 1, 30.0)),
+        None,
+        "base",
+        "tcp",
+        100,
+        (0.0, 0.5),
+    )
     box = WorkspaceBox((0.3, -1.0, 0.2), (0.8, 1.0, 0.6), frame="base")
 
     def fk(q):
@@ -104,8 +111,10 @@ def test_watchdog_transitions_always_say_why(caplog):
     assert wd.stage is Stage.DISARMED
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("watchdog:")]
     stopping = next(m for m in lines if "-> stopping" in m)
-    assert stopping == ("watchdog: hold -> stopping at tick 20: no fresh chunk for 20 ticks since the last chunk "
-                        "(0.2 s >= stop_after_s 0.2 s)")
+    assert stopping == (
+        "watchdog: hold -> stopping at tick 20: no fresh chunk for 20 ticks since the last chunk "
+        "(0.2 s >= stop_after_s 0.2 s)"
+    )
     assert any(m.startswith("watchdog: stopping -> disarmed at tick 100: no fresh chunk for 100 ticks") for m in lines)
     assert all(re.match(r"watchdog: \w+ -> \w+ at tick \d+: \S", m) for m in lines)
     assert wd.reason.startswith("no fresh chunk for 100 ticks")

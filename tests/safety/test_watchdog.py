@@ -108,13 +108,13 @@ def test_hold_stop_disarm_timings_in_simulation(panda):
     loop.run(ticks=700)
     s = rec.stages
     assert s[1] is Stage.RUNNING and all(x is Stage.RUNNING for x in s[1:51])
-    assert s[51] is Stage.HOLD                                   # first tick without a fresh action
+    assert s[51] is Stage.HOLD  # first tick without a fresh action
     np.testing.assert_array_equal(rec.requested[51], rec.commands[50])  # holds the last command ...
     q0 = np.array(rec.commands)[:, 0]
     a_max = panda.spec.max_acceleration[0] * DT * DT
     assert abs(q0[51] - q0[50]) <= abs(q0[50] - q0[49]) - a_max + 1e-12  # ... braking at the acceleration limit
-    assert _first(s, Stage.STOPPING) == 1 + 100                  # 200 ms after the chunk arrived
-    assert _first(s, Stage.DISARMED) == 1 + 500                  # 1 s after the chunk arrived
+    assert _first(s, Stage.STOPPING) == 1 + 100  # 200 ms after the chunk arrived
+    assert _first(s, Stage.DISARMED) == 1 + 500  # 1 s after the chunk arrived
     assert all(x is Stage.DISARMED for x in s[501:])
     # it came to rest and stays there, within every limit
     q = np.array(rec.commands)[:, :7]
@@ -160,9 +160,9 @@ def test_stop_decelerates_smoothly(panda):
     q0 = np.array(rec.commands)[:, 0]
     stop = _first(rec.stages, Stage.STOPPING)
     v = np.diff(q0) / DT
-    assert abs(v[stop - 2]) > 0.2                       # it was moving when the stop began
+    assert abs(v[stop - 2]) > 0.2  # it was moving when the stop began
     assert np.all(np.abs(np.diff(v[stop - 1 :])) <= panda.spec.max_acceleration[0] * DT + 1e-9)
-    assert abs(v[-1]) < 1e-9                            # and came to rest
+    assert abs(v[-1]) < 1e-9  # and came to rest
 
 
 def test_fade_in_ramps_from_hold_to_policy(panda):
@@ -195,12 +195,12 @@ def test_bad_chunks_in_the_loop_are_rejected_and_the_arm_holds(panda):
     names = task.executor.names
     now = time.monotonic
     bad = {
-        30: ActionChunk(30, np.tile(good, (10, 1)), names[::-1], 0.01, DT, now()),           # joint order
-        31: ActionChunk(31, np.tile(good[:-1], (10, 1)), names, 0.01, DT, now()),            # shape
-        32: ActionChunk(32, np.full((10, 8), np.nan), names, 0.01, DT, now()),               # NaN
+        30: ActionChunk(30, np.tile(good, (10, 1)), names[::-1], 0.01, DT, now()),  # joint order
+        31: ActionChunk(31, np.tile(good[:-1], (10, 1)), names, 0.01, DT, now()),  # shape
+        32: ActionChunk(32, np.full((10, 8), np.nan), names, 0.01, DT, now()),  # NaN
         33: ActionChunk(33, np.tile(good, (10, 1)).astype(np.int64), names, 0.01, DT, now()),  # dtype
-        34: ActionChunk(90, np.tile(good, (10, 1)), names, 0.01, DT, now()),                 # future tick
-        35: ActionChunk(35, np.tile(good, (10, 1)), names, 0.01, DT, now() - 10.0),          # stale timestamp
+        34: ActionChunk(90, np.tile(good, (10, 1)), names, 0.01, DT, now()),  # future tick
+        35: ActionChunk(35, np.tile(good, (10, 1)), names, 0.01, DT, now() - 10.0),  # stale timestamp
     }
     reasons = []
 
@@ -243,14 +243,14 @@ def test_estop_latches_until_reset_and_reengage(panda):
     s = rec.stages
     assert s[59] is Stage.RUNNING and all(x is Stage.ESTOP for x in s[60:])
     q = np.array(rec.commands)[:, 0]
-    assert np.abs(np.diff(q[-50:])).max() < 1e-12          # stopped, despite fresh chunks arriving
+    assert np.abs(np.diff(q[-50:])).max() < 1e-12  # stopped, despite fresh chunks arriving
     assert task.estop.triggered and task.estop.reason == "test"
-    task.engage()                                           # refused while latched
+    task.engage()  # refused while latched
     loop.run(ticks=5)
     assert rec.stages[-1] is Stage.ESTOP
     task.estop.reset()
     loop.run(ticks=5)
-    assert rec.stages[-1] is Stage.DISARMED                 # reset alone does not resume
+    assert rec.stages[-1] is Stage.DISARMED  # reset alone does not resume
     task.engage()
     loop.run(ticks=30)
     assert rec.stages[-1] is Stage.RUNNING
@@ -337,23 +337,24 @@ def test_quadrotor_holds_then_lands_and_disarms_on_the_ground():
                 quad.arm()
                 task.engage()
             if 1 <= tick < feed_until and tick % 10 == 1:
-                task.executor.submit(ActionChunk(tick, np.tile(hover, (20, 1)), task.executor.names, 0.01, 1 / rate,
-                                                 time.monotonic()))
+                task.executor.submit(
+                    ActionChunk(tick, np.tile(hover, (20, 1)), task.executor.names, 0.01, 1 / rate, time.monotonic())
+                )
 
         rec = Hooked(task, hook)
         ControlLoop(rec, rate, robot=quad, paced=False).run(ticks=1100)
         z = np.array([s.position[2] for s in rec.states])
         thrust = np.array([s.motor_thrusts.sum() for s in rec.states])
         last_chunk = feed_until - 9  # the last tick with tick % 10 == 1
-        assert z[feed_until - 1] == pytest.approx(1.0, abs=0.1)                 # flying at 1 m
+        assert z[feed_until - 1] == pytest.approx(1.0, abs=0.1)  # flying at 1 m
         stop, disarm = _first(rec.stages, Stage.STOPPING), _first(rec.stages, Stage.DISARMED)
         assert stop == last_chunk + 20 and disarm == last_chunk + 100
-        assert np.abs(z[feed_until:disarm] - 1.0).max() < 0.1                  # holds position
+        assert np.abs(z[feed_until:disarm] - 1.0).max() < 0.1  # holds position
         airborne = np.flatnonzero(z[disarm:] > 0.05) + disarm
         assert len(airborne) > 100 and np.all(thrust[airborne] > 0.3 * quad.spec.hover_thrust)  # never cut in air
-        assert np.all(np.diff(z[disarm + 50 : airborne[-1]]) < 0.01)            # descending
+        assert np.all(np.diff(z[disarm + 50 : airborne[-1]]) < 0.01)  # descending
         final = quad.read()
-        assert final.position[2] < 0.05 and not final.armed                      # landed, then disarmed
+        assert final.position[2] < 0.05 and not final.armed  # landed, then disarmed
         assert "disarm_in_air" not in task.safety.log.counts
     finally:
         quad.close()

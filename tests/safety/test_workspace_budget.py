@@ -44,7 +44,9 @@ def _planar(accel: float, vel: float = 3.0, start: tuple[float, float] = (0.0, 0
 
 targets = st.one_of(
     st.lists(st.lists(st.floats(-3.0, 3.0), min_size=2, max_size=2), min_size=1, max_size=80),
-    st.tuples(st.lists(st.floats(-3.0, 3.0), min_size=2, max_size=2), st.integers(10, 150)).map(lambda t: [t[0]] * t[1]),
+    st.tuples(st.lists(st.floats(-3.0, 3.0), min_size=2, max_size=2), st.integers(10, 150)).map(
+        lambda t: [t[0]] * t[1]
+    ),
 )
 
 
@@ -61,8 +63,9 @@ targets = st.one_of(
 def test_fk_calls_per_tick_never_exceed_the_budget_and_the_tcp_stays_in(targets, accel, dt, budget, lipschitz):
     box = WorkspaceBox((0.3, -1.0, 0.2), (0.8, 1.0, 0.6), frame="base")
     fk = CountingFk(_planar_fk)
-    cfg = ArmSafetyConfig(control_dt=dt, workspace=box, tcp_position=fk, tcp_lipschitz=lipschitz,
-                          workspace_fk_budget=budget)
+    cfg = ArmSafetyConfig(
+        control_dt=dt, workspace=box, tcp_position=fk, tcp_lipschitz=lipschitz, workspace_fk_budget=budget
+    )
     filt = ArmSafetyFilter(_planar(accel), cfg)
     filt.reset(np.array([0.0, 0.5]))
     prev, prev_step = np.array([0.0, 0.5]), np.zeros(2)

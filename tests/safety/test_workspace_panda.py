@@ -24,8 +24,9 @@ def test_panda_tcp_stays_in_the_scene_box(panda, rate, seed, lipschitz):
     """A far joint target held up to 1.5 s from home drives the TCP through the box top; every tick stays in."""
     spec, box = panda.spec, panda.scene.workspace
     fk = lambda q: panda.kinematics.forward(q)[0]  # noqa: E731
-    filt = ArmSafetyFilter(spec, ArmSafetyConfig(control_dt=1.0 / rate, workspace=box, tcp_position=fk,
-                                                 tcp_lipschitz=lipschitz))
+    filt = ArmSafetyFilter(
+        spec, ArmSafetyConfig(control_dt=1.0 / rate, workspace=box, tcp_position=fk, tcp_lipschitz=lipschitz)
+    )
     home = np.array(spec.home)
     filt.reset(np.concatenate([home, [0.5]]))
     rng = np.random.default_rng(seed)

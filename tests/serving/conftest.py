@@ -18,8 +18,9 @@ class Server:
     """`rcs serve` in a subprocess; learns its endpoint from the log line."""
 
     def __init__(self, *args: str, bind: str = "tcp://127.0.0.1:0") -> None:
-        self.proc = subprocess.Popen([RCS, "serve", "--bind", bind, *args], stderr=subprocess.PIPE,
-                                     stdout=subprocess.DEVNULL, text=True)
+        self.proc = subprocess.Popen(
+            [RCS, "serve", "--bind", bind, *args], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
+        )
         self.lines: list[str] = []
         self._found = threading.Event()
         self.endpoint = ""
@@ -62,5 +63,3 @@ def serve():
     yield start
     for s in started:
         s.kill()
-
-

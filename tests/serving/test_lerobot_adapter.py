@@ -31,28 +31,47 @@ def _save_act(directory: Path, stats: dict) -> Path:
     from lerobot.policies.factory import make_pre_post_processors
 
     cfg = ACTConfig(
-        input_features={"observation.state": PolicyFeature(FeatureType.STATE, (8,)),
-                        "observation.images.front": PolicyFeature(FeatureType.VISUAL, (3, 32, 32))},
+        input_features={
+            "observation.state": PolicyFeature(FeatureType.STATE, (8,)),
+            "observation.images.front": PolicyFeature(FeatureType.VISUAL, (3, 32, 32)),
+        },
         output_features={"action": PolicyFeature(FeatureType.ACTION, (7,))},
-        pretrained_backbone_weights=None, dim_model=32, n_heads=2, dim_feedforward=64, n_encoder_layers=1,
-        n_decoder_layers=1, chunk_size=10, n_action_steps=10, use_vae=False, device="cpu",
+        pretrained_backbone_weights=None,
+        dim_model=32,
+        n_heads=2,
+        dim_feedforward=64,
+        n_encoder_layers=1,
+        n_decoder_layers=1,
+        chunk_size=10,
+        n_action_steps=10,
+        use_vae=False,
+        device="cpu",
     )
     torch.manual_seed(0)
     policy = ACTPolicy(cfg)
     pre, post = make_pre_post_processors(cfg, dataset_stats=stats)
     for part in (policy, pre, post):
         part.save_pretrained(str(directory))
-    (directory / "rcs_policy.json").write_text(json.dumps(
-        {"kind": "lerobot", "policy_dt": 0.05, "checkpoint_id": "act-test",
-         "names": {"action": list(JOINTS), "observation.state": list(STATE_NAMES)},
-         "units": {"action": "rad", "observation.state": "rad"}}))
+    (directory / "rcs_policy.json").write_text(
+        json.dumps(
+            {
+                "kind": "lerobot",
+                "policy_dt": 0.05,
+                "checkpoint_id": "act-test",
+                "names": {"action": list(JOINTS), "observation.state": list(STATE_NAMES)},
+                "units": {"action": "rad", "observation.state": "rad"},
+            }
+        )
+    )
     return directory
 
 
 def _stats(drop: str | None = None) -> dict:
-    stats = {"observation.state": {"mean": np.zeros(8), "std": np.ones(8)},
-             "observation.images.front": {"mean": np.full((3, 1, 1), 0.5), "std": np.full((3, 1, 1), 0.25)},
-             "action": {"mean": np.full(7, 0.3), "std": np.full(7, 2.0)}}
+    stats = {
+        "observation.state": {"mean": np.zeros(8), "std": np.ones(8)},
+        "observation.images.front": {"mean": np.full((3, 1, 1), 0.5), "std": np.full((3, 1, 1), 0.25)},
+        "action": {"mean": np.full(7, 0.3), "std": np.full(7, 2.0)},
+    }
     if drop:
         del stats[drop]
     return stats
@@ -153,9 +172,11 @@ def test_served_over_real_sockets_and_joint_order_mismatch_refused(serve, act_di
     client.close()
 
     # the robot's joint order differs from the checkpoint's: refused at the handshake, before any motion
-    swapped = Schema(expected.observation,
-                     TensorSpec("action", (10, 7), "float32", "rad", JOINTS[1::-1] + JOINTS[2:]),
-                     expected.policy_dt)
+    swapped = Schema(
+        expected.observation,
+        TensorSpec("action", (10, 7), "float32", "rad", JOINTS[1::-1] + JOINTS[2:]),
+        expected.policy_dt,
+    )
     robot = PolicyClient(server.endpoint, swapped)
     with pytest.raises(SchemaMismatchError) as info:
         robot.handshake(timeout_s=10.0)
@@ -174,15 +195,21 @@ def test_weights_the_file_lacks_or_the_model_ignores_are_refused(act_dir, tmp_pa
 
     lacking = tmp_path / "lacking"
     shutil.copytree(act_dir, lacking)
-    save_file({k: v for k, v in weights.items() if k != dropped}, str(lacking / "model.safetensors"),
-              metadata={"format": "pt"})
+    save_file(
+        {k: v for k, v in weights.items() if k != dropped},
+        str(lacking / "model.safetensors"),
+        metadata={"format": "pt"},
+    )
     with pytest.raises(ConfigError, match=r"1 model tensor\(s\) not in the file .*model\.action_head\.weight"):
         load_policy(lacking)
 
     extra = tmp_path / "extra"
     shutil.copytree(act_dir, extra)
-    save_file({**weights, "model.leftover.weight": torch.zeros(3)}, str(extra / "model.safetensors"),
-              metadata={"format": "pt"})
+    save_file(
+        {**weights, "model.leftover.weight": torch.zeros(3)},
+        str(extra / "model.safetensors"),
+        metadata={"format": "pt"},
+    )
     with pytest.raises(ConfigError, match=r"1 file tensor\(s\) the model does not use: model\.leftover\.weight"):
         load_policy(extra)
 

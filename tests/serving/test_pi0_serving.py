@@ -34,13 +34,15 @@ SHIPPED = Path(__file__).resolve().parents[2] / "policies" / "checkpoints" / "pi
 
 # -- fast: the workaround on lerobot's real class, on the meta device ------------------------------------------
 
+
 def _projector(paligemma_variant: str, **kwargs) -> torch.nn.Linear:
     """The SigLIP projector of lerobot's PaliGemmaWithExpertModel, built on the meta device (allocates nothing)."""
     from lerobot.policies.pi0.modeling_pi0 import PaliGemmaWithExpertModel, get_gemma_config
 
     with torch.device("meta"):
-        model = PaliGemmaWithExpertModel(get_gemma_config(paligemma_variant), get_gemma_config("gemma_300m"),
-                                         image_size=56, **kwargs)
+        model = PaliGemmaWithExpertModel(
+            get_gemma_config(paligemma_variant), get_gemma_config("gemma_300m"), image_size=56, **kwargs
+        )
     linear = model.paligemma.model.multi_modal_projector.linear
     assert model.paligemma.config.vision_config.projection_dim == linear.out_features
     return linear
@@ -91,8 +93,13 @@ def test_tokenizer_has_paligemma_layout(tmp_path):
     words = [tok.convert_ids_to_tokens(i) for i in ids]
     assert words == ["<bos>", "pick", "the", "red", "cube", NEWLINE]  # bos first, no eos, newline kept
     assert tok("pick the purple cube")["input_ids"][3] == tok.unk_token_id
-    padded = tok(["pick the red cube\n"], max_length=TOKENIZER_MAX_LENGTH, padding="max_length",
-                 truncation=True, return_tensors="pt")
+    padded = tok(
+        ["pick the red cube\n"],
+        max_length=TOKENIZER_MAX_LENGTH,
+        padding="max_length",
+        truncation=True,
+        return_tensors="pt",
+    )
     assert padded["input_ids"].shape == (1, TOKENIZER_MAX_LENGTH) and padded["input_ids"][0, -1] == 0
     assert len(tok) < PI0_VOCAB_SIZE
 
@@ -102,8 +109,11 @@ def test_failing_first_inference_is_a_config_error_naming_the_checkpoint(tmp_pat
     shutil.copytree(SHIPPED, copy)
     manifest = json.loads((copy / "rcs_policy.json").read_text())
     # a rename map that hides an input the model reads: lerobot loads it, then fails on the first batch
-    manifest["overrides"] = {"preprocessor": {"rename_observations_processor": {
-        "rename_map": {"observation.environment_state": "observation.env"}}}}
+    manifest["overrides"] = {
+        "preprocessor": {
+            "rename_observations_processor": {"rename_map": {"observation.environment_state": "observation.env"}}
+        }
+    }
     (copy / "rcs_policy.json").write_text(json.dumps(manifest))
     with pytest.raises(ConfigError, match=r"test inference .* failed: KeyError: .*observation.environment_state") as e:
         load_policy(copy)
@@ -112,12 +122,14 @@ def test_failing_first_inference_is_a_config_error_naming_the_checkpoint(tmp_pat
 
 # -- slow: the whole model, built, moved, loaded, served ----------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def pi0_dir(tmp_path_factory) -> Iterator[Path]:
     from policies.pi0.offline import build_random_pi0
 
-    built = build_random_pi0(tmp_path_factory.mktemp("build") / "pi0", STATE, ACTION, cameras=("front",),
-                             chunk_size=CHUNK)
+    built = build_random_pi0(
+        tmp_path_factory.mktemp("build") / "pi0", STATE, ACTION, cameras=("front",), chunk_size=CHUNK
+    )
     moved = tmp_path_factory.mktemp("moved") / "pi0"
     shutil.move(str(built), moved)  # the checkpoint carries its tokenizer: it can be moved
     yield moved

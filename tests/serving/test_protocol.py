@@ -52,8 +52,15 @@ def _err(frames: list, code: str) -> ProtocolError:
 
 
 def test_header_layout_is_the_documented_one():
-    h = Header(MsgType.OBS, session_id=0x0102030405060708, seq=9, obs_tick=-3, capture_time=2.5,
-               budget_us=77, schema_hash=b"12345678")
+    h = Header(
+        MsgType.OBS,
+        session_id=0x0102030405060708,
+        seq=9,
+        obs_tick=-3,
+        capture_time=2.5,
+        budget_us=77,
+        schema_hash=b"12345678",
+    )
     raw = h.pack()
     assert len(raw) == HEADER_SIZE == 56
     assert raw[0:4] == MAGIC and raw[4] == 1 and raw[5] == 3
@@ -222,13 +229,26 @@ def test_schema_round_trip_and_hash():
         (lambda s: standard_schema(chunk_size=49), ["action", "shape"]),
         (lambda s: standard_schema(policy_dt=0.05), ["policy_dt"]),
         (lambda s: standard_schema(cameras=1), ["cam1", "missing"]),
-        (lambda s: Schema(s.observation, TensorSpec("action", s.action.shape, "float32", "rad",
-                                                    tuple(reversed(s.action.names))), s.policy_dt),
-         ["joint order"]),
-        (lambda s: Schema(s.observation, TensorSpec("action", s.action.shape, "float32", "m", s.action.names),
-                          s.policy_dt), ["unit"]),
-        (lambda s: Schema(s.observation, TensorSpec("action", s.action.shape, "float64", "rad", s.action.names),
-                          s.policy_dt), ["dtype"]),
+        (
+            lambda s: Schema(
+                s.observation,
+                TensorSpec("action", s.action.shape, "float32", "rad", tuple(reversed(s.action.names))),
+                s.policy_dt,
+            ),
+            ["joint order"],
+        ),
+        (
+            lambda s: Schema(
+                s.observation, TensorSpec("action", s.action.shape, "float32", "m", s.action.names), s.policy_dt
+            ),
+            ["unit"],
+        ),
+        (
+            lambda s: Schema(
+                s.observation, TensorSpec("action", s.action.shape, "float64", "rad", s.action.names), s.policy_dt
+            ),
+            ["dtype"],
+        ),
     ],
 )
 def test_every_schema_difference_changes_the_hash_and_is_named(change, words):
@@ -249,8 +269,14 @@ def test_schema_validation_errors():
     with pytest.raises(ProtocolError):
         Schema((), TensorSpec("action", (7,), "float32"), 0.1)  # not (H, D)
     with pytest.raises(ProtocolError):
-        Schema.from_dict({"observation": [], "action": {"name": "a", "dtype": "float32", "shape": [2, 1]},
-                          "policy_dt": 0.1, "chunk_size": 3})
+        Schema.from_dict(
+            {
+                "observation": [],
+                "action": {"name": "a", "dtype": "float32", "shape": [2, 1]},
+                "policy_dt": 0.1,
+                "chunk_size": 3,
+            }
+        )
 
 
 def test_check_observation():
@@ -301,7 +327,11 @@ def _mutations() -> st.SearchStrategy[list[bytes]]:
 
 
 _meta_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats() | st.text(max_size=8)
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**64 - 1)
+    | st.floats()
+    | st.text(max_size=8)
     | st.binary(max_size=8),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=6), children, max_size=4),
     max_leaves=12,

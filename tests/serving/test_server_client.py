@@ -41,8 +41,9 @@ def _obs(schema: Schema = SMALL, fill: int = 0) -> dict[str, np.ndarray]:
 @pytest.fixture
 def manifest(tmp_path):
     def write(value=None, checkpoint_id="ckpt-a", delay_s=0.0, schema=SMALL, name="policy.json") -> Path:
-        return write_manifest(tmp_path / name, "constant", schema, value=value, checkpoint_id=checkpoint_id,
-                              delay_s=delay_s)
+        return write_manifest(
+            tmp_path / name, "constant", schema, value=value, checkpoint_id=checkpoint_id, delay_s=delay_s
+        )
 
     return write
 
@@ -88,11 +89,13 @@ def test_handshake_requests_and_malformed_input_never_crash_the_server(serve, ma
         "missing_frames": [good[0]],
         "size_mismatch": [good[0], good[1], *[bytes(f) for f in good[2:-1]], b"\x00" * 3],
         "bad_dtype": [good[0], msgpack.packb({"tensors": [{"name": "x", "dtype": "object", "shape": [1]}]}), b"1"],
-        "oversize": [good[0], msgpack.packb({"tensors": [{"name": "x", "dtype": "uint8", "shape": [1 << 30]}]}),
-                     b""],
+        "oversize": [good[0], msgpack.packb({"tensors": [{"name": "x", "dtype": "uint8", "shape": [1 << 30]}]}), b""],
         "schema_hash": encode(Header(MsgType.OBS, sid, 1001, 1, 0.0, 0, b"wrong!!!"), {}, _obs()),
-        "schema": encode(Header(MsgType.OBS, sid, 1002, 1, 0.0, 0, shash), {},
-                         {**_obs(), "observation.state": np.zeros(3, np.float32)}),
+        "schema": encode(
+            Header(MsgType.OBS, sid, 1002, 1, 0.0, 0, shash),
+            {},
+            {**_obs(), "observation.state": np.zeros(3, np.float32)},
+        ),
         "unknown_session": encode(Header(MsgType.OBS, 99, 1, 1, 0.0, 0, shash), {}, _obs()),
     }
     for code, frames in cases.items():
@@ -146,12 +149,17 @@ def test_schema_mismatch_refuses_to_arm_before_any_motion(serve, manifest):
     # the feed never submits a chunk: the executor stays empty
     from rcs.control.chunking import ChunkExecutor, ExecutorConfig
 
-    reordered = Schema(SMALL.observation, TensorSpec("action", (5, 7), "float32", "rad",
-                                                     tuple(reversed(SMALL.action.names))), 0.05)
+    reordered = Schema(
+        SMALL.observation, TensorSpec("action", (5, 7), "float32", "rad", tuple(reversed(SMALL.action.names))), 0.05
+    )
     executor = ChunkExecutor(ExecutorConfig(names=reordered.action.names, control_dt=0.01))
     observed = []
-    feed = ChunkFeed(PolicyClient(server.endpoint, reordered), executor,
-                         lambda: observed.append(1) or (0, time.monotonic(), _obs()), budget_s=1.0)
+    feed = ChunkFeed(
+        PolicyClient(server.endpoint, reordered),
+        executor,
+        lambda: observed.append(1) or (0, time.monotonic(), _obs()),
+        budget_s=1.0,
+    )
     feed.start()
     deadline = time.monotonic() + 5
     while feed.state is not FeedState.REFUSED and time.monotonic() < deadline:
@@ -217,8 +225,9 @@ def test_latest_only_supersedes_and_deadlines_expire(serve, manifest):
 
 def test_curve_allowed_key_works_unknown_key_is_refused(serve, manifest, tmp_path):
     def keygen(prefix: str) -> str:
-        out = subprocess.run([RCS, "keygen", str(tmp_path / prefix)], capture_output=True, text=True, timeout=30,
-                             check=False)
+        out = subprocess.run(
+            [RCS, "keygen", str(tmp_path / prefix)], capture_output=True, text=True, timeout=30, check=False
+        )
         assert out.returncode == 0, out.stderr
         return out.stdout.strip()
 
@@ -227,17 +236,25 @@ def test_curve_allowed_key_works_unknown_key_is_refused(serve, manifest, tmp_pat
     keygen("intruder")
     assert oct((tmp_path / "robot.key_secret").stat().st_mode & 0o777) == "0o600"
     (tmp_path / "allow.txt").write_text(f"# robots\n{allowed_public}\n")
-    server = serve("--policy", str(manifest()), "--curve-secret", str(tmp_path / "server.key_secret"),
-                   "--allow", str(tmp_path / "allow.txt"))
+    server = serve(
+        "--policy",
+        str(manifest()),
+        "--curve-secret",
+        str(tmp_path / "server.key_secret"),
+        "--allow",
+        str(tmp_path / "allow.txt"),
+    )
     server_key = keys.load(tmp_path / "server.key").public
 
-    good = PolicyClient(server.endpoint, SMALL, server_key=server_key,
-                        client_keys=keys.load_secret(tmp_path / "robot.key_secret"))
+    good = PolicyClient(
+        server.endpoint, SMALL, server_key=server_key, client_keys=keys.load_secret(tmp_path / "robot.key_secret")
+    )
     good.handshake()
     assert good.request(_obs(), 5, budget_s=2.0).obs_tick == 5
 
-    intruder = PolicyClient(server.endpoint, SMALL, server_key=server_key,
-                            client_keys=keys.load_secret(tmp_path / "intruder.key_secret"))
+    intruder = PolicyClient(
+        server.endpoint, SMALL, server_key=server_key, client_keys=keys.load_secret(tmp_path / "intruder.key_secret")
+    )
     with pytest.raises(HandshakeTimeout):
         intruder.handshake(timeout_s=1.0)
     plain = PolicyClient(server.endpoint, SMALL)  # no encryption at all
@@ -281,23 +298,36 @@ def test_server_killed_mid_episode_robot_holds_stops_and_rearms_after_fresh_hand
     state = robot.read()
     hold = np.concatenate([state.joint_positions, [state.gripper]])
     names = task.executor.names
-    schema = Schema((TensorSpec("observation.state", (len(names),), "float32", "rad", names),),
-                    TensorSpec("action", (3, len(names)), "float32", "rad", names), 0.05)  # 15 ticks < stop 20
+    schema = Schema(
+        (TensorSpec("observation.state", (len(names),), "float32", "rad", names),),
+        TensorSpec("action", (3, len(names)), "float32", "rad", names),
+        0.05,
+    )  # 15 ticks < stop 20
     path = write_manifest(tmp_path / "hold.json", "constant", schema, value=hold.tolist(), checkpoint_id="hold")
     server = serve("--policy", str(path))
     port_endpoint = server.endpoint
 
     def observe():
         s = robot.read()
-        return task.executor.tick, time.monotonic(), {
-            "observation.state": np.concatenate([s.joint_positions, [s.gripper]]).astype(np.float32)}
+        return (
+            task.executor.tick,
+            time.monotonic(),
+            {"observation.state": np.concatenate([s.joint_positions, [s.gripper]]).astype(np.float32)},
+        )
 
     loop = ControlLoop(task, rate, robot=robot, rt=None, log_every_s=0)
     loop.start(duration_s=30.0)
-    feed = ChunkFeed(PolicyClient(port_endpoint, schema, server_timeout_s=0.5), task.executor, observe,
-                         budget_s=0.3, handshake_timeout_s=0.3, on_arm=task.engage)
+    feed = ChunkFeed(
+        PolicyClient(port_endpoint, schema, server_timeout_s=0.5),
+        task.executor,
+        observe,
+        budget_s=0.3,
+        handshake_timeout_s=0.3,
+        on_arm=task.engage,
+    )
     feed.start()
     try:
+
         def wait_for(cond, timeout=8.0):
             end = time.monotonic() + timeout
             while not cond() and time.monotonic() < end:
@@ -321,8 +351,10 @@ def test_server_killed_mid_episode_robot_holds_stops_and_rearms_after_fresh_hand
         t_restart = time.monotonic()
         restarted = serve("--policy", str(path), bind=port_endpoint)
         assert restarted.endpoint == port_endpoint
-        assert wait_for(lambda: feed.armed and task.stage.value == "running" and
-                        task.executor.accepted > accepted_after_loss, timeout=10.0), (feed.events, task.report())
+        assert wait_for(
+            lambda: feed.armed and task.stage.value == "running" and task.executor.accepted > accepted_after_loss,
+            timeout=10.0,
+        ), (feed.events, task.report())
         assert feed.counters["handshakes"] == handshakes_before_restart + 1
         # after the kill: lost first, and the only (re-)arming is right after a handshake with the new server
         after = [(t, e.split()[0].rstrip(":")) for t, e in feed.events if t >= t_kill]
@@ -399,8 +431,7 @@ def test_policy_failures_are_errors_not_crashes():
         # swapping in-process to a checkpoint with another schema: the session must re-handshake and refuse
         from rcs.serving.client import SessionLost
 
-        server.swap(_Recording(standard_schema(image_size=8, state_dim=13, chunk_size=5, action_dim=7,
-                                               policy_dt=0.05)))
+        server.swap(_Recording(standard_schema(image_size=8, state_dim=13, chunk_size=5, action_dim=7, policy_dt=0.05)))
         with pytest.raises(SessionLost):
             c.request(_obs(), 4, budget_s=2.0)
         with pytest.raises(SchemaMismatchError):
@@ -487,8 +518,13 @@ def test_chunk_feed_sends_the_committed_prefix_and_bad_prefixes_are_refused():
     control_dt = 0.01  # policy_dt 0.05: 5 control ticks per policy step
     executor = ChunkExecutor(ExecutorConfig(names=SMALL.action.names, control_dt=control_dt))
     tick = [0]
-    feed = ChunkFeed(PolicyClient(endpoint, SMALL), executor, lambda: (tick[0], time.monotonic(), _obs()),
-                         period_s=0.05, budget_s=2.0)
+    feed = ChunkFeed(
+        PolicyClient(endpoint, SMALL),
+        executor,
+        lambda: (tick[0], time.monotonic(), _obs()),
+        period_s=0.05,
+        budget_s=2.0,
+    )
     try:
         feed.start()
         deadline = time.monotonic() + 5
@@ -509,11 +545,15 @@ def test_chunk_feed_sends_the_committed_prefix_and_bad_prefixes_are_refused():
 
         client = PolicyClient(endpoint, SMALL)
         client.handshake()
-        for bad, what in [(np.zeros((6, 7), np.float32), "shape"), (np.zeros((2, 6), np.float32), "shape"),
-                          (np.full((2, 7), np.nan, np.float32), "NaN"), (np.zeros((2, 7)), "dtype")]:
+        for bad, what in [
+            (np.zeros((6, 7), np.float32), "shape"),
+            (np.zeros((2, 6), np.float32), "shape"),
+            (np.full((2, 7), np.nan, np.float32), "NaN"),
+            (np.zeros((2, 7)), "dtype"),
+        ]:
             with pytest.raises(ServerError) as info:
                 client.request({**_obs(), COMMITTED: bad}, tick=1, budget_s=2.0)
-            assert info.value.code == "schema" and COMMITTED in info.value.meta["field"], info.value.meta
+            assert info.value.code == "schema" and COMMITTED in info.value.meta["field"], (what, info.value.meta)
         client.close()
     finally:
         feed.stop()

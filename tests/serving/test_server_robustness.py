@@ -138,8 +138,16 @@ def test_server_sends_heartbeats_to_a_silent_client(serve, tmp_path):
 
 
 def test_flood_of_garbage_and_hellos_is_limited_per_peer(serve, tmp_path):
-    server = serve("--policy", str(write_manifest(tmp_path / "p.json", "constant", SMALL)),
-                   "--error-rate", "20", "--hello-rate", "2", "--heartbeat", "60")
+    server = serve(
+        "--policy",
+        str(write_manifest(tmp_path / "p.json", "constant", SMALL)),
+        "--error-rate",
+        "20",
+        "--hello-rate",
+        "2",
+        "--heartbeat",
+        "60",
+    )
     flood = _raw(server.endpoint)
     for _ in range(2000):
         flood.send_multipart([b"garbage"])

@@ -24,8 +24,10 @@ SCHEMA = standard_schema(image_size=16, cameras=2, state_dim=5, chunk_size=4, ac
 
 def _obs(fill: int) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(fill)
-    return {s.name: (rng.integers(0, 255, s.shape) if s.dtype == "uint8" else rng.normal(size=s.shape)).astype(s.dtype)
-            for s in SCHEMA.observation}
+    return {
+        s.name: (rng.integers(0, 255, s.shape) if s.dtype == "uint8" else rng.normal(size=s.shape)).astype(s.dtype)
+        for s in SCHEMA.observation
+    }
 
 
 class Echo:
@@ -35,8 +37,10 @@ class Echo:
     checkpoint_id = "echo"
 
     def infer(self, observations):
-        return [np.tile(np.array([float(np.asarray(o[n], np.float64).sum()) for n in sorted(o)][:3], np.float32),
-                        (4, 1)) for o in observations]
+        return [
+            np.tile(np.array([float(np.asarray(o[n], np.float64).sum()) for n in sorted(o)][:3], np.float32), (4, 1))
+            for o in observations
+        ]
 
 
 def _digest(obs: dict[str, np.ndarray]) -> np.ndarray:
@@ -103,8 +107,7 @@ def test_client_uses_shared_memory_and_every_byte_arrives():
         assert client.shm_active
         for tick in range(1, 40):  # alternating slots, fresh data each time
             obs = _obs(tick)
-            np.testing.assert_allclose(client.request(obs, tick=tick, budget_s=2.0).actions[0], _digest(obs),
-                                       rtol=1e-5)
+            np.testing.assert_allclose(client.request(obs, tick=tick, budget_s=2.0).actions[0], _digest(obs), rtol=1e-5)
         # an OBS naming a slot on a session without shared memory is an error naming the field
         plain = PolicyClient(endpoint, SCHEMA)
         plain.handshake()
@@ -182,8 +185,9 @@ def test_a_fifo_offered_in_hello_is_refused_at_once_and_others_keep_being_served
     attacker.connect(server.endpoint)
     try:
         t0 = time.monotonic()
-        attacker.send_multipart(encode(Header(MsgType.HELLO, 0, 1), {"schema": SCHEMA.as_dict(),
-                                                                      "shm": {"name": fifo.name}}))
+        attacker.send_multipart(
+            encode(Header(MsgType.HELLO, 0, 1), {"schema": SCHEMA.as_dict(), "shm": {"name": fifo.name}})
+        )
         assert attacker.poll(5000), "no answer to the HELLO: the server's I/O thread is blocked"
         welcome = decode(attacker.recv_multipart())
         assert time.monotonic() - t0 < 5.0

@@ -58,7 +58,14 @@ def _fly_baseline(q: MujocoQuadrotor, ref: Trajectory, seconds: float, pc: Posit
         s = q.read()
         r = ref.sample(t)
         cmd = pc.update(
-            s.position, s.linear_velocity, s.quaternion, dt, r.position, r.velocity, r.acceleration, r.yaw,
+            s.position,
+            s.linear_velocity,
+            s.quaternion,
+            dt,
+            r.position,
+            r.velocity,
+            r.acceleration,
+            r.yaw,
             jerk_ref=ref.jerk(t),
         )
         q.command_thrust_rates(cmd.collective_thrust, cmd.body_rates)
@@ -85,7 +92,9 @@ def test_spec_and_mjcf_agree():
         assert m.actuator_gainprm[aid, 0] == pytest.approx(SPEC.max_thrust, rel=1e-8)
         assert m.actuator_dynprm[aid, 0] == pytest.approx(SPEC.motor_time_constant)
         assert m.actuator_gear[aid, 5] == pytest.approx(-SPEC.rotor_directions[i] * SPEC.torque_to_thrust, rel=1e-8)
-    assert SPEC.max_thrust == pytest.approx(0.149, abs=5e-4) and SPEC.torque_to_thrust == pytest.approx(0.0251, abs=1e-4)
+    assert SPEC.max_thrust == pytest.approx(0.149, abs=5e-4) and SPEC.torque_to_thrust == pytest.approx(
+        0.0251, abs=1e-4
+    )
     check_model_matches_spec(m, SPEC, "crazyflie", MOTOR_ACTUATORS)  # the same check the backend runs
     wrong = type(SPEC)(**{**SPEC.__dict__, "mass": 0.03})
     with pytest.raises(ConfigError, match="mass"):
@@ -222,7 +231,10 @@ def test_bad_inputs_raise_action_error_naming_the_field(quad):
         (lambda: quad.command_position(np.array([0.0, np.inf, 1.0])), "position[1]"),
         (lambda: quad.command_position(np.array([0.0, 0.0, 1.0]), float("nan")), "yaw"),
         (lambda: quad.set_vehicle_state([0, 0, 1], [2.0, 0, 0, 0], np.zeros(3), np.zeros(3)), "quaternion"),
-        (lambda: quad.set_vehicle_state([0, 0, 1], [1.0, 0, 0, 0], np.zeros(3), np.zeros(3), np.full(4, 1.0)), "motor_thrusts[0]"),
+        (
+            lambda: quad.set_vehicle_state([0, 0, 1], [1.0, 0, 0, 0], np.zeros(3), np.zeros(3), np.full(4, 1.0)),
+            "motor_thrusts[0]",
+        ),
     ]
     for command, field in cases:
         with pytest.raises(ActionError) as e:
@@ -244,7 +256,9 @@ def _rollout(seed: int, chunks: list[float]) -> tuple[np.ndarray, dict[str, floa
             q.command_thrust_rates(0.35, np.array([0.5 * math.sin(i), 0.3, -0.2]))
             q.advance(dt)
             s = q.read()
-            out.append(np.concatenate([s.position, s.quaternion, s.linear_velocity, s.angular_velocity, s.motor_thrusts]))
+            out.append(
+                np.concatenate([s.position, s.quaternion, s.linear_velocity, s.angular_velocity, s.motor_thrusts])
+            )
         return np.array(out), dict(q.simulation.scales)
 
 
@@ -263,7 +277,9 @@ def test_deterministic_under_seed_and_randomization_applied():
     ids = q.simulation.motor_ids
     np.testing.assert_allclose(m.actuator_gainprm[ids, 0], SPEC.max_thrust * sa["motor_constant"])
     np.testing.assert_allclose(m.actuator_dynprm[ids, 0], SPEC.motor_time_constant * sa["motor_time_constant"])
-    np.testing.assert_allclose(m.body_inertia[q.simulation.body_id("crazyflie")], np.array(SPEC.inertia) * sa["inertia"])
+    np.testing.assert_allclose(
+        m.body_inertia[q.simulation.body_id("crazyflie")], np.array(SPEC.inertia) * sa["inertia"]
+    )
     np.testing.assert_allclose(m.dof_M0[3:6], np.array(SPEC.inertia) * sa["inertia"])  # reaches the dynamics
     q.reset(seed=None)  # unseeded reset: nominal model
     np.testing.assert_allclose(m.actuator_gainprm[ids, 0], SPEC.max_thrust)
@@ -283,7 +299,9 @@ def test_onboard_ticks_are_aligned_to_simulated_time():
             q.advance(chunks[2 * i])
             q.advance(chunks[2 * i + 1])
             s = q.read()
-            out.append(np.concatenate([s.position, s.quaternion, s.linear_velocity, s.angular_velocity, s.motor_thrusts]))
+            out.append(
+                np.concatenate([s.position, s.quaternion, s.linear_velocity, s.angular_velocity, s.motor_thrusts])
+            )
     np.testing.assert_array_equal(a, np.array(out))
     assert q.sim_time == pytest.approx(0.2, abs=1e-12)
 
@@ -293,7 +311,9 @@ def test_onboard_ticks_are_aligned_to_simulated_time():
 WIND = np.array([0.005, -0.004, 0.0])  # N, a steady lateral disturbance (~2.4% of the weight)
 
 
-@pytest.mark.parametrize("seed, randomization", [(0, None), (11, CRAZYFLIE_RANDOMIZATION)], ids=["nominal", "randomized"])
+@pytest.mark.parametrize(
+    "seed, randomization", [(0, None), (11, CRAZYFLIE_RANDOMIZATION)], ids=["nominal", "randomized"]
+)
 def test_hover_position_mode_holds_within_2cm(seed, randomization):
     """Acceptance: take off from the ground with the onboard position controller, settle, then stay within
     2 cm of the setpoint for 5 s, against a steady wind."""
@@ -312,7 +332,12 @@ def test_hover_position_mode_holds_within_2cm(seed, randomization):
         err = np.array(err)
         yaw = 2 * math.atan2(q.read().quaternion[3], q.read().quaternion[0])
         scales = q.simulation.scales
-    log.info("position-mode hover %s: max %.2f mm, RMS %.2f mm over 5 s", scales, 1e3 * err.max(), 1e3 * np.sqrt(np.mean(err**2)))
+    log.info(
+        "position-mode hover %s: max %.2f mm, RMS %.2f mm over 5 s",
+        scales,
+        1e3 * err.max(),
+        1e3 * np.sqrt(np.mean(err**2)),
+    )
     assert err.max() < 0.02
     assert yaw == pytest.approx(0.5, abs=0.02)
 
@@ -329,7 +354,9 @@ def test_hover_baseline_thrust_rates_holds_within_2cm(quad):
     assert err.max() < 0.02
 
 
-@pytest.mark.parametrize("seed, randomization", [(0, None), (12, CRAZYFLIE_RANDOMIZATION)], ids=["nominal", "randomized"])
+@pytest.mark.parametrize(
+    "seed, randomization", [(0, None), (12, CRAZYFLIE_RANDOMIZATION)], ids=["nominal", "randomized"]
+)
 def test_figure_eight_tracking_with_baseline(seed, randomization, record_property):
     """Figure eight 1.0 m x 0.5 m (half-extents), 8 s period, 1 m height, after an 8 s speed ramp."""
     q = make_crazyflie(randomization=randomization)
@@ -345,13 +372,17 @@ def test_figure_eight_tracking_with_baseline(seed, randomization, record_propert
     rms, peak = float(np.sqrt(np.mean(loops**2))), float(loops.max())
     record_property("figure_eight_rms_m", rms)
     record_property("figure_eight_max_m", peak)
-    log.info("figure eight %s: RMS %.2f mm, max %.2f mm (ramp max %.2f mm)", scales, 1e3 * rms, 1e3 * peak, 1e3 * ramp.max())
+    log.info(
+        "figure eight %s: RMS %.2f mm, max %.2f mm (ramp max %.2f mm)", scales, 1e3 * rms, 1e3 * peak, 1e3 * ramp.max()
+    )
     assert rms < 0.01 and peak < 0.02 and ramp.max() < 0.02
 
 
 def test_position_mode_is_stable_at_the_hardest_randomization_corner():
     """Slow motors, 6.2 x inertia and 25 % less thrust than the controllers assume, all at once."""
-    corner = DomainRandomization(motor_constant=(0.75, 0.75), motor_time_constant=(1.0, 1.0), extra={"inertia": (6.2, 6.2)})
+    corner = DomainRandomization(
+        motor_constant=(0.75, 0.75), motor_time_constant=(1.0, 1.0), extra={"inertia": (6.2, 6.2)}
+    )
     q = make_crazyflie(randomization=corner)
     with q:
         q.reset(seed=0)

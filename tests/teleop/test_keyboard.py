@@ -64,7 +64,12 @@ def test_terminal_keyboard_through_a_real_pty(pty_keyboard):
     assert kb.command(OBS).gripper == 0.0
     os.write(master, b"\r\x7f\x1b[3~\x1b")
     _settle()
-    assert kb.command(OBS).events == (EpisodeEvent.START, EpisodeEvent.RERECORD, EpisodeEvent.DISCARD, EpisodeEvent.QUIT)
+    assert kb.command(OBS).events == (
+        EpisodeEvent.START,
+        EpisodeEvent.RERECORD,
+        EpisodeEvent.DISCARD,
+        EpisodeEvent.QUIT,
+    )
     assert kb.command(OBS).events == ()  # events are delivered once
 
 

@@ -18,7 +18,9 @@ def _env(mode: str, relative: bool):
     return load_env_creator(spec.entry_point)(**{**spec.kwargs, "control_mode": mode, "relative": relative})
 
 
-@pytest.mark.parametrize(("mode", "relative"), [("cartesian", False), ("cartesian", True), ("joint", False), ("joint", True)])
+@pytest.mark.parametrize(
+    ("mode", "relative"), [("cartesian", False), ("cartesian", True), ("joint", False), ("joint", True)]
+)
 def test_twist_moves_the_tcp_in_every_action_mode(mode, relative):
     env = _env(mode, relative)
     try:

@@ -37,9 +37,12 @@ def test_keyboard_controls_start_save_rerecord_discard_quit(tmp_path):
         (0.4, b"\r"),  # start episode (seed 5)
         *[(0.5 + 0.1 * i, b"w") for i in range(6)],  # jog +x, with terminal auto-repeat every 0.1 s
         (1.4, b"\r"),  # stop and save
-        (1.8, b"\r"), (2.2, b"\x7f"),  # start, re-record (same scene, seed 6)
-        (2.6, b"\r"), (3.0, b"\x1b[3~"),  # start, discard (next scene, seed 7)
-        (3.4, b"\r"), (3.8, b"\x1b"),  # start, quit
+        (1.8, b"\r"),
+        (2.2, b"\x7f"),  # start, re-record (same scene, seed 6)
+        (2.6, b"\r"),
+        (3.0, b"\x1b[3~"),  # start, discard (next scene, seed 7)
+        (3.4, b"\r"),
+        (3.8, b"\x1b"),  # start, quit
     ]
 
     def typist() -> None:

@@ -23,8 +23,13 @@ NAMES = (*LEADER_JOINTS, "gripper")
 
 def _calibration(tmp_path, emu: FeetechBusEmulator | None):
     calib = {
-        n: {"id": i + 1, "drive_mode": 0, "homing_offset": 0,
-            "range_min": 0 if n == "wrist_roll" else 1024, "range_max": 4095 if n == "wrist_roll" else 3072}
+        n: {
+            "id": i + 1,
+            "drive_mode": 0,
+            "homing_offset": 0,
+            "range_min": 0 if n == "wrist_roll" else 1024,
+            "range_max": 4095 if n == "wrist_roll" else 3072,
+        }
         for i, n in enumerate(NAMES)
     }
     (tmp_path / "rcs_leader.json").write_text(json.dumps(calib))

@@ -111,8 +111,9 @@ def serve(log_mode: str) -> None:
     _quiet_logging(log_mode)
 
     class _NullConfig:
-        image_features: ClassVar[dict[str, PolicyFeature]] = {f"observation.images.{c}": PolicyFeature(type=FeatureType.VISUAL, shape=(3, 224, 224))
-                          for c in _CAMERAS}
+        image_features: ClassVar[dict[str, PolicyFeature]] = {
+            f"observation.images.{c}": PolicyFeature(type=FeatureType.VISUAL, shape=(3, 224, 224)) for c in _CAMERAS
+        }
 
     class NullPolicy:
         config = _NullConfig()
@@ -120,7 +121,7 @@ def serve(log_mode: str) -> None:
         def __init__(self) -> None:
             self._chunk = torch.zeros((1, *_common.CHUNK_SHAPE), dtype=torch.float32)
 
-        def to(self, device: str) -> "NullPolicy":  # upstream moves the loaded policy to the client's device
+        def to(self, device: str) -> NullPolicy:  # upstream moves the loaded policy to the client's device
             return self
 
         def predict_action_chunk(self, observation: dict[str, Any]) -> torch.Tensor:
@@ -155,7 +156,8 @@ def serve(log_mode: str) -> None:
 def _start_server(log_mode: str, timeout_s: float = 120.0) -> tuple[subprocess.Popen, int]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "sim.bench.baselines.lerobot_async", "--serve", "--log", log_mode],
-        stdout=subprocess.PIPE, text=True,  # stderr: inherited, so failures reach the runner
+        stdout=subprocess.PIPE,
+        text=True,  # stderr: inherited, so failures reach the runner
         env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)},
     )
     deadline = time.monotonic() + timeout_s
@@ -197,7 +199,10 @@ def run(requests: int, warmup: int, log_mode: str) -> dict[str, Any]:
 
     class NullRobot:
         name = "rcs_null_robot"
-        observation_features: ClassVar[dict[str, Any]] = {**{j: float for j in _JOINTS}, **{c: (224, 224, 3) for c in _CAMERAS}}
+        observation_features: ClassVar[dict[str, Any]] = {
+            **{j: float for j in _JOINTS},
+            **{c: (224, 224, 3) for c in _CAMERAS},
+        }
         action_features: ClassVar[dict[str, Any]] = {f"a_{i}": float for i in range(_common.CHUNK_SHAPE[1])}
 
         def connect(self) -> None: ...
@@ -210,8 +215,12 @@ def run(requests: int, warmup: int, log_mode: str) -> dict[str, Any]:
     proc, port = _start_server(log_mode)
     try:
         cfg = RobotClientConfig(
-            policy_type=_POLICY_TYPE, pretrained_name_or_path="null", robot=NullRobotConfig(),
-            actions_per_chunk=_common.CHUNK_SHAPE[0], server_address=f"127.0.0.1:{port}", task="bench",
+            policy_type=_POLICY_TYPE,
+            pretrained_name_or_path="null",
+            robot=NullRobotConfig(),
+            actions_per_chunk=_common.CHUNK_SHAPE[0],
+            server_address=f"127.0.0.1:{port}",
+            task="bench",
         )
         client = rc.RobotClient(cfg)
         if not client.start():
@@ -238,12 +247,17 @@ def run(requests: int, warmup: int, log_mode: str) -> dict[str, Any]:
         result = _common.measure(call, requests, warmup)
         client.stop()
         result.update(
-            system="lerobot_async", log_mode=log_mode,
+            system="lerobot_async",
+            log_mode=log_mode,
             client="lerobot.async_inference.robot_client.RobotClient (start, send_observation) + stub.GetActions",
             server="lerobot.async_inference.policy_server.PolicyServer, null policy (get_policy_class and "
-                   "make_pre_post_processors replaced)",
-            versions={"lerobot": lerobot.__version__, "grpcio": grpc.__version__, "torch": torch.__version__,
-                      "numpy": np.__version__},
+            "make_pre_post_processors replaced)",
+            versions={
+                "lerobot": lerobot.__version__,
+                "grpcio": grpc.__version__,
+                "torch": torch.__version__,
+                "numpy": np.__version__,
+            },
         )
         return result
     finally:
@@ -253,8 +267,12 @@ def run(requests: int, warmup: int, log_mode: str) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> None:
     p = _common.base_parser(__doc__.splitlines()[0])
     p.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
-    p.add_argument("--log", choices=("quiet", "lerobot"), default="quiet",
-                   help="quiet: root logger at WARNING (default); lerobot: keep lerobot's logging setup")
+    p.add_argument(
+        "--log",
+        choices=("quiet", "lerobot"),
+        default="quiet",
+        help="quiet: root logger at WARNING (default); lerobot: keep lerobot's logging setup",
+    )
     args = p.parse_args(argv)
     _enter_tempdir()
     if args.serve:

@@ -67,16 +67,18 @@ class NullPolicy(_base_policy.BasePolicy):
 class WebsocketPolicyServer:
     """Re-implementation of openpi's ``WebsocketPolicyServer`` (see module docstring for the mapping)."""
 
-    def __init__(self, policy: _base_policy.BasePolicy, host: str = "127.0.0.1", port: int = 0,
-                 metadata: dict | None = None) -> None:
+    def __init__(
+        self, policy: _base_policy.BasePolicy, host: str = "127.0.0.1", port: int = 0, metadata: dict | None = None
+    ) -> None:
         self._policy = policy
         self._host = host
         self._port = port
         self._metadata = metadata or {}
 
     async def run(self, on_ready: Any = None) -> None:
-        async with _server.serve(self._handler, self._host, self._port, compression=None, max_size=None,
-                                 process_request=_health_check) as server:
+        async with _server.serve(
+            self._handler, self._host, self._port, compression=None, max_size=None, process_request=_health_check
+        ) as server:
             if on_ready is not None:
                 on_ready(server.sockets[0].getsockname()[1])
             await server.serve_forever()
@@ -101,8 +103,10 @@ class WebsocketPolicyServer:
                 break
             except Exception:
                 await websocket.send(traceback.format_exc())
-                await websocket.close(code=websockets.frames.CloseCode.INTERNAL_ERROR,
-                                      reason="Internal server error. Traceback included in previous frame.")
+                await websocket.close(
+                    code=websockets.frames.CloseCode.INTERNAL_ERROR,
+                    reason="Internal server error. Traceback included in previous frame.",
+                )
                 raise
 
 
@@ -114,6 +118,7 @@ def _health_check(connection: _server.ServerConnection, request: _server.Request
 
 def serve() -> None:
     """Child-process entry point: serve the null policy, report the port on stdout, run until killed."""
+
     def ready(port: int) -> None:
         sys.stdout.write(f"{_READY} {port}\n")
         sys.stdout.flush()
@@ -123,8 +128,12 @@ def serve() -> None:
 
 
 def _start_server(timeout_s: float = 30.0) -> tuple[subprocess.Popen, int]:
-    proc = subprocess.Popen([sys.executable, "-m", "sim.bench.baselines.openpi_style", "--serve"],
-                            stdout=subprocess.PIPE, text=True, env=os.environ.copy())
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sim.bench.baselines.openpi_style", "--serve"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=os.environ.copy(),
+    )
     deadline = time.monotonic() + timeout_s
     assert proc.stdout is not None
     while time.monotonic() < deadline:
@@ -150,10 +159,13 @@ def run(requests: int, warmup: int) -> dict[str, Any]:
 
         result = _common.measure(call, requests, warmup)
         client._ws.close()  # openpi-client 0.1.2 has no public close()
-        result.update(system="openpi_style", server_metadata=meta,
-                      client="openpi_client.websocket_client_policy.WebsocketClientPolicy (openpi-client 0.1.2)",
-                      server="re-implementation of openpi WebsocketPolicyServer (websockets "
-                             f"{websockets.__version__}, msgpack_numpy)")
+        result.update(
+            system="openpi_style",
+            server_metadata=meta,
+            client="openpi_client.websocket_client_policy.WebsocketClientPolicy (openpi-client 0.1.2)",
+            server="re-implementation of openpi WebsocketPolicyServer (websockets "
+            f"{websockets.__version__}, msgpack_numpy)",
+        )
         return result
     finally:
         _common.stop_child(proc)

@@ -37,10 +37,18 @@ class Baseline:
 BASELINES: dict[str, Baseline] = {
     b.name: b
     for b in (
-        Baseline("openpi_style", "openpi", "sim.bench.baselines.openpi_style",
-                 "openpi-client 0.1.2 WebsocketClientPolicy vs openpi-style websocket + msgpack server"),
-        Baseline("lerobot_async", "lerobot", "sim.bench.baselines.lerobot_async",
-                 "lerobot 0.6.1 async inference: its gRPC PolicyServer + RobotClient, pickle payloads"),
+        Baseline(
+            "openpi_style",
+            "openpi",
+            "sim.bench.baselines.openpi_style",
+            "openpi-client 0.1.2 WebsocketClientPolicy vs openpi-style websocket + msgpack server",
+        ),
+        Baseline(
+            "lerobot_async",
+            "lerobot",
+            "sim.bench.baselines.lerobot_async",
+            "lerobot 0.6.1 async inference: its gRPC PolicyServer + RobotClient, pickle payloads",
+        ),
     )
 }
 _ALIASES = {"openpi": "openpi_style", "lerobot": "lerobot_async"}
@@ -57,12 +65,19 @@ def baseline_python(name: str) -> Path:
     if not py.exists():
         raise BaselineError(
             f"baseline {b.name!r} needs the side venv {py.parent.parent} (not found); "
-            f"create it with: bash {SETUP_SCRIPT} {b.venv}")
+            f"create it with: bash {SETUP_SCRIPT} {b.venv}"
+        )
     return py
 
 
-def run_baseline(name: str, requests: int, *, warmup: int | None = None, timeout_s: float | None = None,
-                 extra_args: list[str] | None = None) -> dict[str, Any]:
+def run_baseline(
+    name: str,
+    requests: int,
+    *,
+    warmup: int | None = None,
+    timeout_s: float | None = None,
+    extra_args: list[str] | None = None,
+) -> dict[str, Any]:
     """Run baseline ``name`` ("openpi_style"/"openpi" or "lerobot_async"/"lerobot") for ``requests`` timed
     requests in its venv and return its result dict (``p50_ms``, ``p99_ms``, ``req_per_s``, ``requests``, ...).
 
@@ -78,21 +93,25 @@ def run_baseline(name: str, requests: int, *, warmup: int | None = None, timeout
         cmd += ["--warmup", str(warmup)]
     cmd += list(extra_args or [])
     timeout = timeout_s if timeout_s is not None else 120.0 + 0.1 * requests
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        [str(REPO_ROOT)] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else []))}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(
+            [str(REPO_ROOT)] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])
+        ),
+    }
     env.pop("VIRTUAL_ENV", None)
     logger.info("running baseline %s: %s", b.name, " ".join(cmd))
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix=f"rcs-bench-{b.name}-") as cwd:
         try:
-            proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout,
-                                  check=False)
+            proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
         except subprocess.TimeoutExpired as e:
-            raise BaselineError(f"baseline {b.name!r} timed out after {timeout:.0f} s "
-                                f"({requests} requests); stderr tail:\n{_tail(e.stderr)}") from e
+            raise BaselineError(
+                f"baseline {b.name!r} timed out after {timeout:.0f} s "
+                f"({requests} requests); stderr tail:\n{_tail(e.stderr)}"
+            ) from e
     if proc.returncode != 0:
-        raise BaselineError(f"baseline {b.name!r} failed (exit {proc.returncode}); stderr tail:\n"
-                            f"{_tail(proc.stderr)}")
+        raise BaselineError(f"baseline {b.name!r} failed (exit {proc.returncode}); stderr tail:\n{_tail(proc.stderr)}")
     result = _parse(b.name, proc.stdout, proc.stderr)
     result.setdefault("system", b.name)
     result["wall_s"] = time.monotonic() - t0
@@ -118,8 +137,9 @@ def _parse(name: str, stdout: str, stderr: str) -> dict[str, Any]:
             if missing:
                 raise BaselineError(f"baseline {name!r} JSON lacks {sorted(missing)}: {line[:500]}")
             return result
-    raise BaselineError(f"baseline {name!r} printed no JSON result; stdout tail:\n{_tail(stdout)}\n"
-                        f"stderr tail:\n{_tail(stderr)}")
+    raise BaselineError(
+        f"baseline {name!r} printed no JSON result; stdout tail:\n{_tail(stdout)}\nstderr tail:\n{_tail(stderr)}"
+    )
 
 
 def _tail(text: str | bytes | None, n: int = 2000) -> str:

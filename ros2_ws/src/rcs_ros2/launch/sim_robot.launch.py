@@ -16,18 +16,32 @@ from launch import LaunchDescription
 def generate_launch_description() -> LaunchDescription:
     share = FindPackageShare("rcs_ros2")
     robot = LaunchConfiguration("robot")
-    return LaunchDescription([
-        DeclareLaunchArgument("rcs", default_value="rcs", description="the rcs command of the main venv"),
-        DeclareLaunchArgument("robot", default_value="sim_panda", description="config/robots/<robot>.yaml"),
-        DeclareLaunchArgument("bridge_params", default_value="robot_bridge_panda.yaml",
-                              description="config/<file> with the robot_bridge parameters"),
-        ExecuteProcess(
-            cmd=[LaunchConfiguration("rcs"), "robot", "--config",
-                 PathJoinSubstitution([share, "config", "robots", [robot, ".yaml"]])],
-            name="rcs_robot", output="screen", sigterm_timeout="10",
-        ),
-        Node(
-            package="rcs_ros2", executable="robot_bridge", name="rcs_robot_bridge", output="screen",
-            parameters=[PathJoinSubstitution([share, "config", LaunchConfiguration("bridge_params")])],
-        ),
-    ])
+    return LaunchDescription(
+        [
+            DeclareLaunchArgument("rcs", default_value="rcs", description="the rcs command of the main venv"),
+            DeclareLaunchArgument("robot", default_value="sim_panda", description="config/robots/<robot>.yaml"),
+            DeclareLaunchArgument(
+                "bridge_params",
+                default_value="robot_bridge_panda.yaml",
+                description="config/<file> with the robot_bridge parameters",
+            ),
+            ExecuteProcess(
+                cmd=[
+                    LaunchConfiguration("rcs"),
+                    "robot",
+                    "--config",
+                    PathJoinSubstitution([share, "config", "robots", [robot, ".yaml"]]),
+                ],
+                name="rcs_robot",
+                output="screen",
+                sigterm_timeout="10",
+            ),
+            Node(
+                package="rcs_ros2",
+                executable="robot_bridge",
+                name="rcs_robot_bridge",
+                output="screen",
+                parameters=[PathJoinSubstitution([share, "config", LaunchConfiguration("bridge_params")])],
+            ),
+        ]
+    )

@@ -13,16 +13,29 @@ from launch import LaunchDescription
 
 
 def generate_launch_description() -> LaunchDescription:
-    return LaunchDescription([
-        DeclareLaunchArgument("rcs", default_value="rcs", description="the rcs command of the main venv"),
-        DeclareLaunchArgument("robot", default_value="sim/panda"),
-        DeclareLaunchArgument("teleop", default_value="expert", description="registered teleop device (rcs list)"),
-        DeclareLaunchArgument("episodes", default_value="2"),
-        DeclareLaunchArgument("root", default_value="outputs/teleop_recording", description="dataset folder"),
-        ExecuteProcess(
-            cmd=[LaunchConfiguration("rcs"), "record", "--robot", LaunchConfiguration("robot"),
-                 "--teleop", LaunchConfiguration("teleop"), "--episodes", LaunchConfiguration("episodes"),
-                 "--root", LaunchConfiguration("root")],
-            name="rcs_record", output="screen", sigterm_timeout="30",
-        ),
-    ])
+    return LaunchDescription(
+        [
+            DeclareLaunchArgument("rcs", default_value="rcs", description="the rcs command of the main venv"),
+            DeclareLaunchArgument("robot", default_value="sim/panda"),
+            DeclareLaunchArgument("teleop", default_value="expert", description="registered teleop device (rcs list)"),
+            DeclareLaunchArgument("episodes", default_value="2"),
+            DeclareLaunchArgument("root", default_value="outputs/teleop_recording", description="dataset folder"),
+            ExecuteProcess(
+                cmd=[
+                    LaunchConfiguration("rcs"),
+                    "record",
+                    "--robot",
+                    LaunchConfiguration("robot"),
+                    "--teleop",
+                    LaunchConfiguration("teleop"),
+                    "--episodes",
+                    LaunchConfiguration("episodes"),
+                    "--root",
+                    LaunchConfiguration("root"),
+                ],
+                name="rcs_record",
+                output="screen",
+                sigterm_timeout="30",
+            ),
+        ]
+    )

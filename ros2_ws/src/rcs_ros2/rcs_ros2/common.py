@@ -16,8 +16,12 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 #: Sensor data (joint states, images, odometry, IMU): best effort, keep the last 5 (REP-2003 / rclpy's preset).
 SENSOR_QOS = qos_profile_sensor_data
 #: Commands (trajectories, targets): reliable, keep the last 10, volatile.
-COMMAND_QOS = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST, depth=10,
-                         durability=DurabilityPolicy.VOLATILE)
+COMMAND_QOS = QoSProfile(
+    reliability=ReliabilityPolicy.RELIABLE,
+    history=HistoryPolicy.KEEP_LAST,
+    depth=10,
+    durability=DurabilityPolicy.VOLATILE,
+)
 #: /diagnostics: reliable, depth 10 (what diagnostic_aggregator subscribes with).
 DIAGNOSTICS_QOS = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST, depth=10)
 

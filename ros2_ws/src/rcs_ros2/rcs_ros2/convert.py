@@ -29,11 +29,13 @@ def quat_wxyz(q: Quaternion) -> np.ndarray:
 def rotation(q_wxyz: np.ndarray) -> np.ndarray:
     """3x3 rotation matrix (body -> world) of a unit (w, x, y, z) quaternion."""
     w, x, y, z = (float(v) for v in q_wxyz)
-    return np.array([
-        [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
-        [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
-        [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
-    ])
+    return np.array(
+        [
+            [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
+            [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
+            [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
+        ]
+    )
 
 
 def yaw_quaternion(yaw: float) -> np.ndarray:

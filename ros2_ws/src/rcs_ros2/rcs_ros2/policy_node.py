@@ -84,17 +84,24 @@ class PolicyNode(Node):
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rcs-policy-requests", daemon=True)
         self._thread.start()
-        self.get_logger().info(f"policy {self.client.welcome.checkpoint_id if self.client.welcome else '?'} "
-                               f"at {self.p['policy_endpoint']}: chunks of {self.schema.chunk_size} x "
-                               f"{len(self.joint_names)} every {self.p['request_period_s']} s")
+        self.get_logger().info(
+            f"policy {self.client.welcome.checkpoint_id if self.client.welcome else '?'} "
+            f"at {self.p['policy_endpoint']}: chunks of {self.schema.chunk_size} x "
+            f"{len(self.joint_names)} every {self.p['request_period_s']} s"
+        )
 
     def _schema(self, images: list[tuple[str, str]]) -> Schema:
         names = tuple(self.joint_names)
         obs = [TensorSpec(self.p["state_feature"], (len(names),), self.p["state_dtype"], self.p["state_unit"], names)]
         for feature, _ in images:
             obs.append(TensorSpec(feature, (self.p["image_height"], self.p["image_width"], 3), "uint8", "px"))
-        action = TensorSpec(self.p["action_feature"], (self.p["chunk_size"], len(names)), self.p["action_dtype"],
-                            self.p["action_unit"], names)
+        action = TensorSpec(
+            self.p["action_feature"],
+            (self.p["chunk_size"], len(names)),
+            self.p["action_dtype"],
+            self.p["action_unit"],
+            names,
+        )
         return Schema(tuple(obs), action, float(self.p["policy_dt"]))
 
     def _handshake(self) -> None:
@@ -121,8 +128,10 @@ class PolicyNode(Node):
         index = {n: i for i, n in enumerate(msg.name)}
         missing = [n for n in self.joint_names if n not in index]
         if missing or len(msg.position) != len(msg.name):
-            self._skip("joint_state_mismatch", f"joint_states lacks {missing} or has {len(msg.position)} positions "
-                       f"for {len(msg.name)} names")
+            self._skip(
+                "joint_state_mismatch",
+                f"joint_states lacks {missing} or has {len(msg.position)} positions for {len(msg.name)} names",
+            )
             return
         vec = np.array([msg.position[index[n]] for n in self.joint_names], dtype=np.float64)
         stamp = from_time(msg.header.stamp) or self.get_clock().now().nanoseconds * 1e-9
@@ -152,7 +161,9 @@ class PolicyNode(Node):
             stamp, received, vec = latest
             age = self._state_age(stamp, received)
             if age > self.p["max_state_age_s"]:
-                self._skip("stale_state", f"latest joint state is {age:.2f} s old (limit {self.p['max_state_age_s']} s)")
+                self._skip(
+                    "stale_state", f"latest joint state is {age:.2f} s old (limit {self.p['max_state_age_s']} s)"
+                )
                 continue
             obs = {self.p["state_feature"]: vec.astype(self.p["state_dtype"])}
             for spec in self.schema.observation[1:]:

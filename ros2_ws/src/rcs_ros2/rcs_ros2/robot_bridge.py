@@ -89,8 +89,9 @@ class RobotBridge(Node):
             ctx.set(zmq.THREAD_SCHED_POLICY, os.SCHED_FIFO)
             ctx.set(zmq.THREAD_PRIORITY, int(self.p["realtime_priority"]))
         topics = [TOPIC_STATE, TOPIC_STATUS] + ([TOPIC_CAMERA] if self.p["publish_cameras"] else [])
-        self.client = RobotClient(self.p["command_endpoint"], self.p["state_endpoint"], topics,
-                                  timeout_s=self.p["request_timeout_s"])
+        self.client = RobotClient(
+            self.p["command_endpoint"], self.p["state_endpoint"], topics, timeout_s=self.p["request_timeout_s"]
+        )
         self.desc = self._connect()
         self.kind = self.desc["kind"]
         self.world_frame = self.desc["world_frame"]
@@ -125,8 +126,10 @@ class RobotBridge(Node):
         if self.p["publish_cameras"]:
             for cam in self.desc.get("cameras", []):
                 n = cam["name"]
-                self.camera_pubs[n] = (self.create_publisher(Image, f"{n}/image_raw", qos),
-                                       self.create_publisher(CameraInfo, f"{n}/camera_info", qos))
+                self.camera_pubs[n] = (
+                    self.create_publisher(Image, f"{n}/image_raw", qos),
+                    self.create_publisher(CameraInfo, f"{n}/camera_info", qos),
+                )
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", DIAGNOSTICS_QOS)
         self.create_service(Trigger, "estop", self._on_estop)
         self.create_service(Trigger, "reset", self._on_reset)
@@ -137,7 +140,8 @@ class RobotBridge(Node):
         self._thread.start()
         self.get_logger().info(
             f"bridging {self.desc['name']} ({self.kind}, {self.desc['rate_hz']:.0f} Hz) from "
-            f"{self.p['state_endpoint']} / {self.p['command_endpoint']}")
+            f"{self.p['state_endpoint']} / {self.p['command_endpoint']}"
+        )
 
     def _connect(self) -> dict[str, Any]:
         end = time.monotonic() + self.p["connect_timeout_s"]
@@ -166,7 +170,10 @@ class RobotBridge(Node):
                 os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(prio))  # this thread only (Linux)
             except (OSError, AttributeError) as e:
                 self.get_logger().warning(f"realtime_priority={prio} not permitted ({e}); default scheduler")
-        handlers: dict[bytes, Callable[[bytes, Any], None]] = {TOPIC_STATE: self._on_state, TOPIC_STATUS: self._on_status}
+        handlers: dict[bytes, Callable[[bytes, Any], None]] = {
+            TOPIC_STATE: self._on_state,
+            TOPIC_STATUS: self._on_status,
+        }
         while not self._stop.is_set():
             try:
                 # every queued message, less what lags the newest of its topic by > max_state_lag_s: behind the
@@ -228,8 +235,9 @@ class RobotBridge(Node):
         if age > self.p["max_command_age_s"]:
             return rejected("stale_timestamp", field, f"{age:.3f} s old", f"<= {self.p['max_command_age_s']} s")
         if age < -self.p["max_command_future_s"]:
-            return rejected("future_timestamp", field, f"{-age:.3f} s in the future",
-                            f"<= {self.p['max_command_future_s']} s ahead")
+            return rejected(
+                "future_timestamp", field, f"{-age:.3f} s in the future", f"<= {self.p['max_command_future_s']} s ahead"
+            )
         return max(0.0, age)
 
     def _handle(self, what: str, build: Callable[[], Reply]) -> Reply:
@@ -263,11 +271,19 @@ class RobotBridge(Node):
         with_vel = all(len(p.velocities) == n for p in msg.points)
         for i, p in enumerate(msg.points):
             if len(p.positions) != n:
-                return rejected("shape", f"points[{i}].positions", f"{len(p.positions)} values for {n} joint_names",
-                                "one position per joint name")
+                return rejected(
+                    "shape",
+                    f"points[{i}].positions",
+                    f"{len(p.positions)} values for {n} joint_names",
+                    "one position per joint name",
+                )
             if len(p.velocities) not in (0, n) or (len(p.velocities) == 0 and with_vel):
-                return rejected("shape", f"points[{i}].velocities", f"{len(p.velocities)} values for {n} joint_names",
-                                "none, or one per joint name in every point")
+                return rejected(
+                    "shape",
+                    f"points[{i}].velocities",
+                    f"{len(p.velocities)} values for {n} joint_names",
+                    "none, or one per joint name in every point",
+                )
         positions = np.array([p.positions for p in msg.points], dtype=np.float64).reshape(len(msg.points), n)
         times = np.array([from_duration(p.time_from_start) for p in msg.points])
         velocities = np.array([p.velocities for p in msg.points], dtype=np.float64) if with_vel and n else None
@@ -291,7 +307,9 @@ class RobotBridge(Node):
         if isinstance(age, Reply):
             return age
         if len(msg.joint_names) != 1:
-            return rejected("names", "joint_names", f"{list(msg.joint_names)}", f"exactly one: the vehicle ({self.base_frame!r})")
+            return rejected(
+                "names", "joint_names", f"{list(msg.joint_names)}", f"exactly one: the vehicle ({self.base_frame!r})"
+            )
         if msg.header.frame_id not in ("", self.world_frame):
             return rejected("frame", "header.frame_id", repr(msg.header.frame_id), repr(self.world_frame))
         if not msg.points:
@@ -304,7 +322,9 @@ class RobotBridge(Node):
             q = convert.quat_wxyz(tr.rotation)
             norm = float(np.linalg.norm(q))
             if not 0.9 < norm < 1.1:
-                return rejected("quaternion", f"points[{i}].transforms[0].rotation", f"|q| = {norm:.4g}", "a unit quaternion")
+                return rejected(
+                    "quaternion", f"points[{i}].transforms[0].rotation", f"|q| = {norm:.4g}", "a unit quaternion"
+                )
             rows.append([tr.translation.x, tr.translation.y, tr.translation.z, yaw_of(q / norm)])
         times = np.array([from_duration(p.time_from_start) for p in msg.points])
         return self.client.trajectory(["x", "y", "z", "yaw"], np.array(rows), times, age_s=age)
@@ -317,12 +337,18 @@ class RobotBridge(Node):
 
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         reply = self._handle("reset", self.client.reset)
-        response.success, response.message = reply.ok, "e-stop released; robot holds until the next command" if reply.ok else str(reply)
+        response.success, response.message = (
+            reply.ok,
+            "e-stop released; robot holds until the next command" if reply.ok else str(reply),
+        )
         return response
 
     def _on_arm(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
         reply = self._handle("arm" if request.data else "disarm", lambda: self.client.set_armed(bool(request.data)))
-        response.success, response.message = reply.ok, ("armed" if request.data else "disarmed") if reply.ok else str(reply)
+        response.success, response.message = (
+            reply.ok,
+            ("armed" if request.data else "disarmed") if reply.ok else str(reply),
+        )
         return response
 
     # -- diagnostics ------------------------------------------------------------------------------------
@@ -355,14 +381,20 @@ class RobotBridge(Node):
             "commands_accepted": status.get("commands_accepted", ""),
             "last_rejection": last or status.get("last_rejection", ""),
         }
-        for key, prefix in (("safety_interventions", "safety_"), ("command_rejections", "server_rejected_"),
-                            ("chunk_rejections", "chunk_rejected_")):
+        for key, prefix in (
+            ("safety_interventions", "safety_"),
+            ("command_rejections", "server_rejected_"),
+            ("chunk_rejections", "chunk_rejected_"),
+        ):
             for reason, count in status.get(key, {}).items():
                 values[f"{prefix}{reason}"] = count
         for reason, count in rejections.items():
             values[f"bridge_rejected_{reason}"] = count
-        totals = sum(rejections.values()) + sum(status.get("command_rejections", {}).values()) \
+        totals = (
+            sum(rejections.values())
+            + sum(status.get("command_rejections", {}).values())
             + sum(status.get("safety_interventions", {}).values())
+        )
         if totals > self._event_totals:
             self._event_totals, self._last_event = totals, now
         silent = now - self.last_state_wall if self.last_state_wall else float("inf")
@@ -374,8 +406,12 @@ class RobotBridge(Node):
             level, message = DiagnosticStatus.WARN, values["last_rejection"] or "safety filter intervened"
         else:
             level, message = DiagnosticStatus.OK, f"{values['stage']}, {self.state_rate_hz:.0f} Hz state"
-        st = DiagnosticStatus(level=level, name=f"rcs_robot_bridge: {self.desc['name']}", message=str(message)[:500],
-                              hardware_id=self.desc["name"])
+        st = DiagnosticStatus(
+            level=level,
+            name=f"rcs_robot_bridge: {self.desc['name']}",
+            message=str(message)[:500],
+            hardware_id=self.desc["name"],
+        )
         st.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
         arr = DiagnosticArray()
         arr.header.stamp = self.get_clock().now().to_msg()

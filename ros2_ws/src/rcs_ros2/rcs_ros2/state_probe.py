@@ -53,8 +53,9 @@ def make_probe() -> Any:
             self.first: float | None = None
             self.last = 0.0
             self.recording = False
-            self.sub = self.create_subscription(types[self.p["type"]], self.p["topic"], self._on_msg,
-                                                STATE_QOS_PROFILES[self.p["qos"]])
+            self.sub = self.create_subscription(
+                types[self.p["type"]], self.p["topic"], self._on_msg, STATE_QOS_PROFILES[self.p["qos"]]
+            )
 
         def _on_msg(self, msg: Any) -> None:
             now = time.time()
@@ -73,14 +74,15 @@ def make_probe() -> Any:
 def parse_command_line(argv: list[str]) -> None:
     """``--help`` (exit 0) and refusal of unknown options (exit 2); ROS arguments (``--ros-args ...``) pass."""
     parser = argparse.ArgumentParser(
-        prog="state_probe", formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog="state_probe",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Measure a state topic's rate and latency (capture stamp -> this subscriber); print one JSON "
-                    "object on stdout.",
+        "object on stdout.",
         epilog="ROS parameters (--ros-args -p NAME:=VALUE):\n"
-               + "\n".join(f"  {name:<16} {text} (default {default})" for name, (default, text) in PARAMETERS.items())
-               + "\n\nexample: state_probe --ros-args -p topic:=joint_states -p duration_s:=10.0",
+        + "\n".join(f"  {name:<16} {text} (default {default})" for name, (default, text) in PARAMETERS.items())
+        + "\n\nexample: state_probe --ros-args -p topic:=joint_states -p duration_s:=10.0",
     )
-    ours = argv[:argv.index("--ros-args")] if "--ros-args" in argv else argv
+    ours = argv[: argv.index("--ros-args")] if "--ros-args" in argv else argv
     parser.parse_args(ours)
 
 
