@@ -34,8 +34,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _percentiles(values: np.ndarray, digits: int) -> dict[str, float]:
-    return {"p50": round(float(np.percentile(values, 50)), digits), "p99": round(float(np.percentile(values, 99)), digits),
-            "max": round(float(values.max()), digits)}
+    return {
+        "p50": round(float(np.percentile(values, 50)), digits),
+        "p99": round(float(np.percentile(values, 99)), digits),
+        "max": round(float(values.max()), digits),
+    }
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -49,7 +52,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         fk = base.tcp_position
         calls = [0]
 
-        def counted(q: np.ndarray, fk: Any = fk) -> np.ndarray:
+        def counted(q: np.ndarray, fk: Any = fk, calls: list[int] = calls) -> np.ndarray:
             calls[0] += 1
             return fk(q)
 

@@ -11,8 +11,12 @@ RCS = str(Path(sys.executable).with_name("rcs"))
 
 
 def test_safety_bench_reports_fk_calls_within_the_budget_and_no_tick_outside():
-    out = subprocess.run([RCS, "bench", "safety", "--episodes", "2", "--seconds", "0.3", "--rates", "500", "--json"],
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [RCS, "bench", "safety", "--episodes", "2", "--seconds", "0.3", "--rates", "500", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     result = json.loads(out.stdout)
     rate = result["500_hz"]
