@@ -26,8 +26,9 @@ from rcs.control.chunking import (
 from rcs.errors import ConfigError
 from rcs.safety.arm import ArmSafetyConfig, ArmSafetyFilter
 from rcs.safety.quadrotor import QuadrotorSafetyConfig, QuadrotorSafetyFilter
-from rcs.spec import ArmSpec, GripperSpec, JointSpec, QuadrotorSpec, WorkspaceBox
+from rcs.spec import ArmSpec, GripperSpec, JointSpec
 from rcs.types import Command
+from tests.safety.fixtures import FENCE, QUAD
 
 DT = 0.01  # 100 Hz, the rate `rcs eval` runs the Panda at
 POLICY_DT = 10 * DT
@@ -195,21 +196,8 @@ def test_bad_limits_are_one_line_config_errors():
 
 
 def test_quadrotor_filters_give_no_box_limits():
-    spec = QuadrotorSpec(
-        "quad",
-        0.03,
-        (1e-5, 1e-5, 2e-5),
-        ((0.03, -0.03), (-0.03, -0.03), (-0.03, 0.03), (0.03, 0.03)),
-        (-1, 1, -1, 1),
-        0.15,
-        0.02,
-        0.02,
-        (10.0, 10.0, 5.0),
-        100.0,
-    )
-    fence = WorkspaceBox((-2.0, -2.0, 0.0), (2.0, 2.0, 3.0))
-    cfg = QuadrotorSafetyConfig(control_dt=DT, geofence=fence, max_altitude=2.0)
-    assert limits_of_safety_filter(QuadrotorSafetyFilter(spec, cfg)) is None
+    cfg = QuadrotorSafetyConfig(control_dt=DT, geofence=FENCE, max_altitude=2.0)
+    assert limits_of_safety_filter(QuadrotorSafetyFilter(QUAD, cfg)) is None
 
 
 def test_panda_pipeline_with_executor_limits_needs_no_safety_intervention():

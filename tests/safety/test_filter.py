@@ -14,8 +14,9 @@ from rcs.geometry import quat_from_euler_rpy, tilt_of
 from rcs.safety.arm import ArmSafetyConfig, ArmSafetyFilter
 from rcs.safety.limits import AxisLimiter, max_step_within, stopping_distance
 from rcs.safety.quadrotor import QuadrotorSafetyConfig, QuadrotorSafetyFilter
-from rcs.spec import ArmSpec, GripperSpec, JointSpec, QuadrotorSpec, WorkspaceBox
+from rcs.spec import ArmSpec, GripperSpec, JointSpec, WorkspaceBox
 from rcs.types import Command, QuadrotorState
+from tests.safety.fixtures import FENCE, PLANAR_BOX, QUAD, planar_arm, planar_fk
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 TOL = 1e-9
@@ -159,13 +160,6 @@ def test_malformed_commands_hold_with_a_reason(command, reason):
     assert filt.log.counts == {reason: 1}
 
 
-def _planar_fk(q: np.ndarray) -> np.ndarray:
-    """A 2-link planar arm (0.4 m + 0.3 m) in the x-z plane at height 0.3 m; extra joints ignored."""
-    a = q[0]
-    b = q[0] + (q[1] if len(q) > 1 else 0.0)
-    return np.array([0.4 * math.cos(a) + 0.3 * math.cos(b), 0.0, 0.3 + 0.4 * math.sin(a) + 0.3 * math.sin(b)])
-
-
 @SETTINGS
 @given(
     targets=target_sequences(2, -3.0, 3.0, 60),
@@ -176,25 +170,16 @@ def _planar_fk(q: np.ndarray) -> np.ndarray:
 # the only points checked; at tick 39 the TCP was 0.021 mm above the box.
 @example(targets=[[0.0001, 2.0]] * 40, accel=30.0)
 def test_tcp_never_leaves_the_workspace_box(targets, accel):
-    spec = ArmSpec(
-        "planar",
-        (JointSpec("a", -3, 3, 3.0, 1, accel), JointSpec("b", -3, 3, 3.0, 1, accel)),
-        None,
-        "base",
-        "tcp",
-        100,
-        (0.0, 0.5),
-    )
-    box = WorkspaceBox((0.3, -1.0, 0.2), (0.8, 1.0, 0.6), frame="base")
-    cfg = ArmSafetyConfig(control_dt=0.01, workspace=box, tcp_position=_planar_fk)
+    spec, box = planar_arm(accel), PLANAR_BOX
+    cfg = ArmSafetyConfig(control_dt=0.01, workspace=box, tcp_position=planar_fk)
     filt = ArmSafetyFilter(spec, cfg)
     start = np.array([0.0, 0.5])
-    assert box.contains(_planar_fk(start))
+    assert box.contains(planar_fk(start))
     filt.reset(start)
     prev, prev_step = start, np.zeros(2)
     for t in targets:
         q = filt.filter(Command("joint_positions", np.array(t, dtype=np.float64))).values
-        assert box.contains(_planar_fk(q)), (q, _planar_fk(q))
+        assert box.contains(planar_fk(q)), (q, planar_fk(q))
         d = q - prev
         assert np.all(np.abs(d) <= 3.0 * 0.01 + TOL)
         assert np.all(np.abs(d - prev_step) <= accel * 1e-4 + TOL)
@@ -212,22 +197,14 @@ def test_tcp_never_leaves_the_workspace_box(targets, accel):
 def test_tcp_arc_over_the_box_top_never_bulges_out(a0, overshoot, accel, vel, dt, ticks, target, lower):
     """Joint b sweeps the TCP over an arc whose apex lies just above the box top; the step and the braking
     rest point are both inside, the ticks in between are not (found by the long search of issue 14)."""
-    spec = ArmSpec(
-        "planar",
-        (JointSpec("a", -3, 3, vel, 1, accel), JointSpec("b", -3, 3, vel, 1, accel)),
-        None,
-        "base",
-        "tcp",
-        100,
-        (a0, 0.5),
-    )
+    spec = planar_arm(accel, vel, (a0, 0.5))
     top = 0.3 + 0.4 * math.sin(a0) + 0.3 - overshoot  # apex of the arc at joint a = a0, minus the overshoot
     box = WorkspaceBox(lower, (0.8, 1.0, top), frame="base")
-    filt = ArmSafetyFilter(spec, ArmSafetyConfig(control_dt=dt, workspace=box, tcp_position=_planar_fk))
+    filt = ArmSafetyFilter(spec, ArmSafetyConfig(control_dt=dt, workspace=box, tcp_position=planar_fk))
     filt.reset(np.array([a0, 0.5]))
     for _ in range(ticks):
         q = filt.filter(Command("joint_positions", np.array([a0, target]))).values
-        assert _planar_fk(q)[2] <= top, (q, _planar_fk(q))
+        assert planar_fk(q)[2] <= top, (q, planar_fk(q))
     assert filt.log.counts.get("workspace", 0) > 0 and "workspace_unrecoverable" not in filt.log.counts
 
 
@@ -235,12 +212,12 @@ def test_workspace_intervention_is_counted_with_its_reason():
     joints = (JointSpec("a", -3, 3, 3.0, 1), JointSpec("b", -3, 3, 3.0, 1))
     spec = ArmSpec("planar", joints, None, "b", "t", 100, (0.0, 0.5))
     box = WorkspaceBox((0.3, -1.0, 0.2), (0.8, 1.0, 0.6), frame="base")
-    filt = ArmSafetyFilter(spec, ArmSafetyConfig(control_dt=0.01, workspace=box, tcp_position=_planar_fk))
+    filt = ArmSafetyFilter(spec, ArmSafetyConfig(control_dt=0.01, workspace=box, tcp_position=planar_fk))
     filt.reset(np.array([0.0, 0.5]))
     for _ in range(200):
         filt.filter(Command("joint_positions", np.array([1.5, 0.5])))  # straight up: leaves the box top
     assert filt.log.counts.get("workspace", 0) > 0
-    assert box.contains(_planar_fk(filt.last_output))
+    assert box.contains(planar_fk(filt.last_output))
 
 
 def test_workspace_needs_forward_kinematics():
@@ -274,19 +251,6 @@ def test_limiter_reports_each_binding_constraint():
 # Quadrotor
 # ------------------------------------------------------------------------------------------------------
 
-QUAD = QuadrotorSpec(
-    "quad",
-    0.03,
-    (1e-5, 1e-5, 2e-5),
-    ((0.03, -0.03), (-0.03, -0.03), (-0.03, 0.03), (0.03, 0.03)),
-    (-1, 1, -1, 1),
-    0.15,
-    0.02,
-    0.02,
-    (10.0, 10.0, 5.0),
-    100.0,
-)
-FENCE = WorkspaceBox((-2.0, -2.0, 0.0), (2.0, 2.0, 3.0))
 QCFG = QuadrotorSafetyConfig(control_dt=0.01, geofence=FENCE, max_altitude=2.0, max_speed=1.0, max_acceleration=4.0)
 
 

@@ -12,8 +12,9 @@ from rcs.safety.arm import ArmSafetyConfig, ArmSafetyFilter
 from rcs.safety.interventions import InterventionLog, format_distinct
 from rcs.safety.limits import AxisLimiter
 from rcs.safety.watchdog import Stage, Watchdog, WatchdogConfig
-from rcs.spec import ArmSpec, GripperSpec, JointSpec, WorkspaceBox
+from rcs.spec import ArmSpec, GripperSpec, JointSpec
 from rcs.types import Command
+from tests.safety.fixtures import PLANAR_BOX, planar_arm, planar_fk
 
 FILTER = "rcs.safety.interventions"
 WATCHDOG = "rcs.safety.watchdog"
@@ -52,22 +53,8 @@ def test_format_distinct_keeps_unequal_values_apart():
 
 def test_workspace_message_gives_the_real_violation_not_zero(caplog):
     # The case: the step itself is inside the box, its braking path is not.
-    spec = ArmSpec(
-        "planar",
-        (JointSpec("a", -3, 3, 3.0, 1, 30.0), JointSpec("b", -3, 3, 3.0, 1, 30.0)),
-        None,
-        "base",
-        "tcp",
-        100,
-        (0.0, 0.5),
-    )
-    box = WorkspaceBox((0.3, -1.0, 0.2), (0.8, 1.0, 0.6), frame="base")
-
-    def fk(q):
-        a, b = q[0], q[0] + q[1]
-        return np.array([0.4 * math.cos(a) + 0.3 * math.cos(b), 0.0, 0.3 + 0.4 * math.sin(a) + 0.3 * math.sin(b)])
-
-    filt = ArmSafetyFilter(spec, ArmSafetyConfig(control_dt=0.01, workspace=box, tcp_position=fk))
+    spec = planar_arm(30.0)
+    filt = ArmSafetyFilter(spec, ArmSafetyConfig(control_dt=0.01, workspace=PLANAR_BOX, tcp_position=planar_fk))
     filt.reset(np.array([0.0001, 0.5]))
     caplog.set_level(logging.WARNING, FILTER)
     for _ in range(40):

@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 
 from rcs.errors import ConfigError
 from rcs.safety.arm import ArmSafetyConfig, ArmSafetyFilter
-from rcs.spec import ArmSpec, JointSpec, WorkspaceBox
+from rcs.spec import WorkspaceBox
 from rcs.types import Command
+from tests.safety.fixtures import PLANAR_BOX, planar_arm, planar_fk
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 TOL = 1e-9
@@ -29,17 +30,6 @@ class CountingFk:
     def __call__(self, q):
         self.calls += 1
         return self.fk(q)
-
-
-def _planar_fk(q: np.ndarray) -> np.ndarray:
-    """2-link planar arm (0.4 m + 0.3 m) in the x-z plane at height 0.3 m: L = (0.7, 0.3) m/rad bounds it."""
-    a, b = q[0], q[0] + q[1]
-    return np.array([0.4 * math.cos(a) + 0.3 * math.cos(b), 0.0, 0.3 + 0.4 * math.sin(a) + 0.3 * math.sin(b)])
-
-
-def _planar(accel: float, vel: float = 3.0, start: tuple[float, float] = (0.0, 0.5)) -> ArmSpec:
-    joints = (JointSpec("a", -3, 3, vel, 1, accel), JointSpec("b", -3, 3, vel, 1, accel))
-    return ArmSpec("planar", joints, None, "base", "tcp", 100, start)
 
 
 targets = st.one_of(
@@ -61,19 +51,19 @@ targets = st.one_of(
 @example(targets=[[0.0001, 2.0]] * 40, accel=30.0, dt=0.01, budget=16, lipschitz=None)  # issue 14's case
 @example(targets=[[0.0001, 2.0]] * 150, accel=1.0, dt=0.002, budget=16, lipschitz=(0.7, 0.3))  # 1500-tick braking
 def test_fk_calls_per_tick_never_exceed_the_budget_and_the_tcp_stays_in(targets, accel, dt, budget, lipschitz):
-    box = WorkspaceBox((0.3, -1.0, 0.2), (0.8, 1.0, 0.6), frame="base")
-    fk = CountingFk(_planar_fk)
+    box = PLANAR_BOX
+    fk = CountingFk(planar_fk)
     cfg = ArmSafetyConfig(
         control_dt=dt, workspace=box, tcp_position=fk, tcp_lipschitz=lipschitz, workspace_fk_budget=budget
     )
-    filt = ArmSafetyFilter(_planar(accel), cfg)
+    filt = ArmSafetyFilter(planar_arm(accel), cfg)
     filt.reset(np.array([0.0, 0.5]))
     prev, prev_step = np.array([0.0, 0.5]), np.zeros(2)
     for t in targets:
         fk.calls = 0
         q = filt.filter(Command("joint_positions", np.array(t))).values
         assert fk.calls <= budget
-        assert box.contains(_planar_fk(q)), (q, _planar_fk(q))
+        assert box.contains(planar_fk(q)), (q, planar_fk(q))
         d = q - prev
         assert np.all(np.abs(d) <= 3.0 * dt + TOL)
         assert np.all(np.abs(d - prev_step) <= accel * dt * dt + TOL)
@@ -87,15 +77,15 @@ def test_slow_braking_bulge_is_caught_with_the_lipschitz_bound():
     pruning: the apex lies between pruned points, so a wrong radius would let the TCP out."""
     top = 0.3 + 0.3 - 1e-5  # apex of the arc at a = 0
     box = WorkspaceBox((-0.9, -1.0, -0.5), (0.8, 1.0, top), frame="base")
-    fk = CountingFk(_planar_fk)
+    fk = CountingFk(planar_fk)
     cfg = ArmSafetyConfig(control_dt=0.02, workspace=box, tcp_position=fk, tcp_lipschitz=(0.7, 0.3))
-    filt = ArmSafetyFilter(_planar(1.0, 1.0, (0.0, 0.5)), cfg)
+    filt = ArmSafetyFilter(planar_arm(1.0, 1.0, (0.0, 0.5)), cfg)
     filt.reset(np.array([0.0, 0.5]))
     for _ in range(200):
         fk.calls = 0
         q = filt.filter(Command("joint_positions", np.array([0.0, 2.5]))).values
         assert fk.calls <= cfg.workspace_fk_budget
-        assert _planar_fk(q)[2] <= top, (q, _planar_fk(q))
+        assert planar_fk(q)[2] <= top, (q, planar_fk(q))
     assert filt.log.counts.get("workspace", 0) > 0 and "workspace_unrecoverable" not in filt.log.counts
     assert q[1] > 1.5  # gets close under the apex (b = pi/2) instead of stopping early
 
@@ -105,16 +95,16 @@ def test_slow_braking_bulge_is_caught_with_the_lipschitz_bound():
     [("tcp_lipschitz", -1.0), ("tcp_lipschitz", math.inf), ("tcp_lipschitz", (0.0, 0.0)), ("workspace_fk_budget", 1)],
 )
 def test_bad_budget_settings_are_one_line_errors(field, value):
-    box = WorkspaceBox((0.3, -1.0, 0.2), (0.8, 1.0, 0.6), frame="base")
+    box = PLANAR_BOX
     with pytest.raises(ConfigError, match=field):
-        ArmSafetyConfig(control_dt=0.01, workspace=box, tcp_position=_planar_fk, **{field: value})
+        ArmSafetyConfig(control_dt=0.01, workspace=box, tcp_position=planar_fk, **{field: value})
 
 
 def test_lipschitz_of_the_wrong_length_is_refused():
-    box = WorkspaceBox((0.3, -1.0, 0.2), (0.8, 1.0, 0.6), frame="base")
-    cfg = ArmSafetyConfig(control_dt=0.01, workspace=box, tcp_position=_planar_fk, tcp_lipschitz=(0.7, 0.3, 0.1))
+    box = PLANAR_BOX
+    cfg = ArmSafetyConfig(control_dt=0.01, workspace=box, tcp_position=planar_fk, tcp_lipschitz=(0.7, 0.3, 0.1))
     with pytest.raises(ConfigError, match="tcp_lipschitz has 3 values"):
-        ArmSafetyFilter(_planar(30.0), cfg)
+        ArmSafetyFilter(planar_arm(30.0), cfg)
 
 
 # -- MuJoCo arms -------------------------------------------------------------------------------------------
