@@ -51,6 +51,27 @@ class ConfigError(RcsError, ValueError):
     """A configuration value is invalid."""
 
 
+class LinkLostError(RcsError, ConnectionError):
+    """The link to a physical device (serial bus, network socket) died while it was in use.
+
+    The message names the device and the link (e.g. ``hw/so101 on /dev/ttyACM0``) and what failed. The device
+    is no longer commanded; the caller's watchdog decides how to stop the rest of the system.
+    """
+
+
+class DeviceFaultError(RcsError, RuntimeError):
+    """A physical device reports a fault (servo overload, overheating, voltage, controller reflex).
+
+    Attributes:
+        component: which part reports it (a joint or servo name, ``"gripper"``, ``"controller"``).
+        reason: the device's own reason, in words (e.g. ``"overload"``, ``"temperature 72 C > 70 C"``).
+    """
+
+    def __init__(self, device: str, component: str, reason: str) -> None:
+        self.device, self.component, self.reason = device, component, reason
+        super().__init__(f"{device}: {component}: {reason}")
+
+
 def _short(value: object) -> str:
     text = repr(value)
     return text if len(text) <= 120 else text[:117] + "..."

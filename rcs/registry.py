@@ -82,6 +82,9 @@ def _dist(ep: md.EntryPoint) -> str:
 robots = Registry("robot", "rcs.robots")
 cameras = Registry("camera", "rcs.cameras")
 teleops = Registry("teleop", "rcs.teleops")
+#: wire-protocol emulators of physical robots, named like the robot they stand in for (``"hw/so101"``): a factory
+#: ``start(**config) -> rcs.emulator.RobotEmulator`` starts one (its own process) and says how to connect to it.
+emulators = Registry("emulator", "rcs.emulators")
 benchmarks = Registry("benchmark", "rcs.benchmarks")  # entries name modules: add_arguments(parser), run(args)
 #: policy checkpoint kinds for ``rcs serve``: ``loader(path: Path, manifest: dict) -> Policy``.
 policy_loaders = Registry("policy loader", "rcs.policy_loaders")
@@ -100,6 +103,12 @@ def make_robot(name: str, /, **config: Any) -> Any:
 def make_camera(name: str, /, **config: Any) -> Any:
     """Create a camera by registered name."""
     return cameras.make(name, **config)
+
+
+def start_emulator(name: str, /, **config: Any) -> Any:
+    """Start the wire-protocol emulator of the physical robot ``name`` (e.g. ``"hw/so101"``); returns a
+    :class:`rcs.emulator.RobotEmulator` whose ``robot_config`` connects ``make_robot(name, ...)`` to it."""
+    return emulators.make(name, **config)
 
 
 def make_teleop(name: str, /, **config: Any) -> Any:

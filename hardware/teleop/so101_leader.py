@@ -9,7 +9,7 @@ Calibration is lerobot's: run ``lerobot-calibrate --teleop.type=so101_leader --t
 once; this class refuses an uncalibrated arm instead of prompting in the middle of a recording. The leader's
 calibrated zero must correspond to the follower's zero pose (lerobot's convention: the middle of each joint's
 range), and ``signs`` flips joints whose direction differs. Tested against a Feetech protocol emulator
-(:mod:`hardware.teleop.feetech_emulator`), never on a real arm.
+(:mod:`hardware.emulators.feetech.bus`), never on a real arm.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from rcs.errors import ConfigError, NotConnectedError
+from rcs.errors import ConfigError, LinkLostError, NotConnectedError
 from rcs.teleop.base import Teleop, TeleopCommand
 
 LEADER_JOINTS = ("shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll")
@@ -38,6 +38,7 @@ class SO101LeaderTeleop(Teleop):
     """
 
     name = "so101-leader"
+    episode_controls = False  # no buttons for START/SAVE: recorded back to back
 
     def __init__(
         self,
@@ -94,12 +95,17 @@ class SO101LeaderTeleop(Teleop):
     def command(self, obs: dict[str, np.ndarray]) -> TeleopCommand:
         if self.leader is None:
             raise NotConnectedError("so101-leader is not connected: call connect() or use 'with'")
+        from hardware.so101.motors import with_retry
+
+        # lerobot's reads have no retry and scservo_sdk takes a late reply for the next one: a host busy past
+        # lerobot's ~50 ms packet timeout would end a recording (or feed a stale reading); retried with the port
+        # drained for up to a second, then the link counts as lost (LinkLostError naming the port).
         try:
-            action = self.leader.get_action()
-        except Exception as exc:  # pyserial, termios and lerobot's bus errors all mean the same: no reading
-            raise NotConnectedError(
-                f"so101-leader on {self.port}: read failed, unplugged? ({type(exc).__name__}: {exc})"
-            ) from exc
+            action = with_retry(self.leader.bus, "read", self.leader.get_action, timeout_s=1.0, device=self.name)
+        except LinkLostError:
+            raise
+        except Exception as exc:  # anything else lerobot raises on a dead bus: the same one line
+            raise LinkLostError(f"{self.name} on {self.port}: read failed: {type(exc).__name__}: {exc}") from exc
         q = np.array([math.radians(action[f"{j}.pos"]) for j in self.follower_joints]) * self.signs
         gripper = float(np.clip(action["gripper.pos"] / 100.0, 0.0, 1.0))
         return TeleopCommand(joint_positions=q, gripper=gripper)

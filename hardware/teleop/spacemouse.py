@@ -73,6 +73,7 @@ class SpaceMouseTeleop(HidTeleop):
     """A SpaceMouse as a teleop device (see the module docstring). Has no episode controls."""
 
     name = "spacemouse"
+    episode_controls = False  # no buttons for START/SAVE: recorded back to back
     ids = SPACEMOUSE_IDS
 
     def __init__(

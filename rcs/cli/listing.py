@@ -1,4 +1,4 @@
-"""``rcs list``: what is registered (robots, cameras, teleops, benchmarks from entry points; gymnasium env ids)."""
+"""``rcs list``: what is registered (robots, cameras, teleops, emulators, benchmarks from entry points; gymnasium env ids)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ def run(args: argparse.Namespace) -> int:
         "robots": registry.robots.names(),
         "cameras": registry.cameras.names(),
         "teleops": registry.teleops.names(),
+        "emulators": registry.emulators.names(),
         "benchmarks": registry.benchmarks.names(),
         "envs": sorted(ENVS),
     }

@@ -27,6 +27,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "record": ("rcs.cli.record", "record teleoperated or scripted episodes into a crash-safe LeRobotDataset"),
     "replay": ("rcs.cli.replay", "replay a recorded episode on a simulated robot and report the tracking error"),
     "dataset": ("rcs.cli.dataset", "inspect a dataset (info) or finish an interrupted recording commit (repair)"),
+    "emulate": ("rcs.cli.emulate", "run the wire-protocol emulator of a physical robot (docs/hardware.md)"),
     "robot": ("rcs.cli.robot", "run a robot server: control loop, state publisher, command endpoint (docs/ros2.md)"),
     "up": ("rcs.cli.up", "start a stack composition from launch/*.yaml with one command (docs/ros2.md)"),
     "train": ("rcs.cli.train", "train a policy on a LeRobotDataset (checkpoints, resume, loss curve)"),
@@ -99,6 +100,22 @@ def existing_folder(text: str) -> Path:
     return path
 
 
+def key_values(pairs: list[str], flag: str) -> dict[str, object]:
+    """``KEY=VALUE`` pairs as a dict, each value parsed as YAML (numbers, booleans, lists, strings)."""
+    import yaml
+
+    out: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"{flag} {pair!r}: expected KEY=VALUE")
+        try:
+            out[key] = yaml.safe_load(text)
+        except yaml.YAMLError:
+            raise ConfigError(f"{flag} {pair!r}: the value is not a YAML scalar or list") from None
+    return out
+
+
 def json_safe(value: Any) -> Any:
     """``value`` with every non-finite float (NaN, inf) replaced by None, so that it prints as valid JSON."""
     if isinstance(value, float):
@@ -117,28 +134,32 @@ def json_line(value: Any, default: Callable[[Any], Any] | None = None) -> str:
     return json.dumps(json_safe(value), allow_nan=False) + "\n"
 
 
-def arm_env_ids() -> list[str]:
-    """The registered rcs env ids whose env drives an arm (``env.arm``): what ``rcs eval`` and ``rcs record`` run."""
+def arm_env_ids(task_less: bool = False) -> list[str]:
+    """The registered rcs env ids whose env drives an arm (``env.arm``) with a task: what ``rcs eval`` and
+    ``rcs record`` run; with ``task_less``, also the task-less arm env (``rcs record`` only: nothing to evaluate)."""
     from gymnasium.envs.registration import load_env_creator
 
+    from rcs.envs.arm_teleop import ArmTeleopEnv
     from rcs.envs.pick_cube import PickCubeEnv
     from rcs.envs.registration import ENVS
 
+    kinds = (PickCubeEnv, ArmTeleopEnv) if task_less else (PickCubeEnv,)
     out = []
     for env_id, (entry, _) in ENVS.items():
         creator = load_env_creator(entry)
-        if isinstance(creator, type) and issubclass(creator, PickCubeEnv):
+        if isinstance(creator, type) and issubclass(creator, kinds):
             out.append(env_id)
     return out
 
 
-def check_arm_env(flag: str, env_id: str, command: str) -> None:
-    """Raise a one-line :class:`RcsError` unless ``env_id`` is a registered rcs env that ``command`` can run."""
+def check_arm_env(flag: str, env_id: str, command: str, task_less: bool = False) -> None:
+    """Raise a one-line :class:`RcsError` unless ``env_id`` is a registered rcs env that ``command`` can run
+    (``task_less``: the task-less arm env too, see :func:`arm_env_ids`)."""
     from rcs.envs.registration import ENVS
 
     if env_id not in ENVS:
         raise ConfigError(f"{flag}={env_id!r}: unknown env id; known env ids: {', '.join(sorted(ENVS))}")
-    arms = arm_env_ids()
+    arms = arm_env_ids(task_less)
     if env_id not in arms:
         raise ConfigError(f"{flag}={env_id!r}: {command} supports arm envs only: {', '.join(arms)}")
 

@@ -4,6 +4,12 @@ Example (scripted demonstrations, randomized scenes, two cameras)::
 
     rcs record --robot sim/panda --teleop expert --episodes 50 --root data/pick_cube
 
+A physical arm records the same way, through the task-less arm env (``rcs/ArmTeleop-v0``: arm state + cameras, no
+objects, no success test), e.g. an SO-101 follower driven by its leader arm::
+
+    rcs record --robot hw/so101 --robot-option port=/dev/ttyACM0 --teleop so101-leader \
+        --teleop-option port=/dev/ttyACM1 --control-mode joint --cameras none --episodes 10 --root data/so101
+
 Each saved episode is committed atomically (docs/record.md): stop the process at any moment and every episode
 saved before loads with ``LeRobotDataset(repo_id, root=...)``. Nothing is uploaded unless ``--push-to-hub``.
 """
@@ -17,19 +23,40 @@ import sys
 import time
 from pathlib import Path
 
-from rcs.cli.main import at_least, check_arm_env, json_line, writable_folder
+from rcs.cli.main import at_least, check_arm_env, json_line, key_values, writable_folder
 from rcs.envs.registration import ENVS, build_env
-from rcs.errors import ConfigError, UnknownNameError
+from rcs.errors import ConfigError
 from rcs.registry import make_camera, teleops
+from rcs.teleop.base import EpisodeEvent, PolicyTeleop, Teleop, TeleopCommand
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TASK = "pick the cube and bring it to the target"
+DEFAULT_ROBOT = "sim/panda"
+#: the task-less arm env: any arm, no objects (rcs.envs.arm_teleop); the env of robots without a pick-cube env.
+TELEOP_ENV = "rcs/ArmTeleop-v0"
+#: MJCF cameras recorded by default on a simulated robot (a physical one records none unless --cameras names some).
+DEFAULT_SIM_CAMERAS = "front,wrist"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--robot", default="sim/panda", help="registered robot (default sim/panda)")
-    parser.add_argument("--env", default=None, help="env id (default: the pick-cube env of --robot)")
+    parser.add_argument(
+        "--robot",
+        default=None,
+        help=f"registered robot, simulated or physical (default: the robot of --env, else {DEFAULT_ROBOT})",
+    )
+    parser.add_argument(
+        "--robot-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="robot option (repeatable), e.g. port=/dev/ttyACM0 (the env's robot_config)",
+    )
+    parser.add_argument(
+        "--env",
+        default=None,
+        help=f"env id (default: the pick-cube env of --robot, else the task-less {TELEOP_ENV})",
+    )
     parser.add_argument("--teleop", default="expert", help="registered teleop device (rcs list): expert, keyboard, ...")
     parser.add_argument("--episodes", type=at_least(1), default=10, help="episodes to save (default 10)")
     parser.add_argument("--root", type=writable_folder, required=True, help="dataset folder (created, or appended to)")
@@ -43,7 +70,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0,
         help="scene seed of the first scene (then +1 per scene; appending continues after the last saved seed)",
     )
-    parser.add_argument("--cameras", default="front,wrist", help="comma-separated MJCF camera names, or 'none'")
+    parser.add_argument(
+        "--cameras",
+        default=None,
+        help=f"comma-separated MJCF camera names of a simulated robot, or 'none' (default: {DEFAULT_SIM_CAMERAS} "
+        "on a simulated robot, none on a physical one)",
+    )
     parser.add_argument("--image-size", default="240x320", help="camera image HxW (default 240x320)")
     parser.add_argument(
         "--render",
@@ -98,15 +130,58 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON summary instead of progress lines")
 
 
-def _env_id(args: argparse.Namespace) -> str:
+def _env_and_robot(args: argparse.Namespace) -> tuple[str, str]:
+    """The env id and robot of a recording: ``--env`` or, by default, the pick-cube env of ``--robot``, else the
+    task-less arm env; the robot is ``--robot`` or the env id's own. An env id made for one robot refuses another."""
+    from rcs.registry import robots
+
     if args.env:
-        return args.env
+        registered = ENVS[args.env][1].get("robot")
+        robot = args.robot or registered or DEFAULT_ROBOT
+        if registered is not None and robot != registered:
+            raise ConfigError(
+                f"--robot={robot!r}: --env={args.env!r} is made for robot {registered!r}; "
+                f"record another robot with --env {TELEOP_ENV}"
+            )
+        return args.env, robot
+    robot = args.robot or DEFAULT_ROBOT
     for env_id, (entry, kwargs) in ENVS.items():
-        if entry.endswith(":PickCubeEnv") and kwargs.get("robot") == args.robot:
-            return env_id
-    raise UnknownNameError(
-        "pick-cube robot", args.robot, [k["robot"] for e, k in ENVS.values() if e.endswith(":PickCubeEnv")]
-    )
+        if entry.endswith(":PickCubeEnv") and kwargs.get("robot") == robot:
+            return env_id, robot
+    robots.factory(robot)  # an unknown name: one line listing the registered robots
+    return TELEOP_ENV, robot
+
+
+class BackToBack(Teleop):
+    """A device without episode controls (a leader arm, a SpaceMouse) recorded back to back, like the expert:
+    START on the first command after each reset, so each episode runs from reset to the env's time limit (or
+    termination) and is saved. Without it the session would idle forever waiting for a START the device
+    cannot send. Everything else is the wrapped device's."""
+
+    def __init__(self, device: Teleop) -> None:
+        self.device = device
+        self.name, self.realtime = device.name, device.realtime
+        self._started = False
+
+    def connect(self) -> None:
+        self.device.connect()
+
+    def close(self) -> None:
+        self.device.close()
+
+    def reset(self, obs: dict) -> None:
+        self.device.reset(obs)
+        self._started = False
+
+    def command(self, obs: dict) -> TeleopCommand:
+        cmd = self.device.command(obs)
+        if not self._started:
+            self._started = True
+            cmd.events = (EpisodeEvent.START, *cmd.events)
+        return cmd
+
+    def describe(self) -> dict:
+        return {**self.device.describe(), "episodes": "back to back (the device has no episode controls)"}
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -117,16 +192,6 @@ def _size(text: str) -> tuple[int, int]:
     if h <= 0 or w <= 0:
         raise ConfigError(f"--image-size={text!r}: height and width must be > 0")
     return h, w
-
-
-def _options(pairs: list[str]) -> dict:
-    out = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise ConfigError(f"--teleop-option {pair!r}: expected KEY=VALUE")
-        out[key] = value
-    return out
 
 
 def _fast_render(robot: object) -> None:
@@ -175,7 +240,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         if args.env:  # before the recording modules (lerobot, video encoders) are imported
-            check_arm_env("--env", args.env, "rcs record")
+            check_arm_env("--env", args.env, "rcs record", task_less=True)
         _size(args.image_size)
         return _record(args)
     except RcsError as exc:  # bad names, incompatible dataset, locked folder, device not found: one clear line
@@ -185,6 +250,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _record(args: argparse.Namespace) -> int:
     import rcs.envs  # noqa: F401  (registers the env ids)
+    from rcs.devices import Simulated
+    from rcs.envs.arm_teleop import ArmTeleopEnv
     from rcs.envs.pick_cube import PickCubeEnv
     from rcs.recording.features import FeatureLayout
     from rcs.recording.session import CameraSet, Progress, RecordSession
@@ -196,20 +263,39 @@ def _record(args: argparse.Namespace) -> int:
         raise ConfigError(f"--episodes={args.episodes} must be > 0")
     if args.end_after_success is not None and not args.end_after_success >= 0:
         raise ConfigError(f"--end-after-success={args.end_after_success}: a duration in s, >= 0")
-    env_id = _env_id(args)
+    env_id, robot = _env_and_robot(args)
+    task_less = ENVS[env_id][0].endswith(":ArmTeleopEnv")
+    if task_less:  # refused before the robot is connected: these need a task the env does not have
+        if args.teleop == "expert":
+            raise ConfigError(
+                f"--teleop=expert: the scripted expert needs a pick-cube env; {env_id} (robot {robot!r}) has no task, "
+                "drive it with a teleop device (rcs list)"
+            )
+        if args.keep == "success" or args.end_after_success is not None:
+            flag = "--keep=success" if args.keep == "success" else "--end-after-success"
+            raise ConfigError(f"{flag}: {env_id} (robot {robot!r}) has no success test (is_success is always False)")
     height, width = _size(args.image_size)
-    overrides = {"control_mode": args.control_mode, "relative": args.relative}
+    robot_config = key_values(args.robot_option, "--robot-option")
+    overrides: dict = {"control_mode": args.control_mode, "relative": args.relative}
+    if task_less or args.robot:
+        overrides["robot"] = robot
+    if robot_config:  # else the env's own default robot_config (e.g. the two-cube scene)
+        overrides["robot_config"] = robot_config
     if args.max_steps is not None:
         overrides["max_episode_steps"] = args.max_steps
     env = build_env(env_id, **overrides)
-    if not isinstance(env, PickCubeEnv):  # check_arm_env has already refused other ids
+    if not isinstance(env, (PickCubeEnv, ArmTeleopEnv)):  # check_arm_env has already refused other ids
         env.close()
         raise ConfigError(f"--env={env_id!r}: rcs record supports arm envs only")
     cameras: dict = {}
     try:
-        names = (
-            [] if args.cameras.strip().lower() == "none" else [c.strip() for c in args.cameras.split(",") if c.strip()]
-        )
+        simulated = isinstance(env.robot, Simulated)
+        spec = args.cameras if args.cameras is not None else (DEFAULT_SIM_CAMERAS if simulated else "none")
+        names = [] if spec.strip().lower() == "none" else [c.strip() for c in spec.split(",") if c.strip()]
+        if names and not simulated:
+            raise ConfigError(
+                f"--cameras={spec}: robot {robot!r} is not simulated, so it has no MuJoCo cameras; use --cameras none"
+            )
         if names and args.render == "fast":
             _fast_render(env.robot)
         for name in names:
@@ -221,12 +307,15 @@ def _record(args: argparse.Namespace) -> int:
             raise ConfigError(
                 f"--fps={fps}: one dataset frame per env step, so fps must equal the env control rate {env.config.control_rate_hz} Hz"
             )
-        teleop = teleops.make(args.teleop, env=env, seed=args.seed, **_options(args.teleop_option))
+        teleop = teleops.make(args.teleop, env=env, seed=args.seed, **key_values(args.teleop_option, "--teleop-option"))
+        if not isinstance(teleop, PolicyTeleop) and not teleop.episode_controls:
+            teleop = BackToBack(teleop)
         keep = args.keep or ("success" if teleop.name == "expert" else "all")
         layout = FeatureLayout.for_env(env, tuple((n, height, width) for n in names))
         recording = {
             "env_id": env_id,
-            "robot": args.robot,
+            "robot": robot,
+            "robot_config": robot_config,
             "control_mode": args.control_mode,
             "relative": args.relative,
             "control_rate_hz": env.config.control_rate_hz,

@@ -3,6 +3,7 @@
 Examples::
 
     rcs robot --config launch/robots/sim_panda.yaml
+    rcs robot --config launch/robots/hw_so101.yaml --robot-option port=/dev/ttyACM0
     rcs robot --robot sim/so101 --rate 30 --state-endpoint tcp://127.0.0.1:5610 --command-endpoint tcp://127.0.0.1:5611
 
 Command-line options override the config file. When the server is up, one JSON line
@@ -28,6 +29,13 @@ log = logging.getLogger(__name__)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="robot server config (YAML or JSON), e.g. launch/robots/sim_panda.yaml")
     parser.add_argument("--robot", help="registered robot name (overrides the config's 'robot')")
+    parser.add_argument(
+        "--robot-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="robot factory option merged into the config's robot_config (repeatable), e.g. port=/dev/ttyACM0",
+    )
     parser.add_argument("--rate", type=float, help="control and state rate (Hz)")
     parser.add_argument("--state-endpoint", help="ZeroMQ PUB endpoint to bind (default tcp://127.0.0.1:5600)")
     parser.add_argument("--command-endpoint", help="ZeroMQ ROUTER endpoint to bind (default tcp://127.0.0.1:5601)")
@@ -53,6 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from rcs.cli.main import key_values
     from rcs.remote.config import load_mapping, resolve_paths, server_config
     from rcs.remote.server import RobotServer
 
@@ -68,6 +77,11 @@ def run(args: argparse.Namespace) -> int:
             "max_frame_bytes": args.max_frame_bytes,
         }
         data.update({k: v for k, v in overrides.items() if v is not None})
+        if args.robot_option:
+            data["robot_config"] = {
+                **(data.get("robot_config") or {}),
+                **key_values(args.robot_option, "--robot-option"),
+            }
         if args.no_realtime:
             data["realtime"] = False
         if "robot" not in data:
@@ -102,7 +116,10 @@ def run(args: argparse.Namespace) -> int:
     if args.duration is not None:
         threading.Timer(args.duration, stop.set).start()
     try:
-        server.wait(stop)
+        error = server.wait(stop)
     finally:
         server.stop()
+    if error is not None:  # the robot stopped the loop (link lost, device fault): exit non-zero, saying why
+        prefix = "" if config.robot in str(error) else f"{config.robot}: "
+        raise SystemExit(f"rcs robot: {prefix}{error}")
     return 0

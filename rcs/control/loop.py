@@ -34,7 +34,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from rcs.devices import Simulated
-from rcs.errors import ConfigError
+from rcs.errors import ConfigError, RcsError
 
 log = logging.getLogger(__name__)
 
@@ -552,6 +552,9 @@ class ControlLoop:
         def target() -> None:
             try:
                 self.run(ticks, duration_s)
+            except RcsError as e:  # a device error (link lost, servo fault): its message says it all
+                self._error = e
+                log.error("control loop stopped: %s", e)
             except BaseException as e:  # surfaced by join()
                 self._error = e
                 log.exception("control loop stopped by an exception")
@@ -559,6 +562,16 @@ class ControlLoop:
         self._thread = threading.Thread(target=target, name="control-loop", daemon=True)
         self._thread.start()
         return self._thread
+
+    @property
+    def running(self) -> bool:
+        """Whether a loop started with :meth:`start` is still ticking."""
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def error(self) -> BaseException | None:
+        """The exception that stopped a loop started with :meth:`start` (``None`` while fine)."""
+        return self._error
 
     def join(self, timeout: float | None = None) -> LoopStats:
         """Wait for a loop started with :meth:`start`; re-raises its exception."""

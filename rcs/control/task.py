@@ -251,16 +251,18 @@ class _DeviceParts:
     hold_vector: Callable[[Any], np.ndarray] | None
 
 
-def arm_safety_config(robot: Arm, rate_hz: float) -> ArmSafetyConfig:
-    """Spec limits plus the robot's scene workspace (if it exposes ``scene.workspace``) checked on the TCP.
+def arm_safety_config(robot: Arm, rate_hz: float, workspace: WorkspaceBox | None = None) -> ArmSafetyConfig:
+    """Spec limits plus a workspace box checked on the TCP: ``workspace`` if given, else the robot's scene
+    workspace (if it exposes ``scene.workspace``; simulated arms do, a physical arm's box comes from its safety
+    config in ``launch/robots/``).
 
     The TCP comes from ``robot.kinematics.forward`` (arm base frame); the shipped simulated scenes put the base
     at the world origin, so a world-frame box applies as is. A robot mounted elsewhere needs the base pose
     composed into ``tcp_position``. ``tcp_lipschitz`` comes from ``robot.kinematics.tcp_lipschitz()`` when the
     kinematics offer it (e.g. ``MinkKinematics``).
     """
-    scene = getattr(robot, "scene", None)
-    workspace = getattr(scene, "workspace", None)
+    if workspace is None:
+        workspace = getattr(getattr(robot, "scene", None), "workspace", None)
     kin = robot.kinematics
     # Kinematics that can bound the TCP's motion per joint motion (m/rad) let the filter prove whole
     # neighbourhoods inside the box per FK call, which keeps the workspace check within its per-tick budget.
@@ -305,10 +307,15 @@ def _quadrotor_parts(robot: Quadrotor, safety: Any, control_dt: float, mode: str
 
 
 def _arm_safety_from(robot: Arm, rate_hz: float, overrides: dict[str, Any]) -> ArmSafetyConfig:
+    """``overrides`` are ArmSafetyConfig fields; ``workspace: {lower: [x, y, z], upper: [x, y, z]}`` (m, base
+    frame) replaces the scene's box (a physical arm has no scene: its box is in its config file)."""
+    overrides = dict(overrides)
+    box = overrides.pop("workspace", None)
     try:
-        return dataclasses.replace(arm_safety_config(robot, rate_hz), **overrides)
-    except TypeError as e:
-        raise ConfigError(f"safety: {e}") from None
+        workspace = None if box is None else WorkspaceBox(tuple(box["lower"]), tuple(box["upper"]))
+        return dataclasses.replace(arm_safety_config(robot, rate_hz, workspace), **overrides)
+    except (KeyError, TypeError) as e:
+        raise ConfigError(f"safety: {e} (workspace: {{lower: [x, y, z], upper: [x, y, z]}} in m)") from None
 
 
 def _quadrotor_safety_from(robot: Quadrotor, rate_hz: float, overrides: dict[str, Any]) -> QuadrotorSafetyConfig:

@@ -23,6 +23,8 @@ ENVS: dict[str, tuple[str, dict]] = {
     # one instruction per id, so `rcs record --env ... --task "pick the red cube"` records one task per dataset
     "rcs/PandaPickRedCube-v0": ("rcs.envs.pick_two_cubes:PickTwoCubesEnv", {"robot": "sim/panda", "colour": "red"}),
     "rcs/PandaPickBlueCube-v0": ("rcs.envs.pick_two_cubes:PickTwoCubesEnv", {"robot": "sim/panda", "colour": "blue"}),
+    # task-less: any arm, simulated or physical, for teleoperated recording; the caller names it (robot=...)
+    "rcs/ArmTeleop-v0": ("rcs.envs.arm_teleop:ArmTeleopEnv", {}),
     "rcs/QuadrotorHover-v0": ("rcs.envs.quadrotor:QuadrotorEnv", {"task": "hover"}),
     "rcs/QuadrotorTrack-v0": ("rcs.envs.quadrotor:QuadrotorEnv", {"task": "track"}),
 }

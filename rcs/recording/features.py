@@ -11,7 +11,9 @@ Layout for the pick-cube envs (:mod:`rcs.envs.pick_cube`), all float32 unless st
 - ``observation.environment_state``: cube_position (3, m) + cube_quaternion (4, w x y z) + target_position
   (3, m), world frame (:data:`ENV_STATE_LAYOUT`). An env with more objects declares its own layout as
   ``environment_state_layout`` (e.g. the two-cube env appends both cubes' poses); :meth:`FeatureLayout.for_env`
-  picks it up.
+  picks it up. An env without objects (the task-less arm env, :mod:`rcs.envs.arm_teleop`) declares an empty
+  layout, and its datasets have no ``observation.environment_state`` at all (lerobot cannot store a 0-wide
+  vector feature).
 - ``observation.images.<camera>``: video, (H, W, 3) uint8 RGB, from the obs key ``image_<camera>``.
 - ``action``: float32, the env action exactly as commanded; names = the env's action labels.
 - ``capture_time``: float64 (1 + number of cameras,), names ``["state", <camera>...]``: when the state and each
@@ -117,11 +119,10 @@ class FeatureLayout:
 
     def features(self) -> dict[str, dict]:
         """The lerobot ``features`` dict (dtype, shape, names) for ``LeRobotDataset.create``."""
-        out: dict[str, dict] = {
-            STATE: _vector(self.state_names()),
-            ENV_STATE: _vector(self.env_state_names()),
-            ACTION: _vector(list(self.action_names)),
-        }
+        out: dict[str, dict] = {STATE: _vector(self.state_names())}
+        if self.env_state:
+            out[ENV_STATE] = _vector(self.env_state_names())
+        out[ACTION] = _vector(list(self.action_names))
         for name, height, width in self.cameras:
             out[IMAGE_PREFIX + name] = {
                 "dtype": "video",
@@ -165,9 +166,12 @@ def observation_to_features(
     """Env observation dict -> ``{observation.state, observation.environment_state, observation.images.*}``.
 
     ``camera_names=None`` takes every ``image_<camera>`` key present. Images are passed through (H, W, 3) uint8.
-    ``env_state`` is the environment-state layout (:attr:`FeatureLayout.env_state`).
+    ``env_state`` is the environment-state layout (:attr:`FeatureLayout.env_state`); an empty one gives no
+    ``observation.environment_state``.
     """
-    out = {STATE: _concat(obs, STATE_LAYOUT), ENV_STATE: _concat(obs, env_state)}
+    out = {STATE: _concat(obs, STATE_LAYOUT)}
+    if env_state:
+        out[ENV_STATE] = _concat(obs, env_state)
     names = (
         camera_names
         if camera_names is not None
@@ -232,7 +236,7 @@ def features_to_observation(frame: Mapping[str, np.ndarray], layout: FeatureLayo
         n = len(layout.joint_names) if entries is None else len(entries)
         obs[key] = state[i : i + n]
         i += n
-    env_state = np.asarray(frame[ENV_STATE], dtype=np.float32).reshape(-1)
+    env_state = np.asarray(frame[ENV_STATE], dtype=np.float32).reshape(-1) if layout.env_state else np.zeros(0)
     i = 0
     for key, entries in layout.env_state:
         obs[key] = env_state[i : i + len(entries)]

@@ -443,12 +443,16 @@ class RobotServer:
         self.robot.close()
         log.info("robot server stopped")
 
-    def wait(self, stop: threading.Event) -> None:
-        """Block until ``stop`` is set or the loop dies."""
+    def wait(self, stop: threading.Event) -> BaseException | None:
+        """Block until ``stop`` is set or the loop dies; returns what stopped the loop (``None``: ``stop``)."""
         while not stop.wait(0.2):
-            if self.loop._thread is not None and not self.loop._thread.is_alive():
-                log.error("control loop stopped unexpectedly")
-                return
+            if not self.loop.running:
+                error = self.loop.error
+                if error is None:
+                    log.error("control loop stopped unexpectedly")
+                    return RuntimeError("control loop stopped unexpectedly")
+                return error
+        return None
 
     # -- command thread ---------------------------------------------------------------------------------
     def _serve_commands(self, router: zmq.Socket) -> None:
@@ -653,7 +657,7 @@ class RobotServer:
         return getattr(self, _POSE_GOALS[self.kind.name])(position, quat, current)
 
     def _arm_goal(self, position: np.ndarray, quat: np.ndarray, current: np.ndarray) -> np.ndarray | Reply:
-        box = getattr(getattr(self.robot, "scene", None), "workspace", None)
+        box = getattr(getattr(self.task.safety, "config", None), "workspace", None)
         if box is not None and not box.contains(position):
             return rejected(
                 "workspace",

@@ -54,10 +54,14 @@ class Teleop(ABC):
     Attributes:
         realtime: True for human-driven devices: the recorder paces the loop to the wall clock.
         name: short name shown in progress lines.
+        episode_controls: whether the device emits episode controls (START, SAVE...). A device that cannot (a
+            leader arm, a SpaceMouse) is recorded back to back: each episode starts at its reset and runs to the
+            env's time limit.
     """
 
     realtime: bool = True
     name: str = "teleop"
+    episode_controls: bool = True
 
     # connect, close and reset are optional hooks, not abstract: devices without a link or episode state
     # (scripted experts, the keyboard) keep the no-op.

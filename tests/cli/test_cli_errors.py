@@ -241,3 +241,17 @@ def test_up_dry_run_prints_commands_that_run_without_the_venv_on_path() -> None:
 def test_data_folder_is_ignored_by_git() -> None:
     out = subprocess.run(["git", "check-ignore", "-q", "data/pick_cube/meta/info.json"], cwd=REPO, timeout=30)
     assert out.returncode == 0, "data/ (where the docs record datasets) must be in .gitignore"
+
+
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (["emulate", "hw/nope"], ["rcs emulate", "unknown emulator 'hw/nope'", "hw/so101"]),
+        (["emulate", "hw/so101", "--option", "seed"], ["--option 'seed'", "KEY=VALUE"]),
+        (["robot", "--robot", "sim/so101", "--robot-option", "port"], ["--robot-option 'port'", "KEY=VALUE"]),
+        (["robot", "--robot", "sim/so101", "--robot-option", "colour=red"], ["unknown option(s) colour"]),
+        (["robot", "--robot", "hw/so101"], ["hw/so101", "port"]),
+    ],
+)
+def test_physical_robot_options_are_one_line_errors(args: list[str], needles: list[str]) -> None:
+    _one_line_error(_run(*args), *needles)

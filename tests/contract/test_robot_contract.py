@@ -14,18 +14,24 @@ import rcs
 from rcs.devices import Arm, Quadrotor, Simulated
 from rcs.errors import ActionError, NotConnectedError
 from rcs.types import ArmState, QuadrotorState
+from tests.contract.rigs import RobotRig
 
 ROBOTS = rcs.robots.names()
 
 
-@pytest.fixture(params=ROBOTS)
-def robot(request):
-    r = rcs.make_robot(request.param)
+@pytest.fixture(scope="module", params=ROBOTS)
+def rig(request):
+    """One rig per robot for the whole module: an emulated robot's emulator is started once."""
+    r = RobotRig(request.param)
     yield r
     r.close()
-    sim = getattr(r, "simulation", None)
-    if sim is not None:
-        sim.close()
+
+
+@pytest.fixture
+def robot(rig):
+    r = rig.make()
+    yield r
+    rig.release(r)
 
 
 def test_every_robot_is_an_arm_or_quadrotor(robot):
@@ -116,21 +122,22 @@ def test_bad_commands_raise_naming_the_field(robot):
             assert str(e.value).startswith(field)
 
 
-def test_clip_policy_clips_and_reports():
-    for name in ROBOTS:
-        r = rcs.make_robot(name, limit_policy="clip")
+def test_clip_policy_clips_and_reports(rig):
+    r = rig.make(limit_policy="clip")
+    try:
         with r:
             if isinstance(r, Arm):
                 target = r.spec.upper + 1.0
+                here = r.read().joint_positions
                 sent = r.command_joint_positions(target)
+                r.command_joint_positions(here)  # a physical arm must not travel to its limits for this check
                 np.testing.assert_array_equal(sent, r.spec.upper)
             else:
                 sent = r.command_motor_thrusts(np.full(r.spec.num_rotors, 2.0))
                 np.testing.assert_array_equal(sent, 1.0)
             assert r.clip_report.total == 1
-        sim = getattr(r, "simulation", None)
-        if sim is not None:
-            sim.close()
+    finally:
+        rig.release(r)
 
 
 def test_good_commands_are_accepted(robot):
@@ -147,3 +154,114 @@ def test_good_commands_are_accepted(robot):
             robot.command_motor_thrusts(np.full(robot.spec.num_rotors, 0.3))
             robot.command_thrust_rates(robot.spec.hover_thrust, np.zeros(3))
             robot.command_position(np.array([0.0, 0.0, 1.0]), 0.0)
+
+
+# -- behaviour every arm shares, simulated or physical (emulated) -----------------------------------------
+
+
+def _arm(robot) -> Arm:
+    if not isinstance(robot, Arm):
+        pytest.skip("arms only")
+    return robot
+
+
+def _nudge_target(arm: Arm, joint: int, delta: float = 0.15) -> np.ndarray:
+    """The current position with one joint moved by ``delta`` rad toward the middle of its range."""
+    q = arm.read().joint_positions
+    middle = (arm.spec.lower[joint] + arm.spec.upper[joint]) / 2
+    target = q.copy()
+    target[joint] += delta if q[joint] <= middle else -delta
+    return target
+
+
+def test_joint_order_is_the_specs(rig, robot):
+    """Commanding one joint moves that joint and no other by as much, in the physics behind the robot."""
+    arm = _arm(robot)
+    with arm:
+        if isinstance(arm, Simulated):
+            arm.reset(seed=0)
+        for joint in (0, arm.spec.dof - 1):
+            before = rig.truth(arm)
+            arm.command_joint_positions(_nudge_target(arm, joint))
+            moved = before
+            for _ in range(40):  # up to 2 s of robot time
+                rig.wait(arm, 0.05)
+                moved = np.abs(rig.truth(arm) - before)
+                if moved[joint] > 0.1:
+                    break
+            assert moved[joint] > 0.1, f"joint {arm.spec.joint_names[joint]} moved {moved[joint]:.3f} rad of 0.15"
+            assert int(np.argmax(moved)) == joint, f"joint {joint} commanded, moved: {moved.round(3).tolist()}"
+            reading = arm.read().joint_positions
+            assert np.abs(reading - rig.truth(arm)).max() < 0.02, "read() disagrees with the physics"
+
+
+def test_estop_holds_the_arm(rig, robot):
+    """The control loop's e-stop stops a moving arm and holds it, whatever commands keep arriving."""
+    import time as _time
+
+    from rcs.control.chunking import ActionChunk
+    from rcs.control.loop import ControlLoop
+    from rcs.control.task import make_policy_task
+
+    arm = _arm(robot)
+    rate = min(arm.spec.control_rate_hz, 100.0)
+    dt = 1.0 / rate
+    with arm:
+        if isinstance(arm, Simulated):
+            arm.reset(seed=0)
+        task = make_policy_task(arm, rate)
+        target = np.concatenate([_nudge_target(arm, 0, 0.4), [arm.read().gripper] if arm.spec.gripper else []])
+
+        every = max(1, int(0.05 * rate))  # a fresh chunk every 50 ms: well inside the watchdog's 0.2 s
+
+        class Driver:
+            def __init__(self) -> None:
+                self.last_chunk = -every
+
+            def read(self, tick: int):
+                return task.read(tick)
+
+            def compute(self, tick: int, state):
+                # conditions on ranges of ticks: a paced loop skips the deadlines of a late tick
+                if tick == 0:
+                    task.engage()
+                if tick - self.last_chunk >= every:  # fresh chunks keep arriving, before and after the e-stop
+                    chunk = np.tile(target, (20, 1))
+                    task.executor.submit(ActionChunk(tick, chunk, task.executor.names, dt, dt, _time.monotonic()))
+                    self.last_chunk = tick
+                if tick >= int(0.3 * rate) and not task.estop.triggered:
+                    task.estop.trigger("contract test")
+                return task.compute(tick, state)
+
+            def write(self, tick: int, command) -> None:
+                task.write(tick, command)
+
+        driver = Driver()
+        simulated = isinstance(arm, Simulated)
+        loop = ControlLoop(driver, rate, robot=arm if simulated else None, paced=not simulated, rt=None)
+        loop.run(ticks=int(0.8 * rate))  # moving for 0.3 s, then 0.5 s to brake
+        stopped_at = rig.truth(arm)
+        loop.run(ticks=int(0.5 * rate))
+        drift = np.abs(rig.truth(arm) - stopped_at).max()
+        assert task.estop.triggered
+        assert drift < 0.01, f"the arm moved {drift:.4f} rad during the e-stop hold"
+
+
+def test_link_loss_mid_motion_is_one_clear_error(rig, robot):
+    """The robot vanishes while moving: the next call raises LinkLostError naming the link; close() still works."""
+    from rcs.errors import LinkLostError
+
+    arm = _arm(robot)
+    if not rig.emulated:
+        pytest.skip("a simulator has no link to lose")
+    arm.connect()
+    arm.command_joint_positions(_nudge_target(arm, 0, 0.3))
+    rig.kill_link()
+    with pytest.raises(LinkLostError) as e:
+        for _ in range(50):  # a driver may notice on the next read or command, within its timeout
+            arm.read()
+            arm.command_joint_positions(arm.spec.home)
+            time.sleep(0.02)
+    assert len(str(e.value).splitlines()) == 1 and rig.name in str(e.value)
+    arm.close()
+    assert not arm.is_connected

@@ -33,7 +33,11 @@ VARIANTS = [
     ("rcs/QuadrotorHover-v0", {"action_mode": "thrust_rates"}),
     ("rcs/QuadrotorHover-v0", {"action_mode": "position"}),
     ("rcs/QuadrotorTrack-v0", {}),
+    ("rcs/ArmTeleop-v0", {"robot": "sim/so101"}),
+    ("rcs/ArmTeleop-v0", {"robot": "sim/panda", "control_mode": "cartesian", "relative": True}),
 ]
+#: ids whose robot is the caller's choice (no registered default): the robot the per-id tests use.
+ROBOT_OF_ID = {"rcs/ArmTeleop-v0": "sim/so101"}
 
 
 def _make(env_id: str, **kwargs) -> gym.Env:
@@ -65,7 +69,7 @@ def _rollout(env: gym.Env, seed: int, steps: int) -> list[np.ndarray]:
 
 @pytest.mark.parametrize("env_id", sorted(ENVS))
 def test_deterministic_under_seed(env_id):
-    env = _make(env_id)
+    env = _make(env_id, **({"robot": ROBOT_OF_ID[env_id]} if env_id in ROBOT_OF_ID else {}))
     try:
         a = _rollout(env, seed=7, steps=15)
         b = _rollout(env, seed=7, steps=15)

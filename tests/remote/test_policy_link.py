@@ -159,3 +159,9 @@ def test_device_kinds_hold_what_differs_between_arms_and_quadrotors(panda, crazy
         quad.safety_from(crazyflie, 100.0, {"max_altitude": 2.0})
     with pytest.raises(ConfigError, match="safety: "):
         arm.safety_from(panda, 100.0, {"no_such_field": 1})
+    # a physical arm has no scene: its workspace box comes from its config file and replaces the scene's
+    box = arm.safety_from(panda, 100.0, {"workspace": {"lower": [0.3, -0.2, 0.1], "upper": [0.6, 0.2, 0.5]}})
+    assert (box.workspace.lower, box.workspace.upper) == ((0.3, -0.2, 0.1), (0.6, 0.2, 0.5))
+    assert box.tcp_position is not None and box.tcp_lipschitz is not None
+    with pytest.raises(ConfigError, match=r"safety: .*workspace: \{lower"):
+        arm.safety_from(panda, 100.0, {"workspace": {"lower": [0, 0, 0]}})

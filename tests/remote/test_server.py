@@ -434,7 +434,10 @@ def test_client_times_out_without_a_server() -> None:
 def test_configs_are_checked() -> None:
     for path in sorted((REPO / "launch" / "robots").glob("*.yaml")):
         cfg = load_server_config(path)
-        assert cfg.robot.startswith("sim/")
+        assert cfg.robot in rcs.robots.names(), path.name
+        if cfg.robot.startswith("hw/"):  # a physical robot's first runs: slowed down, fenced in, inside its limits
+            assert 0 < cfg.safety["velocity_scale"] <= 0.5 and cfg.safety["position_margin"] > 0, path.name
+            assert {"lower", "upper"} <= set(cfg.safety["workspace"]), path.name
     with pytest.raises(ConfigError, match="unknown key.*colour"):
         server_config({"robot": "sim/panda", "colour": "red"})
     with pytest.raises(ConfigError, match="cameras\\[0\\]: unknown key"):

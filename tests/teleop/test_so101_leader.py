@@ -14,9 +14,9 @@ import pytest
 pytest.importorskip("scservo_sdk")
 pytest.importorskip("deepdiff")
 
-from hardware.teleop.feetech_emulator import FeetechBusEmulator  # noqa: E402
+from hardware.emulators.feetech.bus import FeetechBusEmulator  # noqa: E402
 from hardware.teleop.so101_leader import LEADER_JOINTS, SO101LeaderTeleop  # noqa: E402
-from rcs.errors import ConfigError, NotConnectedError  # noqa: E402
+from rcs.errors import ConfigError, LinkLostError  # noqa: E402
 
 NAMES = (*LEADER_JOINTS, "gripper")
 
@@ -74,7 +74,7 @@ def test_unplugged_bus_is_a_device_failure(tmp_path, emu):
     leader = SO101LeaderTeleop(emu.port, calibration_dir=tmp_path)
     leader.connect()
     emu.unplug()
-    with pytest.raises(NotConnectedError, match="so101-leader on .*: read failed, unplugged"):
+    with pytest.raises(LinkLostError, match="so101-leader on .*: read failed"):
         leader.command({})
     leader.close()
 

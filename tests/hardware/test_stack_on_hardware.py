@@ -1,0 +1,181 @@
+"""The stack on a physical robot driver, exactly as on a simulated one: ``rcs robot`` with the shipped config
+(``launch/robots/hw_so101.yaml``, only the port changed) and a served policy, against the emulated SO-101 bus.
+
+Everything is a real process: the emulator (its MuJoCo physics is the arm), ``rcs robot`` (driver, control loop,
+watchdog, safety filter), ``rcs serve`` (the policy), talking over a pseudo-terminal and ZeroMQ sockets.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rcs.registry import start_emulator
+from rcs.remote.client import RobotClient
+from tests.remote.helpers import free_endpoints
+
+REPO = Path(__file__).resolve().parents[2]
+RCS = [sys.executable, "-m", "rcs.cli.main"]
+ARM = ["shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll"]
+
+
+@pytest.fixture(scope="module")
+def emulator():
+    emu = start_emulator("hw/so101")
+    yield emu
+    emu.close()
+
+
+def _options(emulator) -> list[str]:
+    out: list[str] = []
+    for key, value in emulator.robot_config.items():
+        out += ["--robot-option", f"{key}={value}"]
+    return out
+
+
+def _start(cmd: list[str], needle: str = '"ready": true', timeout: float = 120.0) -> subprocess.Popen:
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    end, seen = time.monotonic() + timeout, []
+    assert proc.stdout is not None
+    while time.monotonic() < end:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        seen.append(line)
+        if needle in line:
+            return proc
+    proc.kill()
+    _, err = proc.communicate(timeout=10)
+    raise AssertionError(f"{cmd[3:5]}: no ready line within {timeout} s: {''.join(seen)[-1000:]} {err[-2000:]}")
+
+
+def _stop(proc: subprocess.Popen) -> str:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        _, err = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, err = proc.communicate()
+    return err
+
+
+def _settle(emulator, target: np.ndarray, joints: slice, tol: float, timeout: float = 20.0) -> np.ndarray:
+    """Poll the emulator's physics until the joints are within ``tol`` rad of ``target`` (or time out)."""
+    end = time.monotonic() + timeout
+    q = np.asarray(emulator.joint_positions(), dtype=float)
+    while time.monotonic() < end and np.abs(q[joints] - target[joints]).max() > tol:
+        time.sleep(0.1)
+        q = np.asarray(emulator.joint_positions(), dtype=float)
+    return q
+
+
+def test_rcs_robot_runs_the_physical_arm_from_its_shipped_config(emulator) -> None:
+    state, command = free_endpoints()
+    proc = _start(
+        [
+            *RCS,
+            "robot",
+            "--config",
+            str(REPO / "launch" / "robots" / "hw_so101.yaml"),
+            *_options(emulator),
+            "--state-endpoint",
+            state,
+            "--command-endpoint",
+            command,
+        ]
+    )
+    try:
+        with RobotClient(command, state) as client:
+            assert client.describe()["name"] == "hw/so101"
+            q = client.wait_for(b"state").tensors["joint_positions"]
+            truth = np.asarray(emulator.joint_positions(), dtype=float)
+            assert np.abs(q - truth[:5]).max() < 0.02  # the published state is the physics' state
+            goal = q.copy()
+            goal[0] += 0.3 if q[0] < 0 else -0.3
+            reply = client.trajectory(ARM, np.array([goal]), np.array([2.0]))
+            assert reply.ok, reply
+            reached = _settle(emulator, goal, slice(0, 1), 0.02)
+            assert abs(reached[0] - goal[0]) < 0.02, (reached[0], goal[0])
+            over = goal.copy()
+            over[1] = 3.0  # beyond shoulder_lift's limit: refused before it reaches the bus
+            assert client.trajectory(ARM, np.array([over]), np.array([3.0])).code == "position_limit"
+    finally:
+        err = _stop(proc)
+    assert proc.returncode == 0, err[-3000:]
+
+
+def test_a_served_policy_drives_the_physical_arm(emulator, tmp_path: Path) -> None:
+    """``rcs serve`` + ``rcs robot`` with a policy section: the control loop takes the policy's chunks through the
+    same PolicyLink, watchdog and safety filter as in simulation, and the emulated arm goes where the policy says."""
+    q = np.asarray(emulator.joint_positions(), dtype=float)
+    pose = [float(np.clip(q[0] + 0.25, -1.0, 1.0)), -0.2, 0.3, 1.3, 0.0, 0.5]
+    names = [*ARM, "gripper"]
+    manifest = {
+        "kind": "constant",
+        "checkpoint_id": "so101-test-pose",
+        "schema": {
+            "observation": [
+                {"name": "observation.state", "dtype": "float32", "shape": [6], "unit": "rad", "names": names}
+            ],
+            "action": {"name": "action", "dtype": "float32", "shape": [10, 6], "unit": "rad", "names": names},
+            "chunk_size": 10,
+            "policy_dt": 0.05,
+        },
+        "value": pose,
+    }
+    (tmp_path / "policy.json").write_text(json.dumps(manifest))
+    policy_endpoint = free_endpoints()[0]
+    state, command = free_endpoints()
+    config = tmp_path / "robot.yaml"
+    base = (REPO / "launch" / "robots" / "hw_so101.yaml").read_text()
+    config.write_text(base + f"policy: {{endpoint: '{policy_endpoint}', manifest: policy.json, budget_s: 0.5}}\n")
+    # rcs serve prints no ready line; ZeroMQ connects whenever it binds, and the robot arms after the handshake
+    server = subprocess.Popen(
+        [*RCS, "serve", "--policy", str(tmp_path / "policy.json"), "--bind", policy_endpoint],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    robot = None
+    try:
+        robot = _start(
+            [*RCS, "robot", "--config", str(config), *_options(emulator), "--state-endpoint", state]
+            + ["--command-endpoint", command]
+        )
+        target = np.array(pose[:5])
+        reached = _settle(emulator, target, slice(0, 5), 0.03, timeout=30.0)
+        assert np.abs(reached[:5] - target).max() < 0.03, (reached.round(3).tolist(), pose)
+    finally:
+        errs = [_stop(p) for p in (robot, server) if p is not None]
+    assert robot.returncode == 0 and server.returncode == 0, [e[-2000:] for e in errs]
+
+
+def test_rcs_robot_stops_with_one_line_when_the_bus_dies() -> None:
+    """The arm's bus dies mid-run (the emulator process is killed: a pulled USB cable): the control loop stops,
+    ``rcs robot`` closes everything and exits non-zero with one line naming the robot and the link."""
+    emu = start_emulator("hw/so101")
+    state, command = free_endpoints()
+    proc = _start(
+        [*RCS, "robot", "--config", str(REPO / "launch" / "robots" / "hw_so101.yaml"), *_options(emu)]
+        + ["--state-endpoint", state, "--command-endpoint", command]
+    )
+    try:
+        with RobotClient(command, state) as client:
+            client.wait_for(b"state")
+            emu.kill()
+            proc.wait(timeout=30)
+    finally:
+        err = _stop(proc)
+        emu.close()
+    assert proc.returncode not in (0, None)
+    last = [line for line in err.splitlines() if line.strip()][-1]
+    assert last.startswith("rcs robot: ") and "hw/so101" in last and emu.robot_config["port"] in last, err[-2000:]
+    assert "Traceback" not in err, err[-3000:]
