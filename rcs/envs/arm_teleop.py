@@ -28,6 +28,7 @@ from gymnasium import spaces
 
 from rcs.devices import Arm
 from rcs.envs.arm_actions import ARM_ACTION_MODES, ArmActionLimits
+from rcs.envs.arm_state import arm_state_observation, arm_state_spaces
 from rcs.envs.base import EnvConfig, RobotEnv, resolve_config
 from rcs.errors import ConfigError
 from rcs.spec import TableSceneSpec, WorkspaceBox
@@ -129,16 +130,7 @@ class ArmTeleopEnv(RobotEnv):
             self.close()  # the device is connected by now: release the bus/port before refusing
             raise
         self.action_space = self.action_mode.space
-        n = arm.spec.dof
-        f32 = np.float32
-        state = {
-            "joint_positions": spaces.Box(arm.spec.lower.astype(f32), arm.spec.upper.astype(f32), dtype=f32),
-            "joint_velocities": spaces.Box(-np.inf, np.inf, (n,), dtype=f32),
-            "gripper": spaces.Box(0.0, 1.0, (1,), dtype=f32),
-            "tcp_position": spaces.Box(-np.inf, np.inf, (3,), dtype=f32),
-            "tcp_quaternion": spaces.Box(-1.0, 1.0, (4,), dtype=f32),
-        }
-        self.observation_space = spaces.Dict({**state, **self._image_spaces()})
+        self.observation_space = spaces.Dict({**arm_state_spaces(arm.spec), **self._image_spaces()})
 
     def _action_labels(self) -> tuple[str, ...]:
         if self.config.control_mode == "joint":
@@ -153,16 +145,7 @@ class ArmTeleopEnv(RobotEnv):
         self.action_mode.apply(action)
 
     def _observe(self) -> dict[str, np.ndarray]:
-        s = self.arm.read()
-        # An arm without a gripper reads nan; 0 keeps dataset statistics finite and teleop actions valid.
-        gripper = 0.0 if self.arm.spec.gripper is None or not math.isfinite(s.gripper) else s.gripper
-        obs = {
-            "joint_positions": s.joint_positions.astype(np.float32),
-            "joint_velocities": s.joint_velocities.astype(np.float32),
-            "gripper": np.array([gripper], dtype=np.float32),
-            "tcp_position": s.tcp_position.astype(np.float32),
-            "tcp_quaternion": s.tcp_quaternion.astype(np.float32),
-        }
+        obs = arm_state_observation(self.arm.read())
         if self.cameras:
             obs.update(self._images())
         return obs

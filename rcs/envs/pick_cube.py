@@ -16,6 +16,7 @@ from gymnasium import spaces
 
 from rcs.devices import Arm, ObjectTracker, SceneControl
 from rcs.envs.arm_actions import ARM_ACTION_MODES, ArmActionLimits
+from rcs.envs.arm_state import arm_state_observation, arm_state_spaces
 from rcs.envs.base import EnvConfig, RobotEnv, resolve_config
 from rcs.errors import ConfigError
 from rcs.geometry import quat_from_euler_rpy
@@ -72,14 +73,9 @@ class PickCubeEnv(RobotEnv):
             arm, self.scene, self.dt, config.action_limits
         )
         self.action_space = self.action_mode.space
-        n = arm.spec.dof
         f32 = np.float32
         state = {
-            "joint_positions": spaces.Box(arm.spec.lower.astype(f32), arm.spec.upper.astype(f32), dtype=f32),
-            "joint_velocities": spaces.Box(-np.inf, np.inf, (n,), dtype=f32),
-            "gripper": spaces.Box(0.0, 1.0, (1,), dtype=f32),
-            "tcp_position": spaces.Box(-np.inf, np.inf, (3,), dtype=f32),
-            "tcp_quaternion": spaces.Box(-1.0, 1.0, (4,), dtype=f32),
+            **arm_state_spaces(arm.spec),
             "cube_position": spaces.Box(-np.inf, np.inf, (3,), dtype=f32),
             "cube_quaternion": spaces.Box(-1.0, 1.0, (4,), dtype=f32),
             "target_position": spaces.Box(-np.inf, np.inf, (3,), dtype=f32),
@@ -108,14 +104,7 @@ class PickCubeEnv(RobotEnv):
         self.action_mode.apply(action)
 
     def _observe(self) -> dict[str, np.ndarray]:
-        s = self.arm.read()
-        obs = {
-            "joint_positions": s.joint_positions.astype(np.float32),
-            "joint_velocities": s.joint_velocities.astype(np.float32),
-            "gripper": np.array([s.gripper], dtype=np.float32),
-            "tcp_position": s.tcp_position.astype(np.float32),
-            "tcp_quaternion": s.tcp_quaternion.astype(np.float32),
-        }
+        obs = arm_state_observation(self.arm.read())
         obs.update(self._object_observation())
         obs["target_position"] = self._target.astype(np.float32)
         if self.cameras:

@@ -589,7 +589,9 @@ class RobotServer:
         """Submit a per-tick plan as one chunk starting ``age_s`` ago. The last point is held for ``settle_s``
         more (still fresh for the watchdog), so a command the safety filter slowed down (e.g. after ticks were
         skipped under load) settles on the target instead of being held wherever braking left it."""
-        tick = self.loop.tick
+        # "now" for the executor: the loop publishes a tick before the executor steps it, and a late wake-up skips
+        # ticks, so the loop's tick may run ahead of the executor's next one (a chunk starting there is "future")
+        tick = min(self.loop.tick, self.task.executor.tick + 1)
         start = max(0, tick - round(age_s / self.dt))
         duration = (len(values) - 1) * self.dt
         if self.settle_ticks:

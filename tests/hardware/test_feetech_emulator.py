@@ -28,6 +28,7 @@ from hardware.emulators.feetech import protocol  # noqa: E402
 from hardware.emulators.feetech.registers import REGISTERS, ControlTable  # noqa: E402
 from hardware.emulators.feetech.servo import TICKS_PER_RAD, Servo  # noqa: E402
 from hardware.emulators.so101 import JOINTS, So101Emulator, start_so101, sweep_plan  # noqa: E402
+from hardware.so101.motors import drain  # noqa: E402
 from rcs.emulator import RobotEmulator  # noqa: E402
 from rcs.errors import ConfigError, LinkLostError  # noqa: E402
 
@@ -40,23 +41,33 @@ LINK_FAILURES = (ConnectionError, OSError, serial.SerialException, termios.error
 
 
 class FreshReplyBus(FeetechMotorsBus):
-    """lerobot's bus, flushing the host's input before each request. scservo_sdk matches a reply by servo id
-    only: when the test process itself is descheduled past lerobot's packet timeout (a loaded host), the late
-    reply to that request stays in the pty buffer and would be taken for the answer to the next, different
-    request (seen: a Moving byte read as Present_Position). The driver under test does the same flush
-    (hardware/so101/motors.py); here it keeps host stalls from being blamed on the emulator."""
+    """lerobot's bus, with each request sent on a quiet line. scservo_sdk matches a reply by servo id only: a reply
+    that missed lerobot's packet timeout (a loaded machine delays either process) stays in the pty buffer and would
+    be taken for the answer to the next, different request (seen: a Moving byte read as Present_Position). So the
+    input is flushed before each request, and a failed request is retried only after the line went quiet, which
+    is what the driver under test does too (``hardware/so101/motors.py``); lerobot's own retries (``num_retry``)
+    would resend without draining."""
+
+    def _fresh(self, method, *args, **kwargs):
+        kwargs["num_retry"] = 0
+        for attempt in range(RETRY + 1):
+            self.port_handler.clearPort()
+            try:
+                return method(*args, **kwargs)
+            except ConnectionError:
+                if attempt == RETRY:
+                    raise
+                drain(self, quiet_s=0.02, max_s=0.5)
+        raise AssertionError("unreachable")
 
     def read(self, *args, **kwargs):
-        self.port_handler.clearPort()
-        return super().read(*args, **kwargs)
+        return self._fresh(super().read, *args, **kwargs)
 
     def sync_read(self, *args, **kwargs):
-        self.port_handler.clearPort()
-        return super().sync_read(*args, **kwargs)
+        return self._fresh(super().sync_read, *args, **kwargs)
 
     def write(self, *args, **kwargs):
-        self.port_handler.clearPort()
-        return super().write(*args, **kwargs)
+        return self._fresh(super().write, *args, **kwargs)
 
 
 def make_bus(port: str) -> FeetechMotorsBus:
@@ -76,7 +87,7 @@ def make_bus(port: str) -> FeetechMotorsBus:
 def raw_read(bus: FeetechMotorsBus, servo_id: int, address: int) -> tuple[int, int, int]:
     """One-byte READ through scservo_sdk: (value, comm result, status packet error byte)."""
     for _ in range(RETRY):
-        bus.port_handler.clearPort()  # see FreshReplyBus
+        drain(bus, quiet_s=0.005, max_s=0.5)  # see FreshReplyBus
         value, comm, error = bus.packet_handler.read1ByteTxRx(bus.port_handler, servo_id, address)
         if comm == scs.COMM_SUCCESS:
             break
@@ -86,7 +97,7 @@ def raw_read(bus: FeetechMotorsBus, servo_id: int, address: int) -> tuple[int, i
 def raw_write(bus: FeetechMotorsBus, servo_id: int, address: int, value: int) -> None:
     """One-byte WRITE through scservo_sdk, whatever error bits the servo reports."""
     for _ in range(RETRY):
-        bus.port_handler.clearPort()  # see FreshReplyBus
+        drain(bus, quiet_s=0.005, max_s=0.5)  # see FreshReplyBus
         comm, _ = bus.packet_handler.write1ByteTxRx(bus.port_handler, servo_id, address, value)
         if comm == scs.COMM_SUCCESS:
             return
@@ -309,6 +320,7 @@ def test_wire_time_bounds_the_rate(emu, bus, held):
     block = protocol.transfer_time(len(protocol.instruction_packet(0xFE, 0x82, bytes(8))) + 6 * 66, baud)
     timed = 0
     for _ in range(10):
+        drain(bus, quiet_s=0.02, max_s=0.5)  # no late reply of an earlier request may answer this one
         t0 = time.perf_counter()
         if reader.txRxPacket() == scs.COMM_SUCCESS:  # (a timeout on a loaded machine is not a measurement)
             assert time.perf_counter() - t0 >= block
