@@ -60,6 +60,16 @@ class FreshReplyBus(FeetechMotorsBus):
                 drain(self, quiet_s=0.02, max_s=0.5)
         raise AssertionError("unreachable")
 
+    def broadcast_ping(self, *args, **kwargs):
+        # lerobot's handshake (connect) goes through here too; a stale partial packet ahead of the replies would
+        # make its parser drop the first servo's answer
+        drain(self, quiet_s=0.02, max_s=0.5)
+        return super().broadcast_ping(*args, **kwargs)
+
+    def ping(self, *args, **kwargs):
+        drain(self, quiet_s=0.02, max_s=0.5)
+        return super().ping(*args, **kwargs)
+
     def read(self, *args, **kwargs):
         return self._fresh(super().read, *args, **kwargs)
 
