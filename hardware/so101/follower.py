@@ -399,7 +399,9 @@ class SO101Follower(Arm):
                     f"{limited[i]:.4g} rad (max_relative_target {step} rad from {self._last_q[i]:.4g})"
                 )
                 self.guard_report.add("max_relative_target", message)
-                log.info(message)
+                count = self.guard_report.counts.get("max_relative_target", 0)
+                if count in (1, 10, 100) or count % 1000 == 0:  # a far leader clips every tick: log sparsely
+                    log.info("%s (%d clips so far)", message, count)
                 q = limited
         goals = {name: float(np.rad2deg(v)) for name, v in zip(_ARM_NAMES, q, strict=True)}
         self._fresh = False
