@@ -15,6 +15,7 @@ range), and ``signs`` flips joints whose direction differs. Tested against a Fee
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,8 @@ import numpy as np
 from rcs.errors import ConfigError, LinkLostError, NotConnectedError
 from rcs.teleop.base import Teleop, TeleopCommand
 
+#: tries of lerobot's connect (its handshake) before the bus counts as absent
+CONNECT_ATTEMPTS = 3
 LEADER_JOINTS = ("shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll")
 
 
@@ -72,10 +75,20 @@ class SO101LeaderTeleop(Teleop):
                 f"teleop so101-leader: no lerobot calibration for id {self.leader_id!r} in {leader.calibration_dir}; run "
                 f"lerobot-calibrate --teleop.type=so101_leader --teleop.port={self.port} --teleop.id={self.leader_id}"
             )
-        try:
-            leader.connect(calibrate=False)
-        except (ConnectionError, OSError, RuntimeError) as exc:
-            raise ConfigError(f"teleop so101-leader: cannot connect on {self.port}: {exc}") from exc
+        for attempt in range(CONNECT_ATTEMPTS):
+            try:
+                leader.connect(calibrate=False)
+                break
+            except (ConnectionError, OSError, RuntimeError) as exc:
+                # lerobot's handshake has no retry and one missed ~50 ms reply fails it on a busy host; it also
+                # leaves the port open when it fails
+                try:
+                    leader.bus.port_handler.closePort()
+                except Exception:  # noqa: BLE001 - a port that never opened has nothing to close
+                    pass
+                if attempt == CONNECT_ATTEMPTS - 1:
+                    raise ConfigError(f"teleop so101-leader: cannot connect on {self.port}: {exc}") from exc
+                time.sleep(0.2)
         if not leader.is_calibrated:
             leader.disconnect()
             raise ConfigError(

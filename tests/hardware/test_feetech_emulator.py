@@ -82,15 +82,16 @@ class FreshReplyBus(FeetechMotorsBus):
 
 def make_bus(port: str) -> FeetechMotorsBus:
     motors = {n: Motor(i + 1, "sts3215", MotorNormMode.DEGREES) for i, n in enumerate(JOINTS)}
-    for attempt in range(RETRY):
+    for attempt in range(RETRY + 2):
         bus = FreshReplyBus(port, motors)
         try:
             bus.connect()  # lerobot's handshake: every id answers with the STS3215 model number, same firmware
             return bus
-        except ConnectionError:  # its handshake has no retry; see RETRY
+        except (ConnectionError, RuntimeError):  # its handshake has no retry ("motor check failed"); see RETRY
             bus.port_handler.closePort()
-            if attempt == RETRY - 1:
+            if attempt == RETRY + 1:
                 raise
+            time.sleep(0.2)
     raise AssertionError("unreachable")
 
 

@@ -55,6 +55,21 @@ def _connect(bus, attempts: int = 3) -> None:
             time.sleep(1.0)
 
 
+def _retried(bus, fn, *args, attempts: int = 4):
+    """``fn(*args)`` on lerobot's bus, retried on a missed reply with the line drained first (a late reply would
+    otherwise answer the next request): the test rig's calibration writes, as the driver does its own."""
+    from hardware.so101.motors import drain
+
+    for attempt in range(attempts):
+        try:
+            return fn(*args)
+        except ConnectionError:
+            if attempt == attempts - 1:
+                raise
+            drain(bus, quiet_s=0.02, max_s=0.5)
+    raise AssertionError("unreachable")
+
+
 def _calibrate_leader(leader, calibration_dir: Path) -> np.ndarray:
     """What ``lerobot-calibrate`` leaves behind, written the same way: the hand holds the leader near its middle
     pose, lerobot's bus sets half-turn homings there and writes symmetric ranges to the servos, and the same
@@ -69,8 +84,8 @@ def _calibrate_leader(leader, calibration_dir: Path) -> np.ndarray:
     bus = make_bus(leader.port)
     _connect(bus)
     try:
-        bus.disable_torque()
-        homings = bus.set_half_turn_homings()
+        _retried(bus, bus.disable_torque)
+        homings = _retried(bus, bus.set_half_turn_homings)
         calibration = {
             name: MotorCalibration(
                 id=m.id,
@@ -82,7 +97,7 @@ def _calibrate_leader(leader, calibration_dir: Path) -> np.ndarray:
             for name, m in bus.motors.items()
         }
         held = leader.joint_positions()
-        bus.write_calibration(calibration)
+        _retried(bus, bus.write_calibration, calibration)
     finally:
         bus.disconnect(disable_torque=False)
     cal.save_calibration(cal.calibration_file(LEADER_ID, calibration_dir), calibration)
@@ -357,4 +372,6 @@ def test_follower_dying_mid_recording_keeps_the_saved_episodes(rig, tmp_path):
     assert "Traceback" not in err, err[-3000:]
     assert "hw/so101" in lines[-1] and follower.port in lines[-1], lines[-3:]
     ds = LeRobotDataset("local/dies", root=root)
-    assert ds.num_episodes == 1 and len(ds) == LONG_STEPS
+    # the episodes committed before the kill (one, or two if a loaded machine let the second finish before the
+    # kill landed), whole; the one in progress is lost, never half-saved
+    assert 1 <= ds.num_episodes < 3 and len(ds) == ds.num_episodes * LONG_STEPS
