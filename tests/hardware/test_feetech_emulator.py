@@ -51,7 +51,7 @@ class FreshReplyBus(FeetechMotorsBus):
     def _fresh(self, method, *args, **kwargs):
         kwargs["num_retry"] = 0
         for attempt in range(RETRY + 1):
-            self.port_handler.clearPort()
+            self.port_handler.ser.reset_input_buffer()  # scservo_sdk's clearPort() only drains output
             try:
                 return method(*args, **kwargs)
             except ConnectionError:
