@@ -56,6 +56,7 @@ MOUNT_SPREAD = 200  # ticks: how far from 2048 an assembled servo's horn may sit
 EMULATOR_FIFO_PRIORITY = 70
 HAND_KP, HAND_KD = 30.0, 1.0  # N m/rad, N m s/rad: the hand's grip (it also carries the arm's weight)
 MAX_HAND_DURATION = 120.0  # s
+TRACE_S = 120.0  # s of physics history the emulator keeps for :meth:`So101Emulator.trace`
 MAX_CATCH_UP = 0.2  # s of physics the real-time loop may run late before it drops time
 SWEEP_SPEED = 3.0  # rad/s of the scripted operator
 LIMIT_PUSH = 0.03  # rad: the operator pushes this far past a joint's end stop to be sure it is reached
@@ -133,6 +134,10 @@ class So101Process:
         self.lock = self.bus.lock
         self.hand: _Hand | None = None
         self.sim_time = 0.0
+        # ring buffer of (host monotonic s, joint angles rad) after every physics step: ground truth for tests
+        self._trace_t = np.full(int(TRACE_S / self.dt), -np.inf)
+        self._trace_q = np.zeros((len(self._trace_t), len(JOINTS)))
+        self._trace_n = 0
         self._stop = threading.Event()
         self._unplug, self._unplugged = threading.Event(), threading.Event()
         self._physics = threading.Thread(target=self._run_physics, name="so101-bus-physics", daemon=True)
@@ -215,6 +220,10 @@ class So101Process:
         d.qfrc_applied[self.dadr] = tau
         self._mujoco.mj_step(self.model, d)
         self.sim_time += dt
+        with self.lock:
+            k = self._trace_n % len(self._trace_t)
+            self._trace_t[k], self._trace_q[k] = time.monotonic(), d.qpos[self.qadr]
+            self._trace_n += 1
 
     # -- control channel -------------------------------------------------------------------------------------
     def _serve_control(self) -> None:
@@ -252,6 +261,12 @@ class So101Process:
                     "hand": state,
                     "limits": self.limits.tolist(),
                 }
+        if cmd == "trace":
+            since = float(request.get("since", 0.0))
+            with self.lock:
+                keep = self._trace_t >= since
+                order = np.argsort(self._trace_t[keep])
+                return {"time": self._trace_t[keep][order].tolist(), "positions": self._trace_q[keep][order].tolist()}
         if cmd == "move":
             target = request.get("positions")
             if not isinstance(target, list) or len(target) != len(JOINTS):
@@ -294,7 +309,7 @@ class So101Process:
             if not self._unplugged.wait(10.0):
                 raise ValueError("unplug: the bus loop did not close the port within 10 s")
             return {}
-        raise ValueError(f"cmd={cmd!r}: expected state, move, release, fault, clear_faults or unplug")
+        raise ValueError(f"cmd={cmd!r}: expected state, trace, move, release, fault, clear_faults or unplug")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -472,6 +487,16 @@ class So101Emulator:
     def joint_positions(self) -> np.ndarray:
         """Ground-truth arm joint positions (rad) in the SO-101 spec's joint order (gripper excluded)."""
         return np.asarray(self.state()["arm"], dtype=float)
+
+    def trace(self, since: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+        """Ground-truth history: the host monotonic times (s, shape (n,)) of the physics steps since ``since``
+        (the last :data:`TRACE_S` s at most) and the joint angles after each (rad, shape (n, 6), servo order:
+        5 arm joints + gripper jaw). ``time.monotonic()`` is one clock for every process on a host, so the
+        times compare with a driver's timestamps."""
+        reply = self._request("trace", since=float(since))
+        return np.asarray(reply["time"], dtype=float), np.asarray(reply["positions"], dtype=float).reshape(
+            -1, len(JOINTS)
+        )
 
     def gripper_position(self) -> float:
         """Ground-truth jaw angle (rad; lower limit closed, upper limit open)."""

@@ -125,3 +125,24 @@ def with_retry(
                 drain(bus)
             except Exception:  # a dead port fails here too; the next attempt reports it
                 time.sleep(0.01)
+
+
+def connect_retried(connect: Callable[[], None], bus: Any, attempts: int, pause_s: float = 0.2) -> None:
+    """``connect()`` (lerobot's connect, with its handshake), tried up to ``attempts`` times.
+
+    lerobot's handshake pings each servo once without retry, so one reply that a busy host took too long to read
+    fails it; it also leaves the port open when it fails, so the port is closed before the next try. The last
+    failure is raised as lerobot raised it.
+    """
+    for attempt in range(attempts):
+        try:
+            connect()
+            return
+        except (ConnectionError, OSError, RuntimeError):
+            try:
+                bus.port_handler.closePort()
+            except Exception:  # noqa: BLE001 - a port that never opened has nothing to close
+                pass
+            if attempt == attempts - 1:
+                raise
+            time.sleep(pause_s)

@@ -15,7 +15,6 @@ range), and ``signs`` flips joints whose direction differs. Tested against a Fee
 from __future__ import annotations
 
 import math
-import time
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +65,8 @@ class SO101LeaderTeleop(Teleop):
             return
         from lerobot.teleoperators.so_leader import SO101Leader, SO101LeaderConfig
 
+        from hardware.so101.motors import connect_retried
+
         config = SO101LeaderConfig(
             port=self.port, id=self.leader_id, calibration_dir=self.calibration_dir, use_degrees=True
         )
@@ -75,20 +76,10 @@ class SO101LeaderTeleop(Teleop):
                 f"teleop so101-leader: no lerobot calibration for id {self.leader_id!r} in {leader.calibration_dir}; run "
                 f"lerobot-calibrate --teleop.type=so101_leader --teleop.port={self.port} --teleop.id={self.leader_id}"
             )
-        for attempt in range(CONNECT_ATTEMPTS):
-            try:
-                leader.connect(calibrate=False)
-                break
-            except (ConnectionError, OSError, RuntimeError) as exc:
-                # lerobot's handshake has no retry and one missed ~50 ms reply fails it on a busy host; it also
-                # leaves the port open when it fails
-                try:
-                    leader.bus.port_handler.closePort()
-                except Exception:  # noqa: BLE001 - a port that never opened has nothing to close
-                    pass
-                if attempt == CONNECT_ATTEMPTS - 1:
-                    raise ConfigError(f"teleop so101-leader: cannot connect on {self.port}: {exc}") from exc
-                time.sleep(0.2)
+        try:
+            connect_retried(lambda: leader.connect(calibrate=False), leader.bus, CONNECT_ATTEMPTS)
+        except (ConnectionError, OSError, RuntimeError) as exc:
+            raise ConfigError(f"teleop so101-leader: cannot connect on {self.port}: {exc}") from exc
         if not leader.is_calibrated:
             leader.disconnect()
             raise ConfigError(

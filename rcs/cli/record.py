@@ -26,6 +26,7 @@ from pathlib import Path
 from rcs.cli.main import at_least, check_arm_env, json_line, key_values, writable_folder
 from rcs.envs.registration import ENVS, build_env
 from rcs.errors import ConfigError
+from rcs.heap import frozen_heap
 from rcs.registry import make_camera, teleops
 from rcs.teleop.base import EpisodeEvent, PolicyTeleop, Teleop, TeleopCommand
 
@@ -370,7 +371,10 @@ def _record(args: argparse.Namespace) -> int:
                 end_after_success_s=args.end_after_success,
             )
             try:
-                result = session.run()
+                # a full collection of this process's heap (torch, lerobot) stalls every thread ~0.2 s: longer
+                # than a bus timeout or a frame period (rcs.heap)
+                with frozen_heap():
+                    result = session.run()
             finally:
                 recorder.close()
         if not args.json:

@@ -27,7 +27,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
@@ -35,6 +35,7 @@ import numpy as np
 
 from rcs.devices import Simulated
 from rcs.errors import ConfigError, RcsError
+from rcs.heap import frozen_heap
 
 log = logging.getLogger(__name__)
 
@@ -158,11 +159,6 @@ def _timer_slack(ns: int | None) -> int | None:
     return int(old)
 
 
-def _resume_gc() -> None:
-    gc.unfreeze()
-    gc.enable()
-
-
 @contextmanager
 def realtime(config: RtConfig) -> Iterator[RtStatus]:
     """Apply ``config`` to the calling thread for the duration of the ``with`` block, then undo it.
@@ -201,11 +197,10 @@ def realtime(config: RtConfig) -> Iterator[RtStatus]:
             sys.setswitchinterval(config.switch_interval_s)
             undo.append(lambda: sys.setswitchinterval(old_interval))
         if config.disable_gc and gc.isenabled():
-            gc.collect()
-            gc.freeze()
-            gc.disable()
+            heap = ExitStack()
+            heap.enter_context(frozen_heap(disable=True))
             status.gc_paused = True
-            undo.append(_resume_gc)
+            undo.append(heap.close)
         yield status
     finally:
         for fn in reversed(undo):

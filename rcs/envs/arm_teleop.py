@@ -145,7 +145,7 @@ class ArmTeleopEnv(RobotEnv):
         self.action_mode.apply(action)
 
     def _observe(self) -> dict[str, np.ndarray]:
-        obs = arm_state_observation(self.arm.read())
+        obs = arm_state_observation(self._stamped(self.arm.read()))
         if self.cameras:
             obs.update(self._images())
         return obs

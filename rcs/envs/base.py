@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import gymnasium as gym
 import numpy as np
@@ -94,6 +94,13 @@ def resolve_config[C: EnvConfig](cls: type[C], config: C | None, overrides: dict
     return config
 
 
+class _Reading(Protocol):
+    """A device state: whatever ``read()`` returns carries its capture time (host monotonic s)."""
+
+    @property
+    def timestamp(self) -> float: ...
+
+
 class RobotEnv(gym.Env, ABC):
     """Base class: device lifecycle, action checking, clocking, cameras, truncation.
 
@@ -107,6 +114,10 @@ class RobotEnv(gym.Env, ABC):
 
     #: the task text of the current episode for language-conditioned tasks (set on reset), else ``None``.
     instruction: str | None = None
+
+    #: host monotonic time (s) at which the device state in the latest observation was read (``None`` before
+    #: the first); a recorder stamps frames with it instead of reading the device again.
+    state_time: float | None = None
 
     def __init__(self, config: EnvConfig, render_mode: str | None = None) -> None:
         self.config = config
@@ -136,6 +147,12 @@ class RobotEnv(gym.Env, ABC):
 
     def _images(self) -> dict[str, np.ndarray]:
         return {f"image_{name}": cam.read().image for name, cam in self.cameras.items()}
+
+    def _stamped[R: _Reading](self, reading: R) -> R:
+        """``reading`` (a device state with its capture ``timestamp``), noted as :attr:`state_time`: every task's
+        ``_observe`` passes its device reading through here."""
+        self.state_time = float(reading.timestamp)
+        return reading
 
     # -- gymnasium API -------------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[dict, dict]:

@@ -104,7 +104,7 @@ class PickCubeEnv(RobotEnv):
         self.action_mode.apply(action)
 
     def _observe(self) -> dict[str, np.ndarray]:
-        obs = arm_state_observation(self.arm.read())
+        obs = arm_state_observation(self._stamped(self.arm.read()))
         obs.update(self._object_observation())
         obs["target_position"] = self._target.astype(np.float32)
         if self.cameras:

@@ -123,7 +123,7 @@ class QuadrotorEnv(RobotEnv):
         self.action_mode.apply(action)
 
     def _observe(self) -> dict[str, np.ndarray]:
-        s = self.vehicle.read()
+        s = self._stamped(self.vehicle.read())
         p_ref, v_ref, _, _ = self.reference.sample(self._steps * self.dt)
         obs = {
             "position": s.position.astype(np.float32),

@@ -97,11 +97,15 @@ class CameraSet:
 
 
 def state_time(env: Any, obs: dict) -> float:
-    """Capture time (monotonic s) of the state in ``obs``: its ``timestamp`` if it has one, else the device's
-    timestamp for the current (unchanged since the step, in simulation) state."""
+    """Capture time (host monotonic s) of the state in ``obs``: its ``timestamp`` if it has one, else the env's
+    :attr:`~rcs.envs.base.RobotEnv.state_time` (when the observation's device reading was taken). Never reads the
+    device again: on hardware that would cost a bus transaction and stamp a later reading than the one recorded."""
     if "timestamp" in obs:
         return float(np.asarray(obs["timestamp"]).reshape(-1)[0])
-    return float(env.robot.read().timestamp)
+    t = getattr(env, "state_time", None)
+    if t is None:
+        raise RuntimeError(f"{type(env).__name__}: no state_time for the observation (its _observe must stamp it)")
+    return float(t)
 
 
 class RecordSession:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import logging
 import math
 import time
@@ -124,12 +125,19 @@ def _command_to_motion(arm: Any, emulator: Any, steps: int, step: float, thresho
     }
 
 
-def _baseline(robot: str, config: dict[str, Any], seconds: float) -> dict[str, Any] | None:
-    if robot == "hw/so101":  # the vendor stack this driver is built on, doing the same per-tick work
-        from sim.bench.baselines.lerobot_so101 import loop_rate
+#: the vendor stack's own loop run side by side with a driver, where one exists: robot -> (label, "module:function");
+#: the function takes the emulator's ``robot_config`` and the seconds to run, and returns its figures.
+VENDOR_LOOPS: dict[str, tuple[str, str]] = {
+    "hw/so101": ("lerobot_so101_follower", "sim.bench.baselines.lerobot_so101:loop_rate"),
+}
 
-        return {"lerobot_so101_follower": loop_rate(config, seconds)}
-    return None
+
+def _baseline(robot: str, config: dict[str, Any], seconds: float) -> dict[str, Any] | None:
+    if robot not in VENDOR_LOOPS:
+        return None
+    label, target = VENDOR_LOOPS[robot]
+    module, function = target.split(":")
+    return {label: getattr(importlib.import_module(module), function)(config, seconds)}
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:

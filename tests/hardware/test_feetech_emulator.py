@@ -28,7 +28,7 @@ from hardware.emulators.feetech import protocol  # noqa: E402
 from hardware.emulators.feetech.registers import REGISTERS, ControlTable  # noqa: E402
 from hardware.emulators.feetech.servo import TICKS_PER_RAD, Servo  # noqa: E402
 from hardware.emulators.so101 import JOINTS, So101Emulator, start_so101, sweep_plan  # noqa: E402
-from hardware.so101.motors import drain  # noqa: E402
+from hardware.so101.motors import drain, with_retry  # noqa: E402
 from rcs.emulator import RobotEmulator  # noqa: E402
 from rcs.errors import ConfigError, LinkLostError  # noqa: E402
 
@@ -36,6 +36,7 @@ STATUS, TORQUE_ENABLE = 65, 40
 # The host's retry policy (lerobot's num_retry): a loaded 2-core machine may not schedule the emulator process
 # within lerobot's 50 ms packet timeout; a real bus answers in microseconds.
 RETRY = 3
+RETRY_S = 2.0  # s: how long the rig's requests are retried (drained first) before the link counts as lost
 # what lerobot's bus raises when the other end of the pty is gone (scservo_sdk flushes with tcdrain: EIO)
 LINK_FAILURES = (ConnectionError, OSError, serial.SerialException, termios.error)
 
@@ -44,21 +45,14 @@ class FreshReplyBus(FeetechMotorsBus):
     """lerobot's bus, with each request sent on a quiet line. scservo_sdk matches a reply by servo id only: a reply
     that missed lerobot's packet timeout (a loaded machine delays either process) stays in the pty buffer and would
     be taken for the answer to the next, different request (seen: a Moving byte read as Present_Position). So the
-    input is flushed before each request, and a failed request is retried only after the line went quiet, which
-    is what the driver under test does too (``hardware/so101/motors.py``); lerobot's own retries (``num_retry``)
-    would resend without draining."""
+    input is flushed before each request, and a failed request is retried only after the line went quiet, with
+    the driver's own :func:`hardware.so101.motors.with_retry`; lerobot's own retries (``num_retry``) would resend
+    without draining."""
 
     def _fresh(self, method, *args, **kwargs):
         kwargs["num_retry"] = 0
-        for attempt in range(RETRY + 1):
-            self.port_handler.ser.reset_input_buffer()  # scservo_sdk's clearPort() only drains output
-            try:
-                return method(*args, **kwargs)
-            except ConnectionError:
-                if attempt == RETRY:
-                    raise
-                drain(self, quiet_s=0.02, max_s=0.5)
-        raise AssertionError("unreachable")
+        self.port_handler.ser.reset_input_buffer()  # scservo_sdk's clearPort() only drains output
+        return with_retry(self, method.__name__, method, *args, timeout_s=RETRY_S, **kwargs)
 
     def broadcast_ping(self, *args, **kwargs):
         # lerobot's handshake (connect) goes through here too; a stale partial packet ahead of the replies would
@@ -67,8 +61,8 @@ class FreshReplyBus(FeetechMotorsBus):
         return super().broadcast_ping(*args, **kwargs)
 
     def ping(self, *args, **kwargs):
-        drain(self, quiet_s=0.02, max_s=0.5)
-        return super().ping(*args, **kwargs)
+        kwargs["raise_on_error"] = True  # a missed answer is retried on a drained line, not returned as None
+        return self._fresh(super().ping, *args, **kwargs)
 
     def read(self, *args, **kwargs):
         return self._fresh(super().read, *args, **kwargs)
@@ -90,7 +84,6 @@ def make_bus(port: str) -> FeetechMotorsBus:
     for name in JOINTS:
         assert bus.ping(name, num_retry=RETRY) == 777, f"servo {name} does not answer PING"
     return bus
-    raise AssertionError("unreachable")
 
 
 def raw_read(bus: FeetechMotorsBus, servo_id: int, address: int) -> tuple[int, int, int]:

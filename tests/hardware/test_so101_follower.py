@@ -21,34 +21,14 @@ from hardware.so101.follower import SO101Follower, make_so101_follower  # noqa: 
 from hardware.so101.motors import make_bus, sync_read, with_retry  # noqa: E402
 from rcs.errors import ActionError, ConfigError, DeviceFaultError, LinkLostError, NotConnectedError  # noqa: E402
 from sim.mujoco.arm import SO101  # noqa: E402
+from tests.hardware.feetech_rig import NAMES, RANGE_MAX, RANGE_MIN, flash_ranges, symmetric_calibration  # noqa: E402
 
-NAMES = ("shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper")
-HOMING_OFFSET, RANGE_MIN, RANGE_MAX, GOAL, TORQUE_ENABLE, STATUS = 31, 9, 11, 42, 40, 65
+HOMING_OFFSET, GOAL, TORQUE_ENABLE, STATUS = 31, 42, 40, 65
 DEG_PER_TICK = 360 / 4095  # lerobot's degrees mapping
-
-
-def _calibration() -> dict:
-    return {
-        n: {
-            "id": i + 1,
-            "drive_mode": 0,
-            "homing_offset": 0,
-            "range_min": 0 if n == "wrist_roll" else 1024,
-            "range_max": 4095 if n == "wrist_roll" else 3072,
-        }
-        for i, n in enumerate(NAMES)
-    }
 
 
 def _write_file(tmp_path, calib: dict, arm_id: str = "arm") -> None:
     (tmp_path / f"{arm_id}.json").write_text(json.dumps(calib))
-
-
-def _flash(emu: FeetechBusEmulator, calib: dict) -> None:
-    """The servos hold the calibration (what calibrate / lerobot-calibrate write to their EPROM)."""
-    for i, n in enumerate(NAMES):
-        emu.set_word(i + 1, RANGE_MIN, calib[n]["range_min"])
-        emu.set_word(i + 1, RANGE_MAX, calib[n]["range_max"])
 
 
 @pytest.fixture
@@ -60,9 +40,9 @@ def emu():
 
 @pytest.fixture
 def calibrated(tmp_path, emu):
-    calib = _calibration()
+    calib = symmetric_calibration()
     _write_file(tmp_path, calib)
-    _flash(emu, calib)
+    flash_ranges(emu, calib)
     return calib
 
 
@@ -119,7 +99,7 @@ def test_bad_config_is_one_line_naming_the_key(config, match):
 
 # -- calibration files -------------------------------------------------------------------------------------------
 def _broken(change) -> dict:
-    calib = _calibration()
+    calib = symmetric_calibration()
     change(calib)
     return calib
 

@@ -37,37 +37,6 @@ PATH = [
     [-0.3, 0.0, 0.0, 0.4, 0.0, 0.0],
 ]
 LEG_S = 1.5
-#: an emulator's control channel is one ZeroMQ REQ socket, which threads must not use at the same time
-CONTROL = threading.Lock()
-
-
-def _connect(bus, attempts: int = 3) -> None:
-    """lerobot's handshake; a loaded machine can delay the emulator process past lerobot's packet timeout, so the
-    test rig retries it (the code under test gets no such help)."""
-    for attempt in range(attempts):
-        try:
-            bus.connect()
-            return
-        except (ConnectionError, RuntimeError):
-            bus.port_handler.closePort()  # lerobot leaves the port open when its handshake fails
-            if attempt == attempts - 1:
-                raise
-            time.sleep(1.0)
-
-
-def _retried(bus, fn, *args, attempts: int = 4):
-    """``fn(*args)`` on lerobot's bus, retried on a missed reply with the line drained first (a late reply would
-    otherwise answer the next request): the test rig's calibration writes, as the driver does its own."""
-    from hardware.so101.motors import drain
-
-    for attempt in range(attempts):
-        try:
-            return fn(*args)
-        except ConnectionError:
-            if attempt == attempts - 1:
-                raise
-            drain(bus, quiet_s=0.02, max_s=0.5)
-    raise AssertionError("unreachable")
 
 
 def _calibrate_leader(leader, calibration_dir: Path) -> np.ndarray:
@@ -78,14 +47,15 @@ def _calibrate_leader(leader, calibration_dir: Path) -> np.ndarray:
     from lerobot.motors import MotorCalibration
 
     from hardware.so101 import calibration as cal
-    from hardware.so101.motors import FULL_TURN_JOINT, make_bus
+    from hardware.so101.motors import FULL_TURN_JOINT, connect_retried, make_bus, with_retry
 
     leader.move_by_hand([0.0] * 6, duration=1.0, tolerance=0.1, timeout=60.0)
     bus = make_bus(leader.port)
-    _connect(bus)
+    connect_retried(bus.connect, bus, attempts=3)
     try:
-        _retried(bus, bus.disable_torque)
-        homings = _retried(bus, bus.set_half_turn_homings)
+        # the rig's calibration writes, retried on a drained line as the driver retries its own
+        with_retry(bus, "disable torque", bus.disable_torque, timeout_s=5.0)
+        homings = with_retry(bus, "set homings", bus.set_half_turn_homings, timeout_s=5.0)
         calibration = {
             name: MotorCalibration(
                 id=m.id,
@@ -97,7 +67,7 @@ def _calibrate_leader(leader, calibration_dir: Path) -> np.ndarray:
             for name, m in bus.motors.items()
         }
         held = leader.joint_positions()
-        _retried(bus, bus.write_calibration, calibration)
+        with_retry(bus, "write calibration", bus.write_calibration, calibration, timeout_s=5.0)
     finally:
         bus.disconnect(disable_torque=False)
     cal.save_calibration(cal.calibration_file(LEADER_ID, calibration_dir), calibration)
@@ -123,47 +93,25 @@ def rig(tmp_path_factory):
 
 
 class _GroundTruth:
-    """Polls both emulators' physics (ground truth) with host monotonic times until stopped."""
+    """Both emulators' physics history (ground truth) over the recording, from their own step-by-step traces with
+    host monotonic times (:meth:`So101Emulator.trace`): no polling from this busy test process."""
 
-    def __init__(self, follower, leader) -> None:
-        self.follower, self.leader = follower, leader
-        self.times: list[float] = []
-        self.follower_q: list[np.ndarray] = []
-        self.leader_q: list[np.ndarray] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            with CONTROL:
-                t0 = time.monotonic()
-                f = self.follower.joint_positions()
-                q = self.leader.joint_positions()
-                self.times.append((t0 + time.monotonic()) / 2)
-            self.follower_q.append(f)
-            self.leader_q.append(q)
-            time.sleep(0.04)  # 25 Hz at most: the emulators run real-time physics on the same cores
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(30)
+    def __init__(self, follower, leader, since: float) -> None:
+        self.traces = {"follower": follower.trace(since), "leader": leader.trace(since)}
 
     def at(self, times: np.ndarray, which: str) -> np.ndarray:
         """Ground truth (rad, 5 arm joints) linearly interpolated at ``times`` (host monotonic s)."""
-        t = np.asarray(self.times)
-        truth = np.asarray(self.follower_q if which == "follower" else self.leader_q)
-        return np.stack([np.interp(times, t, truth[:, j]) for j in range(truth.shape[1])], axis=1)
+        t, q = self.traces[which]
+        return np.stack([np.interp(times, t, q[:, j]) for j in range(5)], axis=1)
 
     def nearest_error(
         self, which: str, t: float, q: np.ndarray, window: float, offset: np.ndarray | float = 0.0
     ) -> float:
-        """Smallest max-joint error between ``q`` and the ground truth (interpolated between polls) at any time
-        within ``window`` s of ``t``: the frame's capture and the polls are not simultaneous, and a loaded machine
-        delays either. ``offset`` (rad) is subtracted from the ground truth (the leader's calibrated zero pose)."""
-        times = np.asarray(self.times)
-        near = (times >= t - window) & (times <= t + window)
-        assert near.any(), f"no {which} ground truth within {window} s of frame time {t}"
+        """Smallest max-joint error between ``q`` and the ground truth at any time within ``window`` s of ``t``:
+        a driver stamps a reading once its reply is in, and a loaded host may run late in between. ``offset``
+        (rad) is subtracted from the ground truth (the leader's calibrated zero pose)."""
+        times = self.traces[which][0]
+        assert times[0] <= t - window and t + window <= times[-1], f"no {which} trace around frame time {t}"
         shifts = t + np.arange(-window, window + 1e-9, 0.005)
         truth = self.at(shifts, which) - offset
         return float(np.abs(truth - q).max(axis=1).min())
@@ -177,7 +125,7 @@ def _episode_origins(root: Path) -> list[float]:
 def test_record_hw_so101_from_its_leader_arm(rig, tmp_path):
     follower, leader, folder, zero = rig
     root = tmp_path / "so101"
-    truth = _GroundTruth(follower, leader)
+    started = time.monotonic()
     hand_done = threading.Event()
 
     def hand() -> None:  # the operator moves the leader along PATH, leg after leg, while the recording runs
@@ -185,8 +133,7 @@ def test_record_hw_so101_from_its_leader_arm(rig, tmp_path):
         for target in PATH * 3:
             if hand_done.is_set():
                 return
-            with CONTROL:
-                leader.move_by_hand(target, duration=LEG_S, wait=False)
+            leader.move_by_hand(target, duration=LEG_S, wait=False)
             hand_done.wait(LEG_S + 0.3)
 
     mover = threading.Thread(target=hand, daemon=True)
@@ -231,7 +178,7 @@ def test_record_hw_so101_from_its_leader_arm(rig, tmp_path):
     finally:
         hand_done.set()
         mover.join(30)
-        truth.stop()
+    truth = _GroundTruth(follower, leader, since=started)
     assert out.returncode == 0, out.stderr
     summary = json.loads(out.stdout)
     assert summary["saved_this_session"] == 2 and summary["stopped_by"] == "done"

@@ -15,28 +15,16 @@ pytest.importorskip("scservo_sdk")
 pytest.importorskip("deepdiff")
 
 from hardware.emulators.feetech.bus import FeetechBusEmulator  # noqa: E402
-from hardware.teleop.so101_leader import LEADER_JOINTS, SO101LeaderTeleop  # noqa: E402
+from hardware.teleop.so101_leader import SO101LeaderTeleop  # noqa: E402
 from rcs.errors import ConfigError, LinkLostError  # noqa: E402
-
-NAMES = (*LEADER_JOINTS, "gripper")
+from tests.hardware.feetech_rig import flash_ranges, symmetric_calibration  # noqa: E402
 
 
 def _calibration(tmp_path, emu: FeetechBusEmulator | None):
-    calib = {
-        n: {
-            "id": i + 1,
-            "drive_mode": 0,
-            "homing_offset": 0,
-            "range_min": 0 if n == "wrist_roll" else 1024,
-            "range_max": 4095 if n == "wrist_roll" else 3072,
-        }
-        for i, n in enumerate(NAMES)
-    }
+    calib = symmetric_calibration()
     (tmp_path / "rcs_leader.json").write_text(json.dumps(calib))
     if emu is not None:  # the servos hold the same calibration (lerobot-calibrate writes both)
-        for i, n in enumerate(NAMES):
-            emu.set_word(i + 1, 9, calib[n]["range_min"])
-            emu.set_word(i + 1, 11, calib[n]["range_max"])
+        flash_ranges(emu, calib)
     return calib
 
 
