@@ -87,23 +87,27 @@ def make_bus(port: str) -> FeetechMotorsBus:
 
 
 def raw_read(bus: FeetechMotorsBus, servo_id: int, address: int) -> tuple[int, int, int]:
-    """One-byte READ through scservo_sdk: (value, comm result, status packet error byte)."""
-    for _ in range(RETRY):
+    """One-byte READ through scservo_sdk: (value, comm result, status packet error byte); a missed reply is
+    re-asked on a drained line for up to RETRY_S, as FreshReplyBus does."""
+    deadline = time.monotonic() + RETRY_S
+    while True:
         drain(bus, quiet_s=0.005, max_s=0.5)  # see FreshReplyBus
         value, comm, error = bus.packet_handler.read1ByteTxRx(bus.port_handler, servo_id, address)
-        if comm == scs.COMM_SUCCESS:
-            break
-    return value, comm, error
+        if comm == scs.COMM_SUCCESS or time.monotonic() > deadline:
+            return value, comm, error
 
 
 def raw_write(bus: FeetechMotorsBus, servo_id: int, address: int, value: int) -> None:
-    """One-byte WRITE through scservo_sdk, whatever error bits the servo reports."""
-    for _ in range(RETRY):
+    """One-byte WRITE through scservo_sdk, whatever error bits the servo reports; a missed status packet is
+    re-asked on a drained line for up to RETRY_S."""
+    deadline = time.monotonic() + RETRY_S
+    while True:
         drain(bus, quiet_s=0.005, max_s=0.5)  # see FreshReplyBus
         comm, _ = bus.packet_handler.write1ByteTxRx(bus.port_handler, servo_id, address, value)
         if comm == scs.COMM_SUCCESS:
             return
-    raise AssertionError(f"write of {value} at {address} on servo {servo_id}: no status packet")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"write of {value} at {address} on servo {servo_id}: no status packet in {RETRY_S} s")
 
 
 def poll(condition, timeout: float = 20.0, period: float = 0.05):
