@@ -124,26 +124,17 @@ def check_same_features(config: RcsDiffusionConfig, data: DemoData) -> None:
 
 
 def serving_manifest(config: RcsDiffusionConfig, checkpoint_id: str) -> dict[str, Any]:
-    """``rcs_policy.json`` for ``rcs serve`` (policies/lerobot_adapter.py): rate, column names, units, text input.
+    """``rcs_policy.json`` for ``rcs serve`` (policies/lerobot_adapter.py): rate, column names, units, text input."""
+    from rcs.serving.manifest import manifest_fields
 
-    Units follow :data:`rcs.recording.features.UNITS` (the robot side builds its expected schema with the same).
-    """
-    from rcs.recording.features import UNITS, action_unit
-
-    names = {"action": list(config.action_names), **{k: list(v) for k, v in config.feature_names.items()}}
-    units = {k: UNITS[k] for k in names if k in UNITS}
-    units["action"] = action_unit(config.action_names)
-    manifest: dict[str, Any] = {
-        "kind": "lerobot",
-        "checkpoint_id": checkpoint_id,
-        "policy_type": config.type,
-        "policy_dt": 1.0 / config.fps,
-        "names": names,
-        "units": units,
-    }
-    if config.use_language:
-        manifest["text"] = {"name": "task", "max_bytes": 256}
-    return manifest
+    return manifest_fields(
+        config.action_names,
+        config.feature_names,
+        config.fps,
+        policy_type=config.type,
+        checkpoint_id=checkpoint_id,
+        language=config.use_language,
+    )
 
 
 def save_checkpoint(

@@ -1,9 +1,11 @@
 """Cartesian TCP-pose action chunks on a joint-position control loop: the robot side of a pose policy.
 
-A policy trained on Cartesian-absolute targets (``rcs_diffusion`` with ``action_target="tcp_pose_6d"``)
-outputs, per step, the TCP position ``x y z`` (m, arm base frame), the TCP orientation as a 6D rotation
-(the first two columns of its rotation matrix, :data:`rcs.geometry.ROTATION_6D_NAMES`; continuous, unlike a
-rotation vector near pi or a quaternion's two signs) and, if the arm has one, the gripper target. The chunk
+A policy trained on Cartesian-absolute targets outputs, per step, the TCP position ``x y z`` (m, arm base
+frame), the TCP orientation and, if the arm has one, the gripper target. Two orientation layouts
+(:class:`PoseLayout`): the 6D rotation of ``rcs_diffusion`` with ``action_target="tcp_pose_6d"`` (the first two
+columns of the rotation matrix, :data:`rcs.geometry.ROTATION_6D_NAMES`; continuous, unlike a rotation vector near
+pi or a quaternion's two signs), and the rotation vector ``rx ry rz`` that ``rcs record`` writes in Cartesian
+mode, which any policy trained directly on such a dataset (lerobot's ``lerobot-train`` included) outputs. The chunk
 executor, watchdog and safety filter of an arm work on joint-position commands, so the robot side turns each
 arriving chunk into joint targets with the arm's own inverse kinematics before the executor sees it: the
 same IK that :meth:`rcs.devices.Arm.command_cartesian_pose` runs when demonstrations are recorded in
@@ -22,6 +24,7 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -30,27 +33,75 @@ from rcs.geometry import (
     ROTATION_6D_NAMES,
     matrix_from_rotation_6d,
     matrix_to_quat,
+    quat_from_rotvec,
     quat_to_matrix,
+    quat_to_rotvec,
     rotation_6d_from_matrix,
 )
 
 log = logging.getLogger(__name__)
 
-#: entry names of a TCP pose action: position (m) then 6D rotation.
-POSE_6D_NAMES: tuple[str, ...] = ("x", "y", "z", *ROTATION_6D_NAMES)
-#: unit string of a pose action tensor on the wire (docs/protocol.md: units are compared as strings).
-POSE_6D_UNIT = "m,rot6d"
+
+def _quats_from_6d(block: np.ndarray) -> np.ndarray:
+    return np.array([matrix_to_quat(m) for m in matrix_from_rotation_6d(block)])
 
 
-def pose_6d_names(has_gripper: bool) -> tuple[str, ...]:
-    """Action entry names of a pose policy for an arm with or without a gripper."""
-    return (*POSE_6D_NAMES, *(("gripper",) if has_gripper else ()))
+def _6d_from_quat(q: np.ndarray) -> np.ndarray:
+    return rotation_6d_from_matrix(quat_to_matrix(q))
 
 
-def is_pose_6d_layout(names: Sequence[str]) -> bool:
-    """Whether action entry names are a TCP pose (:data:`POSE_6D_NAMES`, optionally + ``"gripper"``)."""
-    names = tuple(names)
-    return names[: len(POSE_6D_NAMES)] == POSE_6D_NAMES and names[len(POSE_6D_NAMES) :] in ((), ("gripper",))
+def _quats_from_rotvecs(block: np.ndarray) -> np.ndarray:
+    return np.array([quat_from_rotvec(v) for v in block])
+
+
+@dataclass(frozen=True)
+class PoseLayout:
+    """A TCP-pose action layout: ``x y z`` (m, arm base frame), then an orientation block, then optionally
+    ``gripper`` (normalized width, passed through).
+
+    Attributes:
+        rotation_names: entry names of the orientation block.
+        unit: unit string of the action tensor on the wire (docs/protocol.md: units are compared as strings).
+        to_quaternions: (H, k) orientation block -> (H, 4) quaternions (w x y z); ValueError if degenerate.
+        from_quaternion: (4,) quaternion -> (k,) orientation block.
+    """
+
+    rotation_names: tuple[str, ...]
+    unit: str
+    to_quaternions: Callable[[np.ndarray], np.ndarray]
+    from_quaternion: Callable[[np.ndarray], np.ndarray]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Entry names without the gripper."""
+        return ("x", "y", "z", *self.rotation_names)
+
+    def names_for(self, has_gripper: bool) -> tuple[str, ...]:
+        """Entry names for an arm with or without a gripper."""
+        return (*self.names, *(("gripper",) if has_gripper else ()))
+
+    def matches(self, names: Sequence[str]) -> bool:
+        """Whether ``names`` are this layout (optionally + ``"gripper"``)."""
+        names = tuple(names)
+        return names[: len(self.names)] == self.names and names[len(self.names) :] in ((), ("gripper",))
+
+
+#: what ``rcs train --pose-targets`` policies output: the continuous 6D rotation (:data:`ROTATION_6D_NAMES`).
+ROTATION_6D_POSE = PoseLayout(ROTATION_6D_NAMES, "m,rot6d", _quats_from_6d, _6d_from_quat)
+#: what ``rcs record`` writes in Cartesian mode (absolute targets): a rotation vector (axis * angle, rad), so a
+#: policy trained on such a dataset (lerobot's own ``lerobot-train`` included) outputs it.
+ROTATION_VECTOR_POSE = PoseLayout(("rx", "ry", "rz"), "m,rotvec", _quats_from_rotvecs, quat_to_rotvec)
+POSE_LAYOUTS: tuple[PoseLayout, ...] = (ROTATION_6D_POSE, ROTATION_VECTOR_POSE)
+
+#: entry names of a 6D TCP pose action: position (m) then 6D rotation.
+POSE_6D_NAMES: tuple[str, ...] = ROTATION_6D_POSE.names
+#: unit string of a 6D pose action tensor on the wire.
+POSE_6D_UNIT = ROTATION_6D_POSE.unit
+
+
+def pose_layout_of(names: Sequence[str]) -> PoseLayout | None:
+    """The TCP-pose layout of action entry names, ``None`` for anything else (e.g. joint targets)."""
+    return next((layout for layout in POSE_LAYOUTS if layout.matches(names)), None)
 
 
 class PoseChunkToJoints:
@@ -64,6 +115,7 @@ class PoseChunkToJoints:
         has_gripper: whether both layouts end with ``"gripper"`` (passed through unchanged).
         measured_joints: returns the arm's measured joint positions (rad); the start of the first chunk's IK,
             before the executor has commanded anything.
+        layout: the policy's pose layout (default the 6D rotation).
     """
 
     def __init__(
@@ -72,12 +124,14 @@ class PoseChunkToJoints:
         joint_names: Sequence[str],
         has_gripper: bool,
         measured_joints: Callable[[], np.ndarray],
+        layout: PoseLayout = ROTATION_6D_POSE,
     ) -> None:
         self.kinematics = kinematics
         self.measured_joints = measured_joints
+        self.layout = layout
         self.dof = len(joint_names)
         #: the policy's action names (what the server must declare).
-        self.names_in: tuple[str, ...] = pose_6d_names(has_gripper)
+        self.names_in: tuple[str, ...] = layout.names_for(has_gripper)
         #: the executor's action names.
         self.names_out: tuple[str, ...] = (*joint_names, *(("gripper",) if has_gripper else ()))
         #: waypoints whose IK did not converge (best-effort solution used).
@@ -86,13 +140,17 @@ class PoseChunkToJoints:
         self.waypoints = 0
 
     @classmethod
-    def for_arm(cls, arm: Arm, measured_joints: Callable[[], np.ndarray]) -> PoseChunkToJoints:
+    def for_arm(
+        cls, arm: Arm, measured_joints: Callable[[], np.ndarray], layout: PoseLayout = ROTATION_6D_POSE
+    ) -> PoseChunkToJoints:
         """The map for ``arm``'s executor layout, on a private copy of its kinematics."""
-        return cls(copy.deepcopy(arm.kinematics), arm.spec.joint_names, arm.spec.gripper is not None, measured_joints)
+        return cls(
+            copy.deepcopy(arm.kinematics), arm.spec.joint_names, arm.spec.gripper is not None, measured_joints, layout
+        )
 
     def to_executor(self, poses: np.ndarray, seed: np.ndarray | None) -> np.ndarray:
-        """(H, 9[+1]) pose chunk -> (H, dof[+1]) joint chunk; ``seed``: the executor's command (rad) to start
-        the IK from, ``None`` for the measured joints.
+        """(H, 3 + k[+1]) pose chunk (k: the layout's orientation block) -> (H, dof[+1]) joint chunk; ``seed``:
+        the executor's command (rad) to start the IK from, ``None`` for the measured joints.
 
         Raises:
             ValueError: wrong shape, a non-finite value, or a degenerate 6D rotation (names the step).
@@ -104,14 +162,15 @@ class PoseChunkToJoints:
         if not np.all(np.isfinite(poses)):
             step = int(np.flatnonzero(~np.all(np.isfinite(poses), axis=1))[0])
             raise ValueError(f"pose chunk step {step} is not finite: {poses[step].tolist()}")
+        end = len(self.layout.names)
         try:
-            rotations = matrix_from_rotation_6d(poses[:, 3:9])
+            quaternions = self.layout.to_quaternions(poses[:, 3:end])
         except ValueError as e:
             raise ValueError(f"pose chunk: {e}") from None
         q = np.asarray(self.measured_joints() if seed is None else seed, dtype=np.float64)[: self.dof]
         out = np.empty((len(poses), len(self.names_out)))
-        for k, (pose, rotation) in enumerate(zip(poses, rotations, strict=True)):
-            result = self.kinematics.inverse(pose[:3], matrix_to_quat(rotation), q)
+        for k, (pose, quaternion) in enumerate(zip(poses, quaternions, strict=True)):
+            result = self.kinematics.inverse(pose[:3], quaternion, q)
             if not result.converged:
                 self.ik_misses += 1
                 log.debug(
@@ -122,17 +181,19 @@ class PoseChunkToJoints:
                 )
             q = result.joint_positions
             out[k, : self.dof] = q
-        out[:, self.dof :] = poses[:, 9:]
+        out[:, self.dof :] = poses[:, end:]
         self.waypoints += len(poses)
         return out
 
     def from_executor(self, values: np.ndarray) -> np.ndarray:
-        """(K, dof[+1]) joint commands -> (K, 9[+1]) TCP poses by forward kinematics (e.g. the committed prefix)."""
+        """(K, dof[+1]) joint commands -> (K, 3 + k[+1]) TCP poses by forward kinematics (e.g. the committed
+        prefix)."""
         values = np.asarray(values, dtype=np.float64)
+        end = len(self.layout.names)
         out = np.empty((len(values), len(self.names_in)))
         for k, row in enumerate(values):
             position, quaternion = self.kinematics.forward(row[: self.dof])
             out[k, :3] = position
-            out[k, 3:9] = rotation_6d_from_matrix(quat_to_matrix(quaternion))
-        out[:, 9:] = values[:, self.dof :]
+            out[k, 3:end] = self.layout.from_quaternion(quaternion)
+        out[:, end:] = values[:, self.dof :]
         return out

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from rcs.control.cartesian import is_pose_6d_layout
+from rcs.control.cartesian import pose_layout_of
 from rcs.control.task import PolicyTask, device_kind
 from rcs.errors import ConfigError
 from rcs.safety.watchdog import DEFAULT_CHUNK_OVERDUE_S, watchdog_for
@@ -127,7 +127,8 @@ class PolicyLink:
         self.read = read
         self.instruction = instruction
         self.action_map: Any = None
-        if is_pose_6d_layout(schema.action.names):
+        layout = pose_layout_of(schema.action.names)
+        if layout is not None:
             builder = device_kind(robot).pose_action_map
             if builder is None:
                 raise ConfigError(
@@ -137,7 +138,7 @@ class PolicyLink:
             if measured_state is None:
                 raise ConfigError("a TCP-pose policy needs the robot's measured state for its IK")
             # IK in the feed thread, on a private copy of the kinematics (the loop's safety filter uses FK)
-            self.action_map = builder(robot, measured_state)
+            self.action_map = builder(robot, measured_state, layout)
         self.feed = ChunkFeed(
             client,
             task.executor,

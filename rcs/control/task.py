@@ -354,10 +354,12 @@ def _quadrotor_bounds(robot: Quadrotor, safety: Any) -> CommandBounds:
     )
 
 
-def _arm_pose_map(robot: Arm, measured_state: Callable[[], Any]) -> Any:
+def _arm_pose_map(robot: Arm, measured_state: Callable[[], Any], layout: Any) -> Any:
     from rcs.control.cartesian import PoseChunkToJoints  # IK: only for policies that output TCP poses
 
-    return PoseChunkToJoints.for_arm(robot, lambda: np.array(measured_state().joint_positions, dtype=np.float64))
+    return PoseChunkToJoints.for_arm(
+        robot, lambda: np.array(measured_state().joint_positions, dtype=np.float64), layout
+    )
 
 
 @dataclass(frozen=True)
@@ -393,8 +395,9 @@ class DeviceKind:
             on ``arm`` / ``disarm`` (``None``: the device has no such switch).
         airborne: whether a state is off the ground (then the motors must not stop: land first).
         target_frame: the description key naming the frame of a ``pose`` target.
-        pose_action_map: builds the robot-side IK for a policy whose actions are TCP poses from the robot and a
-            callable giving its latest state; ``None``: this kind takes no TCP-pose actions.
+        pose_action_map: builds the robot-side IK for a policy whose actions are TCP poses from the robot, a
+            callable giving its latest state and the pose layout (:class:`rcs.control.cartesian.PoseLayout`);
+            ``None``: this kind takes no TCP-pose actions.
     """
 
     name: str
@@ -406,7 +409,7 @@ class DeviceKind:
     motor_switch: tuple[str, str] | None
     airborne: Callable[[Any, Any], bool]
     target_frame: str
-    pose_action_map: Callable[[Any, Callable[[], Any]], Any] | None
+    pose_action_map: Callable[[Any, Callable[[], Any], Any], Any] | None
 
 
 #: Device base class -> its kind.

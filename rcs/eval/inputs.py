@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rcs.control.cartesian import is_pose_6d_layout, pose_6d_names
+from rcs.control.cartesian import pose_layout_of
 from rcs.errors import ConfigError
 from rcs.recording.features import ACTION, IMAGE_PREFIX, UNITS, FeatureLayout, action_unit
-from rcs.serving.policy import replan_steps_of
+from rcs.serving.policy import read_manifest, replan_steps_of
 from rcs.serving.protocol import Schema, TensorSpec, text_spec
 
 
@@ -29,7 +29,7 @@ class PolicyInputs:
             (lerobot's ``n_action_steps``: the open-loop horizon the policy was trained and tuned for; 1 asks
             every policy period).
         action_names: the checkpoint's action entry names (``rcs_policy.json``); a TCP-pose layout
-            (:func:`rcs.control.cartesian.is_pose_6d_layout`) is converted to joint targets on the robot side
+            (:func:`rcs.control.cartesian.pose_layout_of`) is converted to joint targets on the robot side
             with the arm's IK, anything else must be the robot's joint order (+ gripper). Empty: joint order.
     """
 
@@ -44,7 +44,7 @@ class PolicyInputs:
     @property
     def pose_actions(self) -> bool:
         """Whether the policy outputs TCP poses (converted to joint targets on the robot side)."""
-        return is_pose_6d_layout(self.action_names)
+        return pose_layout_of(self.action_names) is not None
 
 
 def read_policy_inputs(directory: Path) -> PolicyInputs:
@@ -55,9 +55,7 @@ def read_policy_inputs(directory: Path) -> PolicyInputs:
         raise ConfigError(f"--policy {directory}: no config.json (not a lerobot checkpoint directory)") from None
     except (OSError, ValueError) as e:
         raise ConfigError(f"--policy {directory}/config.json: unreadable ({e})") from None
-    manifest: dict[str, Any] = {}
-    if (directory / "rcs_policy.json").is_file():
-        manifest = json.loads((directory / "rcs_policy.json").read_text())
+    _, manifest = read_manifest(directory)
     features = cfg.get("input_features") or {}
     vectors = tuple(k for k, f in features.items() if f.get("type") in ("STATE", "ENV"))
     cameras = []
@@ -100,7 +98,8 @@ def expected_schema(env: Any, inputs: PolicyInputs, names: Sequence[str]) -> Sch
     observation += [TensorSpec(IMAGE_PREFIX + name, (h, w, 3), "uint8", "px") for name, h, w in inputs.cameras]
     if inputs.text:
         observation.append(text_spec(inputs.text, inputs.text_max_bytes))
-    if inputs.pose_actions:
-        names = pose_6d_names(tuple(names[-1:]) == ("gripper",))
+    pose = pose_layout_of(inputs.action_names)
+    if pose is not None:
+        names = pose.names_for(tuple(names[-1:]) == ("gripper",))
     action = TensorSpec(ACTION, (inputs.chunk_size, len(names)), "float32", action_unit(names), tuple(names))
     return Schema(tuple(observation), action, float(u.dt))

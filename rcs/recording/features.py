@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from rcs.control.cartesian import POSE_6D_UNIT, is_pose_6d_layout
+from rcs.control.cartesian import pose_layout_of
 
 STATE = "observation.state"
 ENV_STATE = "observation.environment_state"
@@ -73,7 +73,8 @@ UNITS: dict[str, str] = {ACTION: "rad", STATE: "", ENV_STATE: ""}
 
 def action_unit(names: Sequence[str]) -> str:
     """Unit string of an action tensor with these entry names: joint targets (rad) or a TCP pose."""
-    return POSE_6D_UNIT if is_pose_6d_layout(names) else UNITS[ACTION]
+    layout = pose_layout_of(names)
+    return layout.unit if layout is not None else UNITS[ACTION]
 
 
 @dataclass(frozen=True)

@@ -63,7 +63,7 @@ class PolicyLinkConfig:
         endpoint: the policy server.
         manifest: the policy manifest (JSON) whose ``schema`` the robot expects; the same file ``rcs serve``
             loads, so both sides agree by construction and a mismatch refuses to arm. An action layout that is a
-            TCP pose (:data:`rcs.control.cartesian.POSE_6D_NAMES` + gripper) is converted to joint targets with
+            TCP pose (a :class:`rcs.control.cartesian.PoseLayout`, + gripper) is converted to joint targets with
             the arm's inverse kinematics on the robot side.
         budget_s: per-request time budget (s).
         replan_steps: policy-rate actions executed from each chunk before the next request (the request period

@@ -22,6 +22,7 @@ import numpy as np
 
 from rcs.errors import ConfigError, UnknownNameError
 from rcs.registry import policy_loaders
+from rcs.serving.manifest import MANIFEST_NAME, derive_manifest
 from rcs.serving.protocol import ProtocolError, Schema, TensorSpec
 
 log = logging.getLogger(__name__)
@@ -148,7 +149,6 @@ BUILTIN_LOADERS: dict[str, Callable[[Path, Mapping[str, Any]], Policy]] = {
     "constant": _load_constant,
 }
 
-MANIFEST_NAME = "rcs_policy.json"
 LEROBOT_CONFIG_NAME = "config.json"
 
 
@@ -156,14 +156,15 @@ def read_manifest(spec: str | Path) -> tuple[Path, dict[str, Any]]:
     """Resolve ``spec`` to ``(checkpoint directory, manifest)``.
 
     ``spec`` is a manifest file, a directory holding ``rcs_policy.json``, or a lerobot checkpoint directory
-    (``config.json`` with a ``type``) without a manifest, which reads as ``{"kind": "lerobot"}``.
+    (``config.json`` with a ``type``) without a manifest, whose manifest is derived from the dataset it was
+    trained on (:func:`rcs.serving.manifest.derive_manifest`).
     """
     path = Path(spec)
     if path.is_dir():
         if (path / MANIFEST_NAME).is_file():
             path = path / MANIFEST_NAME
         elif (path / LEROBOT_CONFIG_NAME).is_file():
-            return path, {"kind": "lerobot"}
+            return path, derive_manifest(path)  # a stock lerobot-train checkpoint
         else:
             raise ConfigError(
                 f"policy={str(spec)!r}: directory has neither {MANIFEST_NAME} nor a lerobot {LEROBOT_CONFIG_NAME}"

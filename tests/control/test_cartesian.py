@@ -5,8 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rcs.control.cartesian import POSE_6D_NAMES, PoseChunkToJoints, is_pose_6d_layout
-from rcs.geometry import quat_to_matrix, rotation_6d_from_matrix
+from rcs.control.cartesian import (
+    POSE_6D_NAMES,
+    ROTATION_6D_POSE,
+    ROTATION_VECTOR_POSE,
+    PoseChunkToJoints,
+    pose_layout_of,
+)
+from rcs.geometry import quat_to_matrix, quat_to_rotvec, rotation_6d_from_matrix
 
 
 @pytest.fixture(scope="module")
@@ -36,9 +42,11 @@ def _pose_chunk(kin, joints: np.ndarray, gripper: np.ndarray) -> np.ndarray:
 
 
 def test_layout_names():
-    assert is_pose_6d_layout([*POSE_6D_NAMES, "gripper"]) and is_pose_6d_layout(POSE_6D_NAMES)
-    assert not is_pose_6d_layout([*POSE_6D_NAMES, "joint1"])
-    assert not is_pose_6d_layout(["x", "y", "z", "rx", "ry", "rz", "gripper"])
+    assert pose_layout_of([*POSE_6D_NAMES, "gripper"]) is ROTATION_6D_POSE is pose_layout_of(POSE_6D_NAMES)
+    assert pose_layout_of([*POSE_6D_NAMES, "joint1"]) is None
+    assert pose_layout_of(["x", "y", "z", "rx", "ry", "rz", "gripper"]) is ROTATION_VECTOR_POSE
+    assert pose_layout_of(["x", "y", "z", "rx", "ry"]) is None and pose_layout_of(["joint1", "gripper"]) is None
+    assert (ROTATION_6D_POSE.unit, ROTATION_VECTOR_POSE.unit) == ("m,rot6d", "m,rotvec")
 
 
 def test_pose_chunk_becomes_joint_targets_that_reach_the_poses(panda):
@@ -64,6 +72,33 @@ def test_pose_chunk_becomes_joint_targets_that_reach_the_poses(panda):
     # and back: the committed prefix goes to the policy as poses
     np.testing.assert_allclose(m.from_executor(joints)[:, :3], poses[:, :3], atol=1.5e-3)
     np.testing.assert_allclose(m.from_executor(joints)[:, 9], gripper)
+
+
+def test_rotation_vector_poses_as_rcs_record_writes_them_reach_the_poses(panda):
+    """The Cartesian layout of rcs record (x y z rx ry rz gripper, rotation vector): what lerobot-train policies
+    trained on such a dataset output. Includes orientations near pi (a tool pointing down), where the rotation
+    vector jumps between equivalent values."""
+    m = PoseChunkToJoints.for_arm(panda, lambda: panda.read().joint_positions.copy(), ROTATION_VECTOR_POSE)
+    assert m.names_in == ("x", "y", "z", "rx", "ry", "rz", "gripper")
+    q0 = panda.read().joint_positions.copy()
+    path = q0 + np.linspace(0.0, 1.0, 12)[:, None] * np.array([0.3, 0.2, -0.2, -0.3, 0.1, 0.2, 0.4])
+    rows = []
+    for q in path:
+        p, quat = m.kinematics.forward(q)
+        rows.append([*p, *quat_to_rotvec(quat), 0.5])
+    poses = np.array(rows)
+    assert np.linalg.norm(poses[:, 3:6], axis=1).max() > 2.5  # the gripper points down: angles near pi
+    joints = m.to_executor(poses, np.r_[q0, 1.0])
+    assert joints.shape == (12, 8) and m.ik_misses == 0
+    for q, pose in zip(joints, poses, strict=True):
+        p, quat = m.kinematics.forward(q[:7])
+        assert np.linalg.norm(p - pose[:3]) < 1.5e-3
+        target = quat_to_matrix(ROTATION_VECTOR_POSE.to_quaternions(pose[None, 3:6])[0])
+        assert np.linalg.norm(quat_to_matrix(quat) - target) < 0.02
+    assert np.abs(np.diff(joints[:, :7], axis=0)).max() < 0.1
+    back = m.from_executor(joints)
+    np.testing.assert_allclose(back[:, :3], poses[:, :3], atol=1.5e-3)
+    np.testing.assert_allclose(back[:, 6], 0.5)
 
 
 def test_first_chunk_starts_from_the_measured_joints(panda):

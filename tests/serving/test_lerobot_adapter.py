@@ -145,8 +145,13 @@ def test_bad_checkpoints_give_clear_errors(act_dir, tmp_path):
 
     no_dt = tmp_path / "nodt"
     shutil.copytree(act_dir, no_dt)
-    (no_dt / "rcs_policy.json").unlink()  # a bare lerobot directory: kind lerobot, but no control period
-    with pytest.raises(ConfigError, match="policy_dt"):
+    m = json.loads((no_dt / "rcs_policy.json").read_text())
+    del m["policy_dt"]  # a manifest without the control period
+    (no_dt / "rcs_policy.json").write_text(json.dumps(m))
+    with pytest.raises(ConfigError, match="rcs_policy.json must give policy_dt > 0"):
+        load_policy(no_dt)
+    (no_dt / "rcs_policy.json").unlink()  # a bare lerobot directory whose training data is unknown
+    with pytest.raises(ConfigError, match=r"no rcs_policy.json, and its training config: .*train_config.json does"):
         load_policy(no_dt)
 
     not_lerobot = tmp_path / "empty"
