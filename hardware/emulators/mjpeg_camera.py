@@ -32,22 +32,17 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
-import select
 import signal
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from rcs.errors import ConfigError, LinkLostError
+from hardware.emulators.process import EmulatorProcess
 
 log = logging.getLogger(__name__)
 
@@ -268,98 +263,36 @@ class MjpegCameraEmulator:
         frames: int = 24,
         ready_timeout: float = 120.0,
     ) -> None:
-        self._closed = False
-        self._stderr = tempfile.TemporaryFile()
-        repo = Path(__file__).resolve().parents[2]
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(repo), os.environ.get("PYTHONPATH")])))
-        cmd = [sys.executable, "-m", "hardware.emulators.mjpeg_camera", "--size", f"{int(height)}x{int(width)}"]
-        cmd += ["--fps", str(float(fps)), "--port", str(int(port)), "--frames", str(int(frames))]
-        self.process = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=self._stderr, stdin=subprocess.DEVNULL, cwd=repo, env=env
+        args = ["--size", f"{int(height)}x{int(width)}", "--fps", str(float(fps)), "--port", str(int(port))]
+        args += ["--frames", str(int(frames))]
+        self._proc = EmulatorProcess(
+            "mjpeg camera emulator", "hardware.emulators.mjpeg_camera", args, ("url",), ready_timeout
         )
-        try:
-            ready = self._wait_ready(ready_timeout)
-        except BaseException:
-            self.close()
-            raise
+        self.process = self._proc.process
+        ready = self._proc.ready
         self.url: str = ready["url"]
         self.port: int = int(self.url.rsplit(":", 1)[1].split("/", 1)[0])
-
-    def _wait_ready(self, timeout: float) -> dict[str, Any]:
-        assert self.process.stdout is not None
-        deadline = time.monotonic() + timeout
-        fd = self.process.stdout.fileno()
-        line = b""
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([fd], [], [], 0.2)
-            if ready:
-                chunk = os.read(fd, 4096)
-                if not chunk:
-                    try:
-                        self.process.wait(max(deadline - time.monotonic(), 1.0))
-                    except subprocess.TimeoutExpired:
-                        pass
-                    break
-                line += chunk
-                if b"\n" in line:
-                    try:
-                        msg = json.loads(line.split(b"\n", 1)[0])
-                    except ValueError:
-                        msg = {}
-                    if msg.get("ready") and isinstance(msg.get("url"), str):
-                        return msg
-                    raise LinkLostError(f"mjpeg camera emulator: unexpected ready line {line[:200]!r}")
-            elif self.process.poll() is not None:
-                break
-        code = self.process.poll()
-        if code is not None:
-            raise ConfigError(f"mjpeg camera emulator: exited with code {code} before ready: {self._last_error()}")
-        raise LinkLostError(f"mjpeg camera emulator: no ready line within {timeout} s (process still running)")
-
-    def _last_error(self) -> str:
-        self._stderr.seek(0)
-        lines = [ln for ln in self._stderr.read().decode(errors="replace").splitlines() if ln.strip()]
-        return lines[-1].strip() if lines else "(no output)"
 
     @property
     def pid(self) -> int:
         return self.process.pid
 
     def is_alive(self) -> bool:
-        return self.process.poll() is None
+        return self._proc.alive
 
     def kill(self) -> None:
         """The camera dies without warning (SIGKILL): its socket closes, no more frames."""
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
+        self._proc.kill()
 
     def close(self) -> None:
         """Stop the process (SIGTERM, then SIGKILL after 10 s) and release its files (idempotent)."""
-        if self._closed:
-            return
-        self._closed = True
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
-        if self.process.stdout is not None:
-            self.process.stdout.close()
-        self._stderr.close()
+        self._proc.stop()
 
     def __enter__(self) -> MjpegCameraEmulator:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    def __del__(self) -> None:
-        process = getattr(self, "process", None)
-        if not getattr(self, "_closed", True) and process is not None and process.poll() is None:
-            process.kill()  # never leave an orphan camera process behind
 
 
 if __name__ == "__main__":

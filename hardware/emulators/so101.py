@@ -31,9 +31,7 @@ import json
 import logging
 import math
 import os
-import select
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -44,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from hardware.emulators.process import EmulatorProcess
 from rcs.errors import ConfigError, LinkLostError
 
 log = logging.getLogger(__name__)
@@ -396,19 +395,16 @@ class So101Emulator:
         self._timeout_ms = int(request_timeout * 1000)
         self._closed = False
         self._sock: Any = None
-        self._stderr = tempfile.TemporaryFile()
-        repo = Path(__file__).resolve().parents[2]
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(repo), os.environ.get("PYTHONPATH")])))
-        cmd = [python or sys.executable, "-m", "hardware.emulators.so101", "--role", role, "--seed", str(seed)]
-        cmd += ["--baud", str(baud)]
-        self.process = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=self._stderr, stdin=subprocess.DEVNULL, cwd=repo, env=env
-        )
+        args = ["--role", role, "--seed", str(seed), "--baud", str(baud)]
         try:
-            ready = self._wait_ready(ready_timeout)
+            self._proc = EmulatorProcess(
+                f"{ROBOT} emulator", "hardware.emulators.so101", args, ("port", "control"), ready_timeout, python
+            )
         except BaseException:
-            self.close()
+            self._cleanup()
             raise
+        self.process = self._proc.process
+        ready = self._proc.ready
         self.port: str = ready["port"]
         self.control: str = ready["control"]
         self.robot_config: dict[str, Any] = {
@@ -420,42 +416,6 @@ class So101Emulator:
 
         self._zmq = zmq
         self._ctx = zmq.Context()
-
-    def _wait_ready(self, timeout: float) -> dict[str, Any]:
-        assert self.process.stdout is not None
-        deadline = time.monotonic() + timeout
-        fd = self.process.stdout.fileno()
-        line = b""
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([fd], [], [], 0.2)
-            if ready:
-                chunk = os.read(fd, 4096)
-                if not chunk:  # stdout closed: the process is exiting; let it finish to report its code
-                    try:
-                        self.process.wait(max(deadline - time.monotonic(), 1.0))
-                    except subprocess.TimeoutExpired:
-                        pass
-                    break
-                line += chunk
-                if b"\n" in line:
-                    try:
-                        msg = json.loads(line.split(b"\n", 1)[0])
-                    except ValueError:
-                        msg = {}
-                    if msg.get("ready") and msg.get("port") and msg.get("control"):
-                        return msg
-                    raise LinkLostError(f"{ROBOT} emulator: unexpected ready line {line[:200]!r}")
-            elif self.process.poll() is not None:
-                break
-        code = self.process.poll()
-        if code is not None:
-            raise LinkLostError(f"{ROBOT} emulator: process exited with code {code} before ready: {self._last_error()}")
-        raise LinkLostError(f"{ROBOT} emulator: no ready line within {timeout} s (process still running)")
-
-    def _last_error(self) -> str:
-        self._stderr.seek(0)
-        lines = [ln for ln in self._stderr.read().decode(errors="replace").splitlines() if ln.strip()]
-        return lines[-1].strip() if lines else "(no output)"
 
     # -- control channel -------------------------------------------------------------------------------------
     def _request(self, cmd: str, **fields: Any) -> dict[str, Any]:
@@ -567,42 +527,32 @@ class So101Emulator:
     # -- lifecycle -------------------------------------------------------------------------------------------
     def kill(self) -> None:
         """The arm dies without warning (SIGKILL): its bus and control channel vanish."""
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
+        self._proc.kill()
 
     def close(self) -> None:
         """Stop the process (SIGTERM, then SIGKILL after 10 s) and remove temporary files (idempotent)."""
         if self._closed:
             return
         self._closed = True
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
-        if self.process.stdout is not None:
-            self.process.stdout.close()
-        self._stderr.close()
+        self._proc.stop()
+        self._cleanup()
+
+    def _cleanup(self) -> None:
         if self._sock is not None:
             self._sock.close(0)
+            self._sock = None
         if getattr(self, "_ctx", None) is not None:
             self._ctx.term()
+            self._ctx = None
         if self._tmp is not None:
             self._tmp.cleanup()
+            self._tmp = None
 
     def __enter__(self) -> So101Emulator:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    def __del__(self) -> None:
-        process = getattr(self, "process", None)
-        if not getattr(self, "_closed", True) and process is not None and process.poll() is None:
-            process.kill()  # never leave an orphan arm process behind
 
 
 class So101Operator:

@@ -29,6 +29,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "dataset": ("rcs.cli.dataset", "inspect a dataset (info) or finish an interrupted recording commit (repair)"),
     "emulate": ("rcs.cli.emulate", "run the wire-protocol emulator of a physical robot (docs/hardware.md)"),
     "robot": ("rcs.cli.robot", "run a robot server: control loop, state publisher, command endpoint (docs/ros2.md)"),
+    "view": ("rcs.cli.view", "show a running robot server's stream in rerun, or save it to .rrd"),
     "up": ("rcs.cli.up", "start a stack composition from launch/*.yaml with one command (docs/ros2.md)"),
     "train": ("rcs.cli.train", "train a policy on a LeRobotDataset (checkpoints, resume, loss curve)"),
     "eval": ("rcs.cli.eval", "evaluate a checkpoint in sim through rcs serve + the real-time control loop"),

@@ -172,6 +172,7 @@ class _ServedTask:
         self.published = 0
         self.send_drops = 0
         self._tensors: Callable[[Any, Any, float], dict[str, np.ndarray]] | None = None
+        self._last_command: Any = None  # the filtered command written at the previous tick
 
     def read(self, tick: int) -> Any:
         while self.actions:
@@ -197,15 +198,20 @@ class _ServedTask:
 
     def write(self, tick: int, command: Any) -> None:
         self.task.write(tick, command)
+        self._last_command = command
 
     def _publish(self, tick: int, state: Any, previous: tuple[int, Any] | None) -> None:
         if self._tensors is None:
             self._tensors = STATE_TENSORS[type(state)]
         dt = (tick - previous[0]) * self.period_s if previous is not None else 0.0
         tensors = self._tensors(state, previous[1] if previous is not None else None, dt)
+        meta: dict[str, Any] = {"stage": self.task.stage.value}
+        if self._last_command is not None:  # what the loop commanded last tick, beside what it measures now
+            tensors = {**tensors, "command": np.asarray(self._last_command.values, dtype=np.float64)}
+            meta["command_mode"] = self._last_command.mode
         self.published += 1
         header = RobotHeader(RobotMsg.STATE, self.published, tick, float(state.timestamp))
-        self._send([TOPIC_STATE, *encode_message(header, {"stage": self.task.stage.value}, tensors)])
+        self._send([TOPIC_STATE, *encode_message(header, meta, tensors)])
 
     def _send(self, frames: list[Any]) -> None:
         try:

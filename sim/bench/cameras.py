@@ -30,10 +30,9 @@ import numpy as np
 import rcs
 from hardware.cameras.opencv import OpenCVCamera, make_opencv_camera
 from hardware.emulators.mjpeg_camera import MjpegCameraEmulator, read_stamp
-from rcs.control.chunking import ActionChunk
 from rcs.control.loop import ControlLoop, RtConfig
-from rcs.control.task import make_policy_task
 from rcs.errors import LinkLostError
+from sim.bench.sway import sway_loop
 
 log = logging.getLogger(__name__)
 
@@ -98,37 +97,17 @@ def _freshness(camera: OpenCVCamera, rate_hz: float, seconds: float) -> dict[str
 
 def _loop(arm: Any, cameras: list[OpenCVCamera], rate_hz: float, seconds: float) -> dict[str, Any]:
     """The control path of ``rcs robot`` on ``arm``, reading every camera each tick (as an observation would)."""
-    task = make_policy_task(arm, rate_hz)
-    dt = 1.0 / rate_hz
-    state = arm.read()
-    hold = np.concatenate([state.joint_positions, [state.gripper] if arm.spec.gripper else []])
     lost = 0
 
-    class Driver:
-        def read(self, tick: int) -> Any:
-            nonlocal lost
-            for cam in cameras:
-                try:
-                    cam.read()
-                except LinkLostError:
-                    lost += 1
-            return task.read(tick)
+    def read_cameras() -> None:
+        nonlocal lost
+        for cam in cameras:
+            try:
+                cam.read()
+            except LinkLostError:
+                lost += 1
 
-        def compute(self, tick: int, s: Any) -> Any:
-            if tick == 0:
-                task.engage()
-            if tick % 10 == 0:
-                t = tick * dt + np.arange(20) * dt
-                chunk = np.tile(hold, (20, 1))
-                chunk[:, 0] += 0.1 * np.sin(2 * math.pi * 0.25 * t)
-                task.executor.submit(ActionChunk(tick, chunk, task.executor.names, dt, dt, time.monotonic()))
-            return task.compute(tick, s)
-
-        def write(self, tick: int, command: Any) -> None:
-            task.write(tick, command)
-
-    loop = ControlLoop(Driver(), rate_hz, robot=arm, paced=True, rt=RtConfig(), log_every_s=0.0)
-    stats = loop.run(ticks=int(seconds * rate_hz)).as_dict()
+    stats, _ = sway_loop(arm, rate_hz, seconds, on_read=read_cameras)
     return {
         "cameras": len(cameras),
         "achieved_rate_hz": round(stats["achieved_rate_hz"], 1),

@@ -26,7 +26,6 @@ import argparse
 import contextlib
 import importlib
 import logging
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -34,11 +33,9 @@ from typing import Any
 import numpy as np
 
 import rcs
-from rcs.control.chunking import ActionChunk
-from rcs.control.loop import ControlLoop, RtConfig
-from rcs.control.task import make_policy_task
 from rcs.registry import emulators, start_emulator
 from rcs.remote.config import load_mapping
+from sim.bench.sway import sway_loop
 
 log = logging.getLogger(__name__)
 
@@ -63,32 +60,8 @@ def shipped_rate_hz(robot: str) -> float | None:
 
 
 def _loop(arm: Any, rate_hz: float, seconds: float, paced: bool) -> dict[str, Any]:
-    """The control path of ``rcs robot`` on ``arm`` for ``seconds``, following a slow sinusoid on joint 0."""
-    task = make_policy_task(arm, rate_hz)
-    dt = 1.0 / rate_hz
-    state = arm.read()
-    hold = np.concatenate([state.joint_positions, [state.gripper] if arm.spec.gripper else []])
-
-    class Driver:
-        def read(self, tick: int) -> Any:
-            return task.read(tick)
-
-        def compute(self, tick: int, s: Any) -> Any:
-            if tick == 0:
-                task.engage()
-            if tick % 10 == 0:
-                t = tick * dt + np.arange(20) * dt
-                chunk = np.tile(hold, (20, 1))
-                chunk[:, 0] += 0.1 * np.sin(2 * math.pi * 0.25 * t)
-                task.executor.submit(ActionChunk(tick, chunk, task.executor.names, dt, dt, time.monotonic()))
-            return task.compute(tick, s)
-
-        def write(self, tick: int, command: Any) -> None:
-            task.write(tick, command)
-
-    loop = ControlLoop(Driver(), rate_hz, paced=paced, rt=RtConfig() if paced else None, log_every_s=0.0)
-    stats = loop.run(ticks=int(seconds * rate_hz)).as_dict()
-    report = task.report()
+    """The control path of ``rcs robot`` on ``arm`` for ``seconds`` (:func:`sim.bench.sway.sway_loop`)."""
+    stats, report = sway_loop(arm, rate_hz, seconds, paced)
     return {
         "rate_hz": rate_hz if paced else None,
         "achieved_rate_hz": round(stats["achieved_rate_hz"], 1),

@@ -1,0 +1,62 @@
+"""``rcs view`` / ``rcs robot --view``: a robot server's stream saved headless to a rerun .rrd file, reloaded."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("rerun")
+
+RCS = str(Path(sys.executable).with_name("rcs"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _entities(path: Path) -> dict[str, int]:
+    from rerun.chunk import RrdReader
+
+    rows: dict[str, int] = {}
+    for chunk in RrdReader(path).stream():
+        rows[chunk.entity_path] = rows.get(chunk.entity_path, 0) + chunk.num_rows
+    return rows
+
+
+def test_robot_view_saves_measured_and_commanded_joints_stage_and_loop_timing(tmp_path):
+    rrd = tmp_path / "run.rrd"
+    state, command = f"tcp://127.0.0.1:{_free_port()}", f"tcp://127.0.0.1:{_free_port()}"
+    args = [RCS, "robot", "--robot", "sim/panda", "--state-endpoint", state, "--command-endpoint", command]
+    proc = subprocess.run([*args, "--duration", "12", "--view", str(rrd)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = _entities(rrd)
+    for j in range(1, 8):  # the Panda's joints, named by the server's description
+        assert rows.get(f"/robot/joints/joint{j}/measured", 0) >= 50, rows
+        assert rows.get(f"/robot/joints/joint{j}/commanded", 0) >= 50, rows
+    for path in ("/robot/gripper/measured", "/robot/gripper/commanded", "/robot/tcp"):
+        assert rows.get(path, 0) >= 50, rows
+    assert rows.get("/robot/stage", 0) >= 1 and rows.get("/loop/lateness_us/p99", 0) >= 1, rows
+
+
+def test_bad_view_input_is_one_line(tmp_path):
+    proc = subprocess.run(
+        [RCS, "view", "--save", str(tmp_path / "run.txt"), "--command-endpoint", f"tcp://127.0.0.1:{_free_port()}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 1 and proc.stderr.strip().count("\n") == 0, proc.stderr
+    assert "--save=" in proc.stderr and "ends in .rrd" in proc.stderr
+    proc = subprocess.run(
+        [RCS, "robot", "--robot", "sim/panda", "--view", "--curve-secret", "x.key_secret", "--allow", "keys"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 1 and "--view: the viewer has no CurveZMQ keys" in proc.stderr, proc.stderr
