@@ -46,6 +46,7 @@ class PublishedCameraConfig:
         width, height: image size (px).
         fps: publishing rate (Hz).
         backend: registered camera factory (``rcs.cameras``), called with ``robot=``, ``name=``, size.
+        options: further factory options, e.g. ``{source: /dev/video0}`` for ``opencv`` (docs/hardware.md).
     """
 
     name: str
@@ -53,6 +54,11 @@ class PublishedCameraConfig:
     height: int = 240
     fps: float = 10.0
     backend: str = "sim/mujoco"
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.options, dict):
+            raise ConfigError(f"camera {self.name!r}: options={self.options!r} must be a mapping of factory options")
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,7 @@ from rcs.control.loop import NO_RT, ControlLoop, RtConfig
 from rcs.control.policy_link import LinkSchedule, check_replan_steps
 from rcs.control.task import PolicyTask, device_kind, make_policy_task
 from rcs.devices import Arm, Quadrotor, Simulated
-from rcs.errors import ConfigError
+from rcs.errors import ConfigError, RcsError
 from rcs.geometry import yaw_of
 from rcs.remote import commands as cmd
 from rcs.remote.config import ServerConfig
@@ -362,7 +362,9 @@ class RobotServer:
             )
 
     def _make_camera(self, c: Any) -> Any:
-        camera = rcs.make_camera(c.backend, robot=self.robot, name=c.name, width=c.width, height=c.height, fps=c.fps)
+        camera = rcs.make_camera(
+            c.backend, robot=self.robot, name=c.name, width=c.width, height=c.height, fps=c.fps, **c.options
+        )
         camera.connect()
         return camera
 
@@ -793,10 +795,14 @@ class RobotServer:
                 return
             due[i] = max(due[i] + periods[i], time.monotonic())
             camera = self.cameras[i]
-            self._stepped.clear()
-            self._stepped.wait(0.1)  # read right after a physics step (see _SteppedSimulation)
+            if isinstance(self.robot, Simulated):  # read right after a physics step (see _SteppedSimulation)
+                self._stepped.clear()
+                self._stepped.wait(0.1)
             try:
                 frame = camera.read()
+            except RcsError as e:  # a physical camera's lost link says why on one line; it reconnects by itself
+                log.warning("camera %s: %s", camera.spec.name, e)
+                continue
             except Exception:
                 log.exception("camera %s read failed", camera.spec.name)
                 continue

@@ -323,3 +323,38 @@ def test_registry_names_the_physical_cameras(tmp_path):
     with cam:
         frame = cam.read()
     assert frame.image.shape == (H, W, 3) and frame.image.dtype == np.uint8
+
+
+def test_robot_server_publishes_a_physical_camera_from_its_config(stream):
+    """A robot config's camera entry with ``backend: opencv`` and its ``options`` (the stream's URL): the server
+    publishes the real stream's frames, as it does a rendered camera's."""
+    from rcs.remote.client import RobotClient
+    from rcs.remote.config import server_config
+    from rcs.remote.server import RobotServer
+    from rcs.remote.wire import TOPIC_CAMERA
+    from tests.remote.helpers import free_endpoints
+
+    state, command = free_endpoints()
+    camera = {
+        "name": "wrist",
+        "width": W,
+        "height": H,
+        "fps": 10,
+        "backend": "opencv",
+        "options": {"source": stream.url},
+    }
+    config = {"robot": "sim/so101", "rate_hz": 30, "state_endpoint": state, "command_endpoint": command}
+    server = RobotServer(server_config({**config, "cameras": [camera]}))
+    server.start()
+    client = RobotClient(command, state, topics=(TOPIC_CAMERA,), timeout_s=5.0)
+    try:
+        assert client.describe()["cameras"][0]["name"] == "wrist"
+        frame = client.wait_for(TOPIC_CAMERA + b"wrist", timeout_s=20.0)
+        assert frame.tensors["image"].shape == (H, W, 3)
+        assert_rgb_patches(frame.tensors["image"])
+        assert time.monotonic() - frame.header.capture_time < 1.0
+    finally:
+        client.close()
+        server.stop(0.0)
+    with pytest.raises(ConfigError, match=r"camera 'wrist': options=3 must be a mapping"):
+        server_config({**config, "cameras": [{**camera, "options": 3}]})
