@@ -108,18 +108,23 @@ def with_retry(
 
     For idempotent operations only (reads, register writes). A busy host can miss lerobot's packet timeout
     (about 50 ms) once in a while without the link being gone; a bus that stays silent (or a port that keeps
-    failing) for ``timeout_s`` is lost: :class:`LinkLostError` names the port and what failed, on one line.
+    failing) for ``timeout_s`` is lost: :class:`LinkLostError` names the port and what failed, on one line: the
+    last failure, and the first too where it differs (a persistent fault, e.g. an implausible reading, stays named
+    when a busy host also missed a reply meanwhile).
     Before each retry the port is drained (:func:`drain`), so a late reply cannot be taken for the next one.
     """
-    start = None
+    start, first = None, ""
     while True:
         try:
             return fn(*args, **kwargs)
         except LINK_ERRORS as exc:
             now = time.monotonic()
             start = now if start is None else start
+            first = first or one_line(exc)
             if now - start >= timeout_s:
-                raise LinkLostError(f"{device} on {bus.port}: {what} failed: {one_line(exc)}") from exc
+                last = one_line(exc)
+                also = f" (first failure: {first})" if first != last else ""
+                raise LinkLostError(f"{device} on {bus.port}: {what} failed: {last}{also}") from exc
             log.debug("%s on %s: %s failed, retrying: %s", device, bus.port, what, one_line(exc))
             try:
                 drain(bus)

@@ -523,3 +523,24 @@ def test_hil_emulator_killed_mid_motion_is_link_lost_and_close_works(fresh_hil):
     assert "\n" not in str(info.value)
     arm.close()
     assert not arm.is_connected
+
+
+def test_link_lost_names_the_first_failure_too_when_the_last_differs():
+    """A persistent fault (an implausible reading) stays named when a busy host also missed a reply meanwhile."""
+
+    class Port:
+        def getBytesAvailable(self) -> int:  # noqa: N802 - scservo_sdk's name
+            return 0
+
+    class Bus:
+        port, port_handler = "/dev/ttyX", Port()
+
+    errors = iter([ConnectionError("implausible Present_Position")] + [ConnectionError("no status packet")] * 999)
+
+    def read() -> None:
+        raise next(errors)
+
+    with pytest.raises(LinkLostError) as exc:
+        with_retry(Bus(), "reading", read, timeout_s=0.3)
+    text = str(exc.value)
+    assert text.startswith("hw/so101 on /dev/ttyX: reading failed: no status packet (first failure: implausible")
