@@ -33,7 +33,9 @@ from rcs.geometry import (
     ROTATION_6D_NAMES,
     matrix_from_rotation_6d,
     matrix_to_quat,
+    quat_conjugate,
     quat_from_rotvec,
+    quat_multiply,
     quat_to_matrix,
     quat_to_rotvec,
     rotation_6d_from_matrix,
@@ -56,25 +58,31 @@ def _quats_from_rotvecs(block: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class PoseLayout:
-    """A TCP-pose action layout: ``x y z`` (m, arm base frame), then an orientation block, then optionally
-    ``gripper`` (normalized width, passed through).
+    """A TCP-pose action layout: a position block (3, m, arm base frame), then an orientation block, then
+    optionally ``gripper`` (normalized width target, passed through).
 
     Attributes:
         rotation_names: entry names of the orientation block.
         unit: unit string of the action tensor on the wire (docs/protocol.md: units are compared as strings).
         to_quaternions: (H, k) orientation block -> (H, 4) quaternions (w x y z); ValueError if degenerate.
         from_quaternion: (4,) quaternion -> (k,) orientation block.
+        position_names: entry names of the position block.
+        relative: each step is a change of the previous step's target (``rcs record --relative``): position
+            added (m), rotation applied in the base frame (``q_k = dq_k q_(k-1)``), as
+            :class:`rcs.envs.arm_actions.CartesianRelative` does.
     """
 
     rotation_names: tuple[str, ...]
     unit: str
     to_quaternions: Callable[[np.ndarray], np.ndarray]
     from_quaternion: Callable[[np.ndarray], np.ndarray]
+    position_names: tuple[str, ...] = ("x", "y", "z")
+    relative: bool = False
 
     @property
     def names(self) -> tuple[str, ...]:
         """Entry names without the gripper."""
-        return ("x", "y", "z", *self.rotation_names)
+        return (*self.position_names, *self.rotation_names)
 
     def names_for(self, has_gripper: bool) -> tuple[str, ...]:
         """Entry names for an arm with or without a gripper."""
@@ -91,7 +99,16 @@ ROTATION_6D_POSE = PoseLayout(ROTATION_6D_NAMES, "m,rot6d", _quats_from_6d, _6d_
 #: what ``rcs record`` writes in Cartesian mode (absolute targets): a rotation vector (axis * angle, rad), so a
 #: policy trained on such a dataset (lerobot's own ``lerobot-train`` included) outputs it.
 ROTATION_VECTOR_POSE = PoseLayout(("rx", "ry", "rz"), "m,rotvec", _quats_from_rotvecs, quat_to_rotvec)
-POSE_LAYOUTS: tuple[PoseLayout, ...] = (ROTATION_6D_POSE, ROTATION_VECTOR_POSE)
+#: what ``rcs record --relative`` writes in Cartesian mode: per-step changes of the TCP target (m, rotation vector).
+DELTA_POSE = PoseLayout(
+    ("delta_rx", "delta_ry", "delta_rz"),
+    "m,rotvec/step",
+    _quats_from_rotvecs,
+    quat_to_rotvec,
+    ("delta_x", "delta_y", "delta_z"),
+    relative=True,
+)
+POSE_LAYOUTS: tuple[PoseLayout, ...] = (ROTATION_6D_POSE, ROTATION_VECTOR_POSE, DELTA_POSE)
 
 #: entry names of a 6D TCP pose action: position (m) then 6D rotation.
 POSE_6D_NAMES: tuple[str, ...] = ROTATION_6D_POSE.names
@@ -150,7 +167,8 @@ class PoseChunkToJoints:
 
     def to_executor(self, poses: np.ndarray, seed: np.ndarray | None) -> np.ndarray:
         """(H, 3 + k[+1]) pose chunk (k: the layout's orientation block) -> (H, dof[+1]) joint chunk; ``seed``:
-        the executor's command (rad) to start the IK from, ``None`` for the measured joints.
+        the executor's command (rad) to start the IK from, ``None`` for the measured joints. A relative layout's
+        steps are integrated from the TCP pose of that command (the target the chunk continues from).
 
         Raises:
             ValueError: wrong shape, a non-finite value, or a degenerate 6D rotation (names the step).
@@ -168,9 +186,12 @@ class PoseChunkToJoints:
         except ValueError as e:
             raise ValueError(f"pose chunk: {e}") from None
         q = np.asarray(self.measured_joints() if seed is None else seed, dtype=np.float64)[: self.dof]
+        positions = poses[:, :3]
+        if self.layout.relative:
+            positions, quaternions = self._integrate(q, poses[:, :3], quaternions)
         out = np.empty((len(poses), len(self.names_out)))
-        for k, (pose, quaternion) in enumerate(zip(poses, quaternions, strict=True)):
-            result = self.kinematics.inverse(pose[:3], quaternion, q)
+        for k, (position, quaternion) in enumerate(zip(positions, quaternions, strict=True)):
+            result = self.kinematics.inverse(position, quaternion, q)
             if not result.converged:
                 self.ik_misses += 1
                 log.debug(
@@ -185,15 +206,33 @@ class PoseChunkToJoints:
         self.waypoints += len(poses)
         return out
 
+    def _integrate(self, start: np.ndarray, steps: np.ndarray, rotations: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Absolute TCP poses of per-step changes, from the pose of joints ``start``: (H, 3) m, (H, 4) wxyz."""
+        position, quaternion = self.kinematics.forward(start)
+        positions, quaternions = np.empty((len(steps), 3)), np.empty((len(steps), 4))
+        for k, (step, rotation) in enumerate(zip(steps, rotations, strict=True)):
+            position = position + step
+            quaternion = quat_multiply(rotation, quaternion)
+            positions[k], quaternions[k] = position, quaternion
+        return positions, quaternions
+
     def from_executor(self, values: np.ndarray) -> np.ndarray:
         """(K, dof[+1]) joint commands -> (K, 3 + k[+1]) TCP poses by forward kinematics (e.g. the committed
-        prefix)."""
+        prefix). For a relative layout each row is the change from the row before; the first row, whose
+        predecessor the prefix does not hold, is no change."""
         values = np.asarray(values, dtype=np.float64)
         end = len(self.layout.names)
         out = np.empty((len(values), len(self.names_in)))
+        previous: tuple[np.ndarray, np.ndarray] | None = None
         for k, row in enumerate(values):
             position, quaternion = self.kinematics.forward(row[: self.dof])
-            out[k, :3] = position
-            out[k, 3:end] = self.layout.from_quaternion(quaternion)
+            if self.layout.relative:
+                before = previous or (position, quaternion)
+                out[k, :3] = position - before[0]
+                out[k, 3:end] = self.layout.from_quaternion(quat_multiply(quaternion, quat_conjugate(before[1])))
+                previous = (position, quaternion)
+            else:
+                out[k, :3] = position
+                out[k, 3:end] = self.layout.from_quaternion(quaternion)
         out[:, end:] = values[:, self.dof :]
         return out

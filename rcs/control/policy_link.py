@@ -16,8 +16,8 @@ What the link decides:
   ``overdue_s`` late, never between two chunks that arrive on schedule;
 - **observation assembly** (:meth:`PolicyLink.assemble`): each schema entry from the caller's feature tensors
   (cast to the schema's dtype, shape checked), the instruction text encoded for policies that take one;
-- **action map**: a policy whose actions are TCP poses gets the device kind's robot-side IK
-  (:attr:`rcs.control.task.DeviceKind.pose_action_map`).
+- **action map**: a policy whose actions are TCP poses or joint deltas gets the device kind's robot-side
+  conversion to joint targets (:attr:`rcs.control.task.DeviceKind.action_map`).
 
 Where the features come from is the caller's part (``read``): the robot server takes its latest published
 state and camera frames, the evaluation takes the task's observation and renders the cameras from a simulator
@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from rcs.control.cartesian import pose_layout_of
+from rcs.control.joint_deltas import is_joint_delta_layout
 from rcs.control.task import PolicyTask, device_kind
 from rcs.errors import ConfigError
 from rcs.safety.watchdog import DEFAULT_CHUNK_OVERDUE_S, watchdog_for
@@ -127,18 +128,18 @@ class PolicyLink:
         self.read = read
         self.instruction = instruction
         self.action_map: Any = None
-        layout = pose_layout_of(schema.action.names)
-        if layout is not None:
-            builder = device_kind(robot).pose_action_map
+        names = schema.action.names
+        if pose_layout_of(names) is not None or is_joint_delta_layout(names):
+            builder = device_kind(robot).action_map
             if builder is None:
                 raise ConfigError(
-                    f"policy action {list(schema.action.names)}: TCP-pose actions need an arm "
+                    f"policy action {list(names)}: TCP-pose and joint-delta actions need an arm "
                     f"(this robot is a {type(robot).__name__})"
                 )
             if measured_state is None:
-                raise ConfigError("a TCP-pose policy needs the robot's measured state for its IK")
-            # IK in the feed thread, on a private copy of the kinematics (the loop's safety filter uses FK)
-            self.action_map = builder(robot, measured_state, layout)
+                raise ConfigError("a TCP-pose or joint-delta policy needs the robot's measured state")
+            # in the feed thread; IK on a private copy of the kinematics (the loop's safety filter uses FK)
+            self.action_map = builder(robot, measured_state, names)
         self.feed = ChunkFeed(
             client,
             task.executor,
@@ -204,6 +205,6 @@ class PolicyLink:
     def report(self) -> dict[str, Any]:
         """The link's counters: the feed's (``bridge``) and, for TCP-pose policies, the IK's (``ik``)."""
         out: dict[str, Any] = {"bridge": dict(self.feed.counters)}
-        if self.action_map is not None:
+        if hasattr(self.action_map, "ik_misses"):  # a TCP-pose map (joint deltas need no IK)
             out["ik"] = {"waypoints": self.action_map.waypoints, "misses": self.action_map.ik_misses}
         return out

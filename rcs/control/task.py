@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -354,12 +354,19 @@ def _quadrotor_bounds(robot: Quadrotor, safety: Any) -> CommandBounds:
     )
 
 
-def _arm_pose_map(robot: Arm, measured_state: Callable[[], Any], layout: Any) -> Any:
-    from rcs.control.cartesian import PoseChunkToJoints  # IK: only for policies that output TCP poses
+def _arm_action_map(robot: Arm, measured_state: Callable[[], Any], names: Sequence[str]) -> Any:
+    from rcs.control.cartesian import PoseChunkToJoints, pose_layout_of  # IK: only for TCP-pose policies
+    from rcs.control.joint_deltas import JointDeltasToTargets, is_joint_delta_layout
 
-    return PoseChunkToJoints.for_arm(
-        robot, lambda: np.array(measured_state().joint_positions, dtype=np.float64), layout
-    )
+    def measured() -> np.ndarray:
+        return np.array(measured_state().joint_positions, dtype=np.float64)
+
+    layout = pose_layout_of(names)
+    if layout is not None:
+        return PoseChunkToJoints.for_arm(robot, measured, layout)
+    if is_joint_delta_layout(names):
+        return JointDeltasToTargets(robot.spec.joint_names, robot.spec.gripper is not None, measured)
+    return None
 
 
 @dataclass(frozen=True)
@@ -395,9 +402,10 @@ class DeviceKind:
             on ``arm`` / ``disarm`` (``None``: the device has no such switch).
         airborne: whether a state is off the ground (then the motors must not stop: land first).
         target_frame: the description key naming the frame of a ``pose`` target.
-        pose_action_map: builds the robot-side IK for a policy whose actions are TCP poses from the robot, a
-            callable giving its latest state and the pose layout (:class:`rcs.control.cartesian.PoseLayout`);
-            ``None``: this kind takes no TCP-pose actions.
+        action_map: builds the robot-side conversion for a policy whose actions are not the executor's
+            commands (TCP poses through IK, :class:`rcs.control.cartesian.PoseLayout`; joint deltas,
+            :mod:`rcs.control.joint_deltas`) from the robot, a callable giving its latest state and the policy's
+            action names; it returns ``None`` for names it does not convert. ``None``: this kind converts none.
     """
 
     name: str
@@ -409,7 +417,7 @@ class DeviceKind:
     motor_switch: tuple[str, str] | None
     airborne: Callable[[Any, Any], bool]
     target_frame: str
-    pose_action_map: Callable[[Any, Callable[[], Any], Any], Any] | None
+    action_map: Callable[[Any, Callable[[], Any], Sequence[str]], Any] | None
 
 
 #: Device base class -> its kind.
@@ -424,7 +432,7 @@ DEVICE_KINDS: dict[type, DeviceKind] = {
         motor_switch=None,
         airborne=lambda safety, state: False,
         target_frame="base_frame",
-        pose_action_map=_arm_pose_map,
+        action_map=_arm_action_map,
     ),
     Quadrotor: DeviceKind(
         "quadrotor",
@@ -436,7 +444,7 @@ DEVICE_KINDS: dict[type, DeviceKind] = {
         motor_switch=("arm", "disarm"),
         airborne=lambda safety, state: bool(safety.airborne(state)),
         target_frame="world_frame",
-        pose_action_map=None,
+        action_map=None,
     ),
 }
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from rcs.control.cartesian import pose_layout_of
+from rcs.control.joint_deltas import is_joint_delta_layout, joint_delta_names
 from rcs.errors import ConfigError
 from rcs.recording.features import ACTION, IMAGE_PREFIX, UNITS, FeatureLayout, action_unit
 from rcs.serving.policy import read_manifest, replan_steps_of
@@ -43,8 +44,8 @@ class PolicyInputs:
 
     @property
     def pose_actions(self) -> bool:
-        """Whether the policy outputs TCP poses (converted to joint targets on the robot side)."""
-        return pose_layout_of(self.action_names) is not None
+        """Whether the policy outputs TCP poses or joint deltas (converted to joint targets on the robot side)."""
+        return pose_layout_of(self.action_names) is not None or is_joint_delta_layout(self.action_names)
 
 
 def read_policy_inputs(directory: Path) -> PolicyInputs:
@@ -87,7 +88,8 @@ def expected_schema(env: Any, inputs: PolicyInputs, names: Sequence[str]) -> Sch
 
     ``names`` are the executor's command names (joint order + gripper); a server whose schema differs
     (other joint order, other feature sizes, other rate) is refused before any motion. A policy that outputs
-    TCP poses (``inputs.pose_actions``) must declare the pose layout instead (+ gripper when ``names`` has one).
+    TCP poses (``inputs.pose_actions``) must declare the pose layout instead (+ gripper when ``names`` has one),
+    one that outputs joint deltas the ``delta_<joint>`` names in the robot's joint order.
     """
     u = env.unwrapped
     layout = FeatureLayout.for_env(u)
@@ -98,8 +100,11 @@ def expected_schema(env: Any, inputs: PolicyInputs, names: Sequence[str]) -> Sch
     observation += [TensorSpec(IMAGE_PREFIX + name, (h, w, 3), "uint8", "px") for name, h, w in inputs.cameras]
     if inputs.text:
         observation.append(text_spec(inputs.text, inputs.text_max_bytes))
+    has_gripper = tuple(names[-1:]) == ("gripper",)
     pose = pose_layout_of(inputs.action_names)
     if pose is not None:
-        names = pose.names_for(tuple(names[-1:]) == ("gripper",))
+        names = pose.names_for(has_gripper)
+    elif is_joint_delta_layout(inputs.action_names):
+        names = joint_delta_names(names[: len(names) - has_gripper], has_gripper)
     action = TensorSpec(ACTION, (inputs.chunk_size, len(names)), "float32", action_unit(names), tuple(names))
     return Schema(tuple(observation), action, float(u.dt))

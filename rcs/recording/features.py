@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from rcs.control.cartesian import pose_layout_of
+from rcs.control.joint_deltas import JOINT_DELTA_UNIT, is_joint_delta_layout
 
 STATE = "observation.state"
 ENV_STATE = "observation.environment_state"
@@ -72,9 +73,12 @@ UNITS: dict[str, str] = {ACTION: "rad", STATE: "", ENV_STATE: ""}
 
 
 def action_unit(names: Sequence[str]) -> str:
-    """Unit string of an action tensor with these entry names: joint targets (rad) or a TCP pose."""
+    """Unit string of an action tensor with these entry names: joint targets (rad), joint deltas (rad/step) or a
+    TCP pose (its layout's)."""
     layout = pose_layout_of(names)
-    return layout.unit if layout is not None else UNITS[ACTION]
+    if layout is not None:
+        return layout.unit
+    return JOINT_DELTA_UNIT if is_joint_delta_layout(names) else UNITS[ACTION]
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,9 @@ recorded by ``rcs record`` holds everything the manifest needs in its metadata: 
 (``meta/info.json`` ``fps``: one frame per env step, so the policy's period is ``1 / fps``) and the names of the
 action and state columns (``features.<key>.names``). :func:`derive_manifest` reads them from the local copy of
 that dataset (``dataset.root``, else lerobot's ``$HF_LEROBOT_HOME/<repo_id>``); nothing is downloaded. A dataset
-that ``rcs record`` wrote with relative actions (``meta/rcs_recording.json``) is refused: those columns are
-per-step deltas, which the robot side does not integrate (yet), and executed as targets they would be wrong.
+that ``rcs record`` wrote with relative actions (``meta/rcs_recording.json``) gets delta names (``delta_x``...,
+``delta_<joint>``...): the columns are per-step changes, which the robot side integrates into targets
+(:mod:`rcs.control.cartesian`, :mod:`rcs.control.joint_deltas`); executed as targets they would be wrong.
 
 JSON and the standard library only: the light core reads manifests without torch or lerobot.
 """
@@ -20,6 +21,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from rcs.control.cartesian import DELTA_POSE, ROTATION_VECTOR_POSE, pose_layout_of
+from rcs.control.joint_deltas import is_joint_delta_layout, joint_delta_names
 from rcs.errors import ConfigError
 from rcs.recording.features import ACTION, UNITS, action_unit
 
@@ -95,6 +98,20 @@ def training_dataset(directory: Path) -> Path:
     return path
 
 
+def _delta_names(names: list[str], directory: Path, dataset: Path) -> list[str]:
+    """The names that say a relative recording's action columns are per-step changes (the robot side integrates
+    them): ``delta_x ... delta_rz gripper`` for Cartesian, ``delta_<joint>... gripper`` for joint actions."""
+    gripper = names[-1:] == ["gripper"]
+    if pose_layout_of(names) is ROTATION_VECTOR_POSE:
+        return list(DELTA_POSE.names_for(gripper))
+    if pose_layout_of(names) is None and not is_joint_delta_layout(names):
+        return list(joint_delta_names(names[: len(names) - gripper], gripper))
+    raise ConfigError(
+        f"policy checkpoint {directory}: dataset {dataset} is marked relative but its action columns {names} are "
+        "neither joint nor Cartesian rotation-vector targets"
+    )
+
+
 def derive_manifest(directory: str | Path) -> dict[str, Any]:
     """``rcs_policy.json`` contents for a lerobot checkpoint ``directory`` that has none, from the metadata of
     the dataset it was trained on (see the module docstring). Raises a one-line :class:`ConfigError` saying what
@@ -114,16 +131,13 @@ def derive_manifest(directory: str | Path) -> dict[str, Any]:
             f"policy checkpoint {directory}: dataset {dataset}: meta/info.json needs fps > 0 and "
             f"features.action.names (got fps={fps!r})"
         )
+    action_names = list(action["names"])
     recording_file = dataset / "meta" / "rcs_recording.json"
     if recording_file.is_file():
         recording = _json(recording_file, "recording metadata")
         recording = recording.get("recording", recording)
         if recording.get("relative"):
-            raise ConfigError(
-                f"policy checkpoint {directory}: dataset {dataset} was recorded with relative actions "
-                f"(control_mode={recording.get('control_mode')!r}, relative=true); rcs executes absolute targets "
-                f"only, and running deltas as targets would move the robot elsewhere: record with absolute actions"
-            )
+            action_names = _delta_names(action_names, directory, dataset)
     inputs = config.get("input_features") or {}
     vectors = {
         key: features[key]["names"]
@@ -133,7 +147,7 @@ def derive_manifest(directory: str | Path) -> dict[str, Any]:
         and isinstance(features.get(key, {}).get("names"), list)
     }
     return manifest_fields(
-        action["names"],
+        action_names,
         vectors,
         float(fps),
         policy_type=str(config.get("type", "lerobot")),

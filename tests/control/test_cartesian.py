@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from rcs.control.cartesian import (
+    DELTA_POSE,
     POSE_6D_NAMES,
     ROTATION_6D_POSE,
     ROTATION_VECTOR_POSE,
@@ -99,6 +100,35 @@ def test_rotation_vector_poses_as_rcs_record_writes_them_reach_the_poses(panda):
     back = m.from_executor(joints)
     np.testing.assert_allclose(back[:, :3], poses[:, :3], atol=1.5e-3)
     np.testing.assert_allclose(back[:, 6], 0.5)
+
+
+def test_relative_pose_steps_are_integrated_from_the_chunk_start_command(panda):
+    """rcs record --relative (Cartesian): per-step TCP changes, position added and rotation applied in the base
+    frame, from the pose of the executor's command at the chunk start; the joints reach the integrated poses."""
+    from rcs.geometry import quat_conjugate, quat_multiply
+
+    m = PoseChunkToJoints.for_arm(panda, lambda: panda.read().joint_positions.copy(), DELTA_POSE)
+    assert m.names_in == ("delta_x", "delta_y", "delta_z", "delta_rx", "delta_ry", "delta_rz", "gripper")
+    q0 = panda.read().joint_positions.copy()
+    path = q0 + np.linspace(0.0, 1.0, 11)[:, None] * np.array([0.3, 0.2, -0.2, -0.3, 0.1, 0.2, 0.4])
+    poses = [m.kinematics.forward(q) for q in path]
+    deltas = np.array(
+        [
+            [*(p1 - p0), *quat_to_rotvec(quat_multiply(r1, quat_conjugate(r0))), 0.25]
+            for (p0, r0), (p1, r1) in zip(poses[:-1], poses[1:], strict=True)
+        ]
+    )
+    joints = m.to_executor(deltas, np.r_[q0, 1.0])  # the chunk continues from q0's pose
+    assert joints.shape == (10, 8) and m.ik_misses == 0
+    np.testing.assert_allclose(joints[:, 7], 0.25)
+    for q, (p, quat) in zip(joints, poses[1:], strict=True):
+        p_reached, quat_reached = m.kinematics.forward(q[:7])
+        assert np.linalg.norm(p_reached - p) < 1.5e-3
+        assert np.linalg.norm(quat_to_matrix(quat_reached) - quat_to_matrix(quat)) < 0.02
+    # and back: each row of the prefix is the change from the row before (the first: none)
+    back = m.from_executor(joints)
+    np.testing.assert_allclose(back[0, :6], 0.0, atol=1e-12)
+    np.testing.assert_allclose(back[1:, :3], deltas[1:, :3], atol=1.5e-3)
 
 
 def test_first_chunk_starts_from_the_measured_joints(panda):

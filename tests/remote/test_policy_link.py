@@ -104,11 +104,21 @@ def test_pose_policies_get_the_kinds_ik_and_other_kinds_refuse_them(panda, crazy
         assert link.report() == {"bridge": link.counters, "ik": {"waypoints": 0, "misses": 0}}
     finally:
         client.close()
+    deltas = tuple(f"delta_{j}" for j in panda.spec.joint_names) + ("gripper",)
+    client = PolicyClient("tcp://127.0.0.1:1", _schema(deltas))
+    try:  # joint deltas (rcs record --relative --control-mode joint) are integrated into joint targets
+        link = PolicyLink(
+            task, panda, client, LinkSchedule(1, 0.05), lambda: (0, 0.0, {}), budget_s=0.1, measured_state=panda.read
+        )
+        assert link.action_map.names_in == deltas and link.action_map.names_out == task.executor.names
+        assert "ik" not in link.report()
+    finally:
+        client.close()
     safety = QuadrotorSafetyConfig(control_dt=0.01, geofence=WorkspaceBox((-2, -2, 0), (2, 2, 2.5)), max_altitude=2.0)
     quad_task = make_policy_task(crazyflie, 100.0, safety=safety)
     client = PolicyClient("tcp://127.0.0.1:1", _schema(POSE_6D_NAMES))
     try:
-        with pytest.raises(ConfigError, match="TCP-pose actions need an arm"):
+        with pytest.raises(ConfigError, match="TCP-pose and joint-delta actions need an arm"):
             PolicyLink(
                 quad_task,
                 crazyflie,

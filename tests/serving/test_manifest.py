@@ -13,6 +13,7 @@ from rcs.serving.policy import read_manifest
 
 JOINTS = ["joint1", "joint2", "gripper"]
 STATE = ["joint1", "joint2", "gripper", "tcp_x"]
+CARTESIAN = ["x", "y", "z", "rx", "ry", "rz", "gripper"]
 
 
 def _dataset(root: Path, fps: int = 20, action: list[str] | None = JOINTS) -> Path:
@@ -55,27 +56,38 @@ def test_manifest_comes_from_the_training_datasets_metadata(tmp_path):
     assert manifest["derived_from"] == str(data) and "text" not in manifest
 
 
-def test_relative_recording_is_refused(tmp_path):
-    data = _dataset(tmp_path / "data")
+@pytest.mark.parametrize(
+    ("control_mode", "action", "names", "unit"),
+    [
+        (
+            "cartesian",
+            CARTESIAN,
+            ["delta_x", "delta_y", "delta_z", "delta_rx", "delta_ry", "delta_rz", "gripper"],
+            "m,rotvec/step",
+        ),
+        ("joint", JOINTS, ["delta_joint1", "delta_joint2", "gripper"], "rad/step"),
+    ],
+)
+def test_relative_recording_gets_delta_names(tmp_path, control_mode, action, names, unit):
+    """A --relative recording's actions are per-step changes: the names say so, and the robot side integrates."""
+    data = _dataset(tmp_path / "data", action=action)
     (data / "meta" / "rcs_recording.json").write_text(
-        json.dumps({"recording": {"control_mode": "cartesian", "relative": True}})
+        json.dumps({"recording": {"control_mode": control_mode, "relative": True}})
     )
     ckpt = _checkpoint(tmp_path / "ckpt", {"repo_id": "local/pick", "root": str(data)})
-    with pytest.raises(
-        ConfigError, match=r"recorded with relative actions \(control_mode='cartesian', relative=true\)"
-    ):
-        derive_manifest(ckpt)
-    (data / "meta" / "rcs_recording.json").write_text(json.dumps({"control_mode": "joint", "relative": False}))
-    assert derive_manifest(ckpt)["names"]["action"] == JOINTS
+    manifest = derive_manifest(ckpt)
+    assert manifest["names"]["action"] == names and manifest["units"]["action"] == unit
+    (data / "meta" / "rcs_recording.json").write_text(json.dumps({"control_mode": control_mode, "relative": False}))
+    assert derive_manifest(ckpt)["names"]["action"] == action
 
 
 def test_dataset_found_in_lerobots_home_when_the_config_has_no_root(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_LEROBOT_HOME", str(tmp_path / "home"))
-    _dataset(tmp_path / "home" / "me" / "pick", fps=10, action=["x", "y", "z", "rx", "ry", "rz", "gripper"])
+    _dataset(tmp_path / "home" / "me" / "pick", fps=10, action=CARTESIAN)
     ckpt = _checkpoint(tmp_path / "ckpt", {"repo_id": "me/pick", "root": None})
     manifest = derive_manifest(ckpt)
     assert manifest["policy_dt"] == pytest.approx(0.1)
-    assert manifest["names"]["action"] == ["x", "y", "z", "rx", "ry", "rz", "gripper"]
+    assert manifest["names"]["action"] == CARTESIAN
 
 
 @pytest.mark.parametrize(
