@@ -58,6 +58,22 @@ def as_vector(name: str, value: object, size: int) -> np.ndarray:
     return arr
 
 
+def as_chunk(what: str, values: object, names: tuple[str, ...]) -> np.ndarray:
+    """``values`` as a float64 (H, len(names)) chunk of finite numbers.
+
+    Raises:
+        ValueError: another shape, or a step with a non-finite value (named with the step's index), e.g.
+            ``pose chunk step 3 is not finite: [...]``; a malformed chunk is refused as a whole.
+    """
+    chunk = np.asarray(values, dtype=np.float64)
+    if chunk.ndim != 2 or chunk.shape[1] != len(names):
+        raise ValueError(f"{what} shape {chunk.shape}: expected (H, {len(names)}) {names}")
+    if not np.all(np.isfinite(chunk)):
+        step = int(np.flatnonzero(~np.all(np.isfinite(chunk), axis=1))[0])
+        raise ValueError(f"{what} step {step} is not finite: {chunk[step].tolist()}")
+    return chunk
+
+
 def as_scalar(name: str, value: object) -> float:
     """Return ``value`` as a finite float or raise naming ``name``."""
     if type(value) is float:  # hot path: a plain Python float

@@ -16,9 +16,11 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
-from rcs.errors import LinkLostError
+from rcs.devices import Camera
+from rcs.errors import ConfigError, LinkLostError
+from rcs.spec import CameraSpec
 
 log = logging.getLogger(__name__)
 
@@ -189,3 +191,44 @@ class NewestFrame[T]:
             self._dropped = None
             log.info("%s: reconnected (reconnect %d)", self.label, self.reconnects)
             return
+
+
+class NewestFrameCamera(Camera):
+    """A :class:`rcs.devices.Camera` whose frames come from a :class:`NewestFrame` capture thread: what the
+    physical drivers share (start and first frame, newest frame, stop). Subclasses set :attr:`label` and
+    :attr:`open_timeout_s`, open their :class:`FrameSource` in ``_connect`` and pass it to :meth:`_start`."""
+
+    label: str
+    open_timeout_s: float
+
+    def __init__(self, spec: CameraSpec) -> None:
+        super().__init__(spec)
+        self._grabber: NewestFrame[Any] | None = None
+
+    @property
+    def reconnects(self) -> int:
+        """Times the source was reopened after a drop since connect."""
+        return self._grabber.reconnects if self._grabber is not None else 0
+
+    def _start(self, source: FrameSource[Any], max_age_s: float, what: str = "frame") -> Captured[Any]:
+        """Run ``source`` on the capture thread; its first ``what`` within :attr:`open_timeout_s`, else a
+        one-line :class:`ConfigError` (the thread is stopped)."""
+        grabber = NewestFrame(source, self.label, 1.0 / self.spec.fps, max_age_s)
+        grabber.start()
+        first = grabber.wait_first(self.open_timeout_s)
+        if first is None:
+            grabber.stop()
+            raise ConfigError(f"{self.label}: no {what} within open_timeout_s {self.open_timeout_s:g} s")
+        self._grabber = grabber
+        return first
+
+    def _close(self) -> None:
+        if self._grabber is not None:
+            self._grabber.stop()
+            self._grabber = None
+
+    def _newest(self) -> Captured[Any]:
+        """The newest frame (see :meth:`NewestFrame.latest`)."""
+        if self._grabber is None:
+            raise ConfigError(f"{self.label}: not connected")
+        return self._grabber.latest()

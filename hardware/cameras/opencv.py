@@ -31,8 +31,7 @@ import cv2
 import numpy as np
 
 from hardware.cameras import check_options, parse_extrinsics, positive
-from hardware.cameras.newest_frame import EndOfStream, NewestFrame
-from rcs.devices import Camera
+from hardware.cameras.newest_frame import EndOfStream, NewestFrameCamera
 from rcs.errors import ConfigError
 from rcs.spec import CameraSpec
 from rcs.types import CameraFrame, CameraIntrinsics
@@ -163,7 +162,7 @@ def classify_source(camera: str, source: Any) -> tuple[int | str, str]:
     return source, "file"
 
 
-class OpenCVCamera(Camera):
+class OpenCVCamera(NewestFrameCamera):
     """A physical camera (or stream, or video file) read through ``cv2.VideoCapture``; see the module docstring.
 
     Args:
@@ -211,17 +210,11 @@ class OpenCVCamera(Camera):
         )
         self.loop = (self.kind == "file") if loop is None else loop
         self.label = f"camera {spec.name!r} on {self.source}"
-        self._grabber: NewestFrame[np.ndarray] | None = None
 
     @property
     def intrinsics(self) -> CameraIntrinsics:
         """Pinhole intrinsics (pixels): the ``fx, fy, cx, cy`` given, else from ``spec.fovy`` (rad)."""
         return self._intrinsics if self._intrinsics is not None else super().intrinsics
-
-    @property
-    def reconnects(self) -> int:
-        """Times the source was reopened after a drop since connect."""
-        return self._grabber.reconnects if self._grabber is not None else 0
 
     @property
     def frames_captured(self) -> int:
@@ -258,28 +251,16 @@ class OpenCVCamera(Camera):
             if got > 0 and abs(got - spec.fps) > 0.01 * spec.fps:
                 source.close()
                 raise ConfigError(f"{self.label}: asked {spec.fps:g} fps, the device gives {got:g} fps")
-        grabber = NewestFrame(source, self.label, 1.0 / spec.fps, self.max_age_s)
-        grabber.start()
-        first = grabber.wait_first(self.open_timeout_s)
-        if first is None:
-            grabber.stop()
-            raise ConfigError(f"{self.label}: no frame within open_timeout_s {self.open_timeout_s:g} s")
+        first = self._start(source, self.max_age_s)
         h, w = first.payload.shape[:2]
         if (w, h) != (spec.width, spec.height):
-            grabber.stop()
+            self._close()
             raise ConfigError(
                 f"{self.label}: asked {spec.width}x{spec.height} (width x height), the {self.kind} gives {w}x{h}"
             )
-        self._grabber = grabber
-
-    def _close(self) -> None:
-        if self._grabber is not None:
-            self._grabber.stop()
-            self._grabber = None
 
     def _read(self) -> CameraFrame:
-        assert self._grabber is not None
-        got = self._grabber.latest()
+        got = self._newest()
         return CameraFrame(
             timestamp=got.timestamp,
             image=got.payload.copy(),  # the caller owns its array (rcs.types)

@@ -24,8 +24,7 @@ from typing import Any
 import numpy as np
 
 from hardware.cameras import check_options, parse_extrinsics, positive
-from hardware.cameras.newest_frame import NewestFrame
-from rcs.devices import Camera
+from hardware.cameras.newest_frame import NewestFrameCamera
 from rcs.errors import ConfigError
 from rcs.spec import CameraSpec
 from rcs.types import CameraFrame, CameraIntrinsics
@@ -98,7 +97,7 @@ class _RealSenseSource:
             self.pipeline = None
 
 
-class RealSenseCamera(Camera):
+class RealSenseCamera(NewestFrameCamera):
     """A RealSense RGB-D camera; see the module docstring.
 
     Args:
@@ -127,16 +126,11 @@ class RealSenseCamera(Camera):
         self.open_timeout_s = positive(spec.name, "open_timeout_s", open_timeout_s)
         self.label = f"camera {spec.name!r} on realsense {serial or '(any)'}"
         self._intrinsics: CameraIntrinsics | None = None
-        self._grabber: NewestFrame[tuple[np.ndarray, np.ndarray]] | None = None
 
     @property
     def intrinsics(self) -> CameraIntrinsics:
         """The colour stream's intrinsics as the device reports them (pixels); from ``spec.fovy`` before connect."""
         return self._intrinsics if self._intrinsics is not None else super().intrinsics
-
-    @property
-    def reconnects(self) -> int:
-        return self._grabber.reconnects if self._grabber is not None else 0
 
     def _connect(self) -> None:
         rs = _import_rs(self.label)
@@ -171,21 +165,10 @@ class RealSenseCamera(Camera):
             )
         i = p.get_intrinsics()
         self._intrinsics = CameraIntrinsics(i.width, i.height, float(i.fx), float(i.fy), float(i.ppx), float(i.ppy))
-        grabber = NewestFrame(source, self.label, 1.0 / self.spec.fps, self.max_age_s)
-        grabber.start()
-        if grabber.wait_first(self.open_timeout_s) is None:
-            grabber.stop()
-            raise ConfigError(f"{self.label}: no frameset within open_timeout_s {self.open_timeout_s:g} s")
-        self._grabber = grabber
-
-    def _close(self) -> None:
-        if self._grabber is not None:
-            self._grabber.stop()
-            self._grabber = None
+        self._start(source, self.max_age_s, "frameset")
 
     def _read(self) -> RgbdFrame:
-        assert self._grabber is not None
-        got = self._grabber.latest()
+        got = self._newest()
         rgb, depth = got.payload
         return RgbdFrame(
             timestamp=got.timestamp,

@@ -40,6 +40,7 @@ from rcs.geometry import (
     quat_to_rotvec,
     rotation_6d_from_matrix,
 )
+from rcs.validation import as_chunk
 
 log = logging.getLogger(__name__)
 
@@ -173,13 +174,7 @@ class PoseChunkToJoints:
         Raises:
             ValueError: wrong shape, a non-finite value, or a degenerate 6D rotation (names the step).
         """
-        poses = np.asarray(poses, dtype=np.float64)
-        width = len(self.names_in)
-        if poses.ndim != 2 or poses.shape[1] != width:
-            raise ValueError(f"pose chunk shape {poses.shape}: expected (H, {width}) {self.names_in}")
-        if not np.all(np.isfinite(poses)):
-            step = int(np.flatnonzero(~np.all(np.isfinite(poses), axis=1))[0])
-            raise ValueError(f"pose chunk step {step} is not finite: {poses[step].tolist()}")
+        poses = as_chunk("pose chunk", poses, self.names_in)
         end = len(self.layout.names)
         try:
             quaternions = self.layout.to_quaternions(poses[:, 3:end])

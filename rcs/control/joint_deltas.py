@@ -15,6 +15,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from rcs.validation import as_chunk
+
 #: prefix of a joint-delta entry name (``delta_joint1``).
 DELTA_PREFIX = "delta_"
 #: unit string of a joint-delta action tensor on the wire.
@@ -59,13 +61,7 @@ class JointDeltasToTargets:
         Raises:
             ValueError: wrong shape or a non-finite value (names the step).
         """
-        deltas = np.asarray(deltas, dtype=np.float64)
-        width = len(self.names_in)
-        if deltas.ndim != 2 or deltas.shape[1] != width:
-            raise ValueError(f"joint-delta chunk shape {deltas.shape}: expected (H, {width}) {self.names_in}")
-        if not np.all(np.isfinite(deltas)):
-            step = int(np.flatnonzero(~np.all(np.isfinite(deltas), axis=1))[0])
-            raise ValueError(f"joint-delta chunk step {step} is not finite: {deltas[step].tolist()}")
+        deltas = as_chunk("joint-delta chunk", deltas, self.names_in)
         start = np.asarray(self.measured_joints() if seed is None else seed, dtype=np.float64)[: self.dof]
         out = deltas.copy()
         out[:, : self.dof] = start + np.cumsum(deltas[:, : self.dof], axis=0)
