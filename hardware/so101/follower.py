@@ -65,6 +65,7 @@ from hardware.so101.motors import (
     LINK_ERRORS,
     MAX_TICK,
     RESOLUTION,
+    connect_retried,
     make_bus,
     one_line,
     sync_read,
@@ -214,17 +215,12 @@ class SO101Follower(Arm):
             )
         calibration = cal.load_calibration(path)  # refuses a file for another arm before the bus is opened
         bus = make_bus(self.port, calibration)
-        deadline = time.monotonic() + _CONNECT_TIMEOUTS * self.link_timeout_s
-        while True:
-            try:
-                bus.connect()  # lerobot's handshake: ping ids 1-6, model numbers, same firmware
-                break
-            except (*LINK_ERRORS, RuntimeError) as exc:
-                _close_port(bus)  # lerobot leaves the port open when its handshake fails
-                if time.monotonic() < deadline:  # a ping lost to a busy host is not a missing servo
-                    continue
-                self._diagnose_handshake(calibration)  # a servo in fault fails lerobot's ping: name it
-                raise ConfigError(f"{DEVICE}: cannot connect on {self.port}: {one_line(exc)}") from exc
+        try:  # lerobot's handshake (ping ids 1-6, model numbers, same firmware); a ping lost to a busy host is
+            # not a missing servo
+            connect_retried(bus.connect, bus, _CONNECT_TIMEOUTS * self.link_timeout_s)
+        except (*LINK_ERRORS, RuntimeError) as exc:
+            self._diagnose_handshake(calibration)  # a servo in fault fails lerobot's ping: name it
+            raise ConfigError(f"{DEVICE}: cannot connect on {self.port}: {one_line(exc)}") from exc
         self._bus, self._failure, self._reads = bus, None, 0
         try:
             cal.check_motor_calibration(bus, calibration, path, self.arm_id, self.link_timeout_s)

@@ -132,22 +132,24 @@ def with_retry(
                 time.sleep(0.01)
 
 
-def connect_retried(connect: Callable[[], None], bus: Any, attempts: int, pause_s: float = 0.2) -> None:
-    """``connect()`` (lerobot's connect, with its handshake), tried up to ``attempts`` times.
+def connect_retried(connect: Callable[[], None], bus: Any, timeout_s: float, pause_s: float = 0.05) -> None:
+    """``connect()`` (lerobot's connect, with its handshake), retried for ``timeout_s`` s.
 
     lerobot's handshake pings each servo once without retry, so one reply that a busy host took too long to read
-    fails it; it also leaves the port open when it fails, so the port is closed before the next try. The last
-    failure is raised as lerobot raised it.
+    (a garbage-collector pause, a descheduled process) fails it; at connect, waiting costs nothing, so a handshake
+    is retried for a time rather than a number of tries. lerobot leaves the port open when its handshake fails:
+    it is closed before the next try. The last failure is raised as lerobot raised it.
     """
-    for attempt in range(attempts):
+    deadline = time.monotonic() + timeout_s
+    while True:
         try:
             connect()
             return
-        except (ConnectionError, OSError, RuntimeError):
+        except (*LINK_ERRORS, RuntimeError):
             try:
                 bus.port_handler.closePort()
-            except Exception:  # noqa: BLE001 - a port that never opened has nothing to close
-                pass
-            if attempt == attempts - 1:
+            except Exception as exc:  # noqa: BLE001 - a port whose other end died may fail to close; it is released
+                log.debug("%s: closing the port after a failed handshake: %s", bus.port, one_line(exc))
+            if time.monotonic() >= deadline:
                 raise
             time.sleep(pause_s)

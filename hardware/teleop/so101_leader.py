@@ -23,8 +23,9 @@ import numpy as np
 from rcs.errors import ConfigError, LinkLostError, NotConnectedError
 from rcs.teleop.base import Teleop, TeleopCommand
 
-#: tries of lerobot's connect (its handshake) before the bus counts as absent
-CONNECT_ATTEMPTS = 3
+#: seconds lerobot's connect (its handshake) is retried before the bus counts as absent (the follower's, 5 link
+#: timeouts of 1 s)
+CONNECT_TIMEOUT_S = 5.0
 LEADER_JOINTS = ("shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll")
 
 
@@ -77,7 +78,7 @@ class SO101LeaderTeleop(Teleop):
                 f"lerobot-calibrate --teleop.type=so101_leader --teleop.port={self.port} --teleop.id={self.leader_id}"
             )
         try:
-            connect_retried(lambda: leader.connect(calibrate=False), leader.bus, CONNECT_ATTEMPTS)
+            connect_retried(lambda: leader.connect(calibrate=False), leader.bus, CONNECT_TIMEOUT_S)
         except (ConnectionError, OSError, RuntimeError) as exc:
             raise ConfigError(f"teleop so101-leader: cannot connect on {self.port}: {exc}") from exc
         if not leader.is_calibrated:

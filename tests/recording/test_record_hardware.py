@@ -51,7 +51,7 @@ def _calibrate_leader(leader, calibration_dir: Path) -> np.ndarray:
 
     leader.move_by_hand([0.0] * 6, duration=1.0, tolerance=0.1, timeout=60.0)
     bus = make_bus(leader.port)
-    connect_retried(bus.connect, bus, attempts=3)
+    connect_retried(bus.connect, bus, timeout_s=5.0)
     try:
         # the rig's calibration writes, retried on a drained line as the driver retries its own
         with_retry(bus, "disable torque", bus.disable_torque, timeout_s=5.0)
