@@ -50,3 +50,16 @@ def check_options(camera: str, options: Mapping[str, Any], known: Sequence[str])
         raise ConfigError(
             f"camera {camera!r}: unknown option {unknown[0]!r}; known options: {', '.join(sorted(known))}"
         )
+
+
+def checked_request(
+    name: Any, width: Any, height: Any, fps: Any, options: Mapping[str, Any], known: Sequence[str]
+) -> tuple[int, int, float]:
+    """A camera factory's common checks: a non-empty ``name``, only ``known`` option names, positive integer
+    ``width``/``height`` (pixels) and positive ``fps`` (Hz). Returns (width, height, fps); one-line ConfigError."""
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"camera name={name!r}: expected a non-empty string")
+    check_options(name, options, known)
+    w = int(positive(name, "width", width, integer=True))
+    h = int(positive(name, "height", height, integer=True))
+    return w, h, positive(name, "fps", fps)

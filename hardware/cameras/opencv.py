@@ -30,7 +30,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from hardware.cameras import check_options, parse_extrinsics, positive
+from hardware.cameras import checked_request, parse_extrinsics, positive
 from hardware.cameras.newest_frame import EndOfStream, NewestFrameCamera
 from rcs.errors import ConfigError
 from rcs.spec import CameraSpec
@@ -287,12 +287,7 @@ def make_opencv_camera(
     camera optical frame in the world/base frame, default identity); ``max_age_s`` (s, 0.5); ``loop`` (files,
     default true); ``open_timeout_s`` (s, 10); ``read_timeout_s`` (s, 2).
     """
-    if not isinstance(name, str) or not name:
-        raise ConfigError(f"camera name={name!r}: expected a non-empty string")
-    check_options(name, options, OPTIONS)
-    w = int(positive(name, "width", width, integer=True))
-    h = int(positive(name, "height", height, integer=True))
-    rate = positive(name, "fps", fps)
+    w, h, rate = checked_request(name, width, height, fps, options, OPTIONS)
     if source is None:
         raise ConfigError(f"camera {name!r}: source: required (device index, /dev path, URL or video file)")
     fovy, intrinsics = intrinsics_from_options(name, w, h, options)

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from hardware.cameras import check_options, parse_extrinsics, positive
+from hardware.cameras import checked_request, parse_extrinsics, positive
 from hardware.cameras.newest_frame import NewestFrameCamera
 from rcs.errors import ConfigError
 from rcs.spec import CameraSpec
@@ -189,12 +189,7 @@ def make_realsense_camera(
     ``depth_height`` (pixels, default the colour size), ``extrinsics`` (4x4 list: the colour optical frame in the
     world/base frame, default identity), ``max_age_s`` (s, 0.5), ``open_timeout_s`` (s, 10).
     """
-    if not isinstance(name, str) or not name:
-        raise ConfigError(f"camera name={name!r}: expected a non-empty string")
-    check_options(name, options, OPTIONS)
-    w = int(positive(name, "width", width, integer=True))
-    h = int(positive(name, "height", height, integer=True))
-    rate = positive(name, "fps", fps)
+    w, h, rate = checked_request(name, width, height, fps, options, OPTIONS)
     dw = int(positive(name, "depth_width", options.get("depth_width", w), integer=True))
     dh = int(positive(name, "depth_height", options.get("depth_height", h), integer=True))
     serial = options.get("serial")
