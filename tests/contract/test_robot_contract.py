@@ -17,6 +17,8 @@ from rcs.types import ArmState, QuadrotorState
 from tests.contract.rigs import RobotRig
 
 ROBOTS = rcs.robots.names()
+# s: every emulated driver's link timeout (libfranka 1 s, SO-101 link_timeout_s 1 s) with room for a loaded host
+LINK_LOSS_NOTICED_WITHIN_S = 5.0
 
 
 @pytest.fixture(scope="module", params=ROBOTS)
@@ -265,8 +267,12 @@ def test_link_loss_mid_motion_is_one_clear_error(rig, robot):
     arm.connect()
     arm.command_joint_positions(_nudge_target(arm, 0, 0.3))
     rig.kill_link()
+    # A driver notices on a read or command once its own link timeout has run out (libfranka: 1 s without a
+    # state packet; Feetech: a read unanswered for its retry window). The deadline bounds "eventually" on a
+    # loaded host; what is asserted is that the loss surfaces as one LinkLostError, not how fast.
+    deadline = time.monotonic() + LINK_LOSS_NOTICED_WITHIN_S
     with pytest.raises(LinkLostError) as e:
-        for _ in range(50):  # a driver may notice on the next read or command, within its timeout
+        while time.monotonic() < deadline:
             arm.read()
             arm.command_joint_positions(arm.spec.home)
             time.sleep(0.02)
