@@ -104,7 +104,13 @@ class Arm(Device):
     Commands are targets for the device's own position servo; Cartesian targets go through IK first.
     ``limit_policy`` decides whether an out-of-limit target raises (default) or is clipped and reported in
     :attr:`clip_report`.
+
+    Attributes:
+        sim_twin: registered name of the simulated robot with this arm's spec and kinematics, on which
+            ``rcs deploy`` rehearses a policy before it engages this arm (``None``: no twin; a driver sets it).
     """
+
+    sim_twin: str | None = None
 
     def __init__(self, spec: ArmSpec, limit_policy: LimitPolicy | str = LimitPolicy.RAISE) -> None:
         super().__init__()

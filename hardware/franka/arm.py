@@ -59,6 +59,7 @@ class FrankaArm(Arm):
     """
 
     name = DEVICE
+    sim_twin = "sim/panda"  # the same spec and kinematics (module docstring)
 
     def __init__(self, config: FrankaConfig) -> None:
         super().__init__(spec_for(config), config.limit_policy)

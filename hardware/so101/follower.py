@@ -128,6 +128,8 @@ class SO101Follower(Arm):
         close_hold_s: s, how long ``"release"`` holds the present position before releasing.
     """
 
+    sim_twin = "sim/so101"  # the spec is the simulated SO-101's calibrated ranges
+
     def __init__(
         self,
         port: str,

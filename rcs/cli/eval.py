@@ -18,7 +18,7 @@ import signal
 import sys
 from pathlib import Path
 
-from rcs.cli.main import at_least, check_arm_env, greater_than, json_line
+from rcs.cli.main import add_view_option, at_least, check_arm_env, greater_than, json_line
 from rcs.control.chunking import STRATEGIES
 from rcs.errors import ConfigError, RcsError
 from rcs.eval.evaluation import EvalConfig, evaluate
@@ -95,6 +95,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--endpoint", default=None, help="use an already running server instead of starting one")
     parser.add_argument("--json", action="store_true", help="print only one JSON object")
+    add_view_option(parser)
 
 
 def config_of(args: argparse.Namespace) -> EvalConfig:
@@ -113,6 +114,7 @@ def config_of(args: argparse.Namespace) -> EvalConfig:
         out=args.out,
         render=args.render,
         endpoint=args.endpoint,
+        view=args.view,
     )
 
 

@@ -33,6 +33,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "up": ("rcs.cli.up", "start a stack composition from launch/*.yaml with one command (docs/ros2.md)"),
     "train": ("rcs.cli.train", "train a policy on a LeRobotDataset (checkpoints, resume, loss curve)"),
     "eval": ("rcs.cli.eval", "evaluate a checkpoint in sim through rcs serve + the real-time control loop"),
+    "deploy": ("rcs.cli.deploy", "deploy a checkpoint onto a robot: preflight, shadow run, engage, logged run"),
 }
 
 
@@ -60,6 +61,18 @@ def at_least(minimum: float, kind: type = int) -> Callable[[str], Any]:
         return value
 
     return parse
+
+
+def add_view_option(parser: argparse.ArgumentParser) -> None:
+    """``--view [FILE.rrd]``: a live view of the robot in rerun (``rcs view`` in its own process), into a running
+    viewer, else into FILE.rrd (``args.view``: ``None`` without the option, ``""`` without a file)."""
+    parser.add_argument(
+        "--view",
+        nargs="?",
+        const="",
+        metavar="FILE.rrd",
+        help="live view in rerun (its own process), else into FILE.rrd (default outputs/view/rcs-<time>.rrd)",
+    )
 
 
 def greater_than(minimum: float) -> Callable[[str], float]:

@@ -22,8 +22,9 @@ import logging
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
-from rcs.cli.main import at_least, check_arm_env, json_line, key_values, writable_folder
+from rcs.cli.main import add_view_option, at_least, check_arm_env, json_line, key_values, writable_folder
 from rcs.envs.registration import ENVS, build_env
 from rcs.errors import ConfigError
 from rcs.heap import frozen_heap
@@ -129,6 +130,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--push-to-hub", action="store_true", help="upload to the Hugging Face hub when done (explicit only)"
     )
     parser.add_argument("--json", action="store_true", help="print one JSON summary instead of progress lines")
+    add_view_option(parser)
 
 
 def _env_and_robot(args: argparse.Namespace) -> tuple[str, str]:
@@ -356,6 +358,9 @@ def _record(args: argparse.Namespace) -> int:
                 f"rcs record: {env_id} ({args.control_mode}{' relative' if args.relative else ''}) with teleop "
                 f"{args.teleop!r} -> {recorder.root} ({start} episodes already there); keep={keep}"
             )
+        stream, viewer = (
+            _start_view(args.view, env, robot or env_id, cameras) if args.view is not None else (None, None)
+        )
         with teleop:
             session = RecordSession(
                 env,
@@ -369,6 +374,7 @@ def _record(args: argparse.Namespace) -> int:
                 keep,
                 progress,
                 end_after_success_s=args.end_after_success,
+                stream=stream,
             )
             try:
                 # a full collection of this process's heap (torch, lerobot) stalls every thread ~0.2 s: longer
@@ -377,6 +383,10 @@ def _record(args: argparse.Namespace) -> int:
                     result = session.run()
             finally:
                 recorder.close()
+                if viewer is not None:
+                    viewer.stop()
+                if stream is not None:
+                    stream.close()
         if not args.json:
             _line("")
             for r in result.reports:
@@ -418,3 +428,19 @@ def _record(args: argparse.Namespace) -> int:
         for cam in cameras.values():
             cam.close()
         env.close()
+
+
+def _start_view(save: str, env: Any, name: str, cameras: dict[str, Any]) -> tuple[Any, Any]:
+    """A stream of the recording's robot and cameras (:class:`rcs.remote.publisher.StreamPublisher`) and ``rcs view``
+    subscribed to it, in its own process (:class:`rcs.viewer.process.ViewProcess`)."""
+    from rcs.eval.evaluation import free_endpoint
+    from rcs.remote.description import describe
+    from rcs.remote.observation import arm_command_names
+    from rcs.remote.publisher import StreamPublisher
+    from rcs.viewer.process import ViewProcess
+
+    rate = float(env.config.control_rate_hz)
+    names = arm_command_names(env.arm)
+    described = describe(env.arm, name, rate, names, "joint_positions", list(cameras.values()), [rate] * len(cameras))
+    stream = StreamPublisher(described, free_endpoint(), free_endpoint())
+    return stream, ViewProcess(save, stream.state_endpoint, stream.command_endpoint)

@@ -16,16 +16,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import signal
-import subprocess
 import sys
 import threading
-from typing import Any
 
+from rcs.cli.main import add_view_option
 from rcs.errors import ConfigError, RcsError
-
-log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -58,14 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="largest frame a client may send to the command endpoint (bytes, default 1048576)",
     )
     parser.add_argument("--duration", type=float, help="stop after this many seconds (default: until SIGINT/SIGTERM)")
-    parser.add_argument(
-        "--view",
-        nargs="?",
-        const="",
-        metavar="FILE.rrd",
-        help="also start `rcs view` (its own process): into a running rerun viewer, else into FILE.rrd "
-        "(default outputs/view/rcs-<time>.rrd)",
-    )
+    add_view_option(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -74,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
     from rcs.cli.main import key_values
     from rcs.remote.config import load_mapping, resolve_paths, server_config
     from rcs.remote.server import RobotServer
+    from rcs.viewer.process import ViewProcess
 
     try:
         data = resolve_paths(load_mapping(args.config), Path(args.config).parent) if args.config else {}
@@ -125,36 +115,16 @@ def run(args: argparse.Namespace) -> int:
         + "\n"
     )
     sys.stdout.flush()
-    viewer = _start_view(args.view, config) if args.view is not None else None
+    viewer = ViewProcess(args.view, config.state_endpoint, config.command_endpoint) if args.view is not None else None
     if args.duration is not None:
         threading.Timer(args.duration, stop.set).start()
     try:
         error = server.wait(stop)
     finally:
         if viewer is not None:
-            _stop_view(viewer)
+            viewer.stop()
         server.stop()
     if error is not None:  # the robot stopped the loop (link lost, device fault): exit non-zero, saying why
         prefix = "" if config.robot in str(error) else f"{config.robot}: "
         raise SystemExit(f"rcs robot: {prefix}{error}")
     return 0
-
-
-def _start_view(save: str, config: Any) -> subprocess.Popen[bytes]:
-    """``rcs view`` on this server's endpoints: a process of its own, so the loop never waits on it (the loop
-    thread runs SCHED_FIFO where permitted, above any normal process; the view is not niced, or a busy machine
-    would starve it)."""
-    cmd = [sys.executable, "-m", "rcs.cli.main", "view", "--state-endpoint", config.state_endpoint]
-    cmd += ["--command-endpoint", config.command_endpoint, *(["--save", save] if save else [])]
-    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
-
-
-def _stop_view(viewer: subprocess.Popen[bytes]) -> None:
-    """SIGTERM (the view flushes and closes its file), then wait; kill if it hangs."""
-    viewer.terminate()
-    try:
-        viewer.wait(10.0)
-    except subprocess.TimeoutExpired:
-        log.warning("rcs view did not stop within 10 s: killed (its file may miss the last seconds)")
-        viewer.kill()
-        viewer.wait()

@@ -202,9 +202,41 @@ class PolicyLink:
         """The feed's counters (submitted, handshakes, lost, deadline_missed, rejections by reason)."""
         return self.feed.counters
 
+    @property
+    def last_observe_error(self) -> str:
+        """Why the latest refused observation was refused (a stale camera...), ``""`` if none was."""
+        return self.feed.last_observe_error
+
+    @property
+    def replies(self) -> int:
+        """Replies received since the link started."""
+        return self.feed.replies
+
+    def latency_ms(self, last: int | None = None) -> dict[str, float]:
+        """Round trip (observation sent -> chunk received, ms) of the ``last`` replies (default: every reply kept,
+        at most :data:`rcs.serving.chunk_feed.ROUND_TRIPS_KEPT`): ``p50``, ``p99``, ``max`` and ``replies`` (how
+        many); empty before the first reply."""
+        trips = list(self.feed.round_trips)  # one atomic copy under the GIL (the feed thread appends)
+        if last is not None:
+            trips = trips[len(trips) - min(max(last, 0), len(trips)) :]
+        if not trips:
+            return {}
+        ms = np.asarray(trips, dtype=np.float64) * 1e3
+        p50, p99 = np.percentile(ms, [50, 99])
+        return {
+            "p50": round(float(p50), 2),
+            "p99": round(float(p99), 2),
+            "max": round(float(ms.max()), 2),
+            "replies": len(ms),
+        }
+
     def report(self) -> dict[str, Any]:
-        """The link's counters: the feed's (``bridge``) and, for TCP-pose policies, the IK's (``ik``)."""
-        out: dict[str, Any] = {"bridge": dict(self.feed.counters)}
+        """The link's counters: the feed's (``bridge``), its state, the round-trip latency and, for TCP-pose
+        policies, the IK's (``ik``)."""
+        out: dict[str, Any] = {"bridge": dict(self.feed.counters), "state": self.feed.state.value}
+        latency = self.latency_ms()
+        if latency:
+            out["latency_ms"] = latency
         if hasattr(self.action_map, "ik_misses"):  # a TCP-pose map (joint deltas need no IK)
             out["ik"] = {"waypoints": self.action_map.waypoints, "misses": self.action_map.ik_misses}
         return out

@@ -118,6 +118,8 @@ class RobotEnv(gym.Env, ABC):
     #: host monotonic time (s) at which the device state in the latest observation was read (``None`` before
     #: the first); a recorder stamps frames with it instead of reading the device again.
     state_time: float | None = None
+    #: the latest device reading a task observed (an ``ArmState``...), e.g. for a live view of the run
+    last_reading: Any = None
 
     def __init__(self, config: EnvConfig, render_mode: str | None = None) -> None:
         self.config = config
@@ -152,6 +154,7 @@ class RobotEnv(gym.Env, ABC):
         """``reading`` (a device state with its capture ``timestamp``), noted as :attr:`state_time`: every task's
         ``_observe`` passes its device reading through here."""
         self.state_time = float(reading.timestamp)
+        self.last_reading = reading
         return reading
 
     # -- gymnasium API -------------------------------------------------------------------------------

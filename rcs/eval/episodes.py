@@ -34,7 +34,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -46,6 +46,9 @@ from rcs.recording.features import FeatureLayout, observation_to_features
 from rcs.safety.watchdog import DEFAULT_CHUNK_OVERDUE_S
 from rcs.serving.chunk_feed import FeedState
 from rcs.serving.client import ChunkReply, PolicyClient
+
+if TYPE_CHECKING:
+    from rcs.remote.publisher import StreamPublisher
 
 log = logging.getLogger(__name__)
 
@@ -209,6 +212,8 @@ class EpisodeRunner:
         instruction: the task text sent with every observation (policies that take one); ``None`` takes
             ``env.unwrapped.instruction`` after each reset.
         fast_render: render like ``rcs record --render fast``.
+        stream: publishes the robot's state and the command the loop wrote, once per env step, for a live view
+            (``rcs eval --view``); from the supervising thread, never the control loop's.
     """
 
     def __init__(
@@ -219,8 +224,10 @@ class EpisodeRunner:
         config: EpisodeConfig | None = None,
         instruction: str | None = None,
         fast_render: bool = True,
+        stream: StreamPublisher | None = None,
     ) -> None:
         self.env = env
+        self.stream = stream
         self.u = env.unwrapped
         self.robot = self.u.robot
         self.layout = FeatureLayout.for_env(self.u)
@@ -313,6 +320,8 @@ class EpisodeRunner:
                 if state is None:
                     continue
                 last_check = t
+                if self.stream is not None:
+                    self.stream.publish(locked.state_tick, u.last_reading, task.history.last, task.stage.value, u.dt)
                 info = u.task_measures(state)
                 last_info = info
                 if u.wrong_object_lifted(info):

@@ -54,6 +54,8 @@ class EvalConfig:
         out: folder for videos, ``summary.json`` and the server log.
         render: camera rendering, ``"fast"`` (what ``rcs record`` uses) or ``"model"``.
         endpoint: an already running policy server (``None``: start ``rcs serve`` as a child process).
+        view: ``None`` (no live view), ``""`` (a running rerun viewer, else the view's default file) or an
+            ``.rrd`` path: the robot's state and commands, streamed to ``rcs view`` in its own process.
     """
 
     policy: Path
@@ -69,6 +71,7 @@ class EvalConfig:
     out: Path = Path("outputs/eval")
     render: str = "fast"
     endpoint: str | None = None
+    view: str | None = None
 
 
 def free_endpoint() -> str:
@@ -227,6 +230,7 @@ def evaluate(config: EvalConfig, say: Callable[[str], None] | None = None) -> di
     out = Path(config.out)
     server = None
     runner = None
+    stream, viewer = None, None
     outcomes = []
     t0 = time.monotonic()
     try:
@@ -244,6 +248,8 @@ def evaluate(config: EvalConfig, say: Callable[[str], None] | None = None) -> di
         )
         checkpoint = wait_for_server(endpoint, schema, server, SERVER_START_TIMEOUT_S)
         say(f"  serving {checkpoint} at {endpoint}")
+        if config.view is not None:
+            stream, viewer = _start_view(config.view, robot, config.env, config.rate_hz, names)
         runner = EpisodeRunner(
             env,
             endpoint,
@@ -251,6 +257,7 @@ def evaluate(config: EvalConfig, say: Callable[[str], None] | None = None) -> di
             EpisodeConfig(rate_hz=config.rate_hz, executor={"strategy": config.strategy}),
             config.instruction,
             fast_render=config.render == "fast",
+            stream=stream,
         )
         for i in range(config.episodes):
             seed = config.seed + i
@@ -270,6 +277,10 @@ def evaluate(config: EvalConfig, say: Callable[[str], None] | None = None) -> di
     finally:
         if runner is not None:
             runner.close()
+        if viewer is not None:
+            viewer.stop()
+        if stream is not None:
+            stream.close()
         env.close()
         if server is not None:
             server.stop()
@@ -282,3 +293,16 @@ def evaluate(config: EvalConfig, say: Callable[[str], None] | None = None) -> di
     detail = {**summary, "per_episode": per_episode(outcomes)}
     (out / "summary.json").write_text(json.dumps(json_safe(detail), indent=2, allow_nan=False))
     return summary
+
+
+def _start_view(save: str, robot: Any, env_id: str, rate_hz: float, names: Any) -> tuple[Any, Any]:
+    """A stream of the evaluated robot (:class:`rcs.remote.publisher.StreamPublisher`) and ``rcs view`` subscribed
+    to it in its own process."""
+    from rcs.control.task import device_kind
+    from rcs.remote.description import describe
+    from rcs.remote.publisher import StreamPublisher
+    from rcs.viewer.process import ViewProcess
+
+    mode = device_kind(robot).default_mode
+    stream = StreamPublisher(describe(robot, env_id, rate_hz, names, mode, [], []), free_endpoint(), free_endpoint())
+    return stream, ViewProcess(save, stream.state_endpoint, stream.command_endpoint)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -94,9 +94,16 @@ def expected_schema(env: Any, inputs: PolicyInputs, names: Sequence[str]) -> Sch
     u = env.unwrapped
     layout = FeatureLayout.for_env(u)
     entry_names = {"observation.state": layout.state_names(), "observation.environment_state": layout.env_state_names()}
-    observation = [
-        TensorSpec(k, (len(entry_names[k]),), "float32", UNITS[k], tuple(entry_names[k])) for k in inputs.vectors
-    ]
+    return required_schema(inputs, {k: entry_names[k] for k in inputs.vectors}, names, float(u.dt))
+
+
+def required_schema(
+    inputs: PolicyInputs, vectors: Mapping[str, Sequence[str]], names: Sequence[str], policy_dt: float
+) -> Schema:
+    """The schema a robot requires of a policy: its vector inputs with these entry names (``vectors``, in the
+    order of ``inputs.vectors``), its cameras, its text input, and actions in the robot's command ``names``
+    (joint order + gripper), or the pose or joint-delta layout the checkpoint declares, every ``policy_dt`` s."""
+    observation = [TensorSpec(k, (len(vectors[k]),), "float32", UNITS[k], tuple(vectors[k])) for k in inputs.vectors]
     observation += [TensorSpec(IMAGE_PREFIX + name, (h, w, 3), "uint8", "px") for name, h, w in inputs.cameras]
     if inputs.text:
         observation.append(text_spec(inputs.text, inputs.text_max_bytes))
@@ -107,4 +114,31 @@ def expected_schema(env: Any, inputs: PolicyInputs, names: Sequence[str]) -> Sch
     elif is_joint_delta_layout(inputs.action_names):
         names = joint_delta_names(names[: len(names) - has_gripper], has_gripper)
     action = TensorSpec(ACTION, (inputs.chunk_size, len(names)), "float32", action_unit(names), tuple(names))
-    return Schema(tuple(observation), action, float(u.dt))
+    return Schema(tuple(observation), action, float(policy_dt))
+
+
+def checkpoint_schema(directory: Path, names: Sequence[str]) -> Schema:
+    """The schema a robot with command ``names`` (joint order + gripper) requires of the lerobot checkpoint in
+    ``directory``, from the checkpoint's files alone: its inputs (``config.json``), the entry names of its vector
+    inputs and its period ``policy_dt`` (s) from its manifest (``rcs_policy.json``, or derived from its training
+    dataset's metadata)."""
+    inputs = read_policy_inputs(directory)
+    _, manifest = read_manifest(directory)
+    try:
+        vectors = vector_names(manifest, inputs)
+    except ConfigError as e:
+        raise ConfigError(f"policy checkpoint {directory}: {e}") from None
+    policy_dt = manifest.get("policy_dt")
+    if isinstance(policy_dt, bool) or not isinstance(policy_dt, int | float) or not policy_dt > 0:
+        raise ConfigError(f"policy checkpoint {directory}: policy_dt={policy_dt!r} must be > 0 s")
+    return required_schema(inputs, vectors, names, float(policy_dt))
+
+
+def vector_names(manifest: Mapping[str, Any], inputs: PolicyInputs) -> dict[str, list[str]]:
+    """The entry names of each vector input of a checkpoint (``inputs.vectors``), from its manifest's ``names``."""
+    raw = manifest.get("names")
+    named: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    missing = [k for k in inputs.vectors if not isinstance(named.get(k), list)]
+    if missing:
+        raise ConfigError(f"its manifest names no entries for {missing}")
+    return {k: [str(n) for n in named[k]] for k in inputs.vectors}

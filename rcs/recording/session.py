@@ -22,17 +22,20 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from rcs.clock import WallClock
 from rcs.devices import Camera
 from rcs.errors import RcsError
-from rcs.recording.features import FeatureLayout, frame_features
+from rcs.recording.features import OBS_IMAGE_PREFIX, FeatureLayout, frame_features
 from rcs.recording.writer import EpisodeReport, Recorder
 from rcs.teleop.base import EpisodeEvent, PolicyTeleop, Teleop
 from rcs.teleop.mapping import ActionMapper
+
+if TYPE_CHECKING:
+    from rcs.remote.publisher import StreamPublisher
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +94,7 @@ class CameraSet:
                 raise DeviceFailure(
                     f"camera {name!r} stopped delivering: newest frame is {age:.2f} s old (limit {self.max_age} s)"
                 )
-            images[f"image_{name}"] = frame.image
+            images[f"{OBS_IMAGE_PREFIX}{name}"] = frame.image
             times.append(float(frame.timestamp))
         return images, times
 
@@ -126,6 +129,7 @@ class RecordSession:
         end_after_success_s: s of env time; if set, an episode ends (as if the env had truncated it) once the task
             has succeeded for this long without interruption; ``None`` runs to the env's time limit.
         progress: called with a :class:`Progress` after every frame (the CLI's live line).
+        stream: publishes every step's device reading and camera images for a live view (``rcs record --view``).
     """
 
     def __init__(
@@ -142,6 +146,7 @@ class RecordSession:
         progress: Callable[[Progress], None] | None = None,
         max_attempts: int | None = None,
         end_after_success_s: float | None = None,
+        stream: StreamPublisher | None = None,
     ) -> None:
         if keep not in ("all", "success"):
             raise ValueError(f"keep={keep!r}: 'all' or 'success'")
@@ -153,6 +158,8 @@ class RecordSession:
         # env steps the task must succeed for before the episode ends (None: never ends on success)
         self.success_steps = None if end_after_success_s is None else int(round(end_after_success_s / env.dt)) + 1
         self.progress = progress
+        self.stream = stream
+        self._steps = 0
         self.mapper = None if isinstance(teleop, PolicyTeleop) else ActionMapper(env)
         self.clock = WallClock(env.dt) if teleop.realtime else None
         self.has_controls = not isinstance(teleop, PolicyTeleop)
@@ -215,6 +222,8 @@ class RecordSession:
                         action = self.teleop.executed(action)
                     obs, _, terminated, truncated, info = self.env.step(action)
                     rate.tick()
+                    if self.stream is not None:
+                        self._publish(images, cam_times)
                     if self.progress is not None:
                         self.progress(
                             Progress(
@@ -268,6 +277,14 @@ class RecordSession:
         self.recorder.wait()
         result.reports = sorted(self.recorder.reports, key=lambda r: r.sequence)
         return result
+
+    def _publish(self, images: dict[str, np.ndarray], cam_times: list[float]) -> None:
+        """The step's device reading and the images recorded with it, to the live view's stream."""
+        assert self.stream is not None
+        self._steps += 1
+        self.stream.publish(self._steps, self.env.last_reading, dt=float(self.env.dt))
+        for (key, image), captured in zip(images.items(), cam_times, strict=False):
+            self.stream.publish_image(self._steps, key.removeprefix(OBS_IMAGE_PREFIX), image, captured)
 
     def _on_event(self, event: EpisodeEvent, recording: bool) -> str | None:
         table = {

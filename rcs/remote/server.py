@@ -26,14 +26,12 @@ The wire format is :mod:`rcs.remote.wire` (the policy protocol's codec with its 
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, Self
 
 import numpy as np
@@ -50,6 +48,8 @@ from rcs.geometry import yaw_of
 from rcs.remote import commands as cmd
 from rcs.remote.config import ServerConfig
 from rcs.remote.description import describe
+from rcs.remote.observation import RobotObservation, arm_command_names, vector_inputs
+from rcs.remote.state import state_message
 from rcs.remote.wire import (
     REQUEST_TYPES,
     TOPIC_CAMERA,
@@ -66,9 +66,9 @@ from rcs.remote.wire import (
     encode_message,
     rejected,
 )
+from rcs.serving.chunk_feed import FeedState
 from rcs.serving.keys import curve_server, is_loopback, load_server_keys
 from rcs.serving.protocol import MAX_FRAMES, MAX_METADATA_BYTES, ProtocolError, Schema, recv_bounded
-from rcs.types import ArmState, QuadrotorState
 
 log = logging.getLogger(__name__)
 
@@ -82,50 +82,13 @@ DEFAULT_MAX_RATE_HZ = 500.0
 #: client has one command in flight; the bound keeps a flooding peer from making the server buffer more).
 COMMAND_RCVHWM = 16
 
+#: a camera frame older than this many frame periods (and STALE_FRAME_MIN_S) is not fed to a policy
+STALE_FRAME_PERIODS = 3.0
+STALE_FRAME_MIN_S = 0.5
+
 #: dtypes accepted for command tensors (positions, times, velocities, poses): a float of another width is a
 #: client bug, an integer a unit or encoding mistake; neither is converted silently.
 COMMAND_DTYPES = ("float64", "float32")
-
-
-# ---------------------------------------------------------------------------------------------------------
-# State -> tensors
-# ---------------------------------------------------------------------------------------------------------
-
-
-def _arm_tensors(state: ArmState, previous: Any, dt: float) -> dict[str, np.ndarray]:
-    return {
-        "joint_positions": state.joint_positions,
-        "joint_velocities": state.joint_velocities,
-        "joint_efforts": state.joint_efforts,
-        "gripper": np.array([state.gripper]),
-        "tcp_position": state.tcp_position,
-        "tcp_quaternion": state.tcp_quaternion,
-    }
-
-
-def _quadrotor_tensors(state: QuadrotorState, previous: Any, dt: float) -> dict[str, np.ndarray]:
-    # Acceleration (world frame, m/s^2) by differencing consecutive velocities over the ticks between them:
-    # exact for the simulator's integration, and what an IMU's accelerometer integrates to.
-    if isinstance(previous, QuadrotorState) and dt > 0:
-        accel = (state.linear_velocity - previous.linear_velocity) / dt
-    else:
-        accel = np.zeros(3)
-    return {
-        "position": state.position,
-        "quaternion": state.quaternion,
-        "linear_velocity": state.linear_velocity,
-        "angular_velocity": state.angular_velocity,
-        "linear_acceleration": accel,
-        "motor_thrusts": state.motor_thrusts,
-        "armed": np.array([state.armed]),
-    }
-
-
-#: State type -> the tensors of its STATE message.
-STATE_TENSORS: dict[type, Callable[[Any, Any, float], dict[str, np.ndarray]]] = {
-    ArmState: _arm_tensors,
-    QuadrotorState: _quadrotor_tensors,
-}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -171,7 +134,6 @@ class _ServedTask:
         self.fresh_until_tick = -1  # a remote trajectory keeps the watchdog fed until its last point
         self.published = 0
         self.send_drops = 0
-        self._tensors: Callable[[Any, Any, float], dict[str, np.ndarray]] | None = None
         self._last_command: Any = None  # the filtered command written at the previous tick
 
     def read(self, tick: int) -> Any:
@@ -201,17 +163,18 @@ class _ServedTask:
         self._last_command = command
 
     def _publish(self, tick: int, state: Any, previous: tuple[int, Any] | None) -> None:
-        if self._tensors is None:
-            self._tensors = STATE_TENSORS[type(state)]
         dt = (tick - previous[0]) * self.period_s if previous is not None else 0.0
-        tensors = self._tensors(state, previous[1] if previous is not None else None, dt)
-        meta: dict[str, Any] = {"stage": self.task.stage.value}
-        if self._last_command is not None:  # what the loop commanded last tick, beside what it measures now
-            tensors = {**tensors, "command": np.asarray(self._last_command.values, dtype=np.float64)}
-            meta["command_mode"] = self._last_command.mode
         self.published += 1
-        header = RobotHeader(RobotMsg.STATE, self.published, tick, float(state.timestamp))
-        self._send([TOPIC_STATE, *encode_message(header, meta, tensors)])
+        frames = state_message(
+            self.published,
+            tick,
+            state,
+            previous[1] if previous is not None else None,
+            dt,
+            self._last_command,
+            self.task.stage.value,
+        )
+        self._send([TOPIC_STATE, *frames])
 
     def _send(self, frames: list[Any]) -> None:
         try:
@@ -238,16 +201,16 @@ class RobotServer:
     def __init__(self, config: ServerConfig, robot: Arm | Quadrotor | None = None) -> None:
         self.config = config
         self._curve, self._allow = load_server_keys(config.curve_secret, config.allow)
-        # a policy link's manifest and schedule are checked before anything connects to the robot
-        self._link_schema: Schema | None = None
-        self._link_schedule: LinkSchedule | None = None
-        if config.policy:
-            self._link_schema, self._link_schedule = self._policy_link_schedule()
         self.robot = robot if robot is not None else rcs.make_robot(config.robot, **config.robot_config)
         if not isinstance(self.robot, (Arm, Quadrotor)):
             raise ConfigError(
                 f"robot {config.robot!r} is a {type(self.robot).__name__}; serving needs an Arm or Quadrotor"
             )
+        # a policy link's manifest and schedule are checked before anything connects to the robot
+        self._link_schema: Schema | None = None
+        self._link_schedule: LinkSchedule | None = None
+        if config.policy:
+            self._link_schema, self._link_schedule = self._policy_link_schedule()
         spec_rate = float(self.robot.spec.control_rate_hz)
         self.rate_hz = float(config.rate_hz) if config.rate_hz is not None else min(spec_rate, DEFAULT_MAX_RATE_HZ)
         self.dt = 1.0 / self.rate_hz
@@ -724,6 +687,8 @@ class RobotServer:
         if self.kind.motor_switch is not None:
             self._served.actions.append(getattr(self.robot, self.kind.motor_switch[0]))
         self.armed = True
+        if self._link is not None and self._link.state is FeedState.ARMED:
+            self.task.engage()  # a linked policy takes over again (faded in); a dead-man key re-arms this way
         return accepted(armed=True)
 
     def _disarm(self, msg: RobotMessage) -> Reply:
@@ -740,6 +705,12 @@ class RobotServer:
         self.armed = False
         self.task.disengage()
         return accepted(armed=False)
+
+    @property
+    def policy_link(self) -> Any:
+        """The running :class:`rcs.control.policy_link.PolicyLink` (``None`` without a ``policy`` config or
+        before :meth:`start`)."""
+        return self._link
 
     # -- status ---------------------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
@@ -776,6 +747,7 @@ class RobotServer:
             "write_errors": report["write_errors"],
             "states_published": self._served.published,
             "clock_offset_s": _clock_offset(),
+            **({"policy": self._link.report()} if self._link is not None else {}),
         }
 
     # -- cameras ----------------------------------------------------------------------------------------
@@ -783,7 +755,7 @@ class RobotServer:
         # GL contexts are current in the thread that created them: every render happens in this thread.
         for camera in self.cameras:
             try:
-                camera.read()
+                self._camera_frames[camera.spec.name] = camera.read()  # a policy's first request needs one
             except Exception:
                 log.exception("camera %s: first read failed", camera.spec.name)
         ready.set()
@@ -820,19 +792,28 @@ class RobotServer:
     # -- policy link ------------------------------------------------------------------------------------
     def _policy_link_schedule(self) -> tuple[Schema, LinkSchedule]:
         """The linked policy's schema and request schedule: ``replan_steps`` (default: the checkpoint's
-        ``n_action_steps``, as ``rcs eval`` runs it) policy steps, so the robot executes chunks as evaluated."""
-        from rcs.serving.policy import replan_steps_of, schema_from_manifest
+        ``n_action_steps``, as ``rcs eval`` runs it) policy steps, so the robot executes chunks as evaluated.
+
+        ``policy.manifest`` is a manifest file with a ``schema``, or a lerobot checkpoint directory whose schema
+        the robot derives from the checkpoint's own files and its joint names (:func:`rcs.eval.inputs.
+        checkpoint_schema`)."""
+        from rcs.serving.policy import read_manifest, replan_steps_of, schema_from_manifest
 
         link = self.config.policy
         assert link is not None
         try:
-            with open(link.manifest) as f:
-                schema = schema_from_manifest(json.load(f))
-        except (OSError, ValueError) as e:
+            directory, manifest = read_manifest(link.manifest)
+            if "schema" in manifest or not isinstance(self.robot, Arm):
+                schema = schema_from_manifest(manifest)
+            else:
+                from rcs.eval.inputs import checkpoint_schema
+
+                schema = checkpoint_schema(directory, arm_command_names(self.robot))
+        except ConfigError as e:
             raise ConfigError(f"policy.manifest {link.manifest!r}: {e}") from None
         chunk = schema.action.shape[0]
         if link.replan_steps is None:
-            steps = replan_steps_of(Path(link.manifest).parent, chunk)
+            steps = replan_steps_of(directory, chunk)
         else:
             steps = check_replan_steps("policy.replan_steps", link.replan_steps, chunk)
         return schema, LinkSchedule(steps, schema.policy_dt)
@@ -851,22 +832,41 @@ class RobotServer:
         schema = self._link_schema
         assert link is not None and schema is not None and self._link_schedule is not None
         cameras = {c.spec.name for c in self.cameras}
+        # an arm fills every named vector input from its state (rcs.remote.observation); other devices give
+        # their command vector (the hold setpoint) as observation.state
+        observed = (
+            RobotObservation(self.robot, vector_inputs(schema.observation)) if isinstance(self.robot, Arm) else None
+        )
+        provided = set(observed.keys) if observed is not None else {"observation.state"}
         for spec in schema.observation:
-            if spec.name != "observation.state" and not (
+            if spec.name not in provided and not (
                 spec.name.startswith("observation.images.") and spec.name.rsplit(".", 1)[1] in cameras
             ):
                 raise ConfigError(
-                    f"policy observation {spec.name!r}: the robot provides 'observation.state' and "
+                    f"policy observation {spec.name!r}: the robot provides {sorted(provided)} and "
                     f"'observation.images.<camera>' for cameras {[c.spec.name for c in self.cameras]}"
                 )
 
+        # s: the oldest frame a policy is fed, per camera (a few frame periods, at least STALE_FRAME_MIN_S)
+        max_age = {c.name: max(STALE_FRAME_PERIODS / c.fps, STALE_FRAME_MIN_S) for c in self.config.cameras}
+
         def read() -> tuple[int, float, dict[str, np.ndarray]]:
-            """The latest published state (its command vector: joints + gripper, or the hold setpoint) and the
-            latest frame of each camera."""
+            """The latest published state (its named vectors, or the command vector) and the latest frame of each
+            camera."""
             tick, state = self._latest()
-            hold = self.task.hold_vector
-            features = {"observation.state": hold(state) if hold is not None else np.zeros(0)}
+            if observed is not None:
+                features = observed.vectors(state)
+            else:
+                hold = self.task.hold_vector
+                features = {"observation.state": hold(state) if hold is not None else np.zeros(0)}
+            now = time.monotonic()
             for name, frame in list(self._camera_frames.items()):
+                limit = max_age[name]
+                if now - frame.timestamp > limit:  # never feed a policy an image of the past as the present
+                    raise RcsError(
+                        f"camera {name}: newest frame is {now - frame.timestamp:.2f} s old (> {limit:.2f} s): "
+                        "the stream stopped"
+                    )
                 features[f"observation.images.{name}"] = frame.image
             return tick, float(state.timestamp), features
 

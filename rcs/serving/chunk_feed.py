@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from enum import Enum
 from typing import Protocol
@@ -20,6 +21,7 @@ from typing import Protocol
 import numpy as np
 
 from rcs.control.chunking import ActionChunk, ChunkExecutor
+from rcs.errors import RcsError
 from rcs.serving.client import (
     DeadlineExceeded,
     HandshakeTimeout,
@@ -46,6 +48,10 @@ class ActionMap(Protocol):
 
     def from_executor(self, values: np.ndarray) -> np.ndarray:
         """(K, len(names_out)) -> (K, len(names_in))."""
+
+
+#: replies whose round trip a feed keeps for its latency percentiles
+ROUND_TRIPS_KEPT = 2000
 
 
 class FeedState(str, Enum):
@@ -126,6 +132,10 @@ class ChunkFeed:
         self.refusal: SchemaMismatchError | None = None
         self.counters: dict[str, int] = {"submitted": 0, "handshakes": 0, "lost": 0, "deadline_missed": 0}
         self.events: list[tuple[float, str]] = []  # (monotonic s, what) for diagnostics and tests
+        #: round trips (observation sent -> chunk received, s) of the latest replies, oldest first
+        self.round_trips: deque[float] = deque(maxlen=ROUND_TRIPS_KEPT)
+        self.replies = 0  # replies received (every one's round trip was appended)
+        self.last_observe_error = ""  # why the latest refused observation was refused
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -239,6 +249,11 @@ class ChunkFeed:
     def _step(self) -> None:
         try:
             tick, capture_time, obs = self.observe()
+        except RcsError as e:  # a sensor that says why (a stale camera, a lost tracker): one line, no chunk
+            self._count("observe_error")
+            self.last_observe_error = str(e)
+            log.warning("observation refused: %s", e)
+            return
         except Exception:  # a failing sensor read must not kill the feed: no chunk, the watchdog acts
             self._count("observe_error")
             log.exception("observe() failed")
@@ -264,6 +279,8 @@ class ChunkFeed:
             self._count("bad_reply")
             log.warning("bad reply: %s", e)
             return
+        self.round_trips.append(float(reply.rtt_s))
+        self.replies += 1
         if self.state is not FeedState.ARMED or self._stop.is_set():
             return
         schema = self.client.expected

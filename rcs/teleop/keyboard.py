@@ -203,8 +203,109 @@ class KeyboardState:
         return TeleopCommand(twist=twist, gripper=self.gripper, events=self._latch.pop_all())
 
 
+class KeySource:
+    """Key events from a terminal (cbreak mode; presses and auto-repeat only) or a Linux input device (presses,
+    repeats and releases). Shared by the keyboard teleop and ``rcs deploy``'s operator console.
+
+    Args:
+        device: a ``/dev/input/eventN`` path (evdev), or ``None`` for a terminal.
+        tty: the terminal to read when ``device`` is None: a path (e.g. ``/dev/pts/3``), or ``None`` for stdin.
+        what: names the user of the keys in errors (``"teleop keyboard"``).
+    """
+
+    def __init__(self, device: str | None = None, tty: str | None = None, what: str = "keyboard") -> None:
+        self.device = device
+        self.tty = tty
+        self.what = what
+        self._own_fd = False
+        self._fd: int | None = None
+        self._saved_tty: Any = None
+
+    @property
+    def releases(self) -> bool:
+        """Whether the source reports key releases (evdev) or only presses and auto-repeat (terminal)."""
+        return self.device is not None
+
+    @property
+    def connected(self) -> bool:
+        return self._fd is not None
+
+    def connect(self) -> None:
+        """Open the device, or put the terminal in cbreak mode (restored by :meth:`close`)."""
+        if self._fd is not None:
+            return
+        if self.device is None:
+            import termios
+            import tty
+
+            if self.tty is not None:
+                fd = os.open(self.tty, os.O_RDONLY | os.O_NOCTTY)
+                self._own_fd = True
+            else:
+                fd = sys.stdin.fileno()
+            if not os.isatty(fd):
+                if self._own_fd:
+                    os.close(fd)
+                raise ConfigError(
+                    f"{self.what}: stdin is not a terminal; run in a terminal or pass device=/dev/input/eventN"
+                )
+            self._fd = fd
+            self._saved_tty = termios.tcgetattr(fd)
+            tty.setcbreak(fd)
+        else:
+            try:
+                self._fd = os.open(self.device, os.O_RDONLY | os.O_NONBLOCK)
+            except OSError as exc:
+                raise ConfigError(f"{self.what}: cannot open device={self.device!r}: {exc.strerror}") from exc
+
+    def close(self) -> None:
+        """Restore the terminal (or close the device)."""
+        if self._fd is None:
+            return
+        if self.device is None:
+            import termios
+
+            termios.tcsetattr(self._fd, termios.TCSADRAIN, self._saved_tty)
+            if self._own_fd:
+                os.close(self._fd)
+        else:
+            os.close(self._fd)
+        self._fd = None
+
+    def wait(self, timeout_s: float) -> bool:
+        """Block up to ``timeout_s`` s for input; whether some is ready."""
+        if self._fd is None:
+            raise NotConnectedError(f"{self.what} is not connected: call connect()")
+        ready, _, _ = select.select([self._fd], [], [], max(0.0, timeout_s))
+        return bool(ready)
+
+    def events(self) -> list[KeyEvent]:
+        """Every key event read so far (without blocking); raises NotConnectedError when the device is gone."""
+        if self._fd is None:
+            raise NotConnectedError(f"{self.what} is not connected: call connect() or use 'with'")
+        now = time.monotonic()
+        out: list[KeyEvent] = []
+        for data in self._reads(self._fd):
+            out.extend(parse_terminal_bytes(data, now) if self.device is None else parse_evdev(data))
+        return out
+
+    def _reads(self, fd: int) -> Iterator[bytes]:
+        while True:
+            ready, _, _ = select.select([fd], [], [], 0)
+            if not ready:
+                return
+            try:
+                data = os.read(fd, 4096)
+            except OSError as exc:  # e.g. ENODEV: the keyboard was unplugged
+                raise NotConnectedError(f"keyboard {self.device or 'terminal'}: read failed ({exc.strerror})") from exc
+            if not data:
+                raise NotConnectedError(f"keyboard {self.device or 'terminal'}: end of input (device gone)")
+            yield data
+
+
 class KeyboardTeleop(Teleop):
-    """The keyboard device: reads a terminal (default) or a Linux input device and keeps a :class:`KeyboardState`.
+    """The keyboard device: reads a :class:`KeySource` (terminal by default, or a Linux input device) into a
+    :class:`KeyboardState`.
 
     Args:
         device: a ``/dev/input/eventN`` path (evdev), or ``None`` for a terminal.
@@ -223,73 +324,18 @@ class KeyboardTeleop(Teleop):
         tty: str | None = None,
     ) -> None:
         self.device = device
-        self.tty = tty
-        self._own_fd = False
+        self.keys = KeySource(device, tty, what="teleop keyboard")
         self.state = KeyboardState(linear_speed, angular_speed, hold_s)
-        self._fd: int | None = None
-        self._saved_tty: Any = None
 
     def connect(self) -> None:
-        if self._fd is not None:
-            return
-        if self.device is None:
-            import termios
-            import tty
-
-            if self.tty is not None:
-                fd = os.open(self.tty, os.O_RDONLY | os.O_NOCTTY)
-                self._own_fd = True
-            else:
-                fd = sys.stdin.fileno()
-            if not os.isatty(fd):
-                raise ConfigError(
-                    "teleop keyboard: stdin is not a terminal; run in a terminal or pass device=/dev/input/eventN"
-                )
-            self._fd = fd
-            self._saved_tty = termios.tcgetattr(fd)
-            tty.setcbreak(fd)
-        else:
-            try:
-                self._fd = os.open(self.device, os.O_RDONLY | os.O_NONBLOCK)
-            except OSError as exc:
-                raise ConfigError(f"teleop keyboard: cannot open device={self.device!r}: {exc.strerror}") from exc
+        self.keys.connect()
 
     def close(self) -> None:
-        if self._fd is None:
-            return
-        if self.device is None:
-            import termios
-
-            termios.tcsetattr(self._fd, termios.TCSADRAIN, self._saved_tty)
-            if self._own_fd:
-                os.close(self._fd)
-        else:
-            os.close(self._fd)
-        self._fd = None
-
-    def _reads(self, fd: int) -> Iterator[bytes]:
-        while True:
-            ready, _, _ = select.select([fd], [], [], 0)
-            if not ready:
-                return
-            try:
-                data = os.read(fd, 4096)
-            except OSError as exc:  # e.g. ENODEV: the keyboard was unplugged
-                raise NotConnectedError(f"keyboard {self.device or 'terminal'}: read failed ({exc.strerror})") from exc
-            if not data:
-                raise NotConnectedError(f"keyboard {self.device or 'terminal'}: end of input (device gone)")
-            yield data
+        self.keys.close()
 
     def command(self, obs: dict[str, np.ndarray]) -> TeleopCommand:
-        if self._fd is None:
-            raise NotConnectedError("keyboard is not connected: call connect() or use 'with'")
-        now = time.monotonic()
-        for data in self._reads(self._fd):
-            if self.device is None:
-                self.state.feed(parse_terminal_bytes(data, now), releases=False)
-            else:
-                self.state.feed(parse_evdev(data), releases=True)
-        return self.state.command(now)
+        self.state.feed(self.keys.events(), releases=self.keys.releases)
+        return self.state.command(time.monotonic())
 
     def reset(self, obs: dict[str, np.ndarray]) -> None:
         self.state.gripper = 1.0 if float(np.asarray(obs["gripper"]).reshape(-1)[0]) > 0.5 else 0.0

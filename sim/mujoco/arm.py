@@ -306,6 +306,20 @@ class MujocoArm(Arm):
         d.qvel[dadr : dadr + 6] = 0.0
         self.simulation.forward()
 
+    def place_arm(self, joint_positions: np.ndarray, gripper: float | None = None, settle_s: float = 0.3) -> None:
+        """Start from a measured configuration (a physical arm's twin): joints at ``joint_positions`` (rad, at
+        rest), commanded to stay there, the gripper commanded to ``gripper`` (normalized width; ``None`` or NaN:
+        as it is), then ``settle_s`` s of simulated time so the gripper gets there and contacts settle."""
+        q = as_vector("joint_positions", joint_positions, len(self.spec.joint_names))
+        d = self.simulation.data
+        d.qpos[self._qadr] = q
+        d.qvel[self._dadr] = 0.0
+        d.ctrl[self._act] = q
+        if gripper is not None and self._grip >= 0 and np.isfinite(gripper):
+            self._write_gripper(float(np.clip(gripper, 0.0, 1.0)))
+        self.simulation.forward()
+        self.simulation.advance(settle_s)
+
     def set_marker(self, name: str, position: np.ndarray) -> None:
         """Move a visual marker (mocap body, e.g. ``"target"``) to ``position`` (3,) m, world frame."""
         if name not in self._markers:

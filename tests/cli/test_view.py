@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import socket
 import subprocess
 import sys
@@ -60,3 +62,19 @@ def test_bad_view_input_is_one_line(tmp_path):
         timeout=60,
     )
     assert proc.returncode == 1 and "--view: the viewer has no CurveZMQ keys" in proc.stderr, proc.stderr
+
+
+def test_record_view_streams_the_recorded_robot_and_its_cameras(tmp_path):
+    """``rcs record --view FILE.rrd``: the teleoperated robot and the recorded camera, saved headless, while the
+    dataset is written as without a view."""
+    rrd = tmp_path / "record.rrd"
+    args = [RCS, "record", "--robot", "sim/so101", "--teleop", "expert", "--episodes", "1", "--max-steps", "60"]
+    args += ["--root", str(tmp_path / "data"), "--cameras", "front", "--image-size", "48x64", "--keep", "all"]
+    env = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
+    proc = subprocess.run([*args, "--vcodec", "h264", "--view", str(rrd), "--json"], capture_output=True, text=True,
+                          timeout=300, env=env)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout.splitlines()[-1])["saved_this_session"] == 1
+    rows = _entities(rrd)
+    for path in ("/robot/joints/shoulder_pan/measured", "/robot/gripper/measured", "/robot/tcp", "/camera/front"):
+        assert rows.get(path, 0) > 0, (path, sorted(rows))

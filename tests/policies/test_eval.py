@@ -181,3 +181,18 @@ def test_pose_policy_runs_through_the_robot_side_inverse_kinematics(tiny_pose_ch
     horizon = json.loads((tiny_pose_checkpoint / "config.json").read_text())["horizon"]
     assert 0 < out["ik"]["waypoints"] <= out["requests"] * horizon
     assert out["watchdog_ticks"].get("running", 0) > 0 and out["watchdog_ticks"].get("stopping", 0) == 0
+
+
+def test_eval_view_streams_the_evaluated_robot_to_an_rrd_file(tiny_checkpoint, tmp_path):
+    """``rcs eval --view FILE.rrd``: the robot's measured and commanded joints, saved headless by ``rcs view``."""
+    from rerun.chunk import RrdReader
+
+    rrd = tmp_path / "eval.rrd"
+    args = ["eval", "--policy", str(tiny_checkpoint), "--episodes", "1", "--max-steps", "40", "--videos", "0"]
+    out = last_json(rcs(*args, "--out", str(tmp_path), "--view", str(rrd), "--json").stdout)
+    assert out["episodes"] == 1
+    rows: dict[str, int] = {}
+    for chunk in RrdReader(rrd).stream():
+        rows[chunk.entity_path] = rows.get(chunk.entity_path, 0) + chunk.num_rows
+    for entity in ("/robot/joints/joint1/measured", "/robot/joints/joint1/commanded", "/robot/tcp", "/robot/stage"):
+        assert rows.get(entity, 0) > 0, (entity, sorted(rows))

@@ -101,7 +101,7 @@ def test_pose_policies_get_the_kinds_ik_and_other_kinds_refuse_them(panda, crazy
             task, panda, client, LinkSchedule(1, 0.05), lambda: (0, 0.0, {}), budget_s=0.1, measured_state=panda.read
         )
         assert link.action_map.names_in == pose and link.action_map.names_out == task.executor.names
-        assert link.report() == {"bridge": link.counters, "ik": {"waypoints": 0, "misses": 0}}
+        assert link.report() == {"bridge": link.counters, "state": "connecting", "ik": {"waypoints": 0, "misses": 0}}
     finally:
         client.close()
     deltas = tuple(f"delta_{j}" for j in panda.spec.joint_names) + ("gripper",)
