@@ -50,11 +50,12 @@ def _env() -> dict[str, str]:
     return {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl"), "HF_HUB_OFFLINE": "1"}
 
 
-def train_so101_checkpoint(root: Path) -> Path:
-    """A small SO-101 policy: the expert's episodes on the simulated SO-101 (front camera 240x320), 4 training
-    steps on joint targets, without the cube's pose (a physical arm has no object tracker)."""
-    _rcs("record", "--robot", "sim/so101", "--teleop", "expert", "--episodes", "2", "--root", str(root / "data"),
-         "--cameras", "front", "--max-steps", "30", "--keep", "all", "--vcodec", "h264")  # fmt: skip
+def train_small_checkpoint(root: Path, robot: str = "sim/so101", cameras: str = "front") -> Path:
+    """A small policy for ``robot``'s physical twin: the expert's episodes on the simulated robot (``cameras`` at
+    240x320, or ``none``), 4 training steps on joint targets, without the cube's pose (a physical arm has no object
+    tracker)."""
+    _rcs("record", "--robot", robot, "--teleop", "expert", "--episodes", "2", "--root", str(root / "data"),
+         "--cameras", cameras, "--max-steps", "30", "--keep", "all", "--vcodec", "h264")  # fmt: skip
     _rcs("train", "--dataset", str(root / "data"), "--output", str(root / "run"), "--steps", "4", "--save-every", "4",
          "--batch-size", "8", "--threads", "1", "--joint-targets", "--ignore-feature", "observation.environment_state",
          "--no-progress", *[a for k, v in TINY.items() for a in ("--set", f"{k}={v}")])  # fmt: skip
@@ -119,7 +120,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {"robot": "hw/so101 (emulated)", "seconds_held": args.seconds}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        checkpoint = args.checkpoint or train_so101_checkpoint(root / "so101")
+        checkpoint = args.checkpoint or train_small_checkpoint(root / "so101")
         out["checkpoint"] = str(args.checkpoint or "trained here (4 steps)")
         emulator = start_emulator("hw/so101")
         camera = MjpegCameraEmulator(320, 240, fps=20, frames=8)

@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 
 from rcs.registry import start_emulator
-from sim.bench.deploy import so101_config, train_so101_checkpoint
+from sim.bench.deploy import so101_config, train_small_checkpoint
 from sim.bench.pty_operator import PtyOperator
 from tests.remote.helpers import free_endpoints
 
@@ -46,7 +46,7 @@ SO101 = ["shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_rol
 def so101_checkpoint(tmp_path_factory) -> Path:
     """Recorded on the simulated SO-101 with the expert (front camera 240x320), trained 4 steps on joint targets
     without the cube's pose (a physical arm has no object tracker): the benchmark's own recipe."""
-    return train_so101_checkpoint(tmp_path_factory.mktemp("so101"))
+    return train_small_checkpoint(tmp_path_factory.mktemp("so101"))
 
 
 @pytest.fixture(scope="module")
@@ -266,3 +266,50 @@ def test_the_main_demo_checkpoint_on_the_simulated_panda_with_a_signal_estop_and
     assert report["reason"] == "the policy server stopped answering: the robot held, then stopped (watchdog)"
     log = load_log(Path(report["log"]["root"]))
     assert len(log["action"]) == report["log"]["frames"] > 0
+
+
+def test_deploy_on_the_emulated_franka(tmp_path):
+    """The Franka driver (franky) against franky-sim (its own venv and process): preflight, shadow run on sim/panda
+    from the measured joints, engaged while the dead-man key is held, then quit; the arm moved and holds."""
+    checkpoint = train_small_checkpoint(tmp_path / "panda", robot="sim/panda", cameras="none")
+    emulator = start_emulator("hw/panda")
+    state, command = free_endpoints()
+    try:
+        config = {
+            "robot": "hw/panda",
+            "robot_config": {**emulator.robot_config, "dynamics_factor": 0.2},  # launch/robots/hw_panda.yaml's
+            "rate_hz": 500,
+            "state_endpoint": state,
+            "command_endpoint": command,
+            "realtime": False,
+            "safety": {
+                "velocity_scale": 0.5,
+                "acceleration_scale": 0.5,
+                "position_margin": 0.05,
+                "workspace": {"lower": [0.25, -0.45, 0.05], "upper": [0.75, 0.45, 0.70]},
+            },  # fmt: skip
+        }
+        path = tmp_path / "hw_panda.json"
+        path.write_text(json.dumps(config))
+        op = deploy(
+            "--policy", str(checkpoint), "--robot", str(path), "--shadow-s", "2", "--log-dir", str(tmp_path / "d")
+        )
+        op.wait_for("ENGAGE hw/panda")
+        assert "factory calibrated" in op.text() and "shadow run      ok      sim/panda" in op.text()
+        start = emulator.joint_positions()
+        op.type(b"y")
+        op.wait_for("hold SPACE")
+        op.hold(4.0)
+        time.sleep(1.0)  # released: the arm holds
+        held = emulator.joint_positions()
+        time.sleep(1.0)
+        assert np.abs(emulator.joint_positions() - held).max() < 5e-3
+        op.type(b"q")
+        code, report = op.result()
+    finally:
+        emulator.close()
+    assert code == 0 and report["outcome"] == "done" and report["reason"] == "ended by the operator"
+    assert np.abs(held - start).max() > 0.02  # the policy moved the arm while the key was held
+    log = load_log(Path(report["log"]["root"]))
+    assert list(log["names"]) == [f"joint{i}" for i in range(1, 8)] + ["gripper"]
+    assert (log["stage"].reshape(-1) == 1).any()
