@@ -11,8 +11,7 @@ Light: JSON and the core only (no torch, no lerobot): the robot side never loads
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -250,13 +249,3 @@ def calibration_detail(robot: Any) -> str:
     if isinstance(robot, Simulated):
         return "simulated: the model is the calibration"
     return "factory calibrated (the driver has no user calibration)"
-
-
-def format_seconds(seconds: float) -> str:
-    """``1.23 s`` (or ``-`` for NaN)."""
-    return "-" if math.isnan(seconds) else f"{seconds:.2f} s"
-
-
-def joined(values: Sequence[str]) -> str:
-    """``a, b, c`` (or ``none``)."""
-    return ", ".join(values) if values else "none"

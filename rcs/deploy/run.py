@@ -38,6 +38,7 @@ from rcs.devices import Simulated
 from rcs.errors import ConfigError, RcsError
 from rcs.eval.evaluation import SERVER_START_TIMEOUT_S, ServerProcess, free_endpoint, wait_for_server
 from rcs.remote.config import PolicyLinkConfig, ServerConfig
+from rcs.remote.server import DEFAULT_MAX_RATE_HZ
 
 log = logging.getLogger(__name__)
 
@@ -239,7 +240,7 @@ class Deployment:
             robot = rcs.make_robot(server_config.robot, **server_config.robot_config)
         except RcsError as e:
             return self._refuse(f"robot {server_config.robot!r}: {e}")
-        rate_hz = float(server_config.rate_hz or min(robot.spec.control_rate_hz, 500.0))
+        rate_hz = float(server_config.rate_hz or min(robot.spec.control_rate_hz, DEFAULT_MAX_RATE_HZ))
         facts = check_checkpoint_against_robot(self.preflight, cfg.policy, server_config, robot, rate_hz)
         if facts is None or self.preflight.failed:
             return self._refused_by_preflight()
