@@ -36,6 +36,7 @@ from hardware.franka.config import DEVICE, FrankaConfig, parse_config, realtime_
 from hardware.franka.faults import error_names, one_line, state_fault, translate
 from hardware.franka.gripper import FrankaHand
 from hardware.franka.streaming import ImpedanceStream
+from hardware.franka.thread_priority import keep_thread_scheduling
 from rcs.devices import Arm
 from rcs.errors import DeviceFaultError, LinkLostError, RcsError
 from rcs.spec import ArmSpec
@@ -92,11 +93,14 @@ class FrankaArm(Arm):
         rt = franky.RealtimeConfig.Enforce if enforce else franky.RealtimeConfig.Ignore
         _ = self.kinematics  # load before the first read, not inside the control loop
         try:
-            self._robot = franky.Robot(self.host, relative_dynamics_factor=self._dynamics, realtime_config=rt)
-            if self.config.gripper:
-                g = self.spec.gripper
-                assert g is not None
-                self._hand = FrankaHand(self.host, g.max_width, self.config.gripper_speed, self.config.gripper_force)
+            with keep_thread_scheduling():  # libfranka would leave this thread at SCHED_FIFO 99
+                self._robot = franky.Robot(self.host, relative_dynamics_factor=self._dynamics, realtime_config=rt)
+                if self.config.gripper:
+                    g = self.spec.gripper
+                    assert g is not None
+                    self._hand = FrankaHand(
+                        self.host, g.max_width, self.config.gripper_speed, self.config.gripper_force
+                    )
         except Exception as exc:
             self._robot, self._hand = None, None
             if isinstance(exc, franky.RealtimeException):

@@ -157,6 +157,24 @@ def test_connect_close_idempotent_and_warns_on_stock_kernel(emulator, caplog):
     arm.close()
 
 
+def test_connecting_leaves_the_callers_thread_scheduling_as_it_was(emulator):
+    """libfranka raises the thread that connects to SCHED_FIFO 99 and leaves it there; the driver puts it back
+    (hardware/franka/thread_priority.py), or every process this one starts afterwards would inherit FIFO 99."""
+    import os
+
+    from hardware.franka.arm import make_franka_panda
+
+    before = (os.sched_getscheduler(0), os.sched_getparam(0).sched_priority)
+    arm = make_franka_panda(host=emulator.host)
+    arm.connect()
+    try:
+        arm.command_joint_positions(arm.read().joint_positions)
+        assert (os.sched_getscheduler(0), os.sched_getparam(0).sched_priority) == before
+    finally:
+        arm.close()
+    assert (os.sched_getscheduler(0), os.sched_getparam(0).sched_priority) == before
+
+
 def test_cannot_connect_is_one_line():
     from hardware.franka.arm import make_franka_panda
 
