@@ -14,8 +14,8 @@ import numpy as np
 
 from rcs.errors import ConfigError
 from rcs.safety.base import hold_reason, short_repr
-from rcs.safety.interventions import InterventionLog
-from rcs.safety.limits import AxisLimiter, brake_step, braking_path
+from rcs.safety.interventions import InterventionLog, format_distinct
+from rcs.safety.limits import AxisLimiter, braking_path
 from rcs.spec import ArmSpec, WorkspaceBox
 from rcs.types import ArmState, Command, command_vector_of_arm
 
@@ -172,6 +172,15 @@ class ArmSafetyFilter:
         values = command_vector_of_arm(state, self.has_gripper) if isinstance(state, ArmState) else np.asarray(state)
         values = np.asarray(values, dtype=np.float64)
         self.joints.reset(values[: self.spec.dof])
+        outside = self.joints.outside()
+        if outside.any():
+            i = int(np.argmax(outside))
+            value, lower, upper = format_distinct(self.joints.q[i], self.joints.lower[i], self.joints.upper[i])
+            self.log.record(
+                "position_limit",
+                f"{self.joints.names[i]}={value} measured outside [{lower}, {upper}]; commands head back inside at "
+                "the velocity and acceleration limits",
+            )
         if self.has_gripper:
             g = values[self.spec.dof]
             self.gripper.reset(np.array([0.0 if not np.isfinite(g) else float(np.clip(g, 0.0, 1.0))]))
@@ -288,8 +297,9 @@ class ArmSafetyFilter:
         asked = self._workspace_check(q, allowed)
         if asked.ok:
             return self._commit_checked(asked, allowed)
-        lo, hi, _, _ = self.joints.interval()
-        braking = self.joints.q + np.clip(brake_step(self.joints.d, self.joints.max_dv), lo, np.maximum(lo, hi))
+        # Joint limits win over the box: an arm measured past a joint limit heads back inside it even while its
+        # TCP is outside the box (the driver refuses a position past a joint limit; the box is ours).
+        braking = self.joints.brake()
         tail = self._tail
         expected = self.joints.q if tail is None or len(tail) == 0 else tail[0]
         inductive = tail is not None and float(np.max(np.abs(braking - expected), initial=0.0)) <= _BRAKING_TOL

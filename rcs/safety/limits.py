@@ -88,7 +88,8 @@ class AxisLimiter:
     max_dv``. Steps towards a limit are bounded so that braking at ``max_dv`` always stops inside the box,
     which keeps the three constraints jointly feasible on every later tick. If the start state makes them
     infeasible (e.g. measured motion too fast near a limit) position and velocity win and the tick is
-    reported as ``acceleration_infeasible``.
+    reported as ``acceleration_infeasible``. From a start outside the box (a position measured past a limit)
+    every output heads back towards the box at the velocity and acceleration limits' pace, never further out.
 
     Args:
         names: axis labels for messages.
@@ -181,6 +182,21 @@ class AxisLimiter:
         if report is not None:
             self._attribute(desired, step, lo, hi, highs, report, prefix)
         return self.q + step
+
+    def outside(self) -> np.ndarray:
+        """(n,) how far the current position is outside the position box per axis (0 inside), beyond the
+        reporting tolerance."""
+        beyond = np.maximum(np.maximum(self.lower - self.q, self.q - self.upper), 0.0)
+        return np.where(beyond > REPORT_TOL, beyond, 0.0)
+
+    def brake(self) -> np.ndarray:
+        """The output that stops as hard as the limits allow: the admissible output closest to standing still.
+
+        An axis outside its position box (an arm measured past a joint limit, e.g. after it fell with its
+        motors off) cannot stand still, which is not admissible: it heads back into the box as fast as the
+        velocity and acceleration limits allow. Does not commit (see :meth:`commit`) and reports nothing.
+        """
+        return self.limit(np.clip(self.q, self.lower, self.upper))
 
     def _attribute(
         self,

@@ -112,11 +112,9 @@ def test_rcs_robot_runs_the_physical_arm_from_its_shipped_config(emulator) -> No
     assert proc.returncode == 0, err[-3000:]
 
 
-def test_a_served_policy_drives_the_physical_arm(emulator, tmp_path: Path) -> None:
-    """``rcs serve`` + ``rcs robot`` with a policy section: the control loop takes the policy's chunks through the
-    same PolicyLink, watchdog and safety filter as in simulation, and the emulated arm goes where the policy says."""
-    q = np.asarray(emulator.joint_positions(), dtype=float)
-    pose = [float(np.clip(q[0] + 0.25, -1.0, 1.0)), -0.2, 0.3, 1.3, 0.0, 0.5]
+def _drive_with_served_policy(emulator, tmp_path: Path, pose: list[float]) -> str:
+    """Run ``rcs serve`` (a constant policy holding ``pose``: 5 arm joints + gripper, rad) and ``rcs robot`` with
+    the shipped config plus a policy section until the emulated arm reaches the pose; returns the robot's stderr."""
     names = [*ARM, "gripper"]
     manifest = {
         "kind": "constant",
@@ -156,6 +154,26 @@ def test_a_served_policy_drives_the_physical_arm(emulator, tmp_path: Path) -> No
     finally:
         errs = [_stop(p) for p in (robot, server) if p is not None]
     assert robot.returncode == 0 and server.returncode == 0, [e[-2000:] for e in errs]
+    return errs[0]
+
+
+def test_a_served_policy_drives_the_physical_arm(emulator, tmp_path: Path) -> None:
+    """``rcs serve`` + ``rcs robot`` with a policy section: the control loop takes the policy's chunks through the
+    same PolicyLink, watchdog and safety filter as in simulation, and the emulated arm goes where the policy says."""
+    q = np.asarray(emulator.joint_positions(), dtype=float)
+    _drive_with_served_policy(emulator, tmp_path, [float(np.clip(q[0] + 0.25, -1.0, 1.0)), -0.2, 0.3, 1.3, 0.0, 0.5])
+
+
+def test_an_arm_left_past_a_joint_limit_is_brought_back_and_driven(emulator, tmp_path: Path) -> None:
+    """An arm can come to rest past a joint limit (a limp arm falls onto its end stops; here a hand pushes the
+    wrist past its limit, with the TCP above the workspace box, and lets go once the driver's servos hold it).
+    The safety filter must bring the command back inside the joint limit (the driver refuses a position past
+    it) rather than hold the measured pose, and the policy then drives the arm."""
+    spec_upper = 1.65806  # wrist_flex's limit (rad): the spec = the emulator's joint range
+    emulator.move_by_hand([0.5, -0.8, -1.55, spec_upper + 0.05, 1.75, 0.5], duration=1.0, until_torque=True)
+    assert emulator.joint_positions()[3] > spec_upper  # the hand pushed it past the limit
+    err = _drive_with_served_policy(emulator, tmp_path, [0.25, -0.2, 0.3, 1.3, 0.0, 0.5])
+    assert "device rejected" not in err, err[-2000:]
 
 
 def test_rcs_robot_stops_with_one_line_when_the_bus_dies() -> None:

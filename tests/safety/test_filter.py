@@ -208,6 +208,50 @@ def test_tcp_arc_over_the_box_top_never_bulges_out(a0, overshoot, accel, vel, dt
     assert filt.log.counts.get("workspace", 0) > 0 and "workspace_unrecoverable" not in filt.log.counts
 
 
+def _ticks_to_cover(distance: float, max_step: float, max_dv: float) -> int:
+    """Fewest ticks in which an axis starting at rest covers ``distance`` with steps growing by at most
+    ``max_dv`` per tick up to ``max_step``."""
+    covered, ticks = 0.0, 0
+    while covered < distance - TOL:
+        ticks += 1
+        covered += min(ticks * max_dv, max_step)
+    return ticks
+
+
+@SETTINGS
+@given(
+    past=st.lists(st.floats(-0.2, 0.2), min_size=2, max_size=2),
+    workspace=st.booleans(),
+    targets=target_sequences(2, -4.0, 4.0),
+)
+@example(past=[0.05, 0.0], workspace=True, targets=[[3.05, 0.5]] * 30)  # the loop's hold: the measured pose
+def test_an_arm_measured_past_a_joint_limit_is_brought_back_inside(past, workspace, targets):
+    """An arm can rest past a joint limit (a limp arm falls onto its end stops). Whatever is asked, and even with
+    the TCP outside the workspace box, no command may stay past the limit: each axis outside heads back at
+    the velocity and acceleration limits' pace, never further out, and is inside by the time they allow."""
+    spec = planar_arm()
+    box = {"workspace": PLANAR_BOX, "tcp_position": planar_fk} if workspace else {}
+    cfg = ArmSafetyConfig(control_dt=0.01, **box)
+    filt = ArmSafetyFilter(spec, cfg)
+    lo, hi, step, dv = _limits(spec, cfg)
+    start = np.where(np.array(past) >= 0, hi + np.array(past), lo + np.array(past))  # outside by |past| (or at)
+    filt.reset(start)
+    outside = np.maximum(np.maximum(lo - start, start - hi), 0.0)
+    due = max(_ticks_to_cover(float(e), float(s), float(a)) for e, s, a in zip(outside, step, dv, strict=True))
+    prev, prev_step = start.copy(), np.zeros(2)
+    for tick, raw in enumerate(targets + [list(start)] * due, start=1):
+        q = filt.filter(Command("joint_positions", np.array(raw[:2], dtype=np.float64))).values
+        now = np.maximum(np.maximum(lo - q, q - hi), 0.0)
+        assert np.all(now <= outside + TOL), (tick, q)  # never further out
+        if tick >= due:
+            assert np.all(now <= TOL), (tick, q, due)
+        d = q - prev
+        assert np.all(np.abs(d) <= step + TOL) and np.all(np.abs(d - prev_step) <= dv + TOL)
+        outside, prev, prev_step = now, q, d
+    if np.max(np.maximum(np.maximum(lo - start, start - hi), 0.0)) > 1e-6:
+        assert filt.log.counts.get("position_limit", 0) > 0  # the start past the limit is reported
+
+
 def test_workspace_intervention_is_counted_with_its_reason():
     joints = (JointSpec("a", -3, 3, 3.0, 1), JointSpec("b", -3, 3, 3.0, 1))
     spec = ArmSpec("planar", joints, None, "b", "t", 100, (0.0, 0.5))
