@@ -221,9 +221,11 @@ class Arm(Device):
 
 
 class Quadrotor(Device):
-    """A multirotor. Three command interfaces, all validated here:
+    """A multirotor. Four command interfaces, all validated here:
 
     - :meth:`command_motor_thrusts`: normalized per-rotor thrust in [0, 1] (1 = ``spec.max_thrust``).
+    - :meth:`command_motor_rpms`: normalized per-rotor speed in [0, 1] (1 = the speed giving ``spec.max_thrust``;
+      thrust is quadratic in speed), the action of most learned flight policies.
     - :meth:`command_thrust_rates`: collective thrust (N) + body rates (rad/s, FLU).
     - :meth:`command_position`: position setpoint (m, world) + yaw (rad).
 
@@ -251,6 +253,7 @@ class Quadrotor(Device):
     def action_features(self) -> dict[str, dict]:
         return {
             "motor_thrusts": _feature((self.spec.num_rotors,), "normalized thrust (0..1)"),
+            "motor_rpms": _feature((self.spec.num_rotors,), "normalized rotor speed (0..1)"),
             "collective_thrust": _feature((1,), "N"),
             "body_rates": _feature((3,), "rad/s", ["roll", "pitch", "yaw"]),
             "position": _feature((3,), "m", ["x", "y", "z"]),
@@ -278,6 +281,18 @@ class Quadrotor(Device):
         u = enforce_bounds("motor_thrusts", u, 0.0, 1.0, self.limit_policy, self.clip_report, unit="(normalized)")
         self._write_motor_thrusts(u)
         return u
+
+    def command_motor_rpms(self, rpms: np.ndarray) -> np.ndarray:
+        """Normalized per-rotor speed commands in [0, 1], rotor order of ``spec.rotor_positions``.
+
+        A rotor at normalized speed ``w`` gives thrust ``w**2 * spec.max_thrust`` once it has spun up; the rotor
+        speed (not its thrust) follows the command with the first-order lag ``spec.motor_time_constant``.
+        """
+        self._require_connected()
+        w = as_vector("motor_rpms", rpms, self.spec.num_rotors)
+        w = enforce_bounds("motor_rpms", w, 0.0, 1.0, self.limit_policy, self.clip_report, unit="(normalized)")
+        self._write_motor_rpms(w)
+        return w
 
     def command_thrust_rates(self, collective_thrust: float, body_rates: np.ndarray) -> tuple[float, np.ndarray]:
         """Collective thrust (N, along body +z) and body rates (rad/s, body FLU)."""
@@ -317,6 +332,11 @@ class Quadrotor(Device):
 
     @abstractmethod
     def _write_motor_thrusts(self, u: np.ndarray) -> None: ...
+
+    def _write_motor_rpms(self, w: np.ndarray) -> None:
+        """Speed commands for a vehicle whose motors take thrust: the thrust each speed holds at steady state
+        (``w**2``); the vehicle's own motors supply the lag. A device that models rotor speed overrides this."""
+        self._write_motor_thrusts(np.square(w))
 
     @abstractmethod
     def _write_thrust_rates(self, thrust: float, rates: np.ndarray) -> None: ...

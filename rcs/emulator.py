@@ -14,10 +14,12 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from rcs.types import QuadrotorState
+
 
 @runtime_checkable
 class RobotEmulator(Protocol):
-    """A running emulator. Attributes:
+    """A running emulator of an arm. Attributes:
 
     - ``robot``: the registered robot name it stands in for (e.g. ``"hw/so101"``);
     - ``robot_config``: keyword config for ``make_robot(robot, **robot_config)`` that connects to it (port,
@@ -33,6 +35,28 @@ class RobotEmulator(Protocol):
 
     def kill(self) -> None:
         """The link dies without warning (the emulator process is killed: a pulled cable, a powered-off robot)."""
+        ...
+
+    def close(self) -> None:
+        """Stop the emulator and release its resources (idempotent)."""
+        ...
+
+
+@runtime_checkable
+class VehicleEmulator(Protocol):
+    """A running emulator of a multirotor (its autopilot or flight controller's link). Attributes as
+    :class:`RobotEmulator`: ``robot`` and ``robot_config``."""
+
+    robot: str
+    robot_config: dict[str, Any]
+
+    def vehicle_state(self) -> QuadrotorState:
+        """Ground truth from the emulator's physics, in the rcs frames (world ENU, body FLU; see
+        :class:`rcs.types.QuadrotorState`), whatever frames the wire protocol uses."""
+        ...
+
+    def kill(self) -> None:
+        """The link dies without warning (the emulator process is killed: a radio out of range, a dead battery)."""
         ...
 
     def close(self) -> None:

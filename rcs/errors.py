@@ -75,3 +75,8 @@ class DeviceFaultError(RcsError, RuntimeError):
 def _short(value: object) -> str:
     text = repr(value)
     return text if len(text) <= 120 else text[:117] + "..."
+
+
+class SimulationDivergedError(RcsError, RuntimeError):
+    """A simulator's integration broke down: non-finite state, the physics engine's own instability warnings, or
+    motion faster than its time step can resolve. The numbers it would return are meaningless; reset it."""

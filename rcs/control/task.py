@@ -81,6 +81,7 @@ class QuadrotorIO:
             "position": lambda v: robot.command_position(v[:3], float(v[3])),
             "thrust_rates": lambda v: robot.command_thrust_rates(float(v[0]), v[1:4]),
             "motor_thrusts": robot.command_motor_thrusts,
+            "motor_rpms": robot.command_motor_rpms,
             "disarm": lambda v: robot.disarm(),
         }
 

@@ -29,7 +29,7 @@ class QuadrotorConfig(EnvConfig):
 
     Attributes:
         task: ``"hover"`` (hold ``hover_position``) or ``"track"`` (a figure-eight around it).
-        action_mode: ``"motor_thrusts"``, ``"thrust_rates"`` or ``"position"``.
+        action_mode: ``"motor_thrusts"``, ``"motor_rpms"``, ``"thrust_rates"`` or ``"position"``.
         hover_position: m, world frame; also the figure-eight centre.
         figure_eight: (amplitude x m, amplitude y m, period s) of the figure-eight.
         init_position_noise: m, uniform start offset from the reference in each axis.

@@ -1,6 +1,7 @@
 """Quadrotor action modes, one per command interface of :class:`rcs.devices.Quadrotor`.
 
 - ``motor_thrusts``: ``[u_1..u_n]`` normalized rotor thrust in [0, 1].
+- ``motor_rpms``: ``[w_1..w_n]`` normalized rotor speed in [0, 1] (thrust ``w**2``; the lag acts on speed).
 - ``thrust_rates``: ``[collective thrust (N), roll rate, pitch rate, yaw rate (rad/s, body FLU)]``.
 - ``position``: ``[x, y, z (m, world), yaw (rad)]`` setpoint, bounded by the geofence.
 """
@@ -44,6 +45,11 @@ class MotorThrusts(QuadrotorActionMode):
         self.vehicle.command_motor_thrusts(action)
 
 
+class MotorRpms(MotorThrusts):
+    def apply(self, action: np.ndarray) -> None:
+        self.vehicle.command_motor_rpms(action)
+
+
 class ThrustRates(QuadrotorActionMode):
     labels = ("collective_thrust", "roll_rate", "pitch_rate", "yaw_rate")
 
@@ -73,6 +79,7 @@ class PositionSetpoint(QuadrotorActionMode):
 
 QUADROTOR_ACTION_MODES: dict[str, type[QuadrotorActionMode]] = {
     "motor_thrusts": MotorThrusts,
+    "motor_rpms": MotorRpms,
     "thrust_rates": ThrustRates,
     "position": PositionSetpoint,
 }

@@ -152,16 +152,19 @@ class _ThrustRatesMode:
 
 
 class _MotorMode:
-    """``"motor_thrusts"``: normalized rotor commands within [airborne minimum, maximum ratio]."""
+    """``"motor_thrusts"``: normalized rotor commands within [airborne minimum, maximum ratio]; with ``speed``,
+    ``"motor_rpms"``: normalized rotor speeds, whose thrust is the square, within the square roots of those."""
 
-    def __init__(self, spec: QuadrotorSpec, cfg: QuadrotorSafetyConfig) -> None:
-        self.spec, self.cfg = spec, cfg
+    def __init__(self, spec: QuadrotorSpec, cfg: QuadrotorSafetyConfig, speed: bool = False) -> None:
+        self.spec, self.cfg, self.speed = spec, cfg, speed
         self.names: tuple[str, ...] = tuple(f"motor_{i}" for i in range(spec.num_rotors))
 
     def limit(self, values: np.ndarray, state: QuadrotorState, log: InterventionLog) -> np.ndarray:
         n = self.spec.num_rotors
         lo = _min_thrust(self.spec, self.cfg, state) / (n * self.spec.max_thrust)
         lower, upper = np.full(n, lo), np.full(n, self.cfg.max_thrust_ratio)
+        if self.speed:
+            lower, upper = np.sqrt(lower), np.sqrt(upper)
         return _clip_logged(values, lower, upper, self.names, log, {}, "thrust")
 
 
@@ -201,6 +204,10 @@ def _clip_logged(
     return out
 
 
+#: The modes that command the rotors directly (no body rates to level the vehicle with).
+_MOTOR_MODES = ("motor_thrusts", "motor_rpms")
+
+
 class QuadrotorSafetyFilter:
     """Safety filter for every quadrotor command mode.
 
@@ -211,8 +218,9 @@ class QuadrotorSafetyFilter:
       a tilt beyond ``max_tilt`` freezes the setpoint.
     - ``"thrust_rates"``: thrust within [airborne minimum, maximum], body rates within the spec; a tilt beyond
       ``max_tilt`` overrides roll/pitch rates with levelling rates.
-    - ``"motor_thrusts"``: rotor commands within [airborne minimum, maximum]; a tilt beyond ``max_tilt`` hands
-      over to a position hold (the onboard position loop levels the vehicle).
+    - ``"motor_thrusts"`` and ``"motor_rpms"``: rotor commands within [airborne minimum, maximum] (speeds: their
+      square roots); a tilt beyond ``max_tilt`` hands over to a position hold (the onboard position loop levels
+      the vehicle).
 
     For the direct modes, a predicted fence or ceiling violation (position + velocity * lookahead) hands the
     vehicle to a position hold at the nearest point inside the fence until the policy's commands are safe
@@ -227,6 +235,7 @@ class QuadrotorSafetyFilter:
             "position": self.position,
             "thrust_rates": _ThrustRatesMode(spec, config),
             "motor_thrusts": _MotorMode(spec, config),
+            "motor_rpms": _MotorMode(spec, config, speed=True),
         }
         self.log = InterventionLog(f"quadrotor safety ({spec.name})")
         fence = config.geofence
@@ -266,7 +275,7 @@ class QuadrotorSafetyFilter:
             if breach is not None:
                 self.log.record(breach, f"predicted position outside the geofence/ceiling at {state.position}: holding")
                 return self._position(self._fence_setpoint(state), state)
-            if command.mode == "motor_thrusts" and tilt_of(state.quaternion) > self.config.max_tilt:
+            if command.mode in _MOTOR_MODES and tilt_of(state.quaternion) > self.config.max_tilt:
                 # No body rates to level with: hand over to the onboard position loop, which levels the
                 # vehicle (the position mode records the "tilt" intervention and holds).
                 return self._position(self._fence_setpoint(state), state)

@@ -5,6 +5,9 @@ Command interfaces (validated by :class:`rcs.devices.Quadrotor`):
 - **motor thrusts** (normalized, [0, 1]): written straight to ``data.ctrl``; the first-order motor lag, thrust
   and rotor drag torque are modelled by the MJCF actuators, so :meth:`MujocoQuadrotor.advance` is a single
   ``mj_step(model, data, nstep)`` call with no Python per physics step.
+- **motor speeds** (normalized RPM, [0, 1]; thrust ``w**2 * max_thrust``): the first-order lag acts on the rotor
+  speed, as in most learned-flight simulators, so the speed is integrated exactly in Python once per physics step
+  and written to the actuators (their own thrust filter then does nothing); slower than the thrust mode.
 - **collective thrust + body rates** and **position**: like the real firmware, an onboard loop runs at
   ``onboard_rate_hz`` (default 500 Hz) in Python: :class:`rcs.flight.controllers.RateController` and
   :class:`rcs.flight.controllers.Mixer` (and, in position mode, :class:`rcs.flight.controllers.PositionController`
@@ -18,6 +21,10 @@ motors and resets the rate controller (as in the Crazyflie firmware).
 
 Frames (REP-103): world ENU, body FLU; :class:`rcs.types.QuadrotorState` holds the linear velocity in the world
 frame and the angular velocity in the body frame.
+
+When the integration breaks down (MuJoCo's instability warnings, a non-finite state, or the body turning more
+than :data:`MAX_ROTATION_PER_STEP` per physics step) :meth:`MujocoQuadrotor.advance` raises
+:class:`rcs.errors.SimulationDivergedError` instead of returning meaningless numbers.
 
 Parameters and domain randomization
 -----------------------------------
@@ -55,7 +62,7 @@ import mujoco
 import numpy as np
 
 from rcs.devices import Quadrotor
-from rcs.errors import ActionError, ConfigError
+from rcs.errors import ActionError, ConfigError, SimulationDivergedError
 from rcs.flight.controllers import Mixer, PositionController, RateController
 from rcs.spec import DomainRandomization, QuadrotorSpec
 from rcs.types import QuadrotorState
@@ -74,9 +81,11 @@ CRAZYFLIE_SPEC = QuadrotorSpec(
     name="crazyflie",
     mass=0.027,
     inertia=(3.85e-6, 3.85e-6, 5.97e-6),
-    # Crazyflie firmware order: m1 front right (CW), m2 back right (CCW), m3 back left (CW), m4 front left (CCW)
+    # Crazyflie firmware order and spin (seen from above): m1 front right CCW, m2 back right CW, m3 back left CCW,
+    # m4 front left CW. The firmware's mixer (power_distribution_quadrotor.c) gives m1 and m3 minus the yaw term:
+    # speeding them up yaws the vehicle clockwise, which is the reaction torque of counter-clockwise rotors.
     rotor_positions=((_ARM, -_ARM), (-_ARM, -_ARM), (-_ARM, _ARM), (_ARM, _ARM)),
-    rotor_directions=(-1, 1, -1, 1),
+    rotor_directions=(1, -1, 1, -1),
     max_thrust=_THRUST_COEFFICIENT * _MAX_RPM**2,  # 0.1488 N
     torque_to_thrust=_DRAG_COEFFICIENT / _THRUST_COEFFICIENT,  # 0.02513 m
     motor_time_constant=0.15,
@@ -97,6 +106,11 @@ MOTOR_ACTUATORS = ("m1", "m2", "m3", "m4")
 
 DEFAULT_PHYSICS_DT = 0.001
 """Physics step (s): 1 kHz, two physics steps per 500 Hz onboard tick."""
+
+MAX_ROTATION_PER_STEP = 0.5
+"""rad: the most the body may turn in one physics step. The rotor thrust directions are sampled once per step, so
+beyond this the trajectory no longer means anything (at 1 ms: 500 rad/s, far beyond any real multirotor; an
+unbounded motor command can spin the drag-free model up to it)."""
 
 
 class QuadrotorSimulation(MujocoSimulation):
@@ -265,9 +279,10 @@ class MujocoQuadrotor(Quadrotor):
         self.position_controller = position_controller or PositionController(spec)
 
         self._armed = False
-        self._mode = "idle"  # idle | motors | thrust_rates | position
+        self._mode = "idle"  # idle | motors | rpms | thrust_rates | position
         self._thrust_sp = 0.0
         self._rates_sp = np.zeros(3)
+        self._rpm_sp = np.zeros(spec.num_rotors)
         self._position_sp = np.zeros(3)
         self._yaw_sp = 0.0
         self._step_count = 0
@@ -302,16 +317,34 @@ class MujocoQuadrotor(Quadrotor):
         if not self._armed or self._mode in ("idle", "motors"):
             sim.step(n)
             self._step_count += n
-            return
-        k = self._steps_per_tick
-        while n > 0:
-            phase = self._step_count % k
-            if phase == 0:
-                self._onboard_tick()
-            s = min(n, k - phase)
-            sim.step(s)
-            self._step_count += s
-            n -= s
+        elif self._mode == "rpms":
+            for _ in range(n):
+                self._spin_rotors()
+                sim.step(1)
+            self._step_count += n
+        else:
+            k = self._steps_per_tick
+            while n > 0:
+                phase = self._step_count % k
+                if phase == 0:
+                    self._onboard_tick()
+                s = min(n, k - phase)
+                sim.step(s)
+                self._step_count += s
+                n -= s
+        self._check_resolvable()
+
+    def _check_resolvable(self) -> None:
+        """Raise :class:`SimulationDivergedError` when the body turns more than :data:`MAX_ROTATION_PER_STEP` per
+        physics step (MuJoCo's own instability checks are in :meth:`MujocoSimulation.step`)."""
+        qv, sim = self._qvel, self.simulation
+        rate = float(np.linalg.norm(sim.data.qvel[qv + 3 : qv + 6]))
+        if rate * sim.timestep > MAX_ROTATION_PER_STEP:
+            raise SimulationDivergedError(
+                f"{self.spec.name}: simulation left its valid range at t={sim.time:.3f} s: body rate {rate:.0f} rad/s "
+                f"turns the body {rate * sim.timestep:.2f} rad per {sim.timestep * 1e3:g} ms physics step (limit "
+                f"{MAX_ROTATION_PER_STEP} rad); reset it"
+            )
 
     # -- VehicleStateControl (simulation only) -----------------------------------------------------------
     def set_vehicle_state(
@@ -399,6 +432,26 @@ class MujocoQuadrotor(Quadrotor):
             return
         self._mode = "motors"
         self.simulation.data.ctrl[self._motor_ids] = u
+
+    def _write_motor_rpms(self, w: np.ndarray) -> None:
+        if not self._armed:
+            log.debug("motor speed command ignored: disarmed")
+            return
+        self._mode = "rpms"
+        self._rpm_sp = np.array(w, dtype=np.float64)
+
+    def _spin_rotors(self) -> None:
+        """Speed mode, before one physics step: the rotor speed ``w`` (normalized; thrust ``w**2 * gain``) lags
+        its command with the motor time constant, integrated exactly over the step. The speed is the square
+        root of the actuator's thrust state; writing the step's end thrust to both its control and its state
+        makes MuJoCo's own thrust filter a no-op for the step, so the lag acts on speed, not on thrust."""
+        m, d = self.simulation.model, self.simulation.data
+        ids, act = self._motor_ids, self._motor_act
+        tau = m.actuator_dynprm[ids, 0]
+        decay = np.exp(-self.simulation.timestep / np.maximum(tau, 1e-9))
+        w = np.sqrt(np.maximum(d.act[act], 0.0))
+        w = self._rpm_sp + (w - self._rpm_sp) * decay
+        d.ctrl[ids] = d.act[act] = w * w
 
     def _write_thrust_rates(self, thrust: float, rates: np.ndarray) -> None:
         if not self._armed:

@@ -17,12 +17,29 @@ from pathlib import Path
 import mujoco
 import numpy as np
 
-from rcs.errors import ConfigError
+from rcs.errors import ConfigError, SimulationDivergedError
 from rcs.spec import DomainRandomization
 
 log = logging.getLogger(__name__)
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+
+#: MuJoCo warnings that mean the integration broke down. On bad accelerations MuJoCo itself resets the state to
+#: the model's default pose and carries on, which would teleport a device silently.
+_DIVERGENCE_WARNINGS = {
+    mujoco.mjtWarning.mjWARN_BADQACC: "non-finite or huge accelerations (MuJoCo reset the state)",
+    mujoco.mjtWarning.mjWARN_BADQVEL: "non-finite or huge velocities",
+    mujoco.mjtWarning.mjWARN_BADQPOS: "non-finite or huge positions",
+    mujoco.mjtWarning.mjWARN_BADCTRL: "non-finite controls",
+}
+
+
+def _route_mujoco_warnings() -> None:
+    """Send MuJoCo's own warnings to this module's logger. By default MuJoCo prints them and appends them to
+    ``MUJOCO_LOG.TXT`` in the working directory, which a user's repository or a robot's disk should not collect.
+    Process-wide (MuJoCo has one handler); installed when the first simulation is built, not at import."""
+    if mujoco.get_mju_user_warning() is None:
+        mujoco.set_mju_user_warning(lambda message: log.warning("MuJoCo: %s", message))
 
 
 class MujocoSimulation:
@@ -49,6 +66,7 @@ class MujocoSimulation:
             path = MODELS_DIR / path
         if not path.is_file():
             raise ConfigError(f"model_path={str(path)!r}: no such MJCF file")
+        _route_mujoco_warnings()
         self.model = mujoco.MjModel.from_xml_path(str(path))
         if physics_dt is not None:
             if not physics_dt > 0:
@@ -137,6 +155,28 @@ class MujocoSimulation:
         if n > 1:
             mujoco.mj_step(m, d, n - 1)
         mujoco.mj_step1(m, d)
+        self.check_diverged()
+
+    def check_diverged(self) -> None:
+        """Raise :class:`SimulationDivergedError` if MuJoCo reported an instability since the last check, or the
+        state is not finite. A few attribute reads: cheap enough for every :meth:`step` call."""
+        d = self.data
+        for warning, what in _DIVERGENCE_WARNINGS.items():
+            if d.warning[warning].number > 0:
+                d.warning[warning].number = 0  # the next instability is reported again
+                raise SimulationDivergedError(
+                    f"{self.model_name}: simulation diverged at t={self.time:.3f} s: {what} "
+                    f"({warning.name}, index {d.warning[warning].lastinfo}); reset it"
+                )
+        if not (np.isfinite(d.qpos).all() and np.isfinite(d.qvel).all()):
+            raise SimulationDivergedError(
+                f"{self.model_name}: simulation diverged at t={self.time:.3f} s: non-finite state; reset it"
+            )
+
+    @property
+    def model_name(self) -> str:
+        """The MJCF model's name (``<mujoco model=...>``)."""
+        return str(self.model.names[: self.model.names.index(b"\0")].decode() or "model")
 
     def step_raw(self, n: int) -> None:
         """Plain ``mj_step(model, data, n)``: the raw-physics reference of ``rcs bench sim``.

@@ -42,6 +42,13 @@ class RobotRig:
             return np.asarray(self.emulator.joint_positions(), dtype=float)
         return robot.read().joint_positions
 
+    def vehicle_truth(self, robot: Any) -> Any:
+        """A quadrotor's :class:`rcs.types.QuadrotorState` as the physics has it (rcs frames): the emulator's
+        side channel, or the simulator."""
+        if self.emulated:
+            return self.emulator.vehicle_state()
+        return robot.read()
+
     def wait(self, robot: Any, seconds: float) -> None:
         """Let ``seconds`` of robot time pass with the commands held."""
         if isinstance(robot, Simulated):

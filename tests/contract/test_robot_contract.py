@@ -109,6 +109,7 @@ def _bad_commands(robot):
         (lambda: robot.command_motor_thrusts(np.zeros(n + 1)), "motor_thrusts.shape"),
         (lambda: robot.command_motor_thrusts(np.array([0.5, np.nan, 0.5, 0.5][:n])), "motor_thrusts[1]"),
         (lambda: robot.command_motor_thrusts(np.full(n, 1.2)), "motor_thrusts[0]"),
+        (lambda: robot.command_motor_rpms(np.array([0.5, 0.5, -0.1, 0.5][:n])), "motor_rpms[2]"),
         (lambda: robot.command_thrust_rates(robot.spec.max_collective_thrust * 2, np.zeros(3)), "collective_thrust[0]"),
         (lambda: robot.command_thrust_rates(0.1, np.array([0.0, 1e3, 0.0])), "body_rates[pitch]"),
         (lambda: robot.command_position(np.array([0.0, np.inf, 1.0])), "position[1]"),
@@ -279,3 +280,26 @@ def test_link_loss_mid_motion_is_one_clear_error(rig, robot):
     assert len(str(e.value).splitlines()) == 1 and rig.name in str(e.value)
     arm.close()
     assert not arm.is_connected
+
+
+def test_vehicle_link_loss_is_one_clear_error(rig, robot):
+    """A quadrotor's link vanishes (radio out of range, autopilot off): the next calls raise one LinkLostError
+    naming the robot; close() still works. The vehicle side's own failsafe is each emulator's test."""
+    from rcs.errors import LinkLostError
+
+    if not isinstance(robot, Quadrotor):
+        pytest.skip("quadrotors only")
+    if not rig.emulated:
+        pytest.skip("a simulator has no link to lose")
+    robot.connect()
+    robot.read()
+    rig.kill_link()
+    deadline = time.monotonic() + LINK_LOSS_NOTICED_WITHIN_S
+    with pytest.raises(LinkLostError) as e:
+        while time.monotonic() < deadline:
+            robot.read()
+            robot.command_position(np.array([0.0, 0.0, 0.5]), 0.0)
+            time.sleep(0.02)
+    assert len(str(e.value).splitlines()) == 1 and rig.name in str(e.value)
+    robot.close()
+    assert not robot.is_connected

@@ -14,7 +14,7 @@ import pytest
 
 import rcs
 from rcs.devices import Quadrotor, Simulated, VehicleStateControl
-from rcs.errors import ActionError, ConfigError
+from rcs.errors import ActionError, ConfigError, SimulationDivergedError
 from rcs.flight.controllers import PositionController
 from rcs.flight.trajectories import FigureEight, Hover, Trajectory
 from rcs.spec import DomainRandomization
@@ -170,6 +170,74 @@ def test_yaw_drag_sign_and_magnitude(quad):
     assert s.angular_velocity[2] < -1.0
     assert s.angular_velocity[2] == pytest.approx(expected_rate, rel=0.01)
     np.testing.assert_allclose(s.angular_velocity[:2], 0.0, atol=1e-9)
+
+
+def test_front_right_and_back_left_rotors_yaw_the_vehicle_clockwise(quad):
+    """Against an outside reference, not our spec: in Bitcraze's firmware mixer (power_distribution_quadrotor.c)
+    motors 1 (front right) and 3 (back left) get minus the yaw term, i.e. they spin counter-clockwise and their
+    drag yaws the body clockwise seen from above. Rotors are picked by where they sit, not by spec direction."""
+    xy = np.array(SPEC.rotor_positions)
+    front_right = int(np.flatnonzero((xy[:, 0] > 0) & (xy[:, 1] < 0))[0])
+    back_left = int(np.flatnonzero((xy[:, 0] < 0) & (xy[:, 1] > 0))[0])
+    assert (front_right, back_left) == (0, 2)  # the firmware's motor numbering: m1 front right, m3 back left
+    _place_in_air(quad)
+    quad.arm()
+    u = np.full(4, U_HOVER - 0.1)
+    u[[front_right, back_left]] = U_HOVER + 0.1
+    quad.command_motor_thrusts(u)
+    quad.advance(0.3)
+    s = quad.read()
+    assert s.angular_velocity[2] < -1.0  # clockwise from above: negative yaw rate about body z (FLU)
+    np.testing.assert_allclose(s.angular_velocity[:2], 0.0, atol=1e-9)
+
+
+def test_motor_speed_mode_lags_speed_and_thrust_is_its_square(quad):
+    """Normalized RPM: the rotor speed follows the command with the motor time constant, thrust = speed^2 * max."""
+    _place_in_air(quad, thrust_per_rotor=0.0)  # rotors at rest
+    quad.arm()
+    w = np.array([0.5, 0.6, 0.7, 0.8])
+    quad.command_motor_rpms(w)
+    tau = SPEC.motor_time_constant
+    quad.advance(tau)
+    speed = w * (1.0 - math.exp(-1.0))  # from rest: w (1 - e^(-t / tau)) at t = tau
+    np.testing.assert_allclose(quad.read().motor_thrusts, speed**2 * SPEC.max_thrust, rtol=1e-9)
+    quad.command_motor_thrusts(np.full(4, U_HOVER))  # switching modes keeps the rotors' state
+    quad.command_motor_rpms(w)
+    quad.advance(20 * tau)  # e^-20: settled
+    np.testing.assert_allclose(quad.read().motor_thrusts, w**2 * SPEC.max_thrust, rtol=1e-6)
+
+
+def test_hover_in_speed_mode_at_the_square_root_of_the_hover_thrust(quad):
+    _place_in_air(quad)  # rotors spun up to hover thrust
+    quad.arm()
+    quad.command_motor_rpms(np.full(4, math.sqrt(U_HOVER)))
+    quad.advance(1.0)
+    s = quad.read()
+    assert abs(s.position[2] - 1.0) < 1e-3 and np.abs(s.linear_velocity).max() < 1e-3
+
+
+def test_an_unresolvable_spin_raises_instead_of_returning_numbers(quad):
+    """Full thrust on one diagonal spins the drag-free model up without bound; once the body turns more than the
+    integrator resolves per step, advance raises one clear error (it used to return ~1e4 rad/s silently)."""
+    _place_in_air(quad)
+    quad.arm()
+    quad.command_motor_thrusts(np.array([1.0, 0.0, 1.0, 0.0]))
+    with pytest.raises(SimulationDivergedError) as e:
+        for _ in range(100):
+            quad.advance(0.1)
+    assert len(str(e.value).splitlines()) == 1 and "rad per 1 ms physics step" in str(e.value)
+    assert np.abs(quad.read().angular_velocity).max() < 1000.0  # raised near the limit, not long after
+
+
+def test_a_non_finite_state_raises_and_mujoco_warns_through_logging(quad, caplog, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _place_in_air(quad)
+    quad.simulation.data.qvel[0] = np.nan
+    with caplog.at_level(logging.WARNING, logger="sim.mujoco.simulation"):
+        with pytest.raises(SimulationDivergedError, match="crazyflie_scene: simulation diverged"):
+            quad.advance(0.01)
+    assert any("MuJoCo: Nan, Inf or huge value" in r.getMessage() for r in caplog.records)
+    assert not (tmp_path / "MUJOCO_LOG.TXT").exists()  # MuJoCo's default handler would have written it here
 
 
 def test_equal_hover_thrust_gives_zero_yaw_torque(quad):
