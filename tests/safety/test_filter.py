@@ -361,6 +361,33 @@ def test_quadrotor_motor_commands_within_limits(pos, u):
         assert out.mode == "position" and not np.isfinite(u).all()
 
 
+@SETTINGS
+@given(pos=positions, w=st.lists(any_float, min_size=4, max_size=4), ratio=st.floats(0.3, 1.0))
+def test_quadrotor_motor_speeds_keep_the_thrust_limits(pos, w, ratio):
+    """Speed commands are bounded where their thrust (speed squared) meets the thrust mode's bounds."""
+    cfg = QuadrotorSafetyConfig(
+        control_dt=0.01, geofence=FENCE, max_altitude=2.0, max_speed=1.0, max_acceleration=4.0, max_thrust_ratio=ratio
+    )
+    filt = QuadrotorSafetyFilter(QUAD, cfg)
+    out = filt.filter(Command("motor_rpms", np.array(w, float)), _qstate(pos))
+    if out.mode != "motor_rpms":
+        assert out.mode == "position" and not np.isfinite(w).all()
+        return
+    thrust = np.square(out.values)  # normalized thrust per rotor
+    assert np.all(thrust <= ratio + TOL)
+    if pos[2] > cfg.airborne_height:
+        assert np.all(thrust * 4 * QUAD.max_thrust >= cfg.min_airborne_thrust_ratio * QUAD.hover_thrust - TOL)
+    inside = np.isfinite(w).all() and np.all((np.square(w) <= ratio) & (np.array(w) >= 0.0))
+    if inside and pos[2] <= cfg.airborne_height:
+        np.testing.assert_array_equal(out.values, w)  # nothing to change
+
+
+def test_quadrotor_tilt_with_motor_speeds_hands_over_to_position_hold():
+    filt = QuadrotorSafetyFilter(QUAD, QCFG)
+    out = filt.filter(Command("motor_rpms", np.full(4, 0.7)), _qstate((0, 0, 1), rpy=(0.0, -0.9, 0.0)))
+    assert out.mode == "position" and filt.log.counts == {"tilt": 1}
+
+
 def test_quadrotor_tilt_limit_levels_the_vehicle():
     filt = QuadrotorSafetyFilter(QUAD, QCFG)
     state = _qstate((0, 0, 1), rpy=(0.9, 0.0, 0.0))  # rolled 52 deg left
