@@ -102,6 +102,8 @@ def run(args: argparse.Namespace) -> int:
     except Exception as e:  # noqa: BLE001 any start-up failure: stop what started, exit with the reason
         server.stop(0.0)
         raise SystemExit(f"rcs robot: {e}") from None
+    # before the ready line: a client that starts moving the robot on it is seen by the view from the start
+    viewer = ViewProcess(args.view, config.state_endpoint, config.command_endpoint) if args.view is not None else None
     sys.stdout.write(
         json.dumps(
             {
@@ -115,7 +117,6 @@ def run(args: argparse.Namespace) -> int:
         + "\n"
     )
     sys.stdout.flush()
-    viewer = ViewProcess(args.view, config.state_endpoint, config.command_endpoint) if args.view is not None else None
     if args.duration is not None:
         threading.Timer(args.duration, stop.set).start()
     try:

@@ -9,21 +9,46 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
+import threading
+from typing import IO
 
 log = logging.getLogger(__name__)
 
 #: s the view gets to flush and close its file after SIGTERM before it is killed
 STOP_TIMEOUT_S = 10.0
+#: s the view gets to come up (import rerun, describe the server, subscribe) before motion starts without it
+READY_TIMEOUT_S = 60.0
 
 
 class ViewProcess:
     """``rcs view`` on a server's endpoints, into a running rerun viewer, else into ``save`` (``""``: the view's
-    default file, outputs/view/rcs-<time>.rrd)."""
+    default file, outputs/view/rcs-<time>.rrd).
 
-    def __init__(self, save: str, state_endpoint: str, command_endpoint: str) -> None:
+    The constructor returns once the view has printed its ready line, i.e. it is subscribed and sees everything
+    published from then on (a view started on a busy machine can otherwise take seconds to import rerun and
+    miss a short run entirely). A view that is not up within ``ready_timeout_s`` is reported with a warning and
+    the caller goes on without waiting further: the view is an aid, never a reason for the robot to wait.
+    """
+
+    def __init__(
+        self, save: str, state_endpoint: str, command_endpoint: str, ready_timeout_s: float = READY_TIMEOUT_S
+    ) -> None:
         cmd = [sys.executable, "-m", "rcs.cli.main", "view", "--state-endpoint", state_endpoint]
         cmd += ["--command-endpoint", command_endpoint, *(["--save", save] if save else [])]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+        self.ready = threading.Event()
+        assert self.proc.stdout is not None
+        threading.Thread(target=self._read, args=(self.proc.stdout,), daemon=True, name="rcs-view-stdout").start()
+        if not self.ready.wait(ready_timeout_s):
+            state = f"exited with code {self.proc.poll()}" if self.proc.poll() is not None else "still starting"
+            log.warning("rcs view not up within %.0f s (%s): going on without waiting for it", ready_timeout_s, state)
+
+    def _read(self, stream: IO[str]) -> None:
+        """Drain the view's stdout (its ready line and final summary), so that it never blocks on a full pipe."""
+        for line in stream:
+            if '"ready"' in line:
+                self.ready.set()
+        self.ready.set()  # exited: nobody waits for a line that will not come
 
     def stop(self) -> None:
         """SIGTERM (the view flushes and closes its file), then wait; kill if it hangs."""

@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 #: where a rerun viewer listens by default (``rerun`` started without arguments).
 DEFAULT_VIEWER_URL = "rerun+http://127.0.0.1:9876/proxy"
 APPLICATION_ID = "rcs"
+#: s at most spent, once stopped, logging what had already arrived (bounded: a stop must not hang on a flood;
+#: below rcs.viewer.process.STOP_TIMEOUT_S, after which the view is killed)
+DRAIN_S = 5.0
 
 
 def viewer_listening(url: str = DEFAULT_VIEWER_URL, timeout_s: float = 0.2) -> bool:
@@ -89,20 +92,28 @@ class RobotView:
         self._stage: str | None = None
 
     def run(self, stop: threading.Event, duration_s: float | None = None) -> None:
-        """Log until ``stop`` is set (or ``duration_s`` passed)."""
+        """Log until ``stop`` is set (or ``duration_s`` passed), then what had already arrived by then: a view that
+        falls behind (its first logs are slow, the machine is busy) still records a short run to its end."""
         end = None if duration_s is None else time.monotonic() + duration_s
         while not stop.is_set() and (end is None or time.monotonic() < end):
             got = self.client.receive(timeout_s=0.2)
+            if got is not None:
+                self._log(*got)
+        drain_end = time.monotonic() + DRAIN_S
+        while time.monotonic() < drain_end:
+            got = self.client.receive(timeout_s=0.0)
             if got is None:
-                continue
-            topic, message = got
-            self._time(message)
-            if topic == TOPIC_STATE:
-                self._state(message)
-            elif topic == TOPIC_STATUS:
-                self._status(message.meta)
-            elif topic.startswith(TOPIC_CAMERA):
-                self._camera(topic[len(TOPIC_CAMERA) :].decode(errors="replace"), message)
+                break
+            self._log(*got)
+
+    def _log(self, topic: bytes, message: RobotMessage) -> None:
+        self._time(message)
+        if topic == TOPIC_STATE:
+            self._state(message)
+        elif topic == TOPIC_STATUS:
+            self._status(message.meta)
+        elif topic.startswith(TOPIC_CAMERA):
+            self._camera(topic[len(TOPIC_CAMERA) :].decode(errors="replace"), message)
 
     def _time(self, message: RobotMessage) -> None:
         self.rec.set_time("tick", sequence=int(message.header.tick))

@@ -46,6 +46,36 @@ def test_robot_view_saves_measured_and_commanded_joints_stage_and_loop_timing(tm
     assert rows.get("/robot/stage", 0) >= 1 and rows.get("/loop/lateness_us/p99", 0) >= 1, rows
 
 
+def test_a_view_sees_a_stream_from_the_moment_it_is_started(tmp_path):
+    """``ViewProcess`` returns once the view is subscribed, and a stopped view logs what had already arrived: a
+    short run published right after it is recorded to its end. (A view used to be started without waiting and to
+    drop its queue when stopped; on a busy machine it then recorded one state of a short deploy run, or none.)"""
+    import time
+
+    import rcs
+    from rcs.remote.description import describe
+    from rcs.remote.observation import arm_command_names
+    from rcs.remote.publisher import StreamPublisher
+    from rcs.viewer.process import ViewProcess
+
+    robot = rcs.make_robot("sim/so101")
+    robot.connect()
+    endpoints = [f"tcp://127.0.0.1:{_free_port()}" for _ in range(2)]
+    stream = StreamPublisher(describe(robot, "sim/so101", 20.0, arm_command_names(robot), "joint_positions"), *endpoints)
+    rrd = tmp_path / "short.rrd"
+    try:
+        view = ViewProcess(str(rrd), stream.state_endpoint, stream.command_endpoint)
+        assert view.ready.is_set() and view.proc.poll() is None
+        for tick in range(20):  # one second at 20 Hz, right away
+            stream.publish(tick, robot.read(), dt=0.05)
+            time.sleep(0.05)
+        view.stop()
+    finally:
+        stream.close()
+        robot.close()
+    assert _entities(rrd).get("/robot/joints/shoulder_pan/measured", 0) >= 15
+
+
 def test_bad_view_input_is_one_line(tmp_path):
     proc = subprocess.run(
         [RCS, "view", "--save", str(tmp_path / "run.txt"), "--command-endpoint", f"tcp://127.0.0.1:{_free_port()}"],
