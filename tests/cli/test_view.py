@@ -61,7 +61,9 @@ def test_a_view_sees_a_stream_from_the_moment_it_is_started(tmp_path):
     robot = rcs.make_robot("sim/so101")
     robot.connect()
     endpoints = [f"tcp://127.0.0.1:{_free_port()}" for _ in range(2)]
-    stream = StreamPublisher(describe(robot, "sim/so101", 20.0, arm_command_names(robot), "joint_positions"), *endpoints)
+    stream = StreamPublisher(
+        describe(robot, "sim/so101", 20.0, arm_command_names(robot), "joint_positions"), *endpoints
+    )
     rrd = tmp_path / "short.rrd"
     try:
         view = ViewProcess(str(rrd), stream.state_endpoint, stream.command_endpoint)
