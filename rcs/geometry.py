@@ -228,3 +228,77 @@ def matrix_from_rotation_6d(r: np.ndarray) -> np.ndarray:
     y = b / nb
     z = np.cross(x, y)
     return np.stack([x, y, z], axis=-1)
+
+
+# -- aerospace frames (PX4, MAVLink) <-> REP-103 -------------------------------------------------------------
+# PX4 states its local world frame as NED (x north, y east, z down) and its body frame as FRD (x forward, y right,
+# z down); rcs uses ENU and FLU. The functions below are the only place the stack converts between them.
+
+#: (w, x, y, z) of the rotation ENU <- NED: a half turn about the axis (1, 1, 0) / sqrt(2), whose matrix
+#: ``[[0, 1, 0], [1, 0, 0], [0, 0, -1]]`` swaps x and y and flips z. It is its own inverse.
+Q_ENU_NED = np.array([0.0, np.sqrt(0.5), np.sqrt(0.5), 0.0])
+#: (w, x, y, z) of the rotation FRD <- FLU: a half turn about body x, matrix ``diag(1, -1, -1)``. Its own inverse.
+Q_FRD_FLU = np.array([0.0, 1.0, 0.0, 0.0])
+
+
+def ned_to_enu(v: np.ndarray) -> np.ndarray:
+    """A world vector (position m, velocity m/s, ...) from NED to ENU, on the last axis of shape (..., 3):
+    ``x_enu = y_ned`` (east), ``y_enu = x_ned`` (north), ``z_enu = -z_ned`` (up)."""
+    v = np.asarray(v, dtype=np.float64)
+    return np.stack([v[..., 1], v[..., 0], -v[..., 2]], axis=-1)
+
+
+def enu_to_ned(v: np.ndarray) -> np.ndarray:
+    """A world vector from ENU to NED (..., 3): ``x_ned = y_enu``, ``y_ned = x_enu``, ``z_ned = -z_enu``. The
+    same permutation as :func:`ned_to_enu` (the map is an involution)."""
+    return ned_to_enu(v)
+
+
+def frd_to_flu(v: np.ndarray) -> np.ndarray:
+    """A body vector (angular velocity rad/s, force N, ...) from FRD to FLU (..., 3): ``(x, -y, -z)``."""
+    v = np.asarray(v, dtype=np.float64)
+    return np.stack([v[..., 0], -v[..., 1], -v[..., 2]], axis=-1)
+
+
+def flu_to_frd(v: np.ndarray) -> np.ndarray:
+    """A body vector from FLU to FRD (..., 3): ``(x, -y, -z)`` (an involution, like :func:`frd_to_flu`)."""
+    return frd_to_flu(v)
+
+
+def quat_ned_frd_to_enu_flu(q_ned_frd: np.ndarray) -> np.ndarray:
+    """PX4's attitude (w, x, y, z; rotates FRD body vectors into the NED world) as rcs's (w, x, y, z; FLU body
+    into the ENU world): ``q_enu_flu = Q_ENU_NED * q_ned_frd * Q_FRD_FLU``.
+
+    Both constant factors are half turns (see :data:`Q_ENU_NED`, :data:`Q_FRD_FLU`). Example: PX4's identity
+    (level, nose north) becomes a yaw of +pi/2 about ENU z (nose along +y, north). The result is normalized
+    with ``w >= 0``.
+    """
+    q = quat_normalize(np.asarray(q_ned_frd, dtype=np.float64))
+    return quat_normalize(quat_multiply(quat_multiply(Q_ENU_NED, q), Q_FRD_FLU))
+
+
+def quat_enu_flu_to_ned_frd(q_enu_flu: np.ndarray) -> np.ndarray:
+    """rcs's attitude (FLU body in the ENU world, w, x, y, z) as PX4's (FRD body in the NED world):
+    ``q_ned_frd = Q_NED_ENU * q_enu_flu * Q_FLU_FRD`` with ``Q_NED_ENU = Q_ENU_NED^-1`` and
+    ``Q_FLU_FRD = Q_FRD_FLU^-1``; each half turn is its own inverse up to sign, so the same constants serve.
+    Inverse of :func:`quat_ned_frd_to_enu_flu`."""
+    q = quat_normalize(np.asarray(q_enu_flu, dtype=np.float64))
+    return quat_normalize(quat_multiply(quat_multiply(Q_ENU_NED, q), Q_FRD_FLU))
+
+
+def wrap_angle(angle: float) -> float:
+    """``angle`` (rad) wrapped into [-pi, pi)."""
+    return float((angle + np.pi) % (2.0 * np.pi) - np.pi)
+
+
+def yaw_ned_to_enu(yaw_ned: float) -> float:
+    """PX4 yaw (rad; heading from north, clockwise positive seen from above) as rcs yaw (rad; from east,
+    counter-clockwise positive): ``yaw_enu = pi/2 - yaw_ned``, wrapped into [-pi, pi). North (0) is +pi/2,
+    east (pi/2) is 0."""
+    return wrap_angle(np.pi / 2 - float(yaw_ned))
+
+
+def yaw_enu_to_ned(yaw_enu: float) -> float:
+    """rcs yaw (rad, from east, counter-clockwise) as PX4 yaw (rad, from north, clockwise):
+    ``yaw_ned = pi/2 - yaw_enu``, wrapped into [-pi, pi). Inverse of :func:`yaw_ned_to_enu`."""
+    return wrap_angle(np.pi / 2 - float(yaw_enu))
