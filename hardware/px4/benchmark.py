@@ -1,8 +1,5 @@
-"""Latency of the hw/px4 link against the PX4 emulator (one machine, loopback UDP; a figure, not a test)::
-
-    python -m hardware.px4.benchmark [--samples 300]
-
-Measured with ``time.monotonic()``, one clock for every process on a Linux host:
+"""Latency of the hw/px4 link against the PX4 emulator (one machine, loopback UDP; a figure, not a test), for
+``rcs bench links`` (:mod:`sim.bench.links`). Measured with ``time.monotonic()``, one clock for every process on a Linux host:
 
 - setpoint: ``command_position`` called -> the emulator's MAVLink thread has it (``received``) -> the emulator's
   firmware first uses it on a physics tick (``applied``), in OFFBOARD, the vehicle hovering at 0.3 m;
@@ -13,30 +10,18 @@ Measured with ``time.monotonic()``, one clock for every process on a Linux host:
 
 from __future__ import annotations
 
-import argparse
-import sys
 import time
-from collections.abc import Sequence
 
 import numpy as np
 
 from hardware.emulators.px4 import Px4Emulator
 from hardware.px4.driver import Px4Quadrotor
 from hardware.px4.protocol import open_link
+from rcs.errors import RcsError
 
 
-def _summary(name: str, values_s: list[float]) -> str:
-    v = np.asarray(values_s) * 1e3
-    return (
-        f"{name:<44} n={len(v):4d}  p50 {np.percentile(v, 50):6.2f} ms  p90 {np.percentile(v, 90):6.2f} ms  "
-        f"p99 {np.percentile(v, 99):6.2f} ms  max {v.max():6.2f} ms"
-    )
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hardware.px4.benchmark", description=__doc__.split("\n")[0])
-    parser.add_argument("--samples", type=int, default=300)
-    args = parser.parse_args(argv)
+def measure(samples: int) -> dict[str, list[float]]:
+    """``samples`` position setpoints in a 50 Hz offboard loop, then ``samples`` telemetry messages; values in s."""
     emulator = Px4Emulator()
     try:
         px4 = Px4Quadrotor(**emulator.robot_config)
@@ -46,12 +31,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             deadline = time.monotonic() + 20
             while emulator.state()["mode"] != "Offboard":
                 if time.monotonic() > deadline:
-                    raise SystemExit("never reached OFFBOARD")
+                    raise RcsError("hw/px4 emulator: never reached OFFBOARD within 20 s")
                 px4.command_position(target)
                 px4.read()
                 time.sleep(0.02)
             received, applied, waits, ages = [], [], [], []
-            for i in range(args.samples):
+            for i in range(samples):
                 sent = time.monotonic()
                 px4.command_position(target + [0.001 * (i % 2), 0.0, 0.0])
                 while True:
@@ -70,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             transport = []
             next_heartbeat, deadline = 0.0, time.monotonic() + 60
             try:
-                while len(transport) < args.samples and time.monotonic() < deadline:
+                while len(transport) < samples and time.monotonic() < deadline:
                     if time.monotonic() > next_heartbeat:  # the emulator answers peers heard within 2 s
                         peer.mav.heartbeat_send(6, 8, 0, 0, 4)
                         next_heartbeat = time.monotonic() + 0.5
@@ -80,19 +65,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                         transport.append(time.monotonic() - (emulator.boot_time + msg.time_boot_ms / 1000))
             finally:
                 peer.close()
-        lines = [
-            f"hw/px4 link benchmark, {args.samples} samples, loopback UDP, emulator telemetry 100 Hz",
-            _summary("setpoint sent -> emulator received", received),
-            _summary("setpoint sent -> applied on a physics tick", applied),
-            _summary("telemetry sent -> taken off the socket", transport),
-            _summary("read(): wait for a fresh sample", waits),
-            _summary("read(): age of the state when returned", ages),
-        ]
-        sys.stdout.write("\n".join(lines) + "\n")
+        return {
+            "setpoint_sent_to_received": received,
+            "setpoint_sent_to_applied": applied,
+            "telemetry_sent_to_received": transport,
+            "read_wait_for_fresh_sample": waits,
+            "state_age_at_read": ages,
+        }
     finally:
         emulator.close()
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,6 +1,7 @@
 """``rcs bench hw``: control rate and command-to-motion latency of each physical robot driver against its emulator.
 
-For every robot with a registered wire-protocol emulator (``rcs list``: emulators; ``--robots`` picks some), the
+For every arm with a registered wire-protocol emulator (``rcs list``: emulators; ``--robots`` picks some; the
+quadrotor links are ``rcs bench links``), the
 emulator is started as its own process (its physics is the robot) and the driver connects to it exactly as to the
 real robot. Then:
 
@@ -114,7 +115,9 @@ def _baseline(robot: str, config: dict[str, Any], seconds: float) -> dict[str, A
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    names = args.robots or emulators.names()
+    from sim.bench.links import LINKS  # quadrotor links: their own bench (setpoint latency, telemetry age)
+
+    names = args.robots or [n for n in emulators.names() if n not in LINKS]
     out: dict[str, Any] = {"seconds": args.seconds, "robots": {}}
     for name in names:
         log.info("rcs bench hw: %s: starting its emulator", name)
