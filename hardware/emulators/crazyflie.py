@@ -26,23 +26,20 @@ power cycle: unlocked, disarmed, log blocks and parameters reset, vehicle left w
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
-import os
-import signal
 import socket
 import sys
-import tempfile
 import threading
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from hardware.emulators.process import EmulatorProcess
-from rcs.errors import ConfigError, LinkLostError
+from hardware.emulators.control import ControlServer
+from hardware.emulators.process import EmulatorClient, serve_emulator
+from hardware.emulators.vehicle import state_from_json, state_to_json
+from rcs.errors import ConfigError
 from rcs.types import QuadrotorState
 
 log = logging.getLogger(__name__)
@@ -54,18 +51,6 @@ EMULATOR_FIFO_PRIORITY = 70  # below the control loop's default (80), as the oth
 # ------------------------------------------------------------------------------------------------------------
 # The emulator process
 # ------------------------------------------------------------------------------------------------------------
-def _state_dict(s: QuadrotorState) -> dict[str, Any]:
-    return {
-        "timestamp": s.timestamp,
-        "position": s.position.tolist(),
-        "quaternion": s.quaternion.tolist(),
-        "linear_velocity": s.linear_velocity.tolist(),
-        "angular_velocity": s.angular_velocity.tolist(),
-        "motor_thrusts": np.asarray(s.motor_thrusts).tolist(),
-        "armed": bool(s.armed),
-    }
-
-
 class CrazyflieProcess:
     """The emulated Crazyflie inside the emulator process: physics, firmware, UDP link and control channel."""
 
@@ -87,15 +72,8 @@ class CrazyflieProcess:
         self._stop = threading.Event()
         self._link = threading.Thread(target=self._serve_link, name="crazyflie-link", daemon=True)
 
-        import zmq
-
-        self._zmq = zmq
-        self._ctx = zmq.Context()
-        self._rep = self._ctx.socket(zmq.REP)
-        self._rep.setsockopt(zmq.LINGER, 0)
-        self._rep.bind(control)
         self.control = control
-        self._control = threading.Thread(target=self._serve_control, name="crazyflie-control", daemon=True)
+        self._control = ControlServer(control, self._handle, name="crazyflie-control")
 
     def _tick(self, robot: Any, t: float) -> None:
         self.firmware.tick(robot, t)
@@ -107,13 +85,11 @@ class CrazyflieProcess:
 
     def close(self) -> None:
         self._stop.set()
-        for t in (self._link, self._control):
-            if t.is_alive():
-                t.join(2)
+        if self._link.is_alive():
+            self._link.join(2)
+        self._control.close()
         self.vehicle.close()
         self.sock.close()
-        self._rep.close(0)
-        self._ctx.term()
 
     # -- link -------------------------------------------------------------------------------------------------
     def _send(self, packet: Any) -> None:
@@ -151,19 +127,6 @@ class CrazyflieProcess:
                     self.firmware.malformed += 1
 
     # -- control channel --------------------------------------------------------------------------------------
-    def _serve_control(self) -> None:
-        poller = self._zmq.Poller()
-        poller.register(self._rep, self._zmq.POLLIN)
-        while not self._stop.is_set():
-            if not poller.poll(50):
-                continue
-            try:
-                request = json.loads(self._rep.recv())
-                reply = {"ok": True, **self._handle(request)}
-            except (ValueError, KeyError, TypeError) as exc:
-                reply = {"ok": False, "error": str(exc).splitlines()[0] if str(exc) else type(exc).__name__}
-            self._rep.send(json.dumps(reply).encode())
-
     def _handle(self, request: Mapping[str, Any]) -> dict[str, Any]:
         cmd = request.get("cmd")
         fw = self.firmware
@@ -171,7 +134,7 @@ class CrazyflieProcess:
             raise ValueError(f"the physics stopped: {self.vehicle.error}")
         if cmd == "state":
             with self.vehicle.lock:
-                return {"state": _state_dict(self.vehicle.robot.read()), "time": fw.time}
+                return {"state": state_to_json(self.vehicle.robot.read()), "time": fw.time}
         if cmd == "place":
             position = request.get("position", [0.0, 0.0, 0.0])
             quaternion = request.get("quaternion", [1.0, 0.0, 0.0, 0.0])
@@ -234,33 +197,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     fifo, why = enable_fifo(EMULATOR_FIFO_PRIORITY)
     if not fifo:
         log.warning("crazyflie emulator: %s; packets may be late on a loaded machine", why)
-    control = args.control or f"ipc://{tempfile.gettempdir()}/rcs-crazyflie-{os.getpid()}.ipc"
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
     config = FirmwareConfig(max_arm_tilt=math.radians(args.max_arm_tilt_deg), geofence=args.geofence)
-    vehicle = CrazyflieProcess(args.host, args.port, control, config)
-    vehicle.start()
-    host, port = vehicle.address
-    ready = {"ready": True, "uri": f"udp://{host}:{port}", "port": port, "control": control}
-    sys.stdout.write(json.dumps(ready) + "\n")
-    sys.stdout.flush()
-    try:
-        while not stop.wait(0.5):
-            if vehicle.vehicle.error is not None:
-                log.error("crazyflie emulator: physics stopped: %s", vehicle.vehicle.error)
-                return 1
-    finally:
-        vehicle.close()
-        if control.startswith("ipc://"):
-            Path(control[len("ipc://") :]).unlink(missing_ok=True)
-    return 0
+
+    def start(control: str) -> CrazyflieProcess:
+        vehicle = CrazyflieProcess(args.host, args.port, control, config)
+        vehicle.start()
+        return vehicle
+
+    def ready(vehicle: CrazyflieProcess) -> dict[str, Any]:
+        host, port = vehicle.address
+        return {"uri": f"udp://{host}:{port}", "port": port}
+
+    return serve_emulator("crazyflie", args.control, start, ready, lambda vehicle: vehicle.vehicle.error)
 
 
 # ------------------------------------------------------------------------------------------------------------
 # The client (test side)
 # ------------------------------------------------------------------------------------------------------------
-class CrazyflieEmulator:
+class CrazyflieEmulator(EmulatorClient):
     """A running Crazyflie emulator process (implements :class:`rcs.emulator.VehicleEmulator`).
 
     Args:
@@ -296,57 +250,17 @@ class CrazyflieEmulator:
             str(float(max_arm_tilt_deg)),
             "--geofence=" + ",".join(str(float(v)) for v in geofence),  # "=": the value starts with "-"
         ]
-        self._timeout_ms = int(request_timeout * 1000)
-        self._closed = False
-        self._sock: Any = None
-        self._ctx: Any = None
-        self._proc = EmulatorProcess(
-            f"{ROBOT} emulator", "hardware.emulators.crazyflie", args, ("uri", "control"), ready_timeout, python
+        super().__init__(
+            f"{ROBOT} emulator", "hardware.emulators.crazyflie", args, ("uri",), ready_timeout, request_timeout, python
         )
-        self.process = self._proc.process
-        self.uri: str = self._proc.ready["uri"]
-        self.port: int = int(self._proc.ready["port"])
-        self.control: str = self._proc.ready["control"]
+        self.uri: str = self.ready["uri"]
+        self.port: int = int(self.ready["port"])
         self.robot_config: dict[str, Any] = {"uri": self.uri}
-        import zmq
-
-        self._zmq = zmq
-        self._ctx = zmq.Context()
-
-    def _request(self, cmd: str, **fields: Any) -> dict[str, Any]:
-        if self._closed:
-            raise LinkLostError(f"{ROBOT} emulator: {cmd}: the emulator is closed")
-        zmq = self._zmq
-        if self._sock is None:
-            self._sock = self._ctx.socket(zmq.REQ)
-            self._sock.setsockopt(zmq.LINGER, 0)
-            self._sock.connect(self.control)
-        self._sock.send(json.dumps({"cmd": cmd, **fields}).encode())
-        if not self._sock.poll(self._timeout_ms):
-            self._sock.close(0)
-            self._sock = None
-            state = "exited" if self.process.poll() is not None else "running"
-            raise LinkLostError(
-                f"{ROBOT} emulator: {cmd}: no control reply within {self._timeout_ms / 1000} s (process {state})"
-            )
-        reply = json.loads(self._sock.recv())
-        if not reply.pop("ok", False):
-            raise ConfigError(f"{ROBOT} emulator: {cmd}: {reply.get('error')}")
-        return reply
 
     def vehicle_state(self) -> QuadrotorState:
         """Ground truth from the physics in rcs frames (world ENU, body FLU); ``timestamp`` is the emulator's
         monotonic clock (one clock per host)."""
-        s = self._request("state")["state"]
-        return QuadrotorState(
-            timestamp=float(s["timestamp"]),
-            position=np.asarray(s["position"]),
-            quaternion=np.asarray(s["quaternion"]),
-            linear_velocity=np.asarray(s["linear_velocity"]),
-            angular_velocity=np.asarray(s["angular_velocity"]),
-            motor_thrusts=np.asarray(s["motor_thrusts"]),
-            armed=bool(s["armed"]),
-        )
+        return state_from_json(self._request("state")["state"])
 
     def place(self, position: Sequence[float], quaternion: Sequence[float] = (1.0, 0.0, 0.0, 0.0)) -> None:
         """Put the vehicle at ``position`` (m, world) with ``quaternion`` (w, x, y, z), at rest, motors stopped
@@ -367,29 +281,6 @@ class CrazyflieEmulator:
         """Send one raw datagram to the emulator's link port (malformed-packet tests)."""
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
             s.sendto(datagram, ("127.0.0.1", self.port))
-
-    def kill(self) -> None:
-        """The vehicle dies without warning (SIGKILL): its link and control channel vanish."""
-        self._proc.kill()
-
-    def close(self) -> None:
-        """Stop the process and release the channel (idempotent)."""
-        if self._closed:
-            return
-        self._closed = True
-        self._proc.stop()
-        if self._sock is not None:
-            self._sock.close(0)
-            self._sock = None
-        if self._ctx is not None:
-            self._ctx.term()
-            self._ctx = None
-
-    def __enter__(self) -> CrazyflieEmulator:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def start_crazyflie(**config: Any) -> CrazyflieEmulator:

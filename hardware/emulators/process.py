@@ -1,23 +1,30 @@
 """An emulator's own OS process, as a robot or camera is its own machine: start, ready line, stop, kill.
 
 Every emulator runs ``python -m hardware.emulators.<module> ...`` and prints one JSON line ``{"ready": true, ...}``
-on stdout once it serves; its stderr goes to a temporary file whose last line explains an early exit.
+on stdout once it serves; its stderr goes to a temporary file whose last line explains an early exit. The test
+side is :class:`EmulatorProcess`; inside the process, :func:`serve_emulator` runs the emulator until a signal.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import select
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from hardware.emulators.control import ControlClient
 from rcs.errors import LinkLostError
+
+log = logging.getLogger(__name__)
 
 #: the repository root: emulator modules are run from it (they import ``hardware`` and ``sim``).
 REPO = Path(__file__).resolve().parents[2]
@@ -139,3 +146,102 @@ class EmulatorProcess:
         process = getattr(self, "process", None)
         if not getattr(self, "_stopped", True) and process is not None and process.poll() is None:
             process.kill()  # never leave an orphan emulator behind
+
+
+def serve_emulator(
+    kind: str,
+    control: str | None,
+    start: Callable[[str], Any],
+    ready: Callable[[Any], Mapping[str, Any]],
+    failure: Callable[[Any], BaseException | None] = lambda _: None,
+) -> int:
+    """The life of an emulator process, after its own set-up: start it, print the ready line, serve until SIGTERM or
+    SIGINT, close it. Returns the process's exit code (1 when ``failure`` reports that its physics stopped).
+
+    Args:
+        kind: short name for the default control endpoint and messages (``"so101"``, ``"px4"``...).
+        control: the side channel's endpoint, or ``None`` for an ipc socket of this process in the temp folder
+            (removed at exit).
+        start: builds and starts the emulator on ``control``; the result must have ``close()``.
+        ready: the ready line's fields besides ``ready`` and ``control`` (e.g. the port a driver connects to).
+        failure: what stopped the emulator on its own, checked every 0.5 s (``None``: running).
+    """
+    control = control or f"ipc://{tempfile.gettempdir()}/rcs-{kind}-{os.getpid()}.ipc"
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):  # before start: a signal during start-up still cleans up
+        signal.signal(sig, lambda *_: stop.set())
+    emulator = None
+    try:
+        emulator = start(control)
+        sys.stdout.write(json.dumps({"ready": True, **ready(emulator), "control": control}) + "\n")
+        sys.stdout.flush()
+        while not stop.wait(0.5):
+            stopped = failure(emulator)
+            if stopped is not None:
+                log.error("%s emulator: physics stopped: %s", kind, stopped)
+                return 1
+    finally:
+        if emulator is not None:
+            emulator.close()
+        if control.startswith("ipc://"):
+            Path(control[len("ipc://") :]).unlink(missing_ok=True)
+    return 0
+
+
+class EmulatorClient:
+    """The test side of a running emulator: its process (:class:`EmulatorProcess`) and its side channel
+    (:class:`hardware.emulators.control.ControlClient`). Emulators' client classes derive from it and add their
+    own requests, ``robot`` and ``robot_config``.
+
+    Args:
+        name: names the emulator in every message (e.g. ``"hw/so101 emulator"``).
+        module: the emulator's module, run as ``python -m``.
+        args: its command-line arguments.
+        ready_keys: keys its ready line must carry besides ``control``.
+        ready_timeout: seconds to wait for the ready line.
+        request_timeout: seconds a side-channel request waits for its reply.
+        python: the interpreter (default this one).
+
+    Attributes:
+        process: the :class:`subprocess.Popen`.
+        ready: the parsed ready line.
+        control: the side channel's endpoint.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        module: str,
+        args: Sequence[str],
+        ready_keys: Sequence[str],
+        ready_timeout: float,
+        request_timeout: float,
+        python: str | None = None,
+    ) -> None:
+        self._closed = False
+        self._proc = EmulatorProcess(name, module, args, (*ready_keys, "control"), ready_timeout, python)
+        self.process = self._proc.process
+        self.ready = self._proc.ready
+        self.control: str = self.ready["control"]
+        self._channel = ControlClient(name, self.control, request_timeout, self.process)
+
+    def _request(self, cmd: str, **fields: Any) -> dict[str, Any]:
+        return self._channel.request(cmd, **fields)
+
+    def kill(self) -> None:
+        """The robot dies without warning (SIGKILL): its link and its side channel vanish."""
+        self._proc.kill()
+
+    def close(self) -> None:
+        """Stop the process (SIGTERM, then SIGKILL) and release the side channel (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._proc.stop()
+        self._channel.close()
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -22,22 +22,18 @@ used). :class:`Px4Emulator` starts the process and wraps the channel (:class:`rc
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import os
-import signal
 import sys
-import tempfile
-import threading
 import time
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from hardware.emulators.process import EmulatorProcess
-from rcs.errors import ConfigError, LinkLostError
+from hardware.emulators.control import ControlServer
+from hardware.emulators.process import EmulatorClient, serve_emulator
+from hardware.emulators.vehicle import state_from_json, state_to_json
+from rcs.errors import ConfigError
 from rcs.types import QuadrotorState
 
 log = logging.getLogger(__name__)
@@ -55,8 +51,6 @@ class Px4Process:
     """Inside the emulator process: physics thread, firmware, MAVLink thread, control channel."""
 
     def __init__(self, args: argparse.Namespace, control: str) -> None:
-        import zmq
-
         from hardware.emulators.mavlink.firmware import Px4Firmware, Px4Params
         from hardware.emulators.mavlink.server import MavlinkServer
         from hardware.emulators.vehicle import RealtimeVehicle
@@ -79,13 +73,7 @@ class Px4Process:
         self.server = MavlinkServer(
             conn, self.firmware, self.vehicle.lock, args.sysid, args.telemetry_hz, self.boot_time
         )
-        self._zmq = zmq
-        self._ctx = zmq.Context()
-        self._rep = self._ctx.socket(zmq.REP)
-        self._rep.setsockopt(zmq.LINGER, 0)
-        self._rep.bind(control)
-        self._stop = threading.Event()
-        self._control = threading.Thread(target=self._serve_control, name="px4-control", daemon=True)
+        self._control = ControlServer(control, self._handle, name="px4-control")
 
     def _on_tick(self, robot: Any, sim_time: float) -> None:
         fw = getattr(self, "firmware", None)
@@ -98,25 +86,9 @@ class Px4Process:
         self._control.start()
 
     def close(self) -> None:
-        self._stop.set()
-        if self._control.is_alive():
-            self._control.join(2.0)
+        self._control.close()
         self.server.close()
         self.vehicle.close()
-        self._rep.close(0)
-        self._ctx.term()
-
-    def _serve_control(self) -> None:
-        poller = self._zmq.Poller()
-        poller.register(self._rep, self._zmq.POLLIN)
-        while not self._stop.is_set():
-            if not poller.poll(50):
-                continue
-            try:
-                reply = {"ok": True, **self._handle(json.loads(self._rep.recv()))}
-            except (ValueError, KeyError, TypeError) as exc:
-                reply = {"ok": False, "error": str(exc).splitlines()[0] if str(exc) else type(exc).__name__}
-            self._rep.send(json.dumps(reply).encode())
 
     def _handle(self, request: Mapping[str, Any]) -> dict[str, Any]:
         from hardware.px4.protocol import mode_name
@@ -129,13 +101,7 @@ class Px4Process:
             with self.vehicle.lock:
                 s = fw.robot.read()
                 return {
-                    "timestamp": s.timestamp,
-                    "position": s.position.tolist(),
-                    "quaternion": s.quaternion.tolist(),
-                    "linear_velocity": s.linear_velocity.tolist(),
-                    "angular_velocity": s.angular_velocity.tolist(),
-                    "motor_thrusts": s.motor_thrusts.tolist(),
-                    "armed": bool(s.armed),
+                    **state_to_json(s),
                     "mode": mode_name(fw.main, fw.sub),
                     "failsafe": fw.failsafe,
                     "bad_packets": self.server.bad_packets,
@@ -187,31 +153,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     fifo, why = enable_fifo(EMULATOR_FIFO_PRIORITY)
     if not fifo:
         log.warning("px4 emulator: %s", why)
-    control = args.control or f"ipc://{tempfile.gettempdir()}/rcs-px4-{os.getpid()}.ipc"
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    px4 = Px4Process(args, control)
-    px4.start()
-    ready = {"ready": True, "address": px4.address, "control": control, "boot_time": px4.boot_time}
-    sys.stdout.write(json.dumps(ready) + "\n")
-    sys.stdout.flush()
-    try:
-        while not stop.wait(0.5):
-            if px4.vehicle.error is not None:
-                log.error("px4 emulator: physics stopped: %s", px4.vehicle.error)
-                return 1
-    finally:
-        px4.close()
-        if control.startswith("ipc://"):
-            Path(control[len("ipc://") :]).unlink(missing_ok=True)
-    return 0
+
+    def start(control: str) -> Px4Process:
+        px4 = Px4Process(args, control)
+        px4.start()
+        return px4
+
+    return serve_emulator(
+        "px4",
+        args.control,
+        start,
+        lambda px4: {"address": px4.address, "boot_time": px4.boot_time},
+        lambda px4: px4.vehicle.error,
+    )
 
 
 # ------------------------------------------------------------------------------------------------------------
 # The client (test side)
 # ------------------------------------------------------------------------------------------------------------
-class Px4Emulator:
+class Px4Emulator(EmulatorClient):
     """A running PX4 emulator process (implements :class:`rcs.emulator.VehicleEmulator`), listening on a free UDP
     port of 127.0.0.1; :attr:`robot_config` connects ``hw/px4`` to it (``udpout:127.0.0.1:<port>``).
 
@@ -251,42 +211,12 @@ class Px4Emulator:
             "--com-of-loss-t",
             str(float(com_of_loss_t)),
         ]
-        self._proc = EmulatorProcess(
-            f"{ROBOT} emulator", "hardware.emulators.px4", args, ("address", "control"), ready_timeout, python
+        super().__init__(
+            f"{ROBOT} emulator", "hardware.emulators.px4", args, ("address",), ready_timeout, request_timeout, python
         )
-        self.process = self._proc.process
-        self.address: str = self._proc.ready["address"]
-        self.control: str = self._proc.ready["control"]
-        self.boot_time: float = float(self._proc.ready["boot_time"])
+        self.address: str = self.ready["address"]
+        self.boot_time: float = float(self.ready["boot_time"])
         self.robot_config: dict[str, Any] = {"connection": f"udpout:{self.address}"}
-        self._timeout_ms = int(request_timeout * 1000)
-        self._closed = False
-        self._sock: Any = None
-        import zmq
-
-        self._zmq = zmq
-        self._ctx = zmq.Context()
-
-    def _request(self, cmd: str, **fields: Any) -> dict[str, Any]:
-        if self._closed:
-            raise LinkLostError(f"{ROBOT} emulator: {cmd}: the emulator is closed")
-        zmq = self._zmq
-        if self._sock is None:
-            self._sock = self._ctx.socket(zmq.REQ)
-            self._sock.setsockopt(zmq.LINGER, 0)
-            self._sock.connect(self.control)
-        self._sock.send(json.dumps({"cmd": cmd, **fields}).encode())
-        if not self._sock.poll(self._timeout_ms):
-            self._sock.close(0)
-            self._sock = None
-            state = "exited" if self.process.poll() is not None else "running"
-            raise LinkLostError(
-                f"{ROBOT} emulator: {cmd}: no control reply within {self._timeout_ms / 1000} s (process {state})"
-            )
-        reply = json.loads(self._sock.recv())
-        if not reply.pop("ok", False):
-            raise ConfigError(f"{ROBOT} emulator: {cmd}: {reply.get('error')}")
-        return reply
 
     def state(self) -> dict[str, Any]:
         """Ground truth (rcs frames, lists) plus ``mode`` (PX4's name), ``failsafe`` and ``bad_packets``."""
@@ -294,16 +224,7 @@ class Px4Emulator:
 
     def vehicle_state(self) -> QuadrotorState:
         """Ground truth from the physics: world ENU, body FLU (see :class:`rcs.types.QuadrotorState`)."""
-        s = self.state()
-        return QuadrotorState(
-            timestamp=float(s["timestamp"]),
-            position=np.asarray(s["position"]),
-            quaternion=np.asarray(s["quaternion"]),
-            linear_velocity=np.asarray(s["linear_velocity"]),
-            angular_velocity=np.asarray(s["angular_velocity"]),
-            motor_thrusts=np.asarray(s["motor_thrusts"]),
-            armed=bool(s["armed"]),
-        )
+        return state_from_json(self.state())
 
     def hold(
         self, position: Sequence[float], quaternion: Sequence[float], velocity: Sequence[float] = (0, 0, 0)
@@ -325,20 +246,6 @@ class Px4Emulator:
         """(monotonic s when the newest setpoint arrived, when the vehicle first used it; -inf if never)."""
         r = self._request("setpoint_timing")
         return float(r["received"]), float(r["applied"])
-
-    def kill(self) -> None:
-        """The autopilot dies without warning (SIGKILL): its UDP port and control channel vanish."""
-        self._proc.kill()
-
-    def close(self) -> None:
-        """Stop the process and release the channel (idempotent)."""
-        if self._closed:
-            return
-        self._closed = True
-        if self._sock is not None:
-            self._sock.close(0)
-        self._ctx.term()
-        self._proc.stop()
 
 
 def start_px4(**config: Any) -> Px4Emulator:

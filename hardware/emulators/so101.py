@@ -27,11 +27,8 @@ Roles: ``follower`` (12 V servos) and ``leader`` (7.4 V servos; moved by the han
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
-import os
-import signal
 import sys
 import tempfile
 import threading
@@ -42,7 +39,8 @@ from typing import Any
 
 import numpy as np
 
-from hardware.emulators.process import EmulatorProcess
+from hardware.emulators.control import ControlServer
+from hardware.emulators.process import EmulatorClient, serve_emulator
 from rcs.errors import ConfigError, LinkLostError
 
 log = logging.getLogger(__name__)
@@ -141,15 +139,8 @@ class So101Process:
         self._unplug, self._unplugged = threading.Event(), threading.Event()
         self._physics = threading.Thread(target=self._run_physics, name="so101-bus-physics", daemon=True)
 
-        import zmq
-
-        self._zmq = zmq
-        self._ctx = zmq.Context()
-        self._rep = self._ctx.socket(zmq.REP)
-        self._rep.setsockopt(zmq.LINGER, 0)
-        self._rep.bind(control)
         self.control = control
-        self._control = threading.Thread(target=self._serve_control, name="so101-control", daemon=True)
+        self._control = ControlServer(control, self._handle, name="so101-control")
 
     @staticmethod
     def _descends(m: Any, body: int, ancestor: int) -> bool:
@@ -165,12 +156,10 @@ class So101Process:
 
     def close(self) -> None:
         self._stop.set()
-        for t in (self._physics, self._control):
-            if t.is_alive():
-                t.join(2)
+        if self._physics.is_alive():
+            self._physics.join(2)
+        self._control.close()
         self.bus.close()
-        self._rep.close(0)
-        self._ctx.term()
 
     # -- physics ---------------------------------------------------------------------------------------------
     def _run_physics(self) -> None:
@@ -225,19 +214,6 @@ class So101Process:
             self._trace_n += 1
 
     # -- control channel -------------------------------------------------------------------------------------
-    def _serve_control(self) -> None:
-        poller = self._zmq.Poller()
-        poller.register(self._rep, self._zmq.POLLIN)
-        while not self._stop.is_set():
-            if not poller.poll(50):
-                continue
-            try:
-                request = json.loads(self._rep.recv())
-                reply = {"ok": True, **self._handle(request)}
-            except (ValueError, KeyError, TypeError) as exc:
-                reply = {"ok": False, "error": str(exc).splitlines()[0] if str(exc) else type(exc).__name__}
-            self._rep.send(json.dumps(reply).encode())
-
     def _servo_index(self, request: Mapping[str, Any]) -> int:
         servo = request.get("servo")
         if isinstance(servo, str) and servo in JOINTS:
@@ -334,28 +310,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     fifo, why = enable_fifo(EMULATOR_FIFO_PRIORITY)
     if not fifo:
         log.warning("so101 emulator: %s; replies may miss the host's timeout on a loaded machine", why)
-    control = args.control or f"ipc://{tempfile.gettempdir()}/rcs-so101-{os.getpid()}.ipc"
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    arm = So101Process(args.role, args.seed, args.baud, control)
-    arm.start()
-    sys.stdout.write(json.dumps({"ready": True, "port": arm.bus.port, "control": control}) + "\n")
-    sys.stdout.flush()
-    try:
-        while not stop.wait(0.5):
-            pass
-    finally:
-        arm.close()
-        if control.startswith("ipc://"):
-            Path(control[len("ipc://") :]).unlink(missing_ok=True)
-    return 0
+
+    def start(control: str) -> So101Process:
+        arm = So101Process(args.role, args.seed, args.baud, control)
+        arm.start()
+        return arm
+
+    return serve_emulator("so101", args.control, start, lambda arm: {"port": arm.bus.port})
 
 
 # ------------------------------------------------------------------------------------------------------------
 # The client (test side)
 # ------------------------------------------------------------------------------------------------------------
-class So101Emulator:
+class So101Emulator(EmulatorClient):
     """A running SO-101 emulator process (implements :class:`rcs.emulator.RobotEmulator`).
 
     Args:
@@ -392,53 +359,22 @@ class So101Emulator:
             self._tmp = tempfile.TemporaryDirectory(prefix="rcs-so101-calib-")
             calibration_dir = self._tmp.name
         self.calibration_dir = Path(calibration_dir)
-        self._timeout_ms = int(request_timeout * 1000)
-        self._closed = False
-        self._sock: Any = None
         args = ["--role", role, "--seed", str(seed), "--baud", str(baud)]
         try:
-            self._proc = EmulatorProcess(
-                f"{ROBOT} emulator", "hardware.emulators.so101", args, ("port", "control"), ready_timeout, python
+            super().__init__(
+                f"{ROBOT} emulator", "hardware.emulators.so101", args, ("port",), ready_timeout, request_timeout, python
             )
         except BaseException:
-            self._cleanup()
+            self._remove_calibration()
             raise
-        self.process = self._proc.process
-        ready = self._proc.ready
-        self.port: str = ready["port"]
-        self.control: str = ready["control"]
+        self.port: str = self.ready["port"]
         self.robot_config: dict[str, Any] = {
             "port": self.port,
             "arm_id": arm_id,
             "calibration_dir": str(self.calibration_dir),
         }
-        import zmq
-
-        self._zmq = zmq
-        self._ctx = zmq.Context()
 
     # -- control channel -------------------------------------------------------------------------------------
-    def _request(self, cmd: str, **fields: Any) -> dict[str, Any]:
-        if self._closed:
-            raise LinkLostError(f"{ROBOT} emulator: {cmd}: the emulator is closed")
-        zmq = self._zmq
-        if self._sock is None:
-            self._sock = self._ctx.socket(zmq.REQ)
-            self._sock.setsockopt(zmq.LINGER, 0)
-            self._sock.connect(self.control)
-        self._sock.send(json.dumps({"cmd": cmd, **fields}).encode())
-        if not self._sock.poll(self._timeout_ms):
-            self._sock.close(0)  # a REQ socket without its reply cannot send again
-            self._sock = None
-            state = "exited" if self.process.poll() is not None else "running"
-            raise LinkLostError(
-                f"{ROBOT} emulator: {cmd}: no control reply within {self._timeout_ms / 1000} s (process {state})"
-            )
-        reply = json.loads(self._sock.recv())
-        if not reply.pop("ok", False):
-            raise ConfigError(f"{ROBOT} emulator: {cmd}: {reply.get('error')}")
-        return reply
-
     def state(self) -> dict[str, Any]:
         """Ground truth: ``arm`` (5 joint angles, rad, spec order), ``gripper`` (jaw angle, rad), ``time`` (sim
         s), ``hand`` (``idle``/``moving``/``holding``), ``limits`` ((lower, upper) rad per servo joint)."""
@@ -525,34 +461,15 @@ class So101Emulator:
         return So101Operator(self)
 
     # -- lifecycle -------------------------------------------------------------------------------------------
-    def kill(self) -> None:
-        """The arm dies without warning (SIGKILL): its bus and control channel vanish."""
-        self._proc.kill()
-
     def close(self) -> None:
         """Stop the process (SIGTERM, then SIGKILL after 10 s) and remove temporary files (idempotent)."""
-        if self._closed:
-            return
-        self._closed = True
-        self._proc.stop()
-        self._cleanup()
+        super().close()
+        self._remove_calibration()
 
-    def _cleanup(self) -> None:
-        if self._sock is not None:
-            self._sock.close(0)
-            self._sock = None
-        if getattr(self, "_ctx", None) is not None:
-            self._ctx.term()
-            self._ctx = None
+    def _remove_calibration(self) -> None:
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
-
-    def __enter__(self) -> So101Emulator:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 class So101Operator:

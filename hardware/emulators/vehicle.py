@@ -12,8 +12,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
+
+import numpy as np
 
 from rcs.registry import make_robot
 from rcs.types import QuadrotorState
@@ -98,3 +100,29 @@ class RealtimeVehicle:
             self._thread.join(timeout=2.0)
         with self.lock:
             self.robot.close()
+
+
+def state_to_json(state: QuadrotorState) -> dict[str, Any]:
+    """A :class:`QuadrotorState` as JSON-able lists (the side channel's ground truth; same frames and units)."""
+    return {
+        "timestamp": float(state.timestamp),
+        "position": np.asarray(state.position).tolist(),
+        "quaternion": np.asarray(state.quaternion).tolist(),
+        "linear_velocity": np.asarray(state.linear_velocity).tolist(),
+        "angular_velocity": np.asarray(state.angular_velocity).tolist(),
+        "motor_thrusts": np.asarray(state.motor_thrusts).tolist(),
+        "armed": bool(state.armed),
+    }
+
+
+def state_from_json(data: Mapping[str, Any]) -> QuadrotorState:
+    """The inverse of :func:`state_to_json`."""
+    return QuadrotorState(
+        timestamp=float(data["timestamp"]),
+        position=np.asarray(data["position"], dtype=np.float64),
+        quaternion=np.asarray(data["quaternion"], dtype=np.float64),
+        linear_velocity=np.asarray(data["linear_velocity"], dtype=np.float64),
+        angular_velocity=np.asarray(data["angular_velocity"], dtype=np.float64),
+        motor_thrusts=np.asarray(data["motor_thrusts"], dtype=np.float64),
+        armed=bool(data["armed"]),
+    )
