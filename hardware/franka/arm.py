@@ -49,6 +49,10 @@ logger = logging.getLogger(__name__)
 
 STOP_TIMEOUT = 5.0  # s, for the arm to come to rest at close()
 REST_VELOCITY = 0.01  # rad/s, every joint slower than this counts as at rest
+#: s for a started impedance motion to run on the robot (robot mode Move). Waited for, so that no other call races
+#: the motion's start: a close() that stops a motion libfranka is still starting leaves that start waiting for the
+#: robot forever, and the destructor of franky's Robot waits with it (seen against franky-sim on a loaded host).
+MOTION_START_TIMEOUT = 2.0
 
 
 class FrankaArm(Arm):
@@ -271,6 +275,17 @@ class FrankaArm(Arm):
         )
         stream.start(self._robot, np.array(self._robot.state.q, dtype=float))
         self._stream = stream
+        deadline = time.monotonic() + MOTION_START_TIMEOUT
+        # franky reports is_in_control as soon as its control thread exists; the robot runs the motion (mode Move)
+        # only once libfranka's start handshake is done, tens of ms later on a loaded host.
+        while self._robot.state.robot_mode != franky.RobotMode.Move:
+            self._robot.poll_motion()  # a motion that failed to start raises its reason (the caller latches it)
+            if time.monotonic() > deadline:
+                self._end_stream()
+                raise DeviceFaultError(
+                    DEVICE, "controller", f"the impedance motion did not start within {MOTION_START_TIMEOUT} s"
+                )
+            time.sleep(0.001)
 
     def _write_gripper(self, width: float) -> None:
         self._check()
