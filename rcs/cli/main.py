@@ -32,6 +32,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "view": ("rcs.cli.view", "show a running robot server's stream in rerun, or save it to .rrd"),
     "up": ("rcs.cli.up", "start a stack composition from launch/*.yaml with one command (docs/ros2.md)"),
     "train": ("rcs.cli.train", "train a policy on a LeRobotDataset (checkpoints, resume, loss curve)"),
+    "train-flight": ("rcs.cli.train_flight", "train a per-motor quadrotor hover policy with PPO on the batched sim"),
     "eval": ("rcs.cli.eval", "evaluate a checkpoint in sim through rcs serve + the real-time control loop"),
     "deploy": ("rcs.cli.deploy", "deploy a checkpoint onto a robot: preflight, shadow run, engage, logged run"),
 }

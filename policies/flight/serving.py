@@ -1,0 +1,74 @@
+"""Serve a flight checkpoint with ``rcs serve`` (policy loader kind ``flight_mlp``; numpy only, no torch).
+
+Schema (one observation per request, one action per chunk, ``policy_dt`` = 1 / the checkpoint's control rate):
+
+- ``observation.state`` (float32, 17): ``x y z`` (m, world ENU), ``qw qx qy qz`` (world from body), ``vx vy vz``
+  (m/s, world), ``wx wy wz`` (rad/s, body FLU) and ``u0 .. u3``, the normalized motor thrusts the vehicle was
+  last commanded (the policy's previous action, which is part of its observation: the server keeps no memory
+  per session);
+- ``observation.target`` (float32, 3): ``target_x target_y target_z``, the hover point (m, world);
+- ``action`` (float32, (1, 4)): ``motor_0 .. motor_3`` normalized thrusts in [0, 1] (``command_motor_thrusts``),
+  the spec's rotor order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rcs.flight import hover_task
+from rcs.serving.protocol import Schema, TensorSpec
+
+KIND = "flight_mlp"
+
+STATE_NAMES = ("x", "y", "z", "qw", "qx", "qy", "qz", "vx", "vy", "vz", "wx", "wy", "wz")
+
+
+def schema(meta: Mapping[str, Any]) -> Schema:
+    """The wire schema of a checkpoint (module docstring)."""
+    n = len(meta["action"]["names"])
+    state = TensorSpec("observation.state", (13 + n,), "float32", "", STATE_NAMES + tuple(f"u{i}" for i in range(n)))
+    target = TensorSpec("observation.target", (3,), "float32", "m", ("target_x", "target_y", "target_z"))
+    action = TensorSpec("action", (1, n), "float32", "1", tuple(f"motor_{i}" for i in range(n)))
+    return Schema((state, target), action, 1.0 / float(meta["control_rate_hz"]))
+
+
+def manifest(meta: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``rcs_policy.json`` of a checkpoint folder."""
+    return {"kind": KIND, "checkpoint_id": f"flight-hover-{meta['spec']['name']}", "schema": schema(meta).as_dict()}
+
+
+class FlightPolicy:
+    """A :class:`rcs.serving.policy.Policy` running the numpy MLP of a flight checkpoint.
+
+    Args:
+        directory: the checkpoint folder.
+        checkpoint_id: reported id.
+    """
+
+    def __init__(self, directory: str | Path, checkpoint_id: str) -> None:
+        from policies.flight.model import load
+
+        self.mlp = load(directory)
+        self.schema = schema(self.mlp.meta)
+        self.checkpoint_id = checkpoint_id
+        self._n = self.mlp.act_dim
+
+    def infer(self, observations: Sequence[Mapping[str, np.ndarray]]) -> list[np.ndarray]:
+        """One (1, n) chunk of normalized motor thrusts per observation."""
+        if not observations:
+            return []
+        s = np.stack([np.asarray(o["observation.state"], dtype=np.float64) for o in observations])
+        target = np.stack([np.asarray(o["observation.target"], dtype=np.float64) for o in observations])
+        last = 2.0 * s[:, 13 : 13 + self._n] - 1.0
+        obs = hover_task.observe(s[:, 0:3], s[:, 3:7], s[:, 7:10], s[:, 10:13], last, target)
+        u = hover_task.motor_command(self.mlp(obs)).astype(np.float32)
+        return [u[i : i + 1] for i in range(len(u))]
+
+
+def load(directory: Path, manifest: Mapping[str, Any]) -> FlightPolicy:
+    """Entry point ``rcs.policy_loaders`` ``flight_mlp``."""
+    return FlightPolicy(directory, str(manifest.get("checkpoint_id", KIND)))

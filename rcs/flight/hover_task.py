@@ -1,0 +1,158 @@
+"""The learned-hover task, defined once: observation vector, action mapping, reward and success.
+
+Pure numpy on batched arrays (leading dimensions ``...``), so the same functions serve the batched trainer
+(:mod:`sim.batch`), the evaluation on the MuJoCo vehicle (:mod:`sim.bench.flight`) and the deployed policy
+(:mod:`policies.flight.model`), each handing in :class:`rcs.types.QuadrotorState`-like arrays.
+
+Frames and units (REP-103, SI): position, target and linear velocity in the world frame (ENU, m, m/s); angular
+velocity in the body frame (FLU, rad/s); quaternion (w, x, y, z) rotating body vectors into the world.
+
+Observation (float32, :data:`OBSERVATION_NAMES`, 22 entries, each already divided by its entry of
+:data:`OBSERVATION_SCALE`):
+
+====================  ======  =========================================================================
+entries               scale   meaning
+====================  ======  =========================================================================
+``ex ey ez``          0.25 m  position minus target (world), each clipped to +-:data:`POSITION_ERROR_CLIP`
+``r00 .. r22``        1       world-from-body rotation matrix, row-major (``r02 r12 r22`` = body z)
+``vx vy vz``          1 m/s   linear velocity (world)
+``wx wy wz``          10      angular velocity (body, rad/s)
+``a0 .. a{n-1}``      1       the previous action (policy units, [-1, 1]), one per rotor
+====================  ======  =========================================================================
+
+Action: one value per rotor in [-1, 1], rotor order of the :class:`rcs.spec.QuadrotorSpec`; the motor command
+is the normalized thrust ``u = (a + 1) / 2`` in [0, 1] (:func:`motor_command`), i.e. the
+``command_motor_thrusts`` interface: thrust ``u * max_thrust`` N, through the vehicle's motor lag.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+POSITION_ERROR_CLIP = 1.0
+"""m: the position error is clipped to this per axis, so a far start looks like "1 m off" (keeps the inputs
+inside what training covered)."""
+
+POSITION_ERROR_SCALE = 0.25
+"""m per observation unit: a few cm of error must move the inputs visibly (the network starts with unit gains)."""
+
+ANGULAR_VELOCITY_SCALE = 10.0
+"""rad/s per observation unit."""
+
+
+def _quat_products_to_matrix() -> np.ndarray:
+    """(16, 9): row-major world-from-body matrix of a unit quaternion (w, x, y, z) from its products ``q_i q_j``."""
+    c = np.zeros((4, 4, 9))
+    w, x, y, z = range(4)
+    terms = {
+        0: [(w, w, 1), (x, x, 1), (y, y, -1), (z, z, -1)],
+        1: [(x, y, 2), (w, z, -2)],
+        2: [(x, z, 2), (w, y, 2)],
+        3: [(x, y, 2), (w, z, 2)],
+        4: [(w, w, 1), (x, x, -1), (y, y, 1), (z, z, -1)],
+        5: [(y, z, 2), (w, x, -2)],
+        6: [(x, z, 2), (w, y, -2)],
+        7: [(y, z, 2), (w, x, 2)],
+        8: [(w, w, 1), (x, x, -1), (y, y, -1), (z, z, 1)],
+    }
+    for k, entries in terms.items():
+        for i, j, coef in entries:
+            c[i, j, k] += coef
+    return c.reshape(16, 9)
+
+
+_QUAT_PRODUCTS_TO_MATRIX = _quat_products_to_matrix()
+
+
+def observation_names(num_rotors: int = 4) -> tuple[str, ...]:
+    """Names of the observation entries, in order (see the module docstring)."""
+    rot = tuple(f"r{i}{j}" for i in range(3) for j in range(3))
+    return ("ex", "ey", "ez", *rot, "vx", "vy", "vz", "wx", "wy", "wz", *(f"a{i}" for i in range(num_rotors)))
+
+
+OBSERVATION_NAMES = observation_names(4)
+"""The quadrotor (4-rotor) observation entries."""
+
+
+def observation_scale(num_rotors: int = 4) -> np.ndarray:
+    """(22,) divisor of each raw entry (unit per observation unit)."""
+    return np.r_[
+        np.full(3, POSITION_ERROR_SCALE), np.ones(9 + 3), np.full(3, ANGULAR_VELOCITY_SCALE), np.ones(num_rotors)
+    ]
+
+
+OBSERVATION_SCALE = observation_scale(4)
+
+
+def observe(
+    position: np.ndarray,
+    quaternion: np.ndarray,
+    linear_velocity: np.ndarray,
+    angular_velocity: np.ndarray,
+    last_action: np.ndarray,
+    target: np.ndarray,
+) -> np.ndarray:
+    """(..., 22) float32 observation (module docstring) from state arrays with leading dims ``...``.
+
+    Args:
+        position: (..., 3) m, world. quaternion: (..., 4) w x y z, world from body.
+        linear_velocity: (..., 3) m/s, world. angular_velocity: (..., 3) rad/s, body.
+        last_action: (..., n) the previous action in policy units [-1, 1].
+        target: (..., 3) or (3,) m, world: the hover point.
+    """
+    p = np.asarray(position, dtype=np.float64)
+    q = np.asarray(quaternion, dtype=np.float64)
+    a = np.asarray(last_action, dtype=np.float64)
+    out = np.empty(p.shape[:-1] + (18 + a.shape[-1],), dtype=np.float32)
+    e = np.minimum(np.maximum(p - np.asarray(target, dtype=np.float64), -POSITION_ERROR_CLIP), POSITION_ERROR_CLIP)
+    out[..., 0:3] = e * (1.0 / POSITION_ERROR_SCALE)  # (minimum/maximum: np.clip costs more per call)
+    # every rotation-matrix entry is linear in the products q_i q_j (for a unit q): one outer product, one matmul
+    qq = (q[..., :, None] * q[..., None, :]).reshape(q.shape[:-1] + (16,))
+    out[..., 3:12] = qq @ _QUAT_PRODUCTS_TO_MATRIX
+    out[..., 12:15] = linear_velocity
+    out[..., 15:18] = np.asarray(angular_velocity, dtype=np.float64) * (1.0 / ANGULAR_VELOCITY_SCALE)
+    out[..., 18:] = a
+    return out
+
+
+def motor_command(action: np.ndarray) -> np.ndarray:
+    """Normalized motor thrusts in [0, 1] of policy actions (clipped to [-1, 1]): ``(a + 1) / 2``."""
+    return (np.minimum(np.maximum(np.asarray(action, dtype=np.float64), -1.0), 1.0) + 1.0) * 0.5
+
+
+_REWARD_GROUPS = np.zeros((22, 3))
+_REWARD_GROUPS[0:3, 0] = _REWARD_GROUPS[12:15, 1] = _REWARD_GROUPS[15:18, 2] = 1.0
+_REWARD_NORM_WEIGHTS = np.array([2.0 * POSITION_ERROR_SCALE, 0.2, 0.05 * ANGULAR_VELOCITY_SCALE])
+
+CRASH_PENALTY = 10.0
+"""Subtracted from the reward of the step that ends an episode in a crash (left the flight box, hit the ground)."""
+
+
+def reward(obs: np.ndarray, action: np.ndarray, previous_action: np.ndarray) -> np.ndarray:
+    """(...,) per-step reward of the observation after ``action`` took effect (``previous_action``: the one before).
+
+    ``2 - (2 |e| + 0.2 |v| + 0.05 |w| + 0.2 |w_z| + 0.2 (1 - r22) + 0.05 |a - a_prev|^2)`` (SI units): positive while the
+    vehicle is within about 1 m of the target, so staying up is always worth more than a crash (which also costs
+    :data:`CRASH_PENALTY`); position error dominates; velocity, spin (yaw spin
+    most: its control authority is the weak rotor drag, and an unchecked yaw rate grows), tilt and jerky commands
+    are damped.
+    """
+    o = np.asarray(obs)
+    norms = np.sqrt((o * o) @ _REWARD_GROUPS)  # |e| / scale, |v|, |w| / scale: one matmul for the three norms
+    da = np.asarray(action, dtype=np.float64) - np.asarray(previous_action, dtype=np.float64)
+    cost = norms @ _REWARD_NORM_WEIGHTS + (0.2 * ANGULAR_VELOCITY_SCALE) * np.abs(o[..., 17])
+    cost += 0.2 * (1.0 - o[..., 11]) + 0.05 * (da * da).sum(-1)
+    return 2.0 - cost
+
+
+def position_error(position: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """(...,) distance (m) from the target."""
+    return np.linalg.norm(np.asarray(position, dtype=np.float64) - np.asarray(target, dtype=np.float64), axis=-1)
+
+
+def hover_success(errors: np.ndarray, dt: float, window_s: float = 2.0, threshold: float = 0.1) -> bool:
+    """Success of one episode: every position error (m) of the last ``window_s`` s (samples every ``dt`` s)
+    is within ``threshold`` m."""
+    e = np.asarray(errors, dtype=np.float64)
+    k = max(1, int(round(window_s / dt)))
+    return bool(len(e) >= k and np.all(e[-k:] <= threshold))

@@ -1,0 +1,1 @@
+"""Batched (vectorized) simulation for learning: many vehicles stepped per call."""
