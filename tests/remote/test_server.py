@@ -435,7 +435,15 @@ def test_configs_are_checked() -> None:
     for path in sorted((REPO / "launch" / "robots").glob("*.yaml")):
         cfg = load_server_config(path)
         assert cfg.robot in rcs.robots.names(), path.name
-        if cfg.robot.startswith("hw/"):  # a physical robot's first runs: slowed down, fenced in, inside its limits
+        if not cfg.robot.startswith("hw/"):
+            continue
+        # a physical robot's first runs: slowed down, fenced in, inside its limits
+        if "geofence" in cfg.safety:  # a multirotor: inside a fence, under a ceiling below its top, slow, disarmed
+            fence = cfg.safety["geofence"]
+            assert {"lower", "upper"} <= set(fence), path.name
+            assert 0 < cfg.safety["max_altitude"] <= fence["upper"][2], path.name
+            assert 0 < cfg.safety["max_speed"] <= 1.0 and cfg.start_armed is False, path.name
+        else:
             assert 0 < cfg.safety["velocity_scale"] <= 0.5 and cfg.safety["position_margin"] > 0, path.name
             assert {"lower", "upper"} <= set(cfg.safety["workspace"]), path.name
     with pytest.raises(ConfigError, match="unknown key.*colour"):
