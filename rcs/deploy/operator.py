@@ -6,8 +6,10 @@ device (``/dev/input/eventN``, exact press and release).
 - **confirm**: ``y`` engages; any other key, or nothing within the timeout, refuses.
 - **dead-man** (space by default): the policy drives the arm only while the key is held; released, the arm holds
   where it is. A terminal reports no releases, only the key's auto-repeat, so "held" means: the last press or
-  repeat is younger than ``repeat_gap_s`` (after the first press, ``first_repeat_s``: terminals wait about
-  0.25-0.6 s before they start repeating). An input device reports the release itself.
+  repeat is younger than ``repeat_gap_s`` (after a lone first press, ``first_repeat_s``: terminals wait about
+  0.25-0.6 s before they start repeating). Events are timed when read, so a reader that fell behind sees several
+  buffered repeats at one instant; they count as repeats (``repeat_gap_s``), never as a fresh press whose longer
+  window would keep the arm engaged after the operator let go. An input device reports the release itself.
 - **e-stop** (``e`` or Esc): latches the robot server's e-stop (the arm brakes and holds until reset); the run ends.
 - **quit** (``q`` or Ctrl-C): the arm holds and the run ends normally.
 """
@@ -75,8 +77,8 @@ class OperatorConsole:
         self.bindings = bindings or OperatorKeys()
         self.first_repeat_s = first_repeat_s
         self.repeat_gap_s = repeat_gap_s
-        self._pressed_at = math.nan  # first press of the current hold (monotonic s)
-        self._last_seen = math.nan  # latest press or repeat of the dead-man key
+        self._last_seen = math.nan  # latest press or repeat of the dead-man key (monotonic s)
+        self._repeats = 0  # dead-man events of the current hold after its first press
         self._held = False  # input device: between press and release
 
     def connect(self) -> None:
@@ -104,7 +106,7 @@ class OperatorConsole:
         now = time.monotonic() if now is None else now
         if math.isnan(self._last_seen):
             return False
-        gap = self.first_repeat_s if self._last_seen == self._pressed_at else self.repeat_gap_s
+        gap = self.first_repeat_s if self._repeats == 0 else self.repeat_gap_s
         return now - self._last_seen <= gap
 
     def poll(self, timeout_s: float = 0.0) -> list[OperatorEvent]:
@@ -126,8 +128,8 @@ class OperatorConsole:
                 self._held = ev.down
                 return ()
             if ev.down:
-                if not self.held(ev.time):
-                    self._pressed_at = ev.time  # a new hold: the terminal's repeat delay applies once
+                # a new hold: the terminal's repeat delay applies until a second event of the key arrives
+                self._repeats = self._repeats + 1 if self.held(ev.time) else 0
                 self._last_seen = ev.time
             return ()
         if not ev.down or ev.repeat:

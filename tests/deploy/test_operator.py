@@ -63,6 +63,18 @@ def test_terminal_press_without_repeat_releases_after_the_first_repeat_window(te
     assert time.monotonic() - t0 < 1.0 + 0.5  # first_repeat_s after the press, plus a loaded host's poll
 
 
+def test_terminal_repeats_read_in_one_batch_release_after_the_repeat_gap(terminal):
+    """A reader that fell behind (a loaded host) reads buffered auto-repeats at one instant: they are repeats, so
+    the release is noticed repeat_gap_s after them, not first_repeat_s (the arm would run on after the key)."""
+    console, master = terminal
+    os.write(master, b"   ")  # three repeats buffered while the reader was busy
+    t0 = time.monotonic()
+    assert _poll_for(console, 0.05) == [OperatorEvent.ENGAGE]
+    while console.held():
+        console.poll(0.01)
+    assert time.monotonic() - t0 < 1.0  # first_repeat_s: an old reader held until here at the earliest
+
+
 def test_terminal_estop_quit_and_confirm(terminal):
     console, master = terminal
     os.write(master, b"e")
