@@ -1,7 +1,9 @@
 """Checks of incoming commands against a spec: shape, dtype, finiteness and limits.
 
 Every failure raises :class:`rcs.errors.ActionError` naming the field, the value and the limit. Clipping
-happens only where the caller's :class:`LimitPolicy` asks for it, and every clip is reported.
+happens only where the caller's :class:`LimitPolicy` asks for it, and every clip is reported. The two
+device-option checks (:func:`limit_policy_of`, :func:`positive_seconds`) raise :class:`rcs.errors.ConfigError`
+instead: a bad option is a configuration error, found before anything is commanded.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from enum import Enum
 import numpy as np
 import numpy.typing as npt
 
-from rcs.errors import ActionError
+from rcs.errors import ActionError, ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +25,33 @@ class LimitPolicy(str, Enum):
 
     RAISE = "raise"
     CLIP = "clip"
+
+
+def limit_policy_of(device: str, value: object) -> LimitPolicy:
+    """A device's ``limit_policy`` option (a :class:`LimitPolicy` or its value) as a :class:`LimitPolicy`.
+
+    Raises:
+        ConfigError: any other value, in one line naming the device, e.g.
+            ``hw/panda: limit_policy='wrap' must be one of raise, clip``.
+    """
+    try:
+        return LimitPolicy(value)
+    except ValueError:
+        allowed = ", ".join(p.value for p in LimitPolicy)
+        raise ConfigError(f"{device}: limit_policy={value!r} must be one of {allowed}") from None
+
+
+def positive_seconds(device: str, name: str, value: object, upper: float) -> float:
+    """A device's duration option ``name`` (s) as a float within (0, ``upper``] s.
+
+    Raises:
+        ConfigError: a bool, a non-number (int or float only), NaN, a value <= 0 or > ``upper``, in one line
+            naming the device and the option, e.g. ``hw/px4: link_timeout_s=-1 must be within (0, 30.0] s``.
+    """
+    # bool is an int subclass: True would otherwise pass as 1 s; NaN fails the chained comparison
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= upper:
+        raise ConfigError(f"{device}: {name}={value!r} must be within (0, {upper}] s")
+    return float(value)
 
 
 @dataclass

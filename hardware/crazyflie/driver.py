@@ -50,7 +50,7 @@ from hardware.crazyflie.telemetry import Sample, Telemetry
 from rcs.devices import Quadrotor
 from rcs.errors import ConfigError, DeviceFaultError, LinkLostError
 from rcs.types import QuadrotorState
-from rcs.validation import LimitPolicy
+from rcs.validation import LimitPolicy, limit_policy_of, positive_seconds
 from sim.mujoco.quadrotor import CRAZYFLIE_SPEC
 
 log = logging.getLogger(__name__)
@@ -123,26 +123,17 @@ class CrazyflieQuadrotor(Quadrotor):
     ) -> None:
         if not isinstance(uri, str) or "://" not in uri:
             raise ConfigError(f"{DEVICE}: uri={uri!r} must be a cflib URI such as radio://0/80/2M/E7E7E7E7E7")
-        try:
-            policy = LimitPolicy(limit_policy)
-        except ValueError:
-            raise ConfigError(
-                f"{DEVICE}: limit_policy={limit_policy!r} must be one of {[p.value for p in LimitPolicy]}"
-            ) from None
-        for name, value, hi in (
-            ("link_timeout_s", link_timeout_s, 30.0),
-            ("connect_timeout_s", connect_timeout_s, 120.0),
-            ("arm_timeout_s", arm_timeout_s, 30.0),
-        ):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= hi:
-                raise ConfigError(f"{DEVICE}: {name}={value!r} must be within (0, {hi}] s")
+        policy = limit_policy_of(DEVICE, limit_policy)
+        link_timeout_s = positive_seconds(DEVICE, "link_timeout_s", link_timeout_s, 30.0)
+        connect_timeout_s = positive_seconds(DEVICE, "connect_timeout_s", connect_timeout_s, 120.0)
+        arm_timeout_s = positive_seconds(DEVICE, "arm_timeout_s", arm_timeout_s, 30.0)
         if type(log_period_ms) is not int or not 10 <= log_period_ms <= 1000 or log_period_ms % 10:
             raise ConfigError(f"{DEVICE}: log_period_ms={log_period_ms!r} must be a multiple of 10 within 10..1000")
         super().__init__(CRAZYFLIE_SPEC, policy)
         self.uri = uri
-        self.link_timeout_s = float(link_timeout_s)
-        self.connect_timeout_s = float(connect_timeout_s)
-        self.arm_timeout_s = float(arm_timeout_s)
+        self.link_timeout_s = link_timeout_s
+        self.connect_timeout_s = connect_timeout_s
+        self.arm_timeout_s = arm_timeout_s
         self.log_period_ms = log_period_ms
         self.toc_cache_dir = Path(toc_cache_dir) if toc_cache_dir is not None else default_toc_cache_dir()
         self._cf: Any = None

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from rcs.errors import ConfigError
-from rcs.validation import LimitPolicy
+from rcs.validation import LimitPolicy, limit_policy_of
 
 logger = logging.getLogger(__name__)
 
@@ -121,11 +121,7 @@ def parse_config(config: Mapping[str, Any]) -> FrankaConfig:
     realtime = config.get("realtime", "auto")
     if realtime not in REALTIME_MODES:
         raise ConfigError(f"{DEVICE}: realtime={realtime!r} must be one of {', '.join(REALTIME_MODES)}")
-    try:
-        policy = LimitPolicy(config.get("limit_policy", LimitPolicy.RAISE))
-    except ValueError:
-        allowed = ", ".join(p.value for p in LimitPolicy)
-        raise ConfigError(f"{DEVICE}: limit_policy={config['limit_policy']!r} must be one of {allowed}") from None
+    policy = limit_policy_of(DEVICE, config.get("limit_policy", LimitPolicy.RAISE))
     return FrankaConfig(
         host=host.strip(),
         realtime=realtime,

@@ -63,7 +63,7 @@ from rcs.geometry import (
 )
 from rcs.spec import QuadrotorSpec
 from rcs.types import QuadrotorState
-from rcs.validation import LimitPolicy
+from rcs.validation import LimitPolicy, limit_policy_of, positive_seconds
 
 log = logging.getLogger(__name__)
 
@@ -177,20 +177,11 @@ class Px4Quadrotor(Quadrotor):
         ):
             if type(value) is not int or not low <= value <= high:
                 raise ConfigError(f"{DEVICE}: {name}={value!r} must be an integer in {low}..{high}")
-        for name, value, high in (
-            ("link_timeout_s", link_timeout_s, 30.0),
-            ("connect_timeout_s", connect_timeout_s, 300.0),
-            ("command_timeout_s", command_timeout_s, 30.0),
-            ("offboard_settle_s", offboard_settle_s, 30.0),
-        ):
-            if not isinstance(value, (int, float)) or not 0 < value <= high:
-                raise ConfigError(f"{DEVICE}: {name}={value!r} must be within (0, {high}] s")
-        try:
-            policy = LimitPolicy(limit_policy)
-        except ValueError:
-            raise ConfigError(
-                f"{DEVICE}: limit_policy={limit_policy!r} must be one of {[p.value for p in LimitPolicy]}"
-            ) from None
+        link_timeout_s = positive_seconds(DEVICE, "link_timeout_s", link_timeout_s, 30.0)
+        connect_timeout_s = positive_seconds(DEVICE, "connect_timeout_s", connect_timeout_s, 300.0)
+        command_timeout_s = positive_seconds(DEVICE, "command_timeout_s", command_timeout_s, 30.0)
+        offboard_settle_s = positive_seconds(DEVICE, "offboard_settle_s", offboard_settle_s, 30.0)
+        policy = limit_policy_of(DEVICE, limit_policy)
         resolved = _resolve_spec(spec)
         try:
             self._motor_order = px4.px4_motor_order(resolved.rotor_positions)
@@ -199,10 +190,10 @@ class Px4Quadrotor(Quadrotor):
         super().__init__(resolved, policy)
         self.connection = connection
         self.system_id = system_id
-        self.link_timeout_s = float(link_timeout_s)
-        self.connect_timeout_s = float(connect_timeout_s)
-        self.command_timeout_s = float(command_timeout_s)
-        self.offboard_settle_s = float(offboard_settle_s)
+        self.link_timeout_s = link_timeout_s
+        self.connect_timeout_s = connect_timeout_s
+        self.command_timeout_s = command_timeout_s
+        self.offboard_settle_s = offboard_settle_s
         self.source_system, self.source_component = source_system, source_component
         self.baud = baud
         self._link: MavlinkLink | None = None

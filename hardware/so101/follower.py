@@ -74,7 +74,7 @@ from hardware.so101.motors import (
 from rcs.devices import Arm, Kinematics
 from rcs.errors import ConfigError, DeviceFaultError, LinkLostError, NotConnectedError
 from rcs.types import ArmState
-from rcs.validation import ClipReport, LimitPolicy, enforce_bounds
+from rcs.validation import ClipReport, LimitPolicy, enforce_bounds, limit_policy_of, positive_seconds
 from sim.mujoco.arm import SO101
 
 log = logging.getLogger(__name__)
@@ -147,12 +147,7 @@ class SO101Follower(Arm):
             raise ConfigError(f"{DEVICE}: port={port!r} must be a non-empty serial port path")
         if not isinstance(arm_id, str) or not arm_id or "/" in arm_id:
             raise ConfigError(f"{DEVICE}: arm_id={arm_id!r} must be a non-empty name without '/'")
-        try:
-            policy = LimitPolicy(limit_policy)
-        except ValueError:
-            raise ConfigError(
-                f"{DEVICE}: limit_policy={limit_policy!r} must be one of {[p.value for p in LimitPolicy]}"
-            ) from None
+        policy = limit_policy_of(DEVICE, limit_policy)
         if max_relative_target is not None and not (
             isinstance(max_relative_target, (int, float)) and 0 < max_relative_target <= np.pi
         ):
@@ -163,8 +158,7 @@ class SO101Follower(Arm):
         ):
             if type(value) is not int or value < low:
                 raise ConfigError(f"{DEVICE}: {name}={value!r} must be an integer >= {low}")
-        if not isinstance(link_timeout_s, (int, float)) or not 0 < link_timeout_s <= 30:
-            raise ConfigError(f"{DEVICE}: link_timeout_s={link_timeout_s!r} must be within (0, 30] s")
+        link_timeout_s = positive_seconds(DEVICE, "link_timeout_s", link_timeout_s, 30)
         if torque_on_close not in _TORQUE_ON_CLOSE:
             raise ConfigError(f"{DEVICE}: torque_on_close={torque_on_close!r} must be one of {list(_TORQUE_ON_CLOSE)}")
         if not isinstance(close_hold_s, (int, float)) or not 0 <= close_hold_s <= 5:
@@ -173,7 +167,7 @@ class SO101Follower(Arm):
         self.port, self.arm_id = port, arm_id
         self.calibration_dir = Path(calibration_dir) if calibration_dir is not None else None
         self.max_relative_target = None if max_relative_target is None else float(max_relative_target)
-        self.status_every, self.effort_every, self.link_timeout_s = status_every, effort_every, float(link_timeout_s)
+        self.status_every, self.effort_every, self.link_timeout_s = status_every, effort_every, link_timeout_s
         self.torque_on_close, self.close_hold_s = torque_on_close, float(close_hold_s)
         self._bus: Any = None
         self._failure: Exception | None = None  # latched DeviceFaultError / LinkLostError

@@ -13,7 +13,15 @@ from rcs.errors import (
 )
 from rcs.registry import Registry
 from rcs.spec import DomainRandomization, JointSpec
-from rcs.validation import ClipReport, LimitPolicy, as_scalar, as_vector, enforce_bounds
+from rcs.validation import (
+    ClipReport,
+    LimitPolicy,
+    as_scalar,
+    as_vector,
+    enforce_bounds,
+    limit_policy_of,
+    positive_seconds,
+)
 
 
 def test_import_rcs_stays_light():
@@ -94,6 +102,33 @@ def test_enforce_bounds_clip_reports():
     out = enforce_bounds("q", np.array([0.0, 2.0, -3.0]), -1.0, 1.0, LimitPolicy.CLIP, report)
     np.testing.assert_array_equal(out, [0.0, 1.0, -1.0])
     assert report.counts == {"q": 1} and "clipped q[1]" in report.last
+
+
+def test_limit_policy_of_accepts_members_and_values():
+    assert limit_policy_of("hw/x", "clip") is LimitPolicy.CLIP
+    assert limit_policy_of("hw/x", LimitPolicy.RAISE) is LimitPolicy.RAISE
+
+
+@pytest.mark.parametrize("value", ["wrap", "", None, 1, ["raise"]])
+def test_limit_policy_of_refuses_in_one_line_naming_device_and_choices(value):
+    with pytest.raises(ConfigError) as e:
+        limit_policy_of("hw/x", value)
+    assert str(e.value) == f"hw/x: limit_policy={value!r} must be one of raise, clip"
+
+
+def test_positive_seconds_accepts_the_half_open_range():
+    assert positive_seconds("hw/x", "t_s", 2, 30.0) == 2.0 and type(positive_seconds("hw/x", "t_s", 2, 30.0)) is float
+    assert positive_seconds("hw/x", "t_s", 30.0, 30.0) == 30.0  # the upper bound is inclusive
+    assert positive_seconds("hw/x", "t_s", 1e-9, 30.0) == 1e-9
+
+
+@pytest.mark.parametrize(
+    "value", [0, 0.0, -1, 30.000001, float("nan"), float("inf"), -float("inf"), True, False, "1", None, [1.0]]
+)
+def test_positive_seconds_refuses_in_one_line_naming_device_field_and_range(value):
+    with pytest.raises(ConfigError) as e:
+        positive_seconds("hw/x", "t_s", value, 30.0)
+    assert str(e.value) == f"hw/x: t_s={value!r} must be within (0, 30.0] s"
 
 
 def test_specs_reject_bad_values():

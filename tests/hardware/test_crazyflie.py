@@ -7,8 +7,10 @@ import math
 import struct
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -60,6 +62,30 @@ def _take_off(cf: CrazyflieQuadrotor, emulator: CrazyflieEmulator, z: float = 0.
         f"the vehicle at z={z} m",
         every=lambda: cf.command_position(np.array([0.0, 0.0, z]), 0.0),
     )
+
+
+@contextmanager
+def _cflib_armed(emulator: CrazyflieEmulator) -> Iterator[Any]:
+    """cflib's own ``Crazyflie`` (not the driver), fully connected to the freshly restarted emulator and armed, the
+    vehicle level on the ground at the origin; the link is closed on leaving, whatever happened inside."""
+    from hardware.crazyflie.driver import _init_drivers
+
+    emulator.restart()
+    emulator.place([0.0, 0.0, 0.015])
+    _init_drivers()
+    from cflib.crazyflie import Crazyflie
+
+    cf = Crazyflie()
+    ready = threading.Event()
+    cf.fully_connected.add_callback(lambda _uri: ready.set())
+    cf.open_link(emulator.uri)
+    try:
+        assert ready.wait(DEADLINE_S)
+        cf.supervisor.send_arming_request(True)
+        _wait(lambda: emulator.stats()["armed"], "armed")
+        yield cf
+    finally:
+        cf.close_link()
 
 
 def test_connects_through_cflib_and_reads_ground_truth(cf, emulator, tmp_path):
@@ -223,21 +249,7 @@ def test_motor_power_params_spin_the_motors(cf, emulator):
 
 def test_high_level_commander_takeoff_go_to_land(emulator):
     """The high-level commander through cflib's own API (the driver does not use it)."""
-    from hardware.crazyflie.driver import _init_drivers
-
-    emulator.restart()
-    emulator.place([0.0, 0.0, 0.015])
-    _init_drivers()
-    from cflib.crazyflie import Crazyflie
-
-    cf = Crazyflie()
-    ready = threading.Event()
-    cf.fully_connected.add_callback(lambda _uri: ready.set())
-    cf.open_link(emulator.uri)
-    try:
-        assert ready.wait(DEADLINE_S)
-        cf.supervisor.send_arming_request(True)
-        _wait(lambda: emulator.stats()["armed"], "armed")
+    with _cflib_armed(emulator) as cf:
         cf.high_level_commander.takeoff(0.4, 1.0)
         _wait(lambda: abs(emulator.vehicle_state().position[2] - 0.4) < 0.03, "take-off to 0.4 m")
         cf.high_level_commander.go_to(0.3, 0.0, 0.4, 0.0, 1.0)
@@ -251,8 +263,6 @@ def test_high_level_commander_takeoff_go_to_land(emulator):
             ),
             "landed with the motors stopped",
         )
-    finally:
-        cf.close_link()
 
 
 def test_config_errors_are_one_line():
@@ -299,41 +309,24 @@ def test_connecting_to_nothing_is_one_clear_error(tmp_path):
 def test_rcs_robot_serves_the_crazyflie_from_its_shipped_config(emulator):
     """``rcs robot`` with launch/robots/hw_crazyflie.yaml, only the URI overridden, against the emulator: it
     connects through cflib and publishes the physics' state; SIGTERM closes it cleanly."""
-    import signal
-    import subprocess
-    import sys
-
     from rcs.remote.client import RobotClient
     from tests.remote.helpers import free_endpoints
+    from tests.remote.processes import RCS, start_ready, terminate
 
     emulator.restart()
     emulator.place([0.1, -0.2, 0.015])
     state_ep, command_ep = free_endpoints()
     repo = Path(__file__).resolve().parents[2]
-    cmd = [sys.executable, "-m", "rcs.cli.main", "robot", "--config", str(repo / "launch/robots/hw_crazyflie.yaml")]
+    cmd = [*RCS, "robot", "--config", str(repo / "launch/robots/hw_crazyflie.yaml")]
     cmd += ["--robot-option", f"uri={emulator.uri}", "--state-endpoint", state_ep, "--command-endpoint", command_ep]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = start_ready(cmd, timeout=60.0)
     try:
-        assert proc.stdout is not None
-        deadline, seen = time.monotonic() + 60.0, []
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line or '"ready": true' in line:
-                break
-            seen.append(line)
-        assert proc.poll() is None, "".join(seen) + proc.stderr.read()[-2000:]
         with RobotClient(command_ep, state_ep) as client:
             assert client.describe()["name"] == "hw/crazyflie"
             position = client.wait_for(b"state").tensors["position"]
             assert np.abs(position - emulator.vehicle_state().position).max() < 0.01
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-        try:
-            _, err = proc.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            _, err = proc.communicate()
+        err = terminate(proc)
     assert proc.returncode == 0, err[-2000:]
     assert "Traceback" not in err, err[-2000:]
 
@@ -341,21 +334,7 @@ def test_rcs_robot_serves_the_crazyflie_from_its_shipped_config(emulator):
 def test_legacy_attitude_and_world_velocity_setpoints_through_cflib(emulator):
     """cflib's own commander: a legacy attitude setpoint pitched forward (cflib's positive pitch: nose down)
     accelerates the vehicle along +x; a world velocity setpoint moves it along +y."""
-    from hardware.crazyflie.driver import _init_drivers
-
-    emulator.restart()
-    emulator.place([0.0, 0.0, 0.015])
-    _init_drivers()
-    from cflib.crazyflie import Crazyflie
-
-    cf = Crazyflie()
-    ready = threading.Event()
-    cf.fully_connected.add_callback(lambda _uri: ready.set())
-    cf.open_link(emulator.uri)
-    try:
-        assert ready.wait(DEADLINE_S)
-        cf.supervisor.send_arming_request(True)
-        _wait(lambda: emulator.stats()["armed"], "armed")
+    with _cflib_armed(emulator) as cf:
         _wait(
             lambda: abs(emulator.vehicle_state().position[2] - 0.5) < 0.03,
             "hover at 0.5 m",
@@ -374,8 +353,6 @@ def test_legacy_attitude_and_world_velocity_setpoints_through_cflib(emulator):
             "the vehicle moving along +y",
             every=lambda: cf.commander.send_velocity_world_setpoint(0.0, 0.3, 0.0, 0.0),
         )
-    finally:
-        cf.close_link()
 
 
 def test_log_blocks_answer_as_the_firmware_does(emulator):

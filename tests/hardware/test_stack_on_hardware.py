@@ -8,9 +8,7 @@ watchdog, safety filter), ``rcs serve`` (the policy), talking over a pseudo-term
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -20,9 +18,9 @@ import pytest
 from rcs.registry import start_emulator
 from rcs.remote.client import RobotClient
 from tests.remote.helpers import free_endpoints
+from tests.remote.processes import RCS, start_ready, terminate
 
 REPO = Path(__file__).resolve().parents[2]
-RCS = [sys.executable, "-m", "rcs.cli.main"]
 ARM = ["shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll"]
 
 
@@ -40,33 +38,6 @@ def _options(emulator) -> list[str]:
     return out
 
 
-def _start(cmd: list[str], needle: str = '"ready": true', timeout: float = 120.0) -> subprocess.Popen:
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    end, seen = time.monotonic() + timeout, []
-    assert proc.stdout is not None
-    while time.monotonic() < end:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        seen.append(line)
-        if needle in line:
-            return proc
-    proc.kill()
-    _, err = proc.communicate(timeout=10)
-    raise AssertionError(f"{cmd[3:5]}: no ready line within {timeout} s: {''.join(seen)[-1000:]} {err[-2000:]}")
-
-
-def _stop(proc: subprocess.Popen) -> str:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-    try:
-        _, err = proc.communicate(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        _, err = proc.communicate()
-    return err
-
-
 def _settle(emulator, target: np.ndarray, joints: slice, tol: float, timeout: float = 20.0) -> np.ndarray:
     """Poll the emulator's physics until the joints are within ``tol`` rad of ``target`` (or time out)."""
     end = time.monotonic() + timeout
@@ -79,7 +50,7 @@ def _settle(emulator, target: np.ndarray, joints: slice, tol: float, timeout: fl
 
 def test_rcs_robot_runs_the_physical_arm_from_its_shipped_config(emulator) -> None:
     state, command = free_endpoints()
-    proc = _start(
+    proc = start_ready(
         [
             *RCS,
             "robot",
@@ -108,7 +79,7 @@ def test_rcs_robot_runs_the_physical_arm_from_its_shipped_config(emulator) -> No
             over[1] = 3.0  # beyond shoulder_lift's limit: refused before it reaches the bus
             assert client.trajectory(ARM, np.array([over]), np.array([3.0])).code == "position_limit"
     finally:
-        err = _stop(proc)
+        err = terminate(proc)
     assert proc.returncode == 0, err[-3000:]
 
 
@@ -144,7 +115,7 @@ def _drive_with_served_policy(emulator, tmp_path: Path, pose: list[float]) -> st
     )
     robot = None
     try:
-        robot = _start(
+        robot = start_ready(
             [*RCS, "robot", "--config", str(config), *_options(emulator), "--state-endpoint", state]
             + ["--command-endpoint", command]
         )
@@ -152,7 +123,7 @@ def _drive_with_served_policy(emulator, tmp_path: Path, pose: list[float]) -> st
         reached = _settle(emulator, target, slice(0, 5), 0.03, timeout=30.0)
         assert np.abs(reached[:5] - target).max() < 0.03, (reached.round(3).tolist(), pose)
     finally:
-        errs = [_stop(p) for p in (robot, server) if p is not None]
+        errs = [terminate(p) for p in (robot, server) if p is not None]
     assert robot.returncode == 0 and server.returncode == 0, [e[-2000:] for e in errs]
     return errs[0]
 
@@ -181,7 +152,7 @@ def test_rcs_robot_stops_with_one_line_when_the_bus_dies() -> None:
     ``rcs robot`` closes everything and exits non-zero with one line naming the robot and the link."""
     emu = start_emulator("hw/so101")
     state, command = free_endpoints()
-    proc = _start(
+    proc = start_ready(
         [*RCS, "robot", "--config", str(REPO / "launch" / "robots" / "hw_so101.yaml"), *_options(emu)]
         + ["--state-endpoint", state, "--command-endpoint", command]
     )
@@ -191,7 +162,7 @@ def test_rcs_robot_stops_with_one_line_when_the_bus_dies() -> None:
             emu.kill()
             proc.wait(timeout=30)
     finally:
-        err = _stop(proc)
+        err = terminate(proc)
         emu.close()
     assert proc.returncode not in (0, None)
     last = [line for line in err.splitlines() if line.strip()][-1]
