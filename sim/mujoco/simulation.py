@@ -32,6 +32,13 @@ _DIVERGENCE_WARNINGS = {
     mujoco.mjtWarning.mjWARN_BADQPOS: "non-finite or huge positions",
     mujoco.mjtWarning.mjWARN_BADCTRL: "non-finite controls",
 }
+#: Their positions in ``data.warning.number`` (contiguous in MuJoCo 3: a slice reads a view, no copy).
+_DIVERGENCE_IDS = sorted(int(w) for w in _DIVERGENCE_WARNINGS)
+_DIVERGENCE_INDEX: slice | np.ndarray = (
+    slice(_DIVERGENCE_IDS[0], _DIVERGENCE_IDS[-1] + 1)
+    if _DIVERGENCE_IDS[-1] - _DIVERGENCE_IDS[0] + 1 == len(_DIVERGENCE_IDS)
+    else np.array(_DIVERGENCE_IDS)
+)
 
 
 def _route_mujoco_warnings() -> None:
@@ -73,6 +80,11 @@ class MujocoSimulation:
                 raise ConfigError(f"physics_dt={physics_dt} must be > 0")
             self.model.opt.timestep = physics_dt
         self.data = mujoco.MjData(self.model)
+        # Live views for check_diverged (MjData's buffers never move; reset and MuJoCo's auto-reset write in place).
+        # Reading them through the properties each check costs as much as the check itself.
+        self._warning_counts: np.ndarray = self.data.warning.number
+        self._qpos: np.ndarray = self.data.qpos
+        self._qvel: np.ndarray = self.data.qvel
         self._steps_cache: dict[float, int] = {}  # dt -> physics steps (the timestep is fixed after load)
         self._rk4 = self.model.opt.integrator == mujoco.mjtIntegrator.mjINT_RK4  # no step1/step2 split for RK4
         self.randomization = randomization or DomainRandomization()
@@ -144,33 +156,87 @@ class MujocoSimulation:
         """
         self.step(self.steps_for(dt))
 
-    def step(self, n: int) -> None:
-        """Integrate ``n`` physics steps with controls held, keeping the invariant described in :meth:`advance`."""
+    def step(self, n: int, check: bool = True) -> None:
+        """Integrate ``n`` physics steps with controls held, keeping the invariant described in :meth:`advance`.
+
+        Args:
+            n: physics steps (>= 1).
+            check: run :meth:`check_diverged` afterwards. A device that integrates one control period in several
+                calls (sub-steps between onboard ticks) passes ``False`` and checks once at the end of the period,
+                before anything reads the state: MuJoCo's warning counters accumulate until checked, so no
+                instability in between is missed.
+        """
         m, d = self.model, self.data
         if self._rk4:
             mujoco.mj_step(m, d, n)
             mujoco.mj_forward(m, d)
-            return
-        mujoco.mj_step2(m, d)
-        if n > 1:
-            mujoco.mj_step(m, d, n - 1)
-        mujoco.mj_step1(m, d)
-        self.check_diverged()
+        else:
+            mujoco.mj_step2(m, d)
+            if n > 1:
+                mujoco.mj_step(m, d, n - 1)
+            mujoco.mj_step1(m, d)
+        if check:
+            self.check_diverged()
+
+    def step_controls(
+        self,
+        controls: np.ndarray,
+        actuators: slice | np.ndarray,
+        activations: slice | np.ndarray | None = None,
+        check: bool = True,
+    ) -> None:
+        """Integrate ``len(controls)`` physics steps with a control sequence, keeping the invariant of :meth:`advance`.
+
+        Before physics step ``k`` row ``controls[k]`` is written to ``data.ctrl[actuators]`` and, when
+        ``activations`` is given, to ``data.act[activations]`` as well: setting a filter actuator's state equal to
+        its control makes its own lag a no-op for that step, so the caller dictates the actuator force exactly
+        (a device that models an actuator's dynamics itself). One Python iteration per physics step, no more.
+
+        Args:
+            controls: (steps, len(actuators)) controls, one row per physics step.
+            actuators: actuator indices (a slice is cheapest).
+            activations: activation indices (``model.actuator_actadr`` of the actuators) or ``None``.
+            check: run :meth:`check_diverged` afterwards (see :meth:`step`).
+        """
+        m, d = self.model, self.data
+        ctrl, act = d.ctrl, d.act
+        for row in controls:
+            ctrl[actuators] = row
+            if activations is not None:
+                act[activations] = row
+            if self._rk4:
+                mujoco.mj_step(m, d)
+            else:  # the pending mj_step2 of each step runs after its controls are written (see advance)
+                mujoco.mj_step2(m, d)
+                mujoco.mj_step1(m, d)
+        if self._rk4:
+            mujoco.mj_forward(m, d)
+        if check:
+            self.check_diverged()
 
     def check_diverged(self) -> None:
         """Raise :class:`SimulationDivergedError` if MuJoCo reported an instability since the last check, or the
-        state is not finite. A few attribute reads: cheap enough for every :meth:`step` call."""
-        d = self.data
-        for warning, what in _DIVERGENCE_WARNINGS.items():
-            if d.warning[warning].number > 0:
-                d.warning[warning].number = 0  # the next instability is reported again
-                raise SimulationDivergedError(
-                    f"{self.model_name}: simulation diverged at t={self.time:.3f} s: {what} "
-                    f"({warning.name}, index {d.warning[warning].lastinfo}); reset it"
-                )
-        if not (np.isfinite(d.qpos).all() and np.isfinite(d.qvel).all()):
+        state is not finite.
+
+        About 1 us: one ``count_nonzero`` over MuJoCo's warning counters (they accumulate between checks, so a
+        check per control period sees every instability since the previous one) and one dot product per state
+        vector. A sum of squares cannot cancel, so ``q . q + v . v`` is non-finite iff some entry is non-finite or
+        the squared norm overflows (|x| beyond ~1e154); MuJoCo itself flags and resets beyond 1e10, so anything
+        the overflow adds is absurd anyway.
+        """
+        counts = self._warning_counts
+        if np.count_nonzero(counts[_DIVERGENCE_INDEX]):
+            for warning, what in _DIVERGENCE_WARNINGS.items():
+                if counts[int(warning)] > 0:
+                    counts[int(warning)] = 0  # the next instability is reported again
+                    raise SimulationDivergedError(
+                        f"{self.model_name}: simulation diverged by t={self.time:.3f} s: {what} "
+                        f"({warning.name}, index {self.data.warning[warning].lastinfo}); reset it"
+                    )
+        qpos, qvel = self._qpos, self._qvel
+        if not math.isfinite(qpos.dot(qpos) + qvel.dot(qvel)):
             raise SimulationDivergedError(
-                f"{self.model_name}: simulation diverged at t={self.time:.3f} s: non-finite state; reset it"
+                f"{self.model_name}: simulation diverged by t={self.time:.3f} s: non-finite state; reset it"
             )
 
     @property
