@@ -28,7 +28,8 @@ from rcs.spec import QuadrotorSpec
 
 WEIGHTS_NAME = "model.safetensors"
 LAYOUT_NAME = "flight_policy.json"
-FORMAT = "rcs.flight_mlp/1"
+FORMAT = "rcs.flight_mlp/2"
+"""Version 2 added the height-error integral to the observation (``iz``)."""
 
 SHIPPED_CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "crazyflie_hover_ppo"
 """The hover checkpoint shipped in the ``policies`` package (Crazyflie, PPO, 120 s)."""
@@ -50,8 +51,15 @@ def layout(spec: QuadrotorSpec, control_rate_hz: float, target: tuple[float, flo
             "names": list(hover_task.observation_names(n)),
             "scale": hover_task.observation_scale(n).tolist(),
             "position_error_clip_m": hover_task.POSITION_ERROR_CLIP,
-            "definition": "rcs.flight.hover_task.observe: (position - target) world m clipped to +-1 m, / 0.25; world-from-body "
-            "rotation matrix row-major; linear velocity world m/s; angular velocity body rad/s / 10; previous action",
+            "integral": {
+                "definition": "rcs.flight.hover_task.integrate_error: i_k = clip(i_(k-1) + dt clip(z_k - z_target, "
+                "+-error_clip_m), +-clip_m_s), i_(-1) = 0 at the start of a flight; dt = 1 / control_rate_hz",
+                "error_clip_m": hover_task.INTEGRAL_ERROR_CLIP,
+                "clip_m_s": hover_task.INTEGRAL_CLIP,
+            },
+            "definition": "rcs.flight.hover_task.observe: (position - target) world m clipped to +-1 m, / 0.25; "
+            "height-error integral m s / 0.1; world-from-body rotation matrix row-major; linear velocity "
+            "world m/s; angular velocity body rad/s / 10; previous action",
         },
         "action": {
             "names": [f"a{i}" for i in range(n)],
@@ -143,8 +151,9 @@ def load(directory: str | Path) -> MlpPolicy:
 class HoverController:
     """Runs a hover policy on one vehicle at its control rate: state in, normalized motor thrusts out.
 
-    Keeps the previous action (part of the observation). Call :meth:`reset` at the start of each flight with the
-    motors' current normalized thrusts (e.g. the hover thrust when starting in the air).
+    Keeps the previous action and the position-error integral (both part of the observation). Call :meth:`reset`
+    at the start of each flight with the motors' current normalized thrusts (e.g. the hover thrust when starting
+    in the air).
 
     Args:
         policy: the loaded policy.
@@ -154,12 +163,15 @@ class HoverController:
     def __init__(self, policy: MlpPolicy, target: np.ndarray | None = None) -> None:
         self.policy = policy
         self.target = np.asarray(target if target is not None else policy.meta["default_target"], dtype=np.float64)
+        self.dt = 1.0 / float(policy.meta["control_rate_hz"])
         self.last_action = np.zeros(policy.act_dim)
+        self.integral = np.zeros(())
 
     def reset(self, motor_commands: np.ndarray | None = None) -> None:
         """Start a flight; ``motor_commands``: the normalized thrusts the motors run at now (default 0)."""
         u = np.zeros(self.policy.act_dim) if motor_commands is None else np.asarray(motor_commands, dtype=np.float64)
         self.last_action = 2.0 * u - 1.0
+        self.integral = np.zeros(())
 
     def __call__(
         self,
@@ -169,8 +181,11 @@ class HoverController:
         angular_velocity: np.ndarray,
     ) -> np.ndarray:
         """Normalized motor thrusts (n,) in [0, 1] for the state (position m world, quaternion w x y z world from
-        body, linear velocity m/s world, angular velocity rad/s body)."""
-        obs = hover_task.observe(position, quaternion, linear_velocity, angular_velocity, self.last_action, self.target)
+        body, linear velocity m/s world, angular velocity rad/s body); one call per control period."""
+        self.integral = hover_task.integrate_error(self.integral, position, self.target, self.dt)
+        obs = hover_task.observe(
+            position, quaternion, linear_velocity, angular_velocity, self.last_action, self.target, self.integral
+        )
         a = self.policy(obs).astype(np.float64)
         self.last_action = a
         return hover_task.motor_command(a)

@@ -62,6 +62,8 @@ class PpoConfig:
     target: tuple[float, float, float] = (0.0, 0.0, 1.0)
     starts: HoverStarts = field(default_factory=HoverStarts)
     nominal_fraction: float = 0.25
+    disturbance: tuple[float, float] = (0.0, 0.35)
+    action_delay_s: tuple[float, float] = (0.0, 0.004)
     checkpoint_every_s: float = 30.0
     threads: int = 1
 
@@ -150,6 +152,8 @@ def _train(
         episode_s=cfg.episode_s,
         starts=cfg.starts,
         nominal_fraction=cfg.nominal_fraction,
+        disturbance=cfg.disturbance,
+        action_delay_s=cfg.action_delay_s,
     )
     obs_dim = env.single_observation_space.shape[0]
     act_dim = env.single_action_space.shape[0]

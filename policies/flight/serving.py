@@ -2,10 +2,12 @@
 
 Schema (one observation per request, one action per chunk, ``policy_dt`` = 1 / the checkpoint's control rate):
 
-- ``observation.state`` (float32, 17): ``x y z`` (m, world ENU), ``qw qx qy qz`` (world from body), ``vx vy vz``
-  (m/s, world), ``wx wy wz`` (rad/s, body FLU) and ``u0 .. u3``, the normalized motor thrusts the vehicle was
-  last commanded (the policy's previous action, which is part of its observation: the server keeps no memory
-  per session);
+- ``observation.state`` (float32, 18): ``x y z`` (m, world ENU), ``qw qx qy qz`` (world from body), ``vx vy vz``
+  (m/s, world), ``wx wy wz`` (rad/s, body FLU), ``iz`` (m s: the height-error integral,
+  :func:`rcs.flight.hover_task.integrate_error`, including this step's error) and ``u0 .. u3``, the normalized
+  motor thrusts the vehicle was last commanded (the policy's previous action). Both memories are part of the
+  observation because the server keeps none per session: the client carries them
+  (:class:`rcs.flight.observation.FlightObservation`);
 - ``observation.target`` (float32, 3): ``target_x target_y target_z``, the hover point (m, world);
 - ``action`` (float32, (1, 4)): ``motor_0 .. motor_3`` normalized thrusts in [0, 1] (``command_motor_thrusts``),
   the spec's rotor order.
@@ -20,18 +22,18 @@ from typing import Any
 import numpy as np
 
 from rcs.flight import hover_task
+from rcs.flight.observation import TARGET_NAMES, state_names
 from rcs.serving.protocol import Schema, TensorSpec
 
 KIND = "flight_mlp"
-
-STATE_NAMES = ("x", "y", "z", "qw", "qx", "qy", "qz", "vx", "vy", "vz", "wx", "wy", "wz")
 
 
 def schema(meta: Mapping[str, Any]) -> Schema:
     """The wire schema of a checkpoint (module docstring)."""
     n = len(meta["action"]["names"])
-    state = TensorSpec("observation.state", (13 + n,), "float32", "", STATE_NAMES + tuple(f"u{i}" for i in range(n)))
-    target = TensorSpec("observation.target", (3,), "float32", "m", ("target_x", "target_y", "target_z"))
+    names = state_names(n)
+    state = TensorSpec("observation.state", (len(names),), "float32", "", names)
+    target = TensorSpec("observation.target", (3,), "float32", "m", TARGET_NAMES)
     action = TensorSpec("action", (1, n), "float32", "1", tuple(f"motor_{i}" for i in range(n)))
     return Schema((state, target), action, 1.0 / float(meta["control_rate_hz"]))
 
@@ -63,8 +65,8 @@ class FlightPolicy:
             return []
         s = np.stack([np.asarray(o["observation.state"], dtype=np.float64) for o in observations])
         target = np.stack([np.asarray(o["observation.target"], dtype=np.float64) for o in observations])
-        last = 2.0 * s[:, 13 : 13 + self._n] - 1.0
-        obs = hover_task.observe(s[:, 0:3], s[:, 3:7], s[:, 7:10], s[:, 10:13], last, target)
+        last = 2.0 * s[:, 14 : 14 + self._n] - 1.0
+        obs = hover_task.observe(s[:, 0:3], s[:, 3:7], s[:, 7:10], s[:, 10:13], last, target, s[:, 13])
         u = hover_task.motor_command(self.mlp(obs)).astype(np.float32)
         return [u[i : i + 1] for i in range(len(u))]
 

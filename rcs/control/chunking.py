@@ -484,6 +484,10 @@ class ExecutorConfig:
         dt_rel_tolerance: relative tolerance when comparing a chunk's ``control_dt`` with ours.
         limits: the device's command limits (per tick at ``control_dt``, axes in ``names`` order); when
             given, every action :meth:`ChunkExecutor.step` returns respects them (see the module docstring).
+        hold_last_s: s the last action of the plan stays commanded after the plan ends, while the next chunk
+            is on its way (zero-order hold, as a streamed setpoint holds until the next one arrives); a chunk
+            is accepted until its hold ends. For policies that stream one action per request; 0 (default):
+            starved at once (chunking policies ask for the next chunk long before the plan ends).
     """
 
     names: tuple[str, ...]
@@ -498,10 +502,13 @@ class ExecutorConfig:
     blend_new_weight: float = 0.7
     dt_rel_tolerance: float = 1e-6
     limits: CommandLimits | None = None
+    hold_last_s: float = 0.0
 
     def __post_init__(self) -> None:
         if not self.control_dt > 0:
             raise ConfigError(f"control_dt={self.control_dt} must be > 0")
+        if not 0.0 <= self.hold_last_s <= self.max_age_s:
+            raise ConfigError(f"hold_last_s={self.hold_last_s} must be in [0, max_age_s={self.max_age_s}] s")
         if self.strategy not in STRATEGIES:
             raise ConfigError(f"strategy={self.strategy!r}; known: {sorted(STRATEGIES)}")
         if self.interpolation not in INTERPOLATORS:
@@ -514,6 +521,11 @@ class ExecutorConfig:
             raise ConfigError(f"max_age_s={self.max_age_s} must be > 0")
         if self.limits is not None and self.limits.size != len(self.names):
             raise ConfigError(f"limits has {self.limits.size} axes but names has {len(self.names)}: {self.names}")
+
+    @property
+    def hold_last_ticks(self) -> int:
+        """Ticks the last action is held after the plan ends (``hold_last_s`` rounded to ticks)."""
+        return int(round(self.hold_last_s / self.control_dt))
 
     @property
     def delay_limit_ticks(self) -> int:
@@ -556,6 +568,8 @@ class ChunkExecutor:
         self.history = History()
         self.rejections = InterventionLog("chunk executor")
         self.starved_ticks = 0
+        #: ticks commanded with the plan's last action held past its end (``hold_last_s``)
+        self.held_ticks = 0
         self.accepted = 0
         self.last_chunk_tick: int | None = None
         self.delays: list[int] = []
@@ -629,6 +643,10 @@ class ChunkExecutor:
             self._merge(prepared, tick)
         plan = self._plan
         value = None if plan is None else plan.at(tick)
+        if value is None and plan is not None and len(plan.values):
+            if plan.end_tick <= tick < plan.end_tick + self.config.hold_last_ticks:
+                value = plan.values[-1]
+                self.held_ticks += 1
         if value is None:
             if self.accepted:
                 self.starved_ticks += 1
@@ -648,7 +666,10 @@ class ChunkExecutor:
             with self._lock:
                 self.rejections.record(late.reason, late.message)
             return
-        plan = self._strategy.merge(self._plan, prepared, tick, self.history)
+        if int(chunk.start_tick) + len(prepared.values) <= tick:  # arrived in its hold: its last action, held
+            plan = Plan(tick, prepared.values[-1:].copy())
+        else:
+            plan = self._strategy.merge(self._plan, prepared, tick, self.history)
         if self._limiter is not None:  # interpolation and splice overshoot: keep the committed plan in bounds
             plan = Plan(plan.first_tick, np.clip(plan.values, self._limiter.lower, self._limiter.upper))
         self._plan = plan
@@ -727,6 +748,9 @@ class ChunkExecutor:
             return Rejection(
                 "stale_tick", f"start_tick={start} is {tick - start} ticks old (limit {self.config.delay_limit_ticks})"
             )
-        if start + chunk.length_ticks <= tick:
-            return Rejection("expired", f"chunk ends at tick {start + chunk.length_ticks - 1} < current tick {tick}")
+        if start + chunk.length_ticks + self.config.hold_last_ticks <= tick:
+            held = f" (held {self.config.hold_last_ticks} more)" if self.config.hold_last_ticks else ""
+            return Rejection(
+                "expired", f"chunk ends at tick {start + chunk.length_ticks - 1}{held} < current tick {tick}"
+            )
         return None

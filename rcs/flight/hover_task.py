@@ -7,13 +7,15 @@ Pure numpy on batched arrays (leading dimensions ``...``), so the same functions
 Frames and units (REP-103, SI): position, target and linear velocity in the world frame (ENU, m, m/s); angular
 velocity in the body frame (FLU, rad/s); quaternion (w, x, y, z) rotating body vectors into the world.
 
-Observation (float32, :data:`OBSERVATION_NAMES`, 22 entries, each already divided by its entry of
+Observation (float32, :data:`OBSERVATION_NAMES`, 23 entries, each already divided by its entry of
 :data:`OBSERVATION_SCALE`):
 
 ====================  ======  =========================================================================
 entries               scale   meaning
 ====================  ======  =========================================================================
 ``ex ey ez``          0.25 m  position minus target (world), each clipped to +-:data:`POSITION_ERROR_CLIP`
+``iz``                0.1 m s integral of the height error (:func:`integrate_error`): what lets a memoryless
+                              network cancel a steady thrust offset (a lighter vehicle, stronger motors)
 ``r00 .. r22``        1       world-from-body rotation matrix, row-major (``r02 r12 r22`` = body z)
 ``vx vy vz``          1 m/s   linear velocity (world)
 ``wx wy wz``          10      angular velocity (body, rad/s)
@@ -23,6 +25,10 @@ entries               scale   meaning
 Action: one value per rotor in [-1, 1], rotor order of the :class:`rcs.spec.QuadrotorSpec`; the motor command
 is the normalized thrust ``u = (a + 1) / 2`` in [0, 1] (:func:`motor_command`), i.e. the
 ``command_motor_thrusts`` interface: thrust ``u * max_thrust`` N, through the vehicle's motor lag.
+
+The integral and the previous action are the task's only memory; whoever runs the policy carries them from one
+control step to the next (the trainer per vehicle, :class:`policies.flight.model.HoverController`, or the client
+of a policy server, which keeps no state per session).
 """
 
 from __future__ import annotations
@@ -38,6 +44,16 @@ POSITION_ERROR_SCALE = 0.25
 
 ANGULAR_VELOCITY_SCALE = 10.0
 """rad/s per observation unit."""
+
+INTEGRAL_SCALE = 0.1
+"""m s per observation unit of the height-error integral."""
+
+INTEGRAL_ERROR_CLIP = 0.1
+"""m: the error is clipped to this before it is integrated, so a far start (a transient, not an offset) winds the
+integral up no faster than a 10 cm offset would."""
+
+INTEGRAL_CLIP = 0.3
+"""m s: the integral's bound (anti-windup): 3 s of a 10 cm offset."""
 
 
 def _quat_products_to_matrix() -> np.ndarray:
@@ -67,7 +83,8 @@ _QUAT_PRODUCTS_TO_MATRIX = _quat_products_to_matrix()
 def observation_names(num_rotors: int = 4) -> tuple[str, ...]:
     """Names of the observation entries, in order (see the module docstring)."""
     rot = tuple(f"r{i}{j}" for i in range(3) for j in range(3))
-    return ("ex", "ey", "ez", *rot, "vx", "vy", "vz", "wx", "wy", "wz", *(f"a{i}" for i in range(num_rotors)))
+    velocities = ("vx", "vy", "vz", "wx", "wy", "wz")
+    return ("ex", "ey", "ez", "iz", *rot, *velocities, *(f"a{i}" for i in range(num_rotors)))
 
 
 OBSERVATION_NAMES = observation_names(4)
@@ -75,13 +92,34 @@ OBSERVATION_NAMES = observation_names(4)
 
 
 def observation_scale(num_rotors: int = 4) -> np.ndarray:
-    """(22,) divisor of each raw entry (unit per observation unit)."""
+    """(19 + num_rotors,) divisor of each raw entry (unit per observation unit)."""
     return np.r_[
-        np.full(3, POSITION_ERROR_SCALE), np.ones(9 + 3), np.full(3, ANGULAR_VELOCITY_SCALE), np.ones(num_rotors)
+        np.full(3, POSITION_ERROR_SCALE),
+        INTEGRAL_SCALE,
+        np.ones(9 + 3),
+        np.full(3, ANGULAR_VELOCITY_SCALE),
+        np.ones(num_rotors),
     ]
 
 
 OBSERVATION_SCALE = observation_scale(4)
+
+
+def integrate_error(integral: np.ndarray | float, position: np.ndarray, target: np.ndarray, dt: float) -> np.ndarray:
+    """The height-error integral (m s) after one control step of ``dt`` s ending at ``position``:
+
+    ``i_k = clip(i_{k-1} + dt clip(z_k - z_target, +-INTEGRAL_ERROR_CLIP), +-INTEGRAL_CLIP)``, ``i_{-1} = 0``
+    at the start of a flight (the integral includes the current error). Height only: the offsets a hover
+    policy must learn to cancel (mass, motor constant) are vertical, and a horizontal integral in the world
+    frame couples with any residual yaw drift.
+
+    Args:
+        integral: (...,) m s, the previous integral. position: (..., 3) m, world. target: (..., 3) or (3,) m.
+        dt: s, the control period.
+    """
+    e = np.asarray(position, dtype=np.float64)[..., 2] - np.asarray(target, dtype=np.float64)[..., 2]
+    e = np.minimum(np.maximum(e, -INTEGRAL_ERROR_CLIP), INTEGRAL_ERROR_CLIP)
+    return np.minimum(np.maximum(np.asarray(integral, dtype=np.float64) + dt * e, -INTEGRAL_CLIP), INTEGRAL_CLIP)
 
 
 def observe(
@@ -91,27 +129,30 @@ def observe(
     angular_velocity: np.ndarray,
     last_action: np.ndarray,
     target: np.ndarray,
+    integral: np.ndarray,
 ) -> np.ndarray:
-    """(..., 22) float32 observation (module docstring) from state arrays with leading dims ``...``.
+    """(..., 19 + n) float32 observation (module docstring) from state arrays with leading dims ``...``.
 
     Args:
         position: (..., 3) m, world. quaternion: (..., 4) w x y z, world from body.
         linear_velocity: (..., 3) m/s, world. angular_velocity: (..., 3) rad/s, body.
         last_action: (..., n) the previous action in policy units [-1, 1].
         target: (..., 3) or (3,) m, world: the hover point.
+        integral: (...,) m s: the height-error integral up to this step (:func:`integrate_error`).
     """
     p = np.asarray(position, dtype=np.float64)
     q = np.asarray(quaternion, dtype=np.float64)
     a = np.asarray(last_action, dtype=np.float64)
-    out = np.empty(p.shape[:-1] + (18 + a.shape[-1],), dtype=np.float32)
+    out = np.empty(p.shape[:-1] + (19 + a.shape[-1],), dtype=np.float32)
     e = np.minimum(np.maximum(p - np.asarray(target, dtype=np.float64), -POSITION_ERROR_CLIP), POSITION_ERROR_CLIP)
     out[..., 0:3] = e * (1.0 / POSITION_ERROR_SCALE)  # (minimum/maximum: np.clip costs more per call)
+    out[..., 3] = np.asarray(integral, dtype=np.float64) * (1.0 / INTEGRAL_SCALE)
     # every rotation-matrix entry is linear in the products q_i q_j (for a unit q): one outer product, one matmul
     qq = (q[..., :, None] * q[..., None, :]).reshape(q.shape[:-1] + (16,))
-    out[..., 3:12] = qq @ _QUAT_PRODUCTS_TO_MATRIX
-    out[..., 12:15] = linear_velocity
-    out[..., 15:18] = np.asarray(angular_velocity, dtype=np.float64) * (1.0 / ANGULAR_VELOCITY_SCALE)
-    out[..., 18:] = a
+    out[..., 4:13] = qq @ _QUAT_PRODUCTS_TO_MATRIX
+    out[..., 13:16] = linear_velocity
+    out[..., 16:19] = np.asarray(angular_velocity, dtype=np.float64) * (1.0 / ANGULAR_VELOCITY_SCALE)
+    out[..., 19:] = a
     return out
 
 
@@ -120,8 +161,8 @@ def motor_command(action: np.ndarray) -> np.ndarray:
     return (np.minimum(np.maximum(np.asarray(action, dtype=np.float64), -1.0), 1.0) + 1.0) * 0.5
 
 
-_REWARD_GROUPS = np.zeros((22, 3))
-_REWARD_GROUPS[0:3, 0] = _REWARD_GROUPS[12:15, 1] = _REWARD_GROUPS[15:18, 2] = 1.0
+_REWARD_GROUPS = np.zeros((23, 3))
+_REWARD_GROUPS[0:3, 0] = _REWARD_GROUPS[13:16, 1] = _REWARD_GROUPS[16:19, 2] = 1.0
 _REWARD_NORM_WEIGHTS = np.array([2.0 * POSITION_ERROR_SCALE, 0.2, 0.05 * ANGULAR_VELOCITY_SCALE])
 
 CRASH_PENALTY = 10.0
@@ -140,8 +181,8 @@ def reward(obs: np.ndarray, action: np.ndarray, previous_action: np.ndarray) -> 
     o = np.asarray(obs)
     norms = np.sqrt((o * o) @ _REWARD_GROUPS)  # |e| / scale, |v|, |w| / scale: one matmul for the three norms
     da = np.asarray(action, dtype=np.float64) - np.asarray(previous_action, dtype=np.float64)
-    cost = norms @ _REWARD_NORM_WEIGHTS + (0.2 * ANGULAR_VELOCITY_SCALE) * np.abs(o[..., 17])
-    cost += 0.2 * (1.0 - o[..., 11]) + 0.05 * (da * da).sum(-1)
+    cost = norms @ _REWARD_NORM_WEIGHTS + (0.2 * ANGULAR_VELOCITY_SCALE) * np.abs(o[..., 18])
+    cost += 0.2 * (1.0 - o[..., 12]) + 0.05 * (da * da).sum(-1)
     return 2.0 - cost
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,14 +76,29 @@ class PolicyLinkConfig:
         replan_steps: policy-rate actions executed from each chunk before the next request (the request period
             is ``replan_steps * policy_dt``); default the checkpoint's ``n_action_steps`` (``config.json`` beside
             the manifest), else 1, exactly as ``rcs eval`` runs it. Watchdog timeouts not configured follow it.
+        mode: command mode of the policy's actions (default the device kind's: arms ``joint_positions``,
+            quadrotors ``position``); a learned flight policy writes ``motor_thrusts``. Remote trajectories and
+            poses are commands of the default mode: a server whose policy runs another mode refuses them.
+        target: quadrotors, flight policies (``observation.target``): the hover point (m, world); default the
+            vehicle's position when the policy takes over.
     """
 
     endpoint: str
     manifest: str
     budget_s: float = 0.1
     replan_steps: int | None = None
+    mode: str | None = None
+    target: tuple[float, float, float] | None = None
 
     def __post_init__(self) -> None:
+        if self.target is not None:
+            try:
+                target = tuple(float(v) for v in self.target)
+            except (TypeError, ValueError):
+                target = ()
+            if len(target) != 3 or not all(math.isfinite(v) for v in target):
+                raise ConfigError(f"policy.target={self.target!r} must be [x, y, z], finite (m, world)")
+            object.__setattr__(self, "target", target)
         steps = self.replan_steps
         if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
             raise ConfigError(f"policy.replan_steps={self.replan_steps!r} must be a positive integer (policy steps)")

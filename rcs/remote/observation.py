@@ -18,6 +18,9 @@ a joint of the spec            ``ArmState.joint_positions`` (rad)
 Object entries need a robot that tracks objects (an ``object_pose(name)`` method: a simulated scene, or a
 motion-capture tracker beside a physical arm); a robot that cannot give an entry is refused when the link is built,
 with the entries it can give, never fed a zero.
+
+A quadrotor feeds a learned flight policy (:class:`VehicleObservation`): the inputs of
+:mod:`rcs.flight.observation` (state, position-error integral, last motor command, hover target).
 """
 
 from __future__ import annotations
@@ -28,7 +31,8 @@ from typing import Any
 import numpy as np
 
 from rcs.errors import ConfigError
-from rcs.types import ArmState
+from rcs.flight.observation import TARGET_NAMES, FlightObservation, state_names
+from rcs.types import ArmState, QuadrotorState
 
 #: entry-name suffix -> (object pose part, index): position (m) or quaternion (w x y z)
 _OBJECT_PARTS: dict[str, tuple[int, int]] = {
@@ -132,3 +136,57 @@ def arm_command_names(robot: Any) -> tuple[str, ...]:
     """An arm's command vector names: its joints, then ``gripper`` when it has one (the executor's order)."""
     spec = robot.spec
     return tuple(spec.joint_names) + (("gripper",) if getattr(spec, "gripper", None) is not None else ())
+
+
+class VehicleObservation:
+    """Fills a flight policy's inputs from a quadrotor's state (:mod:`rcs.flight.observation`).
+
+    The policy's memories (position-error integral, last motor command) start afresh whenever the policy does
+    not drive the vehicle (not engaged, held, landing): its first observation after taking over has no
+    integral and the motor command the vehicle was flying with.
+
+    Args:
+        robot: the quadrotor (its spec: rotor count, hover thrust).
+        vectors: the policy's vector inputs (must be exactly the flight layout).
+        mode: the policy's command mode (``motor_thrusts``: the ``u`` entries are what it commanded).
+        control_dt: s between two requests (the integral's step).
+        target: hover point (m, world); ``None``: the vehicle's position when the policy takes over.
+
+    Raises:
+        ConfigError: inputs other than the flight layout, or another mode.
+    """
+
+    MODE = "motor_thrusts"
+
+    def __init__(
+        self,
+        robot: Any,
+        vectors: Mapping[str, Sequence[str]],
+        mode: str,
+        control_dt: float,
+        target: Sequence[float] | None = None,
+    ) -> None:
+        spec = robot.spec
+        n = spec.num_rotors
+        expected = {"observation.state": state_names(n), "observation.target": TARGET_NAMES}
+        given = {key: tuple(names) for key, names in vectors.items()}
+        if given != expected:
+            raise ConfigError(f"policy inputs {given}: a quadrotor gives a flight policy's {expected}")
+        if mode != self.MODE:
+            raise ConfigError(f"policy.mode={mode!r}: a flight policy's actions are {self.MODE!r} (policy.mode)")
+        self._target: np.ndarray | None = None if target is None else np.asarray(target, dtype=np.float64)
+        self._hover = np.full(n, spec.hover_thrust / (n * spec.max_thrust))
+        self.memory = FlightObservation(np.zeros(3) if self._target is None else self._target, control_dt, n)
+
+    def vectors(
+        self, state: QuadrotorState, driving: bool, last_command: np.ndarray | None = None
+    ) -> dict[str, np.ndarray]:
+        """The request's inputs for ``state``; ``driving``: the policy's commands reach the motors now;
+        ``last_command``: the normalized motor thrusts last written (``None``: not a motor command)."""
+        if not driving:
+            here: np.ndarray = np.asarray(state.position, dtype=np.float64)
+            self.memory.target = self._target if self._target is not None else here
+            self.memory.reset(self._hover if last_command is None else last_command)
+        elif last_command is not None:
+            self.memory.commanded(last_command)
+        return self.memory(state)

@@ -48,7 +48,7 @@ from rcs.geometry import yaw_of
 from rcs.remote import commands as cmd
 from rcs.remote.config import ServerConfig
 from rcs.remote.description import describe
-from rcs.remote.observation import RobotObservation, arm_command_names, vector_inputs
+from rcs.remote.observation import RobotObservation, VehicleObservation, arm_command_names, vector_inputs
 from rcs.remote.state import state_message
 from rcs.remote.wire import (
     REQUEST_TYPES,
@@ -66,6 +66,7 @@ from rcs.remote.wire import (
     encode_message,
     rejected,
 )
+from rcs.safety.watchdog import Stage
 from rcs.serving.chunk_feed import FeedState
 from rcs.serving.keys import curve_server, is_loopback, load_server_keys
 from rcs.serving.protocol import MAX_FRAMES, MAX_METADATA_BYTES, ProtocolError, Schema, recv_bounded
@@ -221,7 +222,8 @@ class RobotServer:
             self.robot,
             self.rate_hz,
             safety=self._safety_config(),
-            executor=config.executor or None,
+            mode=config.policy.mode if config.policy is not None else None,
+            executor=self._executor_config(),
             watchdog=self._watchdog_config(),
         )
         self.names = self.task.executor.names
@@ -529,6 +531,13 @@ class RobotServer:
             )
         if not self.armed:
             return rejected("disarmed", "armed", "the robot is disarmed; robot holds", "arm it first")
+        if self.task.mode != self.kind.default_mode:
+            return rejected(
+                "mode",
+                "policy.mode",
+                f"this server's executor runs the policy's {self.task.mode!r} commands",
+                f"trajectories and poses are {self.kind.default_mode!r} commands: a server without policy.mode",
+            )
         return None
 
     def _age(self, msg: RobotMessage) -> float | Reply:
@@ -818,6 +827,15 @@ class RobotServer:
             steps = check_replan_steps("policy.replan_steps", link.replan_steps, chunk)
         return schema, LinkSchedule(steps, schema.policy_dt)
 
+    def _executor_config(self) -> dict[str, Any] | None:
+        """The configured executor; a policy streaming one action per request (a flight policy) defaults to
+        executing each action when it arrives and holding it until the next (``sync``, ``hold_last_s`` = its
+        period), as a streamed setpoint is held."""
+        schema = self._link_schema
+        if schema is None or schema.action.shape[0] != 1:
+            return self.config.executor or None
+        return {"strategy": "sync", "hold_last_s": schema.policy_dt, **self.config.executor}
+
     def _watchdog_config(self) -> dict[str, Any] | None:
         """The configured watchdog; with a policy link, timeouts it leaves out follow the link's request period."""
         if self._link_schedule is None:
@@ -832,12 +850,18 @@ class RobotServer:
         schema = self._link_schema
         assert link is not None and schema is not None and self._link_schedule is not None
         cameras = {c.spec.name for c in self.cameras}
-        # an arm fills every named vector input from its state (rcs.remote.observation); other devices give
-        # their command vector (the hold setpoint) as observation.state
-        observed = (
-            RobotObservation(self.robot, vector_inputs(schema.observation)) if isinstance(self.robot, Arm) else None
-        )
-        provided = set(observed.keys) if observed is not None else {"observation.state"}
+        # an arm fills every named vector input from its state (rcs.remote.observation), a quadrotor a flight
+        # policy's inputs (in motor_thrusts mode); otherwise the command vector (the hold setpoint) is the
+        # observation.state
+        vectors = vector_inputs(schema.observation)
+        observed = RobotObservation(self.robot, vectors) if isinstance(self.robot, Arm) else None
+        flight = None
+        if isinstance(self.robot, Quadrotor) and self.task.mode == VehicleObservation.MODE:
+            flight = VehicleObservation(self.robot, vectors, self.task.mode, schema.policy_dt, link.target)
+        if observed is not None:
+            provided = set(observed.keys)
+        else:
+            provided = set(vectors) if flight is not None else {"observation.state"}
         for spec in schema.observation:
             if spec.name not in provided and not (
                 spec.name.startswith("observation.images.") and spec.name.rsplit(".", 1)[1] in cameras
@@ -856,6 +880,10 @@ class RobotServer:
             tick, state = self._latest()
             if observed is not None:
                 features = observed.vectors(state)
+            elif flight is not None:
+                last = self.task.history.last
+                written = np.asarray(last.values) if last is not None and last.mode == flight.MODE else None
+                features = flight.vectors(state, self.task.stage is Stage.RUNNING, written)
             else:
                 hold = self.task.hold_vector
                 features = {"observation.state": hold(state) if hold is not None else np.zeros(0)}

@@ -83,6 +83,14 @@ class HoverVectorEnv:
         nominal_fraction: share of resets that keep the nominal vehicle (the spec) instead of a randomized draw:
             the nominal is the best estimate of the real vehicle, but a corner of the Crazyflie box (slowest
             motors, lightest inertia) that uniform draws rarely come near.
+        disturbance: (horizontal, vertical) bound of a constant external force drawn per randomized vehicle and
+            episode, as a fraction of its weight, uniform in [-bound, bound] per axis (x and y share the first):
+            unknown payloads, steady wind and thrust offsets a policy must cancel (with its error integral).
+            Nominal vehicles fly undisturbed.
+        action_delay_s: (low, high) bound of the time (s) between an observation and its action reaching the
+            motors, drawn per vehicle and episode (every vehicle, nominal ones too), rounded to whole physics
+            steps: the previous action acts until then. A served policy's link (observation, request, reply,
+            loop tick, radio or MAVLink) takes milliseconds a policy trained without them cannot spare.
     """
 
     def __init__(
@@ -98,9 +106,17 @@ class HoverVectorEnv:
         max_position_error: float = 1.5,
         ground_z: float = 0.02,
         nominal_fraction: float = 0.0,
+        disturbance: tuple[float, float] = (0.0, 0.0),
+        action_delay_s: tuple[float, float] = (0.0, 0.0),
     ) -> None:
         if not 0.0 <= nominal_fraction <= 1.0:
             raise ConfigError(f"nominal_fraction={nominal_fraction} must be in [0, 1]")
+        bounds = tuple(float(d) for d in disturbance)
+        if len(bounds) != 2 or not all(0.0 <= d < 1.0 for d in bounds):
+            raise ConfigError(f"disturbance={disturbance!r} must be (horizontal, vertical) weight fractions in [0, 1)")
+        self.disturbance = bounds
+        lo, hi = (float(d) for d in action_delay_s)
+        self.delay_steps = (int(round(lo / physics_dt)), int(round(hi / physics_dt)))
         self.nominal_fraction = float(nominal_fraction)
         self.spec = spec
         self.num_envs = int(num_envs)
@@ -112,6 +128,11 @@ class HoverVectorEnv:
             )
         self.substeps = k
         self.dt = k * physics_dt
+        if not 0 <= self.delay_steps[0] <= self.delay_steps[1] < k:
+            raise ConfigError(
+                f"action_delay_s={action_delay_s!r} must be (low, high) with 0 <= low <= high < the control period "
+                f"{self.dt} s"
+            )
         self.target = np.asarray(target, dtype=np.float64)
         self.max_steps = int(round(episode_s / self.dt))
         self.starts = starts or HoverStarts()
@@ -124,6 +145,8 @@ class HoverVectorEnv:
         self.action_space = spaces.Box(-1.0, 1.0, (self.num_envs, r), dtype=np.float32)
         self.observation_space = spaces.Box(-np.inf, np.inf, (self.num_envs, n_obs), dtype=np.float32)
         self.last_action = np.zeros((self.num_envs, r))
+        self.integral = np.zeros(self.num_envs)  # m s, the height-error integral of each vehicle
+        self.delay = np.zeros(self.num_envs, dtype=np.int64)  # physics steps before each action applies
         self.steps = np.zeros(self.num_envs, dtype=np.int64)
         self.rng = np.random.default_rng()
         self._pool: dict[str, np.ndarray] = {}
@@ -134,8 +157,12 @@ class HoverVectorEnv:
         not ~40 small numpy calls (resets happen every step somewhere in a large batch)."""
         sim, rng, n = self.sim, self.rng, size
         pool = sim.draw_parameters(n, rng)
+        weight = (pool["mass"] * GRAVITY)[:, None]
+        bound = np.array([self.disturbance[0], self.disturbance[0], self.disturbance[1]])
+        pool["external_force"] = weight * bound * rng.uniform(-1.0, 1.0, (n, 3))
         if self.nominal_fraction > 0.0:
             nominal = rng.random(n) < self.nominal_fraction
+            pool["external_force"][nominal] = 0.0
             s = self.spec
             pool["mass"][nominal] = s.mass
             pool["inertia"][nominal] = np.asarray(s.inertia)
@@ -145,11 +172,14 @@ class HoverVectorEnv:
             rng, n, self.starts
         )
         # motors already spun up to each vehicle's hover thrust, as the MuJoCo env's reset does
+        pool["delay"] = rng.integers(self.delay_steps[0], self.delay_steps[1] + 1, n)
         pool["hover"] = np.clip(pool["mass"] * GRAVITY / (self.spec.num_rotors * pool["max_thrust"]), 0.0, 1.0)
         last = np.repeat(2.0 * pool["hover"][:, None] - 1.0, self.spec.num_rotors, 1)
+        start = self.target + pool["offset"]
+        pool["integral"] = hover_task.integrate_error(np.zeros(n), start, self.target, self.dt)
         pool["observation"] = hover_task.observe(
-            self.target + pool["offset"], pool["quaternion"], pool["linear_velocity"], pool["angular_velocity"],
-            last, self.target,
+            start, pool["quaternion"], pool["linear_velocity"], pool["angular_velocity"], last, self.target,
+            pool["integral"],
         )  # fmt: skip
         self._pool, self._pool_next = pool, 0
 
@@ -165,6 +195,7 @@ class HoverVectorEnv:
         sim.set_parameters(
             ids, p["mass"][take], p["inertia"][take], p["max_thrust"][take], p["motor_time_constant"][take]
         )
+        sim.external_force[ids] = p["external_force"][take]
         hover = np.repeat(p["hover"][take, None], r, 1)
         sim.set_state(
             ids,
@@ -175,6 +206,8 @@ class HoverVectorEnv:
             hover,
         )
         self.last_action[ids] = 2.0 * hover - 1.0
+        self.integral[ids] = p["integral"][take]
+        self.delay[ids] = p["delay"][take]
         self.steps[ids] = 0
         return p["observation"][take]
 
@@ -182,7 +215,13 @@ class HoverVectorEnv:
         """(num_envs, obs) observation of the current states (:func:`rcs.flight.hover_task.observe`)."""
         s = self.sim
         return hover_task.observe(
-            s.position, s.quaternion, s.linear_velocity, s.angular_velocity, self.last_action, self.target
+            s.position,
+            s.quaternion,
+            s.linear_velocity,
+            s.angular_velocity,
+            self.last_action,
+            self.target,
+            self.integral,
         )
 
     def reset(self, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
@@ -196,10 +235,19 @@ class HoverVectorEnv:
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
         """Apply ``(num_envs, r)`` actions in [-1, 1] for one control period; see the module docstring."""
         a = np.minimum(np.maximum(np.asarray(actions, dtype=np.float64), -1.0), 1.0)
-        diverged = self.sim.step((a + 1.0) * 0.5, self.substeps).copy()  # hover_task.motor_command of clipped a
+        u = (a + 1.0) * 0.5  # hover_task.motor_command of clipped a
+        if self.delay_steps[1] == 0:
+            diverged = self.sim.step(u, self.substeps).copy()
+        else:  # the previous action acts for each vehicle's delay, then this one
+            u_prev = (self.last_action + 1.0) * 0.5
+            for j in range(self.substeps):
+                self.sim.step(np.where((j < self.delay)[:, None], u_prev, u), 1)
+            diverged = self.sim.diverged.copy()
         any_diverged = bool(diverged.any())
         prev = self.last_action
         self.last_action = a
+        with np.errstate(invalid="ignore"):  # NaN rows are diverged ones, reset below
+            self.integral = hover_task.integrate_error(self.integral, self.sim.position, self.target, self.dt)
         obs = self.observe()
         rew = hover_task.reward(obs, a, prev)
         self.steps += 1

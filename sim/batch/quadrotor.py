@@ -13,8 +13,10 @@ step (``physics_dt``, default 1 ms), in MuJoCo's own order so that both agree to
    ``I dw = tau - w x I w`` in the body frame), then the position with the new velocity and the attitude by the
    exponential map of the new body rate (``q <- q exp(w dt / 2)``, renormalized).
 
-There is no ground and no aerodynamic drag (the MuJoCo model has neither in the air). Frames (REP-103): world
-ENU position and velocity, body FLU angular velocity, quaternion (w, x, y, z) world from body.
+There is no ground and no aerodynamic drag (the MuJoCo model has neither in the air). An optional constant
+external force per vehicle (:attr:`BatchQuadrotor.external_force`, N, world; zero by default: the MuJoCo model
+has none) adds ``F / m`` to the linear acceleration: a payload, a steady wind, a thrust offset. Frames (REP-103):
+world ENU position and velocity, body FLU angular velocity, quaternion (w, x, y, z) world from body.
 
 Domain randomization is drawn per vehicle through :class:`rcs.spec.DomainRandomization` with the meaning of
 :class:`sim.mujoco.quadrotor.QuadrotorSimulation`: ``mass`` scales mass and inertia, ``extra["inertia"]`` the
@@ -54,7 +56,8 @@ class BatchQuadrotor:
         position (n, 3) m, quaternion (n, 4), linear_velocity (n, 3) m/s, angular_velocity (n, 3) rad/s,
         motor_state (n, r): lagged normalized thrust in [0, 1], command (n, r): normalized thrust command,
         mass (n,) kg, inertia (n, 3) kg m^2, max_thrust (n,) N per rotor, motor_time_constant (n,) s,
-        diverged (n,) bool, time (n,) s since each vehicle's last :meth:`set_state`.
+        external_force (n, 3) N, world (constant, kept across :meth:`set_state`), diverged (n,) bool,
+        time (n,) s since each vehicle's last :meth:`set_state`.
     """
 
     def __init__(
@@ -89,6 +92,7 @@ class BatchQuadrotor:
         self.inertia = np.tile(np.asarray(spec.inertia, dtype=np.float64), (n, 1))
         self.max_thrust = np.full(n, spec.max_thrust)
         self.motor_time_constant = np.full(n, spec.motor_time_constant)
+        self.external_force = np.zeros((n, 3))
         self.diverged = np.zeros(n, dtype=bool)
         self.time = np.zeros(n)
         self._decay = np.empty((n, 1))
@@ -226,6 +230,7 @@ class BatchQuadrotor:
             [2 * (qx * qz + qw * qy), 2 * (qy * qz - qw * qx), 1 - 2 * (qx * qx + qy * qy)], axis=1
         )
         acc[:, 2] -= GRAVITY
+        acc += self.external_force[ids] / self.mass[ids, None]
         # angular (body): I dw = tau - w x (I w)
         w = self.angular_velocity[ids]
         inertia = self.inertia[ids]

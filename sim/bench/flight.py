@@ -14,11 +14,13 @@ Controllers, at the policy's control rate (100 Hz):
 - ``classical``: ``command_position(target, yaw=0)``, i.e. the vehicle's onboard cascade of
   :mod:`rcs.flight.controllers` (PositionController -> RateController -> Mixer at 500 Hz).
 
-Conditions: the nominal vehicle, and mass x0.8 / x1.2 (inertia scales with it) and motor constant x0.8 / x1.2
-(thrust and drag torque), applied through :class:`rcs.spec.DomainRandomization` with a fixed scale. The shipped
-policy trained with mass fixed (x1) and motor constant in [0.75, 1]: mass changes and motor constant x1.2 are
-outside its training range, x0.8 is inside it. Trajectory tracking is not evaluated: the policy is trained for
-hover only.
+Conditions (:data:`CONDITIONS`): the nominal vehicle, and mass x0.8 / x1.2 (inertia scales with it) and motor
+constant x0.8 / x1.2 (thrust and drag torque), applied through :class:`rcs.spec.DomainRandomization` with a fixed
+scale; and the nominal vehicle with the learned policy's actions reaching the motors 2 or 4 ms after its
+observation (a served policy's link; the classical cascade runs onboard and has none). The shipped policy trained
+with mass fixed (x1), motor constant in [0.75, 1], constant vertical pushes up to +-35 % of the weight and action
+delays of 0-4 ms: mass changes and motor constant x1.2 were never drawn (at hover, a push looks like them).
+Trajectory tracking is not evaluated: the policy is trained for hover only.
 """
 
 from __future__ import annotations
@@ -28,23 +30,35 @@ import logging
 import math
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from rcs.errors import SimulationDivergedError
+from rcs.errors import ConfigError, SimulationDivergedError
 from rcs.flight import hover_task
 from rcs.spec import DomainRandomization
 
 log = logging.getLogger(__name__)
 
-CONDITIONS: dict[str, DomainRandomization] = {
-    "nominal": DomainRandomization(),
-    "mass_x0.8": DomainRandomization(mass=(0.8, 0.8)),
-    "mass_x1.2": DomainRandomization(mass=(1.2, 1.2)),
-    "motor_constant_x0.8": DomainRandomization(motor_constant=(0.8, 0.8)),
-    "motor_constant_x1.2": DomainRandomization(motor_constant=(1.2, 1.2)),
+
+@dataclass(frozen=True)
+class Condition:
+    """One evaluation condition: the vehicle's parameters, and the learned policy's action delay (s)."""
+
+    randomization: DomainRandomization
+    action_delay_s: float = 0.0
+
+
+CONDITIONS: dict[str, Condition] = {
+    "nominal": Condition(DomainRandomization()),
+    "mass_x0.8": Condition(DomainRandomization(mass=(0.8, 0.8))),
+    "mass_x1.2": Condition(DomainRandomization(mass=(1.2, 1.2))),
+    "motor_constant_x0.8": Condition(DomainRandomization(motor_constant=(0.8, 0.8))),
+    "motor_constant_x1.2": Condition(DomainRandomization(motor_constant=(1.2, 1.2))),
+    "delay_2ms": Condition(DomainRandomization(), 0.002),
+    "delay_4ms": Condition(DomainRandomization(), 0.004),
 }
 
 
@@ -85,9 +99,11 @@ def fly(
     target: np.ndarray,
     policy: Any = None,
     rate_hz: float = 100.0,
+    action_delay_s: float = 0.0,
 ) -> np.ndarray:
     """Position errors (m) at every control step of one episode on a MuJoCo vehicle (reset with ``seed``);
-    ``inf`` from the step the simulation diverged or the vehicle hit the ground."""
+    ``inf`` from the step the simulation diverged or the vehicle hit the ground. ``action_delay_s``: the learned
+    policy's previous command acts for this long into each control period (its link's latency)."""
     from policies.flight.model import HoverController
 
     vehicle.reset(seed=seed)
@@ -100,16 +116,22 @@ def fly(
     if ctrl is not None:
         ctrl.reset(hover / spec.max_thrust)
     dt = 1.0 / rate_hz
+    if not 0.0 <= action_delay_s < dt:
+        raise ValueError(f"action_delay_s={action_delay_s} must be in [0, {dt}) s (one control period)")
     steps = int(round(seconds * rate_hz))
     errors = np.full(steps, np.inf)
     for k in range(steps):
         s = vehicle.read()
-        if ctrl is not None:
-            vehicle.command_motor_thrusts(ctrl(s.position, s.quaternion, s.linear_velocity, s.angular_velocity))
-        else:
-            vehicle.command_position(target, 0.0)
         try:
-            vehicle.advance(dt)
+            if ctrl is not None:
+                u = ctrl(s.position, s.quaternion, s.linear_velocity, s.angular_velocity)
+                if action_delay_s > 0.0:  # the previous command still acts while this one is on its way
+                    vehicle.advance(action_delay_s)
+                vehicle.command_motor_thrusts(u)
+                vehicle.advance(dt - action_delay_s)
+            else:
+                vehicle.command_position(target, 0.0)
+                vehicle.advance(dt)
         except SimulationDivergedError:
             break
         p = vehicle.read().position
@@ -121,7 +143,7 @@ def fly(
 
 def evaluate(
     controller: str,
-    randomization: DomainRandomization,
+    condition: Condition,
     seeds: range,
     seconds: float,
     policy: Any = None,
@@ -130,14 +152,14 @@ def evaluate(
     """Success rate and error statistics of one controller under one condition."""
     from sim.mujoco.quadrotor import make_crazyflie
 
-    vehicle = make_crazyflie(randomization=randomization)
+    vehicle = make_crazyflie(randomization=condition.randomization)
     vehicle.connect()
     rate = float(policy.meta["control_rate_hz"]) if policy is not None else 100.0
     tgt = np.asarray(target, dtype=np.float64)
     ok, final, rms = [], [], []
     try:
         for seed in seeds:
-            e = fly(vehicle, controller, seed, seconds, tgt, policy, rate)
+            e = fly(vehicle, controller, seed, seconds, tgt, policy, rate, condition.action_delay_s)
             ok.append(hover_task.hover_success(e, 1.0 / rate))
             last = e[-int(round(2.0 * rate)) :]
             final.append(float(e[-1]))
@@ -170,13 +192,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "load_average": [round(x, 2) for x in os.getloadavg()],
         "results": {},
     }
-    for name in [c.strip() for c in args.conditions.split(",") if c.strip()]:
-        rand = CONDITIONS[name]
+    names = [c.strip() for c in args.conditions.split(",") if c.strip()]
+    controllers = [c.strip() for c in args.controllers.split(",") if c.strip()]
+    unknown = [n for n in names if n not in CONDITIONS] + [c for c in controllers if c not in ("learned", "classical")]
+    if unknown:
+        raise ConfigError(f"unknown condition or controller {unknown}; conditions {list(CONDITIONS)}, "
+                          "controllers learned, classical")  # fmt: skip
+    for name in names:
+        condition = CONDITIONS[name]
         out["results"][name] = {}
-        for controller in [c.strip() for c in args.controllers.split(",") if c.strip()]:
+        for controller in controllers:
+            if controller == "classical" and condition.action_delay_s > 0.0:
+                continue  # the cascade runs onboard: no link between its observation and the motors
             t0 = time.perf_counter()
             log.info("evaluating %s under %s", controller, name)
-            res = evaluate(controller, rand, seeds, args.seconds, policy if controller == "learned" else None)
+            res = evaluate(controller, condition, seeds, args.seconds, policy if controller == "learned" else None)
             res["wall_s"] = round(time.perf_counter() - t0, 1)
             out["results"][name][controller] = res
     return out

@@ -18,6 +18,7 @@ from rcs.control.chunking import (
     interpolate_minimum_jerk,
     seam_correction_basis,
 )
+from rcs.errors import ConfigError
 
 NAMES = ("a", "b")
 DT = 0.01
@@ -200,6 +201,24 @@ def test_sync_starts_from_the_first_action_and_starves_while_waiting():
     out = _run(ex, {0: first, 14: second}, 20)
     assert all(v is None for v in out[10:14]) and ex.starved_ticks == 4
     np.testing.assert_allclose(out[14], second.actions[0])
+
+
+@pytest.mark.parametrize("strategy", ["sync", "splice"])
+def test_streamed_single_actions_are_held_until_the_next_within_hold_last_s(strategy):
+    """A policy streaming one action per request (a flight policy at the loop's rate): each action arrives a tick
+    after its observation and is held until the next; past hold_last_s the executor is starved, and a chunk
+    arriving after its hold is refused as expired."""
+    ex = make_executor(strategy, hold_last_s=2 * DT)
+    one = lambda start, v: chunk(start, np.full((1, 2), v), policy_dt=DT)  # noqa: E731
+    out = _run(ex, {1: one(0, 1.0), 2: one(1, 2.0), 4: one(2, 3.0)}, 9)
+    np.testing.assert_allclose(out[1], 1.0)  # arrived a tick late, inside its hold: applied at once
+    np.testing.assert_allclose(out[2:4], 2.0)  # held while the next one is late
+    np.testing.assert_allclose(out[4:7], 3.0)  # its own tick, then held two more ticks
+    assert out[7] is None and out[8] is None and ex.held_ticks == 1 + 2
+    assert ex.submit(one(5, 4.0)).reason == "expired"  # 5 + 1 + 2 held <= tick 8
+    assert "held 2 more" in ex.rejections.last
+    with pytest.raises(ConfigError, match="hold_last_s"):
+        make_executor(hold_last_s=-0.01)
 
 
 def test_ensemble_weights_oldest_most():

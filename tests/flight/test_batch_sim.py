@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rcs.errors import SimulationDivergedError
+from rcs.errors import ConfigError, SimulationDivergedError
 from rcs.flight import hover_task
 from rcs.flight.controllers import Mixer, PositionController, RateController
 from rcs.geometry import quat_from_euler_rpy
@@ -191,9 +191,11 @@ def test_vector_env_autoresets_diverged_crashed_and_timed_out_vehicles():
         obs,
         hover_task.observe(
             env.sim.position, env.sim.quaternion, env.sim.linear_velocity, env.sim.angular_velocity,
-            env.last_action, env.target,
+            env.last_action, env.target, env.integral,
         ),
     )  # fmt: skip
+    # the integral starts with the first step's height error (clipped to 0.1 m), one control period of it
+    np.testing.assert_allclose(env.integral, env.dt * np.clip(env.sim.position[:, 2] - env.target[2], -0.1, 0.1))
     env.sim.angular_velocity[0] = [0.0, 600.0, 0.0]  # diverges
     env.sim.position[1] = [0.0, 0.0, 0.01]  # below the ground
     hover = np.full((4, 4), 2 * SPEC.hover_thrust / 4 / SPEC.max_thrust - 1)
@@ -228,12 +230,51 @@ def test_observation_layout_matches_its_definition():
     q /= np.linalg.norm(q, axis=1, keepdims=True)
     p, v, w, a = rng.normal(size=(5, 3)), rng.normal(size=(5, 3)), rng.normal(size=(5, 3)), rng.uniform(-1, 1, (5, 4))
     target = np.array([0.0, 0.0, 1.0])
-    obs = hover_task.observe(p, q, v, w, a, target)
+    integral = rng.uniform(-0.3, 0.3, 5)
+    obs = hover_task.observe(p, q, v, w, a, target, integral)
     raw = obs * hover_task.OBSERVATION_SCALE  # back to SI units
     np.testing.assert_allclose(raw[:, 0:3], np.clip(p - target, -1.0, 1.0), atol=1e-6)
+    np.testing.assert_allclose(raw[:, 3], integral, atol=1e-6)
     for i in range(5):
-        np.testing.assert_allclose(raw[i, 3:12], quat_to_matrix(q[i]).reshape(9), atol=1e-6)
-    np.testing.assert_allclose(raw[:, 12:15], v, atol=1e-6)
-    np.testing.assert_allclose(raw[:, 15:18], w, atol=1e-5)
-    np.testing.assert_allclose(raw[:, 18:22], a, atol=1e-6)
+        np.testing.assert_allclose(raw[i, 4:13], quat_to_matrix(q[i]).reshape(9), atol=1e-6)
+    np.testing.assert_allclose(raw[:, 13:16], v, atol=1e-6)
+    np.testing.assert_allclose(raw[:, 16:19], w, atol=1e-5)
+    np.testing.assert_allclose(raw[:, 19:23], a, atol=1e-6)
     assert len(hover_task.OBSERVATION_NAMES) == obs.shape[1] == len(hover_task.OBSERVATION_SCALE)
+
+
+def test_height_error_integral_clips_the_error_then_the_sum():
+    """integrate_error: a far height adds at most 0.1 m per second, the sum stops at 0.3 m s; x and y count not."""
+    target = np.array([0.0, 0.0, 1.0])
+    i = hover_task.integrate_error(np.zeros(2), [[5.0, 0.0, 1.05], [0.0, -3.0, -1.0]], target, 0.5)
+    np.testing.assert_allclose(i, [0.025, -0.05])
+    for _ in range(20):
+        i = hover_task.integrate_error(i, [[0.0, 0.0, 1.05], [0.0, 0.0, -1.0]], target, 0.5)
+    np.testing.assert_allclose(i, [0.3, -0.3])
+    i = hover_task.integrate_error(i, [[0.0, 0.0, 0.95], [0.0, 0.0, 1.0]], target, 1.0)  # back at once: no windup
+    np.testing.assert_allclose(i, [0.25, -0.3])
+
+
+def test_vector_env_draws_pushes_and_delays_the_action_by_whole_physics_steps():
+    """disturbance: a constant vertical force per vehicle within +-30 % of its weight; action_delay_s: the previous
+    action acts for the drawn delay, then the new one (checked against stepping a BatchQuadrotor by hand)."""
+    env = HoverVectorEnv(SPEC, 64, None, disturbance=(0.0, 0.3), action_delay_s=(0.003, 0.003))
+    env.reset(seed=5)
+    weight = SPEC.mass * 9.81
+    fz = env.sim.external_force[:, 2]
+    assert (np.abs(fz) <= 0.3 * weight).all() and np.ptp(fz) > 0.2 * weight
+    assert (env.sim.external_force[:, :2] == 0.0).all() and (env.delay == 3).all()
+    ref = BatchQuadrotor(SPEC, 64)
+    ref.set_state(slice(None), env.sim.position, env.sim.quaternion, env.sim.linear_velocity,
+                  env.sim.angular_velocity, env.sim.motor_state)  # fmt: skip
+    ref.external_force[:] = env.sim.external_force
+    previous, action = env.last_action.copy(), np.full((64, 4), 0.2)
+    env.step(action)
+    ref.step((previous + 1) / 2, 3)
+    ref.step((action + 1) / 2, 7)
+    np.testing.assert_allclose(env.sim.position, ref.position, atol=1e-12)
+    np.testing.assert_allclose(env.sim.motor_state, ref.motor_state, atol=1e-12)
+    with pytest.raises(ConfigError, match="action_delay_s"):
+        HoverVectorEnv(SPEC, 2, action_delay_s=(0.0, 0.01))  # a whole control period
+    with pytest.raises(ConfigError, match="disturbance"):
+        HoverVectorEnv(SPEC, 2, disturbance=(0.0, 1.0))

@@ -69,6 +69,8 @@ def test_ppo_improves_on_an_easy_hover_and_exports_what_it_trained(tmp_path):
         rollout_steps=32,
         episode_s=2.0,
         starts=HoverStarts(position_radius=0.2, tilt=0.2, yaw=0.5, linear_velocity=0.1, angular_velocity=0.5),
+        disturbance=(0.0, 0.0),  # the easy problem: no push to cancel, no link delay
+        action_delay_s=(0.0, 0.0),
     )
     result = train(CRAZYFLIE_SPEC, DomainRandomization(), tmp_path / "ckpt", cfg)
     first, last = np.mean(result.returns[:3]), np.mean(result.returns[-3:])
@@ -109,6 +111,7 @@ def test_train_flight_command_writes_checkpoint_and_curve(tmp_path):
 def test_served_checkpoint_holds_the_simulated_vehicle(tmp_path):
     """``rcs serve`` (a real process) serves the shipped checkpoint; this test closes the loop at 100 Hz around the
     MuJoCo Crazyflie through the policy protocol (PolicyClient), 4 s from a 0.2 m, 15 deg start."""
+    from rcs.flight.observation import FlightObservation
     from rcs.serving.client import PolicyClient
     from rcs.serving.policy import load_policy
     from sim.bench.flight import episode_start
@@ -142,16 +145,14 @@ def test_served_checkpoint_holds_the_simulated_vehicle(tmp_path):
         p0, q0 = episode_start(7, TARGET)
         hover = np.full(4, CRAZYFLIE_SPEC.hover_thrust / 4)
         vehicle.set_vehicle_state(p0, q0, np.zeros(3), np.zeros(3), hover)
-        u = hover / CRAZYFLIE_SPEC.max_thrust
+        inputs = FlightObservation(TARGET, schema.policy_dt, 4)
+        inputs.reset(hover / CRAZYFLIE_SPEC.max_thrust)
         errors = []
         for tick in range(400):
-            s = vehicle.read()
-            state = np.r_[s.position, s.quaternion, s.linear_velocity, s.angular_velocity, u].astype(np.float32)
-            reply = client.request(
-                {"observation.state": state, "observation.target": TARGET.astype(np.float32)}, tick, budget_s=10.0
-            )
+            reply = client.request(inputs(vehicle.read()), tick, budget_s=10.0)
             u = reply.actions[0].astype(np.float64)
             vehicle.command_motor_thrusts(u)
+            inputs.commanded(u)
             vehicle.advance(0.01)
             errors.append(float(np.linalg.norm(vehicle.read().position - TARGET)))
         assert max(errors[-100:]) < 0.1, f"last 1 s max error {max(errors[-100:]):.3f} m"

@@ -424,6 +424,60 @@ def test_policy_link_converts_tcp_pose_chunks_with_the_arms_ik(tmp_path) -> None
         assert fresh_status(client)["stage"] == "running"
 
 
+FENCE = {"geofence": {"lower": [-2, -2, 0], "upper": [2, 2, 2.5]}, "max_altitude": 2.0}
+
+
+def test_flight_policy_flies_the_quadrotor_through_the_policy_link() -> None:
+    """The shipped learned hover policy, served over ZeroMQ, flies sim/crazyflie through the robot server's policy
+    link in motor_thrusts mode: the robot side carries the policy's memories (error integral, last motor command),
+    each single-action chunk is held until the next; it takes off to the target and holds it; remote poses are
+    refused (they are position commands), e-stop lands."""
+    from policies.flight.model import SHIPPED_CHECKPOINT
+    from rcs.serving.policy import load_policy
+
+    policy_endpoint = free_endpoints()[0]
+    policy_server = PolicyServer(load_policy(SHIPPED_CHECKPOINT), policy_endpoint)
+    thread = threading.Thread(target=policy_server.run, daemon=True)
+    thread.start()
+    target = np.array([0.0, 0.0, 0.5])
+    link = {"endpoint": policy_endpoint, "manifest": str(SHIPPED_CHECKPOINT), "mode": "motor_thrusts"}
+    server, client = serve(
+        {
+            "robot": "sim/crazyflie",
+            "rate_hz": 500,  # actions reach the motors ~2 ms after their observation (trained for 0-4 ms)
+            "start_armed": False,
+            "safety": FENCE,
+            "policy": {**link, "target": target.tolist()},
+        }
+    )
+    try:
+        assert client.set_armed(True).ok  # the link engages the policy: it takes off by itself
+        assert client.pose("world", [0, 0, 1.0], [1, 0, 0, 0]).code == "mode"
+        near_since, end = None, time.monotonic() + 30.0
+        while time.monotonic() < end:
+            error = float(np.linalg.norm(latest(client)["position"] - target))
+            if error > 0.1:
+                near_since = None
+            elif near_since is None:
+                near_since = time.monotonic()
+            elif time.monotonic() - near_since > 2.0:
+                break
+            time.sleep(0.05)
+        report = server.task.report()
+        assert near_since is not None and time.monotonic() - near_since > 2.0, (error, report)
+        assert report["chunks_accepted"] > 100 and report["stage"] == "running", report
+        assert client.estop("test").ok
+        end = time.monotonic() + 20.0
+        while time.monotonic() < end and latest(client)["position"][2] > 0.1:
+            time.sleep(0.1)
+        assert latest(client)["position"][2] < 0.1  # landed by the position fallback
+    finally:
+        client.close()
+        server.stop(0.0)
+        policy_server.stop()
+        thread.join(5)
+
+
 def test_client_times_out_without_a_server() -> None:
     client = RobotClient(free_endpoints()[1], timeout_s=0.3)
     with pytest.raises(RobotServerTimeout):
@@ -456,3 +510,18 @@ def test_configs_are_checked() -> None:
         RobotServer(server_config({"robot": "sim/crazyflie", "realtime": False}))
     with pytest.raises(ConfigError, match="does not exist"):
         load_server_config(REPO / "launch" / "robots" / "nope.yaml")
+    from policies.flight.model import SHIPPED_CHECKPOINT
+
+    quad = {"robot": "sim/crazyflie", "realtime": False, "safety": FENCE}
+    flight = {"endpoint": "tcp://127.0.0.1:1", "manifest": str(SHIPPED_CHECKPOINT)}
+    with pytest.raises(ConfigError, match=r"policy.target=\[0, 1\] must be \[x, y, z\]"):
+        server_config({**quad, "policy": {**flight, "target": [0, 1]}})
+    with pytest.raises(ConfigError, match="quadrotor mode='spin'; known"):
+        RobotServer(server_config({**quad, "policy": {**flight, "mode": "spin"}}))
+    for mode in ("motor_rpms", "position"):  # a flight policy's actions are normalized motor thrusts
+        server = RobotServer(server_config({**quad, "policy": {**flight, "mode": mode}}))
+        try:
+            with pytest.raises(ConfigError, match="policy.mode|policy observation"):
+                server.start()
+        finally:
+            server.stop(0.0)
