@@ -24,12 +24,14 @@ import numpy as np
 
 from rcs.errors import ConfigError
 from rcs.flight import hover_task
+from rcs.flight.trajectories import ReferenceSample
 from rcs.spec import QuadrotorSpec
 
 WEIGHTS_NAME = "model.safetensors"
 LAYOUT_NAME = "flight_policy.json"
-FORMAT = "rcs.flight_mlp/2"
-"""Version 2 added the height-error integral to the observation (``iz``)."""
+FORMAT = "rcs.flight_mlp/3"
+"""Version 2 added the height-error integral to the observation (``iz``); 3 the target's velocity (the
+velocity entries are relative to it) and acceleration."""
 
 SHIPPED_CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "crazyflie_hover_ppo"
 """The hover checkpoint shipped in the ``policies`` package (Crazyflie, PPO, 120 s)."""
@@ -58,8 +60,9 @@ def layout(spec: QuadrotorSpec, control_rate_hz: float, target: tuple[float, flo
                 "clip_m_s": hover_task.INTEGRAL_CLIP,
             },
             "definition": "rcs.flight.hover_task.observe: (position - target) world m clipped to +-1 m, / 0.25; "
-            "height-error integral m s / 0.1; world-from-body rotation matrix row-major; linear velocity "
-            "world m/s; angular velocity body rad/s / 10; previous action",
+            "height-error integral m s / 0.1; world-from-body rotation matrix row-major; linear velocity minus "
+            "the target's, world m/s; angular velocity body rad/s / 10; the target's acceleration world m/s^2 / 2; "
+            "previous action",
         },
         "action": {
             "names": [f"a{i}" for i in range(n)],
@@ -179,13 +182,20 @@ class HoverController:
         quaternion: np.ndarray,
         linear_velocity: np.ndarray,
         angular_velocity: np.ndarray,
+        reference: ReferenceSample | None = None,
     ) -> np.ndarray:
         """Normalized motor thrusts (n,) in [0, 1] for the state (position m world, quaternion w x y z world from
-        body, linear velocity m/s world, angular velocity rad/s body); one call per control period."""
-        self.integral = hover_task.integrate_error(self.integral, position, self.target, self.dt)
+        body, linear velocity m/s world, angular velocity rad/s body); one call per control period.
+        ``reference``: where a tracked trajectory is now (:mod:`rcs.flight.trajectories`; its yaw is not used);
+        ``None``: hover at :attr:`target`."""
+        target, velocity, acceleration = self.target, np.zeros(3), np.zeros(3)
+        if reference is not None:
+            target, velocity, acceleration = reference.position, reference.velocity, reference.acceleration
+        self.integral = hover_task.integrate_error(self.integral, position, target, self.dt)
         obs = hover_task.observe(
-            position, quaternion, linear_velocity, angular_velocity, self.last_action, self.target, self.integral
-        )
+            position, quaternion, linear_velocity, angular_velocity, self.last_action, target, self.integral,
+            velocity, acceleration,
+        )  # fmt: skip
         a = self.policy(obs).astype(np.float64)
         self.last_action = a
         return hover_task.motor_command(a)

@@ -31,7 +31,7 @@ from torch import nn
 
 from policies.flight import model as flight_model
 from rcs.spec import DomainRandomization, QuadrotorSpec
-from sim.batch.hover_env import HoverStarts, HoverVectorEnv
+from sim.batch.hover_env import HoverStarts, HoverVectorEnv, MovingTargets
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +64,7 @@ class PpoConfig:
     nominal_fraction: float = 0.25
     disturbance: tuple[float, float] = (0.0, 0.35)
     action_delay_s: tuple[float, float] = (0.0, 0.004)
+    moving: MovingTargets = field(default_factory=lambda: MovingTargets(fraction=0.5))
     checkpoint_every_s: float = 30.0
     threads: int = 1
 
@@ -154,6 +155,7 @@ def _train(
         nominal_fraction=cfg.nominal_fraction,
         disturbance=cfg.disturbance,
         action_delay_s=cfg.action_delay_s,
+        moving=cfg.moving,
     )
     obs_dim = env.single_observation_space.shape[0]
     act_dim = env.single_action_space.shape[0]

@@ -8,7 +8,8 @@ Schema (one observation per request, one action per chunk, ``policy_dt`` = 1 / t
   motor thrusts the vehicle was last commanded (the policy's previous action). Both memories are part of the
   observation because the server keeps none per session: the client carries them
   (:class:`rcs.flight.observation.FlightObservation`);
-- ``observation.target`` (float32, 3): ``target_x target_y target_z``, the hover point (m, world);
+- ``observation.target`` (float32, 9): ``target_x target_y target_z`` (m), ``target_vx ..`` (m/s), ``target_ax ..``
+  (m/s^2), world: the hover point (velocity, acceleration 0) or where a tracked reference is now;
 - ``action`` (float32, (1, 4)): ``motor_0 .. motor_3`` normalized thrusts in [0, 1] (``command_motor_thrusts``),
   the spec's rotor order.
 """
@@ -33,7 +34,7 @@ def schema(meta: Mapping[str, Any]) -> Schema:
     n = len(meta["action"]["names"])
     names = state_names(n)
     state = TensorSpec("observation.state", (len(names),), "float32", "", names)
-    target = TensorSpec("observation.target", (3,), "float32", "m", TARGET_NAMES)
+    target = TensorSpec("observation.target", (len(TARGET_NAMES),), "float32", "", TARGET_NAMES)
     action = TensorSpec("action", (1, n), "float32", "1", tuple(f"motor_{i}" for i in range(n)))
     return Schema((state, target), action, 1.0 / float(meta["control_rate_hz"]))
 
@@ -66,7 +67,17 @@ class FlightPolicy:
         s = np.stack([np.asarray(o["observation.state"], dtype=np.float64) for o in observations])
         target = np.stack([np.asarray(o["observation.target"], dtype=np.float64) for o in observations])
         last = 2.0 * s[:, 14 : 14 + self._n] - 1.0
-        obs = hover_task.observe(s[:, 0:3], s[:, 3:7], s[:, 7:10], s[:, 10:13], last, target, s[:, 13])
+        obs = hover_task.observe(
+            s[:, 0:3],
+            s[:, 3:7],
+            s[:, 7:10],
+            s[:, 10:13],
+            last,
+            target[:, 0:3],
+            s[:, 13],
+            target[:, 3:6],
+            target[:, 6:9],
+        )
         u = hover_task.motor_command(self.mlp(obs)).astype(np.float32)
         return [u[i : i + 1] for i in range(len(u))]
 

@@ -1,4 +1,5 @@
-"""The learned-hover task, defined once: observation vector, action mapping, reward and success.
+"""The learned flight task, defined once: hover at a point or follow a moving one; observation vector, action
+mapping, reward and success.
 
 Pure numpy on batched arrays (leading dimensions ``...``), so the same functions serve the batched trainer
 (:mod:`sim.batch`), the evaluation on the MuJoCo vehicle (:mod:`sim.bench.flight`) and the deployed policy
@@ -7,7 +8,10 @@ Pure numpy on batched arrays (leading dimensions ``...``), so the same functions
 Frames and units (REP-103, SI): position, target and linear velocity in the world frame (ENU, m, m/s); angular
 velocity in the body frame (FLU, rad/s); quaternion (w, x, y, z) rotating body vectors into the world.
 
-Observation (float32, :data:`OBSERVATION_NAMES`, 23 entries, each already divided by its entry of
+The target is a point with a velocity and an acceleration (world, m, m/s, m/s^2): zero for a hover point, a
+reference trajectory's (:mod:`rcs.flight.trajectories`) for tracking.
+
+Observation (float32, :data:`OBSERVATION_NAMES`, 26 entries, each already divided by its entry of
 :data:`OBSERVATION_SCALE`):
 
 ====================  ======  =========================================================================
@@ -17,8 +21,9 @@ entries               scale   meaning
 ``iz``                0.1 m s integral of the height error (:func:`integrate_error`): what lets a memoryless
                               network cancel a steady thrust offset (a lighter vehicle, stronger motors)
 ``r00 .. r22``        1       world-from-body rotation matrix, row-major (``r02 r12 r22`` = body z)
-``vx vy vz``          1 m/s   linear velocity (world)
+``evx evy evz``       1 m/s   linear velocity minus the target's (world)
 ``wx wy wz``          10      angular velocity (body, rad/s)
+``tax tay taz``       2 m/s^2 the target's acceleration (world; the feed-forward a tracking policy needs)
 ``a0 .. a{n-1}``      1       the previous action (policy units, [-1, 1]), one per rotor
 ====================  ======  =========================================================================
 
@@ -44,6 +49,9 @@ POSITION_ERROR_SCALE = 0.25
 
 ANGULAR_VELOCITY_SCALE = 10.0
 """rad/s per observation unit."""
+
+TARGET_ACCELERATION_SCALE = 2.0
+"""m/s^2 per observation unit of the target's acceleration."""
 
 INTEGRAL_SCALE = 0.1
 """m s per observation unit of the height-error integral."""
@@ -83,8 +91,8 @@ _QUAT_PRODUCTS_TO_MATRIX = _quat_products_to_matrix()
 def observation_names(num_rotors: int = 4) -> tuple[str, ...]:
     """Names of the observation entries, in order (see the module docstring)."""
     rot = tuple(f"r{i}{j}" for i in range(3) for j in range(3))
-    velocities = ("vx", "vy", "vz", "wx", "wy", "wz")
-    return ("ex", "ey", "ez", "iz", *rot, *velocities, *(f"a{i}" for i in range(num_rotors)))
+    motion = ("evx", "evy", "evz", "wx", "wy", "wz", "tax", "tay", "taz")
+    return ("ex", "ey", "ez", "iz", *rot, *motion, *(f"a{i}" for i in range(num_rotors)))
 
 
 OBSERVATION_NAMES = observation_names(4)
@@ -92,12 +100,13 @@ OBSERVATION_NAMES = observation_names(4)
 
 
 def observation_scale(num_rotors: int = 4) -> np.ndarray:
-    """(19 + num_rotors,) divisor of each raw entry (unit per observation unit)."""
+    """(22 + num_rotors,) divisor of each raw entry (unit per observation unit)."""
     return np.r_[
         np.full(3, POSITION_ERROR_SCALE),
         INTEGRAL_SCALE,
         np.ones(9 + 3),
         np.full(3, ANGULAR_VELOCITY_SCALE),
+        np.full(3, TARGET_ACCELERATION_SCALE),
         np.ones(num_rotors),
     ]
 
@@ -130,29 +139,33 @@ def observe(
     last_action: np.ndarray,
     target: np.ndarray,
     integral: np.ndarray,
+    target_velocity: np.ndarray | float = 0.0,
+    target_acceleration: np.ndarray | float = 0.0,
 ) -> np.ndarray:
-    """(..., 19 + n) float32 observation (module docstring) from state arrays with leading dims ``...``.
+    """(..., 22 + n) float32 observation (module docstring) from state arrays with leading dims ``...``.
 
     Args:
         position: (..., 3) m, world. quaternion: (..., 4) w x y z, world from body.
         linear_velocity: (..., 3) m/s, world. angular_velocity: (..., 3) rad/s, body.
         last_action: (..., n) the previous action in policy units [-1, 1].
-        target: (..., 3) or (3,) m, world: the hover point.
+        target: (..., 3) or (3,) m, world: the hover point, or where the reference is now.
         integral: (...,) m s: the height-error integral up to this step (:func:`integrate_error`).
+        target_velocity, target_acceleration: (..., 3) or (3,) m/s, m/s^2, world (default 0: hovering).
     """
     p = np.asarray(position, dtype=np.float64)
     q = np.asarray(quaternion, dtype=np.float64)
     a = np.asarray(last_action, dtype=np.float64)
-    out = np.empty(p.shape[:-1] + (19 + a.shape[-1],), dtype=np.float32)
+    out = np.empty(p.shape[:-1] + (22 + a.shape[-1],), dtype=np.float32)
     e = np.minimum(np.maximum(p - np.asarray(target, dtype=np.float64), -POSITION_ERROR_CLIP), POSITION_ERROR_CLIP)
     out[..., 0:3] = e * (1.0 / POSITION_ERROR_SCALE)  # (minimum/maximum: np.clip costs more per call)
     out[..., 3] = np.asarray(integral, dtype=np.float64) * (1.0 / INTEGRAL_SCALE)
     # every rotation-matrix entry is linear in the products q_i q_j (for a unit q): one outer product, one matmul
     qq = (q[..., :, None] * q[..., None, :]).reshape(q.shape[:-1] + (16,))
     out[..., 4:13] = qq @ _QUAT_PRODUCTS_TO_MATRIX
-    out[..., 13:16] = linear_velocity
+    out[..., 13:16] = np.asarray(linear_velocity, dtype=np.float64) - target_velocity
     out[..., 16:19] = np.asarray(angular_velocity, dtype=np.float64) * (1.0 / ANGULAR_VELOCITY_SCALE)
-    out[..., 19:] = a
+    out[..., 19:22] = np.asarray(target_acceleration, dtype=np.float64) * (1.0 / TARGET_ACCELERATION_SCALE)
+    out[..., 22:] = a
     return out
 
 
@@ -161,7 +174,7 @@ def motor_command(action: np.ndarray) -> np.ndarray:
     return (np.minimum(np.maximum(np.asarray(action, dtype=np.float64), -1.0), 1.0) + 1.0) * 0.5
 
 
-_REWARD_GROUPS = np.zeros((23, 3))
+_REWARD_GROUPS = np.zeros((26, 3))
 _REWARD_GROUPS[0:3, 0] = _REWARD_GROUPS[13:16, 1] = _REWARD_GROUPS[16:19, 2] = 1.0
 _REWARD_NORM_WEIGHTS = np.array([2.0 * POSITION_ERROR_SCALE, 0.2, 0.05 * ANGULAR_VELOCITY_SCALE])
 
@@ -172,7 +185,7 @@ CRASH_PENALTY = 10.0
 def reward(obs: np.ndarray, action: np.ndarray, previous_action: np.ndarray) -> np.ndarray:
     """(...,) per-step reward of the observation after ``action`` took effect (``previous_action``: the one before).
 
-    ``2 - (2 |e| + 0.2 |v| + 0.05 |w| + 0.2 |w_z| + 0.2 (1 - r22) + 0.05 |a - a_prev|^2)`` (SI units): positive while the
+    ``2 - (2 |e| + 0.2 |v - v_target| + 0.05 |w| + 0.2 |w_z| + 0.2 (1 - r22) + 0.05 |a - a_prev|^2)`` (SI units): positive while the
     vehicle is within about 1 m of the target, so staying up is always worth more than a crash (which also costs
     :data:`CRASH_PENALTY`); position error dominates; velocity, spin (yaw spin
     most: its control authority is the weak rotor drag, and an unchecked yaw rate grows), tilt and jerky commands

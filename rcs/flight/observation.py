@@ -10,7 +10,8 @@ and lays out the ``observation.state`` / ``observation.target`` tensors of the `
   ``qw qx qy qz`` (world from body), linear velocity ``vx vy vz`` (m/s, world), angular velocity ``wx wy wz``
   (rad/s, body FLU), the height-error integral ``iz`` (m s, including this step's error) and the
   normalized motor thrusts ``u`` last commanded (in [0, 1]);
-- ``observation.target``: ``target_x target_y target_z`` (m, world), the hover point.
+- ``observation.target``: ``target_x target_y target_z`` (m), ``target_vx ..`` (m/s), ``target_ax ..`` (m/s^2),
+  world: the hover point (velocity and acceleration zero) or where a tracked reference is now.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from rcs.types import QuadrotorState
 STATE_NAMES = ("x", "y", "z", "qw", "qx", "qy", "qz", "vx", "vy", "vz", "wx", "wy", "wz", "iz")
 """``observation.state`` entries before the ``u0 .. u{n-1}`` of the last motor command."""
 
-TARGET_NAMES = ("target_x", "target_y", "target_z")
+TARGET_NAMES = tuple(f"target_{q}{axis}" for q in ("", "v", "a") for axis in "xyz")
+"""``observation.target`` entries: position (m), velocity (m/s), acceleration (m/s^2), world."""
 
 
 def state_names(num_rotors: int) -> tuple[str, ...]:
@@ -36,13 +38,15 @@ class FlightObservation:
     """The client side of a served flight policy for one vehicle.
 
     Args:
-        target: hover point (m, world).
+        target: hover point (m, world); :attr:`velocity` and :attr:`acceleration` (world) make it a moving one.
         control_dt: s between two observations (the policy's control period: the integral's time step).
         num_rotors: rotors (length of the motor command).
     """
 
     def __init__(self, target: np.ndarray, control_dt: float, num_rotors: int) -> None:
         self.target: npt.NDArray[np.float64] = np.asarray(target, dtype=np.float64).reshape(3)
+        self.velocity: npt.NDArray[np.float64] = np.zeros(3)  # m/s, world: the target's
+        self.acceleration: npt.NDArray[np.float64] = np.zeros(3)  # m/s^2, world: the target's
         self.control_dt = float(control_dt)
         self.integral: npt.NDArray[np.float64] = np.zeros(())
         self.last_command: npt.NDArray[np.float64] = np.zeros(int(num_rotors))
@@ -71,5 +75,5 @@ class FlightObservation:
         )
         return {
             "observation.state": vector.astype(np.float32),
-            "observation.target": self.target.astype(np.float32),
+            "observation.target": np.concatenate([self.target, self.velocity, self.acceleration]).astype(np.float32),
         }

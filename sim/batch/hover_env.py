@@ -44,6 +44,24 @@ class HoverStarts:
     angular_velocity: float = 2.0
 
 
+@dataclass(frozen=True)
+class MovingTargets:
+    """Targets that move (tracking episodes): a figure-eight per episode, ``x = A_x sin(w t + phi)``,
+    ``y = A_y sin(2 (w t + phi))`` about the hover point at its height, turned by a random heading; uniform in each
+    range below, a random phase and heading. Peak speeds reach about 1 m/s.
+
+    Attributes:
+        fraction: share of episodes whose target moves (the rest hover).
+        amplitude_x, amplitude_y: m, (low, high) half-extents.
+        period: s, (low, high) time of one loop.
+    """
+
+    fraction: float = 0.0
+    amplitude_x: tuple[float, float] = (0.2, 1.0)
+    amplitude_y: tuple[float, float] = (0.1, 0.5)
+    period: tuple[float, float] = (6.0, 12.0)
+
+
 def sample_starts(
     rng: np.random.Generator, n: int, starts: HoverStarts
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -87,6 +105,7 @@ class HoverVectorEnv:
             episode, as a fraction of its weight, uniform in [-bound, bound] per axis (x and y share the first):
             unknown payloads, steady wind and thrust offsets a policy must cancel (with its error integral).
             Nominal vehicles fly undisturbed.
+        moving: tracking episodes (default: none, every target hovers).
         action_delay_s: (low, high) bound of the time (s) between an observation and its action reaching the
             motors, drawn per vehicle and episode (every vehicle, nominal ones too), rounded to whole physics
             steps: the previous action acts until then. A served policy's link (observation, request, reply,
@@ -108,6 +127,7 @@ class HoverVectorEnv:
         nominal_fraction: float = 0.0,
         disturbance: tuple[float, float] = (0.0, 0.0),
         action_delay_s: tuple[float, float] = (0.0, 0.0),
+        moving: MovingTargets | None = None,
     ) -> None:
         if not 0.0 <= nominal_fraction <= 1.0:
             raise ConfigError(f"nominal_fraction={nominal_fraction} must be in [0, 1]")
@@ -115,6 +135,9 @@ class HoverVectorEnv:
         if len(bounds) != 2 or not all(0.0 <= d < 1.0 for d in bounds):
             raise ConfigError(f"disturbance={disturbance!r} must be (horizontal, vertical) weight fractions in [0, 1)")
         self.disturbance = bounds
+        self.moving = moving or MovingTargets()
+        if not 0.0 <= self.moving.fraction <= 1.0:
+            raise ConfigError(f"moving.fraction={self.moving.fraction} must be in [0, 1]")
         lo, hi = (float(d) for d in action_delay_s)
         self.delay_steps = (int(round(lo / physics_dt)), int(round(hi / physics_dt)))
         self.nominal_fraction = float(nominal_fraction)
@@ -147,6 +170,11 @@ class HoverVectorEnv:
         self.last_action = np.zeros((self.num_envs, r))
         self.integral = np.zeros(self.num_envs)  # m s, the height-error integral of each vehicle
         self.delay = np.zeros(self.num_envs, dtype=np.int64)  # physics steps before each action applies
+        # each vehicle's target: figure-eight amplitudes (m; 0: hovering), rate (rad/s), phase and heading (rad)
+        self.target_amplitude = np.zeros((self.num_envs, 2))
+        self.target_rate = np.zeros(self.num_envs)
+        self.target_phase = np.zeros(self.num_envs)
+        self.target_heading = np.zeros(self.num_envs)
         self.steps = np.zeros(self.num_envs, dtype=np.int64)
         self.rng = np.random.default_rng()
         self._pool: dict[str, np.ndarray] = {}
@@ -173,13 +201,24 @@ class HoverVectorEnv:
         )
         # motors already spun up to each vehicle's hover thrust, as the MuJoCo env's reset does
         pool["delay"] = rng.integers(self.delay_steps[0], self.delay_steps[1] + 1, n)
+        mv = self.moving
+        moves = rng.random(n) < mv.fraction
+        amplitude = np.stack([rng.uniform(*mv.amplitude_x, n), rng.uniform(*mv.amplitude_y, n)], axis=1)
+        pool["target_amplitude"] = amplitude * moves[:, None]
+        pool["target_rate"] = 2.0 * math.pi / rng.uniform(*mv.period, n)
+        pool["target_phase"] = rng.uniform(0.0, 2.0 * math.pi, n)
+        pool["target_heading"] = rng.uniform(0.0, 2.0 * math.pi, n)
+        target0 = self.target_motion(
+            np.zeros(n), pool["target_amplitude"], pool["target_rate"], pool["target_phase"], pool["target_heading"]
+        )
         pool["hover"] = np.clip(pool["mass"] * GRAVITY / (self.spec.num_rotors * pool["max_thrust"]), 0.0, 1.0)
         last = np.repeat(2.0 * pool["hover"][:, None] - 1.0, self.spec.num_rotors, 1)
-        start = self.target + pool["offset"]
-        pool["integral"] = hover_task.integrate_error(np.zeros(n), start, self.target, self.dt)
+        start = target0[0] + pool["offset"]
+        pool["start"] = start
+        pool["integral"] = hover_task.integrate_error(np.zeros(n), start, target0[0], self.dt)
         pool["observation"] = hover_task.observe(
-            start, pool["quaternion"], pool["linear_velocity"], pool["angular_velocity"], last, self.target,
-            pool["integral"],
+            start, pool["quaternion"], pool["linear_velocity"], pool["angular_velocity"], last, target0[0],
+            pool["integral"], target0[1], target0[2],
         )  # fmt: skip
         self._pool, self._pool_next = pool, 0
 
@@ -197,9 +236,11 @@ class HoverVectorEnv:
         )
         sim.external_force[ids] = p["external_force"][take]
         hover = np.repeat(p["hover"][take, None], r, 1)
+        for name in ("target_amplitude", "target_rate", "target_phase", "target_heading"):
+            getattr(self, name)[ids] = p[name][take]
         sim.set_state(
             ids,
-            self.target + p["offset"][take],
+            p["start"][take],
             p["quaternion"][take],
             p["linear_velocity"][take],
             p["angular_velocity"][take],
@@ -211,17 +252,34 @@ class HoverVectorEnv:
         self.steps[ids] = 0
         return p["observation"][take]
 
+    def target_motion(
+        self, t: np.ndarray, amplitude: np.ndarray, rate: np.ndarray, phase: np.ndarray, heading: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Target position (m), velocity (m/s) and acceleration (m/s^2), world, (k, 3) each, of ``k`` vehicles at
+        their episode times ``t`` (s) (see :class:`MovingTargets`; zero amplitude: the hover point at rest)."""
+        th = rate * t + phase
+        s1, c1, s2, c2 = np.sin(th), np.cos(th), np.sin(2.0 * th), np.cos(2.0 * th)
+        ax, ay, w = amplitude[:, 0], amplitude[:, 1], rate
+        ch, sh = np.cos(heading), np.sin(heading)
+        out = []
+        for u, v in ((ax * s1, ay * s2), (ax * w * c1, 2.0 * ay * w * c2), (-ax * w * w * s1, -4.0 * ay * w * w * s2)):
+            world = np.zeros((len(t), 3))
+            world[:, 0] = ch * u - sh * v  # turned by the heading about world z
+            world[:, 1] = sh * u + ch * v
+            out.append(world)
+        return out[0] + self.target, out[1], out[2]
+
+    def targets(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every vehicle's target position, velocity and acceleration now (world; (num_envs, 3) each)."""
+        t = self.steps * self.dt
+        return self.target_motion(t, self.target_amplitude, self.target_rate, self.target_phase, self.target_heading)
+
     def observe(self) -> np.ndarray:
         """(num_envs, obs) observation of the current states (:func:`rcs.flight.hover_task.observe`)."""
         s = self.sim
+        p, v, a = self.targets()
         return hover_task.observe(
-            s.position,
-            s.quaternion,
-            s.linear_velocity,
-            s.angular_velocity,
-            self.last_action,
-            self.target,
-            self.integral,
+            s.position, s.quaternion, s.linear_velocity, s.angular_velocity, self.last_action, p, self.integral, v, a
         )
 
     def reset(self, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
@@ -240,20 +298,24 @@ class HoverVectorEnv:
             diverged = self.sim.step(u, self.substeps).copy()
         else:  # the previous action acts for each vehicle's delay, then this one
             u_prev = (self.last_action + 1.0) * 0.5
-            for j in range(self.substeps):
+            longest = self.delay_steps[1]
+            for j in range(longest):
                 self.sim.step(np.where((j < self.delay)[:, None], u_prev, u), 1)
-            diverged = self.sim.diverged.copy()
+            diverged = self.sim.step(u, self.substeps - longest).copy()
         any_diverged = bool(diverged.any())
         prev = self.last_action
         self.last_action = a
-        with np.errstate(invalid="ignore"):  # NaN rows are diverged ones, reset below
-            self.integral = hover_task.integrate_error(self.integral, self.sim.position, self.target, self.dt)
-        obs = self.observe()
-        rew = hover_task.reward(obs, a, prev)
         self.steps += 1
-        p = self.sim.position
+        target, target_v, target_a = self.targets()
+        s, p = self.sim, self.sim.position
+        with np.errstate(invalid="ignore"):  # NaN rows are diverged ones, reset below
+            self.integral = hover_task.integrate_error(self.integral, p, target, self.dt)
+        obs = hover_task.observe(
+            p, s.quaternion, s.linear_velocity, s.angular_velocity, a, target, self.integral, target_v, target_a
+        )
+        rew = hover_task.reward(obs, a, prev)
         with np.errstate(invalid="ignore"):  # NaN rows are diverged ones, terminated below anyway
-            crashed = (np.abs(p - self.target).max(1) > self.max_position_error) | (p[:, 2] < self.ground_z)
+            crashed = (np.abs(p - target).max(1) > self.max_position_error) | (p[:, 2] < self.ground_z)
         terminated = crashed | diverged if any_diverged else crashed
         truncated = (self.steps >= self.max_steps) & ~terminated
         if any_diverged:

@@ -231,15 +231,20 @@ def test_observation_layout_matches_its_definition():
     p, v, w, a = rng.normal(size=(5, 3)), rng.normal(size=(5, 3)), rng.normal(size=(5, 3)), rng.uniform(-1, 1, (5, 4))
     target = np.array([0.0, 0.0, 1.0])
     integral = rng.uniform(-0.3, 0.3, 5)
-    obs = hover_task.observe(p, q, v, w, a, target, integral)
+    tv, ta = rng.normal(size=(5, 3)), rng.normal(size=(5, 3))
+    obs = hover_task.observe(p, q, v, w, a, target, integral, tv, ta)
     raw = obs * hover_task.OBSERVATION_SCALE  # back to SI units
     np.testing.assert_allclose(raw[:, 0:3], np.clip(p - target, -1.0, 1.0), atol=1e-6)
     np.testing.assert_allclose(raw[:, 3], integral, atol=1e-6)
     for i in range(5):
         np.testing.assert_allclose(raw[i, 4:13], quat_to_matrix(q[i]).reshape(9), atol=1e-6)
-    np.testing.assert_allclose(raw[:, 13:16], v, atol=1e-6)
+    np.testing.assert_allclose(raw[:, 13:16], v - tv, atol=1e-6)
     np.testing.assert_allclose(raw[:, 16:19], w, atol=1e-5)
-    np.testing.assert_allclose(raw[:, 19:23], a, atol=1e-6)
+    np.testing.assert_allclose(raw[:, 19:22], ta, atol=1e-5)
+    np.testing.assert_allclose(raw[:, 22:26], a, atol=1e-6)
+    hovering = hover_task.observe(p, q, v, w, a, target, integral)  # a hover point: target at rest
+    np.testing.assert_array_equal(hovering[:, 13:16], v.astype(np.float32))
+    assert (hovering[:, 19:22] == 0).all()
     assert len(hover_task.OBSERVATION_NAMES) == obs.shape[1] == len(hover_task.OBSERVATION_SCALE)
 
 
@@ -278,3 +283,27 @@ def test_vector_env_draws_pushes_and_delays_the_action_by_whole_physics_steps():
         HoverVectorEnv(SPEC, 2, action_delay_s=(0.0, 0.01))  # a whole control period
     with pytest.raises(ConfigError, match="disturbance"):
         HoverVectorEnv(SPEC, 2, disturbance=(0.0, 1.0))
+
+
+def test_moving_targets_are_consistent_figure_eights_and_enter_the_observation():
+    """MovingTargets: velocity and acceleration are the time derivatives of the position (central differences),
+    the height stays the hover point's, the observation's velocity entries are relative to the target's."""
+    from sim.batch.hover_env import MovingTargets
+
+    env = HoverVectorEnv(SPEC, 32, None, moving=MovingTargets(fraction=1.0))
+    env.reset(seed=4)
+    assert (env.target_amplitude > 0).all()
+    t, h = np.full(32, 1.3), 1e-4
+    args = (env.target_amplitude, env.target_rate, env.target_phase, env.target_heading)
+    p, v, a = env.target_motion(t, *args)
+    (p_lo, v_lo, _), (p_hi, v_hi, _) = env.target_motion(t - h, *args), env.target_motion(t + h, *args)
+    np.testing.assert_allclose((p_hi - p_lo) / (2 * h), v, atol=1e-6)
+    np.testing.assert_allclose((v_hi - v_lo) / (2 * h), a, atol=1e-5)
+    assert np.allclose(p[:, 2], env.target[2]) and np.abs(v).max() > 0.1
+    obs, *_ = env.step(np.zeros((32, 4)))
+    p, v, a = env.targets()
+    np.testing.assert_allclose(obs[:, 13:16], env.sim.linear_velocity - v, atol=1e-5)
+    np.testing.assert_allclose(obs[:, 19:22] * 2.0, a, atol=1e-5)
+    hover = HoverVectorEnv(SPEC, 8, None, moving=MovingTargets(fraction=0.0))
+    hover.reset(seed=4)
+    assert (hover.target_amplitude == 0).all() and (hover.targets()[1] == 0).all()

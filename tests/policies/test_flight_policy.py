@@ -52,6 +52,25 @@ def test_shipped_policy_hovers_the_mujoco_crazyflie(seed):
     assert hover_task.hover_success(errors, 0.01), f"last 2 s max error {errors[-200:].max():.3f} m"
 
 
+def test_shipped_policy_follows_the_figure_eight():
+    """The reference's position, velocity and acceleration in the observation: after the 8 s ramp the MuJoCo vehicle
+    follows the 1 m x 0.5 m figure-eight (0.8 m/s peak) within 0.1 m RMS over the next 4 s (a hover-only policy, or
+    the position setpoint alone, lags about 0.4 m)."""
+    from rcs.flight.trajectories import FigureEight
+    from sim.bench.flight import FIGURE_EIGHT
+
+    reference = FigureEight(center=TARGET[:2], height=float(TARGET[2]), **FIGURE_EIGHT)
+    vehicle = make_crazyflie()
+    vehicle.connect()
+    try:
+        errors = fly(vehicle, "learned", 20_000, 12.0, TARGET, model.load(shipped_checkpoint()), reference=reference)
+    finally:
+        vehicle.close()
+    after_ramp = errors[800:]
+    assert np.isfinite(after_ramp).all(), "crashed or diverged"
+    assert np.sqrt(np.mean(after_ramp**2)) < 0.1, f"RMS {np.sqrt(np.mean(after_ramp**2)):.3f} m"
+
+
 def test_ppo_improves_on_an_easy_hover_and_exports_what_it_trained(tmp_path):
     """A few seconds of PPO on the nominal vehicle from near-hover starts: the mean episode return rises clearly;
     the numpy checkpoint reproduces the torch actor's mean."""
