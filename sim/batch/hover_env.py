@@ -175,6 +175,8 @@ class HoverVectorEnv:
         self.target_rate = np.zeros(self.num_envs)
         self.target_phase = np.zeros(self.num_envs)
         self.target_heading = np.zeros(self.num_envs)
+        rest = np.zeros((self.num_envs, 3))
+        self._resting = (np.tile(self.target, (self.num_envs, 1)), rest, rest)  # read only
         self.steps = np.zeros(self.num_envs, dtype=np.int64)
         self.rng = np.random.default_rng()
         self._pool: dict[str, np.ndarray] = {}
@@ -185,6 +187,7 @@ class HoverVectorEnv:
         not ~40 small numpy calls (resets happen every step somewhere in a large batch)."""
         sim, rng, n = self.sim, self.rng, size
         pool = sim.draw_parameters(n, rng)
+        sim.check_parameters(**pool)  # once for the pool; each reset then assigns a checked slice
         weight = (pool["mass"] * GRAVITY)[:, None]
         bound = np.array([self.disturbance[0], self.disturbance[0], self.disturbance[1]])
         pool["external_force"] = weight * bound * rng.uniform(-1.0, 1.0, (n, 3))
@@ -231,7 +234,7 @@ class HoverVectorEnv:
         take = slice(self._pool_next, self._pool_next + len(ids))
         self._pool_next += len(ids)
         p, sim, r = self._pool, self.sim, self.spec.num_rotors
-        sim.set_parameters(
+        sim.assign_parameters(
             ids, p["mass"][take], p["inertia"][take], p["max_thrust"][take], p["motor_time_constant"][take]
         )
         sim.external_force[ids] = p["external_force"][take]
@@ -271,6 +274,8 @@ class HoverVectorEnv:
 
     def targets(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Every vehicle's target position, velocity and acceleration now (world; (num_envs, 3) each)."""
+        if self.moving.fraction == 0.0:  # every target hovers: the hover point at rest, no trigonometry per step
+            return self._resting
         t = self.steps * self.dt
         return self.target_motion(t, self.target_amplitude, self.target_rate, self.target_phase, self.target_heading)
 

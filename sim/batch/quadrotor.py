@@ -130,13 +130,20 @@ class BatchQuadrotor:
         Raises:
             ConfigError: naming the parameter, for a value that is not finite and > 0 (time constant: >= 0).
         """
-        fields = (
-            ("mass", self.mass, mass, 0.0),
-            ("inertia", self.inertia, inertia, 0.0),
-            ("max_thrust", self.max_thrust, max_thrust, 0.0),
-            ("motor_time_constant", self.motor_time_constant, motor_time_constant, None),
-        )
-        for name, _, value, _ in fields:
+        self.check_parameters(mass, inertia, max_thrust, motor_time_constant)
+        self.assign_parameters(ids, mass, inertia, max_thrust, motor_time_constant)
+
+    @staticmethod
+    def check_parameters(
+        mass: np.ndarray | float | None = None,
+        inertia: np.ndarray | None = None,
+        max_thrust: np.ndarray | float | None = None,
+        motor_time_constant: np.ndarray | float | None = None,
+    ) -> None:
+        """Raise ConfigError naming the first parameter with a value that is not finite and > 0 (time constant:
+        >= 0); ``None`` is not checked."""
+        fields = {"mass": mass, "inertia": inertia, "max_thrust": max_thrust}
+        for name, value in (*fields.items(), ("motor_time_constant", motor_time_constant)):
             if value is None:
                 continue
             v = np.asarray(value, dtype=np.float64)
@@ -144,7 +151,23 @@ class BatchQuadrotor:
             below = (v <= 0).any() if positive else (v < 0).any()
             if not np.isfinite(v).all() or below:
                 raise ConfigError(f"{name}: every value must be finite and {'> 0' if positive else '>= 0'}")
-        for _, arr, value, _ in fields:
+
+    def assign_parameters(
+        self,
+        ids: np.ndarray | slice | list[int],
+        mass: np.ndarray | float | None = None,
+        inertia: np.ndarray | None = None,
+        max_thrust: np.ndarray | float | None = None,
+        motor_time_constant: np.ndarray | float | None = None,
+    ) -> None:
+        """:meth:`set_parameters` without the check, for values that passed :meth:`check_parameters` already (a
+        pool of draws checked once and assigned a slice per reset: resets happen nearly every step of a batch)."""
+        for arr, value in (
+            (self.mass, mass),
+            (self.inertia, inertia),
+            (self.max_thrust, max_thrust),
+            (self.motor_time_constant, motor_time_constant),
+        ):
             if value is not None:
                 arr[ids] = value
         self._refresh(ids)
