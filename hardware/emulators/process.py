@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 #: the repository root: emulator modules are run from it (they import ``hardware`` and ``sim``).
 REPO = Path(__file__).resolve().parents[2]
 
+#: environment variable naming the process that started an emulator: the emulator stops when that process is gone.
+PARENT_ENV = "RCS_EMULATOR_PARENT_PID"
+
 
 class EmulatorProcess:
     """``python -m <module> <args>`` started from the repository, waited for until its ready line.
@@ -62,7 +65,11 @@ class EmulatorProcess:
         self.name = name
         self._stopped = False
         self._stderr = tempfile.TemporaryFile()
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+        env = dict(
+            os.environ,
+            PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+            **{PARENT_ENV: str(os.getpid())},
+        )
         self.process = subprocess.Popen(
             [python or sys.executable, "-m", module, *args],
             stdout=subprocess.PIPE,
@@ -165,7 +172,12 @@ def serve_emulator(
         start: builds and starts the emulator on ``control``; the result must have ``close()``.
         ready: the ready line's fields besides ``ready`` and ``control`` (e.g. the port a driver connects to).
         failure: what stopped the emulator on its own, checked every 0.5 s (``None``: running).
+
+    Started by :class:`EmulatorProcess` (``RCS_EMULATOR_PARENT_PID`` set), the emulator also stops within 0.5 s of
+    that process vanishing without stopping it (killed, crashed): an orphan would go on streaming telemetry at
+    ``SCHED_FIFO`` priority to nobody and starve the machine.
     """
+    parent = int(os.environ.get(PARENT_ENV, "0") or 0)
     control = control or f"ipc://{tempfile.gettempdir()}/rcs-{kind}-{os.getpid()}.ipc"
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):  # before start: a signal during start-up still cleans up
@@ -176,6 +188,9 @@ def serve_emulator(
         sys.stdout.write(json.dumps({"ready": True, **ready(emulator), "control": control}) + "\n")
         sys.stdout.flush()
         while not stop.wait(0.5):
+            if parent and os.getppid() != parent:
+                log.warning("%s emulator: the process that started it (pid %d) is gone; stopping", kind, parent)
+                return 0
             stopped = failure(emulator)
             if stopped is not None:
                 log.error("%s emulator: physics stopped: %s", kind, stopped)

@@ -444,3 +444,44 @@ def test_learned_hover_policy_flies_through_the_mavlink_link():
         policy_server.stop()
         thread.join(5)
         emulator.close()
+
+
+def test_an_emulator_whose_starter_dies_stops_on_its_own():
+    """A test process killed mid-run (a segfault, SIGKILL) cannot stop its emulator; the emulator notices its
+    starter is gone and exits, instead of streaming 500 Hz telemetry at SCHED_FIFO priority to nobody."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    starter = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from hardware.emulators.px4 import Px4Emulator; e = Px4Emulator(telemetry_hz=500.0); "
+            "print(e.process.pid, flush=True); time.sleep(600)",
+        ],
+        stdout=subprocess.PIPE,
+        cwd=str(__import__("hardware").__path__[0] + "/.."),
+    )
+    assert starter.stdout is not None
+    pid = int(starter.stdout.readline())
+    os.kill(starter.pid, signal.SIGKILL)
+    starter.wait(10)
+
+    def gone() -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        # a reaped-by-init zombie still answers kill(0): read its state
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] == "Z"
+
+    try:
+        wait_for(gone, 15.0, f"emulator pid {pid} to exit after its starter was killed", 0.1)
+    finally:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
