@@ -575,6 +575,7 @@ class ChunkExecutor:
         self.delays: list[int] = []
         self.seam_ticks: list[int] = []
         self._limiter = None if config.limits is None else config.limits.limiter(self.names)
+        self._hold_ticks = config.hold_last_ticks  # read on every tick: derived once
         #: ticks on which the plan's action had to be changed to respect ``config.limits``
         self.limited_ticks = 0
 
@@ -644,7 +645,7 @@ class ChunkExecutor:
         plan = self._plan
         value = None if plan is None else plan.at(tick)
         if value is None and plan is not None and len(plan.values):
-            if plan.end_tick <= tick < plan.end_tick + self.config.hold_last_ticks:
+            if plan.end_tick <= tick < plan.end_tick + self._hold_ticks:
                 value = plan.values[-1]
                 self.held_ticks += 1
         if value is None:
@@ -748,8 +749,8 @@ class ChunkExecutor:
             return Rejection(
                 "stale_tick", f"start_tick={start} is {tick - start} ticks old (limit {self.config.delay_limit_ticks})"
             )
-        if start + chunk.length_ticks + self.config.hold_last_ticks <= tick:
-            held = f" (held {self.config.hold_last_ticks} more)" if self.config.hold_last_ticks else ""
+        if start + chunk.length_ticks + self._hold_ticks <= tick:
+            held = f" (held {self._hold_ticks} more)" if self._hold_ticks else ""
             return Rejection(
                 "expired", f"chunk ends at tick {start + chunk.length_ticks - 1}{held} < current tick {tick}"
             )

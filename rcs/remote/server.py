@@ -851,12 +851,12 @@ class RobotServer:
         assert link is not None and schema is not None and self._link_schedule is not None
         cameras = {c.spec.name for c in self.cameras}
         # an arm fills every named vector input from its state (rcs.remote.observation), a quadrotor a flight
-        # policy's inputs (in motor_thrusts mode); otherwise the command vector (the hold setpoint) is the
-        # observation.state
+        # policy's inputs (a policy taking observation.target; its mode must be motor_thrusts); otherwise the
+        # command vector (the hold setpoint) is the observation.state
         vectors = vector_inputs(schema.observation)
         observed = RobotObservation(self.robot, vectors) if isinstance(self.robot, Arm) else None
         flight = None
-        if isinstance(self.robot, Quadrotor) and self.task.mode == VehicleObservation.MODE:
+        if isinstance(self.robot, Quadrotor) and "observation.target" in vectors:  # a flight policy
             flight = VehicleObservation(self.robot, vectors, self.task.mode, schema.policy_dt, link.target)
         if observed is not None:
             provided = set(observed.keys)

@@ -20,7 +20,7 @@ from gymnasium import spaces
 from rcs.errors import ConfigError
 from rcs.flight import hover_task
 from rcs.spec import DomainRandomization, QuadrotorSpec
-from sim.batch.quadrotor import GRAVITY, BatchQuadrotor
+from sim.batch.quadrotor import GRAVITY, PARAMETERS, BatchQuadrotor
 
 RESET_POOL = 4096
 """Resets drawn ahead at once (see :meth:`HoverVectorEnv._refill`)."""
@@ -187,7 +187,7 @@ class HoverVectorEnv:
         not ~40 small numpy calls (resets happen every step somewhere in a large batch)."""
         sim, rng, n = self.sim, self.rng, size
         pool = sim.draw_parameters(n, rng)
-        sim.check_parameters(**pool)  # once for the pool; each reset then assigns a checked slice
+        sim.check_parameters(pool)  # once for the pool; each reset then assigns a checked slice
         weight = (pool["mass"] * GRAVITY)[:, None]
         bound = np.array([self.disturbance[0], self.disturbance[0], self.disturbance[1]])
         pool["external_force"] = weight * bound * rng.uniform(-1.0, 1.0, (n, 3))
@@ -202,7 +202,6 @@ class HoverVectorEnv:
         pool["offset"], pool["quaternion"], pool["linear_velocity"], pool["angular_velocity"] = sample_starts(
             rng, n, self.starts
         )
-        # motors already spun up to each vehicle's hover thrust, as the MuJoCo env's reset does
         pool["delay"] = rng.integers(self.delay_steps[0], self.delay_steps[1] + 1, n)
         mv = self.moving
         moves = rng.random(n) < mv.fraction
@@ -214,6 +213,7 @@ class HoverVectorEnv:
         target0 = self.target_motion(
             np.zeros(n), pool["target_amplitude"], pool["target_rate"], pool["target_phase"], pool["target_heading"]
         )
+        # motors already spun up to each vehicle's hover thrust, as the MuJoCo env's reset does
         pool["hover"] = np.clip(pool["mass"] * GRAVITY / (self.spec.num_rotors * pool["max_thrust"]), 0.0, 1.0)
         last = np.repeat(2.0 * pool["hover"][:, None] - 1.0, self.spec.num_rotors, 1)
         start = target0[0] + pool["offset"]
@@ -234,9 +234,7 @@ class HoverVectorEnv:
         take = slice(self._pool_next, self._pool_next + len(ids))
         self._pool_next += len(ids)
         p, sim, r = self._pool, self.sim, self.spec.num_rotors
-        sim.assign_parameters(
-            ids, p["mass"][take], p["inertia"][take], p["max_thrust"][take], p["motor_time_constant"][take]
-        )
+        sim.assign_parameters(ids, {name: p[name][take] for name in PARAMETERS})
         sim.external_force[ids] = p["external_force"][take]
         hover = np.repeat(p["hover"][take, None], r, 1)
         for name in ("target_amplitude", "target_rate", "target_phase", "target_heading"):
@@ -281,11 +279,14 @@ class HoverVectorEnv:
 
     def observe(self) -> np.ndarray:
         """(num_envs, obs) observation of the current states (:func:`rcs.flight.hover_task.observe`)."""
+        return self._observe(*self.targets())
+
+    def _observe(self, target: np.ndarray, velocity: np.ndarray, acceleration: np.ndarray) -> np.ndarray:
         s = self.sim
-        p, v, a = self.targets()
         return hover_task.observe(
-            s.position, s.quaternion, s.linear_velocity, s.angular_velocity, self.last_action, p, self.integral, v, a
-        )
+            s.position, s.quaternion, s.linear_velocity, s.angular_velocity, self.last_action, target, self.integral,
+            velocity, acceleration,
+        )  # fmt: skip
 
     def reset(self, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
         """Reset every vehicle (new randomization and start); ``seed`` reseeds the generator."""
@@ -312,12 +313,10 @@ class HoverVectorEnv:
         self.last_action = a
         self.steps += 1
         target, target_v, target_a = self.targets()
-        s, p = self.sim, self.sim.position
+        p = self.sim.position
         with np.errstate(invalid="ignore"):  # NaN rows are diverged ones, reset below
             self.integral = hover_task.integrate_error(self.integral, p, target, self.dt)
-        obs = hover_task.observe(
-            p, s.quaternion, s.linear_velocity, s.angular_velocity, a, target, self.integral, target_v, target_a
-        )
+        obs = self._observe(target, target_v, target_a)
         rew = hover_task.reward(obs, a, prev)
         with np.errstate(invalid="ignore"):  # NaN rows are diverged ones, terminated below anyway
             crashed = (np.abs(p - target).max(1) > self.max_position_error) | (p[:, 2] < self.ground_z)

@@ -30,13 +30,19 @@ frozen (no longer integrated); with ``on_divergence="raise"`` :meth:`BatchQuadro
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
+import numpy.typing as npt
 
 from rcs.errors import ConfigError, SimulationDivergedError
 from rcs.spec import DomainRandomization, QuadrotorSpec
 
 GRAVITY = 9.81
 """m/s^2 along world -z (the MJCF's value)."""
+
+PARAMETERS = ("mass", "inertia", "max_thrust", "motor_time_constant")
+"""The physical parameters drawn per vehicle (attributes of :class:`BatchQuadrotor` of the same names)."""
 
 MAX_ROTATION_PER_STEP = 0.5
 """rad per physics step: the MuJoCo device's limit (:data:`sim.mujoco.quadrotor.MAX_ROTATION_PER_STEP`)."""
@@ -125,25 +131,22 @@ class BatchQuadrotor:
         max_thrust: np.ndarray | float | None = None,
         motor_time_constant: np.ndarray | float | None = None,
     ) -> None:
-        """Set physical parameters of vehicles ``ids`` directly (kg, kg m^2 (3,), N per rotor, s).
+        """Set physical parameters of vehicles ``ids`` directly (kg, kg m^2 (3,), N per rotor, s; ``None``: kept).
 
         Raises:
             ConfigError: naming the parameter, for a value that is not finite and > 0 (time constant: >= 0).
         """
-        self.check_parameters(mass, inertia, max_thrust, motor_time_constant)
-        self.assign_parameters(ids, mass, inertia, max_thrust, motor_time_constant)
+        values = {"mass": mass, "inertia": inertia, "max_thrust": max_thrust}
+        values["motor_time_constant"] = motor_time_constant
+        self.check_parameters(values)
+        self.assign_parameters(ids, values)
 
     @staticmethod
-    def check_parameters(
-        mass: np.ndarray | float | None = None,
-        inertia: np.ndarray | None = None,
-        max_thrust: np.ndarray | float | None = None,
-        motor_time_constant: np.ndarray | float | None = None,
-    ) -> None:
-        """Raise ConfigError naming the first parameter with a value that is not finite and > 0 (time constant:
-        >= 0); ``None`` is not checked."""
-        fields = {"mass": mass, "inertia": inertia, "max_thrust": max_thrust}
-        for name, value in (*fields.items(), ("motor_time_constant", motor_time_constant)):
+    def check_parameters(values: Mapping[str, npt.ArrayLike | None]) -> None:
+        """Raise ConfigError naming the first of :data:`PARAMETERS` in ``values`` that is not finite and > 0 (time
+        constant: >= 0); ``None`` and other keys are not checked."""
+        for name in PARAMETERS:
+            value = values.get(name)
             if value is None:
                 continue
             v = np.asarray(value, dtype=np.float64)
@@ -153,23 +156,14 @@ class BatchQuadrotor:
                 raise ConfigError(f"{name}: every value must be finite and {'> 0' if positive else '>= 0'}")
 
     def assign_parameters(
-        self,
-        ids: np.ndarray | slice | list[int],
-        mass: np.ndarray | float | None = None,
-        inertia: np.ndarray | None = None,
-        max_thrust: np.ndarray | float | None = None,
-        motor_time_constant: np.ndarray | float | None = None,
+        self, ids: np.ndarray | slice | list[int], values: Mapping[str, npt.ArrayLike | None]
     ) -> None:
         """:meth:`set_parameters` without the check, for values that passed :meth:`check_parameters` already (a
         pool of draws checked once and assigned a slice per reset: resets happen nearly every step of a batch)."""
-        for arr, value in (
-            (self.mass, mass),
-            (self.inertia, inertia),
-            (self.max_thrust, max_thrust),
-            (self.motor_time_constant, motor_time_constant),
-        ):
+        for name in PARAMETERS:
+            value = values.get(name)
             if value is not None:
-                arr[ids] = value
+                getattr(self, name)[ids] = value
         self._refresh(ids)
 
     def _refresh(self, ids: np.ndarray | slice | list[int] | None = None) -> None:
