@@ -178,7 +178,9 @@ def test_policy_deployment_composition_runs_as_shipped() -> None:
         text=True,
     )
     try:
-        wait_line(proc, '"ready": true')
+        # the two children's lines interleave in any order: the policy's "session" line can precede the robot's
+        # ready line, so what wait_line read is part of the output checked below
+        before = "".join(wait_line(proc, '"ready": true'))
         with RobotClient("tcp://127.0.0.1:5601", "tcp://127.0.0.1:5600", topics=(b"status",)) as client:
             end = time.monotonic() + 30
             status = client.wait_for(b"status").meta
@@ -187,6 +189,7 @@ def test_policy_deployment_composition_runs_as_shipped() -> None:
         assert status["stage"] == "running" and status["engaged"], status  # the served policy drives the loop
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=30)
+        out = before + out
     finally:
         if proc.poll() is None:
             proc.kill()
