@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Isaac Lab 3 side of the stack (the "isaac/panda" robot): a separate venv (.venv-isaac) with isaaclab 3.0.0
+# (kit-less: Newton physics on warp, no Isaac Sim; it brings a CUDA build of torch 2.11, newton, warp-lang,
+# mujoco 3.12), mujoco-usd-converter 0.6.1 (our MJCF -> USD), and this repo editable without its extras: the
+# light core's dependencies plus mink (the Panda's IK, shared with the MuJoCo backend).
+#
+# Why a separate venv: Isaac Lab is about 7.8 GB and pins torch/transformers/numpy versions of its own; the main
+# .venv stays light. Installing takes about 6 minutes the first time; afterwards this script checks in seconds.
+# Usage: bash scripts/setup_isaac.sh        (prints "ready" and the venv path on stderr)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '[setup-isaac] %s\n' "$*" >&2; }
+
+VENV=.venv-isaac
+ISAAC_SPEC=("isaaclab==3.0.0" "mujoco-usd-converter==0.6.1")
+# The light core's dependencies (pyproject [project] dependencies) and the few sim ones the backend imports;
+# mujoco is pinned to the version Isaac Lab installs, so pip never swaps it.
+CORE_SPEC=("numpy>=1.26" "gymnasium>=1.0,<2" "pyzmq>=26" "msgpack>=1.0" "pyyaml>=6" "mink>=1.3" "mujoco==3.12.0"
+  "pytest>=8" "pytest-timeout>=2.3")
+CHECK="import isaaclab, isaaclab_newton, newton, warp, mujoco_usd_converter, mujoco, mink, zmq, msgpack, yaml, rcs, sim.isaac.arm"
+
+source scripts/find_python312.sh
+
+# 1. The venv with Isaac Lab and the converter (a stamp records exactly what was installed).
+stamp=$VENV/.rcs-isaac-installed
+want="${ISAAC_SPEC[*]}"
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  if [ ! -x "$VENV/bin/python" ]; then
+    py=$(find_python) || { log "ERROR: need python3.12 (on PATH, in pyenv, or /usr/bin)"; exit 1; }
+    log "creating $VENV with $py"
+    "$py" -m venv "$VENV"
+  fi
+  t0=$SECONDS
+  log "installing ${ISAAC_SPEC[*]} (about 6 min and 8 GB the first time)"
+  "$VENV/bin/python" -m pip install -q --upgrade pip
+  "$VENV/bin/python" -m pip install -q "${ISAAC_SPEC[@]}"
+  printf '%s' "$want" > "$stamp"
+  log "Isaac Lab installed in $((SECONDS - t0)) s"
+fi
+
+# 2. This repo, editable and without extras (no lerobot: it would move torch), and the light core's deps.
+core_stamp=$VENV/.rcs-core-installed
+if [ ! -f "$core_stamp" ] || [ pyproject.toml -nt "$core_stamp" ]; then
+  log "installing rcs (editable, --no-deps) and ${CORE_SPEC[*]} into $VENV"
+  "$VENV/bin/python" -m pip install -q "${CORE_SPEC[@]}"
+  "$VENV/bin/python" -m pip install -q --no-deps -e .
+  touch "$core_stamp"
+fi
+"$VENV/bin/python" -c "$CHECK" 2>/dev/null || { log "ERROR: import check failed in $VENV: $VENV/bin/python -c '$CHECK'"; exit 1; }
+log "ready: $VENV (isaaclab $("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("isaaclab"))'))"
