@@ -192,7 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     sys.setswitchinterval(0.0005)  # the link thread answers between physics ticks, not 5 ms later
-    from rcs.control.loop import enable_fifo
+    from rcs.control.priorities import enable_fifo
 
     fifo, why = enable_fifo(EMULATOR_FIFO_PRIORITY)
     if not fifo:

@@ -148,7 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.connect = "127.0.0.1:14540"
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     sys.setswitchinterval(0.0005)  # the MAVLink thread answers between physics steps, not every 5 ms
-    from rcs.control.loop import enable_fifo
+    from rcs.control.priorities import enable_fifo
 
     fifo, why = enable_fifo(EMULATOR_FIFO_PRIORITY)
     if not fifo:

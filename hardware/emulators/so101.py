@@ -305,7 +305,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # A servo answers within microseconds whatever the host does: the emulator's threads (they inherit the
     # policy) run SCHED_FIFO where permitted, so a loaded machine does not make the "servos" miss the host's
     # packet timeout (that would test the machine's scheduler, not the driver). Falls back with a warning.
-    from rcs.control.loop import enable_fifo
+    from rcs.control.priorities import enable_fifo
 
     fifo, why = enable_fifo(EMULATOR_FIFO_PRIORITY)
     if not fifo:

@@ -2,6 +2,8 @@
 acknowledgements and status texts, and our own 1 Hz heartbeat (PX4 watches it for its data-link-loss failsafe).
 
 Nothing here converts frames: messages are kept as pymavlink delivered them (PX4's NED/FRD); the driver converts.
+The receiver is on the control path (the state a loop's ``read()`` returns is its newest telemetry): it runs
+``SCHED_FIFO`` below the loop where permitted (:mod:`rcs.control.priorities`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hardware.px4.protocol import open_link
+from rcs.control.priorities import promote_current_thread
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +80,7 @@ class MavlinkLink:
 
     # -- receiving ----------------------------------------------------------------------------------------------
     def _run(self) -> None:
+        promote_current_thread("MAVLink receive")
         next_heartbeat = 0.0
         while not self._stop.is_set():
             now = time.monotonic()

@@ -57,6 +57,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="when full, a HELLO evicts a session that never sent an observation, else one "
         "silent for this long (s, default 10); sessions that keep requesting stay",
     )
+    parser.add_argument(
+        "--realtime",
+        action="store_true",
+        help="SCHED_FIFO (below the control loop) for the serving threads where permitted: a policy on the "
+        "control path of a robot on this machine, e.g. a motor-level flight policy",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -82,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
             max_sessions=args.max_sessions,
             max_sessions_per_address=args.max_sessions_per_address,
             idle_evict_s=args.idle_evict,
+            realtime=args.realtime,
             loader=lambda: load_policy(args.policy),
         )
     except ConfigError as e:

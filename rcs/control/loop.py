@@ -33,6 +33,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from rcs.control.priorities import LOOP_PRIORITY, enable_fifo
 from rcs.devices import Simulated
 from rcs.errors import ConfigError, RcsError
 from rcs.heap import frozen_heap
@@ -79,7 +80,7 @@ class RtConfig:
             wait for the GIL held by another Python thread), or ``None`` to leave it.
     """
 
-    fifo_priority: int | None = 80
+    fifo_priority: int | None = LOOP_PRIORITY
     lock_memory: bool = True
     cpus: tuple[int, ...] | None = None
     disable_gc: bool = True
@@ -114,18 +115,6 @@ class RtStatus:
     cpus: tuple[int, ...] | None = None
     gc_paused: bool = False
     warnings: list[str] = field(default_factory=list)
-
-
-def enable_fifo(priority: int) -> tuple[bool, str | None]:
-    """Switch the calling thread to ``SCHED_FIFO`` at ``priority``. Returns (ok, warning)."""
-    try:
-        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
-        return True, None
-    except (OSError, AttributeError) as e:
-        return False, (
-            f"SCHED_FIFO priority {priority} not permitted ({e}); running with the default scheduler, expect "
-            "millisecond jitter. Run as root, or grant CAP_SYS_NICE / an rtprio limit."
-        )
 
 
 def lock_memory() -> tuple[bool, str | None]:

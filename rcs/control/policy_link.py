@@ -104,6 +104,8 @@ class PolicyLink:
         on_arm: called (feed thread) after every successful handshake; default ``task.engage``.
         measured_state: the device's latest state (any thread), for the action map's IK start; needed only
             for TCP-pose policies.
+        thread_priority: ``SCHED_FIFO`` priority of the feed thread (:mod:`rcs.control.priorities`), or
+            ``None`` for the default scheduler.
     """
 
     def __init__(
@@ -118,6 +120,7 @@ class PolicyLink:
         instruction: str | None = None,
         on_arm: Callable[[], None] | None = None,
         measured_state: Callable[[], Any] | None = None,
+        thread_priority: int | None = None,
     ) -> None:
         schema = client.expected
         if schema is None:
@@ -148,6 +151,7 @@ class PolicyLink:
             budget_s=budget_s,
             on_arm=on_arm or task.engage,
             action_map=self.action_map,
+            thread_priority=thread_priority,
         )
 
     # -- observation ------------------------------------------------------------------------------------

@@ -41,6 +41,7 @@ import rcs
 from rcs.control.chunking import ActionChunk
 from rcs.control.loop import NO_RT, ControlLoop, RtConfig
 from rcs.control.policy_link import LinkSchedule, check_replan_steps
+from rcs.control.priorities import PATH_PRIORITY, realtime_io_threads
 from rcs.control.task import PolicyTask, device_kind, make_policy_task
 from rcs.devices import Arm, Quadrotor, Simulated
 from rcs.errors import ConfigError, RcsError
@@ -250,7 +251,7 @@ class RobotServer:
         self.description_hash = description_hash(self.description)
         self._ctx: zmq.Context = zmq.Context.instance()
         if config.realtime:
-            realtime_io_threads(self._ctx, RT_IO_PRIORITY)
+            realtime_io_threads(self._ctx)
         self._pub = self._ctx.socket(zmq.PUB)
         self._pub.setsockopt(zmq.LINGER, 0)
         self._pub.setsockopt(zmq.SNDHWM, 1000)
@@ -912,6 +913,7 @@ class RobotServer:
             budget_s=link.budget_s,
             on_arm=on_arm,
             measured_state=lambda: self._latest()[1],
+            thread_priority=PATH_PRIORITY if self.config.realtime else None,
         ).start()
 
     def _latest(self) -> tuple[int, Any]:
@@ -928,24 +930,6 @@ _POSE_GOALS = {"arm": "_arm_goal", "quadrotor": "_quadrotor_goal"}
 
 #: Command tensor -> the field name rejections use for it (as the ROS 2 messages call it).
 _TENSOR_FIELDS = {"position": "pose.position", "quaternion": "pose.orientation"}
-
-
-#: SCHED_FIFO priority of ZeroMQ's I/O threads in a real-time server (below the loop's 80).
-RT_IO_PRIORITY = 70
-
-
-def realtime_io_threads(ctx: zmq.Context, priority: int) -> bool:
-    """Ask for SCHED_FIFO ``priority`` on ``ctx``'s I/O threads (they carry every published state); only takes
-    effect before the context's first socket. Returns whether libzmq accepted the options."""
-    import os
-
-    try:
-        ctx.set(zmq.THREAD_SCHED_POLICY, os.SCHED_FIFO)
-        ctx.set(zmq.THREAD_PRIORITY, priority)
-        return True
-    except (zmq.ZMQError, AttributeError) as e:
-        log.warning("ZeroMQ I/O threads keep the default scheduler: %s", e)
-        return False
 
 
 def _bind(sock: zmq.Socket, endpoint: str, key: str) -> None:

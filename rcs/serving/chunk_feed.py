@@ -21,6 +21,7 @@ from typing import Protocol
 import numpy as np
 
 from rcs.control.chunking import ActionChunk, ChunkExecutor
+from rcs.control.priorities import promote_current_thread
 from rcs.errors import RcsError
 from rcs.serving.client import (
     DeadlineExceeded,
@@ -90,6 +91,8 @@ class ChunkFeed:
             :class:`rcs.control.cartesian.PoseChunkToJoints` for a policy that outputs TCP poses); the
             server's action names must then be ``action_map.names_in``. A chunk it refuses is counted
             (``rejected_action_map``) and dropped.
+        thread_priority: ``SCHED_FIFO`` priority of the feed thread (:mod:`rcs.control.priorities`; the policy link
+            is on a real-time loop's control path), or ``None`` for the default scheduler.
     """
 
     def __init__(
@@ -106,6 +109,7 @@ class ChunkFeed:
         on_lost: Callable[[], None] | None = None,
         send_committed: bool = True,
         action_map: ActionMap | None = None,
+        thread_priority: int | None = None,
     ) -> None:
         if client.expected is None:
             raise ServingError("a chunk feed needs the robot's expected schema (refuses to arm otherwise)")
@@ -128,6 +132,7 @@ class ChunkFeed:
         self.on_arm = on_arm
         self.on_lost = on_lost
         self.send_committed = send_committed
+        self.thread_priority = thread_priority
         self.state = FeedState.CONNECTING
         self.refusal: SchemaMismatchError | None = None
         self.counters: dict[str, int] = {"submitted": 0, "handshakes": 0, "lost": 0, "deadline_missed": 0}
@@ -166,6 +171,8 @@ class ChunkFeed:
         return self.state is FeedState.ARMED
 
     def _run(self) -> None:
+        if self.thread_priority is not None:
+            promote_current_thread("policy feed", self.thread_priority)
         next_t = time.monotonic()
         while not self._stop.is_set():
             if self.state is FeedState.CONNECTING:

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import zmq
 
+from rcs.control.priorities import promote_current_thread, realtime_io_threads
 from rcs.errors import ConfigError
 from rcs.serving.keys import KeyPair, curve_server, is_loopback
 from rcs.serving.policy import Policy
@@ -145,6 +146,9 @@ class PolicyServer:
         hello_rate: HELLOs per second per peer; beyond it HELLOs are dropped unanswered (no session churn).
         inline_max_s: run the policy on the I/O thread while its recent calls are all shorter than this (s);
             0 disables the fast path. Only with ``max_batch == 1``.
+        realtime: the policy is on a real-time loop's control path on this machine (a flight policy beside
+            ``rcs robot``): where permitted, the I/O thread (the thread calling :meth:`run`), the inference
+            worker and ZeroMQ's I/O threads run ``SCHED_FIFO`` below the loop (:mod:`rcs.control.priorities`).
     """
 
     def __init__(
@@ -165,6 +169,7 @@ class PolicyServer:
         error_rate: float = 100.0,
         hello_rate: float = 5.0,
         inline_max_s: float = 0.0005,
+        realtime: bool = False,
     ) -> None:
         if max_batch < 1:
             raise ConfigError(f"max_batch={max_batch} must be >= 1")
@@ -191,7 +196,10 @@ class PolicyServer:
         self.max_sessions = max_sessions
         self.max_sessions_per_address = max_sessions_per_address
         self.idle_evict_s = idle_evict_s
+        self.realtime = realtime
         self.ctx = zmq.Context()
+        if realtime:
+            realtime_io_threads(self.ctx)
         self._lock = threading.Condition()
         self._sessions: dict[int, _Session] = {}
         self._stop = threading.Event()
@@ -262,7 +270,10 @@ class PolicyServer:
 
     # -- I/O thread -------------------------------------------------------------------------------------
     def run(self) -> None:
-        """Bind and serve until :meth:`stop` (blocks; call from the thread that should do the I/O)."""
+        """Bind and serve until :meth:`stop` (blocks; call from the thread that should do the I/O; with
+        ``realtime`` that thread stays ``SCHED_FIFO`` afterwards)."""
+        if self.realtime:
+            promote_current_thread("policy server I/O")
         router = self.ctx.socket(zmq.ROUTER)
         results = self.ctx.socket(zmq.PULL)
         try:
@@ -631,6 +642,8 @@ class PolicyServer:
             return batch
 
     def _work(self) -> None:
+        if self.realtime:
+            promote_current_thread("policy inference")
         out = self.ctx.socket(zmq.PUSH)
         out.setsockopt(zmq.LINGER, 0)
         out.connect(self._results_addr)
@@ -712,8 +725,8 @@ class PolicyServer:
             h = r.header
             header = Header(MsgType.CHUNK, h.session_id, h.seq, h.obs_tick, h.capture_time, 0, schema.hash)
             meta = {"checkpoint_id": policy.checkpoint_id, "policy_dt": schema.policy_dt, "infer_ms": infer_ms}
-            out.send_multipart([r.identity, *encode(header, meta, {"action": a})], copy=False)
-            with self._lock:
+            with self._lock:  # counted before the reply leaves: a client that has its chunk sees it counted
                 s = self._sessions.get(r.session_id)
                 if s is not None:
                     s.served += 1
+            out.send_multipart([r.identity, *encode(header, meta, {"action": a})], copy=False)

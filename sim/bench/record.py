@@ -47,7 +47,8 @@ from typing import Any
 
 import numpy as np
 
-from rcs.control.loop import ControlLoop, RtConfig, enable_fifo
+from rcs.control.loop import ControlLoop, RtConfig
+from rcs.control.priorities import enable_fifo
 from rcs.recording.features import FeatureLayout, frame_features, pack_state_stream
 
 log = logging.getLogger(__name__)

@@ -384,6 +384,7 @@ def test_learned_hover_policy_flies_through_the_mavlink_link():
     policy link and hw/px4 (per-motor thrusts as SET_ACTUATOR_CONTROL_TARGET, state from 500 Hz LOCAL_POSITION_NED
     and ATTITUDE_QUATERNION): from the ground to the target, held there (ground truth from the physics); e-stop
     lands it."""
+    import os
     import threading
 
     from policies.flight.model import SHIPPED_CHECKPOINT
@@ -396,9 +397,9 @@ def test_learned_hover_policy_flies_through_the_mavlink_link():
 
     emulator = Px4Emulator(telemetry_hz=500.0)  # PX4 streams up to a few hundred Hz over a fast link
     policy_endpoint = free_endpoints()[0]
-    policy_server = PolicyServer(load_policy(SHIPPED_CHECKPOINT), policy_endpoint)
-    thread = threading.Thread(target=policy_server.run, daemon=True)
-    thread.start()
+    # as `rcs serve --realtime` beside the robot: the policy is on the loop's control path
+    policy_server = PolicyServer(load_policy(SHIPPED_CHECKPOINT), policy_endpoint, realtime=True)
+    policy_server.start()
     state, command = free_endpoints()
     target = np.array([0.0, 0.0, 0.5])
     server = RobotServer(
@@ -435,6 +436,10 @@ def test_learned_hover_policy_flies_through_the_mavlink_link():
             return False
 
         wait_for(held_near_target, 30.0, f"2 s within 0.1 m of {target.tolist()} ({server.task.report()})", 0.05)
+        scheduling = {t.name: os.sched_getscheduler(t.native_id) for t in threading.enumerate() if t.native_id}
+        if scheduling["control-loop"] == os.SCHED_FIFO:  # where SCHED_FIFO is permitted, the control path has it
+            path = ("px4-link", "rcs-chunk-feed", "rcs-serve-io")
+            assert all(scheduling[name] == os.SCHED_FIFO for name in path), scheduling
         assert client.estop("test").ok
         wait_for(lambda: emulator.vehicle_state().position[2] < 0.1, 20.0, "the e-stop landing")
     finally:
@@ -442,7 +447,6 @@ def test_learned_hover_policy_flies_through_the_mavlink_link():
             client.close()
         server.stop(0.0)
         policy_server.stop()
-        thread.join(5)
         emulator.close()
 
 

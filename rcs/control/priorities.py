@@ -1,0 +1,78 @@
+"""Scheduling priorities of the threads a real-time control loop waits on, stated once.
+
+The loop thread runs ``SCHED_FIFO`` at :data:`LOOP_PRIORITY`. What it reads and the actions it applies pass through
+other threads; on a busy machine (ordinary ``SCHED_OTHER`` work on every core) those would wait behind that work for
+milliseconds, which a motor-level flight policy cannot absorb. So, where permitted, they run ``SCHED_FIFO`` just below
+the loop:
+
+- :data:`IO_PRIORITY`: ZeroMQ's I/O threads of a real-time robot server and of its policy client (every state,
+  command and action chunk passes them);
+- :data:`PATH_PRIORITY`: Python threads on the control path: a device link's receive thread (the state ``read()``
+  returns), the policy link's feed (observation out, chunk in), and a same-machine policy server's I/O and
+  inference threads (``rcs serve --realtime``).
+
+They still share the interpreter lock with the loop thread (whose switch interval bounds how long it waits for it).
+Where ``SCHED_FIFO`` is not permitted each role keeps the default scheduler, with one warning per role and process.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+import zmq
+
+log = logging.getLogger(__name__)
+
+#: SCHED_FIFO priority of the control loop thread (``RtConfig.fifo_priority``'s default).
+LOOP_PRIORITY = 80
+#: SCHED_FIFO priority of ZeroMQ's I/O threads in a real-time server or client.
+IO_PRIORITY = 70
+#: SCHED_FIFO priority of Python threads on the control path (link receive, policy feed, policy server).
+PATH_PRIORITY = 60
+
+
+def enable_fifo(priority: int) -> tuple[bool, str | None]:
+    """Switch the calling thread to ``SCHED_FIFO`` at ``priority``. Returns (ok, warning)."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+        return True, None
+    except (OSError, AttributeError) as e:
+        return False, (
+            f"SCHED_FIFO priority {priority} not permitted ({e}); running with the default scheduler, expect "
+            "millisecond jitter. Run as root, or grant CAP_SYS_NICE / an rtprio limit."
+        )
+
+
+_warned: set[str] = set()
+_warned_lock = threading.Lock()
+
+
+def promote_current_thread(role: str, priority: int = PATH_PRIORITY) -> bool:
+    """Switch the calling thread to ``SCHED_FIFO`` at ``priority``; returns whether it took effect.
+
+    Args:
+        role: what the thread does (names it in the one warning per role when not permitted).
+        priority: 1-99, below :data:`LOOP_PRIORITY` for anything the loop waits on.
+    """
+    ok, why = enable_fifo(priority)
+    if not ok:
+        with _warned_lock:
+            first = role not in _warned
+            _warned.add(role)
+        if first:
+            log.warning("%s thread keeps the default scheduler: %s", role, why)
+    return ok
+
+
+def realtime_io_threads(ctx: zmq.Context, priority: int = IO_PRIORITY) -> bool:
+    """Ask for ``SCHED_FIFO`` ``priority`` on ``ctx``'s I/O threads; only takes effect before the context's first
+    socket. Returns whether libzmq accepted the options (it applies them silently, or not, when the thread starts)."""
+    try:
+        ctx.set(zmq.THREAD_SCHED_POLICY, os.SCHED_FIFO)
+        ctx.set(zmq.THREAD_PRIORITY, priority)
+        return True
+    except (zmq.ZMQError, AttributeError) as e:
+        log.warning("ZeroMQ I/O threads keep the default scheduler: %s", e)
+        return False
