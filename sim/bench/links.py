@@ -10,6 +10,8 @@ processes). Per link:
   autopilot -> first used on a physics tick (2 ms ticks); telemetry sent -> taken off the socket (1 ms resolution);
   ``read()``'s wait for a fresh sample and the state's age when it returns (100 Hz telemetry, 50 Hz caller).
 
+The measuring thread runs with the control loop's real-time setup (``rcs.control.loop.realtime``: SCHED_FIFO 80,
+locked memory, where permitted), as the loop that calls ``read()`` does; ``rt_scheduling`` says whether it took.
 Figures in ms (p50, p90, p99, max). Over a Crazyradio or a serial telemetry link expect more per hop; never
 measured here (no radio, no vehicle).
 """
@@ -49,9 +51,13 @@ def _percentiles_ms(values_s: list[float]) -> dict[str, float]:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    from rcs.control.loop import RtConfig, realtime
+
     out: dict[str, Any] = {"samples": args.samples, "unit": "ms", "links": {}}
-    for name in args.links:
-        log.info("rcs bench links: %s: starting its emulator", name)
-        measured = importlib.import_module(LINKS[name]).measure(args.samples)
-        out["links"][name] = {key: _percentiles_ms(values) for key, values in measured.items()}
+    with realtime(RtConfig()) as status:
+        out["rt_scheduling"] = status.fifo
+        for name in args.links:
+            log.info("rcs bench links: %s: starting its emulator", name)
+            measured = importlib.import_module(LINKS[name]).measure(args.samples)
+            out["links"][name] = {key: _percentiles_ms(values) for key, values in measured.items()}
     return out
