@@ -21,7 +21,7 @@ from pathlib import Path
 from rcs.cli.main import add_view_option, at_least, check_arm_env, greater_than, json_line
 from rcs.control.chunking import STRATEGIES
 from rcs.errors import ConfigError, RcsError
-from rcs.eval.evaluation import EvalConfig, evaluate
+from rcs.eval.evaluation import EvalConfig, check_robot, evaluate
 
 #: the env ``--env`` defaults to
 DEFAULT_ENV = "rcs/PandaPickCube-v0"
@@ -38,6 +38,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="checkpoint directory (config.json, model.safetensors, rcs_policy.json)",
     )
     parser.add_argument("--env", default=_DEFAULT.env, help=f"env id (default {_DEFAULT.env})")
+    parser.add_argument(
+        "--robot",
+        default=None,
+        help="robot (registry name) the env runs on instead of its own, e.g. isaac/panda: the same task under "
+        "Isaac Lab physics (run from .venv-isaac with --endpoint; see docs/eval.md)",
+    )
     parser.add_argument(
         "--episodes", type=at_least(1), default=_DEFAULT.episodes, help=f"episodes (default {_DEFAULT.episodes})"
     )
@@ -76,6 +82,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"control loop rate in Hz (default {_DEFAULT.rate_hz:g})",
     )
     parser.add_argument(
+        "--realtime-factor",
+        type=greater_than(0.0),
+        default=_DEFAULT.realtime_factor,
+        help="simulated s per wall-clock s, at most 1 (default 1: real time); below 1 for a simulator slower than "
+        "real time (isaac/panda on a CPU: 0.15), ticks then never skip; compare backends at the same factor",
+    )
+    parser.add_argument(
         "--videos",
         type=at_least(0),
         default=_DEFAULT.videos,
@@ -103,6 +116,7 @@ def config_of(args: argparse.Namespace) -> EvalConfig:
     return EvalConfig(
         policy=args.policy,
         env=args.env,
+        robot=args.robot,
         episodes=args.episodes,
         seed=args.seed,
         instruction=args.instruction,
@@ -110,6 +124,7 @@ def config_of(args: argparse.Namespace) -> EvalConfig:
         replan_steps=args.replan_steps,
         strategy=args.strategy,
         rate_hz=args.rate,
+        realtime_factor=args.realtime_factor,
         videos=args.videos,
         out=args.out,
         render=args.render,
@@ -126,6 +141,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:  # argument checks first: one line, before a server is started or an env is built
         check_arm_env("--env", args.env, "rcs eval (of served policies)")
+        check_robot(args.robot)
     except RcsError as e:
         raise SystemExit(f"rcs eval: {e}") from None
     # SIGTERM unwinds like Ctrl-C, so the server child process is stopped too

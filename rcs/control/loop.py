@@ -332,6 +332,36 @@ class UnpacedPacer:
         return Wake(now, now)
 
 
+class ScaledPacer:
+    """Ticks ``period / factor`` of wall time apart and never skips: a late tick starts at once and the next
+    deadline counts from it, so a simulated robot advances exactly one period per tick (the loop's default pacer
+    skips deadlines when late and then advances by all of them with one command held: with a simulator slower
+    than real time each tick would advance more than the last, without bound)."""
+
+    name = "scaled"
+    measures_lateness = True
+
+    def __init__(self, factor: float) -> None:
+        if not 0.0 < factor <= 1.0:
+            raise ConfigError(f"realtime_factor={factor}: expected 0 < realtime_factor <= 1")
+        self.factor = factor
+        self._period = 1
+        self._next = 0
+
+    def start(self, now_ns: int, period_ns: int) -> None:
+        """The first deadline is one scaled period after ``now_ns``."""
+        self._period = max(1, int(round(period_ns / self.factor)))
+        self._next = now_ns + self._period
+
+    def wait(self) -> Wake:
+        """Sleep until the next deadline (none if it passed); never reports skipped periods."""
+        deadline = self._next
+        sleep_until(deadline)
+        woke = time.monotonic_ns()
+        self._next = max(deadline, woke) + self._period
+        return Wake(deadline, woke, 0)
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Statistics
 # ---------------------------------------------------------------------------------------------------------

@@ -38,9 +38,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from rcs.control.loop import NO_RT, ControlLoop, RtConfig
+from rcs.control.loop import NO_RT, ControlLoop, RtConfig, ScaledPacer
 from rcs.control.policy_link import LinkSchedule, PolicyLink
 from rcs.control.task import PolicyTask, make_policy_task
+from rcs.errors import ConfigError
 from rcs.eval.inputs import PolicyInputs, expected_schema
 from rcs.recording.features import FeatureLayout, observation_to_features
 from rcs.safety.watchdog import DEFAULT_CHUNK_OVERDUE_S
@@ -68,6 +69,11 @@ class EpisodeConfig:
         executor: extra :class:`rcs.control.chunking.ExecutorConfig` fields.
         chunk_overdue_s: s past the expected arrival of the next chunk (one request period after the last)
             after which the watchdog stops the arm (see :func:`rcs.safety.watchdog.watchdog_for`).
+        realtime_factor: simulated s per wall-clock s the loop is paced at, in (0, 1]. 1 (default): real time,
+            a late tick skips its missed deadlines like on hardware. Below 1: a simulator slower than real time
+            (Isaac Lab on a CPU) is paced at that factor instead (:class:`ScaledPacer`: every tick advances one
+            period, nothing is skipped), without SCHED_FIFO; the policy then takes ``1 / realtime_factor`` less
+            simulated time per request, so compare backends at the same factor.
     """
 
     rate_hz: float = 100.0
@@ -79,6 +85,11 @@ class EpisodeConfig:
     video_size: tuple[int, int] = (240, 320)
     executor: dict[str, Any] = field(default_factory=dict)
     chunk_overdue_s: float = DEFAULT_CHUNK_OVERDUE_S
+    realtime_factor: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.realtime_factor <= 1.0:
+            raise ConfigError(f"realtime_factor={self.realtime_factor}: expected 0 < realtime_factor <= 1")
 
 
 @dataclass
@@ -286,8 +297,15 @@ class EpisodeRunner:
             instruction=instruction,
             measured_state=measured_state,
         )
+        scaled = cfg.realtime_factor < 1.0
         loop = ControlLoop(
-            locked, cfg.rate_hz, robot=locked, paced=True, rt=RtConfig() if cfg.realtime else NO_RT, log_every_s=0
+            locked,
+            cfg.rate_hz,
+            robot=locked,
+            paced=True,
+            rt=RtConfig() if cfg.realtime and not scaled else NO_RT,
+            pacer=ScaledPacer(cfg.realtime_factor) if scaled else None,
+            log_every_s=0,
         )
         max_time = u.config.max_episode_steps * u.dt
         frames: list[np.ndarray] = []

@@ -42,6 +42,8 @@ class EvalConfig:
         policy: checkpoint directory (``config.json``, ``model.safetensors``, ``rcs_policy.json``), or a
             training step folder holding ``pretrained_model``.
         env: env id (an arm env with a simulated robot).
+        robot: registry name of the robot the env runs on instead of its own (e.g. ``"isaac/panda"``: the same
+            task under Isaac Lab physics); ``None``: the env's.
         episodes: number of episodes (> 0), seeds ``seed``, ``seed + 1``, ...
         seed: seed of the first episode.
         instruction: task text for language-conditioned policies (``None``: the env's own of each episode).
@@ -50,6 +52,8 @@ class EvalConfig:
             checkpoint's ``n_action_steps``); in [1, chunk length].
         strategy: how a new chunk takes over from the one executing (:data:`rcs.control.chunking.STRATEGIES`).
         rate_hz: control loop rate (Hz).
+        realtime_factor: simulated s per wall-clock s, in (0, 1] (:attr:`rcs.eval.episodes.EpisodeConfig.realtime_factor`):
+            below 1 for a simulator slower than real time (Isaac Lab on a CPU).
         videos: write videos of the first N episodes.
         out: folder for videos, ``summary.json`` and the server log.
         render: camera rendering, ``"fast"`` (what ``rcs record`` uses) or ``"model"``.
@@ -60,6 +64,7 @@ class EvalConfig:
 
     policy: Path
     env: str
+    robot: str | None = None
     episodes: int = 10
     seed: int = 10_000
     instruction: str | None = None
@@ -67,11 +72,23 @@ class EvalConfig:
     replan_steps: int | None = None
     strategy: str = "splice"
     rate_hz: float = 100.0
+    realtime_factor: float = 1.0
     videos: int = 2
     out: Path = Path("outputs/eval")
     render: str = "fast"
     endpoint: str | None = None
     view: str | None = None
+
+
+def check_robot(robot: str | None) -> None:
+    """Raise a one-line :class:`ConfigError` unless ``robot`` is ``None`` or a registered robot name."""
+    if robot is None:
+        return
+    from rcs.registry import robots
+
+    known = robots.names()
+    if robot not in known:
+        raise ConfigError(f"--robot={robot!r}: unknown robot; known robots: {', '.join(sorted(known))}")
 
 
 def free_endpoint() -> str:
@@ -217,6 +234,9 @@ def evaluate(config: EvalConfig, say: Callable[[str], None] | None = None) -> di
     say = say or (lambda text: None)
     if config.episodes <= 0:
         raise ConfigError(f"--episodes={config.episodes} must be > 0")
+    check_robot(config.robot)
+    if not 0.0 < config.realtime_factor <= 1.0:
+        raise ConfigError(f"--realtime-factor={config.realtime_factor}: expected 0 < factor <= 1")
     directory = Path(config.policy)
     if (directory / "pretrained_model").is_dir():  # a training step folder: take its model
         directory = directory / "pretrained_model"
@@ -225,8 +245,11 @@ def evaluate(config: EvalConfig, say: Callable[[str], None] | None = None) -> di
         steps = check_replan_steps("--replan-steps", config.replan_steps, inputs.chunk_size)
         inputs = dataclasses.replace(inputs, replan_steps=steps)
     register_envs()
-    overrides = {"max_episode_steps": config.max_steps} if config.max_steps else {}
+    overrides: dict[str, Any] = {"max_episode_steps": config.max_steps} if config.max_steps else {}
+    if config.robot is not None:
+        overrides["robot"] = config.robot
     env = build_env(config.env, **overrides)
+    env_robot = str(env.config.robot)
     out = Path(config.out)
     server = None
     runner = None
@@ -254,7 +277,9 @@ def evaluate(config: EvalConfig, say: Callable[[str], None] | None = None) -> di
             env,
             endpoint,
             inputs,
-            EpisodeConfig(rate_hz=config.rate_hz, executor={"strategy": config.strategy}),
+            EpisodeConfig(
+                rate_hz=config.rate_hz, executor={"strategy": config.strategy}, realtime_factor=config.realtime_factor
+            ),
             config.instruction,
             fast_render=config.render == "fast",
             stream=stream,
@@ -287,8 +312,10 @@ def evaluate(config: EvalConfig, say: Callable[[str], None] | None = None) -> di
     summary = summarize(outcomes, time.monotonic() - t0)
     summary["policy"] = str(directory)
     summary["env"] = config.env
+    summary["robot"] = env_robot
     summary["replan_steps"] = inputs.replan_steps
     summary["strategy"] = config.strategy
+    summary["realtime_factor"] = config.realtime_factor
     out.mkdir(parents=True, exist_ok=True)
     detail = {**summary, "per_episode": per_episode(outcomes)}
     (out / "summary.json").write_text(json.dumps(json_safe(detail), indent=2, allow_nan=False))

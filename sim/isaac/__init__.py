@@ -7,4 +7,12 @@ this package and :mod:`sim.isaac.arm` is light everywhere, Isaac Lab is imported
 - :mod:`sim.isaac.scene`: the pick-cube scene's table and cube, read from our scene MJCF.
 - :mod:`sim.isaac.world`: the Isaac Lab simulation (one per process) holding the robot, table and cube.
 - :mod:`sim.isaac.arm`: the Panda behind :class:`rcs.devices.Arm`, registered as ``"isaac/panda"``.
+- :mod:`sim.isaac.mirror`: pixels: Isaac's state drawn by MuJoCo's renderer from the same scene MJCF.
+
+Importing this package sets MuJoCo's OpenGL backend (:mod:`sim.mujoco.gl`, no mujoco import): Isaac Lab and the
+mirror import mujoco, and MuJoCo reads ``MUJOCO_GL`` once, at its first import.
 """
+
+from sim.mujoco.gl import configure_gl
+
+configure_gl()

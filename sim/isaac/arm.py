@@ -46,6 +46,11 @@ class IsaacArm(Arm):
         limit_policy: ``"raise"`` or ``"clip"``.
         num_envs: copies of the scene simulated together (Isaac Lab's vectorization); this arm reads and drives
             env 0, :attr:`world` gives batched access to all of them (e.g. :meth:`IsaacWorld.set_ctrl_all`).
+
+    Attributes:
+        simulation: an :class:`sim.isaac.mirror.IsaacMirror`, the scene MJCF drawn by MuJoCo at env 0's Isaac state
+            (pixels only: physics is Isaac's), so ``make_camera("sim/mujoco", robot=arm, ...)`` works unchanged.
+        camera_names: the scene MJCF's cameras.
     """
 
     def __init__(
@@ -112,6 +117,12 @@ class IsaacArm(Arm):
         self._aidx = np.array([w.actuator_names.index(n) for n in spec.joint_names])
         self._gidx = [(w.joint_names.index(n), c) for n, c in self._grip_joints]
         self._target = np.asarray(w.layout.target, dtype=float)
+        from sim.isaac.mirror import IsaacMirror
+
+        #: pixels: the scene MJCF drawn by MuJoCo at Isaac's state (sim.isaac.mirror); cameras render it
+        self.simulation = IsaacMirror(w, scene_mjcf, physics_dt)
+        m = self.simulation.model
+        self.camera_names: tuple[str, ...] = tuple(m.camera(i).name for i in range(m.ncam))
         self.reset()
 
     # -- Arm hooks ----------------------------------------------------------------------------------
@@ -176,7 +187,7 @@ class IsaacArm(Arm):
         for name, v in self._home_ctrl.items():
             ctrl[self.world.actuator_names.index(name)] = v
         self.world.reset(self._home_joints, ctrl)
-        self._target = np.asarray(self.world.layout.target, dtype=float)
+        self.set_marker("target", np.asarray(self.world.layout.target, dtype=float))
 
     # -- ObjectTracker / SceneControl -------------------------------------------------------------------
     def object_pose(self, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -200,10 +211,12 @@ class IsaacArm(Arm):
         self.world.sim.forward()
 
     def set_marker(self, name: str, position: np.ndarray) -> None:
-        """Move the visual marker ``"target"`` to ``position`` (3,) m, world frame (kept, not rendered)."""
+        """Move the visual marker ``"target"`` to ``position`` (3,) m, world frame (drawn by :attr:`simulation`;
+        Isaac simulates no marker)."""
         if name != "target":
             raise UnknownNameError("marker", name, ["target"])
         self._target = as_vector(f"{name}.position", position, 3)
+        self.simulation.set_marker(self._target)
 
 
 def make_isaac_panda(**config: Any) -> IsaacArm:

@@ -16,12 +16,14 @@ from typing import Any
 
 import numpy as np
 
+from sim.isaac import throughput
+
 REPO = Path(__file__).resolve().parents[2]
 PANDA_MJCF = REPO / "sim" / "models" / "panda" / "panda.xml"
 
 #: moves every arm joint, away from the table all the way (TCP >= 0.39 m on the straight joint path), with a
 #: gravity load that the servos alone hold only to 6.8 mrad (MuJoCo, gravity compensation off)
-REACH = (0.3, 0.2, 0.2, -1.7, 0.3, 2.0, 1.0)
+REACH = throughput.REACH
 
 
 def reach_and_hold(args: dict[str, Any]) -> dict[str, Any]:
@@ -119,39 +121,165 @@ def convert_error(args: dict[str, Any]) -> dict[str, Any]:
 
 
 def batched_reach(args: dict[str, Any]) -> dict[str, Any]:
-    """``num_envs`` Pandas on ``device`` (Isaac Lab's vectorization) all commanded REACH: physics steps/s of the
-    whole batch over ``steps`` steps (after 20 warm-up steps that compile or load the kernels) and the worst
-    joint error over every env at the end (rad)."""
-    import rcs
+    """``num_envs`` Pandas on ``device`` all commanded REACH (:func:`sim.isaac.throughput.measure`, the benchmark's
+    own measurement): throughput and the worst joint error over every env at the end (rad)."""
+    return throughput.measure(
+        num_envs=int(args.get("num_envs", 4)), device=str(args.get("device", "cpu")), steps=int(args.get("steps", 300))
+    )
 
-    n, device, steps = int(args.get("num_envs", 4)), str(args.get("device", "cpu")), int(args.get("steps", 300))
-    t0 = time.monotonic()
-    arm = rcs.make_robot("isaac/panda", device=device, num_envs=n)
-    out: dict[str, Any] = {"num_envs": n, "device": device, "build_s": time.monotonic() - t0}
-    world = arm.world
-    ctrl = world.ctrl(0)
-    for name, q in zip(arm.spec.joint_names, REACH, strict=True):
-        ctrl[world.actuator_names.index(name)] = q
-    world.set_ctrl_all(ctrl)
-    joints = [world.joint_names.index(name) for name in arm.spec.joint_names]
-    t1 = time.monotonic()
-    world.step(20)
-    world.joint_positions()  # waits for the device
-    out["first_steps_s"] = time.monotonic() - t1
-    t2 = time.monotonic()
-    world.step(steps)
-    q = world.joint_positions()[:, joints]  # waits for the device
-    wall = time.monotonic() - t2
-    out["steps_per_s"] = steps / wall
-    out["env_steps_per_s"] = n * steps / wall
-    out["realtime_factor_per_env"] = steps * world.config.physics_dt / wall
-    out["max_error"] = float(np.abs(q - np.asarray(REACH)).max())
-    out["sim_time"] = (steps + 20) * world.config.physics_dt
+
+def _image_difference(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
+    """Mean absolute difference over pixels and channels (0-255) and the fraction of pixels with some channel
+    differing by more than 30."""
+    d = np.abs(a.astype(int) - b.astype(int))
+    return {"mean_abs": float(d.mean()), "changed": float((d.max(axis=2) > 30).mean())}
+
+
+def mirror_pixels(args: dict[str, Any]) -> dict[str, Any]:
+    """The ``front`` camera of isaac/panda (Isaac physics, MuJoCo mirror pixels) next to sim/panda (MuJoCo):
+
+    1. both at home with the cube and the target marker at the same poses: ``same_state`` difference;
+    2. both commanded REACH with the gripper closed for 1 s of their own physics: ``after_move`` difference
+       (the arm is drawn where Isaac put it), and ``moved`` (Isaac's image before vs after: the arm moved).
+
+    ``stale_mirror``: the mirror never synchronises (what the test must catch).
+    """
+    import rcs
+    from rcs.registry import make_camera
+
+    if args.get("stale_mirror"):
+        import sim.isaac.mirror as mirror
+
+        mirror.IsaacMirror.sync = lambda self: None
+    size = int(args.get("size", 128))
+    cube_p, cube_q = np.array([0.55, 0.12, 0.02]), np.array([0.9238795, 0.0, 0.0, 0.3826834])  # 45 deg yaw
+    target = np.array([0.45, -0.15, 0.25])
+    isaac, mj = rcs.make_robot("isaac/panda"), rcs.make_robot("sim/panda")
+    cams = [make_camera("sim/mujoco", robot=r, name="front", width=size, height=size) for r in (isaac, mj)]
+    out: dict[str, Any] = {}
+    with isaac, mj:
+        for r in (isaac, mj):
+            r.reset()
+            r.set_object_pose("cube", cube_p, cube_q)
+            r.set_marker("target", target)
+        for c in cams:
+            c.connect()
+        before = [c.read().image for c in cams]
+        out["same_state"] = _image_difference(*before)
+        out["extrinsics_error"] = float(np.abs(cams[0].read().extrinsics - cams[1].read().extrinsics).max())
+        for r in (isaac, mj):
+            r.command_joint_positions(np.asarray(REACH))
+            r.command_gripper(0.0)
+            r.advance(1.0)
+        out["joint_error"] = float(np.abs(isaac.read().joint_positions - mj.read().joint_positions).max())
+        after = [c.read().image for c in cams]
+        out["after_move"] = _image_difference(*after)
+        out["moved"] = _image_difference(before[0], after[0])
+        out["syncs"] = isaac.simulation.syncs
+        try:
+            isaac.simulation.advance(0.01)
+            out["mirror_steps"] = True
+        except Exception as e:  # the mirror must refuse to integrate physics of its own
+            out["mirror_steps"] = False
+            out["mirror_step_error"] = str(e)
+        for c in cams:
+            c.close()
+    return out
+
+
+def env_steps(args: dict[str, Any]) -> dict[str, Any]:
+    """``rcs/PandaPickCube-v0`` on ``robot`` with the shipped policy's camera (front 96x96): the cube and target
+    placed by ``reset(seed)`` for each of ``seeds``, then ``steps`` env steps of an absolute Cartesian action 5 cm
+    below the start TCP with the gripper open (observation keys, image checks, task measures)."""
+    import gymnasium as gym
+
+    import rcs.envs  # noqa: F401  (registers the env ids)
+    from rcs.envs.base import CameraConfig
+
+    env = gym.make(
+        "rcs/PandaPickCube-v0", robot=args.get("robot", "isaac/panda"), cameras=(CameraConfig("front", 96, 96),)
+    )
+    out: dict[str, Any] = {"placements": {}}
+    try:
+        for seed in args.get("seeds", [10000, 10001, 10002]):
+            obs, _ = env.reset(seed=seed)
+            out["placements"][str(seed)] = {
+                k: obs[k].tolist() for k in ("cube_position", "cube_quaternion", "target_position")
+            }
+        obs0 = obs
+        action = np.concatenate([obs0["tcp_position"] - [0.0, 0.0, 0.05], [np.pi, 0.0, 0.0], [1.0]]).astype(np.float32)
+        images = [obs0["image_front"]]
+        for _ in range(int(args.get("steps", 10))):
+            obs, reward, terminated, truncated, info = env.step(action)
+            images.append(obs["image_front"])
+        out["keys"] = sorted(obs)
+        out["image"] = {"shape": list(obs["image_front"].shape), "dtype": str(obs["image_front"].dtype)}
+        out["image_change"] = _image_difference(images[0], images[-1])
+        out["tcp_dz"] = float(obs["tcp_position"][2] - obs0["tcp_position"][2])
+        out["info"] = {k: (bool(v) if isinstance(v, (bool, np.bool_)) else float(v)) for k, v in info.items()}
+        out["reward"] = float(reward)
+        out["terminated"], out["truncated"] = bool(terminated), bool(truncated)
+        out["in_space"] = bool(env.observation_space.contains(obs))
+    finally:
+        env.close()
+    return out
+
+
+def expert_grasp(args: dict[str, Any]) -> dict[str, Any]:
+    """The scripted expert (rcs.experts.pick_cube) on ``rcs/PandaPickCube-v0`` with ``robot``, one episode per seed
+    of ``seeds`` (at most ``steps`` env steps, no cameras): per seed the outcome and contact figures to compare
+    engines: ``push_mm`` (how far the cube slid on the table before the fingers closed), ``grip_width`` (the
+    normalized finger opening once closed on the cube), ``slip_mm`` (how far the cube moved relative to the TCP
+    while carried), ``lift_mm`` (highest cube lift)."""
+    import gymnasium as gym
+
+    import rcs.envs  # noqa: F401  (registers the env ids)
+    from rcs.experts.pick_cube import PickCubeExpert
+
+    env = gym.make("rcs/PandaPickCube-v0", robot=args.get("robot", "isaac/panda"))
+    u = env.unwrapped
+    out: dict[str, Any] = {}
+    try:
+        for seed in args.get("seeds", [10000, 10001, 10002]):
+            obs, _ = env.reset(seed=seed)
+            expert = PickCubeExpert(u.scene, u.dt)
+            cube0 = obs["cube_position"].copy()
+            push, width, offsets, lift, steps, success = 0.0, float("nan"), [], 0.0, 0, False
+            for step in range(1, int(args.get("steps", 200)) + 1):
+                steps = step
+                action = expert(obs)
+                obs, _, terminated, _, info = env.step(action)
+                cube, tcp = obs["cube_position"], obs["tcp_position"]
+                lift = max(lift, float(cube[2] - cube0[2]))
+                closed = action[-1] < 0.5 and obs["gripper"][0] < 0.9
+                if not closed and not offsets:
+                    push = max(push, float(np.linalg.norm(cube[:2] - cube0[:2])))
+                if closed and cube[2] - cube0[2] > 0.01:  # carried
+                    offsets.append((cube - tcp).astype(float))
+                    width = float(obs["gripper"][0])
+                if info["is_success"] or terminated:
+                    success = bool(info["is_success"])
+                    break
+            off = np.array(offsets) if offsets else np.zeros((1, 3))
+            out[str(seed)] = {
+                "success": success,
+                "steps": steps,
+                "push_mm": 1e3 * push,
+                "grip_width": width,
+                "slip_mm": 1e3 * float(np.linalg.norm(off.max(axis=0) - off.min(axis=0))),
+                "lift_mm": 1e3 * lift,
+                "final_cube_to_target_mm": 1e3 * float(info["cube_to_target"]),
+            }
+    finally:
+        env.close()
     return out
 
 
 SCENARIOS = {
+    "expert_grasp": expert_grasp,
     "reach_and_hold": reach_and_hold,
+    "mirror_pixels": mirror_pixels,
+    "env_steps": env_steps,
     "batched_reach": batched_reach,
     "convert_twice": convert_twice,
     "convert_error": convert_error,
