@@ -16,24 +16,10 @@ VENV=.venv-franky-sim
 SPEC=("franky-sim==1.0.4")
 CHECK="import franky_sim, franky_sim.mujoco_simulator, mujoco, numpy, pinocchio"
 
-source scripts/find_python312.sh
+source scripts/side_venv.sh
 
-stamp=$VENV/.rcs-franky-sim-installed
-want="${SPEC[*]}"
-if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  if [ ! -x "$VENV/bin/python" ]; then
-    py=$(find_python) || { log "ERROR: need python3.12 (on PATH, in pyenv, or /usr/bin)"; exit 1; }
-    log "creating $VENV with $py"
-    "$py" -m venv "$VENV"
-    # keep the venv out of git without touching the repo's .gitignore
-    printf '*\n' > "$VENV/.gitignore"
-  fi
-  t0=$SECONDS
-  log "installing ${SPEC[*]}"
-  "$VENV/bin/python" -m pip install -q --upgrade pip
-  "$VENV/bin/python" -m pip install -q "${SPEC[@]}"
-  printf '%s' "$want" > "$stamp"
-  log "franky-sim installed in $((SECONDS - t0)) s"
-fi
+ensure_side_venv "$VENV" franky-sim "${SPEC[@]}"
+# keep the venv out of git without touching the repo's .gitignore
+[ -f "$VENV/.gitignore" ] || printf '*\n' > "$VENV/.gitignore"
 "$VENV/bin/python" -c "$CHECK" || { log "ERROR: import check failed in $VENV"; exit 1; }
 log "ready: $VENV ($("$VENV/bin/python" -c 'import importlib.metadata as m; print("franky-sim", m.version("franky-sim"), "mujoco", m.version("mujoco"))'))"

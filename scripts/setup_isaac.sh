@@ -20,24 +20,10 @@ REPO_SPEC=(-e ".[sim]")
 TEST_SPEC=("pytest>=8" "pytest-timeout>=2.3")
 CHECK="import isaaclab, isaaclab_newton, newton, warp, mujoco_usd_converter, mujoco, mink, imageio, zmq, msgpack, yaml, rcs, sim.isaac.arm"
 
-source scripts/find_python312.sh
+source scripts/side_venv.sh
 
-# 1. The venv with Isaac Lab and the converter (a stamp records exactly what was installed).
-stamp=$VENV/.rcs-isaac-installed
-want="${ISAAC_SPEC[*]}"
-if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  if [ ! -x "$VENV/bin/python" ]; then
-    py=$(find_python) || { log "ERROR: need python3.12 (on PATH, in pyenv, or /usr/bin)"; exit 1; }
-    log "creating $VENV with $py"
-    "$py" -m venv "$VENV"
-  fi
-  t0=$SECONDS
-  log "installing ${ISAAC_SPEC[*]} (about 6 min and 8 GB the first time)"
-  "$VENV/bin/python" -m pip install -q --upgrade pip
-  "$VENV/bin/python" -m pip install -q "${ISAAC_SPEC[@]}"
-  printf '%s' "$want" > "$stamp"
-  log "Isaac Lab installed in $((SECONDS - t0)) s"
-fi
+# 1. The venv with Isaac Lab and the converter (about 6 min and 8 GB the first time).
+ensure_side_venv "$VENV" isaac "${ISAAC_SPEC[@]}"
 
 # 2. This repo, editable, with the sim extra only (no lerobot: it would move torch).
 core_stamp=$VENV/.rcs-core-installed

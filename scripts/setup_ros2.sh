@@ -30,24 +30,10 @@ ROS_SPEC=(
 )
 CHECK="import rclpy, sensor_msgs.msg, geometry_msgs.msg, trajectory_msgs.msg, nav_msgs.msg, diagnostic_msgs.msg, std_srvs.srv, ament_index_python, rcs.remote.client, zmq, msgpack, yaml"
 
-source scripts/find_python312.sh
+source scripts/side_venv.sh
 
-# 1. The venv with the ROS wheels (a stamp records exactly what was installed).
-stamp=$VENV/.rcs-ros2-installed
-want="${ROS_SPEC[*]}"
-if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  if [ ! -x "$VENV/bin/python" ]; then
-    py=$(find_python) || { log "ERROR: need python3.12 (on PATH, in pyenv, or /usr/bin)"; exit 1; }
-    log "creating $VENV with $py"
-    "$py" -m venv "$VENV"
-  fi
-  t0=$SECONDS
-  log "installing ${ROS_SPEC[*]}"
-  "$VENV/bin/python" -m pip install -q --upgrade pip
-  "$VENV/bin/python" -m pip install -q "${ROS_SPEC[@]}"
-  printf '%s' "$want" > "$stamp"
-  log "ROS 2 wheels installed in $((SECONDS - t0)) s"
-fi
+# 1. The venv with the ROS wheels.
+ensure_side_venv "$VENV" ros2 "${ROS_SPEC[@]}"
 
 # 2. The light rcs core (editable, no extras): the nodes talk to the stack through its ZeroMQ interfaces.
 core_stamp=$VENV/.rcs-core-installed
