@@ -7,9 +7,11 @@ device (``/dev/input/eventN``, exact press and release).
 - **dead-man** (space by default): the policy drives the arm only while the key is held; released, the arm holds
   where it is. A terminal reports no releases, only the key's auto-repeat, so "held" means: the last press or
   repeat is younger than ``repeat_gap_s`` (after a lone first press, ``first_repeat_s``: terminals wait about
-  0.25-0.6 s before they start repeating). Events are timed when read, so a reader that fell behind sees several
-  buffered repeats at one instant; they count as repeats (``repeat_gap_s``), never as a fresh press whose longer
-  window would keep the arm engaged after the operator let go. An input device reports the release itself.
+  0.25-0.6 s before they start repeating). A terminal's keys carry the earliest instant they can have arrived
+  (:meth:`rcs.teleop.keyboard.KeySource.events`), so a reader that fell behind (a loaded host) sees the buffered
+  repeats as old as they may be: the hold ends early, never late (the arm pauses; the next repeat engages again).
+  Repeats read in one batch count as repeats (``repeat_gap_s``), never as a fresh press whose longer window would
+  keep the arm engaged after the operator let go. An input device reports the release itself.
 - **e-stop** (``e`` or Esc): latches the robot server's e-stop (the arm brakes and holds until reset); the run ends.
 - **quit** (``q`` or Ctrl-C): the arm holds and the run ends normally.
 """

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import rcs
+from rcs.control.priorities import PATH_PRIORITY, promote_current_thread
 from rcs.deploy.operator import OperatorConsole, OperatorEvent
 from rcs.deploy.preflight import Preflight, calibration_detail, check_checkpoint_against_robot
 from rcs.deploy.shadow import ShadowLimits, shadow_run
@@ -410,6 +411,10 @@ class Deployment:
         self._replies0 = link.replies
         confirmed = time.monotonic()
         engaged_since: float | None = None
+        first_armed: float | None = None  # when the first ENGAGE armed the robot, until the policy drives it
+        if server.config.realtime:
+            # the dead-man key is read here: it must not wait behind ordinary work on a busy host
+            promote_current_thread("rcs deploy operator keys", PATH_PRIORITY)
         while True:
             now = time.monotonic()
             if cfg.duration_s is not None and now - confirmed >= cfg.duration_s:
@@ -445,11 +450,13 @@ class Deployment:
                 client.set_armed(True)
                 engaged_since = time.monotonic()
                 if "engaged" not in self.report.timings_s:
-                    self._wait_running(server)
+                    first_armed = engaged_since
             elif OperatorEvent.HOLD in events and engaged_since is not None:
                 client.set_armed(False)
                 self.report.engaged_s += time.monotonic() - engaged_since
-                engaged_since = None
+                engaged_since = first_armed = None  # let go before the policy drove: the next press times it
+            if first_armed is not None and self._policy_drives(server, first_armed):
+                first_armed = None
         if engaged_since is not None:
             self.report.engaged_s += time.monotonic() - engaged_since
         self.report.engaged_s = round(self.report.engaged_s, 3)
@@ -459,18 +466,18 @@ class Deployment:
         """Why the robot stopped its control loop (link lost, device fault), ``""`` while it runs."""
         return "" if server.loop.running else f"the robot stopped the control loop: {server.loop.error}"
 
-    def _wait_running(self, server: Any) -> None:
-        """Record when the policy first drives the robot (the watchdog's stage is ``running``)."""
-        armed = time.monotonic()
-        while time.monotonic() - armed < ENGAGE_TIMEOUT_S:
-            if server.task.stage.value == "running":
-                self._mark("engaged")
-                self.report.timings_s["engage_after_confirm"] = round(
-                    self.report.timings_s["engaged"] - self.report.timings_s["confirmed"], 3
-                )
-                return
-            time.sleep(0.002)
-        raise RcsError(f"armed, but the policy did not drive the robot within {ENGAGE_TIMEOUT_S:.0f} s")
+    def _policy_drives(self, server: Any, armed: float) -> bool:
+        """Whether the policy drives the robot since the first arming at ``armed`` (monotonic s); records when it
+        first did. Checked once per poll, never waited on: the dead-man key is read in the same loop."""
+        if server.task.stage.value == "running":
+            self._mark("engaged")
+            self.report.timings_s["engage_after_confirm"] = round(
+                self.report.timings_s["engaged"] - self.report.timings_s["confirmed"], 3
+            )
+            return True
+        if time.monotonic() - armed > ENGAGE_TIMEOUT_S:
+            raise RcsError(f"armed, but the policy did not drive the robot within {ENGAGE_TIMEOUT_S:.0f} s")
+        return False
 
     def _policy_problem(self, link: Any) -> str:
         """Why the run must end because of the policy side (the link was lost), else ``""``."""

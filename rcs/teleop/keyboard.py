@@ -24,6 +24,7 @@ Esc, Ctrl-C               quit (discards the episode in progress)
 
 from __future__ import annotations
 
+import math
 import os
 import select
 import struct
@@ -65,7 +66,9 @@ GRIPPER_KEY = "space"
 
 @dataclass(frozen=True)
 class KeyEvent:
-    """One key event: ``key`` name, ``down`` (press or auto-repeat) or release, host monotonic time (s)."""
+    """One key event: ``key`` name, ``down`` (press or auto-repeat) or release, and ``time`` (s): from a terminal the
+    earliest host monotonic instant it can have arrived (see :meth:`KeySource.events`), from an input device the
+    kernel's timestamp of the event."""
 
     key: str
     down: bool
@@ -178,12 +181,14 @@ class KeyboardState:
         self._latch = EventLatch()
         self.gripper = 1.0
 
-    def feed(self, events: list[KeyEvent], releases: bool) -> None:
-        """Apply key events. ``releases``: the source reports releases (evdev) or not (terminal)."""
+    def feed(self, events: list[KeyEvent], releases: bool, now: float) -> None:
+        """Apply key events read at ``now`` (monotonic s). ``releases``: the source reports releases (evdev) or not
+        (terminal; then a press jogs until ``now + hold_s``: a jog the operator watches starts when it is read,
+        even when the reader fell behind)."""
         for ev in events:
             if ev.key in MOTION_KEYS:
                 if ev.down:
-                    self._held[ev.key] = float("inf") if releases else ev.time + self.hold_s
+                    self._held[ev.key] = float("inf") if releases else now + self.hold_s
                 else:
                     self._held.pop(ev.key, None)
             elif ev.down and not ev.repeat:
@@ -220,6 +225,7 @@ class KeySource:
         self._own_fd = False
         self._fd: int | None = None
         self._saved_tty: Any = None
+        self._empty_at = math.nan  # monotonic s: when the source was last found with nothing to read
 
     @property
     def releases(self) -> bool:
@@ -252,6 +258,7 @@ class KeySource:
             self._fd = fd
             self._saved_tty = termios.tcgetattr(fd)
             tty.setcbreak(fd)
+            self._empty_at = time.monotonic()  # what is typed from now on arrived after this
         else:
             try:
                 self._fd = os.open(self.device, os.O_RDONLY | os.O_NONBLOCK)
@@ -280,19 +287,26 @@ class KeySource:
         return bool(ready)
 
     def events(self) -> list[KeyEvent]:
-        """Every key event read so far (without blocking); raises NotConnectedError when the device is gone."""
+        """Every key event read so far (without blocking); raises NotConnectedError when the device is gone.
+
+        A terminal sends no times, so its events are stamped with the earliest instant they can have arrived: when
+        the terminal was last found empty. A reader that fell behind (a loaded host) thus sees the keys as old as
+        they may be, never younger: a hold judged on these stamps ends early under lag, never late.
+        """
         if self._fd is None:
             raise NotConnectedError(f"{self.what} is not connected: call connect() or use 'with'")
-        now = time.monotonic()
+        arrived_after = self._empty_at
         out: list[KeyEvent] = []
         for data in self._reads(self._fd):
-            out.extend(parse_terminal_bytes(data, now) if self.device is None else parse_evdev(data))
+            out.extend(parse_terminal_bytes(data, arrived_after) if self.device is None else parse_evdev(data))
         return out
 
     def _reads(self, fd: int) -> Iterator[bytes]:
         while True:
+            checked = time.monotonic()
             ready, _, _ = select.select([fd], [], [], 0)
             if not ready:
+                self._empty_at = checked
                 return
             try:
                 data = os.read(fd, 4096)
@@ -334,8 +348,9 @@ class KeyboardTeleop(Teleop):
         self.keys.close()
 
     def command(self, obs: dict[str, np.ndarray]) -> TeleopCommand:
-        self.state.feed(self.keys.events(), releases=self.keys.releases)
-        return self.state.command(time.monotonic())
+        now = time.monotonic()
+        self.state.feed(self.keys.events(), releases=self.keys.releases, now=now)
+        return self.state.command(now)
 
     def reset(self, obs: dict[str, np.ndarray]) -> None:
         self.state.gripper = 1.0 if float(np.asarray(obs["gripper"]).reshape(-1)[0]) > 0.5 else 0.0

@@ -75,6 +75,21 @@ def test_terminal_repeats_read_in_one_batch_release_after_the_repeat_gap(termina
     assert time.monotonic() - t0 < 1.0  # first_repeat_s: an old reader held until here at the earliest
 
 
+def test_terminal_repeats_buffered_during_a_stall_do_not_extend_the_hold(terminal):
+    """The reader stalls (a loaded host) while the operator holds, then lets go: the repeats read after the stall
+    may be as old as the stall, so the key counts as released at once, not repeat_gap_s after the late read."""
+    console, master = terminal
+    os.write(master, b" ")
+    assert _poll_for(console, 0.05) == [OperatorEvent.ENGAGE]
+    for _ in range(20):  # 0.8 s of auto-repeat at 25 Hz that nobody reads
+        os.write(master, b" ")
+        time.sleep(0.04)
+    time.sleep(0.1)  # the key was let go; then the reader catches up
+    assert console.poll() == [OperatorEvent.HOLD] and not console.held()
+    os.write(master, b" ")  # still held after all: the next repeat engages again
+    assert _poll_for(console, 0.05) == [OperatorEvent.ENGAGE]
+
+
 def test_terminal_estop_quit_and_confirm(terminal):
     console, master = terminal
     os.write(master, b"e")
