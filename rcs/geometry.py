@@ -28,22 +28,32 @@ def quat_normalize(q: np.ndarray) -> np.ndarray:
 
 
 def quat_multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Hamilton product ``a * b`` of two (w, x, y, z) quaternions."""
-    aw, ax, ay, az = a
-    bw, bx, by, bz = b
-    return np.array(
+    """Hamilton product ``a * b`` of (w, x, y, z) quaternions: (4,) each, or batches (..., 4) that broadcast."""
+    aw, ax, ay, az = np.moveaxis(np.asarray(a, dtype=np.float64), -1, 0)
+    bw, bx, by, bz = np.moveaxis(np.asarray(b, dtype=np.float64), -1, 0)
+    return np.stack(
         [
             aw * bw - ax * bx - ay * by - az * bz,
             aw * bx + ax * bw + ay * bz - az * by,
             aw * by - ax * bz + ay * bw + az * bx,
             aw * bz + ax * by - ay * bx + az * bw,
-        ]
+        ],
+        axis=-1,
     )
 
 
 def quat_conjugate(q: np.ndarray) -> np.ndarray:
-    """Inverse of a unit quaternion (w, x, y, z)."""
-    return np.array([q[0], -q[1], -q[2], -q[3]], dtype=np.float64)
+    """Inverse of a unit quaternion (w, x, y, z): (4,) or a batch (..., 4)."""
+    return np.asarray(q, dtype=np.float64) * np.array([1.0, -1.0, -1.0, -1.0])
+
+
+def quat_rotate(q: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """The vector ``v`` (..., 3) rotated by the unit quaternion ``q`` (..., 4) (w, x, y, z), batches broadcast:
+    ``v' = v + 2 w (u x v) + 2 u x (u x v)`` with ``u`` the quaternion's vector part."""
+    q = np.asarray(q, dtype=np.float64)
+    u = q[..., 1:]
+    t = 2.0 * np.cross(u, v)
+    return np.asarray(v, dtype=np.float64) + q[..., :1] * t + np.cross(u, t)
 
 
 def quat_to_matrix(q: np.ndarray) -> np.ndarray:

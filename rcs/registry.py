@@ -85,6 +85,9 @@ teleops = Registry("teleop", "rcs.teleops")
 #: wire-protocol emulators of physical robots, named like the robot they stand in for (``"hw/so101"``): a factory
 #: ``start(**config) -> rcs.emulator.RobotEmulator`` starts one (its own process) and says how to connect to it.
 emulators = Registry("emulator", "rcs.emulators")
+#: batched envs for ``gym.make_vec`` (rcs.envs.vector), named ``"<task>@<robot>"``: ``make(num_envs, **task config)
+#: -> gymnasium.vector.VectorEnv`` stepping every env in the robot's own simulator at once.
+vector_envs = Registry("batched env", "rcs.vector_envs")
 benchmarks = Registry("benchmark", "rcs.benchmarks")  # entries name modules: add_arguments(parser), run(args)
 #: policy checkpoint kinds for ``rcs serve``: ``loader(path: Path, manifest: dict) -> Policy``.
 policy_loaders = Registry("policy loader", "rcs.policy_loaders")

@@ -8,8 +8,9 @@ Success: cube centre within ``success_threshold`` of the goal.
 
 from __future__ import annotations
 
-import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from gymnasium import spaces
@@ -21,7 +22,7 @@ from rcs.envs.base import EnvConfig, RobotEnv, resolve_config
 from rcs.errors import ConfigError
 from rcs.geometry import quat_from_euler_rpy
 from rcs.recording.features import ENV_STATE_LAYOUT
-from rcs.spec import TableSceneSpec
+from rcs.spec import ArmSpec, TableSceneSpec
 
 
 @dataclass(frozen=True)
@@ -73,14 +74,7 @@ class PickCubeEnv(RobotEnv):
             arm, self.scene, self.dt, config.action_limits
         )
         self.action_space = self.action_mode.space
-        f32 = np.float32
-        state = {
-            **arm_state_spaces(arm.spec),
-            "cube_position": spaces.Box(-np.inf, np.inf, (3,), dtype=f32),
-            "cube_quaternion": spaces.Box(-1.0, 1.0, (4,), dtype=f32),
-            "target_position": spaces.Box(-np.inf, np.inf, (3,), dtype=f32),
-        }
-        self.observation_space = spaces.Dict({**state, **self._image_spaces()})
+        self.observation_space = spaces.Dict({**pick_cube_state_spaces(arm.spec), **self._image_spaces()})
         self._target: np.ndarray = np.zeros(3)
 
     def _action_labels(self) -> tuple[str, ...]:
@@ -117,14 +111,55 @@ class PickCubeEnv(RobotEnv):
         return {"cube_position": cube_p.astype(np.float32), "cube_quaternion": cube_q.astype(np.float32)}
 
     def _task_info(self, obs: dict) -> dict:
-        d_goal = math.dist(obs["cube_position"], obs["target_position"])
-        d_reach = math.dist(obs["tcp_position"], obs["cube_position"])
-        return {"is_success": d_goal < self.config.success_threshold, "cube_to_target": d_goal, "tcp_to_cube": d_reach}
+        m = pick_cube_measures(obs, self.config.success_threshold)
+        return {"is_success": bool(m["is_success"]), **{k: float(m[k]) for k in ("cube_to_target", "tcp_to_cube")}}
 
     def _reward(self, obs: dict, info: dict) -> float:
-        """Dense shaping: approach the cube, then bring it to the goal; +1 on success."""
-        return float(info["is_success"]) - 0.5 * info["tcp_to_cube"] - info["cube_to_target"]
+        """Dense shaping (:func:`pick_cube_reward`)."""
+        return float(pick_cube_reward(info))
 
     def failure_reason(self, obs: dict, info: dict) -> str | None:
         """The episode ends early if the cube fell off the table."""
-        return "cube off the table" if obs["cube_position"][2] < self.scene.table_height - 0.05 else None
+        return "cube off the table" if cube_off_table(obs, self.scene) else None
+
+
+# -- the task's measures, for one observation or a batch (leading axes) ---------------------------------------
+def pick_cube_state_spaces(spec: ArmSpec) -> dict[str, spaces.Box]:
+    """The state part of the pick-cube observation (float32): the arm's keys, the cube pose and the goal."""
+    f32 = np.float32
+    return {
+        **arm_state_spaces(spec),
+        "cube_position": spaces.Box(-np.inf, np.inf, (3,), dtype=f32),
+        "cube_quaternion": spaces.Box(-1.0, 1.0, (4,), dtype=f32),
+        "target_position": spaces.Box(-np.inf, np.inf, (3,), dtype=f32),
+    }
+
+
+def pick_cube_measures(obs: Mapping[str, np.ndarray], success_threshold: float) -> dict[str, np.ndarray]:
+    """``cube_to_target`` and ``tcp_to_cube`` (m, distances in float64) and ``is_success`` (the cube's centre within
+    ``success_threshold`` m of the goal) of an observation, or of a batch (arrays (..., 3) give (...,))."""
+
+    def dist(a: str, b: str) -> np.ndarray:
+        return np.linalg.norm(np.asarray(obs[a], np.float64) - np.asarray(obs[b], np.float64), axis=-1)
+
+    d_goal = dist("cube_position", "target_position")
+    return {
+        "is_success": d_goal < success_threshold,
+        "cube_to_target": d_goal,
+        "tcp_to_cube": dist("tcp_position", "cube_position"),
+    }
+
+
+def pick_cube_reward(measures: Mapping[str, Any]) -> np.ndarray:
+    """Dense shaping: approach the cube, then bring it to the goal; +1 on success:
+    ``r = [success] - 0.5 |tcp - cube| - |cube - goal|`` (m)."""
+    return (
+        np.asarray(measures["is_success"], np.float64)
+        - 0.5 * np.asarray(measures["tcp_to_cube"])
+        - np.asarray(measures["cube_to_target"])
+    )
+
+
+def cube_off_table(obs: Mapping[str, np.ndarray], scene: TableSceneSpec) -> np.ndarray:
+    """Whether the cube fell off the table: its centre more than 5 cm below the table top."""
+    return np.asarray(obs["cube_position"])[..., 2] < scene.table_height - 0.05

@@ -1,7 +1,8 @@
 """Gymnasium registration of the rcs envs (ids ``rcs/...``).
 
 Called when :mod:`rcs.envs` is imported; safe to call again. Every id takes keyword overrides of its config, e.g.
-``gym.make("rcs/PandaPickCube-v0", control_mode="joint", relative=True)``.
+``gym.make("rcs/PandaPickCube-v0", control_mode="joint", relative=True)``. The pick-cube ids also have a batched
+form: ``gym.make_vec(id, num_envs=N, ...)`` (:mod:`rcs.envs.vector`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,12 @@ from rcs.errors import ConfigError
 
 if TYPE_CHECKING:
     from rcs.envs.base import RobotEnv
+
+#: ids with a batched form for ``gym.make_vec`` (rcs.envs.vector), by id
+VECTOR_ENTRY_POINTS: dict[str, str] = {
+    "rcs/PandaPickCube-v0": "rcs.envs.vector:make_pick_cube_vector",
+    "rcs/SO101PickCube-v0": "rcs.envs.vector:make_pick_cube_vector",
+}
 
 ENVS: dict[str, tuple[str, dict]] = {
     "rcs/PandaPickCube-v0": ("rcs.envs.pick_cube:PickCubeEnv", {"robot": "sim/panda"}),
@@ -35,7 +42,13 @@ def register_envs() -> None:
     for env_id, (entry_point, kwargs) in ENVS.items():
         if env_id not in gym.registry:
             # Truncation is the env's own (config.max_episode_steps), so no TimeLimit wrapper is added.
-            gym.register(id=env_id, entry_point=entry_point, kwargs=kwargs, disable_env_checker=True)
+            gym.register(
+                id=env_id,
+                entry_point=entry_point,
+                vector_entry_point=VECTOR_ENTRY_POINTS.get(env_id),
+                kwargs=kwargs,
+                disable_env_checker=True,
+            )
 
 
 def build_env(env_id: str, **overrides: Any) -> RobotEnv:

@@ -22,12 +22,12 @@ from rcs.errors import ConfigError, UnknownNameError
 from rcs.types import ArmState
 from rcs.validation import LimitPolicy, as_vector
 from sim.isaac.availability import require_isaaclab
+from sim.isaac.robot_map import GRIPPER, RobotMap, keyframe_home
 
 if TYPE_CHECKING:
     from sim.isaac.world import IsaacWorld
     from sim.mujoco.arm import ArmDescription
 
-GRIPPER = "gripper"
 _FACTORY_KEYS = ("device", "physics_dt", "limit_policy", "scene", "num_envs")
 
 
@@ -78,44 +78,21 @@ class IsaacArm(Arm):
         robot_mjcf = MODELS_DIR / description.robot_model
         scene_mjcf = MODELS_DIR / description.scenes[scene].model
         robot_model = mujoco.MjModel.from_xml_path(str(robot_mjcf))
+        scene_model = mujoco.MjModel.from_xml_path(str(scene_mjcf))
         self._kinematics = MinkKinematics(robot_model, spec.joint_names, spec.tcp_frame, spec.base_frame)
-        # gripper transmission: the "gripper" actuator drives a fixed tendon = sum(coef * finger joint)
-        self._grip_joints: list[tuple[str, float]] = []
-        self._grip_range = np.zeros(2)
-        if spec.gripper is not None:
-            a = robot_model.actuator(GRIPPER)
-            if int(a.trntype[0]) != int(mujoco.mjtTrn.mjTRN_TENDON):
-                raise ConfigError(f"{robot_mjcf}: actuator {GRIPPER!r} must drive a fixed tendon")
-            t = int(a.trnid[0])
-            adr, num = robot_model.tendon_adr[t], robot_model.tendon_num[t]
-            for w in range(adr, adr + num):
-                self._grip_joints.append(
-                    (robot_model.joint(int(robot_model.wrap_objid[w])).name, float(robot_model.wrap_prm[w]))
-                )
-            self._grip_range = a.ctrlrange.copy()
-        self._home_ctrl = {n: float(q) for n, q in zip(spec.joint_names, spec.home, strict=True)}
-        if spec.gripper is not None:
-            self._home_ctrl[GRIPPER] = float(self._grip_range[1])  # open
-        # the keyframe "home" of the MuJoCo scene holds every joint of the robot (arm and fingers)
-        key_model = mujoco.MjModel.from_xml_path(str(scene_mjcf))
-        key = mujoco.MjData(key_model)
-        mujoco.mj_resetDataKeyframe(key_model, key, key_model.key("home").id)
-        robot_joints = [robot_model.joint(j).name for j in range(robot_model.njnt)]
-        self._home_joints = {j: float(key.joint(j).qpos[0]) for j in robot_joints}
         self.world: IsaacWorld = get_world(
             WorldConfig(
                 robot_mjcf=robot_mjcf,
                 scene_mjcf=scene_mjcf,
-                default_joint_pos=tuple(self._home_joints.items()),
+                default_joint_pos=tuple(keyframe_home(robot_model, scene_model).items()),
                 physics_dt=float(physics_dt),
                 device=device,
                 num_envs=int(num_envs),
             )
         )
         w = self.world
-        self._jidx = np.array([w.joint_names.index(n) for n in spec.joint_names])
-        self._aidx = np.array([w.actuator_names.index(n) for n in spec.joint_names])
-        self._gidx = [(w.joint_names.index(n), c) for n, c in self._grip_joints]
+        #: the spec's joints, actuators, gripper and TCP in the world's order (shared with the batched env)
+        self.map = RobotMap(spec, robot_model, scene_model, w)
         self._target = np.asarray(w.layout.target, dtype=float)
         from sim.isaac.mirror import IsaacMirror
 
@@ -138,16 +115,16 @@ class IsaacArm(Arm):
         pass  # the world outlives the arm (one per process); the next arm resets it
 
     def _read(self) -> ArmState:
-        w = self.world
+        w, m = self.world, self.map
         q = w.joint_positions()[0]
         qd = w.joint_velocities()[0]
-        position, quaternion = self._kinematics.forward(q[self._jidx])
+        position, quaternion = self._kinematics.forward(q[m.joints])
         return ArmState(
             timestamp=time.monotonic(),
-            joint_positions=q[self._jidx].copy(),
-            joint_velocities=qd[self._jidx].copy(),
-            joint_efforts=w.actuator_forces()[0][self._aidx].copy(),
-            gripper=self._gripper_reading(q),
+            joint_positions=q[m.joints].copy(),
+            joint_velocities=qd[m.joints].copy(),
+            joint_efforts=w.actuator_forces()[0][m.actuators].copy(),
+            gripper=float(m.grip_width(q)),
             tcp_position=position,
             tcp_quaternion=quaternion,
         )
@@ -156,15 +133,7 @@ class IsaacArm(Arm):
         self.world.set_ctrl(dict(zip(self.spec.joint_names, (float(v) for v in q), strict=True)))
 
     def _write_gripper(self, width: float) -> None:
-        closed, opened = self._grip_range
-        self.world.set_ctrl({GRIPPER: float(closed + width * (opened - closed))})
-
-    def _gripper_reading(self, q: np.ndarray) -> float:
-        if not self._gidx:
-            return float("nan")
-        closed, opened = self._grip_range
-        length = sum(c * q[i] for i, c in self._gidx)
-        return min(1.0, max(0.0, (length - closed) / (opened - closed)))
+        self.world.set_ctrl({GRIPPER: float(self.map.grip_ctrl(width))})
 
     # -- Simulated ----------------------------------------------------------------------------------
     @property
@@ -183,10 +152,7 @@ class IsaacArm(Arm):
 
         ``seed`` is accepted for the ``Simulated`` protocol; this backend has no domain randomization yet.
         """
-        ctrl = self.world.ctrl()
-        for name, v in self._home_ctrl.items():
-            ctrl[self.world.actuator_names.index(name)] = v
-        self.world.reset(self._home_joints, ctrl)
+        self.world.reset(self.map.home_joints, self.map.home_ctrl)
         self.set_marker("target", np.asarray(self.world.layout.target, dtype=float))
 
     # -- ObjectTracker / SceneControl -------------------------------------------------------------------

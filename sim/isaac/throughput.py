@@ -64,9 +64,51 @@ def measure(num_envs: int = 1, device: str = "cpu", steps: int = 200, warmup: in
     }
 
 
+def measure_task(num_envs: int = 1, device: str = "cpu", steps: int = 20, warmup: int = 2) -> dict[str, Any]:
+    """:func:`time_task` of the batched pick-cube env on ``isaac/panda`` (reuses the process's world when
+    :func:`measure` built the same one)."""
+    return time_task(num_envs, steps, warmup, robot="isaac/panda", robot_config={"device": device})
+
+
+def time_task(num_envs: int, steps: int, warmup: int = 2, **env_config: Any) -> dict[str, Any]:
+    """``gym.make_vec("rcs/PandaPickCube-v0", num_envs, control_mode="joint", **env_config)`` with every env commanded
+    :data:`REACH` (joint actions at the env's 20 Hz: 25 physics steps per env step): ``warmup`` steps, then ``steps``
+    timed ones. The same measurement for Isaac's batched env and MuJoCo's one-env copies (``rcs bench isaac``).
+
+    Returns:
+        ``num_envs``, ``steps_per_s`` (batch steps/s), ``env_steps_per_s`` (env steps/s summed over the envs).
+    """
+    import gymnasium as gym
+
+    import rcs.envs  # noqa: F401  (registers the ids)
+
+    env = gym.make_vec(
+        "rcs/PandaPickCube-v0", num_envs=num_envs, control_mode="joint", max_episode_steps=10_000, **env_config
+    )
+    env.reset(seed=0)
+    action = np.tile(np.r_[REACH, 1.0], (num_envs, 1)).astype(np.float32)
+    for _ in range(warmup):
+        env.step(action)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        env.step(action)
+    wall = time.perf_counter() - t0
+    env.close()
+    return {
+        "num_envs": num_envs,
+        "steps_per_s": round(steps / wall, 2),
+        "env_steps_per_s": round(num_envs * steps / wall, 2),
+    }
+
+
 def main() -> None:
-    """``python -m sim.isaac.throughput '{json keywords of measure}'``: one JSON line on stdout."""
-    result = measure(**json.loads(sys.argv[1] if len(sys.argv) > 1 else "{}"))
+    """``python -m sim.isaac.throughput '{json keywords of measure, "task_steps": K}'``: one JSON line on stdout;
+    with ``task_steps`` > 0 it also holds :func:`measure_task` of ``K`` steps under ``"task"``."""
+    kwargs = json.loads(sys.argv[1] if len(sys.argv) > 1 else "{}")
+    task_steps = int(kwargs.pop("task_steps", 0))
+    result = measure(**kwargs)
+    if task_steps > 0:
+        result["task"] = measure_task(kwargs.get("num_envs", 1), kwargs.get("device", "cpu"), task_steps)
     sys.stdout.flush()
     os.write(1, (json.dumps(result) + "\n").encode())
     os._exit(0)  # skip Isaac Lab's interpreter-exit teardown (seconds, and noisy); the result is out

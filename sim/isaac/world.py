@@ -150,7 +150,7 @@ class IsaacWorld:
             )
         self._solver = NewtonManager._solver
         self._ctrl = NewtonManager.get_control().mujoco.ctrl
-        self._env_origin = self.scene.env_origins.cpu().numpy()[0]
+        self._env_origins = self.scene.env_origins.cpu().numpy().astype(float)  # (num_envs, 3) m
         self.steps = 0
         self.build_seconds = time.monotonic() - t0
         log.info("Isaac world built in %.1f s (%s, %d env(s))", self.build_seconds, config.device, config.num_envs)
@@ -166,19 +166,40 @@ class IsaacWorld:
 
     def cube_pose(self, env: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """The cube's (position (3,) m, quaternion (4,) wxyz) in the world frame of env ``env``."""
-        pose = self.cube.data.root_pose_w.torch[env].cpu().numpy().astype(float)
-        return pose[:3] - self.scene.env_origins[env].cpu().numpy(), np.roll(pose[3:7], 1)
+        position, quaternion = self.cube_poses()
+        return position[env], quaternion[env]
+
+    def cube_poses(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every env's cube: (num_envs, 3) m and (num_envs, 4) wxyz, each in its env's world frame."""
+        return self._local(self.cube.data.root_pose_w.torch)
+
+    def body_poses(self, body: str) -> tuple[np.ndarray, np.ndarray]:
+        """The robot body ``body``'s frame in every env: (num_envs, 3) m and (num_envs, 4) wxyz, each in its env's
+        world frame (the MJCF's body frame, as MuJoCo's ``xpos``/``xquat``)."""
+        if body not in self.robot.body_names:
+            raise ConfigError(f"body={body!r}: the robot's bodies are {', '.join(self.robot.body_names)}")
+        return self._local(self.robot.data.body_link_pose_w.torch[:, self.robot.body_names.index(body)])
+
+    def _local(self, pose_w: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """Isaac world poses (num_envs, 7) xyz + xyzw -> each env's frame: (num_envs, 3) m, (num_envs, 4) wxyz."""
+        pose = pose_w.cpu().numpy().astype(float)
+        return pose[:, :3] - self._env_origins, np.roll(pose[:, 3:7], 1, axis=1)
 
     def set_cube_pose(self, position: np.ndarray, quaternion: np.ndarray, env: int = 0) -> None:
         """Place the cube at rest: ``position`` (3,) m, ``quaternion`` (4,) wxyz, world frame of env ``env``."""
-        origin = self.scene.env_origins[env].cpu().numpy()
-        pose = np.concatenate([np.asarray(position, float) + origin, np.roll(np.asarray(quaternion, float), -1)])
+        self.set_cube_poses([env], np.asarray(position, float)[None], np.asarray(quaternion, float)[None])
+
+    def set_cube_poses(self, env_ids: Sequence[int], position: np.ndarray, quaternion: np.ndarray) -> None:
+        """Place the cubes of ``env_ids`` at rest: ``position`` (k, 3) m, ``quaternion`` (k, 4) wxyz, each in its
+        env's world frame."""
+        ids = np.asarray(env_ids, dtype=int)
+        pose = np.concatenate([position + self._env_origins[ids], np.roll(quaternion, -1, axis=1)], axis=1)
         dev = self.config.device
-        ids = torch.tensor([env], dtype=torch.int32, device=dev)
+        index = torch.tensor(ids, dtype=torch.int32, device=dev)
         self.cube.write_root_pose_to_sim_index(
-            root_pose=torch.tensor(pose[None], dtype=torch.float32, device=dev), env_ids=ids
+            root_pose=torch.tensor(pose, dtype=torch.float32, device=dev), env_ids=index
         )
-        self.cube.write_root_velocity_to_sim_index(root_velocity=torch.zeros((1, 6), device=dev), env_ids=ids)
+        self.cube.write_root_velocity_to_sim_index(root_velocity=torch.zeros((len(ids), 6), device=dev), env_ids=index)
 
     def actuator_forces(self) -> np.ndarray:
         """(num_envs, nu) N m (N for tendons/slides): each actuator's force of the last step, MJCF order."""
@@ -187,54 +208,79 @@ class IsaacWorld:
     # -- commands -----------------------------------------------------------------------------------
     def set_ctrl(self, values: Mapping[str, float] | Sequence[float], env: int = 0) -> None:
         """Set actuator controls (targets, rad or m) of env ``env``: a name -> value map or all, MJCF order."""
-        nu = len(self.actuator_names)
-        ctrl = self._ctrl.numpy()
-        row = ctrl[env * nu : (env + 1) * nu]
+        ctrl = self.ctrl_all()
         if isinstance(values, Mapping):
             for name, v in values.items():
-                row[self.actuator_names.index(name)] = v
+                ctrl[env, self.actuator_names.index(name)] = v
         else:
-            row[:] = values
-        wp.copy(self._ctrl, wp.array(ctrl, dtype=self._ctrl.dtype, device=self._ctrl.device))
+            ctrl[env] = values
+        self.set_ctrl_rows(ctrl)
 
     def set_ctrl_all(self, values: Sequence[float]) -> None:
         """Set every env's actuator controls (targets, rad or m) to ``values`` (nu,), MJCF order."""
-        c = np.tile(np.asarray(values, dtype=np.float64), self.config.num_envs)
+        self.set_ctrl_rows(np.tile(np.asarray(values, dtype=np.float64), (self.config.num_envs, 1)))
+
+    def set_ctrl_rows(self, ctrl: np.ndarray) -> None:
+        """Set the actuator controls of every env: ``ctrl`` (num_envs, nu), MJCF order (rad or m)."""
+        c = np.ascontiguousarray(ctrl, dtype=np.float64).reshape(-1)
         wp.copy(self._ctrl, wp.array(c, dtype=self._ctrl.dtype, device=self._ctrl.device))
 
     def ctrl(self, env: int = 0) -> np.ndarray:
         """(nu,) the current actuator controls of env ``env``, MJCF order."""
-        nu = len(self.actuator_names)
-        return self._ctrl.numpy()[env * nu : (env + 1) * nu].astype(float)
+        return self.ctrl_all()[env]
+
+    def ctrl_all(self) -> np.ndarray:
+        """(num_envs, nu) every env's current actuator controls, MJCF order (a copy)."""
+        return self._ctrl.numpy().reshape(self.config.num_envs, -1).astype(float)
 
     # -- time -----------------------------------------------------------------------------------------
     def reset(self, joint_pos: Mapping[str, float], ctrl: Sequence[float]) -> None:
         """All envs back to ``joint_pos`` at rest (others: the configured defaults), the cube at its keyframe pose,
-        the controls at ``ctrl`` (MJCF order) and each filtered actuator's state at its control.
+        the controls at ``ctrl`` (MJCF order); the step count restarts."""
+        n = self.config.num_envs
+        q = self.robot.data.default_joint_pos.torch.cpu().numpy().astype(float)
+        for name, v in joint_pos.items():
+            q[:, self.joint_names.index(name)] = v
+        cube_q = np.tile([1.0, 0.0, 0.0, 0.0], (n, 1))
+        cube_p = np.tile(np.asarray(self.layout.cube.pos, dtype=float), (n, 1))
+        self.reset_envs(range(n), q, np.tile(np.asarray(ctrl, dtype=float), (n, 1)), cube_p, cube_q)
+        self.steps = 0
+
+    def reset_envs(
+        self,
+        env_ids: Sequence[int],
+        joint_pos: np.ndarray,
+        ctrl: np.ndarray,
+        cube_position: np.ndarray,
+        cube_quaternion: np.ndarray,
+    ) -> None:
+        """Restart the envs ``env_ids`` (the others run on untouched): joints at ``joint_pos`` (k, n) at rest,
+        :attr:`joint_names` order; controls ``ctrl`` (k, nu) MJCF order, each filtered actuator's state at its
+        control; the cube at rest at ``cube_position`` (k, 3) m, ``cube_quaternion`` (k, 4) wxyz.
 
         Writing the joint state is needed: ``sim.reset()`` leaves the joints at zero, not at the configured
         default positions. The actuator filter state (MuJoCo ``act``) is written after the reset is applied
-        (``sim.forward()``), because the solver clears it there; left at zero, the arm would first swing
-        towards the zero pose.
+        (``sim.forward()``), because the solver clears it there for the reset envs; left at zero, the arm would
+        first swing towards the zero pose.
         """
-        n = self.config.num_envs
-        q = self.robot.data.default_joint_pos.torch.clone()
-        for name, v in joint_pos.items():
-            q[:, self.joint_names.index(name)] = v
-        self.robot.write_joint_state_to_sim_index(position=q, velocity=torch.zeros_like(q))
-        for env in range(n):
-            self.set_cube_pose(np.asarray(self.layout.cube.pos), np.array([1.0, 0.0, 0.0, 0.0]), env)
+        ids = np.asarray(env_ids, dtype=int)
+        dev = self.config.device
+        q = torch.tensor(np.asarray(joint_pos, dtype=np.float32), device=dev)
+        index = torch.tensor(ids, dtype=torch.int32, device=dev)
+        self.robot.write_joint_state_to_sim_index(position=q, velocity=torch.zeros_like(q), env_ids=index)
+        self.set_cube_poses(ids, np.asarray(cube_position, float), np.asarray(cube_quaternion, float))
         self.sim.forward()
-        self.set_ctrl_all(ctrl)
+        rows = self.ctrl_all()
+        rows[ids] = ctrl
+        self.set_ctrl_rows(rows)
         act = self._solver.mjw_data.act
         if act.shape[1] > 0:
             a = act.numpy()
             for i, adr in enumerate(self._act_adr):
                 if adr >= 0:
-                    a[:, adr] = ctrl[i]
+                    a[ids, adr] = np.asarray(ctrl)[:, i]
             wp.copy(act, wp.array(a, dtype=act.dtype, device=act.device))
         self.scene.update(0.0)
-        self.steps = 0
 
     def step(self, n: int = 1) -> None:
         """Advance ``n`` physics steps with the controls held."""

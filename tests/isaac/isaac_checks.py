@@ -275,7 +275,108 @@ def expert_grasp(args: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _space(box: Any) -> dict[str, Any]:
+    return {"shape": list(box.shape), "dtype": str(box.dtype), "low": box.low.tolist(), "high": box.high.tolist()}
+
+
+def vector_env(args: dict[str, Any]) -> dict[str, Any]:
+    """``gym.make_vec("rcs/PandaPickCube-v0", num_envs=4, robot="isaac/panda", control_mode="joint")``:
+
+    spaces; seeded placements (twice); env 1 alone commanded away from home; TCP against MuJoCo's kinematics per
+    env; env 2's cube put at its goal (success there only); a per-env restart that leaves the others running;
+    same-step autoreset at ``max_episode_steps``; bad actions and options.
+    """
+    import gymnasium as gym
+
+    import rcs.envs  # noqa: F401  (registers the ids)
+    from rcs.errors import ActionError, ConfigError
+    from rcs.geometry import quat_angle
+
+    n, horizon = 4, 6
+    out: dict[str, Any] = {}
+    env = gym.make_vec(
+        "rcs/PandaPickCube-v0", num_envs=n, robot="isaac/panda", control_mode="joint", max_episode_steps=horizon
+    )
+    out["type"] = type(env).__name__
+    out["single_observation_space"] = {k: _space(b) for k, b in env.single_observation_space.spaces.items()}
+    out["single_action_space"] = _space(env.single_action_space)
+    obs, _ = env.reset(seed=3)
+    first = {k: v.tolist() for k, v in obs.items() if k in ("cube_position", "target_position")}
+    obs, info = env.reset(seed=3)
+    out["reset_repeats"] = all(np.array_equal(obs[k], np.asarray(v, np.float32)) for k, v in first.items())
+    out["distinct_cubes"] = len({tuple(p) for p in obs["cube_position"].round(6).tolist()})
+    out["obs_in_space"] = bool(env.observation_space.contains(obs))
+    home = np.r_[env.arm_spec.home, 1.0].astype(np.float32)
+    actions = np.tile(home, (n, 1))
+    actions[1, 0] += 0.4  # env 1's joint1 turns 0.4 rad; the others hold home
+    world = env.world
+    cube_p, cube_q = world.cube_poses()
+    cube_p[2] = obs["target_position"][2]
+    world.set_cube_poses([2], cube_p[2:3], cube_q[2:3])  # env 2's cube at its goal (it falls ~1 cm in one step)
+    obs, reward, terminated, truncated, info = env.step(actions)
+    out["success_after_placing"] = info["is_success"].tolist()
+    out["reward"] = reward.tolist()
+    for _ in range(3):
+        obs, reward, terminated, truncated, info = env.step(actions)
+    q = obs["joint_positions"].astype(float)
+    out["joint1"] = q[:, 0].tolist()
+    out["others_from_home"] = float(np.abs(q[[0, 3]] - env.arm_spec.home).max())
+    kin = env.arm.kinematics
+    tcp_err, tcp_angle = [], []
+    for i in range(n):
+        p, quat = kin.forward(q[i])
+        tcp_err.append(float(np.abs(p - obs["tcp_position"][i]).max()))
+        tcp_angle.append(quat_angle(quat, obs["tcp_quaternion"][i].astype(float)))
+    out["tcp_error"], out["tcp_angle"] = max(tcp_err), max(tcp_angle)
+    # a restart of env 1 alone (what autoreset does): env 0 and 3 run on from where they were
+    act_before = world.ctrl_all()
+    q_before = world.joint_positions()
+    world.reset_envs([1], env.map.home_joint_row[None], env.map.home_ctrl[None], cube_p[1:2], cube_q[1:2])
+    after = world.joint_positions()
+    out["restart_others_jump"] = float(np.abs(after[[0, 2, 3]] - q_before[[0, 2, 3]]).max())
+    out["restart_others_ctrl"] = float(np.abs(world.ctrl_all()[[0, 2, 3]] - act_before[[0, 2, 3]]).max())
+    out["restarted_joint1"] = float(after[1, env.map.joints[0]])
+    # steps 5 and 6 of the episode: truncation at the horizon restarts every env within the step
+    obs, reward, terminated, truncated, info = env.step(actions)
+    out["truncated_before"] = truncated.tolist()
+    obs, reward, terminated, truncated, info = env.step(actions)
+    out["truncated_at_horizon"] = truncated.tolist()
+    out["final_mask"] = info["_final_obs"].tolist()
+    out["final_joint1"] = info["final_obs"]["joint_positions"][:, 0].tolist()
+    out["final_info_keys"] = sorted(info["final_info"])
+    out["restarted_from_home"] = float(np.abs(obs["joint_positions"] - env.arm_spec.home).max())
+    out["new_targets_differ"] = bool(np.abs(obs["target_position"] - info["final_obs"]["target_position"]).max() > 1e-3)
+    errors = {}
+    bad = {
+        "shape": np.zeros((n - 1, 8), np.float32),
+        "nan": np.where(np.arange(8) == 3, np.nan, actions),
+    }
+    for name, a in bad.items():
+        try:
+            env.step(a)
+            errors[name] = "accepted"
+        except ActionError as e:
+            errors[name] = str(e)
+    clipped = actions.copy()
+    clipped[0, 0] = 10.0
+    env.step(clipped)
+    out["clipped_counts"] = env.clipped_actions.tolist()
+    env.close()
+    for name, kwargs in {
+        "cartesian": {"control_mode": "cartesian"},
+        "num_envs_zero": {"control_mode": "joint", "num_envs": 0},
+    }.items():
+        try:
+            gym.make_vec("rcs/PandaPickCube-v0", robot="isaac/panda", **kwargs)
+            errors[name] = "accepted"
+        except ConfigError as e:
+            errors[name] = str(e)
+    out["errors"] = errors
+    return out
+
+
 SCENARIOS = {
+    "vector_env": vector_env,
     "expert_grasp": expert_grasp,
     "reach_and_hold": reach_and_hold,
     "mirror_pixels": mirror_pixels,

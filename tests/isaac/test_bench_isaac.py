@@ -12,7 +12,20 @@ RCS = str(Path(sys.executable).with_name("rcs"))
 
 def test_bench_isaac_measures_both_engines_on_the_same_scene(isaac_venv: Path) -> None:
     out = subprocess.run(
-        [RCS, "bench", "isaac", "--envs", "2", "--steps", "30", "--isaac-python", str(isaac_venv), "--json"],
+        [
+            RCS,
+            "bench",
+            "isaac",
+            "--envs",
+            "2",
+            "--steps",
+            "30",
+            "--task-steps",
+            "3",
+            "--isaac-python",
+            str(isaac_venv),
+            "--json",
+        ],
         capture_output=True,
         text=True,
         timeout=900,
@@ -27,6 +40,10 @@ def test_bench_isaac_measures_both_engines_on_the_same_scene(isaac_venv: Path) -
     # both engines start every env at home and move all of them towards the same targets
     assert abs(isaac["start_error"] - mujoco["start_error"]) < 1e-6 and mujoco["start_error"] > 0.9, result
     assert isaac["max_error"] < 0.8 * isaac["start_error"] and mujoco["max_error"] < 0.8 * mujoco["start_error"], result
+    # the pick-cube task, batched in one Isaac world next to MuJoCo copies, both 2 envs
+    task = result["task"]
+    assert task["isaac"]["num_envs"] == task["mujoco"]["num_envs"] == 2
+    assert task["isaac"]["env_steps_per_s"] > 0 and task["mujoco"]["env_steps_per_s"] > 0
 
 
 def test_bench_isaac_without_the_isaac_venv_is_one_line(tmp_path: Path) -> None:
