@@ -152,19 +152,24 @@ class Arm(Device):
     def command_joint_positions(self, joint_positions: np.ndarray) -> np.ndarray:
         """Set the joint position target (rad). Returns the target actually sent (clipped if allowed)."""
         self._require_connected()
+        q = self.check_joint_positions(joint_positions)
+        self._write_joint_positions(q)
+        return q
+
+    def check_joint_positions(self, joint_positions: np.ndarray, policy: LimitPolicy | None = None) -> np.ndarray:
+        """``joint_positions`` (rad) as a finite float vector within the joint limits: out-of-limit values raise or
+        are clipped (and counted in :attr:`clip_report`) per ``policy`` (default :attr:`limit_policy`)."""
         q = as_vector("joint_positions", joint_positions, self.spec.dof)
-        q = enforce_bounds(
+        return enforce_bounds(
             "joint_positions",
             q,
             self.spec.lower,
             self.spec.upper,
-            self.limit_policy,
+            self.limit_policy if policy is None else policy,
             self.clip_report,
             self.spec.joint_names,
             "rad",
         )
-        self._write_joint_positions(q)
-        return q
 
     def command_gripper(self, width: float) -> float:
         """Set the gripper target as a normalized width (0 closed, 1 open)."""

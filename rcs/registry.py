@@ -88,6 +88,8 @@ emulators = Registry("emulator", "rcs.emulators")
 #: batched envs for ``gym.make_vec`` (rcs.envs.vector), named ``"<task>@<robot>"``: ``make(num_envs, **task config)
 #: -> gymnasium.vector.VectorEnv`` stepping every env in the robot's own simulator at once.
 vector_envs = Registry("batched env", "rcs.vector_envs")
+#: named reality shifts of simulated robots (rcs.shifts): ``factory() -> rcs.shifts.RealityShift``
+shifts = Registry("reality shift", "rcs.shifts")
 benchmarks = Registry("benchmark", "rcs.benchmarks")  # entries name modules: add_arguments(parser), run(args)
 #: policy checkpoint kinds for ``rcs serve``: ``loader(path: Path, manifest: dict) -> Policy``.
 policy_loaders = Registry("policy loader", "rcs.policy_loaders")

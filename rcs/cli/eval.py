@@ -14,14 +14,18 @@ the server's inference (``infer_ms``); videos of the first ``--videos`` episodes
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from rcs.cli.main import add_view_option, at_least, check_arm_env, greater_than, json_line
 from rcs.control.chunking import STRATEGIES
 from rcs.errors import ConfigError, RcsError
-from rcs.eval.evaluation import EvalConfig, check_robot, evaluate
+from rcs.eval.evaluation import EvalConfig, check_robot, evaluate, shifted_robot_config
+from rcs.shifts import make_shift
 
 #: the env ``--env`` defaults to
 DEFAULT_ENV = "rcs/PandaPickCube-v0"
@@ -43,6 +47,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="robot (registry name) the env runs on instead of its own, e.g. isaac/panda: the same task under "
         "Isaac Lab physics (run from .venv-isaac with --endpoint; see docs/eval.md)",
+    )
+    parser.add_argument(
+        "--shift",
+        default=None,
+        help="a named reality shift of the robot (e.g. reality-a; rcs list shows them): evaluates the policy on the "
+        "nominal robot, then on the shifted one, same seeds, and reports both",
     )
     parser.add_argument(
         "--episodes", type=at_least(1), default=_DEFAULT.episodes, help=f"episodes (default {_DEFAULT.episodes})"
@@ -117,6 +127,7 @@ def config_of(args: argparse.Namespace) -> EvalConfig:
         policy=args.policy,
         env=args.env,
         robot=args.robot,
+        shift=args.shift,
         episodes=args.episodes,
         seed=args.seed,
         instruction=args.instruction,
@@ -142,20 +153,50 @@ def run(args: argparse.Namespace) -> int:
     try:  # argument checks first: one line, before a server is started or an env is built
         check_arm_env("--env", args.env, "rcs eval (of served policies)")
         check_robot(args.robot)
+        if args.shift is not None:
+            shifted_robot_config(args.env, args.robot, args.shift)
     except RcsError as e:
         raise SystemExit(f"rcs eval: {e}") from None
     # SIGTERM unwinds like Ctrl-C, so the server child process is stopped too
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    config = config_of(args)
     try:
-        summary = evaluate(config_of(args), say)
+        if args.shift is None:
+            summary = evaluate(config, say)
+        else:
+            summary = evaluate_shift(config, say)
     except ConfigError as e:
         raise SystemExit(f"rcs eval: {e}") from None
     if args.json:
         sys.stdout.write(json_line(summary))
+    elif args.shift is None:
+        say(_line(summary))
     else:
-        lat = summary["policy_latency_ms"]
-        say(
-            f"success rate {summary['success_rate']:.0%} over {summary['episodes']} episodes, mean steps "
-            f"{summary['mean_steps']:.0f}, policy latency p50 {lat['p50']} ms p99 {lat['p99']} ms"
-        )
+        say(f"nominal: {_line(summary['nominal'])}")
+        say(f"{args.shift}: {_line(summary['shifted'])}")
+        say(f"success drop under {args.shift}: {summary['success_drop_points']:+.0f} points")
     return 0
+
+
+def evaluate_shift(config: EvalConfig, say: Callable[[str], None]) -> dict[str, Any]:
+    """``config`` evaluated on the nominal robot, then under its shift, on the same seeds (``out/nominal``,
+    ``out/<shift>``); both summaries and the drop in success rate (points)."""
+    assert config.shift is not None
+    say(f"rcs eval: nominal robot, then shift {config.shift}")
+    nominal = evaluate(dataclasses.replace(config, shift=None, out=config.out / "nominal"), say)
+    shifted = evaluate(dataclasses.replace(config, out=config.out / config.shift), say)
+    return {
+        "shift": config.shift,
+        "description": make_shift(config.shift).description,
+        "nominal": nominal,
+        "shifted": shifted,
+        "success_drop_points": round(100.0 * (nominal["success_rate"] - shifted["success_rate"]), 1),
+    }
+
+
+def _line(summary: dict[str, Any]) -> str:
+    lat = summary["policy_latency_ms"]
+    return (
+        f"success rate {summary['success_rate']:.0%} over {summary['episodes']} episodes, mean steps "
+        f"{summary['mean_steps']:.0f}, policy latency p50 {lat['p50']} ms p99 {lat['p99']} ms"
+    )

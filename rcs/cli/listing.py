@@ -1,4 +1,4 @@
-"""``rcs list``: what is registered (robots, cameras, teleops, emulators, benchmarks from entry points; gymnasium env ids)."""
+"""``rcs list``: what is registered (robots, cameras, teleops, emulators, benchmarks, batched envs, reality shifts from entry points; gymnasium env ids)."""
 
 from __future__ import annotations
 
@@ -22,6 +22,8 @@ def run(args: argparse.Namespace) -> int:
         "teleops": registry.teleops.names(),
         "emulators": registry.emulators.names(),
         "benchmarks": registry.benchmarks.names(),
+        "vector_envs": registry.vector_envs.names(),
+        "shifts": registry.shifts.names(),
         "envs": sorted(ENVS),
     }
     if args.json:

@@ -44,6 +44,8 @@ class EvalConfig:
         env: env id (an arm env with a simulated robot).
         robot: registry name of the robot the env runs on instead of its own (e.g. ``"isaac/panda"``: the same
             task under Isaac Lab physics); ``None``: the env's.
+        shift: a registered reality shift (:mod:`rcs.shifts`, e.g. ``"reality-a"``) applied to the robot;
+            ``None``: the nominal robot.
         episodes: number of episodes (> 0), seeds ``seed``, ``seed + 1``, ...
         seed: seed of the first episode.
         instruction: task text for language-conditioned policies (``None``: the env's own of each episode).
@@ -65,6 +67,7 @@ class EvalConfig:
     policy: Path
     env: str
     robot: str | None = None
+    shift: str | None = None
     episodes: int = 10
     seed: int = 10_000
     instruction: str | None = None
@@ -230,6 +233,7 @@ def evaluate(config: EvalConfig, say: Callable[[str], None] | None = None) -> di
     from rcs.eval.episodes import EpisodeConfig, EpisodeRunner
     from rcs.eval.inputs import expected_schema
     from rcs.mp4 import write_mp4
+    from rcs.shifts import plain
 
     say = say or (lambda text: None)
     if config.episodes <= 0:
@@ -248,6 +252,8 @@ def evaluate(config: EvalConfig, say: Callable[[str], None] | None = None) -> di
     overrides: dict[str, Any] = {"max_episode_steps": config.max_steps} if config.max_steps else {}
     if config.robot is not None:
         overrides["robot"] = config.robot
+    if config.shift is not None:
+        overrides["robot_config"] = shifted_robot_config(config.env, config.robot, config.shift)
     env = build_env(config.env, **overrides)
     env_robot = str(env.config.robot)
     out = Path(config.out)
@@ -313,6 +319,8 @@ def evaluate(config: EvalConfig, say: Callable[[str], None] | None = None) -> di
     summary["policy"] = str(directory)
     summary["env"] = config.env
     summary["robot"] = env_robot
+    summary["shift"] = config.shift
+    summary["robot_config"] = plain(env.config.robot_config)
     summary["replan_steps"] = inputs.replan_steps
     summary["strategy"] = config.strategy
     summary["realtime_factor"] = config.realtime_factor
@@ -320,6 +328,16 @@ def evaluate(config: EvalConfig, say: Callable[[str], None] | None = None) -> di
     detail = {**summary, "per_episode": per_episode(outcomes)}
     (out / "summary.json").write_text(json.dumps(json_safe(detail), indent=2, allow_nan=False))
     return summary
+
+
+def shifted_robot_config(env_id: str, robot: str | None, shift: str) -> dict[str, Any]:
+    """The robot options of ``env_id`` (on ``robot``, or its own) with the reality shift ``shift`` applied."""
+    import gymnasium as gym
+
+    from rcs.shifts import make_shift
+
+    kwargs = gym.spec(env_id).kwargs
+    return make_shift(shift).apply(str(robot or kwargs.get("robot")), kwargs.get("robot_config"))
 
 
 def _start_view(save: str, robot: Any, env_id: str, rate_hz: float, names: Any) -> tuple[Any, Any]:

@@ -24,8 +24,9 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from dataclasses import fields as dataclass_fields
 from types import MappingProxyType
 from typing import Any
 
@@ -45,10 +46,15 @@ from rcs.spec import (
 )
 from rcs.types import ArmState
 from rcs.validation import LimitPolicy, as_vector
+from sim.mujoco.actuation_delay import ActuationDelay
 from sim.mujoco.kinematics import MinkKinematics
 from sim.mujoco.simulation import MODELS_DIR, MujocoSimulation, now
 
 log = logging.getLogger(__name__)
+
+#: the ``DomainRandomization.extra`` keys a simulated arm reads: ``object_mass`` scales the scene objects' mass and
+#: inertia (on top of ``mass``), ``actuator_damping`` the arm servos' damping alone (on top of ``actuator_gain``)
+ARM_EXTRAS = ("object_mass", "actuator_damping")
 
 GRIPPER_ACTUATOR = "gripper"
 HOME_KEYFRAME = "home"
@@ -93,8 +99,13 @@ class MujocoArm(Arm):
         description: the robot's data.
         scene: scene name, one of ``description.scenes``.
         physics_dt: physics time step (s).
-        randomization: parameter ranges redrawn at each :meth:`reset` with a seed.
+        randomization: parameter ranges redrawn at each :meth:`reset` with a seed (arms read the extras
+            ``object_mass``, the scene objects' mass, and ``actuator_damping``, the arm servos' damping alone).
         limit_policy: ``"raise"`` or ``"clip"`` for out-of-limit commands.
+        actuation_delay_s: s of simulated time between a command and the actuators applying it
+            (:mod:`sim.mujoco.actuation_delay`); 0: the next physics step.
+        camera_offsets: camera name -> (dx, dy, dz m, droll, dpitch, dyaw rad) off its modelled pose
+            (:class:`MujocoSimulation`).
 
     Attributes:
         simulation: the :class:`MujocoSimulation` (model, data, rendering).
@@ -110,8 +121,16 @@ class MujocoArm(Arm):
         physics_dt: float = 0.002,
         randomization: DomainRandomization | None = None,
         limit_policy: LimitPolicy | str = LimitPolicy.RAISE,
+        actuation_delay_s: float = 0.0,
+        camera_offsets: Mapping[str, Sequence[float]] | None = None,
     ) -> None:
         super().__init__(description.spec, limit_policy)
+        unknown = sorted(set((randomization or DomainRandomization()).extra) - set(ARM_EXTRAS))
+        if unknown:
+            raise ConfigError(
+                f"randomization.extra: {', '.join(unknown)} not read by a simulated arm; known: {', '.join(ARM_EXTRAS)}"
+            )
+        self._delay = ActuationDelay(actuation_delay_s) if actuation_delay_s else None
         if scene not in description.scenes:
             raise ConfigError(
                 f"scene={scene!r} is not a scene of {description.spec.name!r}; known scenes: "
@@ -130,6 +149,8 @@ class MujocoArm(Arm):
             randomization=randomization,
             keyframe=HOME_KEYFRAME,
             gain_actuators=actuators,
+            object_bodies=tuple(scene_desc.layout.objects),
+            camera_offsets=camera_offsets,
         )
         sim, m = self.simulation, self.simulation.model
 
@@ -227,11 +248,18 @@ class MujocoArm(Arm):
         )
 
     def _write_joint_positions(self, q: np.ndarray) -> None:
-        self.simulation.data.ctrl[self._act] = q
+        self._write_ctrl(self._act, q)
 
     def _write_gripper(self, width: float) -> None:
         closed, opened = self._grip_range
-        self.simulation.data.ctrl[self._grip] = closed + width * (opened - closed)
+        self._write_ctrl(self._grip, closed + width * (opened - closed))
+
+    def _write_ctrl(self, index: np.ndarray | int, values: np.ndarray | float) -> None:
+        """``ctrl[index] = values`` now, or ``actuation_delay_s`` later."""
+        if self._delay is None:
+            self.simulation.data.ctrl[index] = values
+        else:
+            self._delay.push(self.simulation.time, index, values)
 
     def _gripper_reading(self) -> float:
         if self._grip < 0:
@@ -268,14 +296,43 @@ class MujocoArm(Arm):
         A following :meth:`read` describes the state at the new time (see :meth:`MujocoSimulation.advance`);
         ``joint_efforts`` are the actuator torques of the last physics step.
         """
-        self.simulation.advance(dt)
+        if self._delay is None:
+            self.simulation.advance(dt)
+            return
+        sim, delay = self.simulation, self._delay
+        h = sim.timestep
+        left = sim.steps_for(dt)
+        while left > 0:
+            delay.apply_due(sim.data.ctrl, sim.time + 0.5 * h)  # due within half a step: this step applies it
+            until_due = math.ceil((delay.next_due() - sim.time) / h - 0.5) if delay.next_due() < math.inf else left
+            n = min(left, max(1, until_due))
+            sim.step(n, check=False)
+            left -= n
+        sim.check_diverged()
 
     def reset(self, seed: int | None = None) -> None:
-        """Back to the "home" keyframe (arm, gripper targets, objects); redraw randomization from ``seed``.
+        """Back to the "home" keyframe (arm, gripper targets, objects); redraw randomization from ``seed``; pending
+        delayed commands are dropped.
 
         The same seed followed by the same commands gives a bit-identical trajectory.
         """
+        if self._delay is not None:
+            self._delay.clear()
         self.simulation.reset(seed)
+
+    def set_joint_positions(self, q: np.ndarray) -> None:
+        """Place the arm at ``q`` (n,) rad at rest, its servo targets (and their filter states) at ``q`` too, so it
+        stays there; pending delayed commands are dropped. For replaying a log from its first measured state."""
+        sim, m, d = self.simulation, self.simulation.model, self.simulation.data
+        q = self.check_joint_positions(q, LimitPolicy.RAISE)
+        d.qpos[self._qadr] = q
+        d.qvel[self._dadr] = 0.0
+        d.ctrl[self._act] = q
+        adr = m.actuator_actadr[self._act]
+        d.act[adr[adr >= 0]] = q[adr >= 0]
+        if self._delay is not None:
+            self._delay.clear()
+        sim.forward()
 
     # -- ObjectTracker / SceneControl -------------------------------------------------------------------
     def object_pose(self, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -422,7 +479,7 @@ SO101 = ArmDescription(
     ),
 )
 
-_FACTORY_KEYS = ("scene", "physics_dt", "randomization", "limit_policy")
+_FACTORY_KEYS = ("scene", "physics_dt", "randomization", "limit_policy", "actuation_delay_s", "camera_offsets")
 
 
 def _make(description: ArmDescription, config: Mapping[str, Any]) -> MujocoArm:
@@ -433,17 +490,29 @@ def _make(description: ArmDescription, config: Mapping[str, Any]) -> MujocoArm:
         )
     randomization = config.get("randomization")
     if isinstance(randomization, Mapping):
+        fields = {f.name for f in dataclass_fields(DomainRandomization)}
+        wrong = sorted(set(randomization) - fields)
+        if wrong:
+            raise ConfigError(f"randomization: unknown field(s) {', '.join(wrong)}; known: {', '.join(sorted(fields))}")
         randomization = DomainRandomization(
-            **{k: dict(v) if k == "extra" else tuple(v) for k, v in randomization.items()}
+            **{
+                k: {e: tuple(r) for e, r in dict(v).items()} if k == "extra" else tuple(v)
+                for k, v in randomization.items()
+            }
         )
     elif randomization is not None and not isinstance(randomization, DomainRandomization):
         raise ConfigError(f"randomization={randomization!r}: expected a DomainRandomization, a dict of ranges or None")
+    offsets = config.get("camera_offsets") or {}
+    if not isinstance(offsets, Mapping):
+        raise ConfigError(f"camera_offsets={offsets!r}: expected a map camera name -> 6 numbers")
     return MujocoArm(
         description,
         scene=str(config.get("scene", "pick_cube")),
         physics_dt=float(config.get("physics_dt", 0.002)),
         randomization=randomization,
         limit_policy=config.get("limit_policy", LimitPolicy.RAISE),
+        actuation_delay_s=config.get("actuation_delay_s", 0.0),
+        camera_offsets=offsets,
     )
 
 
@@ -451,7 +520,8 @@ def make_panda(**config: Any) -> MujocoArm:
     """Registry factory ``"sim/panda"``: a simulated Franka Panda with hand.
 
     Keyword config: ``scene`` (``"pick_cube"``), ``physics_dt`` (s, 0.002), ``randomization``
-    (:class:`DomainRandomization`, a dict of its ranges, or ``None``), ``limit_policy`` (``"raise"``/``"clip"``).
+    (:class:`DomainRandomization`, a dict of its ranges, or ``None``), ``limit_policy`` (``"raise"``/``"clip"``),
+    ``actuation_delay_s`` (s, 0), ``camera_offsets`` (camera -> 6 numbers; see :class:`MujocoArm`).
     """
     return _make(PANDA, config)
 

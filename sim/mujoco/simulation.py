@@ -12,12 +12,14 @@ import copy
 import logging
 import math
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import mujoco
 import numpy as np
 
 from rcs.errors import ConfigError, SimulationDivergedError
+from rcs.geometry import quat_from_euler_rpy, quat_multiply
 from rcs.spec import DomainRandomization
 
 log = logging.getLogger(__name__)
@@ -57,7 +59,12 @@ class MujocoSimulation:
         physics_dt: physics time step (s); overrides the file's ``<option timestep>``.
         randomization: parameter ranges drawn at each :meth:`reset`.
         keyframe: name of the keyframe to reset to (``None``: the model's default pose).
-        actuated_gain_actuators: names of position-servo actuators whose gains ``actuator_gain`` scales.
+        gain_actuators: names of position-servo actuators whose gains ``actuator_gain`` scales (stiffness and
+            damping together) and whose damping alone the extra ``actuator_damping`` scales.
+        object_bodies: names of bodies (the scene's loose objects) whose mass and inertia the extra
+            ``object_mass`` scales, on top of ``mass``.
+        camera_offsets: camera name -> (dx, dy, dz (m, in the camera's parent body frame), droll, dpitch, dyaw
+            (rad, about the camera's own axes)): a camera mounted slightly off its modelled pose.
     """
 
     def __init__(
@@ -67,6 +74,8 @@ class MujocoSimulation:
         randomization: DomainRandomization | None = None,
         keyframe: str | None = "home",
         gain_actuators: tuple[str, ...] = (),
+        object_bodies: tuple[str, ...] = (),
+        camera_offsets: Mapping[str, Sequence[float]] | None = None,
     ) -> None:
         path = Path(model_path)
         if not path.is_absolute():
@@ -93,6 +102,8 @@ class MujocoSimulation:
             kid = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_KEY, keyframe)
             self._keyframe = kid if kid >= 0 else None
         self._gain_ids = np.array([self.actuator_id(n) for n in gain_actuators], dtype=int)
+        self._object_ids = np.array([self.body_id(n) for n in object_bodies], dtype=int)
+        self._offset_cameras(camera_offsets or {})
         self._nominal = {
             "body_mass": self.model.body_mass.copy(),
             "body_inertia": self.model.body_inertia.copy(),
@@ -271,6 +282,10 @@ class MujocoSimulation:
         self.scales = scales
         m.body_mass[:] = nom["body_mass"] * scales["mass"]
         m.body_inertia[:] = nom["body_inertia"] * scales["mass"]
+        if len(self._object_ids):
+            k = scales.get("object_mass", 1.0)
+            m.body_mass[self._object_ids] *= k
+            m.body_inertia[self._object_ids] *= k
         # MuJoCo caches mass-derived constants at compile time (dof_M0, used instead of body_mass/body_inertia
         # for "simple" bodies such as free-floating objects and vehicles; invweights; subtree masses): without
         # this call a mass change has no effect on those bodies. It overwrites data, which reset() then resets.
@@ -282,6 +297,23 @@ class MujocoSimulation:
             g = scales["actuator_gain"]
             m.actuator_gainprm[self._gain_ids, 0] *= g
             m.actuator_biasprm[self._gain_ids, 1:3] *= g
+            m.actuator_biasprm[self._gain_ids, 2] *= scales.get("actuator_damping", 1.0)
+
+    def _offset_cameras(self, offsets: Mapping[str, Sequence[float]]) -> None:
+        """Move cameras off their modelled poses (see ``camera_offsets``); once, at load."""
+        m = self.model
+        for name, offset in offsets.items():
+            cid = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_CAMERA, name)
+            if cid < 0:
+                known = ", ".join(m.camera(i).name for i in range(m.ncam))
+                raise ConfigError(f"camera_offsets.{name}: no such camera; cameras: {known}")
+            d = np.asarray(offset, dtype=float)
+            if d.shape != (6,) or not np.all(np.isfinite(d)):
+                raise ConfigError(
+                    f"camera_offsets.{name}={list(offset)}: expected 6 finite numbers (dx dy dz m, droll dpitch dyaw rad)"
+                )
+            m.cam_pos[cid] += d[:3]
+            m.cam_quat[cid] = quat_multiply(m.cam_quat[cid], quat_from_euler_rpy(*d[3:]))
 
     # -- rendering ----------------------------------------------------------------------------------
     def snapshot(self) -> mujoco.MjData:

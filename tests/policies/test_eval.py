@@ -196,3 +196,32 @@ def test_eval_view_streams_the_evaluated_robot_to_an_rrd_file(tiny_checkpoint, t
         rows[chunk.entity_path] = rows.get(chunk.entity_path, 0) + chunk.num_rows
     for entity in ("/robot/joints/joint1/measured", "/robot/joints/joint1/commanded", "/robot/tcp", "/robot/stage"):
         assert rows.get(entity, 0) > 0, (entity, sorted(rows))
+
+
+def test_eval_shift_runs_the_nominal_then_the_shifted_robot_on_the_same_seeds(tiny_checkpoint, tmp_path):
+    out = last_json(
+        rcs(
+            "eval",
+            "--policy",
+            str(tiny_checkpoint),
+            "--shift",
+            "reality-a",
+            "--episodes",
+            "1",
+            "--max-steps",
+            "10",
+            "--videos",
+            "0",
+            "--out",
+            str(tmp_path),
+            "--json",
+        ).stdout
+    )
+    assert out["shift"] == "reality-a" and "friction x0.6" in out["description"]
+    nominal, shifted = out["nominal"], out["shifted"]
+    assert nominal["seeds"] == shifted["seeds"] == [10000]
+    assert nominal["shift"] is None and nominal["robot_config"] == {}
+    assert shifted["shift"] == "reality-a" and shifted["robot_config"]["actuation_delay_s"] == 0.03
+    assert shifted["robot_config"]["randomization"]["extra"]["object_mass"] == [2.0, 2.0]
+    assert out["success_drop_points"] == round(100 * (nominal["success_rate"] - shifted["success_rate"]), 1)
+    assert (tmp_path / "nominal" / "summary.json").is_file() and (tmp_path / "reality-a" / "summary.json").is_file()

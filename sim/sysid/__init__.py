@@ -1,0 +1,1 @@
+"""System identification: fit a simulated robot's parameters to logs of a (real or shifted) robot (``rcs sysid``)."""
