@@ -63,11 +63,17 @@ class IsaacMirror(MujocoSimulation):
             raise ConfigError(f"{scene_mjcf}: body 'target' must be a mocap body")
         self._target = int(m.body_mocapid[target])
         self.syncs = 0  #: how many times the state was copied from Isaac (for tests and profiling)
+        self._synced_version = -1
         self.sync()
 
     # -- synchronisation ------------------------------------------------------------------------------
     def sync(self) -> None:
-        """Copy env 0's joint positions and cube pose from the Isaac world, then ``mj_forward`` (no dynamics)."""
+        """Copy env 0's joint positions and cube pose from the Isaac world, then ``mj_forward`` (no dynamics); skipped
+        while the world's state is the one last copied (:attr:`IsaacWorld.version`: one copy per camera frame, not
+        one per render and per camera pose query)."""
+        if self._synced_version == self.world.version:
+            return
+        self._synced_version = self.world.version
         d = self.data
         q = self.world.joint_positions()[0]
         d.qpos[self._qadr] = q[self._jidx]

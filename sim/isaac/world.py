@@ -152,6 +152,9 @@ class IsaacWorld:
         self._ctrl = NewtonManager.get_control().mujoco.ctrl
         self._env_origins = self.scene.env_origins.cpu().numpy().astype(float)  # (num_envs, 3) m
         self.steps = 0
+        #: grows whenever the simulated state may have changed (a step, a restart, a placed cube): readers that copy
+        #: the state (the MuJoCo mirror) skip the copy while it is unchanged
+        self.version = 0
         self.build_seconds = time.monotonic() - t0
         log.info("Isaac world built in %.1f s (%s, %d env(s))", self.build_seconds, config.device, config.num_envs)
 
@@ -200,6 +203,7 @@ class IsaacWorld:
             root_pose=torch.tensor(pose, dtype=torch.float32, device=dev), env_ids=index
         )
         self.cube.write_root_velocity_to_sim_index(root_velocity=torch.zeros((len(ids), 6), device=dev), env_ids=index)
+        self.version += 1
 
     def actuator_forces(self) -> np.ndarray:
         """(num_envs, nu) N m (N for tendons/slides): each actuator's force of the last step, MJCF order."""
@@ -281,6 +285,7 @@ class IsaacWorld:
                     a[ids, adr] = np.asarray(ctrl)[:, i]
             wp.copy(act, wp.array(a, dtype=act.dtype, device=act.device))
         self.scene.update(0.0)
+        self.version += 1
 
     def step(self, n: int = 1) -> None:
         """Advance ``n`` physics steps with the controls held."""
@@ -288,6 +293,7 @@ class IsaacWorld:
             self.sim.step(render=False)
         self.steps += n
         self.scene.update(n * self.config.physics_dt)
+        self.version += 1
 
 
 _WORLD: IsaacWorld | None = None

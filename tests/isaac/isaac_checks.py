@@ -176,6 +176,8 @@ def mirror_pixels(args: dict[str, Any]) -> dict[str, Any]:
         out["after_move"] = _image_difference(*after)
         out["moved"] = _image_difference(before[0], after[0])
         out["syncs"] = isaac.simulation.syncs
+        cams[0].read()  # the same state again: drawn without copying it from Isaac again
+        out["syncs_after_reread"] = isaac.simulation.syncs
         try:
             isaac.simulation.advance(0.01)
             out["mirror_steps"] = True
