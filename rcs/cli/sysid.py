@@ -30,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out", type=Path, default=Path("outputs/sysid/calibrated.json"), help="fit: calibrated options"
     )
-    parser.add_argument("--iterations", type=at_least(1), default=40, help="fit: CMA-ES generations (default 40)")
+    parser.add_argument("--iterations", type=at_least(1), default=80, help="fit: CMA-ES generations (default 80)")
     parser.add_argument("--population", type=at_least(4), default=8, help="fit: replays per generation (default 8)")
     parser.add_argument(
         "--episodes", type=at_least(1), default=None, help="collect: 20; fit: the first N (default all)"

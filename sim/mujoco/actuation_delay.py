@@ -1,9 +1,12 @@
 """Commands that reach a simulated robot's actuators a fixed time after they were sent: the latency of a real
 robot's link and drives (observation read, command computed and sent, drive applies it), as simulation time.
 
-A command written at simulated time ``t`` takes effect from the first physics step that starts at or after
-``t + delay_s``; until then the actuators keep the earlier command. Reads are never delayed, so an observation is
-fresh and the action computed from it lands ``delay_s`` later: an observation-to-action latency.
+A command written at simulated time ``t`` takes effect at ``t + delay_s``; until then the actuators keep the
+earlier command. A switch that falls inside a physics step (length ``h``) holds the blend
+``old + f (new - old)`` for that step, ``f`` the fraction of the step after the switch: the actuator's input over the
+step integrates to that of the exact switch, and the delay acts continuously (not in whole steps), which a fit of
+the delay (``rcs sysid``) needs. Reads are never delayed, so an observation is fresh and the action computed from
+it lands ``delay_s`` later: an observation-to-action latency.
 """
 
 from __future__ import annotations
@@ -45,6 +48,24 @@ class ActuationDelay:
         while self._queue and self._queue[0][0] <= until:
             _, index, values = self._queue.popleft()
             ctrl[index] = values
+
+    def blend_due(self, ctrl: np.ndarray, start: float, h: float) -> np.ndarray | None:
+        """For the physics step ``[start, start + h)`` (s): write into ``ctrl`` the blend of every command that switches
+        inside it (module docstring) and return the controls to hold from the step's end; ``None`` (``ctrl``
+        untouched) when no command falls inside the step. Commands due at the step's start are applied whole first."""
+        eps = 1e-6 * h
+        self.apply_due(ctrl, start + eps)
+        if not self._queue or self._queue[0][0] >= start + h - eps:
+            return None
+        after = ctrl.copy()
+        blended = ctrl.copy()
+        while self._queue and self._queue[0][0] < start + h - eps:
+            due, index, values = self._queue.popleft()
+            fraction = (start + h - due) / h
+            after[index] = values
+            blended[index] = blended[index] + fraction * (np.asarray(values) - blended[index])
+        ctrl[:] = blended
+        return after
 
     def clear(self) -> None:
         """Drop pending commands (a reset)."""

@@ -299,13 +299,18 @@ class MujocoArm(Arm):
         if self._delay is None:
             self.simulation.advance(dt)
             return
-        sim, delay = self.simulation, self._delay
+        sim, delay, ctrl = self.simulation, self._delay, self.simulation.data.ctrl
         h = sim.timestep
         left = sim.steps_for(dt)
         while left > 0:
-            delay.apply_due(sim.data.ctrl, sim.time + 0.5 * h)  # due within half a step: this step applies it
-            until_due = math.ceil((delay.next_due() - sim.time) / h - 0.5) if delay.next_due() < math.inf else left
-            n = min(left, max(1, until_due))
+            after = delay.blend_due(ctrl, sim.time, h)
+            if after is not None:  # a command switches inside this step: one step on the blend
+                sim.step(1, check=False)
+                ctrl[:] = after
+                left -= 1
+                continue
+            due = delay.next_due()
+            n = left if due == math.inf else min(left, max(1, math.floor((due - sim.time) / h + 1e-6)))
             sim.step(n, check=False)
             left -= n
         sim.check_diverged()

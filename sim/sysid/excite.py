@@ -5,7 +5,8 @@ On a real robot the log comes from ``rcs deploy`` (its run log); here a simulate
 written in the run-log layout (:func:`rcs.deploy.run_log.run_log_features`), one episode per excitation.
 
 Excitation per joint ``i``: ``q_i(t) = home_i + r(t) sum_j a_ij sin(2 pi f_ij t + phi_ij)`` with three components,
-``f`` uniform in [0.2, 1.2] Hz, ``a`` summing to ``amplitude`` rad, ``r(t)`` a 0.5 s smooth ramp from rest; clipped
+``f`` log-uniform in [0.3, 3] Hz, ``a`` inversely proportional to ``f`` (random shares) and summing to
+``amplitude`` rad, ``r(t)`` a 0.5 s smooth ramp from rest; clipped
 0.05 rad inside the joint limits. The gripper stays open.
 
 ``joint_noise_rad`` adds white Gaussian noise to the logged joint positions (a real encoder's noise; the
@@ -34,9 +35,12 @@ def excitation(
     """(T, n) joint targets (rad), one row per control tick (see the module docstring)."""
     t = np.arange(int(round(seconds * rate_hz))) / rate_hz
     n = spec.dof
-    freq = rng.uniform(0.2, 1.2, (n, 3))
+    freq = np.exp(rng.uniform(np.log(0.3), np.log(3.0), (n, 3)))
     phase = rng.uniform(0.0, 2 * np.pi, (n, 3))
-    weight = rng.dirichlet(np.ones(3), n) * amplitude
+    # equal velocity amplitude per component: fast ones are small (a servo's lag and a delay differ in how the phase
+    # grows with frequency, so both low and high frequencies are needed to tell them apart)
+    weight = rng.dirichlet(np.ones(3), n) / freq
+    weight *= amplitude / weight.sum(axis=1, keepdims=True)
     wave = (weight[None] * np.sin(2 * np.pi * freq[None] * t[:, None, None] + phase[None])).sum(axis=2)
     wave -= wave[0]  # start exactly at home
     ramp = np.clip(t / RAMP_S, 0.0, 1.0)

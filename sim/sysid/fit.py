@@ -61,7 +61,7 @@ def fit(
     joint_log: JointLog,
     robot: str = "sim/panda",
     parameters: tuple[Parameter, ...] = ARM_PARAMETERS,
-    iterations: int = 30,
+    iterations: int = 80,
     population: int = 8,
     seed: int = 0,
     progress: Callable[[int, float], None] | None = None,

@@ -49,7 +49,7 @@ class Parameter:
 ARM_PARAMETERS: tuple[Parameter, ...] = (
     Parameter("actuator_gain", 0.3, 3.0, 1.0, log=True, unit="x nominal stiffness and damping"),
     Parameter("actuator_damping", 0.3, 3.0, 1.0, log=True, unit="x nominal damping, on top"),
-    Parameter("actuation_delay_s", 0.0, 0.1, 0.0, log=False, unit="s"),
+    Parameter("actuation_delay_s", 0.0, 0.2, 0.0, log=False, unit="s"),
 )
 
 #: what a joint log cannot identify (no object is measured in it), reported as such

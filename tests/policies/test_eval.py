@@ -221,7 +221,7 @@ def test_eval_shift_runs_the_nominal_then_the_shifted_robot_on_the_same_seeds(ti
     nominal, shifted = out["nominal"], out["shifted"]
     assert nominal["seeds"] == shifted["seeds"] == [10000]
     assert nominal["shift"] is None and nominal["robot_config"] == {}
-    assert shifted["shift"] == "reality-a" and shifted["robot_config"]["actuation_delay_s"] == 0.03
+    assert shifted["shift"] == "reality-a" and shifted["robot_config"]["actuation_delay_s"] == 0.12
     assert shifted["robot_config"]["randomization"]["extra"]["object_mass"] == [2.0, 2.0]
     assert out["success_drop_points"] == round(100 * (nominal["success_rate"] - shifted["success_rate"]), 1)
     assert (tmp_path / "nominal" / "summary.json").is_file() and (tmp_path / "reality-a" / "summary.json").is_file()

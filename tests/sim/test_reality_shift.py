@@ -99,10 +99,10 @@ def test_reality_a_is_pinned() -> None:
     assert dict(REALITY_A.robot_config) == {
         "randomization": {
             "friction": (0.6, 0.6),
-            "actuator_gain": (0.7, 0.7),
+            "actuator_gain": (0.5, 0.5),
             "extra": {"object_mass": (2.0, 2.0), "actuator_damping": (1.5, 1.5)},
         },
-        "actuation_delay_s": 0.03,
+        "actuation_delay_s": 0.12,
         "camera_offsets": {"front": (0.0, 0.01, 0.0, 0.0, 0.02, 0.0)},
     }
     config = REALITY_A.apply("sim/panda", {})

@@ -34,7 +34,7 @@ def test_sysid_recovers_the_hidden_servo_and_latency_of_reality_a(tmp_path: Path
     )
     assert collected["episodes"] == 2 and collected["shift"] == "reality-a"
     out = tmp_path / "calibrated.json"
-    result = _json(_rcs("--log", str(log), "--iterations", "40", "--out", str(out), "--json"))
+    result = _json(_rcs("--log", str(log), "--out", str(out), "--json"))
     assert json.loads(out.read_text()) == result
     hidden = REALITY_A.robot_config
     p = result["parameters"]
