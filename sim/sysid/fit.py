@@ -13,6 +13,7 @@ uncertainty; it is a ranking of how well each parameter is pinned down, not a ca
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -68,7 +69,10 @@ def fit(
 ) -> FitResult:
     """CMA-ES over ``parameters`` for ``iterations`` generations of ``population`` replays of ``joint_log`` on
     ``robot``; ``progress(iteration, best divergence)`` after each generation."""
-    import cma
+    with warnings.catch_warnings():
+        # cma 4.5 warns on import when matplotlib is missing (only its plotting needs it; we do not plot)
+        warnings.filterwarnings("ignore", message="Could not import matplotlib", category=UserWarning)
+        import cma
 
     def values_of(u: np.ndarray) -> dict[str, float]:
         return {p.name: p.from_unit(x) for p, x in zip(parameters, u, strict=True)}
