@@ -173,11 +173,11 @@ class PolicyTask:
         if stage is Stage.RUNNING and action is not None:  # the watchdog reports RUNNING only with an action
             command, fading = self._running(tick, state, action)
         else:
-            command = self.fallback.command(stage, state, self.history)
+            command = self.fallback.command(stage, state, self.history, tick)
         self.stage = stage
         self.last_command = command
         safe = self.safety.filter(command, state)
-        self.history.push(safe)
+        self.history.push(safe, tick)
         if safe.mode == self.mode:
             # The fade-in is the outermost layer: while it lasts the executor continues its own plan (feeding
             # it the faded command would make the next splice start from it and fade it a second time).

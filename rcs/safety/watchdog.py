@@ -436,21 +436,33 @@ class Watchdog:
 
 @dataclass
 class CommandHistory:
-    """The last two commands that went to the device (after the safety filter)."""
+    """The last two commands that went to the device (after the safety filter) and their control ticks.
+
+    A loop that wakes late skips ticks, so two consecutive commands may be several ticks apart: a rate is the
+    difference of the commands over :meth:`ticks_between`, not per call.
+    """
 
     last: Command | None = None
     previous: Command | None = None
+    last_tick: int = 0
+    previous_tick: int = 0
 
-    def push(self, command: Command) -> None:
-        """Record the command that went to the device this tick."""
+    def push(self, command: Command, tick: int = 0) -> None:
+        """Record the command that went to the device at control tick ``tick``."""
         self.previous, self.last = self.last, command
+        self.previous_tick, self.last_tick = self.last_tick, int(tick)
+
+    def ticks_between(self) -> int:
+        """Control ticks from the previous command to the last (at least 1)."""
+        return max(1, self.last_tick - self.previous_tick)
 
 
 class Fallback(Protocol):
     """Device-specific commands for the watchdog's non-running stages."""
 
-    def command(self, stage: Stage, state: Any, history: CommandHistory) -> Command:
-        """The command for ``stage`` (never RUNNING) given the measured state and the last commands."""
+    def command(self, stage: Stage, state: Any, history: CommandHistory, tick: int) -> Command:
+        """The command for ``stage`` (never RUNNING) at control tick ``tick`` given the measured state and the
+        last commands (ramps and descents advance with ``tick``, so a loop that skips ticks keeps their timing)."""
         ...
 
     def neutral(self, mode: str, state: Any, history: CommandHistory) -> np.ndarray:
@@ -468,6 +480,12 @@ class ArmFallback:
     hold. The arm interface has no brake command, so DISARMED means holding with the policy locked out until
     re-engaged (a driver with brakes would apply them here).
 
+    The ramp is a function of control ticks, not of calls: with ``v`` the commanded velocity per tick when the
+    stop began (the last two commands over the ticks between them), ``N`` the ramp's ticks and ``n`` the ticks
+    since it began, the target is ``start + v (n - n (n + 1) / (2 N))`` for ``n <= N``, then held. A loop that
+    skips ticks on a loaded host therefore stops in ``stop_time_s`` of robot time over the same distance
+    (``v (N - 1) / 2``), instead of stretching the ramp over as many calls.
+
     Args:
         hold_command: the command vector that holds the arm where it is measured (from the state).
         control_dt: control period (s).
@@ -481,34 +499,36 @@ class ArmFallback:
     ) -> None:
         self._hold_command = hold_command
         self._stop_ticks = max(1, round(stop_time_s / control_dt))
-        self._stop_step: np.ndarray | None = None
-        self._stop_index = 0
+        self._stop_velocity: np.ndarray | None = None  # command change per tick when the stop began
+        self._stop_start = np.zeros(0)  # the last command when the stop began
+        self._stop_tick = 0  # the tick of that command
 
     def reset(self) -> None:
         """Forget the stop ramp."""
-        self._stop_step = None
-        self._stop_index = 0
+        self._stop_velocity = None
 
     def _last(self, state: object, history: CommandHistory) -> np.ndarray:
         if history.last is not None and history.last.mode == self.mode:
             return np.asarray(history.last.values, dtype=np.float64)
         return self._hold_command(state)
 
-    def command(self, stage: Stage, state: object, history: CommandHistory) -> Command:
+    def command(self, stage: Stage, state: object, history: CommandHistory, tick: int) -> Command:
         """Hold (HOLD, IDLE) or ramp the velocity to zero and hold (STOPPING, DISARMED, ESTOP)."""
         last = self._last(state, history)
         if stage in (Stage.HOLD, Stage.IDLE):
             return Command(self.mode, last.copy())
-        if self._stop_step is None:
+        if self._stop_velocity is None:
             prev = history.previous
             if prev is not None and prev.mode == self.mode and history.last is not None:
-                self._stop_step = last - np.asarray(prev.values)
+                self._stop_velocity = (last - np.asarray(prev.values)) / history.ticks_between()
+                self._stop_tick = history.last_tick
             else:
-                self._stop_step = np.zeros_like(last)
-            self._stop_index = 0
-        self._stop_index += 1
-        scale = max(0.0, 1.0 - self._stop_index / self._stop_ticks)
-        return Command(self.mode, last + scale * self._stop_step)
+                self._stop_velocity = np.zeros_like(last)
+                self._stop_tick = tick - 1
+            self._stop_start = last.copy()
+        n = min(max(tick - self._stop_tick, 0), self._stop_ticks)
+        travelled = n - n * (n + 1) / (2.0 * self._stop_ticks)  # sum over k = 1..n of (1 - k / N)
+        return Command(self.mode, self._stop_start + travelled * self._stop_velocity)
 
     def neutral(self, mode: str, state: object, history: CommandHistory) -> np.ndarray:
         """The last command (or the measured position): where a fade-in starts."""
@@ -549,18 +569,22 @@ class QuadrotorFallback:
         self.touchdown_height = touchdown_height
         self.touchdown_speed = touchdown_speed
         self._setpoint: np.ndarray | None = None
+        self._tick: int | None = None  # the tick of the last call (the landing descends per tick elapsed)
 
     def reset(self) -> None:
         """Forget the latched setpoint."""
         self._setpoint = None
+        self._tick = None
 
     def landed(self, state: QuadrotorState) -> bool:
         """Whether the vehicle rests on the ground."""
         low = float(state.position[2]) - self.ground_z <= self.touchdown_height
         return low and float(np.linalg.norm(state.linear_velocity)) <= self.touchdown_speed
 
-    def command(self, stage: Stage, state: QuadrotorState, history: CommandHistory) -> Command:
+    def command(self, stage: Stage, state: QuadrotorState, history: CommandHistory, tick: int) -> Command:
         """Position hold, landing setpoint, or ``"disarm"`` once on the ground."""
+        elapsed = max(1, tick - self._tick) if self._tick is not None else 1
+        self._tick = tick
         if self._setpoint is None:
             last = history.last
             if last is not None and last.mode == "position":
@@ -572,7 +596,7 @@ class QuadrotorFallback:
         if stage in (Stage.DISARMED, Stage.ESTOP):
             if self.landed(state) or not state.armed:
                 return Command("disarm", np.zeros(0))
-            self._setpoint[2] = max(self.ground_z, self._setpoint[2] - self.land_speed * self.dt)
+            self._setpoint[2] = max(self.ground_z, self._setpoint[2] - self.land_speed * self.dt * elapsed)
         return Command("position", self._setpoint.copy())
 
     def neutral(self, mode: str, state: QuadrotorState, history: CommandHistory) -> np.ndarray:

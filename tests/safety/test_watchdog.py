@@ -165,6 +165,33 @@ def test_stop_decelerates_smoothly(panda):
     assert abs(v[-1]) < 1e-9  # and came to rest
 
 
+def test_a_stop_on_a_loop_that_skips_ticks_keeps_its_time_and_distance():
+    """The stop ramp advances with control ticks, not calls: a loaded loop that wakes every 5th tick stops at the
+    same point, at the same tick, as one that runs every tick."""
+    from rcs.safety.watchdog import ArmFallback, Command, CommandHistory
+
+    def stop(every: int) -> dict[int, float]:
+        """Ticks since the stop began -> distance travelled since, calling every ``every`` ticks."""
+        fallback = ArmFallback(lambda state: np.zeros(1), control_dt=DT, stop_time_s=0.2)  # 100 ticks
+        history = CommandHistory()
+        history.push(Command("joint_positions", np.array([0.0])), 0)
+        history.push(Command("joint_positions", np.array([0.001 * every])), every)  # 0.5 rad/s in either case
+        out = {}
+        for tick in range(2 * every, 300, every):
+            command = fallback.command(Stage.STOPPING, None, history, tick)
+            history.push(command, tick)
+            out[tick - every] = float(command.values[0]) - 0.001 * every
+        return out
+
+    every_tick, every_fifth = stop(1), stop(5)
+    distance = 0.001 * (100 - 1) / 2  # v (N - 1) / 2
+    for trace in (every_tick, every_fifth):
+        assert min(n for n, d in trace.items() if d == pytest.approx(distance, abs=1e-12)) <= 100  # 0.2 s
+        assert max(trace.values()) == pytest.approx(distance, abs=1e-12)  # and no further
+    for n in (5, 50, 100):
+        assert every_fifth[n] == pytest.approx(every_tick[n], abs=1e-12)  # the same point at the same tick
+
+
 def test_fade_in_ramps_from_hold_to_policy(panda):
     panda.reset(seed=0)
     task = make_policy_task(panda, RATE, watchdog={"fade_in_s": 0.2, "stop_after_s": 1.0, "disarm_after_s": 2.0})
