@@ -5,6 +5,7 @@ from contextlib import ExitStack
 
 from rcs.heap import frozen_heap
 from sim.mujoco.gl import configure_gl
+from tests.serving.rcs_serve import serve  # noqa: F401  (fixture: `rcs serve` subprocesses, any test folder)
 
 # Nothing may download at run time: any hub access in a test (or in a subprocess it starts) fails loudly.
 os.environ["HF_HUB_OFFLINE"] = "1"

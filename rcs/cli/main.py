@@ -33,6 +33,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "up": ("rcs.cli.up", "start a stack composition from launch/*.yaml with one command (docs/ros2.md)"),
     "train": ("rcs.cli.train", "train a policy on a LeRobotDataset (checkpoints, resume, loss curve)"),
     "train-flight": ("rcs.cli.train_flight", "train a per-motor quadrotor hover policy with PPO on the batched sim"),
+    "train-residual": ("rcs.cli.train_residual", "learn a residual on a frozen served base with TD3 (shifted sim)"),
     "eval": ("rcs.cli.eval", "evaluate a checkpoint in sim through rcs serve + the real-time control loop"),
     "sysid": ("rcs.cli.sysid", "calibrate a simulated robot from a joint log (collect one from a shifted sim)"),
     "deploy": ("rcs.cli.deploy", "deploy a checkpoint onto a robot: preflight, shadow run, engage, logged run"),

@@ -99,4 +99,8 @@ def run(args: argparse.Namespace) -> int:
         server.run()
     except KeyboardInterrupt:
         server.stop()
+    finally:
+        close = getattr(policy, "close", None)  # a policy that owns processes or devices (e.g. a composed one)
+        if callable(close):
+            close()
     return 0

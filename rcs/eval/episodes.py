@@ -172,7 +172,7 @@ class _Locked:
 
 
 class _SnapshotSimulation(Protocol):
-    """What :class:`_Renderer` uses of a simulated robot's ``simulation`` (sim.mujoco.simulation.Simulation)."""
+    """What :class:`SnapshotRenderer` uses of a simulated robot's ``simulation`` (sim.mujoco.simulation.Simulation)."""
 
     model: Any
 
@@ -181,8 +181,14 @@ class _SnapshotSimulation(Protocol):
     def render(self, camera: str, width: int, height: int, data: Any = None) -> np.ndarray: ...
 
 
-class _Renderer:
-    """Renders camera images from simulator snapshots in one long-lived thread (GL contexts stay in it)."""
+class SnapshotRenderer:
+    """Renders camera images from simulator snapshots in one long-lived thread (GL contexts stay in it).
+
+    Args:
+        robot: a simulated robot (its ``simulation`` takes snapshots and renders them).
+        fast: render like ``rcs record --render fast`` (no shadow map, no multisampling): what the recorded
+            datasets, and so the policies trained on them, saw.
+    """
 
     def __init__(self, robot: Any, fast: bool) -> None:
         sim = getattr(robot, "simulation", None)
@@ -246,7 +252,7 @@ class EpisodeRunner:
         self.inputs = inputs
         self.config = config or EpisodeConfig()
         self.instruction = instruction
-        self.renderer = _Renderer(self.robot, fast_render)
+        self.renderer = SnapshotRenderer(self.robot, fast_render)
         # the first render creates the GL context (slow): do it now, not inside the first episode's deadline
         h, w = self.config.video_size
         self.renderer.render(self.renderer.snapshot(), [*inputs.cameras, (self.u.config.render_camera.name, h, w)])

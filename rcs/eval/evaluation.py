@@ -10,6 +10,7 @@ and the server's log go to ``out`` too.
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import json
 import os
@@ -32,6 +33,8 @@ from rcs.serving.protocol import Schema
 
 #: s to wait for the policy server's first answer (loading a checkpoint can take long on a CPU)
 SERVER_START_TIMEOUT_S = 300.0
+#: Linux prctl option: the signal a child receives when its parent dies
+_PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
@@ -102,7 +105,11 @@ def free_endpoint() -> str:
 
 
 class ServerProcess:
-    """``rcs serve --policy DIR`` as a child process, its output in ``log_path``."""
+    """``rcs serve --policy DIR`` as a child process, its output in ``log_path``.
+
+    On Linux the child gets SIGTERM when this process dies (``PR_SET_PDEATHSIG``): a killed parent never leaves
+    a policy server behind.
+    """
 
     def __init__(self, policy: Path, endpoint: str, log_path: Path) -> None:
         log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -114,6 +121,7 @@ class ServerProcess:
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env=env,
+            preexec_fn=_terminate_with_parent,
         )
 
     def check_alive(self) -> None:
@@ -134,8 +142,18 @@ class ServerProcess:
         self._log.close()
 
 
-def wait_for_server(endpoint: str, schema: Schema, server: ServerProcess | None, timeout_s: float) -> str:
-    """Handshake until the server answers (its schema checked against the robot's); returns its checkpoint id."""
+def _terminate_with_parent() -> None:
+    """In the child before exec: ask the kernel for SIGTERM when the parent dies (Linux; elsewhere nothing)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass  # not Linux: stop() still ends the server on a normal exit
+
+
+def wait_for_server(endpoint: str, schema: Schema | None, server: ServerProcess | None, timeout_s: float) -> str:
+    """Handshake until the server answers (its schema checked against ``schema``, the robot's; ``None`` accepts
+    any, for a client that adopts the server's schema); returns its checkpoint id."""
     from rcs.serving.client import HandshakeTimeout, PolicyClient, SchemaMismatchError
 
     client = PolicyClient(endpoint, schema, name="rcs-eval probe")

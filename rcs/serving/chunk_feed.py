@@ -51,6 +51,46 @@ class ActionMap(Protocol):
         """(K, len(names_out)) -> (K, len(names_in))."""
 
 
+def map_seed(executor: ChunkExecutor, tick: int) -> np.ndarray | None:
+    """Executor values to start an action map from: the plan at ``tick``, else the last command executed, else
+    ``None`` (nothing commanded yet: the map starts from the device's measured state)."""
+    committed = executor.request(tick).committed
+    if len(committed):
+        return committed[0]
+    last = executor.history.values[-1:]  # a copy of the list: the control thread may append meanwhile
+    return last[0] if last else None
+
+
+def submit_chunk(
+    executor: ChunkExecutor,
+    action_map: ActionMap | None,
+    actions: np.ndarray,
+    obs_tick: int,
+    policy_dt: float,
+    capture_time: float,
+) -> str:
+    """Hand a policy's chunk for the observation of ``obs_tick`` to the executor: converted by ``action_map``
+    (a TCP-pose policy's IK) from the executor's plan at that tick, starting at that tick. Returns ``"submitted"``,
+    ``"rejected_action_map"`` or ``"rejected_<reason>"`` (the executor's), the counter a feed keeps."""
+    actions = np.asarray(actions, dtype=np.float64)
+    if action_map is not None:
+        try:
+            actions = action_map.to_executor(actions, map_seed(executor, obs_tick))
+        except ValueError as e:
+            log.warning("chunk refused by the action map: %s", e)
+            return "rejected_action_map"
+    chunk = ActionChunk(
+        start_tick=int(obs_tick),
+        actions=actions,
+        names=executor.names,
+        policy_dt=policy_dt,
+        control_dt=executor.config.control_dt,
+        timestamp=capture_time,
+    )
+    rejection = executor.submit(chunk)
+    return "submitted" if rejection is None else f"rejected_{rejection.reason}"
+
+
 #: replies whose round trip a feed keeps for its latency percentiles
 ROUND_TRIPS_KEPT = 2000
 
@@ -231,15 +271,6 @@ class ChunkFeed:
         if self.on_lost is not None:
             self.on_lost()
 
-    def _map_seed(self, tick: int) -> np.ndarray | None:
-        """Executor values to start an action map from: the plan at ``tick``, else the last command executed,
-        else ``None`` (nothing commanded yet: the map starts from the device's measured state)."""
-        committed = self.executor.request(tick).committed
-        if len(committed):
-            return committed[0]
-        last = self.executor.history.values[-1:]  # a copy of the list: the control thread may append meanwhile
-        return last[0] if last else None
-
     def committed_prefix(self, tick: int) -> np.ndarray | None:
         """The executor's committed actions from ``tick`` at the policy rate, ``(K, D)``; None if none."""
         schema = self.client.expected
@@ -292,24 +323,8 @@ class ChunkFeed:
             return
         schema = self.client.expected
         assert schema is not None
-        actions = np.asarray(reply.actions, dtype=np.float64)
-        if self.action_map is not None:
-            try:
-                actions = self.action_map.to_executor(actions, self._map_seed(int(reply.obs_tick)))
-            except ValueError as e:
-                self._count("rejected_action_map")
-                log.warning("chunk refused by the action map: %s", e)
-                return
-        chunk = ActionChunk(
-            start_tick=int(reply.obs_tick),
-            actions=actions,
-            names=self.executor.names,
-            policy_dt=schema.policy_dt,
-            control_dt=self.executor.config.control_dt,
-            timestamp=reply.capture_time,
+        self._count(
+            submit_chunk(
+                self.executor, self.action_map, reply.actions, int(reply.obs_tick), schema.policy_dt, reply.capture_time
+            )
         )
-        rejection = self.executor.submit(chunk)
-        if rejection is None:
-            self._count("submitted")
-        else:
-            self._count(f"rejected_{rejection.reason}")

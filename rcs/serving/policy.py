@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -48,6 +49,39 @@ class Policy(Protocol):
         Observations are read-only views on the received frames (copy before modifying). Runs in the
         server's inference thread; a batch holds one observation per session (``max_batch`` at most).
         """
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    """Where an observation comes from, for policies that keep state per robot (:class:`SessionPolicy`).
+
+    Attributes:
+        session_id: the client's session (one robot connection; a re-handshake opens a new one).
+        tick: the robot's control tick of the observation (increases within a session; a new episode that
+            restarts its loop starts again lower).
+        capture_time: the robot's monotonic time of the observation (s, the robot host's clock).
+    """
+
+    session_id: int
+    tick: int
+    capture_time: float
+
+
+@runtime_checkable
+class SessionPolicy(Protocol):
+    """A policy whose action depends on earlier requests of the same robot (it caches a chunk, keeps a memory).
+
+    The server calls :meth:`infer_sessions` instead of :meth:`Policy.infer`, with one
+    :class:`RequestContext` per observation.
+    """
+
+    schema: Schema
+    checkpoint_id: str
+
+    def infer_sessions(
+        self, observations: Sequence[Observation], contexts: Sequence[RequestContext]
+    ) -> list[np.ndarray]:
+        """One ``(chunk_size, D)`` action chunk per observation, ``contexts[i]`` describing ``observations[i]``."""
 
 
 def standard_schema(

@@ -34,7 +34,7 @@ import zmq
 from rcs.control.priorities import promote_current_thread, realtime_io_threads
 from rcs.errors import ConfigError
 from rcs.serving.keys import KeyPair, curve_server, is_loopback
-from rcs.serving.policy import Policy
+from rcs.serving.policy import Policy, RequestContext, SessionPolicy
 from rcs.serving.protocol import (
     CLIENT_TYPES,
     MAX_TENSOR_BYTES,
@@ -694,7 +694,11 @@ class PolicyServer:
             return
         t0 = time.monotonic()
         try:
-            chunks = policy.infer([r.tensors for r in live])
+            if isinstance(policy, SessionPolicy):
+                contexts = [RequestContext(r.session_id, r.header.obs_tick, r.header.capture_time) for r in live]
+                chunks = policy.infer_sessions([r.tensors for r in live], contexts)
+            else:
+                chunks = policy.infer([r.tensors for r in live])
             if len(chunks) != len(live):
                 raise ValueError(f"returned {len(chunks)} chunks for {len(live)} observations")
         except Exception as e:

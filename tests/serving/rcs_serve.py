@@ -1,4 +1,4 @@
-"""Shared helpers of the serving tests: `rcs serve` as a real subprocess."""
+"""`rcs serve` as a real subprocess, and the `serve` fixture that starts them (shared through tests/conftest.py)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,169 @@
+"""The residual's observation and its action space, both normalized with the base checkpoint's statistics.
+
+The base (a lerobot checkpoint) normalizes vector inputs and actions by MIN_MAX: ``z = 2 (x - min) / (max - min) - 1``
+maps the training data's range to [-1, 1]. The residual works in the same space: its observation is the
+normalized vector inputs plus the base's normalized action for this step, and its output ``r`` (in [-1, 1]) moves
+the base's normalized action by ``scale * r``:
+
+    a = unnormalize(normalize(a_base) + scale * r)
+
+so ``scale`` is a fraction of each action entry's half-range in the base's data (e.g. 0.1: 10 %), the same for a
+position in metres and a gripper opening.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rcs.errors import ConfigError
+
+#: a statistic range below this (in the feature's units) is treated as this, so a constant entry normalizes to
+#: a finite value (lerobot's normalizer uses the same floor)
+MIN_SPAN = 1e-8
+
+
+@dataclass(frozen=True)
+class MinMax:
+    """One feature's MIN_MAX normalization: ``low`` and ``high`` (its units) map to -1 and 1."""
+
+    low: np.ndarray
+    high: np.ndarray
+
+    def normalize(self, x: np.ndarray) -> np.ndarray:
+        """Feature units -> normalized (float64)."""
+        span = np.maximum(self.high - self.low, MIN_SPAN)
+        return 2.0 * (np.asarray(x, dtype=np.float64) - self.low) / span - 1.0
+
+    def unnormalize(self, z: np.ndarray) -> np.ndarray:
+        """Normalized -> feature units (float64)."""
+        span = np.maximum(self.high - self.low, MIN_SPAN)
+        return (np.asarray(z, dtype=np.float64) + 1.0) * span / 2.0 + self.low
+
+    def as_dict(self) -> dict[str, list[float]]:
+        return {"min": self.low.tolist(), "max": self.high.tolist()}
+
+    @classmethod
+    def from_dict(cls, name: str, data: Any) -> MinMax:
+        """From ``{"min": [...], "max": [...]}``; ConfigError names ``name`` if it is malformed."""
+        try:
+            low = np.asarray(data["min"], dtype=np.float64)
+            high = np.asarray(data["max"], dtype=np.float64)
+        except (KeyError, TypeError, ValueError) as e:
+            raise ConfigError(f"residual statistics {name}: needs 'min' and 'max' number lists ({e})") from None
+        if low.ndim != 1 or low.shape != high.shape or not (np.isfinite(low).all() and np.isfinite(high).all()):
+            raise ConfigError(f"residual statistics {name}: 'min' and 'max' must be finite lists of one length")
+        return cls(low, high)
+
+
+@dataclass(frozen=True)
+class ResidualSpace:
+    """What the residual reads and how it acts.
+
+    Attributes:
+        inputs: the wire vector inputs it reads (e.g. ``observation.state``, ``observation.environment_state``),
+            in this order, each with its base statistics in ``stats``.
+        stats: MIN_MAX of each input.
+        action: MIN_MAX of the base's action.
+        scale: bound of the residual in normalized action units (``|a - a_base| <= scale`` there).
+    """
+
+    inputs: tuple[str, ...]
+    stats: Mapping[str, MinMax]
+    action: MinMax
+    scale: float
+
+    def __post_init__(self) -> None:
+        missing = [k for k in self.inputs if k not in self.stats]
+        if missing:
+            raise ConfigError(f"residual space: no statistics for inputs {missing}")
+        if not (np.isfinite(self.scale) and 0.0 < self.scale <= 1.0):
+            raise ConfigError(f"residual scale={self.scale!r} must be in (0, 1] (normalized action units)")
+
+    @property
+    def action_dim(self) -> int:
+        return len(self.action.low)
+
+    @property
+    def observation_dim(self) -> int:
+        """Length of :meth:`observe`: the inputs, then the base's normalized action."""
+        return sum(len(self.stats[k].low) for k in self.inputs) + self.action_dim
+
+    def observe(self, observation: Mapping[str, np.ndarray], base_action: np.ndarray) -> np.ndarray:
+        """The residual's observation (float32): each input normalized, then the base's normalized action.
+
+        Raises:
+            ValueError: an input missing, of the wrong length, or non-finite (names it).
+        """
+        parts = []
+        for key in self.inputs:
+            if key not in observation:
+                raise ValueError(f"residual input {key}: missing from the observation")
+            x = np.asarray(observation[key], dtype=np.float64).reshape(-1)
+            stat = self.stats[key]
+            if len(x) != len(stat.low) or not np.isfinite(x).all():
+                raise ValueError(f"residual input {key}: expected {len(stat.low)} finite values, got {x.tolist()}")
+            parts.append(stat.normalize(x))
+        parts.append(self.action.normalize(self.check_action("base action", base_action)))
+        return np.concatenate(parts).astype(np.float32)
+
+    def compose(self, base_action: np.ndarray, residual: np.ndarray) -> np.ndarray:
+        """The executed action (action units, float64): the base's action moved by ``scale * residual`` in the
+        normalized space; ``residual`` is clipped to [-1, 1].
+
+        Raises:
+            ValueError: a non-finite or wrongly sized base action or residual (names which).
+        """
+        base = self.check_action("base action", base_action)
+        r = np.asarray(residual, dtype=np.float64).reshape(-1)
+        if r.shape != (self.action_dim,) or not np.isfinite(r).all():
+            raise ValueError(f"residual action: expected {self.action_dim} finite values, got {r.tolist()}")
+        return self.action.unnormalize(self.action.normalize(base) + self.scale * np.clip(r, -1.0, 1.0))
+
+    def check_action(self, what: str, action: np.ndarray) -> np.ndarray:
+        a = np.asarray(action, dtype=np.float64).reshape(-1)
+        if a.shape != (self.action_dim,) or not np.isfinite(a).all():
+            raise ValueError(f"{what}: expected {self.action_dim} finite values, got {a.tolist()}")
+        return a
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "inputs": list(self.inputs),
+            "stats": {k: self.stats[k].as_dict() for k in self.inputs},
+            "action": self.action.as_dict(),
+            "scale": self.scale,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ResidualSpace:
+        try:
+            inputs = tuple(str(k) for k in data["inputs"])
+            stats = {k: MinMax.from_dict(k, data["stats"][k]) for k in inputs}
+            return cls(inputs, stats, MinMax.from_dict("action", data["action"]), float(data["scale"]))
+        except (KeyError, TypeError) as e:
+            raise ConfigError(f"residual space: malformed ({type(e).__name__}: {e})") from None
+
+
+def base_statistics(directory: Path, keys: Sequence[str]) -> dict[str, MinMax]:
+    """MIN_MAX statistics of ``keys`` (e.g. ``action``, ``observation.state``) from a lerobot checkpoint's saved
+    normalizer (``policy_preprocessor_step_*_normalizer_processor.safetensors``).
+
+    Raises:
+        ConfigError: no normalizer file, or a key without ``min``/``max`` in it.
+    """
+    from safetensors.numpy import load_file
+
+    files = sorted(Path(directory).glob("policy_preprocessor_step_*_normalizer_processor.safetensors"))
+    if not files:
+        raise ConfigError(f"base checkpoint {directory}: no saved normalizer (policy_preprocessor_step_*_normalizer)")
+    tensors = load_file(files[0])
+    out = {}
+    for key in keys:
+        if f"{key}.min" not in tensors or f"{key}.max" not in tensors:
+            raise ConfigError(f"base checkpoint {directory}: the normalizer has no min/max of {key}")
+        out[key] = MinMax(tensors[f"{key}.min"].astype(np.float64), tensors[f"{key}.max"].astype(np.float64))
+    return out

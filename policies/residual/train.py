@@ -1,0 +1,216 @@
+"""The training loop of ``rcs train-residual``: TD3 (:mod:`policies.residual.td3`) on the residual env.
+
+One process: the base runs behind its own ``rcs serve`` child, the env steps the simulation (a named reality shift or
+a calibrated robot config), the learner updates ``utd`` times per step once ``learning_starts`` steps are stored.
+Every ``eval_every`` environment steps the deterministic residual is evaluated on ``eval_episodes`` fixed seeds
+(``eval_seed`` onwards, apart from the seeds figures are reported on) and the composed checkpoint and the full
+training state (learner, buffers, counters, curve) are written, so a killed run resumes where its last checkpoint
+left it. ``progress`` gets one line per evaluation.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rcs.errors import ConfigError
+
+from .td3 import NStepReplay, Td3, Td3Config
+
+STATE_NAME = "training_state.pt"
+CURVE_NAME = "success.csv"
+
+
+@dataclass
+class ResidualTrainConfig:
+    """What ``rcs train-residual`` trains.
+
+    Attributes:
+        base: the base checkpoint folder (served unchanged).
+        out: the run folder (``checkpoint/``, the training state, ``success.csv``, ``success.png``).
+        env: env id (its robot takes ``robot_config``).
+        robot_config: the robot's options (a named shift's, or a calibrated config's).
+        label: what the robot is (``"reality-a"``, ``"calibrated: <file>"``), recorded in the checkpoint.
+        total_steps: environment steps of the run (policy steps).
+        learning_starts: steps stored before the first update.
+        eval_every: environment steps between evaluations and checkpoints.
+        eval_episodes: episodes per evaluation.
+        eval_seed: first seed of the evaluation episodes.
+        scale: the residual's bound (normalized action units).
+        seed: seeds the training episodes (``seed * 1_000_000 + episode``), torch and the learner.
+        td3: learner hyperparameters.
+    """
+
+    base: Path
+    out: Path
+    env: str = "rcs/PandaPickCube-v0"
+    robot_config: dict[str, Any] = field(default_factory=dict)
+    label: str = "nominal"
+    total_steps: int = 100_000
+    learning_starts: int = 2_000
+    eval_every: int = 5_000
+    eval_episodes: int = 20
+    eval_seed: int = 20_000
+    scale: float = 0.1
+    seed: int = 0
+    td3: Td3Config = field(default_factory=Td3Config)
+
+
+@dataclass
+class TrainState:
+    """Counters and the curve (saved with the learner)."""
+
+    env_steps: int = 0
+    episodes: int = 0
+    dropped_steps: int = 0  # steps without a base action (the base was late): never stored
+    curve: list[tuple[int, float]] = field(default_factory=list)  # (env steps, evaluation success rate)
+    wall_s: float = 0.0
+
+
+def make_env(cfg: ResidualTrainConfig, space: Any, follower: Any) -> Any:
+    """The residual env over ``cfg.env`` on the lockstep robot path, the base's cameras rendered at its sizes."""
+    from rcs.envs.registration import build_env, register_envs
+    from rcs.eval.inputs import read_policy_inputs
+    from rcs.eval.lockstep import LockstepEpisode
+
+    from .env import ResidualTaskEnv
+
+    inputs = read_policy_inputs(cfg.base)
+    register_envs()
+    env = build_env(cfg.env, robot_config=cfg.robot_config)
+    episode = LockstepEpisode(env, inputs.action_names, follower.policy_dt)
+    return ResidualTaskEnv(episode, space, follower, inputs.cameras)
+
+
+def evaluate(env: Any, agent: Td3, episodes: int, seed: int) -> float:
+    """Success rate of the deterministic residual over ``episodes`` seeds from ``seed`` (training env path)."""
+    successes = 0
+    for k in range(episodes):
+        obs, _ = env.reset(seed=seed + k)
+        while True:
+            obs, reward, terminated, truncated, _ = env.step(agent.act(obs, explore=False))
+            if terminated or truncated:
+                successes += int(reward > 0)
+                break
+    return successes / episodes
+
+
+def train(cfg: ResidualTrainConfig, progress: Callable[[str], None] | None = None) -> TrainState:
+    """Run (or resume) the training ``cfg`` describes; returns the final counters and curve."""
+    import torch
+
+    from . import checkpoint
+    from .base_follower import BaseFollower, BaseUnavailable
+    from .policy import connect_base
+
+    say = progress or (lambda line: None)
+    torch.set_num_threads(1)
+    base = checkpoint.base_ref(cfg.base)
+    space = checkpoint.initial_space(base, cfg.scale)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    client, server = connect_base(base, None, out / "base_serve.log")
+    env = None
+    try:
+        follower = BaseFollower(client, base.replan_steps, base.policy_dt, budget_s=2.0)
+        env = make_env(cfg, space, follower)
+        agent = Td3(space.observation_dim, space.action_dim, cfg.td3, seed=cfg.seed)
+        online = NStepReplay(
+            space.observation_dim, space.action_dim, cfg.td3.buffer_size, cfg.td3.n_step, cfg.td3.gamma
+        )
+        state = _resume(out, agent, online) or TrainState()
+        if state.env_steps:
+            say(f"resumed at {state.env_steps} env steps ({len(online)} transitions)")
+        t0 = time.monotonic() - state.wall_s
+        obs, _ = env.reset(seed=cfg.seed * 1_000_000 + state.episodes)
+        while state.env_steps < cfg.total_steps:
+            act = agent.act(obs, explore=True)
+            try:
+                next_obs, reward, terminated, truncated, _ = env.step(act)
+            except BaseUnavailable as e:  # no base action for the next step: nothing of this step is stored
+                state.dropped_steps += 1
+                online.drop_pending()
+                say(f"step dropped: {e}")
+                state.episodes += 1
+                obs, _ = env.reset(seed=cfg.seed * 1_000_000 + state.episodes)
+                continue
+            online.add(obs, act, reward, next_obs, terminated, truncated)
+            state.env_steps += 1
+            obs = next_obs
+            if len(online) >= cfg.learning_starts:
+                for _ in range(cfg.td3.utd):
+                    agent.update(agent.batch(online, None))
+            if terminated or truncated:
+                state.episodes += 1
+                obs, _ = env.reset(seed=cfg.seed * 1_000_000 + state.episodes)
+            if state.env_steps % cfg.eval_every == 0 or state.env_steps == cfg.total_steps:
+                rate = evaluate(env, agent, cfg.eval_episodes, cfg.eval_seed)
+                state.curve.append((state.env_steps, rate))
+                state.wall_s = time.monotonic() - t0
+                _save(cfg, out, agent, online, state, base, space)
+                say(
+                    f"{state.env_steps} env steps, {state.episodes} episodes: eval success {100 * rate:.0f} % "
+                    f"({cfg.eval_episodes} episodes), {state.wall_s:.0f} s"
+                )
+                obs, _ = env.reset(seed=cfg.seed * 1_000_000 + state.episodes)
+        return state
+    finally:
+        if env is not None:
+            env.close()
+        client.close()
+        if server is not None:
+            server.stop()
+
+
+def _save(
+    cfg: ResidualTrainConfig, out: Path, agent: Td3, online: NStepReplay, state: TrainState, base: Any, space: Any
+) -> None:
+    """The composed checkpoint (``out/checkpoint``), the curve and the training state, each written atomically."""
+    import torch
+
+    from . import checkpoint
+
+    training = {
+        "env": cfg.env,
+        "robot": cfg.label,
+        "robot_config": cfg.robot_config,
+        "env_steps": state.env_steps,
+        "episodes": state.episodes,
+        "seed": cfg.seed,
+        "td3": cfg.td3.as_dict(),
+        "curve": state.curve,
+    }
+    checkpoint.save(
+        out / "checkpoint",
+        agent.actor.state_dict(),
+        space,
+        cfg.td3.hidden,
+        base,
+        f"residual/{Path(cfg.base).name}/{cfg.label}/{state.env_steps:06d}",
+        training,
+    )
+    tmp = out / (STATE_NAME + ".tmp")
+    torch.save({"agent": agent.state_dict(), "online": online.state(), "state": state.__dict__}, tmp)
+    tmp.replace(out / STATE_NAME)
+    (out / CURVE_NAME).write_text("env_steps,success_rate\n" + "".join(f"{s},{r:.4f}\n" for s, r in state.curve))
+
+
+def _resume(out: Path, agent: Td3, online: NStepReplay) -> TrainState | None:
+    """The saved training state of ``out`` loaded into ``agent`` and ``online``; ``None`` if there is none."""
+    import torch
+
+    path = out / STATE_NAME
+    if not path.is_file():
+        return None
+    try:
+        saved = torch.load(path, weights_only=False)
+        agent.load_state_dict(saved["agent"])
+        online.load(saved["online"])
+        data = dict(saved["state"])
+        data["curve"] = [tuple(c) for c in data.get("curve", [])]
+        return TrainState(**data)
+    except (OSError, KeyError, RuntimeError, TypeError, ValueError) as e:
+        raise ConfigError(f"{path}: cannot resume from it ({type(e).__name__}: {e}); remove it to start over") from None

@@ -1,0 +1,119 @@
+"""``rcs train-residual``: learn a residual on top of a frozen, served base policy with TD3.
+
+    rcs train-residual --shift reality-a --output outputs/residual/reality-a
+    rcs train-residual --robot-config outputs/sysid/calibrated.json --output outputs/residual/calibrated
+
+The base (default: the shipped diffusion checkpoint) runs unchanged behind its own ``rcs serve``; the learner
+(:mod:`policies.residual.td3`) trains the residual in the simulated pick-cube task on the robot a named reality
+shift (``--shift``) or a calibrated robot config (``--robot-config``, the file ``rcs sysid`` writes) describes.
+Prints a line per evaluation (stderr); writes ``OUT/checkpoint`` (the composed checkpoint: serve it, evaluate it
+with ``rcs eval --policy OUT/checkpoint``), ``OUT/success.csv`` and ``OUT/success.png`` (evaluation success rate
+against environment steps), and the training state, from which the same command resumes; then one JSON line on
+stdout. Torch is imported only when this command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from rcs.cli.main import at_least, greater_than, json_line
+from rcs.errors import ConfigError
+
+#: the shipped base
+DEFAULT_BASE = Path(__file__).resolve().parents[2] / "policies" / "checkpoints" / "pick_cube_rcs_diffusion"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--output", required=True, type=Path, help="run folder (resumed if it holds a training state)")
+    parser.add_argument(
+        "--base", type=Path, default=DEFAULT_BASE, help="the base checkpoint (default: the shipped one)"
+    )
+    parser.add_argument("--env", default="rcs/PandaPickCube-v0", help="env id (default rcs/PandaPickCube-v0)")
+    robot = parser.add_mutually_exclusive_group()
+    robot.add_argument("--shift", default=None, help="train on this reality shift of the env's robot (rcs list)")
+    robot.add_argument("--robot-config", type=Path, default=None, help="train on a calibrated robot (rcs sysid --out)")
+    parser.add_argument("--steps", type=at_least(1), default=100_000, help="environment steps (default 100000)")
+    parser.add_argument("--learning-starts", type=at_least(1), default=2_000, help="steps before updates (2000)")
+    parser.add_argument("--eval-every", type=at_least(1), default=5_000, help="steps between evaluations (5000)")
+    parser.add_argument("--eval-episodes", type=at_least(1), default=20, help="episodes per evaluation (default 20)")
+    parser.add_argument("--scale", type=greater_than(0.0), default=0.1, help="residual bound, normalized units (0.1)")
+    parser.add_argument("--utd", type=at_least(1), default=2, help="critic updates per environment step (default 2)")
+    parser.add_argument("--n-step", type=at_least(1), default=3, help="steps of the n-step return (default 3)")
+    parser.add_argument("--critics", type=at_least(2), default=2, help="critics in the ensemble (default 2)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the training episodes and the learner")
+
+
+def robot_options(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
+    """(robot_config, label) of ``--shift`` / ``--robot-config`` (the env's own robot without either)."""
+    import gymnasium as gym
+
+    from rcs.envs.registration import register_envs
+    from rcs.eval.evaluation import shifted_robot_config
+
+    register_envs()
+    try:
+        robot = gym.spec(args.env).kwargs.get("robot")
+    except gym.error.Error as e:
+        raise ConfigError(f"--env={args.env!r}: {e}") from None
+    if args.shift is not None:
+        return shifted_robot_config(args.env, None, args.shift), args.shift
+    if args.robot_config is not None:
+        try:
+            data = json.loads(args.robot_config.read_text())
+        except (OSError, ValueError) as e:
+            raise ConfigError(f"--robot-config={args.robot_config}: unreadable ({e})") from None
+        if not isinstance(data, dict) or not isinstance(data.get("robot_config"), dict):
+            raise ConfigError(f"--robot-config={args.robot_config}: needs a 'robot_config' object (rcs sysid --out)")
+        if data.get("robot", robot) != robot:
+            raise ConfigError(
+                f"--robot-config={args.robot_config}: calibrates {data['robot']!r}, the env runs {robot!r}"
+            )
+        return dict(data["robot_config"]), f"calibrated:{args.robot_config.stem}"
+    return {}, "nominal"
+
+
+def run(args: argparse.Namespace) -> int:
+    from policies.flight.plot import curve_png
+    from policies.residual.td3 import Td3Config
+    from policies.residual.train import ResidualTrainConfig, train
+
+    try:
+        robot_config, label = robot_options(args)
+        cfg = ResidualTrainConfig(
+            base=args.base,
+            out=args.output,
+            env=args.env,
+            robot_config=robot_config,
+            label=label,
+            total_steps=args.steps,
+            learning_starts=args.learning_starts,
+            eval_every=args.eval_every,
+            eval_episodes=args.eval_episodes,
+            scale=args.scale,
+            seed=args.seed,
+            td3=Td3Config(utd=args.utd, n_step=args.n_step, critics=args.critics),
+        )
+        state = train(cfg, progress=lambda line: print(f"rcs train-residual: {line}", file=sys.stderr))
+    except (ConfigError, ValueError) as e:
+        raise SystemExit(f"rcs train-residual: {e}") from None
+    steps, rates = [s for s, _ in state.curve], [100.0 * r for _, r in state.curve]
+    curve = curve_png(args.output / "success.png", steps, rates, f"residual on {label}: eval success (%)", "env steps")
+    sys.stdout.write(
+        json_line(
+            {
+                "checkpoint": str(args.output / "checkpoint"),
+                "robot": label,
+                "env_steps": state.env_steps,
+                "episodes": state.episodes,
+                "dropped_steps": state.dropped_steps,
+                "wall_s": round(state.wall_s, 1),
+                "curve": [{"env_steps": s, "success_rate": r} for s, r in state.curve],
+                "plot": str(curve),
+            }
+        )
+    )
+    return 0

@@ -1,0 +1,303 @@
+"""Residual RL on a frozen base (policies/residual): the composition, the base follower against a real policy
+server, the composed checkpoint served by real `rcs serve` processes (the shipped diffusion checkpoint as the base),
+the residual env, and the TD3 learner.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rcs.serving.client import PolicyClient, ServerError
+from rcs.serving.policy import RequestContext
+from rcs.serving.protocol import Schema, TensorSpec
+
+torch = pytest.importorskip("torch")
+
+from policies.residual.actor import ResidualActor  # noqa: E402
+from policies.residual.base_follower import BaseFollower, BaseUnavailable  # noqa: E402
+from policies.residual.checkpoint import base_ref, initial_space, save  # noqa: E402
+from policies.residual.features import MinMax, ResidualSpace  # noqa: E402
+from policies.residual.td3 import NStepReplay, Td3, Td3Config  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+BASE = REPO / "policies" / "checkpoints" / "pick_cube_rcs_diffusion"
+
+
+def small_space(scale: float = 0.1) -> ResidualSpace:
+    stats = {"observation.state": MinMax(np.array([-1.0, 0.0]), np.array([1.0, 4.0]))}
+    return ResidualSpace(
+        ("observation.state",), stats, MinMax(np.array([0.0, -2.0, 0.0]), np.array([1.0, 2.0, 1.0])), scale
+    )
+
+
+# -- the composition ---------------------------------------------------------------------------------------------
+def test_the_residual_moves_the_base_by_scale_in_normalized_units_and_no_further():
+    space = small_space(0.1)
+    base = np.array([0.5, 1.0, 0.2])
+    assert np.array_equal(space.compose(base, np.zeros(3)), base)  # zero residual: exactly the base
+    # +1 moves each entry by scale x its half-range: 0.1 * 0.5, 0.1 * 2, 0.1 * 0.5
+    np.testing.assert_allclose(space.compose(base, np.ones(3)), base + [0.05, 0.2, 0.05])
+    np.testing.assert_allclose(space.compose(base, np.full(3, 7.0)), base + [0.05, 0.2, 0.05])  # clipped to [-1, 1]
+    with pytest.raises(ValueError, match="residual action: expected 3 finite values"):
+        space.compose(base, np.array([0.0, np.nan, 0.0]))
+    with pytest.raises(ValueError, match="base action: expected 3 finite values"):
+        space.compose(np.array([0.5, np.inf, 0.2]), np.zeros(3))
+    obs = space.observe({"observation.state": np.array([0.0, 2.0])}, base)
+    np.testing.assert_allclose(obs, [0.0, 0.0, 0.0, 0.5, -0.6], atol=1e-6)
+    assert obs.dtype == np.float32 and space.observation_dim == 5
+    with pytest.raises(ValueError, match="residual input observation.state: expected 2 finite values"):
+        space.observe({"observation.state": np.array([0.0, np.nan])}, base)
+    with pytest.raises(ValueError, match="residual input observation.state: missing"):
+        space.observe({}, base)
+
+
+def test_an_untrained_actor_is_exactly_zero():
+    actor = ResidualActor(25, 10, (64, 64))
+    x = torch.randn(32, 25) * 10
+    assert torch.equal(actor(x), torch.zeros(32, 10))
+
+
+# -- the base follower against a real policy server -----------------------------------------------------------------
+SCHEMA = Schema(
+    (TensorSpec("observation.state", (2,), "float32", ""),),
+    TensorSpec("action", (4, 3), "float32", ""),
+    0.05,
+)
+
+
+class CountingBase:
+    """Chunk ``i`` (the i-th request) holds ``[i, k, state[0]]`` in row ``k``; sleeps ``delay_s`` per request."""
+
+    schema = SCHEMA
+    checkpoint_id = "counting-base"
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.delay_s = 0.0
+
+    def infer(self, observations):
+        out = []
+        for o in observations:
+            time.sleep(self.delay_s)
+            self.calls += 1
+            out.append(np.array([[self.calls, k, o["observation.state"][0]] for k in range(4)], np.float32))
+        return out
+
+
+@pytest.fixture
+def counting_base():
+    from rcs.serving.server import PolicyServer
+
+    policy = CountingBase()
+    server = PolicyServer(policy, "tcp://127.0.0.1:0")
+    endpoint = server.start()
+    client = PolicyClient(endpoint, SCHEMA)
+    client.handshake(5.0)
+    yield policy, client
+    client.close()
+    server.stop()
+
+
+def test_the_follower_steps_through_the_bases_horizon_and_asks_again(counting_base):
+    policy, client = counting_base
+    follower = BaseFollower(client, replan_steps=3, policy_dt=0.05, budget_s=5.0)
+    obs = {"observation.state": np.array([7.0, 0.0], np.float32)}
+    rows = [follower.action(obs, RequestContext(1, t, 0.05 * t)).tolist() for t in range(7)]
+    # chunk 1 rows 0..2 (replan_steps 3 of its 4), then chunk 2 rows 0..2, then chunk 3
+    assert rows == [[1, 0, 7], [1, 1, 7], [1, 2, 7], [2, 0, 7], [2, 1, 7], [2, 2, 7], [3, 0, 7]]
+    # a late observation takes the row of its time, not the next row
+    assert follower.action(obs, RequestContext(1, 7, 0.05 * 8)).tolist() == [3, 2, 7]
+    # time beyond the horizon: a fresh chunk, never a row of the past
+    assert follower.action(obs, RequestContext(1, 8, 0.05 * 20)).tolist() == [4, 0, 7]
+    # a new session, or a tick that went back (a new episode): a fresh chunk
+    assert follower.action(obs, RequestContext(2, 9, 0.05 * 21)).tolist() == [5, 0, 7]
+    assert follower.action(obs, RequestContext(2, 0, 0.0)).tolist() == [6, 0, 7]
+    assert follower.requests == policy.calls == 6
+
+
+def test_a_late_base_raises_and_its_chunk_is_never_used(counting_base):
+    policy, client = counting_base
+    follower = BaseFollower(client, replan_steps=4, policy_dt=0.05, budget_s=0.2)
+    obs = {"observation.state": np.array([1.0, 0.0], np.float32)}
+    assert follower.action(obs, RequestContext(1, 0, 0.0)).tolist() == [1, 0, 1]
+    follower.reset()
+    policy.delay_s = 0.5
+    with pytest.raises(BaseUnavailable, match="base policy"):
+        follower.action(obs, RequestContext(1, 1, 0.05))
+    # the old chunk's row 1 would still be within its horizon: it is not used, the base is asked again
+    policy.delay_s = 0.0
+    time.sleep(0.6)  # the late reply arrives meanwhile and must be ignored
+    assert follower.action(obs, RequestContext(1, 2, 0.10))[0] == 3
+    assert follower.failures == 1
+
+
+# -- the composed checkpoint behind real `rcs serve` processes ---------------------------------------------------
+@pytest.fixture(scope="module")
+def composed(tmp_path_factory) -> Path:
+    """A composed checkpoint over the shipped diffusion base with an untrained (zero) residual."""
+    base = base_ref(BASE)
+    space = initial_space(base, 0.1)
+    actor = ResidualActor(space.observation_dim, space.action_dim, (64, 64))
+    return save(
+        tmp_path_factory.mktemp("composed") / "zero", actor.state_dict(), space, (64, 64), base, "zero-residual"
+    )
+
+
+@pytest.fixture(scope="module")
+def observations():
+    from rcs.envs.base import CameraConfig
+    from rcs.envs.registration import build_env, register_envs
+    from rcs.recording.features import observation_to_features
+
+    register_envs()
+    env = build_env("rcs/PandaPickCube-v0", cameras=(CameraConfig("front", 96, 96),))
+    try:
+        out = []
+        for seed in (3, 4):
+            obs, _ = env.reset(seed=seed)
+            out.append(observation_to_features(obs, ["front"], env.unwrapped.environment_state_layout))
+        return out
+    finally:
+        env.close()
+
+
+def test_the_composed_checkpoint_names_its_base_and_is_small(composed):
+    meta = json.loads((composed / "residual.json").read_text())
+    assert (composed / meta["base"]["path"]).resolve() == BASE.resolve()
+    assert meta["base"]["replan_steps"] == 8 and meta["base"]["policy_dt"] == 0.05
+    manifest = json.loads((composed / "rcs_policy.json").read_text())
+    assert manifest["kind"] == "residual"
+    config = json.loads((composed / "config.json").read_text())
+    assert config["n_action_steps"] == 1 and config["horizon"] == 2  # the residual acts every policy step
+    assert sum(f.stat().st_size for f in composed.iterdir()) < 200_000
+
+
+def test_served_with_a_zero_residual_it_is_exactly_the_served_base(serve, composed, observations):
+    base_server = serve("--policy", str(BASE))
+    composed_server = serve("--policy", str(composed))
+    base = PolicyClient(base_server.endpoint, None)
+    both = PolicyClient(composed_server.endpoint, None)
+    try:
+        welcome = both.handshake(10.0)
+        assert welcome.schema.action.shape == (2, 10) and welcome.checkpoint_id == "zero-residual"
+        base.handshake(10.0)
+        for obs in observations:
+            chunk = base.request(obs, 0, time.monotonic(), budget_s=30.0).actions
+            t0 = time.monotonic()
+            # one episode's first 8 steps (same observation: the base's chunk is its plan for it)
+            rows = [both.request(obs, t + 1, t0 + 0.05 * t, budget_s=30.0).actions for t in range(8)]
+            # bit for bit: the residual starts at the base; each chunk's second action is the base's next one
+            assert np.array_equal(np.stack([r[0] for r in rows]), chunk[:8])
+            assert np.array_equal(np.stack([r[1] for r in rows]), chunk[1:9])
+    finally:
+        base.close()
+        both.close()
+
+
+def test_a_non_finite_residual_is_refused_and_no_chunk_is_sent(serve, composed, observations, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    broken = tmp_path / "nan"
+    shutil.copytree(composed, broken)
+    weights = load_file(str(broken / "actor.safetensors"))
+    weights["head.bias"] = torch.full_like(weights["head.bias"], float("nan"))
+    save_file(weights, str(broken / "actor.safetensors"))
+    server = serve("--policy", str(broken))
+    client = PolicyClient(server.endpoint, None)
+    try:
+        client.handshake(10.0)
+        with pytest.raises(ServerError, match="residual action: expected 10 finite values"):
+            client.request(observations[0], 1, time.monotonic(), budget_s=30.0)
+    finally:
+        client.close()
+
+
+def test_a_composed_checkpoint_refuses_another_base(serve, composed, tmp_path):
+    other = tmp_path / "other"
+    shutil.copytree(composed, other)
+    meta = json.loads((other / "residual.json").read_text())
+    meta["base"]["path"] = str(BASE)
+    meta["base"]["checkpoint_id"] = "another-base/000100"
+    (other / "residual.json").write_text(json.dumps(meta))
+    with pytest.raises(RuntimeError, match="base is 'another-base/000100'.*refusing another base"):
+        serve("--policy", str(other))
+
+
+# -- the learner -------------------------------------------------------------------------------------------------
+def test_n_step_returns_stop_at_the_end_of_an_episode():
+    buf = NStepReplay(1, 1, 16, n_step=3, gamma=0.5)
+    for t in range(4):  # rewards 1, 2, 3, 4; terminated after the 4th step
+        buf.add(np.array([t]), np.array([0.0]), float(t + 1), np.array([t + 1]), terminated=t == 3, truncated=False)
+    s = buf.state()
+    np.testing.assert_allclose(s["ret"], [1 + 0.5 * 2 + 0.25 * 3, 2 + 0.5 * 3 + 0.25 * 4, 3 + 0.5 * 4, 4])
+    np.testing.assert_allclose(s["next_obs"][:, 0], [3, 4, 4, 4])
+    np.testing.assert_allclose(s["discount"], [0.125, 0.125, 0.25, 0.5])
+    np.testing.assert_allclose(s["done"], [0, 1, 1, 1])
+
+
+def test_td3_learns_a_residual_that_a_sparse_reward_asks_for():
+    """A one-step task: reward 1 only when the residual's first entry has the sign of the observation's first
+    entry and is beyond 0.3; the zero-initialised actor earns nothing until it learns."""
+    rng = np.random.default_rng(0)
+    cfg = Td3Config(hidden=(64, 64), n_step=1, utd=1, batch_size=64, demo_fraction=0.0, explore_noise=0.5)
+    agent = Td3(4, 2, cfg, seed=0)
+    buf = NStepReplay(4, 2, 5000, cfg.n_step, cfg.gamma)
+
+    def reward(obs: np.ndarray, act: np.ndarray) -> float:
+        return float(np.sign(obs[0]) * act[0] > 0.3)
+
+    test = rng.normal(size=(200, 4)).astype(np.float32)
+    assert sum(reward(o, agent.act(o, explore=False)) for o in test) == 0
+    for step in range(3000):
+        obs = rng.normal(size=4).astype(np.float32)
+        act = agent.act(obs, explore=True)
+        buf.add(obs, act, reward(obs, act), obs, terminated=True, truncated=False)
+        if step >= 200:
+            agent.update(agent.batch(buf, None))
+    assert sum(reward(o, agent.act(o, explore=False)) for o in test) >= 190
+
+
+# -- rcs train-residual ------------------------------------------------------------------------------------------
+def test_train_residual_evaluates_checkpoints_and_resumes(tmp_path):
+    """A tiny run on the shifted robot: evaluations and checkpoints every 100 steps; rerun with more steps, it
+    resumes from its training state; the checkpoint it wrote is a composed checkpoint that names its base."""
+    from tests.policies.conftest import last_json, rcs
+
+    out = tmp_path / "run"
+    common = ("--shift", "reality-a", "--output", str(out), "--learning-starts", "50", "--eval-every", "100")
+    first = last_json(rcs("train-residual", *common, "--steps", "200", "--eval-episodes", "1").stdout)
+    assert first["env_steps"] == 200 and [c["env_steps"] for c in first["curve"]] == [100, 200]
+    assert (out / "success.png").is_file() and (out / "success.csv").read_text().count("\n") == 3
+    second = rcs("train-residual", *common, "--steps", "300", "--eval-episodes", "1")
+    assert "resumed at 200 env steps" in second.stderr
+    result = last_json(second.stdout)
+    assert [c["env_steps"] for c in result["curve"]] == [100, 200, 300] and result["episodes"] >= first["episodes"]
+    meta = json.loads((out / "checkpoint" / "residual.json").read_text())
+    assert meta["training"]["robot"] == "reality-a" and meta["training"]["env_steps"] == 300
+    assert (out / "checkpoint" / meta["base"]["path"]).resolve() == BASE.resolve()
+    trained = torch.load(out / "training_state.pt", weights_only=False)["agent"]["actor"]["head.weight"]
+    assert trained.abs().sum() > 0  # the updates moved the residual away from zero
+
+
+def test_train_residual_refuses_bad_robot_options(tmp_path):
+    import subprocess
+
+    from tests.policies.conftest import ENV, RCS
+
+    bad = tmp_path / "calibrated.json"
+    bad.write_text(json.dumps({"robot": "sim/so101", "robot_config": {}}))
+    for args, message in (
+        (("--shift", "reality-z"), "reality-z"),
+        (("--robot-config", str(bad)), "calibrates 'sim/so101', the env runs 'sim/panda'"),
+        (("--robot-config", str(tmp_path / "missing.json")), "missing.json: unreadable"),
+    ):
+        proc = subprocess.run(
+            [RCS, "train-residual", "--output", str(tmp_path / "o"), *args], capture_output=True, text=True, env=ENV
+        )
+        assert proc.returncode != 0 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
