@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from rcs.errors import ConfigError
-from rcs.serving.manifest import MANIFEST_NAME
+from rcs.serving.manifest import MANIFEST_NAME, read_json_object
 from rcs.serving.policy import read_manifest, replan_steps_of
 
 from .features import ResidualSpace, base_statistics
@@ -56,7 +56,7 @@ def base_ref(directory: str | Path) -> BaseRef:
     """A :class:`BaseRef` read from a base checkpoint folder's files (``rcs_policy.json``, ``config.json``)."""
     directory = Path(directory).resolve()
     _, manifest = read_manifest(directory)
-    config = _json(directory / "config.json")
+    config = read_json_object(directory / "config.json", "base checkpoint config")
     chunk = config.get("horizon") or config.get("chunk_size") or 1
     policy_dt = manifest.get("policy_dt")
     if not isinstance(policy_dt, int | float) or not policy_dt > 0:
@@ -68,7 +68,7 @@ def base_ref(directory: str | Path) -> BaseRef:
 
 def initial_space(base: BaseRef, scale: float) -> ResidualSpace:
     """The residual space over a base: its vector inputs and action with its saved MIN_MAX statistics."""
-    config = _json(base.directory / "config.json")
+    config = read_json_object(base.directory / "config.json", "base checkpoint config")
     inputs = tuple(k for k, f in (config.get("input_features") or {}).items() if f.get("type") in ("STATE", "ENV"))
     stats = base_statistics(base.directory, (*inputs, "action"))
     return ResidualSpace(inputs, {k: stats[k] for k in inputs}, stats["action"], scale)
@@ -88,7 +88,7 @@ def save(
 
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
-    base_config = _json(base.directory / "config.json")
+    base_config = read_json_object(base.directory / "config.json", "base checkpoint config")
     _, base_manifest = read_manifest(base.directory)
     relative = os.path.relpath(base.directory, out.resolve())
     meta = {
@@ -146,7 +146,7 @@ def load(directory: str | Path) -> Composed:
     from safetensors.torch import load_file
 
     directory = Path(directory).resolve()
-    meta = _json(directory / RESIDUAL_NAME)
+    meta = read_json_object(directory / RESIDUAL_NAME, "residual checkpoint")
     if meta.get("format") != FORMAT:
         raise ConfigError(f"{directory / RESIDUAL_NAME}: format={meta.get('format')!r}, this version reads {FORMAT}")
     try:
@@ -168,15 +168,3 @@ def load(directory: str | Path) -> Composed:
         load_file(str(weights)),
         meta.get("training", {}),
     )
-
-
-def _json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: missing") from None
-    except (OSError, ValueError) as e:
-        raise ConfigError(f"{path}: unreadable ({e})") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: must be a JSON object")
-    return data

@@ -69,7 +69,9 @@ def lerobot_home() -> Path:
     return Path(hf_home).expanduser() / "lerobot"
 
 
-def _json(path: Path, what: str) -> dict[str, Any]:
+def read_json_object(path: Path, what: str) -> dict[str, Any]:
+    """The JSON object in ``path``; :class:`ConfigError` naming ``what`` and the path if it is missing, unreadable
+    or not an object."""
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
@@ -83,7 +85,7 @@ def _json(path: Path, what: str) -> dict[str, Any]:
 
 def training_dataset(directory: Path) -> Path:
     """The local folder of the dataset a lerobot checkpoint was trained on (from its ``train_config.json``)."""
-    train = _json(directory / TRAIN_CONFIG_NAME, f"no {MANIFEST_NAME}, and its training config")
+    train = read_json_object(directory / TRAIN_CONFIG_NAME, f"no {MANIFEST_NAME}, and its training config")
     dataset = train.get("dataset")
     if not isinstance(dataset, dict) or not isinstance(dataset.get("repo_id"), str):
         raise ConfigError(f"{directory / TRAIN_CONFIG_NAME}: dataset.repo_id is missing (not a lerobot-train config)")
@@ -119,8 +121,8 @@ def derive_manifest(directory: str | Path) -> dict[str, Any]:
     directory = Path(directory)
     try:
         dataset = training_dataset(directory)
-        info = _json(dataset / "meta" / "info.json", "dataset metadata")
-        config = _json(directory / "config.json", "policy config")
+        info = read_json_object(dataset / "meta" / "info.json", "dataset metadata")
+        config = read_json_object(directory / "config.json", "policy config")
     except ConfigError as e:
         raise ConfigError(f"policy checkpoint {directory}: {e}") from None
     features = info.get("features") or {}
@@ -134,7 +136,7 @@ def derive_manifest(directory: str | Path) -> dict[str, Any]:
     action_names = list(action["names"])
     recording_file = dataset / "meta" / "rcs_recording.json"
     if recording_file.is_file():
-        recording = _json(recording_file, "recording metadata")
+        recording = read_json_object(recording_file, "recording metadata")
         recording = recording.get("recording", recording)
         if recording.get("relative"):
             action_names = _delta_names(action_names, directory, dataset)
