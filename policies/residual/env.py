@@ -69,6 +69,9 @@ class ResidualTaskEnv(gym.Env):
         space: the residual space.
         follower: the base's per-step actions.
         cameras: the base's image inputs ``(name, height, width)`` (``observation.images.<name>``).
+        base_latency_s: simulated time between an observation and the robot receiving the chunk made from it
+            when the base had to be asked for it (its inference; the shipped diffusion base takes about 40 ms
+            on a 2-core CPU); other steps' chunks arrive at once (the residual takes well under a control tick).
         base_retries: extra requests for one observation before :class:`BaseUnavailable` propagates.
     """
 
@@ -78,6 +81,7 @@ class ResidualTaskEnv(gym.Env):
         space: ResidualSpace,
         follower: BaseFollower,
         cameras: Sequence[tuple[str, int, int]],
+        base_latency_s: float = 0.0,
         base_retries: int = 2,
     ) -> None:
         self.episode = episode
@@ -87,7 +91,9 @@ class ResidualTaskEnv(gym.Env):
         self.env_state = tuple(episode.u.environment_state_layout)
         self.dt = float(episode.policy_dt)
         self._renderer = SnapshotRenderer(episode.robot, fast=True) if self.cameras else None
+        self.base_latency_s = float(base_latency_s)
         self.base_retries = int(base_retries)
+        self._asked_base = False  # the base was asked for this observation's chunk
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, (space.observation_dim,), np.float32)
         self.action_space = gym.spaces.Box(-1.0, 1.0, (space.action_dim,), np.float32)
         self._episode = 0
@@ -103,7 +109,7 @@ class ResidualTaskEnv(gym.Env):
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
         chunk = np.stack([self.space.compose(base, action) for base in self._base])
-        result = self.episode.step(chunk)
+        result = self.episode.step(chunk, self.base_latency_s if self._asked_base else 0.0)
         self._step += 1
         info = {
             **result.measures,
@@ -121,9 +127,11 @@ class ResidualTaskEnv(gym.Env):
         vectors = observation_to_features(obs, [], self.env_state)
         features = _LazyImages(vectors, self._render, [IMAGE_PREFIX + name for name, _, _ in self.cameras])
         context = RequestContext(self._episode, self._step, self._step * self.dt)  # simulated time: not real time
+        asked = self.follower.requests
         for attempt in range(self.base_retries + 1):
             try:
                 self._base = self.follower.actions(features, context, CHUNK_STEPS)
+                self._asked_base = self.follower.requests > asked
                 break
             except BaseUnavailable:
                 if attempt == self.base_retries:

@@ -5,7 +5,8 @@ a calibrated robot config), the learner updates ``utd`` times per step once ``le
 Every ``eval_every`` environment steps the deterministic residual is evaluated on ``eval_episodes`` fixed seeds
 (``eval_seed`` onwards, apart from the seeds figures are reported on) and the composed checkpoint and the full
 training state (learner, buffers, counters, curve) are written, so a killed run resumes where its last checkpoint
-left it. ``progress`` gets one line per evaluation.
+left it. The first evaluation, before any update, is the base alone (the residual starts at zero). ``progress``
+gets one line per evaluation.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ class ResidualTrainConfig:
         eval_episodes: episodes per evaluation.
         eval_seed: first seed of the evaluation episodes.
         scale: the residual's bound (normalized action units).
+        base_latency_s: simulated time from an observation to its chunk on steps that ask the base
+            (:class:`policies.residual.env.ResidualTaskEnv`).
         seed: seeds the training episodes (``seed * 1_000_000 + episode``), torch and the learner.
         td3: learner hyperparameters.
     """
@@ -55,6 +58,7 @@ class ResidualTrainConfig:
     eval_episodes: int = 20
     eval_seed: int = 20_000
     scale: float = 0.1
+    base_latency_s: float = 0.04
     seed: int = 0
     td3: Td3Config = field(default_factory=Td3Config)
 
@@ -82,7 +86,7 @@ def make_env(cfg: ResidualTrainConfig, space: Any, follower: Any) -> Any:
     register_envs()
     env = build_env(cfg.env, robot_config=cfg.robot_config)
     episode = LockstepEpisode(env, inputs.action_names, follower.policy_dt)
-    return ResidualTaskEnv(episode, space, follower, inputs.cameras)
+    return ResidualTaskEnv(episode, space, follower, inputs.cameras, base_latency_s=cfg.base_latency_s)
 
 
 def evaluate(env: Any, agent: Td3, episodes: int, seed: int) -> float:
@@ -125,6 +129,11 @@ def train(cfg: ResidualTrainConfig, progress: Callable[[str], None] | None = Non
         if state.env_steps:
             say(f"resumed at {state.env_steps} env steps ({len(online)} transitions)")
         t0 = time.monotonic() - state.wall_s
+        if not state.curve:  # the base alone (the residual is zero): the curve's first point
+            state.curve.append((0, evaluate(env, agent, cfg.eval_episodes, cfg.eval_seed)))
+            say(
+                f"0 env steps: eval success {100 * state.curve[0][1]:.0f} % ({cfg.eval_episodes} episodes, the base alone)"
+            )
         obs, _ = env.reset(seed=cfg.seed * 1_000_000 + state.episodes)
         while state.env_steps < cfg.total_steps:
             act = agent.act(obs, explore=True)

@@ -41,6 +41,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--eval-every", type=at_least(1), default=5_000, help="steps between evaluations (5000)")
     parser.add_argument("--eval-episodes", type=at_least(1), default=20, help="episodes per evaluation (default 20)")
     parser.add_argument("--scale", type=greater_than(0.0), default=0.1, help="residual bound, normalized units (0.1)")
+    parser.add_argument(
+        "--base-latency-ms",
+        type=at_least(0),
+        default=40,
+        help="simulated delay of a chunk whose step asked the base (its inference; default 40 ms)",
+    )
     parser.add_argument("--utd", type=at_least(1), default=2, help="critic updates per environment step (default 2)")
     parser.add_argument("--n-step", type=at_least(1), default=3, help="steps of the n-step return (default 3)")
     parser.add_argument("--critics", type=at_least(2), default=2, help="critics in the ensemble (default 2)")
@@ -76,8 +82,19 @@ def robot_options(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
     return {}, "nominal"
 
 
+#: loggers that report every episode's watchdog transitions and safety interventions: thousands of episodes
+#: here, so only their errors are shown (rcs eval of the checkpoint reports them per episode)
+EPISODE_LOGGERS = ("rcs.safety.watchdog", "rcs.safety.interventions")
+
+
 def run(args: argparse.Namespace) -> int:
+    import logging
+
     from policies.flight.plot import curve_png
+
+    if not logging.getLogger().isEnabledFor(logging.DEBUG):
+        for name in EPISODE_LOGGERS:
+            logging.getLogger(name).setLevel(logging.ERROR)
     from policies.residual.td3 import Td3Config
     from policies.residual.train import ResidualTrainConfig, train
 
@@ -94,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
             eval_every=args.eval_every,
             eval_episodes=args.eval_episodes,
             scale=args.scale,
+            base_latency_s=args.base_latency_ms / 1e3,
             seed=args.seed,
             td3=Td3Config(utd=args.utd, n_step=args.n_step, critics=args.critics),
         )

@@ -4,8 +4,9 @@ The chain is the one a served policy drives (:mod:`rcs.eval.episodes`): the acti
 :func:`rcs.serving.chunk_feed.submit_chunk`), the chunk executor, the watchdog, the safety filter and the simulated
 robot at the control rate (:func:`rcs.control.task.make_policy_task`). Here the caller hands over the policy's
 chunk for the current observation and :meth:`LockstepEpisode.step` runs one policy period of control ticks, then
-returns the next observation. What differs from ``rcs eval``: no inference latency (the chunk starts at the
-observation's tick and is there before the next tick), no scheduling jitter, and it runs as fast as the CPU allows.
+returns the next observation. What differs from ``rcs eval``: inference latency is what the caller says
+(``latency_s``: the reply arrives that much simulated time after its observation; 0 by default), there is no
+scheduling jitter, and it runs as fast as the CPU allows.
 Learning in the pipeline a policy is deployed through (``rcs train-residual``) needs exactly that.
 """
 
@@ -99,16 +100,26 @@ class LockstepEpisode:
         self._run(1)  # the engage request is applied at a tick: the executor holds the measured pose from here
         return self.u.observe()
 
-    def step(self, chunk: np.ndarray) -> StepResult:
-        """Hand ``chunk`` ((H, D) in the policy's action names; its first action is for now) to the robot side,
-        run one policy period of control ticks, observe."""
+    def step(self, chunk: np.ndarray, latency_s: float = 0.0) -> StepResult:
+        """Hand ``chunk`` ((H, D) in the policy's action names; its first action is for the observation's tick) to
+        the robot side ``latency_s`` after the observation (the robot keeps executing its previous plan
+        meanwhile, as when a served policy's reply arrives that late), run the rest of the policy period, observe.
+
+        Raises:
+            ValueError: ``latency_s`` not within [0, policy_dt) (a reply later than the next observation).
+        """
         if self.task is None:
             raise RuntimeError("reset() first")
-        # stamped now: the executor refuses chunks whose observation is old on the host's clock, and in lockstep the
-        # observation was taken just now
+        if not 0.0 <= latency_s < self.policy_dt:
+            raise ValueError(f"latency_s={latency_s} must be in [0, policy_dt={self.policy_dt}) s")
+        late = round(latency_s / self.control_dt)
+        obs_tick = self.tick
+        self._run(late)
+        # stamped now: the executor refuses chunks whose observation is old on the host's clock; in lockstep the
+        # host time between the observation and this point is only the simulation's
         now = time.monotonic()
-        submitted = submit_chunk(self.task.executor, self.action_map, chunk, self.tick, self.policy_dt, now)
-        self._run(self.ticks_per_step)
+        submitted = submit_chunk(self.task.executor, self.action_map, chunk, obs_tick, self.policy_dt, now)
+        self._run(self.ticks_per_step - late)
         obs = self.u.observe()
         measures = self.u.task_measures(obs)
         self._held = self._held + 1 if measures.get("is_success") else 0

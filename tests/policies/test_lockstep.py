@@ -65,3 +65,13 @@ def test_lockstep_needs_a_simulated_robot_and_whole_control_periods():
             LockstepEpisode(env, POSE_NAMES, policy_dt=0.0555)
     finally:
         env.close()
+
+
+def test_a_late_chunk_arrives_after_its_observation_within_the_period(episode):
+    obs = episode.reset(seed=3)
+    chunk = pose_chunk(obs, np.array([0.0, 0.0, 0.02]))
+    t0 = episode.sim_time
+    result = episode.step(chunk, latency_s=0.03)  # 3 control ticks after the observation
+    assert result.submitted == "submitted" and episode.sim_time == pytest.approx(t0 + 0.05)
+    with pytest.raises(ValueError, match=r"latency_s=0.05 must be in \[0, policy_dt=0.05\)"):
+        episode.step(chunk, latency_s=0.05)

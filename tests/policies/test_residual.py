@@ -272,12 +272,12 @@ def test_train_residual_evaluates_checkpoints_and_resumes(tmp_path):
     out = tmp_path / "run"
     common = ("--shift", "reality-a", "--output", str(out), "--learning-starts", "50", "--eval-every", "100")
     first = last_json(rcs("train-residual", *common, "--steps", "200", "--eval-episodes", "1").stdout)
-    assert first["env_steps"] == 200 and [c["env_steps"] for c in first["curve"]] == [100, 200]
-    assert (out / "success.png").is_file() and (out / "success.csv").read_text().count("\n") == 3
+    assert first["env_steps"] == 200 and [c["env_steps"] for c in first["curve"]] == [0, 100, 200]
+    assert (out / "success.png").is_file() and (out / "success.csv").read_text().count("\n") == 4
     second = rcs("train-residual", *common, "--steps", "300", "--eval-episodes", "1")
     assert "resumed at 200 env steps" in second.stderr
     result = last_json(second.stdout)
-    assert [c["env_steps"] for c in result["curve"]] == [100, 200, 300] and result["episodes"] >= first["episodes"]
+    assert [c["env_steps"] for c in result["curve"]] == [0, 100, 200, 300] and result["episodes"] >= first["episodes"]
     meta = json.loads((out / "checkpoint" / "residual.json").read_text())
     assert meta["training"]["robot"] == "reality-a" and meta["training"]["env_steps"] == 300
     assert (out / "checkpoint" / meta["base"]["path"]).resolve() == BASE.resolve()
