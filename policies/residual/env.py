@@ -69,9 +69,12 @@ class ResidualTaskEnv(gym.Env):
         space: the residual space.
         follower: the base's per-step actions.
         cameras: the base's image inputs ``(name, height, width)`` (``observation.images.<name>``).
-        base_latency_s: simulated time between an observation and the robot receiving the chunk made from it
-            when the base had to be asked for it (its inference; the shipped diffusion base takes about 40 ms
-            on a 2-core CPU); other steps' chunks arrive at once (the residual takes well under a control tick).
+        latency_s: (low, high) s: simulated time between an observation and the robot receiving the chunk made
+            from it, drawn uniformly per step: on the real-time path the robot has executed one or two more
+            control ticks of its previous plan by then (the reply takes milliseconds, the observation is up to a
+            tick old), and the shifted robot's success is sensitive to exactly that (docs/sim2real.md).
+        base_latency_s: added to ``latency_s`` on the steps that asked the base (its inference). The sum is kept
+            below one policy period (a later chunk would arrive after the next observation).
         base_retries: extra requests for one observation before :class:`BaseUnavailable` propagates.
     """
 
@@ -81,6 +84,7 @@ class ResidualTaskEnv(gym.Env):
         space: ResidualSpace,
         follower: BaseFollower,
         cameras: Sequence[tuple[str, int, int]],
+        latency_s: tuple[float, float] = (0.0, 0.0),
         base_latency_s: float = 0.0,
         base_retries: int = 2,
     ) -> None:
@@ -91,7 +95,13 @@ class ResidualTaskEnv(gym.Env):
         self.env_state = tuple(episode.u.environment_state_layout)
         self.dt = float(episode.policy_dt)
         self._renderer = SnapshotRenderer(episode.robot, fast=True) if self.cameras else None
+        low, high = (float(x) for x in latency_s)
+        if not 0.0 <= low <= high:
+            raise ValueError(f"latency_s={latency_s}: expected 0 <= low <= high (s)")
+        self.latency_s = (low, high)
+        self._rng = np.random.default_rng(0)
         self.base_latency_s = float(base_latency_s)
+        self._max_latency_s = episode.policy_dt - episode.control_dt
         self.base_retries = int(base_retries)
         self._asked_base = False  # the base was asked for this observation's chunk
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, (space.observation_dim,), np.float32)
@@ -102,6 +112,7 @@ class ResidualTaskEnv(gym.Env):
 
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
         obs = self.episode.reset(seed=seed)
+        self._rng = np.random.default_rng(seed)  # the latencies of an episode follow from its seed
         self._episode += 1  # a new session for the follower: the base is asked afresh
         self._step = 0
         self.follower.reset()
@@ -109,7 +120,8 @@ class ResidualTaskEnv(gym.Env):
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
         chunk = np.stack([self.space.compose(base, action) for base in self._base])
-        result = self.episode.step(chunk, self.base_latency_s if self._asked_base else 0.0)
+        latency = self._rng.uniform(*self.latency_s) + (self.base_latency_s if self._asked_base else 0.0)
+        result = self.episode.step(chunk, min(latency, self._max_latency_s))
         self._step += 1
         info = {
             **result.measures,

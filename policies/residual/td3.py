@@ -13,7 +13,9 @@ ResFiT, Ankile et al. 2025):
 - **demonstrations mixed in**: a fixed ``demo_fraction`` of every batch is drawn from a demonstration buffer
   (symmetric sampling), the rest from the online buffer;
 - actions are the residual in [-1, 1] (:class:`policies.residual.actor.ResidualActor`, zero at the start), so
-  exploration noise ``explore_noise`` is in those units.
+  exploration noise ``explore_noise`` is in those units;
+- keeping the base while nothing is learnt: the actor waits ``actor_starts`` critic updates, and its loss adds
+  ``residual_penalty * mean(r^2)``.
 
 Everything here is torch on the CPU; one :class:`Td3` holds the networks, optimisers and update counter, and
 ``state_dict`` / ``load_state_dict`` carry all of it for resuming.
@@ -50,6 +52,10 @@ class Td3Config:
         explore_noise: std of the Gaussian exploration noise on the residual (in [-1, 1] units).
         target_noise, target_noise_clip: target policy smoothing (same units).
         buffer_size: online transitions kept.
+        actor_starts: critic updates before the first actor update (the critics first learn the base's values,
+            so the actor's first steps follow a critic that has seen data rather than its initialisation).
+        residual_penalty: weight of ``mean(r^2)`` in the actor's loss: the residual stays near zero (the base)
+            where the critics see no gain in moving it.
     """
 
     hidden: tuple[int, ...] = (256, 256)
@@ -67,6 +73,8 @@ class Td3Config:
     target_noise: float = 0.2
     target_noise_clip: float = 0.5
     buffer_size: int = 200_000
+    actor_starts: int = 0
+    residual_penalty: float = 0.0
 
     def __post_init__(self) -> None:
         checks = {
@@ -79,6 +87,8 @@ class Td3Config:
             "policy_delay": self.policy_delay >= 1,
             "explore_noise": self.explore_noise >= 0.0,
             "buffer_size": self.buffer_size >= self.batch_size,
+            "actor_starts": self.actor_starts >= 0,
+            "residual_penalty": self.residual_penalty >= 0.0,
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
@@ -214,7 +224,8 @@ class Td3:
         return {k: torch.as_tensor(np.concatenate([p[k] for p in parts])) for k in parts[0]}
 
     def update(self, b: dict[str, torch.Tensor]) -> dict[str, float]:
-        """One critic step (and an actor step and target update every ``policy_delay``); returns the losses."""
+        """One critic step; every ``policy_delay`` of them an actor step (after ``actor_starts`` critic steps)
+        and the targets' Polyak update. Returns the losses."""
         cfg = self.config
         with torch.no_grad():
             noise = (torch.randn_like(b["act"]) * cfg.target_noise).clamp(-cfg.target_noise_clip, cfg.target_noise_clip)
@@ -229,16 +240,19 @@ class Td3:
         self.critic_opt.step()
         self.updates += 1
         out = {"critic_loss": float(critic_loss.detach()), "q": float(q.detach().mean())}
-        if self.updates % cfg.policy_delay == 0:
-            actor_loss = -self.critic(b["obs"], self.actor(b["obs"])).mean()
+        if self.updates % cfg.policy_delay:
+            return out
+        if self.updates > cfg.actor_starts:
+            residual = self.actor(b["obs"])
+            actor_loss = -self.critic(b["obs"], residual).mean() + cfg.residual_penalty * (residual**2).mean()
             self.actor_opt.zero_grad()
             actor_loss.backward()
             self.actor_opt.step()
-            with torch.no_grad():
-                for net, target_net in ((self.actor, self.actor_target), (self.critic, self.critic_target)):
-                    for p, tp in zip(net.parameters(), target_net.parameters(), strict=True):
-                        tp.lerp_(p, cfg.tau)
             out["actor_loss"] = float(actor_loss.detach())
+        with torch.no_grad():
+            for net, target_net in ((self.actor, self.actor_target), (self.critic, self.critic_target)):
+                for p, tp in zip(net.parameters(), target_net.parameters(), strict=True):
+                    tp.lerp_(p, cfg.tau)
         return out
 
     def state_dict(self) -> dict[str, Any]:

@@ -41,8 +41,9 @@ class ResidualTrainConfig:
         eval_episodes: episodes per evaluation.
         eval_seed: first seed of the evaluation episodes.
         scale: the residual's bound (normalized action units).
-        base_latency_s: simulated time from an observation to its chunk on steps that ask the base
+        latency_s: (low, high) s from an observation to its chunk, drawn per step
             (:class:`policies.residual.env.ResidualTaskEnv`).
+        base_latency_s: added on the steps that ask the base (its inference).
         seed: seeds the training episodes (``seed * 1_000_000 + episode``), torch and the learner.
         td3: learner hyperparameters.
     """
@@ -58,7 +59,8 @@ class ResidualTrainConfig:
     eval_episodes: int = 20
     eval_seed: int = 20_000
     scale: float = 0.1
-    base_latency_s: float = 0.04
+    latency_s: tuple[float, float] = (0.01, 0.02)
+    base_latency_s: float = 0.02
     seed: int = 0
     td3: Td3Config = field(default_factory=Td3Config)
 
@@ -86,7 +88,9 @@ def make_env(cfg: ResidualTrainConfig, space: Any, follower: Any) -> Any:
     register_envs()
     env = build_env(cfg.env, robot_config=cfg.robot_config)
     episode = LockstepEpisode(env, inputs.action_names, follower.policy_dt)
-    return ResidualTaskEnv(episode, space, follower, inputs.cameras, base_latency_s=cfg.base_latency_s)
+    return ResidualTaskEnv(
+        episode, space, follower, inputs.cameras, latency_s=cfg.latency_s, base_latency_s=cfg.base_latency_s
+    )
 
 
 def evaluate(env: Any, agent: Td3, episodes: int, seed: int) -> float:

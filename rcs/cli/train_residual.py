@@ -42,14 +42,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--eval-episodes", type=at_least(1), default=20, help="episodes per evaluation (default 20)")
     parser.add_argument("--scale", type=greater_than(0.0), default=0.1, help="residual bound, normalized units (0.1)")
     parser.add_argument(
+        "--latency-ms",
+        type=at_least(0),
+        nargs=2,
+        default=[10, 20],
+        metavar=("LOW", "HIGH"),
+        help="simulated delay from an observation to its chunk on the robot, drawn per step (default 10 20 ms: "
+        "one or two 100 Hz ticks, as on the real-time path)",
+    )
+    parser.add_argument(
         "--base-latency-ms",
         type=at_least(0),
-        default=40,
-        help="simulated delay of a chunk whose step asked the base (its inference; default 40 ms)",
+        default=20,
+        help="added on the steps that ask the base (its inference; default 20 ms)",
     )
     parser.add_argument("--utd", type=at_least(1), default=2, help="critic updates per environment step (default 2)")
     parser.add_argument("--n-step", type=at_least(1), default=3, help="steps of the n-step return (default 3)")
     parser.add_argument("--critics", type=at_least(2), default=2, help="critics in the ensemble (default 2)")
+    parser.add_argument(
+        "--actor-starts", type=at_least(0), default=0, help="critic updates before the actor learns (default 0)"
+    )
+    parser.add_argument(
+        "--residual-penalty", type=at_least(0.0, float), default=0.0, help="weight of mean(r^2) in the actor loss (0)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the training episodes and the learner")
 
 
@@ -111,9 +126,16 @@ def run(args: argparse.Namespace) -> int:
             eval_every=args.eval_every,
             eval_episodes=args.eval_episodes,
             scale=args.scale,
+            latency_s=(args.latency_ms[0] / 1e3, args.latency_ms[1] / 1e3),
             base_latency_s=args.base_latency_ms / 1e3,
             seed=args.seed,
-            td3=Td3Config(utd=args.utd, n_step=args.n_step, critics=args.critics),
+            td3=Td3Config(
+                utd=args.utd,
+                n_step=args.n_step,
+                critics=args.critics,
+                actor_starts=args.actor_starts,
+                residual_penalty=args.residual_penalty,
+            ),
         )
         state = train(cfg, progress=lambda line: print(f"rcs train-residual: {line}", file=sys.stderr))
     except (ConfigError, ValueError) as e:

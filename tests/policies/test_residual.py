@@ -301,3 +301,20 @@ def test_train_residual_refuses_bad_robot_options(tmp_path):
             [RCS, "train-residual", "--output", str(tmp_path / "o"), *args], capture_output=True, text=True, env=ENV
         )
         assert proc.returncode != 0 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_the_actor_waits_for_its_critics_and_the_targets_follow_meanwhile():
+    rng = np.random.default_rng(1)
+    agent = Td3(4, 2, Td3Config(hidden=(32, 32), batch_size=16, demo_fraction=0.0, actor_starts=10), seed=1)
+    buf = NStepReplay(4, 2, 100, n_step=1, gamma=0.9)
+    for _ in range(50):
+        obs = rng.normal(size=4)
+        buf.add(obs, rng.uniform(-1, 1, 2), float(rng.random() > 0.5), obs, terminated=True, truncated=False)
+    target_before = [p.clone() for p in agent.critic_target.parameters()]
+    losses = [agent.update(agent.batch(buf, None)) for _ in range(10)]
+    assert not any("actor_loss" in loss for loss in losses)
+    assert torch.equal(agent.actor.head.weight, torch.zeros_like(agent.actor.head.weight))  # still exactly the base
+    assert any(not torch.equal(a, b) for a, b in zip(target_before, agent.critic_target.parameters(), strict=True))
+    losses = [agent.update(agent.batch(buf, None)) for _ in range(4)]
+    assert sum("actor_loss" in loss for loss in losses) == 2  # every policy_delay (2) updates from here
+    assert agent.actor.head.weight.abs().sum() > 0
