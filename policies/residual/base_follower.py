@@ -1,13 +1,13 @@
-"""The base policy's action for each policy step of one robot, from the base served by ``rcs serve``.
+"""The base policy's action for each policy step of each robot, from the base served by ``rcs serve``.
 
 The base (e.g. the diffusion checkpoint) predicts a chunk of actions and was trained and tuned to execute
 ``replan_steps`` of them (lerobot's ``n_action_steps``) before it is asked again. The residual acts every step,
-so :class:`BaseFollower` keeps the base's last chunk and hands out the entry of the current step:
+so :class:`BaseFollower` keeps the base's last chunk per robot session and hands out the entry of the current step:
 
     k = round((t - t_chunk) / policy_dt)
 
 with ``t`` the robot's capture time of the observation and ``t_chunk`` that of the observation the chunk was
-predicted from. A new chunk is asked for when ``k`` leaves ``[0, replan_steps)``, when the robot's session changes,
+predicted from. A new chunk is asked for when ``k`` leaves ``[0, replan_steps)``, for a session's first step,
 or when its control tick goes backwards (a new episode). A base that does not answer within ``budget_s`` raises
 :class:`BaseUnavailable` and forgets the chunk: nothing downstream ever acts on a base action older than its
 horizon.
@@ -34,13 +34,12 @@ class BaseUnavailable(RcsError):
 @dataclass
 class _Chunk:
     actions: np.ndarray  # (H, D) action units
-    session_id: int
     tick: int
     capture_time: float  # s, robot clock of the observation it was predicted from
 
 
 class BaseFollower:
-    """Per-step base actions for one robot, from a :class:`rcs.serving.client.PolicyClient` of the base.
+    """Per-step base actions for each robot session, from a :class:`rcs.serving.client.PolicyClient` of the base.
 
     Args:
         client: a client of the base's server (handshake done or not).
@@ -56,15 +55,15 @@ class BaseFollower:
         self.replan_steps = int(replan_steps)
         self.policy_dt = float(policy_dt)
         self.budget_s = float(budget_s)
-        self._chunk: _Chunk | None = None
+        self._chunks: dict[int, _Chunk] = {}  # by robot session: robots sharing a composed server keep their own
         self._last_tick: dict[int, int] = {}
         #: chunks asked of the base, and the requests it did not answer in time
         self.requests = 0
         self.failures = 0
 
     def reset(self) -> None:
-        """Forget the chunk (the next step asks the base)."""
-        self._chunk = None
+        """Forget every session's chunk (each session's next step asks the base)."""
+        self._chunks.clear()
 
     def action(self, observation: Mapping[str, np.ndarray], context: RequestContext) -> np.ndarray:
         """The base's action (action units, (D,) float64) for the step observed in ``observation``.
@@ -79,9 +78,9 @@ class BaseFollower:
         last row repeated where the chunk ends). Raises like :meth:`action`."""
         previous = self._last_tick.get(context.session_id)
         self._last_tick[context.session_id] = context.tick
-        chunk = self._chunk
+        chunk = self._chunks.get(context.session_id)
         k = -1
-        if chunk is not None and chunk.session_id == context.session_id and previous is not None:
+        if chunk is not None and previous is not None:
             if context.tick > previous:
                 k = round((context.capture_time - chunk.capture_time) / self.policy_dt)
         if not 0 <= k < min(self.replan_steps, len(chunk.actions) if chunk else 0):
@@ -93,7 +92,7 @@ class BaseFollower:
     def _fetch(self, observation: Mapping[str, np.ndarray], context: RequestContext) -> _Chunk:
         from rcs.serving.client import ServingError
 
-        self._chunk = None
+        self._chunks.pop(context.session_id, None)
         self.requests += 1
         try:
             if not self.client.connected:
@@ -106,5 +105,6 @@ class BaseFollower:
         if actions.ndim != 2 or not np.isfinite(actions).all():
             self.failures += 1
             raise BaseUnavailable(f"base policy: chunk {actions.shape} with non-finite values refused")
-        self._chunk = _Chunk(actions, context.session_id, context.tick, context.capture_time)
-        return self._chunk
+        chunk = _Chunk(actions, context.tick, context.capture_time)
+        self._chunks[context.session_id] = chunk
+        return chunk

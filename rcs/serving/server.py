@@ -24,7 +24,7 @@ import secrets
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -110,6 +110,27 @@ class RateLimit:
         return ok
 
 
+_Run = Callable[[list[_Request]], Sequence[Any]]
+
+
+def _runner(policy: Policy) -> tuple[Policy, _Run]:
+    """``policy`` and how a batch of requests reaches it, decided once when it is set rather than per batch: a
+    :class:`SessionPolicy` is also told each request's session, tick and capture time."""
+    if isinstance(policy, SessionPolicy):
+        session_policy = policy
+
+        def run_sessions(live: list[_Request]) -> Sequence[Any]:
+            contexts = [RequestContext(r.session_id, r.header.obs_tick, r.header.capture_time) for r in live]
+            return session_policy.infer_sessions([r.tensors for r in live], contexts)
+
+        return policy, run_sessions
+
+    def run(live: list[_Request]) -> Sequence[Any]:
+        return policy.infer([r.tensors for r in live])
+
+    return policy, run
+
+
 def _peer_address(frame: Any) -> str:
     """The sending connection's network address: libzmq's ``Peer-Address`` property of a received frame (the
     IP of a TCP peer, as the kernel reported it at accept; no client can set it). "" when the transport has
@@ -184,7 +205,7 @@ class PolicyServer:
             raise ConfigError("CURVE needs both the server secret key and an allow-list of client keys")
         if curve is not None and curve.secret is None:
             raise ConfigError("the server CURVE key pair has no secret key")
-        self._policy = policy
+        self._serving = _runner(policy)
         self._bind = bind[:-2] + ":*" if bind.endswith(":0") else bind
         self.curve = curve
         self.allow = allow
@@ -223,7 +244,11 @@ class PolicyServer:
     @property
     def policy(self) -> Policy:
         """The policy being served."""
-        return self._policy
+        return self._serving[0]
+
+    @property
+    def _policy(self) -> Policy:
+        return self._serving[0]
 
     def swap(self, policy: Policy) -> None:
         """Serve ``policy`` from the next batch on; sessions are kept (any thread).
@@ -237,7 +262,7 @@ class PolicyServer:
                 "swapped to checkpoint %s with a different schema: sessions must re-handshake", policy.checkpoint_id
             )
         with self._lock:
-            self._policy = policy
+            self._serving = _runner(policy)
             self._costs.clear()  # the new policy earns the fast path anew
         log.info("serving checkpoint %s (was %s)", policy.checkpoint_id, old.checkpoint_id)
 
@@ -673,7 +698,7 @@ class PolicyServer:
             with self._infer_lock:
                 self._infer(batch, out, locked=True)
             return
-        policy = self._policy
+        policy, run = self._serving  # one read: a swap between two reads would pair the wrong policy and call
         schema = policy.schema
         now = time.monotonic()
         live = []
@@ -694,11 +719,7 @@ class PolicyServer:
             return
         t0 = time.monotonic()
         try:
-            if isinstance(policy, SessionPolicy):
-                contexts = [RequestContext(r.session_id, r.header.obs_tick, r.header.capture_time) for r in live]
-                chunks = policy.infer_sessions([r.tensors for r in live], contexts)
-            else:
-                chunks = policy.infer([r.tensors for r in live])
+            chunks = run(live)
             if len(chunks) != len(live):
                 raise ValueError(f"returned {len(chunks)} chunks for {len(live)} observations")
         except Exception as e:

@@ -121,6 +121,20 @@ def test_the_follower_steps_through_the_bases_horizon_and_asks_again(counting_ba
     assert follower.requests == policy.calls == 6
 
 
+def test_robots_sharing_the_follower_keep_their_own_chunks(counting_base):
+    """Two robots on one composed server, their steps interleaved: each follows the chunk of its own session."""
+    policy, client = counting_base
+    follower = BaseFollower(client, replan_steps=3, policy_dt=0.05, budget_s=5.0)
+    a = {"observation.state": np.array([1.0, 0.0], np.float32)}
+    b = {"observation.state": np.array([2.0, 0.0], np.float32)}
+    rows = []
+    for t in range(3):
+        rows.append(follower.action(a, RequestContext(10, t, 0.05 * t)).tolist())
+        rows.append(follower.action(b, RequestContext(20, t, 0.05 * t)).tolist())
+    assert rows == [[1, 0, 1], [2, 0, 2], [1, 1, 1], [2, 1, 2], [1, 2, 1], [2, 2, 2]]
+    assert policy.calls == 2
+
+
 def test_a_late_base_raises_and_its_chunk_is_never_used(counting_base):
     policy, client = counting_base
     follower = BaseFollower(client, replan_steps=4, policy_dt=0.05, budget_s=0.2)
@@ -245,7 +259,9 @@ def test_td3_learns_a_residual_that_a_sparse_reward_asks_for():
     """A one-step task: reward 1 only when the residual's first entry has the sign of the observation's first
     entry and is beyond 0.3; the zero-initialised actor earns nothing until it learns."""
     rng = np.random.default_rng(0)
-    cfg = Td3Config(hidden=(64, 64), n_step=1, utd=1, batch_size=64, demo_fraction=0.0, explore_noise=0.5)
+    cfg = Td3Config(
+        hidden=(64, 64), n_step=1, utd=1, batch_size=64, demo_fraction=0.0, explore_noise=0.5, actor_starts=0
+    )
     agent = Td3(4, 2, cfg, seed=0)
     buf = NStepReplay(4, 2, 5000, cfg.n_step, cfg.gamma)
 
@@ -270,7 +286,18 @@ def test_train_residual_evaluates_checkpoints_and_resumes(tmp_path):
     from tests.policies.conftest import last_json, rcs
 
     out = tmp_path / "run"
-    common = ("--shift", "reality-a", "--output", str(out), "--learning-starts", "50", "--eval-every", "100")
+    common = (
+        "--shift",
+        "reality-a",
+        "--output",
+        str(out),
+        "--learning-starts",
+        "50",
+        "--eval-every",
+        "100",
+        "--actor-starts",
+        "0",
+    )
     first = last_json(rcs("train-residual", *common, "--steps", "200", "--eval-episodes", "1").stdout)
     assert first["env_steps"] == 200 and [c["env_steps"] for c in first["curve"]] == [0, 100, 200]
     assert (out / "success.png").is_file() and (out / "success.csv").read_text().count("\n") == 4
