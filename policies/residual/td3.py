@@ -62,7 +62,7 @@ class Td3Config:
     critics: int = 2
     gamma: float = 0.99
     n_step: int = 3
-    utd: int = 2
+    utd: int = 1
     batch_size: int = 256
     demo_fraction: float = 0.25
     actor_lr: float = 3e-4
@@ -73,8 +73,8 @@ class Td3Config:
     target_noise: float = 0.2
     target_noise_clip: float = 0.5
     buffer_size: int = 200_000
-    actor_starts: int = 0
-    residual_penalty: float = 0.0
+    actor_starts: int = 5_000
+    residual_penalty: float = 0.1
 
     def __post_init__(self) -> None:
         checks = {

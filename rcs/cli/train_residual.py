@@ -56,14 +56,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=20,
         help="added on the steps that ask the base (its inference; default 20 ms)",
     )
-    parser.add_argument("--utd", type=at_least(1), default=2, help="critic updates per environment step (default 2)")
+    parser.add_argument("--utd", type=at_least(1), default=1, help="critic updates per environment step (default 1)")
     parser.add_argument("--n-step", type=at_least(1), default=3, help="steps of the n-step return (default 3)")
     parser.add_argument("--critics", type=at_least(2), default=2, help="critics in the ensemble (default 2)")
     parser.add_argument(
-        "--actor-starts", type=at_least(0), default=0, help="critic updates before the actor learns (default 0)"
+        "--actor-starts", type=at_least(0), default=5_000, help="critic updates before the actor learns (5000)"
     )
     parser.add_argument(
-        "--residual-penalty", type=at_least(0.0, float), default=0.0, help="weight of mean(r^2) in the actor loss (0)"
+        "--residual-penalty", type=at_least(0.0, float), default=0.1, help="weight of mean(r^2) in the actor loss (0.1)"
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the training episodes and the learner")
 
