@@ -34,9 +34,9 @@ fi
 # 3. The stack itself with its simulation and test extras.
 stamp=.venv/.rcs-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  log "installing rcs-stack[sim,lerobot,teleop,hardware,quadrotor,view,dev] into .venv"
+  log "installing rcs-stack[sim,lerobot,teleop,hardware,quadrotor,view,ray,dev] into .venv"
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e ".[sim,lerobot,teleop,hardware,quadrotor,view,dev]"
+  .venv/bin/python -m pip install -q -e ".[sim,lerobot,teleop,hardware,quadrotor,view,ray,dev]"
   touch "$stamp"
 fi
 # 4. The Franka emulator (franky-sim) in its own venv: it pins a newer mujoco than ours (rcs emulate hw/panda).

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from rcs.errors import ConfigError
-from rcs.eval.evaluation import ServerProcess, free_endpoint, wait_for_server
+from rcs.eval.server_process import ServerProcess, free_endpoint, wait_for_server
 from rcs.serving.policy import Observation, RequestContext
 from rcs.serving.protocol import Schema, TensorSpec
 

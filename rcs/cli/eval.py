@@ -9,12 +9,16 @@ episode, then a summary (``--json``: one JSON object)::
 
 ``policy_latency_ms`` is the round trip seen by the robot (observation sent -> chunk received), which includes
 the server's inference (``infer_ms``); videos of the first ``--videos`` episodes go to ``--out``.
+
+``--workers N`` runs the episodes on N Ray workers (:mod:`rcs.eval.on_ray`), same summary plus ``missing_seeds``:
+the exit status is 3 when an episode has no outcome after its reruns.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
+import contextlib
+import functools
 import signal
 import sys
 from collections.abc import Callable
@@ -24,8 +28,7 @@ from typing import Any
 from rcs.cli.main import add_view_option, at_least, check_arm_env, greater_than, json_line
 from rcs.control.chunking import STRATEGIES
 from rcs.errors import ConfigError, RcsError
-from rcs.eval.evaluation import EvalConfig, check_robot, evaluate, shifted_robot_config
-from rcs.shifts import make_shift
+from rcs.eval.evaluation import EvalConfig, check_robot, evaluate, evaluate_shift, shifted_robot_config
 
 #: the env ``--env`` defaults to
 DEFAULT_ENV = "rcs/PandaPickCube-v0"
@@ -117,6 +120,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="camera rendering like 'rcs record --render' (default fast: what rcs record uses)",
     )
     parser.add_argument("--endpoint", default=None, help="use an already running server instead of starting one")
+    parser.add_argument(
+        "--workers",
+        type=at_least(1),
+        default=None,
+        help="run the episodes on N Ray workers, each with its own simulated robot and policy server (default: "
+        "all in this process); a worker that dies has its episode rerun, else reported missing",
+    )
+    parser.add_argument(
+        "--ray-address",
+        default=None,
+        help="an existing Ray cluster for --workers (its head's host:port, or 'auto'; default: a local cluster "
+        "started for this run)",
+    )
     parser.add_argument("--json", action="store_true", help="print only one JSON object")
     add_view_option(parser)
 
@@ -155,16 +171,26 @@ def run(args: argparse.Namespace) -> int:
         check_robot(args.robot)
         if args.shift is not None:
             shifted_robot_config(args.env, args.robot, args.shift)
+        if args.ray_address is not None and args.workers is None:
+            raise ConfigError("--ray-address needs --workers N")
+        if args.view is not None and args.workers is not None:
+            raise ConfigError("--view shows one robot: it does not go with --workers")
     except RcsError as e:
         raise SystemExit(f"rcs eval: {e}") from None
     # SIGTERM unwinds like Ctrl-C, so the server child process is stopped too
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     config = config_of(args)
+    run_config: Callable[[EvalConfig, Callable[[str], None]], dict[str, Any]] = evaluate
+    if args.workers is not None:
+        from rcs.eval.on_ray import evaluate_on_ray
+
+        run_config = functools.partial(evaluate_on_ray, workers=args.workers, address=args.ray_address)
+    # with --json, stdout carries the JSON alone: anything else printed meanwhile (Ray's driver prints worker
+    # deaths to stdout) goes to stderr
+    quiet_stdout = contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext()
     try:
-        if args.shift is None:
-            summary = evaluate(config, say)
-        else:
-            summary = evaluate_shift(config, say)
+        with quiet_stdout:
+            summary = run_config(config, say) if args.shift is None else evaluate_shift(config, say, run_config)
     except ConfigError as e:
         raise SystemExit(f"rcs eval: {e}") from None
     if args.json:
@@ -175,28 +201,15 @@ def run(args: argparse.Namespace) -> int:
         say(f"nominal: {_line(summary['nominal'])}")
         say(f"{args.shift}: {_line(summary['shifted'])}")
         say(f"success drop under {args.shift}: {summary['success_drop_points']:+.0f} points")
-    return 0
-
-
-def evaluate_shift(config: EvalConfig, say: Callable[[str], None]) -> dict[str, Any]:
-    """``config`` evaluated on the nominal robot, then under its shift, on the same seeds (``out/nominal``,
-    ``out/<shift>``); both summaries and the drop in success rate (points)."""
-    assert config.shift is not None
-    say(f"rcs eval: nominal robot, then shift {config.shift}")
-    nominal = evaluate(dataclasses.replace(config, shift=None, out=config.out / "nominal"), say)
-    shifted = evaluate(dataclasses.replace(config, out=config.out / config.shift), say)
-    return {
-        "shift": config.shift,
-        "description": make_shift(config.shift).description,
-        "nominal": nominal,
-        "shifted": shifted,
-        "success_drop_points": round(100.0 * (nominal["success_rate"] - shifted["success_rate"]), 1),
-    }
+    runs = [summary] if args.shift is None else [summary["nominal"], summary["shifted"]]
+    return 3 if any(r.get("missing_seeds") for r in runs) else 0  # episodes without an outcome: not a clean run
 
 
 def _line(summary: dict[str, Any]) -> str:
     lat = summary["policy_latency_ms"]
+    missing = summary.get("missing_seeds") or []
     return (
-        f"success rate {summary['success_rate']:.0%} over {summary['episodes']} episodes, mean steps "
+        f"success rate {summary['success_rate']:.0%} over {summary['episodes']} episodes"
+        f"{f' ({len(missing)} missing: seeds {missing})' if missing else ''}, mean steps "
         f"{summary['mean_steps']:.0f}, policy latency p50 {lat['p50']} ms p99 {lat['p99']} ms"
     )

@@ -433,7 +433,7 @@ def _record(args: argparse.Namespace) -> int:
 def _start_view(save: str, env: Any, name: str, cameras: dict[str, Any]) -> tuple[Any, Any]:
     """A stream of the recording's robot and cameras (:class:`rcs.remote.publisher.StreamPublisher`) and ``rcs view``
     subscribed to it, in its own process (:class:`rcs.viewer.process.ViewProcess`)."""
-    from rcs.eval.evaluation import free_endpoint
+    from rcs.eval.server_process import free_endpoint
     from rcs.remote.description import describe
     from rcs.remote.observation import arm_command_names
     from rcs.remote.publisher import StreamPublisher

@@ -4,8 +4,13 @@
   schema the robot side requires of it (:func:`expected_schema`);
 - :mod:`rcs.eval.episodes`: one episode of an env's robot driven by the served policy through
   :class:`rcs.control.policy_link.PolicyLink` under the real-time control loop (:class:`EpisodeRunner`);
-- :mod:`rcs.eval.evaluation`: the policy server child process, the run of many episodes (:func:`evaluate`
-  with an :class:`EvalConfig`) and its JSON summary.
+- :mod:`rcs.eval.server_process`: the policy server as a child process (``rcs serve``) and the handshake that
+  waits for it;
+- :mod:`rcs.eval.evaluation`: one process's robot, server and runner (:class:`EvalWorker`), the run of many
+  episodes (:func:`evaluate` with an :class:`EvalConfig`), its JSON summary, and nominal-vs-shifted runs;
+- :mod:`rcs.eval.on_ray`: the same evaluation spread over Ray workers (``rcs eval --workers``), a dead worker's
+  episode rerun or reported missing;
+- :mod:`rcs.eval.lockstep`: the robot path stepped in simulated time, for learning (residual RL).
 
 The env is used through its public task interface only (:class:`rcs.envs.base.RobotEnv`: ``observe``,
 ``task_measures``, ``failure_reason``, ``wrong_object_lifted``, ``instruction``): a task declares its own

@@ -10,14 +10,8 @@ and the server's log go to ``out`` too.
 
 from __future__ import annotations
 
-import ctypes
 import dataclasses
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,12 +23,7 @@ import numpy as np
 from rcs.control.policy_link import check_replan_steps
 from rcs.errors import ConfigError
 from rcs.eval.inputs import read_policy_inputs
-from rcs.serving.protocol import Schema
-
-#: s to wait for the policy server's first answer (loading a checkpoint can take long on a CPU)
-SERVER_START_TIMEOUT_S = 300.0
-#: Linux prctl option: the signal a child receives when its parent dies
-_PR_SET_PDEATHSIG = 1
+from rcs.eval.server_process import SERVER_START_TIMEOUT_S, ServerProcess, free_endpoint, wait_for_server
 
 
 @dataclass(frozen=True)
@@ -95,82 +84,6 @@ def check_robot(robot: str | None) -> None:
     known = robots.names()
     if robot not in known:
         raise ConfigError(f"--robot={robot!r}: unknown robot; known robots: {', '.join(sorted(known))}")
-
-
-def free_endpoint() -> str:
-    """A loopback endpoint on a port that was free a moment ago."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"tcp://127.0.0.1:{s.getsockname()[1]}"
-
-
-class ServerProcess:
-    """``rcs serve --policy DIR`` as a child process, its output in ``log_path``.
-
-    On Linux the child gets SIGTERM when this process dies (``PR_SET_PDEATHSIG``): a killed parent never leaves
-    a policy server behind.
-    """
-
-    def __init__(self, policy: Path, endpoint: str, log_path: Path) -> None:
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        self.log_path = log_path
-        self._log = log_path.open("w")
-        env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "rcs.cli.main", "serve", "--policy", str(policy), "--bind", endpoint],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            preexec_fn=_terminate_with_parent,
-        )
-
-    def check_alive(self) -> None:
-        """Raise with the tail of the server log if the process exited."""
-        if self.proc.poll() is not None:
-            tail = self.log_path.read_text()[-2000:]
-            raise ConfigError(f"rcs serve exited with code {self.proc.returncode}:\n{tail}")
-
-    def stop(self) -> None:
-        """SIGTERM, then SIGKILL after 15 s; closes the log."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
-
-
-def _terminate_with_parent() -> None:
-    """In the child before exec: ask the kernel for SIGTERM when the parent dies (Linux; elsewhere nothing)."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):
-        pass  # not Linux: stop() still ends the server on a normal exit
-
-
-def wait_for_server(endpoint: str, schema: Schema | None, server: ServerProcess | None, timeout_s: float) -> str:
-    """Handshake until the server answers (its schema checked against ``schema``, the robot's; ``None`` accepts
-    any, for a client that adopts the server's schema); returns its checkpoint id."""
-    from rcs.serving.client import HandshakeTimeout, PolicyClient, SchemaMismatchError
-
-    client = PolicyClient(endpoint, schema, name="rcs-eval probe")
-    end = time.monotonic() + timeout_s
-    try:
-        while True:
-            if server is not None:
-                server.check_alive()
-            try:
-                return client.handshake(1.0).checkpoint_id
-            except SchemaMismatchError as e:
-                raise ConfigError(f"the served checkpoint does not fit this robot, refusing to run it: {e}") from None
-            except HandshakeTimeout:
-                if time.monotonic() > end:
-                    raise ConfigError(f"no policy server answered at {endpoint} within {timeout_s:.0f} s") from None
-    finally:
-        client.close()
 
 
 def summarize(outcomes: list[Any], wall_s: float) -> dict[str, Any]:
@@ -237,115 +150,215 @@ def _sum_counts(dicts: Any) -> dict[str, int]:
     return total
 
 
-def evaluate(config: EvalConfig, say: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Run the evaluation ``config`` describes; ``say`` gets one progress line per episode. Returns the summary
-    (:func:`summarize` plus ``policy``, ``env``, ``replan_steps``, ``strategy``) and writes ``summary.json``.
+class EvalWorker:
+    """One process's share of an evaluation: the env (``config``'s robot, shifted if asked), its policy server
+    (``rcs serve`` as a child, or ``config.endpoint``) and the episode runner; :func:`evaluate` runs one,
+    :mod:`rcs.eval.on_ray` one per Ray worker.
 
     Raises:
-        ConfigError: a bad setting, a checkpoint that does not fit the robot, or a server that never answers.
+        ConfigError: a bad setting, a checkpoint that does not fit the robot, or a server that never answers
+            (everything is closed again).
     """
-    from rcs.cli.main import json_safe  # the CLI's JSON rules (NaN -> null), so summary.json matches --json
-    from rcs.control.task import make_policy_task
-    from rcs.devices import Arm, Quadrotor
-    from rcs.envs.registration import build_env, register_envs
-    from rcs.eval.episodes import EpisodeConfig, EpisodeRunner
-    from rcs.eval.inputs import expected_schema
-    from rcs.mp4 import write_mp4
-    from rcs.shifts import plain
 
-    say = say or (lambda text: None)
+    def __init__(self, config: EvalConfig, say: Callable[[str], None] | None = None) -> None:
+        from rcs.control.task import make_policy_task
+        from rcs.devices import Arm, Quadrotor
+        from rcs.envs.registration import build_env, register_envs
+        from rcs.eval.episodes import EpisodeConfig, EpisodeRunner
+        from rcs.eval.inputs import expected_schema
+        from rcs.shifts import plain
+
+        say = say or (lambda text: None)
+        check_config(config)
+        self.config = config
+        self.directory = checkpoint_directory(config.policy)
+        inputs = read_policy_inputs(self.directory)
+        if config.replan_steps is not None:
+            steps = check_replan_steps("--replan-steps", config.replan_steps, inputs.chunk_size)
+            inputs = dataclasses.replace(inputs, replan_steps=steps)
+        register_envs()
+        overrides: dict[str, Any] = {"max_episode_steps": config.max_steps} if config.max_steps else {}
+        if config.robot is not None:
+            overrides["robot"] = config.robot
+        if config.shift is not None:
+            overrides["robot_config"] = shifted_robot_config(config.env, config.robot, config.shift)
+        self.env: Any = build_env(config.env, **overrides)
+        self.server: ServerProcess | None = None
+        self.runner: Any = None
+        self._stream: Any = None
+        self._viewer: Any = None
+        #: what the summary records of the robot and the policy (:func:`summary_of`)
+        self.description = {
+            "policy": str(self.directory),
+            "env": config.env,
+            "robot": str(self.env.config.robot),
+            "shift": config.shift,
+            "robot_config": plain(self.env.config.robot_config),
+            "replan_steps": inputs.replan_steps,
+            "strategy": config.strategy,
+            "realtime_factor": config.realtime_factor,
+        }
+        try:
+            self.endpoint = config.endpoint or free_endpoint()
+            if config.endpoint is None:
+                self.server = ServerProcess(self.directory, self.endpoint, Path(config.out) / "server.log")
+            robot = self.env.robot
+            if not isinstance(robot, (Arm, Quadrotor)):
+                raise ConfigError(
+                    f"--env={config.env!r}: its robot is a {type(robot).__name__}, not an arm or quadrotor"
+                )
+            names = make_policy_task(robot, config.rate_hz).executor.names
+            schema = expected_schema(self.env, inputs, names)
+            say(
+                f"rcs eval: {self.directory} on {config.env}, {config.episodes} episodes from seed {config.seed}; "
+                "waiting for the server"
+            )
+            #: the served checkpoint's id
+            self.checkpoint = wait_for_server(self.endpoint, schema, self.server, SERVER_START_TIMEOUT_S)
+            say(f"  serving {self.checkpoint} at {self.endpoint}")
+            if config.view is not None:
+                self._stream, self._viewer = _start_view(config.view, robot, config.env, config.rate_hz, names)
+            self.runner = EpisodeRunner(
+                self.env,
+                self.endpoint,
+                inputs,
+                EpisodeConfig(
+                    rate_hz=config.rate_hz,
+                    executor={"strategy": config.strategy},
+                    realtime_factor=config.realtime_factor,
+                ),
+                config.instruction,
+                fast_render=config.render == "fast",
+                stream=self._stream,
+            )
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def video_fps(self) -> float:
+        """Frames per simulated second of the episode videos."""
+        return float(self.runner.config.video_fps)
+
+    def run(self, seed: int, video: bool = False) -> Any:
+        """One episode (:class:`rcs.eval.episodes.EpisodeOutcome`); raises ConfigError if the server died."""
+        outcome = self.runner.run(seed, video=video)
+        if self.server is not None:
+            self.server.check_alive()
+        return outcome
+
+    def close(self) -> None:
+        """Stop the runner, the live view and the server; close the env (idempotent)."""
+        if self.runner is not None:
+            self.runner.close()
+            self.runner = None
+        if self._viewer is not None:
+            self._viewer.stop()
+            self._viewer = None
+        if self._stream is not None:
+            self._stream.close()
+            self._stream = None
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+        if self.env is not None:
+            self.env.close()
+            self.env = None
+
+
+def check_config(config: EvalConfig) -> None:
+    """Raise a one-line :class:`ConfigError` for a setting no episode could run with."""
     if config.episodes <= 0:
         raise ConfigError(f"--episodes={config.episodes} must be > 0")
     check_robot(config.robot)
     if not 0.0 < config.realtime_factor <= 1.0:
         raise ConfigError(f"--realtime-factor={config.realtime_factor}: expected 0 < factor <= 1")
-    directory = Path(config.policy)
-    if (directory / "pretrained_model").is_dir():  # a training step folder: take its model
-        directory = directory / "pretrained_model"
-    inputs = read_policy_inputs(directory)
-    if config.replan_steps is not None:
-        steps = check_replan_steps("--replan-steps", config.replan_steps, inputs.chunk_size)
-        inputs = dataclasses.replace(inputs, replan_steps=steps)
-    register_envs()
-    overrides: dict[str, Any] = {"max_episode_steps": config.max_steps} if config.max_steps else {}
-    if config.robot is not None:
-        overrides["robot"] = config.robot
-    if config.shift is not None:
-        overrides["robot_config"] = shifted_robot_config(config.env, config.robot, config.shift)
-    env = build_env(config.env, **overrides)
-    env_robot = str(env.config.robot)
+
+
+def checkpoint_directory(policy: Path) -> Path:
+    """The checkpoint folder of ``policy``: itself, or a training step folder's ``pretrained_model``."""
+    directory = Path(policy)
+    return directory / "pretrained_model" if (directory / "pretrained_model").is_dir() else directory
+
+
+def episode_line(i: int, n: int, outcome: Any, video: str = "", where: str = "") -> str:
+    """The progress line of episode ``i`` (0-based) of ``n``; ``video``: the file written; ``where``: who ran it."""
+    lat = np.percentile(outcome.latency_ms, 50) if outcome.latency_ms else float("nan")
+    return (
+        f"  episode {i + 1}/{n} seed={outcome.seed}: {'success' if outcome.success else 'failure'} "
+        f"({outcome.reason}; {outcome.steps} steps, policy latency p50 {lat:.1f} ms"
+        f"{f', video {video}' if video else ''}){f' [{where}]' if where else ''}"
+    )
+
+
+def write_video(out: Path, outcome: Any, fps: float) -> str:
+    """Write ``outcome``'s frames to ``out/episode_<seed>.mp4``; returns the path ("" without frames)."""
+    from rcs.mp4 import write_mp4
+
+    if not outcome.frames:
+        return ""
+    return str(write_mp4(Path(out) / f"episode_{outcome.seed}.mp4", outcome.frames, fps=fps))
+
+
+def summary_of(
+    config: EvalConfig, outcomes: list[Any], wall_s: float, description: dict[str, Any], **extra: Any
+) -> dict[str, Any]:
+    """The summary of ``outcomes`` (in seed order) with the worker's ``description`` and ``extra`` fields; also
+    written, with per-episode detail, to ``<out>/summary.json``."""
+    from rcs.cli.main import json_safe  # the CLI's JSON rules (NaN -> null), so summary.json matches --json
+
+    outcomes = sorted(outcomes, key=lambda o: o.seed)
+    summary = {**summarize(outcomes, wall_s), **description, **extra}
     out = Path(config.out)
-    server = None
-    runner = None
-    stream, viewer = None, None
-    outcomes = []
-    t0 = time.monotonic()
-    try:
-        endpoint = config.endpoint or free_endpoint()
-        if config.endpoint is None:
-            server = ServerProcess(directory, endpoint, out / "server.log")
-        robot = env.robot
-        if not isinstance(robot, (Arm, Quadrotor)):
-            raise ConfigError(f"--env={config.env!r}: its robot is a {type(robot).__name__}, not an arm or quadrotor")
-        names = make_policy_task(robot, config.rate_hz).executor.names
-        schema = expected_schema(env, inputs, names)
-        say(
-            f"rcs eval: {directory} on {config.env}, {config.episodes} episodes from seed {config.seed}; "
-            "waiting for the server"
-        )
-        checkpoint = wait_for_server(endpoint, schema, server, SERVER_START_TIMEOUT_S)
-        say(f"  serving {checkpoint} at {endpoint}")
-        if config.view is not None:
-            stream, viewer = _start_view(config.view, robot, config.env, config.rate_hz, names)
-        runner = EpisodeRunner(
-            env,
-            endpoint,
-            inputs,
-            EpisodeConfig(
-                rate_hz=config.rate_hz, executor={"strategy": config.strategy}, realtime_factor=config.realtime_factor
-            ),
-            config.instruction,
-            fast_render=config.render == "fast",
-            stream=stream,
-        )
-        for i in range(config.episodes):
-            seed = config.seed + i
-            outcome = runner.run(seed, video=i < config.videos)
-            outcomes.append(outcome)
-            video = ""
-            if outcome.frames:
-                path = write_mp4(out / f"episode_{seed}.mp4", outcome.frames, fps=runner.config.video_fps)
-                video = f", video {path}"
-            lat = np.percentile(outcome.latency_ms, 50) if outcome.latency_ms else float("nan")
-            say(
-                f"  episode {i + 1}/{config.episodes} seed={seed}: {'success' if outcome.success else 'failure'} "
-                f"({outcome.reason}; {outcome.steps} steps, policy latency p50 {lat:.1f} ms{video})"
-            )
-            if server is not None:
-                server.check_alive()
-    finally:
-        if runner is not None:
-            runner.close()
-        if viewer is not None:
-            viewer.stop()
-        if stream is not None:
-            stream.close()
-        env.close()
-        if server is not None:
-            server.stop()
-    summary = summarize(outcomes, time.monotonic() - t0)
-    summary["policy"] = str(directory)
-    summary["env"] = config.env
-    summary["robot"] = env_robot
-    summary["shift"] = config.shift
-    summary["robot_config"] = plain(env.config.robot_config)
-    summary["replan_steps"] = inputs.replan_steps
-    summary["strategy"] = config.strategy
-    summary["realtime_factor"] = config.realtime_factor
     out.mkdir(parents=True, exist_ok=True)
     detail = {**summary, "per_episode": per_episode(outcomes)}
     (out / "summary.json").write_text(json.dumps(json_safe(detail), indent=2, allow_nan=False))
     return summary
+
+
+def evaluate(config: EvalConfig, say: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Run the evaluation ``config`` describes in this process; ``say`` gets one progress line per episode.
+    Returns the summary (:func:`summarize` plus the robot and policy, :attr:`EvalWorker.description`) and writes
+    ``summary.json``.
+
+    Raises:
+        ConfigError: a bad setting, a checkpoint that does not fit the robot, or a server that never answers.
+    """
+    say = say or (lambda text: None)
+    t0 = time.monotonic()
+    worker = EvalWorker(config, say)
+    outcomes = []
+    try:
+        for i in range(config.episodes):
+            outcome = worker.run(config.seed + i, video=i < config.videos)
+            outcomes.append(outcome)
+            say(episode_line(i, config.episodes, outcome, write_video(config.out, outcome, worker.video_fps)))
+    finally:
+        worker.close()
+    return summary_of(config, outcomes, time.monotonic() - t0, worker.description)
+
+
+def evaluate_shift(
+    config: EvalConfig,
+    say: Callable[[str], None],
+    run: Callable[[EvalConfig, Callable[[str], None]], dict[str, Any]] = evaluate,
+) -> dict[str, Any]:
+    """``config`` evaluated by ``run`` on the nominal robot, then under its shift, on the same seeds
+    (``out/nominal``, ``out/<shift>``); both summaries and the drop in success rate (points)."""
+    from rcs.shifts import make_shift
+
+    if config.shift is None:
+        raise ConfigError("evaluate_shift needs a shift")
+    say(f"rcs eval: nominal robot, then shift {config.shift}")
+    nominal = run(dataclasses.replace(config, shift=None, out=Path(config.out) / "nominal"), say)
+    shifted = run(dataclasses.replace(config, out=Path(config.out) / config.shift), say)
+    return {
+        "shift": config.shift,
+        "description": make_shift(config.shift).description,
+        "nominal": nominal,
+        "shifted": shifted,
+        "success_drop_points": round(100.0 * (nominal["success_rate"] - shifted["success_rate"]), 1),
+    }
 
 
 def shifted_robot_config(env_id: str, robot: str | None, shift: str) -> dict[str, Any]:

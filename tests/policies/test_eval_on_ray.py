@@ -1,0 +1,161 @@
+"""`rcs eval --workers N` on real Ray clusters: a head started with `ray start` like a user's cluster, and the
+local cluster an evaluation starts for itself; workers killed mid-evaluation with SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from rcs.eval.evaluation import EvalConfig
+from tests.policies.conftest import ENV, RCS, last_json, rcs
+
+ray = pytest.importorskip("ray")
+
+#: keys only the Ray path adds to the summary
+RAY_KEYS = {"workers", "reruns", "missing_seeds"}
+
+
+@pytest.fixture
+def ray_env(tmp_path, monkeypatch) -> dict[str, str]:
+    """Ray's session files under the test's folder, no token under ~/.ray (shared/docs/field-notes.md)."""
+    tmp = Path("/tmp") / f"rcs-ray-{os.getpid()}-{tmp_path.name[-12:]}"  # Ray's socket paths must stay short
+    tmp.mkdir(parents=True, exist_ok=True)
+    monkeypatch.setenv("RAY_TMPDIR", str(tmp))
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    return {**ENV, "RAY_TMPDIR": str(tmp), "RAY_AUTH_MODE": "disabled"}
+
+
+@pytest.fixture
+def ray_head(ray_env):
+    """A Ray head with 2 CPUs in its own process (`ray start --head --block`), stopped after the test."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ray_cli = str(Path(RCS).with_name("ray"))
+    head = subprocess.Popen(
+        [ray_cli, "start", "--head", "--block", "--num-cpus", "2", "--port", str(port), "--include-dashboard=false"],
+        env=ray_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    address = f"127.0.0.1:{port}"
+    end = time.monotonic() + 120
+    while subprocess.run([ray_cli, "status", "--address", address], env=ray_env, capture_output=True).returncode:
+        assert head.poll() is None and time.monotonic() < end, "ray start --head did not come up"
+        time.sleep(1.0)
+    yield address
+    os.killpg(head.pid, signal.SIGTERM)
+    try:
+        head.wait(60)
+    except subprocess.TimeoutExpired:
+        os.killpg(head.pid, signal.SIGKILL)
+        head.wait()
+
+
+def test_workers_on_an_existing_cluster_give_the_single_process_summary(tiny_checkpoint, tmp_path, ray_head):
+    common = ["--policy", str(tiny_checkpoint), "--episodes", "4", "--seed", "10000", "--max-steps", "20"]
+    alone = last_json(rcs("eval", *common, "--videos", "0", "--out", str(tmp_path / "alone"), "--json").stdout)
+    spread = last_json(
+        rcs(
+            "eval",
+            *common,
+            "--videos",
+            "1",
+            "--out",
+            str(tmp_path / "ray"),
+            "--workers",
+            "2",
+            "--ray-address",
+            ray_head,
+            "--json",
+        ).stdout
+    )
+    assert set(spread) == set(alone) | RAY_KEYS
+    assert spread["workers"] == 2 and spread["missing_seeds"] == [] and spread["reruns"] == {}
+    assert spread["seeds"] == alone["seeds"] == [10000, 10001, 10002, 10003]
+    assert spread["episodes"] == 4 and spread["requests"] > 0
+    for key in ("policy", "env", "robot", "robot_config", "replan_steps", "strategy", "watchdog"):
+        assert spread[key] == alone[key], key
+    # the same episodes: each seed's scene and outcome (20 steps of the tiny policy: none succeeds)
+    detail = {p: json.loads((tmp_path / p / "summary.json").read_text())["per_episode"] for p in ("alone", "ray")}
+    assert {s: e["success"] for s, e in detail["ray"].items()} == {s: e["success"] for s, e in detail["alone"].items()}
+    assert (tmp_path / "ray" / "episode_10000.mp4").stat().st_size > 0
+    assert (tmp_path / "ray" / "worker_0" / "server.log").is_file()
+
+
+def _config(checkpoint: Path, out: Path, episodes: int) -> EvalConfig:
+    return EvalConfig(
+        policy=checkpoint, env="rcs/PandaPickCube-v0", episodes=episodes, seed=10000, max_steps=100, videos=0, out=out
+    )
+
+
+class _Killer:
+    """Reads the evaluation's progress lines; SIGKILLs worker ``index``'s process ``delay_s`` after each line that
+    says it started (``ready``/``restarted``) or finished an episode, at most ``kills`` times."""
+
+    def __init__(self, index: int, kills: int, delay_s: float) -> None:
+        self.index, self.kills, self.delay_s = index, kills, delay_s
+        self.lines: list[str] = []
+        self.killed: list[int] = []
+
+    def __call__(self, line: str) -> None:
+        self.lines.append(line)
+        tag = f"worker {self.index}"
+        if len(self.killed) >= self.kills:
+            return
+        if line.strip().startswith((f"{tag} ready: pid", f"{tag} restarted: pid")):
+            pid = int(line.split("pid ")[1].split(",")[0])
+            self.killed.append(pid)
+            threading.Timer(self.delay_s, os.kill, (pid, signal.SIGKILL)).start()
+
+
+def test_a_worker_killed_mid_episode_has_its_episode_rerun(tiny_checkpoint, tmp_path, ray_env):
+    from rcs.eval.on_ray import evaluate_on_ray
+
+    killer = _Killer(index=1, kills=1, delay_s=2.0)  # 2 s into its first episode of 100 steps (5 s at 20 Hz)
+    summary = evaluate_on_ray(_config(tiny_checkpoint, tmp_path, 4), killer, workers=2)
+    log = "\n".join(killer.lines)
+    assert len(killer.killed) == 1
+    assert f"worker 1 (pid {killer.killed[0]}) failed on seed" in log and "rerunning it" in log, log
+    assert summary["missing_seeds"] == [] and summary["seeds"] == [10000, 10001, 10002, 10003], log
+    assert summary["episodes"] == 4 and len(summary["reruns"]) == 1, summary["reruns"]
+
+
+def test_a_seed_whose_workers_keep_dying_is_reported_missing(tiny_checkpoint, tmp_path, ray_env):
+    from rcs.eval.on_ray import evaluate_on_ray
+
+    # one worker, killed in its first episode and again after Ray restarted it: no worker is left
+    killer = _Killer(index=0, kills=2, delay_s=2.0)
+    summary = evaluate_on_ray(_config(tiny_checkpoint, tmp_path, 2), killer, workers=1)
+    log = "\n".join(killer.lines)
+    assert len(killer.killed) == 2 and "worker 0 restarted" in log, log
+    assert summary["missing_seeds"] == [10000, 10001], log
+    assert summary["episodes"] == 0 and summary["seeds"] == []
+    assert json.loads((tmp_path / "summary.json").read_text())["missing_seeds"] == [10000, 10001]
+
+
+def test_bad_worker_options_are_one_line_errors(tiny_checkpoint, tmp_path, ray_env):
+    for args, message in (
+        (["--ray-address", "127.0.0.1:1"], "--ray-address needs --workers N"),
+        (["--workers", "0"], "--workers"),
+        (["--workers", "1", "--ray-address", "127.0.0.1:1"], "no Ray cluster at --ray-address=127.0.0.1:1"),
+        (["--workers", "2", "--view", str(tmp_path / "v.rrd")], "--view shows one robot"),
+    ):
+        proc = subprocess.run(
+            [RCS, "eval", "--policy", str(tiny_checkpoint), "--out", str(tmp_path), *args],
+            capture_output=True,
+            text=True,
+            env=ray_env,
+            timeout=300,
+        )
+        assert proc.returncode != 0 and message in proc.stderr, (args, proc.stderr)
+        assert "Traceback" not in proc.stderr, proc.stderr
