@@ -168,3 +168,19 @@ def load(directory: str | Path) -> Composed:
         load_file(str(weights)),
         meta.get("training", {}),
     )
+
+
+def copy(directory: str | Path, to: str | Path) -> Path:
+    """The composed checkpoint at ``directory`` written to ``to``, its base named relative to the new folder (a
+    folder copied by hand would point at the wrong base)."""
+    composed = load(directory)
+    _, manifest = read_manifest(composed.directory)
+    return save(
+        to,
+        composed.state_dict,
+        composed.space,
+        composed.hidden,
+        composed.base,
+        str(manifest.get("checkpoint_id", composed.directory.name)),
+        composed.training,
+    )

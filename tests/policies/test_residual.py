@@ -21,7 +21,7 @@ torch = pytest.importorskip("torch")
 
 from policies.residual.actor import ResidualActor  # noqa: E402
 from policies.residual.base_follower import BaseFollower, BaseUnavailable  # noqa: E402
-from policies.residual.checkpoint import base_ref, initial_space, save  # noqa: E402
+from policies.residual.checkpoint import base_ref, copy, initial_space, load, save  # noqa: E402
 from policies.residual.features import MinMax, ResidualSpace  # noqa: E402
 from policies.residual.td3 import NStepReplay, Td3, Td3Config  # noqa: E402
 
@@ -310,6 +310,10 @@ def test_train_residual_evaluates_checkpoints_and_resumes(tmp_path):
     assert (out / "checkpoint" / meta["base"]["path"]).resolve() == BASE.resolve()
     trained = torch.load(out / "training_state.pt", weights_only=False)["agent"]["actor"]["head.weight"]
     assert trained.abs().sum() > 0  # the updates moved the residual away from zero
+    # shipped elsewhere, it still names the same base
+    moved = copy(out / "checkpoint", tmp_path / "ship" / "deep" / "residual")
+    assert load(moved).base.directory == BASE.resolve()
+    assert json.loads((moved / "residual.json").read_text())["base"]["path"] != meta["base"]["path"]
 
 
 def test_train_residual_refuses_bad_robot_options(tmp_path):
