@@ -31,8 +31,9 @@ def curve_png(path: str | Path, xs: Sequence[float], ys: Sequence[float], title:
         draw.line([xy(x, y) for x, y in pts], fill=(20, 60, 160), width=2)
         for frac in (0.0, 0.5, 1.0):
             draw.text((4, y1 - frac * (y1 - y0) - 6), f"{ymin + frac * (ymax - ymin):.4g}", fill="black")
-        draw.text((x0, y1 + 8), f"{xmin:.3g}", fill="black")
-        draw.text((x1 - 90, y1 + 8), f"{xmax:.3g}", fill="black")
+        draw.text((x0, y1 + 8), f"{xmin:.6g}", fill="black")
+        right = f"{xmax:.6g}"  # right-aligned under the axis' end, where its value is
+        draw.text((x1 - draw.textlength(right), y1 + 8), right, fill="black")
         draw.text((WIDTH // 2 - 60, y1 + 28), xlabel, fill="black")
     path = Path(path)
     img.save(path)

@@ -192,6 +192,16 @@ def test_the_composed_checkpoint_names_its_base_and_is_small(composed):
     assert sum(f.stat().st_size for f in composed.iterdir()) < 200_000
 
 
+def test_the_shipped_residual_is_trained_on_reality_a_over_the_shipped_base():
+    shipped = REPO / "policies" / "checkpoints" / "pick_cube_residual_reality_a"
+    residual = load(shipped)
+    assert residual.base.directory == BASE.resolve()
+    assert residual.base.checkpoint_id == json.loads((BASE / "rcs_policy.json").read_text())["checkpoint_id"]
+    assert residual.training["robot"] == "reality-a" and residual.training["env_steps"] == 100_000
+    assert residual.state_dict["head.weight"].abs().sum() > 0  # not the zero-initialised head
+    assert sum(f.stat().st_size for f in shipped.iterdir()) < 1_000_000
+
+
 def test_served_with_a_zero_residual_it_is_exactly_the_served_base(serve, composed, observations):
     base_server = serve("--policy", str(BASE))
     composed_server = serve("--policy", str(composed))
