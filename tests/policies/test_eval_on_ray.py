@@ -106,9 +106,12 @@ class _Killer:
         self.index, self.kills, self.delay_s = index, kills, delay_s
         self.lines: list[str] = []
         self.killed: list[int] = []
+        self.niceness: list[int] = []  # of each worker process as it reported ready
 
     def __call__(self, line: str) -> None:
         self.lines.append(line)
+        if " ready: pid " in line or " restarted: pid " in line:
+            self.niceness.append(os.getpriority(os.PRIO_PROCESS, int(line.split("pid ")[1].split(",")[0])))
         tag = f"worker {self.index}"
         if len(self.killed) >= self.kills:
             return
@@ -128,6 +131,10 @@ def test_a_worker_killed_mid_episode_has_its_episode_rerun(tiny_checkpoint, tmp_
     assert f"worker 1 (pid {killer.killed[0]}) failed on seed" in log and "rerunning it" in log, log
     assert summary["missing_seeds"] == [] and summary["seeds"] == [10000, 10001, 10002, 10003], log
     assert summary["episodes"] == 4 and len(summary["reruns"]) == 1, summary["reruns"]
+    # Ray starts workers at niceness 15; their real-time episodes run at the driver's (lowering it takes root or
+    # CAP_SYS_NICE: without, the worker warns and stays at 15)
+    if os.geteuid() == 0:
+        assert len(killer.niceness) >= 2 and set(killer.niceness) == {os.getpriority(os.PRIO_PROCESS, 0)}
 
 
 def test_a_seed_whose_workers_keep_dying_is_reported_missing(tiny_checkpoint, tmp_path, ray_env):
