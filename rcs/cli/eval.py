@@ -173,8 +173,6 @@ def run(args: argparse.Namespace) -> int:
             shifted_robot_config(args.env, args.robot, args.shift)
         if args.ray_address is not None and args.workers is None:
             raise ConfigError("--ray-address needs --workers N")
-        if args.view is not None and args.workers is not None:
-            raise ConfigError("--view shows one robot: it does not go with --workers")
     except RcsError as e:
         raise SystemExit(f"rcs eval: {e}") from None
     # SIGTERM unwinds like Ctrl-C, so the server child process is stopped too

@@ -10,6 +10,7 @@ and the server's log go to ``out`` too.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import time
@@ -170,7 +171,6 @@ class EvalWorker:
 
         say = say or (lambda text: None)
         check_config(config)
-        self.config = config
         self.directory = checkpoint_directory(config.policy)
         inputs = read_policy_inputs(self.directory)
         if config.replan_steps is not None:
@@ -183,10 +183,12 @@ class EvalWorker:
         if config.shift is not None:
             overrides["robot_config"] = shifted_robot_config(config.env, config.robot, config.shift)
         self.env: Any = build_env(config.env, **overrides)
+        # what close() undoes, last made first closed
+        self._closing = contextlib.ExitStack()
+        self._closing.callback(self.env.close)
         self.server: ServerProcess | None = None
         self.runner: Any = None
-        self._stream: Any = None
-        self._viewer: Any = None
+        stream: Any = None
         #: what the summary records of the robot and the policy (:func:`summary_of`)
         self.description = {
             "policy": str(self.directory),
@@ -202,6 +204,7 @@ class EvalWorker:
             self.endpoint = config.endpoint or free_endpoint()
             if config.endpoint is None:
                 self.server = ServerProcess(self.directory, self.endpoint, Path(config.out) / "server.log")
+                self._closing.callback(self.server.stop)
             robot = self.env.robot
             if not isinstance(robot, (Arm, Quadrotor)):
                 raise ConfigError(
@@ -217,7 +220,9 @@ class EvalWorker:
             self.checkpoint = wait_for_server(self.endpoint, schema, self.server, SERVER_START_TIMEOUT_S)
             say(f"  serving {self.checkpoint} at {self.endpoint}")
             if config.view is not None:
-                self._stream, self._viewer = _start_view(config.view, robot, config.env, config.rate_hz, names)
+                stream, viewer = _start_view(config.view, robot, config.env, config.rate_hz, names)
+                self._closing.callback(stream.close)
+                self._closing.callback(viewer.stop)
             self.runner = EpisodeRunner(
                 self.env,
                 self.endpoint,
@@ -229,8 +234,9 @@ class EvalWorker:
                 ),
                 config.instruction,
                 fast_render=config.render == "fast",
-                stream=self._stream,
+                stream=stream,
             )
+            self._closing.callback(self.runner.close)
         except BaseException:
             self.close()
             raise
@@ -249,21 +255,7 @@ class EvalWorker:
 
     def close(self) -> None:
         """Stop the runner, the live view and the server; close the env (idempotent)."""
-        if self.runner is not None:
-            self.runner.close()
-            self.runner = None
-        if self._viewer is not None:
-            self._viewer.stop()
-            self._viewer = None
-        if self._stream is not None:
-            self._stream.close()
-            self._stream = None
-        if self.server is not None:
-            self.server.stop()
-            self.server = None
-        if self.env is not None:
-            self.env.close()
-            self.env = None
+        self._closing.close()
 
 
 def check_config(config: EvalConfig) -> None:

@@ -82,12 +82,6 @@ class EvalActor:
             raise ConfigError(self._error)
         return self._worker.run(seed, video)
 
-    def close(self) -> None:
-        """Stop the worker's server and close its env."""
-        if self._worker is not None:
-            self._worker.close()
-            self._worker = None
-
 
 def run_at_niceness(niceness: int) -> None:
     """Run this process (and the policy server it starts) at ``niceness``, the driver's.
@@ -271,15 +265,14 @@ def _run_seeds(
 ) -> None:
     """Hand out episodes one at a time to free workers until each has an outcome or is missing."""
     running: dict[Any, tuple[_Slot, int]] = {}  # episode call -> (worker, episode index)
-    coming_back: dict[Any, _Slot] = {}  # ready() call -> restarting worker
-    busy: set[int] = set()
     while ledger.pending or running:
+        busy = {slot.index for slot, _ in running.values()}
         for slot in slots:
             if ledger.pending and slot.alive and slot.restarting is None and slot.index not in busy:
                 i = ledger.pending.popleft()
                 ledger.attempts[i] = ledger.attempts.get(i, 0) + 1
                 running[slot.actor.run.remote(config.seed + i, i < config.videos)] = (slot, i)
-                busy.add(slot.index)
+        coming_back = {slot.restarting: slot for slot in slots if slot.restarting is not None}
         if not running and not coming_back:
             ledger.missing.extend(ledger.pending)  # no worker is left to run them
             ledger.pending.clear()
@@ -289,13 +282,9 @@ def _run_seeds(
             raise ConfigError(f"no Ray worker answered within {WORKER_START_TIMEOUT_S:.0f} s")
         ref = done[0]
         if ref in coming_back:
-            slot = coming_back.pop(ref)
-            _back(ray, slot, say)
-            if slot.restarting is not None:
-                coming_back[slot.restarting] = slot
+            _back(ray, coming_back[ref], say)
             continue
         slot, i = running.pop(ref)
-        busy.discard(slot.index)
         try:
             outcome = ray.get(ref)
         except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError) as e:
@@ -306,14 +295,14 @@ def _run_seeds(
                 + ("rerunning it" if again else "reported missing")
             )
             (ledger.pending.appendleft if again else ledger.missing.append)(i)
-            _restart(ray, slot, coming_back, isinstance(e, ray.exceptions.RayTaskError))
+            _restart(ray, slot, isinstance(e, ray.exceptions.RayTaskError))
             continue
         ledger.outcomes.append(outcome)
         video = write_video(config.out, outcome, fps)
         say(episode_line(i, config.episodes, outcome, video, where=f"worker {slot.index}"))
 
 
-def _restart(ray: Any, slot: _Slot, coming_back: dict[Any, _Slot], alive: bool) -> None:
+def _restart(ray: Any, slot: _Slot, alive: bool) -> None:
     """After a failed episode: a worker whose process lives on is killed (its episode runner or server is in an
     unknown state) so that Ray restarts it; then wait for its :meth:`EvalActor.ready` (Ray gives up on a worker
     after its one restart: it is then left out)."""
@@ -327,7 +316,6 @@ def _restart(ray: Any, slot: _Slot, coming_back: dict[Any, _Slot], alive: bool) 
         ray.kill(slot.actor, no_restart=False)
     slot.back_by = time.monotonic() + WORKER_START_TIMEOUT_S
     slot.restarting = slot.actor.ready.remote()
-    coming_back[slot.restarting] = slot
 
 
 def _back(ray: Any, slot: _Slot, say: Callable[[str], None]) -> None:

@@ -246,17 +246,13 @@ class PolicyServer:
         """The policy being served."""
         return self._serving[0]
 
-    @property
-    def _policy(self) -> Policy:
-        return self._serving[0]
-
     def swap(self, policy: Policy) -> None:
         """Serve ``policy`` from the next batch on; sessions are kept (any thread).
 
         If its schema differs, requests carrying the old schema hash are answered ``schema_hash`` and the
         clients must re-handshake (where the robot side decides whether the new schema is acceptable).
         """
-        old = self._policy
+        old = self.policy
         if policy.schema.hash != old.schema.hash:
             log.warning(
                 "swapped to checkpoint %s with a different schema: sessions must re-handshake", policy.checkpoint_id
@@ -367,8 +363,8 @@ class PolicyServer:
         self._worker.start()
         log.info(
             "serving %s (checkpoint %s) on %s%s",
-            type(self._policy).__name__,
-            self._policy.checkpoint_id,
+            type(self.policy).__name__,
+            self.policy.checkpoint_id,
             self.endpoint,
             " with CURVE" if self.curve else "",
         )
@@ -436,7 +432,7 @@ class PolicyServer:
         if not self._hello_limit.allow(identity, now):
             self._count("rate_limited")
             return
-        policy = self._policy
+        policy = self.policy
         wanted = msg.meta.get("schema")
         if wanted is not None:
             try:
@@ -553,7 +549,7 @@ class PolicyServer:
 
     def _obs(self, router: zmq.Socket, identity: bytes, session: _Session, msg: Message, now: float) -> None:
         h = msg.header
-        schema = self._policy.schema
+        schema = self.policy.schema
         if h.schema_hash != schema.hash:
             raise ProtocolError(
                 "schema_hash", "schema_hash", f"got {h.schema_hash.hex()}", f"{schema.hash.hex()} (re-handshake)"
@@ -639,7 +635,7 @@ class PolicyServer:
         try:
             policy = self.loader()
         except Exception:
-            log.exception("reload failed; still serving %s", self._policy.checkpoint_id)
+            log.exception("reload failed; still serving %s", self.policy.checkpoint_id)
             return
         self.swap(policy)
 
@@ -728,7 +724,7 @@ class PolicyServer:
                 self._drop(out, r, "policy", f"{type(e).__name__}: {e}"[:200])
             return
         t1 = time.monotonic()
-        if policy is self._policy:
+        if policy is self.policy:
             self._costs.append(t1 - t0)
         infer_ms = 1e3 * (t1 - t0)
         for r, chunk in zip(live, chunks, strict=True):

@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             out=Path(tmp),
         )
         runs: list[tuple[str, Any]] = [("this process", evaluate)]
-        runs += [(f"ray x{n}", _on_ray(evaluate_on_ray, n)) for n in args.workers]
+        runs += [(f"ray x{n}", functools.partial(evaluate_on_ray, workers=n)) for n in args.workers]
         for name, evaluate_with in runs:
             config = dataclasses.replace(base, out=Path(tmp) / name.replace(" ", "_"))
             first: list[float] = []  # when each episode line came
@@ -79,10 +79,3 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def _note_episodes(times: list[float], line: str) -> None:
     if line.lstrip().startswith("episode "):
         times.append(time.monotonic())
-
-
-def _on_ray(evaluate_on_ray: Any, workers: int) -> Any:
-    def evaluate_with(config: Any, say: Any) -> dict[str, Any]:
-        return evaluate_on_ray(config, say, workers=workers)
-
-    return evaluate_with
