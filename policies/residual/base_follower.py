@@ -24,6 +24,8 @@ import numpy as np
 from rcs.errors import RcsError
 from rcs.serving.policy import RequestContext
 
+from .features import MinMax
+
 log = logging.getLogger(__name__)
 
 
@@ -108,3 +110,29 @@ class BaseFollower:
         chunk = _Chunk(actions, context.tick, context.capture_time)
         self._chunks[context.session_id] = chunk
         return chunk
+
+
+class MidRangeBase:
+    """No base: every step's "base action" is the middle of the base data's action range (normalized 0).
+
+    ``rcs train-residual --scratch`` trains with it and ``scale`` 1, so the learner's action alone spans the whole
+    range of the base's data: RL from scratch on exactly the residual's observation, robot path and reward.
+
+    Args:
+        action: the base's action statistics (:class:`policies.residual.features.MinMax`).
+        replan_steps, policy_dt: as :class:`BaseFollower`'s (the env reads them).
+    """
+
+    def __init__(self, action: MinMax, replan_steps: int, policy_dt: float) -> None:
+        self.middle = np.asarray(action.unnormalize(np.zeros_like(action.low)), dtype=np.float64)
+        self.replan_steps = int(replan_steps)
+        self.policy_dt = float(policy_dt)
+        self.requests = 0  # never asks anything: no inference latency is simulated
+        self.failures = 0
+
+    def reset(self) -> None:
+        """Nothing to forget."""
+
+    def actions(self, observation: Mapping[str, np.ndarray], context: RequestContext, n: int) -> np.ndarray:
+        """``n`` copies of the middle of the action range ((n, D) float64, action units)."""
+        return np.tile(self.middle, (n, 1))

@@ -95,7 +95,10 @@ class Td3Config:
             raise ValueError(f"Td3Config: out of range: {', '.join(f'{k}={getattr(self, k)!r}' for k in bad)}")
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+        return {"algorithm": "td3", **{k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}}
+
+    def build(self, obs_dim: int, act_dim: int, seed: int) -> Td3:
+        return Td3(obs_dim, act_dim, self, seed)
 
 
 # -- replay: n-step transitions ------------------------------------------------------------------------------
@@ -171,6 +174,18 @@ class NStepReplay:
         self._pending.clear()
 
 
+def mixed_batch(
+    rng: np.random.Generator, size: int, demo_fraction: float, online: NStepReplay, demos: NStepReplay | None
+) -> dict[str, torch.Tensor]:
+    """``size`` transitions: ``round(size * demo_fraction)`` from ``demos`` (when it has any), the rest from
+    ``online`` (symmetric sampling, RLPD)."""
+    n_demo = int(round(size * demo_fraction)) if demos is not None and len(demos) else 0
+    parts = [online.sample(rng, size - n_demo)]
+    if n_demo:
+        parts.append(demos.sample(rng, n_demo))
+    return {k: torch.as_tensor(np.concatenate([p[k] for p in parts])) for k in parts[0]}
+
+
 # -- networks --------------------------------------------------------------------------------------------------
 class CriticEnsemble(nn.Module):
     """``critics`` independent Q(s, a) networks with LayerNorm; forward gives (critics, batch)."""
@@ -216,12 +231,7 @@ class Td3:
 
     def batch(self, online: NStepReplay, demos: NStepReplay | None) -> dict[str, torch.Tensor]:
         """A training batch: ``demo_fraction`` of it from ``demos`` (when it has any), the rest online."""
-        cfg = self.config
-        n_demo = int(round(cfg.batch_size * cfg.demo_fraction)) if demos is not None and len(demos) else 0
-        parts = [online.sample(self.rng, cfg.batch_size - n_demo)]
-        if n_demo:
-            parts.append(demos.sample(self.rng, n_demo))
-        return {k: torch.as_tensor(np.concatenate([p[k] for p in parts])) for k in parts[0]}
+        return mixed_batch(self.rng, self.config.batch_size, self.config.demo_fraction, online, demos)
 
     def update(self, b: dict[str, torch.Tensor]) -> dict[str, float]:
         """One critic step; every ``policy_delay`` of them an actor step (after ``actor_starts`` critic steps)

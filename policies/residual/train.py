@@ -1,4 +1,5 @@
-"""The training loop of ``rcs train-residual``: TD3 (:mod:`policies.residual.td3`) on the residual env.
+"""The training loop of ``rcs train-residual``: TD3 (:mod:`policies.residual.td3`) or SAC
+(:mod:`policies.residual.sac`) on the residual env.
 
 One process: the base runs behind its own ``rcs serve`` child, the env steps the simulation (a named reality shift or
 a calibrated robot config), the learner updates ``utd`` times per step once ``learning_starts`` steps are stored.
@@ -6,7 +7,9 @@ Every ``eval_every`` environment steps the deterministic residual is evaluated o
 (``eval_seed`` onwards, apart from the seeds figures are reported on) and the composed checkpoint and the full
 training state (learner, buffers, counters, curve) are written, so a killed run resumes where its last checkpoint
 left it. The first evaluation, before any update, is the base alone (the residual starts at zero). ``progress``
-gets one line per evaluation.
+gets one line per evaluation. With ``scratch`` no base is served: the learner acts from the middle of the action
+range (:class:`policies.residual.base_follower.MidRangeBase`), the baseline the residual is compared with; such a
+run writes no composed checkpoint (there is no base to name), only its curve and training state.
 """
 
 from __future__ import annotations
@@ -19,10 +22,14 @@ from typing import Any
 
 from rcs.errors import ConfigError
 
+from .sac import Sac, SacConfig
 from .td3 import NStepReplay, Td3, Td3Config
 
 STATE_NAME = "training_state.pt"
 CURVE_NAME = "success.csv"
+#: times a run starts its base server again after it exited; one more exit ends the run (its last checkpoint
+#: resumes it)
+BASE_RESTARTS = 3
 
 
 @dataclass
@@ -45,7 +52,9 @@ class ResidualTrainConfig:
             (:class:`policies.residual.env.ResidualTaskEnv`).
         base_latency_s: added on the steps that ask the base (its inference).
         seed: seeds the training episodes (``seed * 1_000_000 + episode``), torch and the learner.
-        td3: learner hyperparameters.
+        learner: the learner and its hyperparameters (:class:`Td3Config` or :class:`SacConfig`).
+        scratch: no base: the learner acts alone (``scale`` should then be 1: the whole action range).
+        final_episodes: episodes of the evaluation after the last step (0: none), from ``final_seed``.
     """
 
     base: Path
@@ -62,7 +71,10 @@ class ResidualTrainConfig:
     latency_s: tuple[float, float] = (0.01, 0.02)
     base_latency_s: float = 0.02
     seed: int = 0
-    td3: Td3Config = field(default_factory=Td3Config)
+    learner: Td3Config | SacConfig = field(default_factory=Td3Config)
+    scratch: bool = False
+    final_episodes: int = 0
+    final_seed: int = 10_000
 
 
 @dataclass
@@ -74,6 +86,7 @@ class TrainState:
     dropped_steps: int = 0  # steps without a base action (the base was late): never stored
     curve: list[tuple[int, float]] = field(default_factory=list)  # (env steps, evaluation success rate)
     wall_s: float = 0.0
+    final: float | None = None  # success rate of the evaluation after the last step
 
 
 def make_env(cfg: ResidualTrainConfig, space: Any, follower: Any) -> Any:
@@ -93,7 +106,49 @@ def make_env(cfg: ResidualTrainConfig, space: Any, follower: Any) -> Any:
     )
 
 
-def evaluate(env: Any, agent: Td3, episodes: int, seed: int) -> float:
+class ServedBase:
+    """The base behind its own ``rcs serve`` child for one training run, started again when that child exits.
+
+    Args:
+        base: the base checkpoint.
+        log_dir: where the servers' logs go (``base_serve.log``, then ``base_serve.<n>.log`` per restart).
+    """
+
+    def __init__(self, base: Any, log_dir: Path) -> None:
+        self.base, self.log_dir = base, log_dir
+        self.starts = 0
+        self.client, self.server = self._start()
+
+    def _start(self) -> tuple[Any, Any]:
+        from .policy import connect_base
+
+        self.starts += 1
+        name = "base_serve.log" if self.starts == 1 else f"base_serve.{self.starts - 1}.log"
+        return connect_base(self.base, None, self.log_dir / name)
+
+    def restart_if_exited(self) -> bool:
+        """Start the server again if it exited (True); False if it still runs.
+
+        Raises:
+            BaseUnavailable: it exited more than :data:`BASE_RESTARTS` times.
+        """
+        from .base_follower import BaseUnavailable
+
+        if self.server is None or not self.server.exited:
+            return False
+        if self.starts > BASE_RESTARTS:
+            raise BaseUnavailable(f"the base server exited {self.starts} times (logs in {self.log_dir})")
+        self.close()
+        self.client, self.server = self._start()
+        return True
+
+    def close(self) -> None:
+        self.client.close()
+        if self.server is not None:
+            self.server.stop()
+
+
+def evaluate(env: Any, agent: Td3 | Sac, episodes: int, seed: int) -> float:
     """Success rate of the deterministic residual over ``episodes`` seeds from ``seed`` (training env path)."""
     successes = 0
     for k in range(episodes):
@@ -111,8 +166,7 @@ def train(cfg: ResidualTrainConfig, progress: Callable[[str], None] | None = Non
     import torch
 
     from . import checkpoint
-    from .base_follower import BaseFollower, BaseUnavailable
-    from .policy import connect_base
+    from .base_follower import BaseFollower, BaseUnavailable, MidRangeBase
 
     say = progress or (lambda line: None)
     torch.set_num_threads(1)
@@ -120,25 +174,60 @@ def train(cfg: ResidualTrainConfig, progress: Callable[[str], None] | None = Non
     space = checkpoint.initial_space(base, cfg.scale)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    client, server = connect_base(base, None, out / "base_serve.log")
+    served = None if cfg.scratch else ServedBase(base, out)
     env = None
     try:
-        follower = BaseFollower(client, base.replan_steps, base.policy_dt, budget_s=2.0)
+        follower: BaseFollower | MidRangeBase = (
+            MidRangeBase(space.action, base.replan_steps, base.policy_dt)
+            if served is None
+            else BaseFollower(served.client, base.replan_steps, base.policy_dt, budget_s=2.0)
+        )
         env = make_env(cfg, space, follower)
-        agent = Td3(space.observation_dim, space.action_dim, cfg.td3, seed=cfg.seed)
+        agent = cfg.learner.build(space.observation_dim, space.action_dim, cfg.seed)
         online = NStepReplay(
-            space.observation_dim, space.action_dim, cfg.td3.buffer_size, cfg.td3.n_step, cfg.td3.gamma
+            space.observation_dim, space.action_dim, cfg.learner.buffer_size, cfg.learner.n_step, cfg.learner.gamma
         )
         state = _resume(out, agent, online) or TrainState()
         if state.env_steps:
             say(f"resumed at {state.env_steps} env steps ({len(online)} transitions)")
         t0 = time.monotonic() - state.wall_s
+
+        def restart_exited_base() -> bool:
+            """Start the base server again if it exited (True); False if it runs (or there is none)."""
+            if served is None or not isinstance(follower, BaseFollower) or not served.restart_if_exited():
+                return False
+            follower.client = served.client
+            say(f"the base server had exited: started again ({served.starts - 1} of {BASE_RESTARTS} restarts)")
+            return True
+
+        def begin_episode() -> Any:
+            """The first observation of training episode ``state.episodes`` (asking a restarted base once more;
+            a base that is alive and still does not answer ends the run, which the last checkpoint resumes)."""
+            seed = cfg.seed * 1_000_000 + state.episodes
+            try:
+                return env.reset(seed=seed)[0]
+            except BaseUnavailable as e:
+                say(f"episode start without a base action: {e}")
+                if not restart_exited_base():
+                    raise
+                return env.reset(seed=seed)[0]
+
+        def evaluation(episodes: int, seed: int) -> float:
+            """:func:`evaluate`, run again from its start after a restart of the base server."""
+            try:
+                return evaluate(env, agent, episodes, seed)
+            except BaseUnavailable as e:
+                say(f"evaluation without a base action: {e}")
+                if not restart_exited_base():
+                    raise
+                return evaluate(env, agent, episodes, seed)
+
         if not state.curve:  # the base alone (the residual is zero): the curve's first point
-            state.curve.append((0, evaluate(env, agent, cfg.eval_episodes, cfg.eval_seed)))
-            say(
-                f"0 env steps: eval success {100 * state.curve[0][1]:.0f} % ({cfg.eval_episodes} episodes, the base alone)"
-            )
-        obs, _ = env.reset(seed=cfg.seed * 1_000_000 + state.episodes)
+            state.curve.append((0, evaluation(cfg.eval_episodes, cfg.eval_seed)))
+            alone = "the untrained learner" if cfg.scratch else "the base alone"
+            say(f"0 env steps: eval success {100 * state.curve[0][1]:.0f} % ({cfg.eval_episodes} episodes, {alone})")
+
+        obs = begin_episode()
         while state.env_steps < cfg.total_steps:
             act = agent.act(obs, explore=True)
             try:
@@ -147,20 +236,21 @@ def train(cfg: ResidualTrainConfig, progress: Callable[[str], None] | None = Non
                 state.dropped_steps += 1
                 online.drop_pending()
                 say(f"step dropped: {e}")
+                restart_exited_base()
                 state.episodes += 1
-                obs, _ = env.reset(seed=cfg.seed * 1_000_000 + state.episodes)
+                obs = begin_episode()
                 continue
             online.add(obs, act, reward, next_obs, terminated, truncated)
             state.env_steps += 1
             obs = next_obs
             if len(online) >= cfg.learning_starts:
-                for _ in range(cfg.td3.utd):
+                for _ in range(cfg.learner.utd):
                     agent.update(agent.batch(online, None))
             if terminated or truncated:
                 state.episodes += 1
-                obs, _ = env.reset(seed=cfg.seed * 1_000_000 + state.episodes)
+                obs = begin_episode()
             if state.env_steps % cfg.eval_every == 0 or state.env_steps == cfg.total_steps:
-                rate = evaluate(env, agent, cfg.eval_episodes, cfg.eval_seed)
+                rate = evaluation(cfg.eval_episodes, cfg.eval_seed)
                 state.curve.append((state.env_steps, rate))
                 state.wall_s = time.monotonic() - t0
                 _save(cfg, out, agent, online, state, base, space)
@@ -168,20 +258,23 @@ def train(cfg: ResidualTrainConfig, progress: Callable[[str], None] | None = Non
                     f"{state.env_steps} env steps, {state.episodes} episodes: eval success {100 * rate:.0f} % "
                     f"({cfg.eval_episodes} episodes), {state.wall_s:.0f} s"
                 )
-                obs, _ = env.reset(seed=cfg.seed * 1_000_000 + state.episodes)
+                obs = begin_episode()
+        if cfg.final_episodes:
+            state.final = evaluation(cfg.final_episodes, cfg.final_seed)
+            say(f"final: success {100 * state.final:.0f} % ({cfg.final_episodes} episodes from seed {cfg.final_seed})")
         return state
     finally:
         if env is not None:
             env.close()
-        client.close()
-        if server is not None:
-            server.stop()
+        if served is not None:
+            served.close()
 
 
 def _save(
-    cfg: ResidualTrainConfig, out: Path, agent: Td3, online: NStepReplay, state: TrainState, base: Any, space: Any
+    cfg: ResidualTrainConfig, out: Path, agent: Td3 | Sac, online: NStepReplay, state: TrainState, base: Any, space: Any
 ) -> None:
-    """The composed checkpoint (``out/checkpoint``), the curve and the training state, each written atomically."""
+    """The composed checkpoint (``out/checkpoint``; not from scratch), the curve and the training state, each
+    written atomically."""
     import torch
 
     from . import checkpoint
@@ -193,25 +286,26 @@ def _save(
         "env_steps": state.env_steps,
         "episodes": state.episodes,
         "seed": cfg.seed,
-        "td3": cfg.td3.as_dict(),
+        "learner": cfg.learner.as_dict(),
         "curve": state.curve,
     }
-    checkpoint.save(
-        out / "checkpoint",
-        agent.actor.state_dict(),
-        space,
-        cfg.td3.hidden,
-        base,
-        f"residual/{Path(cfg.base).name}/{cfg.label}/{state.env_steps:06d}",
-        training,
-    )
+    if not cfg.scratch:
+        checkpoint.save(
+            out / "checkpoint",
+            agent.actor.state_dict(),
+            space,
+            cfg.learner.hidden,
+            base,
+            f"residual/{Path(cfg.base).name}/{cfg.label}/{state.env_steps:06d}",
+            training,
+        )
     tmp = out / (STATE_NAME + ".tmp")
     torch.save({"agent": agent.state_dict(), "online": online.state(), "state": state.__dict__}, tmp)
     tmp.replace(out / STATE_NAME)
     (out / CURVE_NAME).write_text("env_steps,success_rate\n" + "".join(f"{s},{r:.4f}\n" for s, r in state.curve))
 
 
-def _resume(out: Path, agent: Td3, online: NStepReplay) -> TrainState | None:
+def _resume(out: Path, agent: Td3 | Sac, online: NStepReplay) -> TrainState | None:
     """The saved training state of ``out`` loaded into ``agent`` and ``online``; ``None`` if there is none."""
     import torch
 

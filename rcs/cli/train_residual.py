@@ -1,7 +1,8 @@
-"""``rcs train-residual``: learn a residual on top of a frozen, served base policy with TD3.
+"""``rcs train-residual``: learn a residual on top of a frozen, served base policy with TD3 (or SAC).
 
     rcs train-residual --shift reality-a --output outputs/residual/reality-a
     rcs train-residual --robot-config outputs/sysid/calibrated.json --output outputs/residual/calibrated
+    rcs train-residual --shift reality-a --scratch --learner sac --output outputs/scratch/reality-a
 
 The base (default: the shipped diffusion checkpoint) runs unchanged behind its own ``rcs serve``; the learner
 (:mod:`policies.residual.td3`) trains the residual in the simulated pick-cube task on the robot a named reality
@@ -9,7 +10,8 @@ shift (``--shift``) or a calibrated robot config (``--robot-config``, the file `
 Prints a line per evaluation (stderr); writes ``OUT/checkpoint`` (the composed checkpoint: serve it, evaluate it
 with ``rcs eval --policy OUT/checkpoint``), ``OUT/success.csv`` and ``OUT/success.png`` (evaluation success rate
 against environment steps), and the training state, from which the same command resumes; then one JSON line on
-stdout. Torch is imported only when this command runs.
+stdout. ``--scratch`` trains the learner alone over the whole action range (no base is served; the comparison for
+the residual; no checkpoint is written). Torch is imported only when this command runs.
 """
 
 from __future__ import annotations
@@ -40,7 +42,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--learning-starts", type=at_least(1), default=2_000, help="steps before updates (2000)")
     parser.add_argument("--eval-every", type=at_least(1), default=5_000, help="steps between evaluations (5000)")
     parser.add_argument("--eval-episodes", type=at_least(1), default=20, help="episodes per evaluation (default 20)")
-    parser.add_argument("--scale", type=greater_than(0.0), default=0.1, help="residual bound, normalized units (0.1)")
+    parser.add_argument(
+        "--scale", type=greater_than(0.0), default=None, help="residual bound, normalized units (0.1; --scratch: 1)"
+    )
+    parser.add_argument("--learner", choices=("td3", "sac"), default="td3", help="the off-policy learner (td3)")
+    parser.add_argument(
+        "--scratch",
+        action="store_true",
+        help="no base: the learner alone acts over the base data's whole action range (the RL-from-scratch baseline)",
+    )
+    parser.add_argument(
+        "--final-episodes",
+        type=at_least(0),
+        default=0,
+        help="episodes of an evaluation after the last step, from seed 10000 (the report seeds; default 0: none)",
+    )
     parser.add_argument(
         "--latency-ms",
         type=at_least(0),
@@ -63,7 +79,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--actor-starts", type=at_least(0), default=5_000, help="critic updates before the actor learns (5000)"
     )
     parser.add_argument(
-        "--residual-penalty", type=at_least(0.0, float), default=0.1, help="weight of mean(r^2) in the actor loss (0.1)"
+        "--residual-penalty",
+        type=at_least(0.0, float),
+        default=None,
+        help="weight of mean(r^2) in the actor loss (0.1; --scratch: 0)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the training episodes and the learner")
 
@@ -110,9 +129,14 @@ def run(args: argparse.Namespace) -> int:
     if not logging.getLogger().isEnabledFor(logging.DEBUG):
         for name in EPISODE_LOGGERS:
             logging.getLogger(name).setLevel(logging.ERROR)
+    from policies.residual.sac import SacConfig
     from policies.residual.td3 import Td3Config
     from policies.residual.train import ResidualTrainConfig, train
 
+    learners: dict[str, type[Td3Config] | type[SacConfig]] = {"td3": Td3Config, "sac": SacConfig}
+    learner = learners[args.learner]
+    scale = args.scale if args.scale is not None else (1.0 if args.scratch else 0.1)
+    penalty = args.residual_penalty if args.residual_penalty is not None else (0.0 if args.scratch else 0.1)
     try:
         robot_config, label = robot_options(args)
         cfg = ResidualTrainConfig(
@@ -125,33 +149,41 @@ def run(args: argparse.Namespace) -> int:
             learning_starts=args.learning_starts,
             eval_every=args.eval_every,
             eval_episodes=args.eval_episodes,
-            scale=args.scale,
+            scale=scale,
             latency_s=(args.latency_ms[0] / 1e3, args.latency_ms[1] / 1e3),
             base_latency_s=args.base_latency_ms / 1e3,
             seed=args.seed,
-            td3=Td3Config(
+            learner=learner(
                 utd=args.utd,
                 n_step=args.n_step,
                 critics=args.critics,
                 actor_starts=args.actor_starts,
-                residual_penalty=args.residual_penalty,
+                residual_penalty=penalty,
             ),
+            scratch=args.scratch,
+            final_episodes=args.final_episodes,
         )
         state = train(cfg, progress=lambda line: print(f"rcs train-residual: {line}", file=sys.stderr))
     except (ConfigError, ValueError) as e:
         raise SystemExit(f"rcs train-residual: {e}") from None
     steps, rates = [s for s, _ in state.curve], [100.0 * r for _, r in state.curve]
-    curve = curve_png(args.output / "success.png", steps, rates, f"residual on {label}: eval success (%)", "env steps")
+    what = f"{args.learner} from scratch" if args.scratch else "residual"
+    curve = curve_png(args.output / "success.png", steps, rates, f"{what} on {label}: eval success (%)", "env steps")
     sys.stdout.write(
         json_line(
             {
-                "checkpoint": str(args.output / "checkpoint"),
+                "checkpoint": None if args.scratch else str(args.output / "checkpoint"),
+                "learner": args.learner,
+                "scratch": args.scratch,
                 "robot": label,
                 "env_steps": state.env_steps,
                 "episodes": state.episodes,
                 "dropped_steps": state.dropped_steps,
                 "wall_s": round(state.wall_s, 1),
                 "curve": [{"env_steps": s, "success_rate": r} for s, r in state.curve],
+                "final": None
+                if state.final is None
+                else {"episodes": args.final_episodes, "first_seed": cfg.final_seed, "success_rate": state.final},
                 "plot": str(curve),
             }
         )

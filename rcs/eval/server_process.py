@@ -50,6 +50,11 @@ class ServerProcess:
             preexec_fn=_terminate_with_parent,
         )
 
+    @property
+    def exited(self) -> bool:
+        """The process has ended (by itself or killed)."""
+        return self.proc.poll() is not None
+
     def check_alive(self) -> None:
         """Raise with the tail of the server log if the process exited."""
         if self.proc.poll() is not None:

@@ -5,6 +5,7 @@ the residual env, and the TD3 learner.
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import time
@@ -20,9 +21,10 @@ from rcs.serving.protocol import Schema, TensorSpec
 torch = pytest.importorskip("torch")
 
 from policies.residual.actor import ResidualActor  # noqa: E402
-from policies.residual.base_follower import BaseFollower, BaseUnavailable  # noqa: E402
+from policies.residual.base_follower import BaseFollower, BaseUnavailable, MidRangeBase  # noqa: E402
 from policies.residual.checkpoint import base_ref, copy, initial_space, load, save  # noqa: E402
 from policies.residual.features import MinMax, ResidualSpace  # noqa: E402
+from policies.residual.sac import Sac, SacConfig  # noqa: E402
 from policies.residual.td3 import NStepReplay, Td3, Td3Config  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
@@ -265,15 +267,24 @@ def test_n_step_returns_stop_at_the_end_of_an_episode():
     np.testing.assert_allclose(s["done"], [0, 1, 1, 1])
 
 
-def test_td3_learns_a_residual_that_a_sparse_reward_asks_for():
+#: the learners, built per test (a seeded torch generator each)
+LEARNERS = {
+    "td3": lambda: Td3(
+        4, 2, Td3Config(hidden=(64, 64), n_step=1, batch_size=64, demo_fraction=0.0, explore_noise=0.5, actor_starts=0)
+    ),
+    "sac": lambda: Sac(
+        4, 2, SacConfig(hidden=(64, 64), n_step=1, batch_size=64, demo_fraction=0.0, actor_starts=0, residual_penalty=0)
+    ),
+}
+
+
+@pytest.mark.parametrize("learner", LEARNERS)
+def test_the_learner_learns_a_residual_that_a_sparse_reward_asks_for(learner):
     """A one-step task: reward 1 only when the residual's first entry has the sign of the observation's first
     entry and is beyond 0.3; the zero-initialised actor earns nothing until it learns."""
     rng = np.random.default_rng(0)
-    cfg = Td3Config(
-        hidden=(64, 64), n_step=1, utd=1, batch_size=64, demo_fraction=0.0, explore_noise=0.5, actor_starts=0
-    )
-    agent = Td3(4, 2, cfg, seed=0)
-    buf = NStepReplay(4, 2, 5000, cfg.n_step, cfg.gamma)
+    agent = LEARNERS[learner]()
+    buf = NStepReplay(4, 2, 5000, 1, agent.config.gamma)
 
     def reward(obs: np.ndarray, act: np.ndarray) -> float:
         return float(np.sign(obs[0]) * act[0] > 0.3)
@@ -359,3 +370,102 @@ def test_the_actor_waits_for_its_critics_and_the_targets_follow_meanwhile():
     losses = [agent.update(agent.batch(buf, None)) for _ in range(4)]
     assert sum("actor_loss" in loss for loss in losses) == 2  # every policy_delay (2) updates from here
     assert agent.actor.head.weight.abs().sum() > 0
+
+
+def test_sac_resumes_exactly_from_its_state_dict():
+    rng = np.random.default_rng(2)
+    cfg = SacConfig(hidden=(32, 32), batch_size=16, demo_fraction=0.0, actor_starts=0)
+    buf = NStepReplay(4, 2, 100, n_step=1, gamma=0.9)
+    for _ in range(50):
+        obs = rng.normal(size=4)
+        buf.add(obs, rng.uniform(-1, 1, 2), float(rng.random() > 0.5), obs, terminated=True, truncated=False)
+    agent = Sac(4, 2, cfg, seed=3)
+    for _ in range(5):  # the next update is the 6th: an actor update (policy_delay 2)
+        agent.update(agent.batch(buf, None))
+    saved = io.BytesIO()  # through torch.save, as the training state is (an optimizer's state_dict is live)
+    torch.save(agent.state_dict(), saved)
+    saved.seek(0)
+    again = Sac(4, 2, cfg, seed=99)
+    again.load_state_dict(torch.load(saved, weights_only=False))
+    torch.manual_seed(5)
+    ours = agent.update(agent.batch(buf, None))
+    torch.manual_seed(5)
+    theirs = again.update(again.batch(buf, None))
+    assert ours == theirs and "actor_loss" in ours
+    obs = rng.normal(size=4).astype(np.float32)
+    assert np.array_equal(agent.act(obs, explore=False), again.act(obs, explore=False))
+
+
+def test_a_mid_range_base_acts_at_the_middle_of_the_action_range():
+    space = small_space(scale=1.0)
+    base = MidRangeBase(space.action, replan_steps=8, policy_dt=0.05)
+    actions = base.actions({}, RequestContext(1, 0, 0.0), 3)
+    np.testing.assert_allclose(actions, [[0.5, 0.0, 0.5]] * 3)
+    # with scale 1 the learner alone spans the whole range of the base's data
+    np.testing.assert_allclose(space.compose(actions[0], np.array([-1.0, 1.0, 0.0])), [0.0, 2.0, 0.5])
+
+
+def test_train_residual_from_scratch_serves_no_base_and_writes_no_checkpoint(tmp_path):
+    from tests.policies.conftest import last_json, rcs
+
+    out = tmp_path / "scratch"
+    args = ("--shift", "reality-a", "--scratch", "--learner", "sac", "--output", str(out), "--steps", "100")
+    proc = rcs(
+        "train-residual",
+        *args,
+        "--learning-starts",
+        "50",
+        "--eval-every",
+        "100",
+        "--eval-episodes",
+        "1",
+        "--actor-starts",
+        "0",
+        "--final-episodes",
+        "1",
+    )
+    result = last_json(proc.stdout)
+    assert result["checkpoint"] is None and result["learner"] == "sac" and result["scratch"] is True
+    assert [c["env_steps"] for c in result["curve"]] == [0, 100] and result["final"]["first_seed"] == 10_000
+    assert not (out / "checkpoint").exists() and not (out / "base_serve.log").exists()
+    saved = torch.load(out / "training_state.pt", weights_only=False)
+    assert "log_std" in saved["agent"] and saved["agent"]["actor"]["head.weight"].abs().sum() > 0
+
+
+def test_a_base_server_killed_mid_training_is_started_again_and_its_steps_are_dropped(tmp_path):
+    """SIGKILL the base's `rcs serve` right after the first evaluation: a step without a base action is dropped
+    (never stored), the server is started again, and the run ends at its step budget."""
+    import os
+    import signal
+    import subprocess
+
+    from tests.policies.conftest import ENV, RCS, last_json
+
+    out = tmp_path / "run"
+    args = ["--shift", "reality-a", "--output", str(out), "--steps", "200", "--learning-starts", "50"]
+    args += ["--eval-every", "200", "--eval-episodes", "1", "--actor-starts", "0"]
+    proc = subprocess.Popen(
+        [RCS, "train-residual", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV
+    )
+    try:
+        err = []
+        for line in proc.stderr:
+            err.append(line)
+            if "0 env steps: eval success" in line:
+                break
+        servers = subprocess.run(["pgrep", "-P", str(proc.pid), "-f", "serve"], capture_output=True, text=True)
+        pids = [int(p) for p in servers.stdout.split()]
+        assert len(pids) == 1, (servers.stdout, "".join(err))
+        os.kill(pids[0], signal.SIGKILL)
+        stdout, rest = proc.communicate(timeout=600)
+    finally:
+        proc.kill()
+    stderr = "".join(err) + rest
+    assert proc.returncode == 0, stderr[-3000:]
+    result = last_json(stdout)
+    # the kill lands before a step (dropped) or an episode's start (asked again after the restart)
+    assert result["env_steps"] == 200 and result["dropped_steps"] == stderr.count("step dropped:")
+    assert result["dropped_steps"] + stderr.count("episode start without a base action") >= 1, stderr[-3000:]
+    assert "the base server had exited: started again (1 of 3 restarts)" in stderr
+    assert (out / "base_serve.1.log").is_file()
+    assert [c["env_steps"] for c in result["curve"]] == [0, 200]
