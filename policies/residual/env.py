@@ -109,6 +109,8 @@ class ResidualTaskEnv(gym.Env):
         self._episode = 0
         self._step = 0
         self._base = np.zeros((CHUNK_STEPS, space.action_dim))
+        #: the task's last observation as the env gives it (base frame; what a scripted expert reads)
+        self.task_observation: dict[str, np.ndarray] = {}
 
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
         obs = self.episode.reset(seed=seed)
@@ -134,8 +136,14 @@ class ResidualTaskEnv(gym.Env):
         terminated = result.success or result.failure is not None
         return next_obs, float(result.success), terminated, result.timeout and not terminated, info
 
+    @property
+    def base_action(self) -> np.ndarray:
+        """The base's action (action units) for the step about to be taken."""
+        return self._base[0].copy()
+
     def _observe(self, obs: dict) -> np.ndarray:
         """The residual's observation; asks the follower for this step's base action (retrying a late base)."""
+        self.task_observation = obs
         vectors = observation_to_features(obs, [], self.env_state)
         features = _LazyImages(vectors, self._render, [IMAGE_PREFIX + name for name, _, _ in self.cameras])
         context = RequestContext(self._episode, self._step, self._step * self.dt)  # simulated time: not real time

@@ -55,6 +55,8 @@ class ResidualTrainConfig:
         learner: the learner and its hyperparameters (:class:`Td3Config` or :class:`SacConfig`).
         scratch: no base: the learner acts alone (``scale`` should then be 1: the whole action range).
         final_episodes: episodes of the evaluation after the last step (0: none), from ``final_seed``.
+        demo_episodes: expert-guided episodes run before training (:mod:`policies.residual.demos`), from
+            ``demo_seed``; the successful ones are the demonstrations mixed into every batch (0: none).
     """
 
     base: Path
@@ -75,6 +77,8 @@ class ResidualTrainConfig:
     scratch: bool = False
     final_episodes: int = 0
     final_seed: int = 10_000
+    demo_episodes: int = 0
+    demo_seed: int = 30_000
 
 
 @dataclass
@@ -87,6 +91,8 @@ class TrainState:
     curve: list[tuple[int, float]] = field(default_factory=list)  # (env steps, evaluation success rate)
     wall_s: float = 0.0
     final: float | None = None  # success rate of the evaluation after the last step
+    demo_steps: int = 0  # environment steps of the expert-guided episodes (not counted in env_steps)
+    demos_kept: int = 0  # of those episodes, the successful ones (the demonstrations)
 
 
 def make_env(cfg: ResidualTrainConfig, space: Any, follower: Any) -> Any:
@@ -187,9 +193,20 @@ def train(cfg: ResidualTrainConfig, progress: Callable[[str], None] | None = Non
         online = NStepReplay(
             space.observation_dim, space.action_dim, cfg.learner.buffer_size, cfg.learner.n_step, cfg.learner.gamma
         )
-        state = _resume(out, agent, online) or TrainState()
+        demos = NStepReplay(
+            space.observation_dim, space.action_dim, cfg.learner.buffer_size, cfg.learner.n_step, cfg.learner.gamma
+        )
+        state = _resume(out, agent, online, demos) or TrainState()
         if state.env_steps:
-            say(f"resumed at {state.env_steps} env steps ({len(online)} transitions)")
+            say(f"resumed at {state.env_steps} env steps ({len(online)} transitions, {len(demos)} demonstrated)")
+        if cfg.demo_episodes and not state.demo_steps:
+            from .demos import collect
+
+            state.demos_kept, state.demo_steps = collect(env, cfg.demo_episodes, cfg.demo_seed, demos)
+            say(
+                f"demonstrations: {state.demos_kept} of {cfg.demo_episodes} expert-guided episodes succeeded "
+                f"({len(demos)} transitions, {state.demo_steps} env steps not counted in the budget)"
+            )
         t0 = time.monotonic() - state.wall_s
 
         def restart_exited_base() -> bool:
@@ -245,7 +262,7 @@ def train(cfg: ResidualTrainConfig, progress: Callable[[str], None] | None = Non
             obs = next_obs
             if len(online) >= cfg.learning_starts:
                 for _ in range(cfg.learner.utd):
-                    agent.update(agent.batch(online, None))
+                    agent.update(agent.batch(online, demos))
             if terminated or truncated:
                 state.episodes += 1
                 obs = begin_episode()
@@ -253,7 +270,7 @@ def train(cfg: ResidualTrainConfig, progress: Callable[[str], None] | None = Non
                 rate = evaluation(cfg.eval_episodes, cfg.eval_seed)
                 state.curve.append((state.env_steps, rate))
                 state.wall_s = time.monotonic() - t0
-                _save(cfg, out, agent, online, state, base, space)
+                _save(cfg, out, agent, online, demos, state, base, space)
                 say(
                     f"{state.env_steps} env steps, {state.episodes} episodes: eval success {100 * rate:.0f} % "
                     f"({cfg.eval_episodes} episodes), {state.wall_s:.0f} s"
@@ -271,7 +288,14 @@ def train(cfg: ResidualTrainConfig, progress: Callable[[str], None] | None = Non
 
 
 def _save(
-    cfg: ResidualTrainConfig, out: Path, agent: Td3 | Sac, online: NStepReplay, state: TrainState, base: Any, space: Any
+    cfg: ResidualTrainConfig,
+    out: Path,
+    agent: Td3 | Sac,
+    online: NStepReplay,
+    demos: NStepReplay,
+    state: TrainState,
+    base: Any,
+    space: Any,
 ) -> None:
     """The composed checkpoint (``out/checkpoint``; not from scratch), the curve and the training state, each
     written atomically."""
@@ -300,13 +324,16 @@ def _save(
             training,
         )
     tmp = out / (STATE_NAME + ".tmp")
-    torch.save({"agent": agent.state_dict(), "online": online.state(), "state": state.__dict__}, tmp)
+    torch.save(
+        {"agent": agent.state_dict(), "online": online.state(), "demos": demos.state(), "state": state.__dict__}, tmp
+    )
     tmp.replace(out / STATE_NAME)
     (out / CURVE_NAME).write_text("env_steps,success_rate\n" + "".join(f"{s},{r:.4f}\n" for s, r in state.curve))
 
 
-def _resume(out: Path, agent: Td3 | Sac, online: NStepReplay) -> TrainState | None:
-    """The saved training state of ``out`` loaded into ``agent`` and ``online``; ``None`` if there is none."""
+def _resume(out: Path, agent: Td3 | Sac, online: NStepReplay, demos: NStepReplay) -> TrainState | None:
+    """The saved training state of ``out`` loaded into ``agent``, ``online`` and ``demos``; ``None`` if there is
+    none."""
     import torch
 
     path = out / STATE_NAME
@@ -316,6 +343,8 @@ def _resume(out: Path, agent: Td3 | Sac, online: NStepReplay) -> TrainState | No
         saved = torch.load(path, weights_only=False)
         agent.load_state_dict(saved["agent"])
         online.load(saved["online"])
+        if "demos" in saved:
+            demos.load(saved["demos"])
         data = dict(saved["state"])
         data["curve"] = [tuple(c) for c in data.get("curve", [])]
         return TrainState(**data)

@@ -52,6 +52,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="no base: the learner alone acts over the base data's whole action range (the RL-from-scratch baseline)",
     )
     parser.add_argument(
+        "--demos",
+        type=at_least(0),
+        default=0,
+        help="expert-guided episodes before training; the successful ones are mixed into every batch (default 0)",
+    )
+    parser.add_argument(
         "--final-episodes",
         type=at_least(0),
         default=0,
@@ -162,6 +168,7 @@ def run(args: argparse.Namespace) -> int:
             ),
             scratch=args.scratch,
             final_episodes=args.final_episodes,
+            demo_episodes=args.demos,
         )
         state = train(cfg, progress=lambda line: print(f"rcs train-residual: {line}", file=sys.stderr))
     except (ConfigError, ValueError) as e:
@@ -179,6 +186,7 @@ def run(args: argparse.Namespace) -> int:
                 "env_steps": state.env_steps,
                 "episodes": state.episodes,
                 "dropped_steps": state.dropped_steps,
+                "demonstrations": {"episodes": args.demos, "kept": state.demos_kept, "env_steps": state.demo_steps},
                 "wall_s": round(state.wall_s, 1),
                 "curve": [{"env_steps": s, "success_rate": r} for s, r in state.curve],
                 "final": None

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rcs.errors import ConfigError
 from rcs.serving.client import PolicyClient, ServerError
 from rcs.serving.policy import RequestContext
 from rcs.serving.protocol import Schema, TensorSpec
@@ -23,6 +24,7 @@ torch = pytest.importorskip("torch")
 from policies.residual.actor import ResidualActor  # noqa: E402
 from policies.residual.base_follower import BaseFollower, BaseUnavailable, MidRangeBase  # noqa: E402
 from policies.residual.checkpoint import base_ref, copy, initial_space, load, save  # noqa: E402
+from policies.residual.demos import expert_in_layout, residual_toward  # noqa: E402
 from policies.residual.features import MinMax, ResidualSpace  # noqa: E402
 from policies.residual.sac import Sac, SacConfig  # noqa: E402
 from policies.residual.td3 import NStepReplay, Td3, Td3Config  # noqa: E402
@@ -302,8 +304,9 @@ def test_the_learner_learns_a_residual_that_a_sparse_reward_asks_for(learner):
 
 # -- rcs train-residual ------------------------------------------------------------------------------------------
 def test_train_residual_evaluates_checkpoints_and_resumes(tmp_path):
-    """A tiny run on the shifted robot: evaluations and checkpoints every 100 steps; rerun with more steps, it
-    resumes from its training state; the checkpoint it wrote is a composed checkpoint that names its base."""
+    """A tiny run on the shifted robot with two expert-guided demonstrations: evaluations and checkpoints every 100
+    steps; rerun with more steps, it resumes from its training state (demonstrations included); the checkpoint it
+    wrote is a composed checkpoint that names its base."""
     from tests.policies.conftest import last_json, rcs
 
     out = tmp_path / "run"
@@ -319,11 +322,18 @@ def test_train_residual_evaluates_checkpoints_and_resumes(tmp_path):
         "--actor-starts",
         "0",
     )
-    first = last_json(rcs("train-residual", *common, "--steps", "200", "--eval-episodes", "1").stdout)
+    first = last_json(rcs("train-residual", *common, "--steps", "200", "--eval-episodes", "1", "--demos", "2").stdout)
     assert first["env_steps"] == 200 and [c["env_steps"] for c in first["curve"]] == [0, 100, 200]
+    demonstrated = first["demonstrations"]
+    assert demonstrated["episodes"] == 2 and demonstrated["kept"] >= 1, demonstrated
+    demos = torch.load(out / "training_state.pt", weights_only=False)["demos"]
+    assert len(demos["obs"]) <= demonstrated["env_steps"] and demos["ret"].max() > 0  # successful episodes only
+    assert np.abs(demos["act"]).max() <= 1.0 and np.abs(demos["act"]).max() > 0  # bounded residuals toward the expert
     assert (out / "success.png").is_file() and (out / "success.csv").read_text().count("\n") == 4
-    second = rcs("train-residual", *common, "--steps", "300", "--eval-episodes", "1")
-    assert "resumed at 200 env steps" in second.stderr
+    second = rcs("train-residual", *common, "--steps", "300", "--eval-episodes", "1", "--demos", "2")
+    assert "resumed at 200 env steps" in second.stderr and "demonstrations:" not in second.stderr  # kept, not rerun
+    resumed = torch.load(out / "training_state.pt", weights_only=False)["demos"]
+    assert np.array_equal(resumed["obs"], demos["obs"])
     result = last_json(second.stdout)
     assert [c["env_steps"] for c in result["curve"]] == [0, 100, 200, 300] and result["episodes"] >= first["episodes"]
     meta = json.loads((out / "checkpoint" / "residual.json").read_text())
@@ -469,3 +479,17 @@ def test_a_base_server_killed_mid_training_is_started_again_and_its_steps_are_dr
     assert "the base server had exited: started again (1 of 3 restarts)" in stderr
     assert (out / "base_serve.1.log").is_file()
     assert [c["env_steps"] for c in result["curve"]] == [0, 200]
+
+
+def test_the_experts_action_is_put_in_the_bases_layout_and_followed_within_the_bound():
+    names = ("x", "y", "z", "r11", "r21", "r31", "r12", "r22", "r32", "gripper")
+    down = expert_in_layout(np.array([0.5, 0.1, 0.2, np.pi, 0.0, 0.0, 0.8]), names)  # tool pointing down
+    np.testing.assert_allclose(down, [0.5, 0.1, 0.2, 1, 0, 0, 0, -1, 0, 0.8], atol=1e-12)
+    with pytest.raises(ConfigError, match="absolute TCP pose"):
+        expert_in_layout(np.zeros(7), ("j1", "j2", "gripper"))
+    space = small_space(scale=0.1)  # action range [0, 1] x [-2, 2] x [0, 1]
+    base = np.array([0.5, 0.0, 0.5])
+    near = np.array([0.52, 0.1, 0.46])  # within 0.1 of the half-range of each entry
+    np.testing.assert_allclose(space.compose(base, residual_toward(space, base, near)), near, atol=1e-6)
+    far = residual_toward(space, base, np.array([1.0, -2.0, 0.5]))
+    np.testing.assert_array_equal(far, [1.0, -1.0, 0.0])  # bounded like any residual
