@@ -174,6 +174,14 @@ class Sac:
         out["actor_loss"] = float(actor_loss.detach())
         return out
 
+    def acting_state(self) -> dict[str, Any]:
+        """What :meth:`act` needs (the actor's and ``log_std``'s weights): what a rollout worker is sent."""
+        return {"actor": self.actor.state_dict(), "log_std": self.log_std.state_dict()}
+
+    def load_acting_state(self, state: dict[str, Any]) -> None:
+        self.actor.load_state_dict(state["actor"])
+        self.log_std.load_state_dict(state["log_std"])
+
     def state_dict(self) -> dict[str, Any]:
         return {
             "actor": self.actor.state_dict(),

@@ -101,6 +101,10 @@ class Td3Config:
         return Td3(obs_dim, act_dim, self, seed)
 
 
+#: the arrays of a stored n-step transition
+TRANSITION_KEYS = ("obs", "act", "ret", "next_obs", "done", "discount")
+
+
 # -- replay: n-step transitions ------------------------------------------------------------------------------
 class NStepReplay:
     """A ring buffer of n-step transitions ``(s, a, R, s_m, done, g^m)``, built from single steps as they come.
@@ -150,6 +154,21 @@ class NStepReplay:
         self._next = (i + 1) % self.capacity
         self.size = min(self.size + 1, self.capacity)
 
+    def extend(self, transitions: dict[str, np.ndarray]) -> None:
+        """Store finished n-step transitions (as :meth:`state` or :meth:`drain` give them), oldest first."""
+        for k in range(len(transitions["obs"])):
+            i = self._next
+            for key in TRANSITION_KEYS:
+                getattr(self, key)[i] = transitions[key][k]
+            self._next = (i + 1) % self.capacity
+            self.size = min(self.size + 1, self.capacity)
+
+    def drain(self) -> dict[str, np.ndarray]:
+        """The stored transitions (oldest first), removed; the steps still pending stay (their episode goes on)."""
+        out = self.state()
+        self.size, self._next = 0, 0
+        return out
+
     def sample(self, rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
         idx = rng.integers(0, self.size, n)
         return {
@@ -164,11 +183,11 @@ class NStepReplay:
     def state(self) -> dict[str, np.ndarray]:
         """The stored transitions (for resuming), oldest first."""
         order = np.roll(np.arange(self.size), -self._next if self.size == self.capacity else 0)
-        return {k: getattr(self, k)[order] for k in ("obs", "act", "ret", "next_obs", "done", "discount")}
+        return {k: getattr(self, k)[order] for k in TRANSITION_KEYS}
 
     def load(self, data: dict[str, np.ndarray]) -> None:
         n = min(len(data["obs"]), self.capacity)
-        for k in ("obs", "act", "ret", "next_obs", "done", "discount"):
+        for k in TRANSITION_KEYS:
             getattr(self, k)[:n] = data[k][-n:]
         self.size, self._next = n, n % self.capacity
         self._pending.clear()
@@ -264,6 +283,13 @@ class Td3:
                 for p, tp in zip(net.parameters(), target_net.parameters(), strict=True):
                     tp.lerp_(p, cfg.tau)
         return out
+
+    def acting_state(self) -> dict[str, Any]:
+        """What :meth:`act` needs (the actor's weights): what a rollout worker is sent."""
+        return {"actor": self.actor.state_dict()}
+
+    def load_acting_state(self, state: dict[str, Any]) -> None:
+        self.actor.load_state_dict(state["actor"])
 
     def state_dict(self) -> dict[str, Any]:
         return {

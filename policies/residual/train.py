@@ -167,124 +167,239 @@ def evaluate(env: Any, agent: Td3 | Sac, episodes: int, seed: int) -> float:
     return successes / episodes
 
 
-def train(cfg: ResidualTrainConfig, progress: Callable[[str], None] | None = None) -> TrainState:
-    """Run (or resume) the training ``cfg`` describes; returns the final counters and curve."""
+def train(
+    cfg: ResidualTrainConfig,
+    progress: Callable[[str], None] | None = None,
+    workers: int = 0,
+    ray_address: str | None = None,
+) -> TrainState:
+    """Run (or resume) the training ``cfg`` describes; returns the final counters and curve.
+
+    Args:
+        cfg: what to train.
+        progress: gets one line per evaluation and per event (a dropped step, a restarted base).
+        workers: 0: the training episodes run in this process, one step then ``utd`` updates; N: on N Ray
+            workers (:mod:`policies.residual.rollouts_on_ray`), the learner and the evaluations stay here.
+        ray_address: with ``workers``, an existing Ray cluster (``None``: a local one).
+    """
     import torch
 
-    from . import checkpoint
-    from .base_follower import BaseFollower, BaseUnavailable, MidRangeBase
-
-    say = progress or (lambda line: None)
     torch.set_num_threads(1)
-    base = checkpoint.base_ref(cfg.base)
-    space = checkpoint.initial_space(base, cfg.scale)
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    served = None if cfg.scratch else ServedBase(base, out)
-    env = None
+    run = _Run(cfg, progress or (lambda line: None))
     try:
-        follower: BaseFollower | MidRangeBase = (
+        run.start()
+        if workers:
+            run.collect_on_ray(workers, ray_address)
+        else:
+            run.collect_here()
+        if cfg.final_episodes:
+            run.state.final = run.evaluation(cfg.final_episodes, cfg.final_seed)
+            run.say(
+                f"final: success {100 * run.state.final:.0f} % ({cfg.final_episodes} episodes from seed "
+                f"{cfg.final_seed})"
+            )
+        return run.state
+    finally:
+        run.close()
+
+
+class _Run:
+    """One training run: the base (served, or the middle of the range), the env this process evaluates (and,
+    without workers, trains) on, the learner, the replays and the counters."""
+
+    def __init__(self, cfg: ResidualTrainConfig, say: Callable[[str], None]) -> None:
+        from . import checkpoint
+
+        self.cfg, self.say = cfg, say
+        self.base = checkpoint.base_ref(cfg.base)
+        self.space = checkpoint.initial_space(self.base, cfg.scale)
+        self.out = Path(cfg.out)
+        self.served: ServedBase | None = None
+        self.env: Any = None
+
+    def start(self) -> None:
+        """Start the base, build env, learner and replays, resume, collect demonstrations, evaluate at step 0."""
+        from .base_follower import BaseFollower, MidRangeBase
+
+        cfg, space, base = self.cfg, self.space, self.base
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.served = None if cfg.scratch else ServedBase(base, self.out)
+        self.follower: BaseFollower | MidRangeBase = (
             MidRangeBase(space.action, base.replan_steps, base.policy_dt)
-            if served is None
-            else BaseFollower(served.client, base.replan_steps, base.policy_dt, budget_s=2.0)
+            if self.served is None
+            else BaseFollower(self.served.client, base.replan_steps, base.policy_dt, budget_s=2.0)
         )
-        env = make_env(cfg, space, follower)
-        agent = cfg.learner.build(space.observation_dim, space.action_dim, cfg.seed)
-        online = NStepReplay(
-            space.observation_dim, space.action_dim, cfg.learner.buffer_size, cfg.learner.n_step, cfg.learner.gamma
+        self.env = make_env(cfg, space, self.follower)
+        self.agent = cfg.learner.build(space.observation_dim, space.action_dim, cfg.seed)
+        self.online, self.demos = (
+            NStepReplay(
+                space.observation_dim, space.action_dim, cfg.learner.buffer_size, cfg.learner.n_step, cfg.learner.gamma
+            )
+            for _ in range(2)
         )
-        demos = NStepReplay(
-            space.observation_dim, space.action_dim, cfg.learner.buffer_size, cfg.learner.n_step, cfg.learner.gamma
-        )
-        state = _resume(out, agent, online, demos) or TrainState()
-        if state.env_steps:
-            say(f"resumed at {state.env_steps} env steps ({len(online)} transitions, {len(demos)} demonstrated)")
-        if cfg.demo_episodes and not state.demo_steps:
+        self.state = _resume(self.out, self.agent, self.online, self.demos) or TrainState()
+        if self.state.env_steps:
+            self.say(
+                f"resumed at {self.state.env_steps} env steps ({len(self.online)} transitions, "
+                f"{len(self.demos)} demonstrated)"
+            )
+        if cfg.demo_episodes and not self.state.demo_steps:
             from .demos import collect
 
-            state.demos_kept, state.demo_steps = collect(env, cfg.demo_episodes, cfg.demo_seed, demos)
-            say(
-                f"demonstrations: {state.demos_kept} of {cfg.demo_episodes} expert-guided episodes succeeded "
-                f"({len(demos)} transitions, {state.demo_steps} env steps not counted in the budget)"
+            self.state.demos_kept, self.state.demo_steps = collect(
+                self.env, cfg.demo_episodes, cfg.demo_seed, self.demos
             )
-        t0 = time.monotonic() - state.wall_s
-
-        def restart_exited_base() -> bool:
-            """Start the base server again if it exited (True); False if it runs (or there is none)."""
-            if served is None or not isinstance(follower, BaseFollower) or not served.restart_if_exited():
-                return False
-            follower.client = served.client
-            say(f"the base server had exited: started again ({served.starts - 1} of {BASE_RESTARTS} restarts)")
-            return True
-
-        def begin_episode() -> Any:
-            """The first observation of training episode ``state.episodes`` (asking a restarted base once more;
-            a base that is alive and still does not answer ends the run, which the last checkpoint resumes)."""
-            seed = cfg.seed * 1_000_000 + state.episodes
-            try:
-                return env.reset(seed=seed)[0]
-            except BaseUnavailable as e:
-                say(f"episode start without a base action: {e}")
-                if not restart_exited_base():
-                    raise
-                return env.reset(seed=seed)[0]
-
-        def evaluation(episodes: int, seed: int) -> float:
-            """:func:`evaluate`, run again from its start after a restart of the base server."""
-            try:
-                return evaluate(env, agent, episodes, seed)
-            except BaseUnavailable as e:
-                say(f"evaluation without a base action: {e}")
-                if not restart_exited_base():
-                    raise
-                return evaluate(env, agent, episodes, seed)
-
-        if not state.curve:  # the base alone (the residual is zero): the curve's first point
-            state.curve.append((0, evaluation(cfg.eval_episodes, cfg.eval_seed)))
+            self.say(
+                f"demonstrations: {self.state.demos_kept} of {cfg.demo_episodes} expert-guided episodes succeeded "
+                f"({len(self.demos)} transitions, {self.state.demo_steps} env steps not counted in the budget)"
+            )
+        self.t0 = time.monotonic() - self.state.wall_s
+        if not self.state.curve:  # the base alone (the residual is zero): the curve's first point
+            self.state.curve.append((0, self.evaluation(cfg.eval_episodes, cfg.eval_seed)))
             alone = "the untrained learner" if cfg.scratch else "the base alone"
-            say(f"0 env steps: eval success {100 * state.curve[0][1]:.0f} % ({cfg.eval_episodes} episodes, {alone})")
+            self.say(
+                f"0 env steps: eval success {100 * self.state.curve[0][1]:.0f} % ({cfg.eval_episodes} episodes, "
+                f"{alone})"
+            )
 
-        obs = begin_episode()
+    # -- the base ---------------------------------------------------------------------------------------------
+    def restart_exited_base(self) -> bool:
+        """Start the base server again if it exited (True); False if it runs (or there is none)."""
+        from .base_follower import BaseFollower
+
+        if self.served is None or not isinstance(self.follower, BaseFollower) or not self.served.restart_if_exited():
+            return False
+        self.follower.client = self.served.client
+        self.say(f"the base server had exited: started again ({self.served.starts - 1} of {BASE_RESTARTS} restarts)")
+        return True
+
+    def begin_episode(self) -> Any:
+        """The first observation of training episode ``state.episodes`` here (asking a restarted base once more;
+        a base that is alive and still does not answer ends the run, which the last checkpoint resumes)."""
+        from .base_follower import BaseUnavailable
+
+        seed = self.cfg.seed * 1_000_000 + self.state.episodes
+        try:
+            return self.env.reset(seed=seed)[0]
+        except BaseUnavailable as e:
+            self.say(f"episode start without a base action: {e}")
+            if not self.restart_exited_base():
+                raise
+            return self.env.reset(seed=seed)[0]
+
+    def evaluation(self, episodes: int, seed: int) -> float:
+        """:func:`evaluate` here, run again from its start after a restart of the base server."""
+        from .base_follower import BaseUnavailable
+
+        try:
+            return evaluate(self.env, self.agent, episodes, seed)
+        except BaseUnavailable as e:
+            self.say(f"evaluation without a base action: {e}")
+            if not self.restart_exited_base():
+                raise
+            return evaluate(self.env, self.agent, episodes, seed)
+
+    # -- learning ----------------------------------------------------------------------------------------------
+    def learn(self, steps: int) -> bool:
+        """Count ``steps`` new environment steps (their transitions are stored), make ``utd`` updates for each
+        once ``learning_starts`` transitions are stored, then evaluate and save if an ``eval_every`` multiple
+        (or the end) was reached. True if it evaluated."""
+        cfg, state = self.cfg, self.state
+        before = state.env_steps
+        state.env_steps += steps
+        if len(self.online) >= cfg.learning_starts:
+            for _ in range(cfg.learner.utd * steps):
+                self.agent.update(self.agent.batch(self.online, self.demos))
+        if state.env_steps // cfg.eval_every == before // cfg.eval_every and state.env_steps < cfg.total_steps:
+            return False
+        rate = self.evaluation(cfg.eval_episodes, cfg.eval_seed)
+        state.curve.append((state.env_steps, rate))
+        state.wall_s = time.monotonic() - self.t0
+        _save(cfg, self.out, self.agent, self.online, self.demos, state, self.base, self.space)
+        self.say(
+            f"{state.env_steps} env steps, {state.episodes} episodes: eval success {100 * rate:.0f} % "
+            f"({cfg.eval_episodes} episodes), {state.wall_s:.0f} s"
+        )
+        return True
+
+    def collect_here(self) -> None:
+        """The training episodes in this process: one step, then its updates."""
+        from .base_follower import BaseUnavailable
+
+        cfg, state, env, agent = self.cfg, self.state, self.env, self.agent
+        obs = self.begin_episode()
         while state.env_steps < cfg.total_steps:
             act = agent.act(obs, explore=True)
             try:
                 next_obs, reward, terminated, truncated, _ = env.step(act)
             except BaseUnavailable as e:  # no base action for the next step: nothing of this step is stored
                 state.dropped_steps += 1
-                online.drop_pending()
-                say(f"step dropped: {e}")
-                restart_exited_base()
+                self.online.drop_pending()
+                self.say(f"step dropped: {e}")
+                self.restart_exited_base()
                 state.episodes += 1
-                obs = begin_episode()
+                obs = self.begin_episode()
                 continue
-            online.add(obs, act, reward, next_obs, terminated, truncated)
-            state.env_steps += 1
+            self.online.add(obs, act, reward, next_obs, terminated, truncated)
             obs = next_obs
-            if len(online) >= cfg.learning_starts:
-                for _ in range(cfg.learner.utd):
-                    agent.update(agent.batch(online, demos))
-            if terminated or truncated:
+            ended = terminated or truncated
+            state.episodes += int(ended)
+            if self.learn(1) and not ended:  # the evaluation used the env: this episode ends here, unfinished
+                self.online.drop_pending()
                 state.episodes += 1
-                obs = begin_episode()
-            if state.env_steps % cfg.eval_every == 0 or state.env_steps == cfg.total_steps:
-                rate = evaluation(cfg.eval_episodes, cfg.eval_seed)
-                state.curve.append((state.env_steps, rate))
-                state.wall_s = time.monotonic() - t0
-                _save(cfg, out, agent, online, demos, state, base, space)
-                say(
-                    f"{state.env_steps} env steps, {state.episodes} episodes: eval success {100 * rate:.0f} % "
-                    f"({cfg.eval_episodes} episodes), {state.wall_s:.0f} s"
-                )
-                obs = begin_episode()
-        if cfg.final_episodes:
-            state.final = evaluation(cfg.final_episodes, cfg.final_seed)
-            say(f"final: success {100 * state.final:.0f} % ({cfg.final_episodes} episodes from seed {cfg.final_seed})")
-        return state
-    finally:
-        if env is not None:
-            env.close()
-        if served is not None:
-            served.close()
+                ended = True
+            if ended:
+                obs = self.begin_episode()
+
+    def collect_on_ray(self, workers: int, address: str | None) -> None:
+        """The training episodes on ``workers`` Ray workers, in segments of at most ``SEGMENT_STEPS`` steps each
+        made with the actor's weights at its dispatch; the updates for a segment run here while the next ones
+        are collected."""
+        from .base_follower import BaseUnavailable
+        from .rollouts_on_ray import SEGMENT_STEPS, RayRollouts
+
+        cfg, state = self.cfg, self.state
+        endpoint = None if self.served is None else self.served.client.endpoint
+        rollouts = RayRollouts(cfg, self.space, self.base, endpoint, workers, address, state.episodes, self.say)
+        try:
+            dispatched = state.env_steps
+
+            def dispatch(k: int) -> None:
+                nonlocal dispatched
+                steps = min(SEGMENT_STEPS, cfg.total_steps - dispatched)
+                if steps > 0:
+                    rollouts.dispatch(k, self.agent.acting_state(), steps)
+                    dispatched += steps
+
+            for k in range(workers):
+                dispatch(k)
+            while rollouts.running:
+                segment = rollouts.next()
+                if segment.result is None:  # its worker lost the base: none of the segment is stored
+                    dispatched -= segment.steps
+                    self.say(
+                        f"rollout worker {segment.worker}: a segment of {segment.steps} steps lost ({segment.error})"
+                    )
+                    if not segment.stale:  # a base met since the latest restart: start it again, or give up
+                        if not self.restart_exited_base():
+                            raise BaseUnavailable(segment.error)
+                        assert self.served is not None
+                        rollouts.rebase(self.served.client.endpoint)
+                    dispatch(segment.worker)
+                    continue
+                self.online.extend(segment.result["transitions"])
+                state.episodes += segment.result["episodes"]
+                state.dropped_steps += segment.result["dropped"]
+                dispatch(segment.worker)
+                self.learn(segment.result["steps"])
+        finally:
+            rollouts.close()
+
+    def close(self) -> None:
+        if self.env is not None:
+            self.env.close()
+        if self.served is not None:
+            self.served.close()
 
 
 def _save(

@@ -10,8 +10,10 @@ shift (``--shift``) or a calibrated robot config (``--robot-config``, the file `
 Prints a line per evaluation (stderr); writes ``OUT/checkpoint`` (the composed checkpoint: serve it, evaluate it
 with ``rcs eval --policy OUT/checkpoint``), ``OUT/success.csv`` and ``OUT/success.png`` (evaluation success rate
 against environment steps), and the training state, from which the same command resumes; then one JSON line on
-stdout. ``--scratch`` trains the learner alone over the whole action range (no base is served; the comparison for
-the residual; no checkpoint is written). Torch is imported only when this command runs.
+stdout. ``--workers N`` runs the training episodes on N Ray workers (``--ray-address`` for an existing cluster),
+the learner here. ``--scratch`` trains the learner alone over the whole action range (no base is served; the
+comparison for the residual; no checkpoint is written). ``--demos N`` mixes N expert-guided episodes into every
+batch. Torch is imported only when this command runs.
 """
 
 from __future__ import annotations
@@ -91,6 +93,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="weight of mean(r^2) in the actor loss (0.1; --scratch: 0)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the training episodes and the learner")
+    parser.add_argument(
+        "--workers",
+        type=at_least(1),
+        default=None,
+        help="run the training episodes on N Ray workers (the learner and the evaluations stay here; default: "
+        "all in this process)",
+    )
+    parser.add_argument(
+        "--ray-address",
+        default=None,
+        help="an existing Ray cluster for --workers (its head's host:port, or 'auto'; default: a local one)",
+    )
 
 
 def robot_options(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
@@ -144,6 +158,8 @@ def run(args: argparse.Namespace) -> int:
     scale = args.scale if args.scale is not None else (1.0 if args.scratch else 0.1)
     penalty = args.residual_penalty if args.residual_penalty is not None else (0.0 if args.scratch else 0.1)
     try:
+        if args.ray_address is not None and args.workers is None:
+            raise ConfigError("--ray-address needs --workers N")
         robot_config, label = robot_options(args)
         cfg = ResidualTrainConfig(
             base=args.base,
@@ -170,7 +186,12 @@ def run(args: argparse.Namespace) -> int:
             final_episodes=args.final_episodes,
             demo_episodes=args.demos,
         )
-        state = train(cfg, progress=lambda line: print(f"rcs train-residual: {line}", file=sys.stderr))
+        state = train(
+            cfg,
+            progress=lambda line: print(f"rcs train-residual: {line}", file=sys.stderr),
+            workers=args.workers or 0,
+            ray_address=args.ray_address,
+        )
     except (ConfigError, ValueError) as e:
         raise SystemExit(f"rcs train-residual: {e}") from None
     steps, rates = [s for s, _ in state.curve], [100.0 * r for _, r in state.curve]
@@ -183,6 +204,7 @@ def run(args: argparse.Namespace) -> int:
                 "learner": args.learner,
                 "scratch": args.scratch,
                 "robot": label,
+                "workers": args.workers or 0,
                 "env_steps": state.env_steps,
                 "episodes": state.episodes,
                 "dropped_steps": state.dropped_steps,

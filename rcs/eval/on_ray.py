@@ -156,7 +156,7 @@ def evaluate_on_ray(
     if config.view is not None:
         raise ConfigError("--view shows one robot: it does not go with --workers")
     config = dataclasses.replace(config, policy=Path(config.policy).absolute(), out=Path(config.out).absolute())
-    ray = _connect(address, workers)
+    ray = connect_ray(address, workers)
     t0 = time.monotonic()
     slots: list[_Slot] = []
     try:
@@ -167,7 +167,7 @@ def evaluate_on_ray(
             for k in range(workers)
         ]
         say(f"rcs eval: {config.policy} on {config.env}, {config.episodes} episodes on {workers} Ray workers")
-        infos = _await_ready(ray, slots)
+        infos = await_ready(ray, [slot.actor for slot in slots])
         description, fps = infos[0]["description"], float(infos[0]["video_fps"])
         for slot, info in zip(slots, infos, strict=True):
             slot.pid = int(info["pid"])
@@ -193,7 +193,7 @@ def evaluate_on_ray(
     )
 
 
-def _connect(address: str | None, workers: int) -> Any:
+def connect_ray(address: str | None, workers: int) -> Any:
     """``ray``, initialised: on the cluster at ``address`` or a new local one with ``workers`` CPUs."""
     try:
         import ray
@@ -233,13 +233,13 @@ def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
         raise ConnectionError(f"{host}:{port} does not accept connections ({e.strerror or e})") from None
 
 
-def _await_ready(ray: Any, slots: list[_Slot]) -> list[dict[str, Any]]:
-    """Each worker's :meth:`EvalActor.ready`; the first worker's error as one line."""
-    refs = [s.actor.ready.remote() for s in slots]
+def await_ready(ray: Any, actors: list[Any]) -> list[dict[str, Any]]:
+    """Each worker's ``ready()`` (a dict, with ``error`` for a setting it cannot run); the first error as one line."""
+    refs = [actor.ready.remote() for actor in actors]
     done, waiting = ray.wait(refs, num_returns=len(refs), timeout=WORKER_START_TIMEOUT_S)
     if waiting:
         raise ConfigError(
-            f"{len(waiting)} of {len(slots)} Ray workers did not start within {WORKER_START_TIMEOUT_S:.0f} s "
+            f"{len(waiting)} of {len(actors)} Ray workers did not start within {WORKER_START_TIMEOUT_S:.0f} s "
             f"(each needs 1 free CPU of the cluster: see 'ray status')"
         )
     infos = []

@@ -166,3 +166,56 @@ def test_bad_worker_options_are_one_line_errors(tiny_checkpoint, tmp_path, ray_e
         )
         assert proc.returncode != 0 and message in proc.stderr, (args, proc.stderr)
         assert "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_train_residual_collects_its_episodes_on_ray_workers(tmp_path, ray_env):
+    """Two rollout workers on a local cluster against the run's one base server: the budget is met exactly, every
+    step's transition reaches the learner's replay (but the last steps of episodes still under way), and the
+    run evaluates and saves like the single-process path."""
+    import torch
+
+    out = tmp_path / "run"
+    args = ["--shift", "reality-a", "--output", str(out), "--steps", "500", "--learning-starts", "100"]
+    args += ["--eval-every", "500", "--eval-episodes", "1", "--actor-starts", "0", "--workers", "2"]
+    proc = subprocess.run([RCS, "train-residual", *args], capture_output=True, text=True, env=ray_env, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "2 Ray rollout workers ready" in proc.stderr
+    result = last_json(proc.stdout)
+    assert result["workers"] == 2 and result["env_steps"] == 500 and result["dropped_steps"] == 0
+    assert [c["env_steps"] for c in result["curve"]] == [0, 500]
+    online = torch.load(out / "training_state.pt", weights_only=False)["online"]
+    # each worker keeps at most n_step - 1 = 2 steps of its unfinished episode pending
+    assert 500 - 2 * 2 <= len(online["obs"]) <= 500
+    assert (out / "checkpoint" / "residual.json").is_file()
+
+
+def test_rollout_workers_that_lose_the_base_lose_their_segments_and_go_on_with_the_restarted_one(tmp_path, ray_env):
+    """SIGKILL the run's base server once the rollout workers are up: the segments that met it are lost (none of
+    their steps counted or stored), the driver starts the base again, points the workers at it, and the run ends
+    at its budget."""
+    out = tmp_path / "run"
+    args = ["--shift", "reality-a", "--output", str(out), "--steps", "400", "--learning-starts", "100"]
+    args += ["--eval-every", "400", "--eval-episodes", "1", "--actor-starts", "0", "--workers", "2"]
+    proc = subprocess.Popen(
+        [RCS, "train-residual", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ray_env
+    )
+    try:
+        err = []
+        for line in proc.stderr:
+            err.append(line)
+            if "Ray rollout workers ready" in line:
+                break
+        servers = subprocess.run(
+            ["pgrep", "-P", str(proc.pid), "-f", "rcs.cli.main serve"], capture_output=True, text=True
+        )
+        pids = [int(p) for p in servers.stdout.split()]
+        assert len(pids) == 1, (servers.stdout, "".join(err))
+        os.kill(pids[0], signal.SIGKILL)
+        stdout, rest = proc.communicate(timeout=900)
+    finally:
+        proc.kill()
+    stderr = "".join(err) + rest
+    assert proc.returncode == 0, stderr[-3000:]
+    result = last_json(stdout)
+    assert result["env_steps"] == 400 and [c["env_steps"] for c in result["curve"]] == [0, 400]
+    assert "steps lost" in stderr and "the base server had exited: started again (1 of 3 restarts)" in stderr

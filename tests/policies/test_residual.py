@@ -463,7 +463,9 @@ def test_a_base_server_killed_mid_training_is_started_again_and_its_steps_are_dr
             err.append(line)
             if "0 env steps: eval success" in line:
                 break
-        servers = subprocess.run(["pgrep", "-P", str(proc.pid), "-f", "serve"], capture_output=True, text=True)
+        servers = subprocess.run(
+            ["pgrep", "-P", str(proc.pid), "-f", "rcs.cli.main serve"], capture_output=True, text=True
+        )
         pids = [int(p) for p in servers.stdout.split()]
         assert len(pids) == 1, (servers.stdout, "".join(err))
         os.kill(pids[0], signal.SIGKILL)
