@@ -22,70 +22,38 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 
 from .actor import ResidualActor
-from .td3 import CriticEnsemble, NStepReplay, mixed_batch
+from .td3 import CriticEnsemble, NStepReplay, OffPolicyConfig, mixed_batch
 
 #: bounds of the actor's log standard deviation (of ``u``, before the tanh)
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 
 
 @dataclass(frozen=True)
-class SacConfig:
-    """Hyperparameters (the CleanRL SAC defaults where TD3 has no counterpart).
+class SacConfig(OffPolicyConfig):
+    """SAC's hyperparameters: :class:`policies.residual.td3.OffPolicyConfig`'s (shared with TD3) and
 
     Attributes:
-        hidden, critics, gamma, n_step, utd, batch_size, demo_fraction, actor_lr, critic_lr, tau, policy_delay,
-            buffer_size, actor_starts, residual_penalty: as in :class:`policies.residual.td3.Td3Config`.
         alpha_lr: Adam learning rate of ``log alpha``.
         initial_alpha: the entropy temperature at the start.
         target_entropy: the entropy ``alpha`` steers to (nats); ``None``: ``-act_dim``.
     """
 
-    hidden: tuple[int, ...] = (256, 256)
-    critics: int = 2
-    gamma: float = 0.99
-    n_step: int = 3
-    utd: int = 1
-    batch_size: int = 256
-    demo_fraction: float = 0.25
-    actor_lr: float = 3e-4
-    critic_lr: float = 3e-4
     alpha_lr: float = 1e-3
-    tau: float = 0.005
-    policy_delay: int = 2
-    buffer_size: int = 200_000
-    actor_starts: int = 5_000
-    residual_penalty: float = 0.1
     initial_alpha: float = 0.1
     target_entropy: float | None = None
 
-    def __post_init__(self) -> None:
-        checks = {
-            "critics": self.critics >= 2,
-            "gamma": 0.0 < self.gamma <= 1.0,
-            "n_step": self.n_step >= 1,
-            "utd": self.utd >= 1,
-            "batch_size": self.batch_size >= 1,
-            "demo_fraction": 0.0 <= self.demo_fraction < 1.0,
-            "policy_delay": self.policy_delay >= 1,
-            "buffer_size": self.buffer_size >= self.batch_size,
-            "actor_starts": self.actor_starts >= 0,
-            "residual_penalty": self.residual_penalty >= 0.0,
-            "initial_alpha": self.initial_alpha > 0.0,
-        }
-        bad = [k for k, ok in checks.items() if not ok]
-        if bad:
-            raise ValueError(f"SacConfig: out of range: {', '.join(f'{k}={getattr(self, k)!r}' for k in bad)}")
+    algorithm: ClassVar[str] = "sac"
 
-    def as_dict(self) -> dict[str, Any]:
-        return {"algorithm": "sac", **{k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}}
+    def checks(self) -> dict[str, bool]:
+        return {**super().checks(), "alpha_lr": self.alpha_lr > 0.0, "initial_alpha": self.initial_alpha > 0.0}
 
     def build(self, obs_dim: int, act_dim: int, seed: int) -> Sac:
         return Sac(obs_dim, act_dim, self, seed)

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -35,8 +35,8 @@ from .actor import ResidualActor, mlp
 
 
 @dataclass(frozen=True)
-class Td3Config:
-    """Hyperparameters (defaults: what the shipped residual was trained with).
+class OffPolicyConfig:
+    """What TD3 and SAC (:mod:`policies.residual.sac`) share (defaults: what the shipped residual was trained with).
 
     Attributes:
         hidden: hidden widths of actor and critics.
@@ -49,8 +49,6 @@ class Td3Config:
         actor_lr, critic_lr: Adam learning rates.
         tau: Polyak factor of the target networks.
         policy_delay: critic updates per actor update.
-        explore_noise: std of the Gaussian exploration noise on the residual (in [-1, 1] units).
-        target_noise, target_noise_clip: target policy smoothing (same units).
         buffer_size: online transitions kept.
         actor_starts: critic updates before the first actor update (the critics first learn the base's values,
             so the actor's first steps follow a critic that has seen data rather than its initialisation).
@@ -69,15 +67,16 @@ class Td3Config:
     critic_lr: float = 3e-4
     tau: float = 0.005
     policy_delay: int = 2
-    explore_noise: float = 0.2
-    target_noise: float = 0.2
-    target_noise_clip: float = 0.5
     buffer_size: int = 200_000
     actor_starts: int = 5_000
     residual_penalty: float = 0.1
 
-    def __post_init__(self) -> None:
-        checks = {
+    #: the learner's name in a checkpoint's training record
+    algorithm: ClassVar[str] = ""
+
+    def checks(self) -> dict[str, bool]:
+        """Each field with a range, and whether it is in it (a learner's config adds its own)."""
+        return {
             "critics": self.critics >= 2,
             "gamma": 0.0 < self.gamma <= 1.0,
             "n_step": self.n_step >= 1,
@@ -85,17 +84,39 @@ class Td3Config:
             "batch_size": self.batch_size >= 1,
             "demo_fraction": 0.0 <= self.demo_fraction < 1.0,
             "policy_delay": self.policy_delay >= 1,
-            "explore_noise": self.explore_noise >= 0.0,
             "buffer_size": self.buffer_size >= self.batch_size,
             "actor_starts": self.actor_starts >= 0,
             "residual_penalty": self.residual_penalty >= 0.0,
         }
-        bad = [k for k, ok in checks.items() if not ok]
+
+    def __post_init__(self) -> None:
+        bad = [k for k, ok in self.checks().items() if not ok]
         if bad:
-            raise ValueError(f"Td3Config: out of range: {', '.join(f'{k}={getattr(self, k)!r}' for k in bad)}")
+            name = type(self).__name__
+            raise ValueError(f"{name}: out of range: {', '.join(f'{k}={getattr(self, k)!r}' for k in bad)}")
 
     def as_dict(self) -> dict[str, Any]:
-        return {"algorithm": "td3", **{k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}}
+        fields = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+        return {"algorithm": self.algorithm, **fields}
+
+
+@dataclass(frozen=True)
+class Td3Config(OffPolicyConfig):
+    """TD3's hyperparameters: :class:`OffPolicyConfig`'s and
+
+    Attributes:
+        explore_noise: std of the Gaussian exploration noise on the residual (in [-1, 1] units).
+        target_noise, target_noise_clip: target policy smoothing (same units).
+    """
+
+    explore_noise: float = 0.2
+    target_noise: float = 0.2
+    target_noise_clip: float = 0.5
+
+    algorithm: ClassVar[str] = "td3"
+
+    def checks(self) -> dict[str, bool]:
+        return {**super().checks(), "explore_noise": self.explore_noise >= 0.0}
 
     def build(self, obs_dim: int, act_dim: int, seed: int) -> Td3:
         return Td3(obs_dim, act_dim, self, seed)

@@ -45,6 +45,33 @@ def last_json(text: str) -> dict:
     return json.loads([line for line in text.splitlines() if line.startswith("{")][-1])
 
 
+def train_residual_killing_its_base(args: list[str], marker: str, env: dict[str, str]) -> tuple[int, str, str]:
+    """Run `rcs train-residual ARGS` and SIGKILL its base's `rcs serve` child as soon as a stderr line contains
+    ``marker``; returns (exit code, stdout, stderr)."""
+    import signal
+
+    proc = subprocess.Popen(
+        [RCS, "train-residual", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+    try:
+        assert proc.stderr is not None
+        err = []
+        for line in proc.stderr:
+            err.append(line)
+            if marker in line:
+                break
+        servers = subprocess.run(
+            ["pgrep", "-P", str(proc.pid), "-f", "rcs.cli.main serve"], capture_output=True, text=True
+        )
+        pids = [int(p) for p in servers.stdout.split()]
+        assert len(pids) == 1, (servers.stdout, "".join(err))
+        os.kill(pids[0], signal.SIGKILL)
+        stdout, rest = proc.communicate(timeout=900)
+    finally:
+        proc.kill()
+    return proc.returncode, stdout, "".join(err) + rest
+
+
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("data") / "pick"

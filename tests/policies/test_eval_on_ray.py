@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from rcs.eval.evaluation import EvalConfig
-from tests.policies.conftest import ENV, RCS, last_json, rcs
+from tests.policies.conftest import ENV, RCS, last_json, rcs, train_residual_killing_its_base
 
 ray = pytest.importorskip("ray")
 
@@ -196,26 +196,8 @@ def test_rollout_workers_that_lose_the_base_lose_their_segments_and_go_on_with_t
     out = tmp_path / "run"
     args = ["--shift", "reality-a", "--output", str(out), "--steps", "400", "--learning-starts", "100"]
     args += ["--eval-every", "400", "--eval-episodes", "1", "--actor-starts", "0", "--workers", "2"]
-    proc = subprocess.Popen(
-        [RCS, "train-residual", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ray_env
-    )
-    try:
-        err = []
-        for line in proc.stderr:
-            err.append(line)
-            if "Ray rollout workers ready" in line:
-                break
-        servers = subprocess.run(
-            ["pgrep", "-P", str(proc.pid), "-f", "rcs.cli.main serve"], capture_output=True, text=True
-        )
-        pids = [int(p) for p in servers.stdout.split()]
-        assert len(pids) == 1, (servers.stdout, "".join(err))
-        os.kill(pids[0], signal.SIGKILL)
-        stdout, rest = proc.communicate(timeout=900)
-    finally:
-        proc.kill()
-    stderr = "".join(err) + rest
-    assert proc.returncode == 0, stderr[-3000:]
+    code, stdout, stderr = train_residual_killing_its_base(args, "Ray rollout workers ready", ray_env)
+    assert code == 0, stderr[-3000:]
     result = last_json(stdout)
     assert result["env_steps"] == 400 and [c["env_steps"] for c in result["curve"]] == [0, 400]
     assert "steps lost" in stderr and "the base server had exited: started again (1 of 3 restarts)" in stderr

@@ -445,35 +445,13 @@ def test_train_residual_from_scratch_serves_no_base_and_writes_no_checkpoint(tmp
 def test_a_base_server_killed_mid_training_is_started_again_and_its_steps_are_dropped(tmp_path):
     """SIGKILL the base's `rcs serve` right after the first evaluation: a step without a base action is dropped
     (never stored), the server is started again, and the run ends at its step budget."""
-    import os
-    import signal
-    import subprocess
-
-    from tests.policies.conftest import ENV, RCS, last_json
+    from tests.policies.conftest import ENV, last_json, train_residual_killing_its_base
 
     out = tmp_path / "run"
     args = ["--shift", "reality-a", "--output", str(out), "--steps", "200", "--learning-starts", "50"]
     args += ["--eval-every", "200", "--eval-episodes", "1", "--actor-starts", "0"]
-    proc = subprocess.Popen(
-        [RCS, "train-residual", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV
-    )
-    try:
-        err = []
-        for line in proc.stderr:
-            err.append(line)
-            if "0 env steps: eval success" in line:
-                break
-        servers = subprocess.run(
-            ["pgrep", "-P", str(proc.pid), "-f", "rcs.cli.main serve"], capture_output=True, text=True
-        )
-        pids = [int(p) for p in servers.stdout.split()]
-        assert len(pids) == 1, (servers.stdout, "".join(err))
-        os.kill(pids[0], signal.SIGKILL)
-        stdout, rest = proc.communicate(timeout=600)
-    finally:
-        proc.kill()
-    stderr = "".join(err) + rest
-    assert proc.returncode == 0, stderr[-3000:]
+    code, stdout, stderr = train_residual_killing_its_base(args, "0 env steps: eval success", ENV)
+    assert code == 0, stderr[-3000:]
     result = last_json(stdout)
     # the kill lands before a step (dropped) or an episode's start (asked again after the restart)
     assert result["env_steps"] == 200 and result["dropped_steps"] == stderr.count("step dropped:")
