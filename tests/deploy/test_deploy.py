@@ -316,3 +316,27 @@ def test_deploy_on_the_emulated_franka(tmp_path):
     log = load_log(Path(report["log"]["root"]))
     assert list(log["names"]) == [f"joint{i}" for i in range(1, 8)] + ["gripper"]
     assert (log["stage"].reshape(-1) == 1).any()
+
+
+def test_the_shipped_residual_deploys_like_any_checkpoint(tmp_path):
+    """The composed checkpoint (residual + the base it names) onto sim/panda: `rcs deploy` serves it (its own
+    server starts the base's), passes the preflight, runs the shadow run and drives the arm until the e-stop."""
+    state, command = free_endpoints()
+    text = (REPO / "launch" / "robots" / "sim_panda_deploy.yaml").read_text()
+    text = text.replace("tcp://127.0.0.1:5600", state).replace("tcp://127.0.0.1:5601", command)
+    config = tmp_path / "sim_panda_deploy.yaml"
+    config.write_text(text.replace("realtime: true", "realtime: false"))
+    ckpt = str(REPO / "policies" / "checkpoints" / "pick_cube_residual_reality_a")
+    op = deploy("--policy", ckpt, "--robot", str(config), "--shadow-s", "2", "--log-dir", str(tmp_path / "a"))
+    op.wait_for("ENGAGE sim/panda")
+    assert "shadow run      ok      sim/panda" in op.text()
+    op.type(b"y")
+    op.wait_for("hold SPACE")
+    op.hold(2.0)
+    op.proc.send_signal(signal.SIGUSR1)
+    code, report = op.result()
+    assert code == 1 and report["outcome"] == "estop", report
+    assert report["engaged_s"] > 0.5 and report["latency_ms"]["replies"] > 0
+    assert [r["check"] for r in report["preflight"]][-3:] == ["policy server", "robot", "shadow run"]
+    log = load_log(Path(report["log"]["root"]))
+    assert len(log["action"]) == report["log"]["frames"] > 0
