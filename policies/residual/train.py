@@ -167,6 +167,43 @@ def evaluate(env: Any, agent: Td3 | Sac, episodes: int, seed: int) -> float:
     return successes / episodes
 
 
+def evaluate_composed(
+    directory: Path,
+    robot_config: dict[str, Any],
+    episodes: int,
+    seed: int,
+    out: Path,
+    env_id: str = "rcs/PandaPickCube-v0",
+) -> float:
+    """Success rate of a composed checkpoint on the training env's path (:func:`make_env` on the robot
+    ``robot_config`` describes, its base served by a new ``rcs serve``): ``episodes`` seeds from ``seed``.
+
+    Simulated time and the training latency model, so unlike ``rcs eval`` (real time) it does not depend on the
+    machine's load; the base's own sampling still varies run to run.
+    """
+    import torch
+
+    from . import checkpoint
+    from .base_follower import BaseFollower
+
+    torch.set_num_threads(1)
+    composed = checkpoint.load(directory)
+    cfg = ResidualTrainConfig(base=composed.base.directory, out=out, env=env_id, robot_config=robot_config)
+    out.mkdir(parents=True, exist_ok=True)
+    served = ServedBase(composed.base, out)
+    env = None
+    try:
+        follower = BaseFollower(served.client, composed.base.replan_steps, composed.base.policy_dt, budget_s=2.0)
+        env = make_env(cfg, composed.space, follower)
+        agent = Td3Config(hidden=composed.hidden).build(composed.space.observation_dim, composed.space.action_dim, 0)
+        agent.actor.load_state_dict(composed.state_dict)
+        return evaluate(env, agent, episodes, seed)
+    finally:
+        if env is not None:
+            env.close()
+        served.close()
+
+
 def train(
     cfg: ResidualTrainConfig,
     progress: Callable[[str], None] | None = None,

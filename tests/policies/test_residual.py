@@ -473,3 +473,13 @@ def test_the_experts_action_is_put_in_the_bases_layout_and_followed_within_the_b
     np.testing.assert_allclose(space.compose(base, residual_toward(space, base, near)), near, atol=1e-6)
     far = residual_toward(space, base, np.array([1.0, -2.0, 0.5]))
     np.testing.assert_array_equal(far, [1.0, -1.0, 0.0])  # bounded like any residual
+
+
+def test_bench_residual_lockstep_evaluates_the_shipped_residual_and_its_zeroed_base():
+    from tests.policies.conftest import last_json, rcs
+
+    result = last_json(rcs("bench", "residual-lockstep", "--episodes", "2", "--json").stdout)
+    assert result["shift"] == "reality-a" and len(result["policies"]) == 2
+    for policy, figures in result["policies"].items():
+        assert figures["episodes"] == 2 and figures["success_rate"] in (0.0, 0.5, 1.0), policy
+    assert any(p.endswith("zero_residual") for p in result["policies"])
