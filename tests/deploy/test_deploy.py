@@ -75,6 +75,16 @@ def deploy(*args: str) -> PtyOperator:
     return PtyOperator(*args, env=ENV)
 
 
+def sim_panda_config(tmp_path: Path) -> Path:
+    """launch/robots/sim_panda_deploy.yaml on free endpoints, stepped as fast as the loop allows."""
+    state, command = free_endpoints()
+    text = (REPO / "launch" / "robots" / "sim_panda_deploy.yaml").read_text()
+    text = text.replace("tcp://127.0.0.1:5600", state).replace("tcp://127.0.0.1:5601", command)
+    config = tmp_path / "sim_panda_deploy.yaml"
+    config.write_text(text.replace("realtime: true", "realtime: false"))
+    return config
+
+
 def load_log(root: Path) -> dict[str, np.ndarray]:
     """The run log, read by lerobot's own LeRobotDataset."""
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
@@ -223,11 +233,7 @@ def test_refusals_before_anything_moves(tmp_path, so101_checkpoint, emulator, ca
 def test_the_main_demo_checkpoint_on_the_simulated_panda_with_a_signal_estop_and_a_dying_policy_server(tmp_path):
     """No hardware configured: the shipped checkpoint onto sim/panda (launch/robots/sim_panda_deploy.yaml).
     The e-stop by SIGUSR1 ends a run; then a policy server that dies mid-run ends one too."""
-    state, command = free_endpoints()
-    text = (REPO / "launch" / "robots" / "sim_panda_deploy.yaml").read_text()
-    text = text.replace("tcp://127.0.0.1:5600", state).replace("tcp://127.0.0.1:5601", command)
-    config = tmp_path / "sim_panda_deploy.yaml"
-    config.write_text(text.replace("realtime: true", "realtime: false"))
+    config = sim_panda_config(tmp_path)
     ckpt = str(REPO / "policies" / "checkpoints" / "pick_cube_rcs_diffusion")
     rrd = tmp_path / "view.rrd"
     op = deploy("--policy", ckpt, "--robot", str(config), "--shadow-s", "2", "--log-dir", str(tmp_path / "a"),
@@ -321,11 +327,7 @@ def test_deploy_on_the_emulated_franka(tmp_path):
 def test_the_shipped_residual_deploys_like_any_checkpoint(tmp_path):
     """The composed checkpoint (residual + the base it names) onto sim/panda: `rcs deploy` serves it (its own
     server starts the base's), passes the preflight, runs the shadow run and drives the arm until the e-stop."""
-    state, command = free_endpoints()
-    text = (REPO / "launch" / "robots" / "sim_panda_deploy.yaml").read_text()
-    text = text.replace("tcp://127.0.0.1:5600", state).replace("tcp://127.0.0.1:5601", command)
-    config = tmp_path / "sim_panda_deploy.yaml"
-    config.write_text(text.replace("realtime: true", "realtime: false"))
+    config = sim_panda_config(tmp_path)
     ckpt = str(REPO / "policies" / "checkpoints" / "pick_cube_residual_reality_a")
     op = deploy("--policy", ckpt, "--robot", str(config), "--shadow-s", "2", "--log-dir", str(tmp_path / "a"))
     op.wait_for("ENGAGE sim/panda")
