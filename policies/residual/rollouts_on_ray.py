@@ -61,9 +61,8 @@ class RolloutActor:
         run_at_niceness(niceness)
         import torch
 
-        from .base_follower import BaseFollower, MidRangeBase
         from .td3 import NStepReplay
-        from .train import make_env
+        from .train import make_env, make_follower
 
         torch.set_num_threads(1)
         self.cfg, self.base, self.index = cfg, base, index
@@ -72,11 +71,8 @@ class RolloutActor:
         self._episode = first_episode
         self._obs: np.ndarray | None = None
         try:
-            if endpoint is None:
-                self._follower: Any = MidRangeBase(space.action, base.replan_steps, base.policy_dt)
-            else:
-                self._client = self._connect(endpoint)
-                self._follower = BaseFollower(self._client, base.replan_steps, base.policy_dt, budget_s=2.0)
+            self._client = None if endpoint is None else self._connect(endpoint)
+            self._follower = make_follower(base, space, self._client)
             self._env = make_env(cfg, space, self._follower)
         except RcsError as e:
             self._error = str(e)

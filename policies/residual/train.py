@@ -18,12 +18,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from rcs.errors import ConfigError
 
 from .sac import Sac, SacConfig
 from .td3 import NStepReplay, Td3, Td3Config
+
+T = TypeVar("T")
 
 STATE_NAME = "training_state.pt"
 CURVE_NAME = "success.csv"
@@ -140,7 +142,7 @@ class ServedBase:
         """
         from .base_follower import BaseUnavailable
 
-        if self.server is None or not self.server.exited:
+        if not self.server.exited:
             return False
         if self.starts > BASE_RESTARTS:
             raise BaseUnavailable(f"the base server exited {self.starts} times (logs in {self.log_dir})")
@@ -150,8 +152,18 @@ class ServedBase:
 
     def close(self) -> None:
         self.client.close()
-        if self.server is not None:
-            self.server.stop()
+        self.server.stop()
+
+
+def make_follower(base: Any, space: Any, client: Any | None) -> Any:
+    """Each step's base action: from the base's server through ``client`` (a
+    :class:`~policies.residual.base_follower.BaseFollower`, 2 s per chunk), or, for ``None`` (``--scratch``), the
+    middle of the action range (:class:`~policies.residual.base_follower.MidRangeBase`)."""
+    from .base_follower import BaseFollower, MidRangeBase
+
+    if client is None:
+        return MidRangeBase(space.action, base.replan_steps, base.policy_dt)
+    return BaseFollower(client, base.replan_steps, base.policy_dt, budget_s=2.0)
 
 
 def evaluate(env: Any, agent: Td3 | Sac, episodes: int, seed: int) -> float:
@@ -184,7 +196,6 @@ def evaluate_composed(
     import torch
 
     from . import checkpoint
-    from .base_follower import BaseFollower
 
     torch.set_num_threads(1)
     composed = checkpoint.load(directory)
@@ -193,8 +204,7 @@ def evaluate_composed(
     served = ServedBase(composed.base, out)
     env = None
     try:
-        follower = BaseFollower(served.client, composed.base.replan_steps, composed.base.policy_dt, budget_s=2.0)
-        env = make_env(cfg, composed.space, follower)
+        env = make_env(cfg, composed.space, make_follower(composed.base, composed.space, served.client))
         agent = Td3Config(hidden=composed.hidden).build(composed.space.observation_dim, composed.space.action_dim, 0)
         agent.actor.load_state_dict(composed.state_dict)
         return evaluate(env, agent, episodes, seed)
@@ -256,16 +266,10 @@ class _Run:
 
     def start(self) -> None:
         """Start the base, build env, learner and replays, resume, collect demonstrations, evaluate at step 0."""
-        from .base_follower import BaseFollower, MidRangeBase
-
         cfg, space, base = self.cfg, self.space, self.base
         self.out.mkdir(parents=True, exist_ok=True)
         self.served = None if cfg.scratch else ServedBase(base, self.out)
-        self.follower: BaseFollower | MidRangeBase = (
-            MidRangeBase(space.action, base.replan_steps, base.policy_dt)
-            if self.served is None
-            else BaseFollower(self.served.client, base.replan_steps, base.policy_dt, budget_s=2.0)
-        )
+        self.follower = make_follower(base, space, None if self.served is None else self.served.client)
         self.env = make_env(cfg, space, self.follower)
         self.agent = cfg.learner.build(space.observation_dim, space.action_dim, cfg.seed)
         self.online, self.demos = (
@@ -302,9 +306,7 @@ class _Run:
     # -- the base ---------------------------------------------------------------------------------------------
     def restart_exited_base(self) -> bool:
         """Start the base server again if it exited (True); False if it runs (or there is none)."""
-        from .base_follower import BaseFollower
-
-        if self.served is None or not isinstance(self.follower, BaseFollower) or not self.served.restart_if_exited():
+        if self.served is None or not self.served.restart_if_exited():
             return False
         self.follower.client = self.served.client
         self.say(f"the base server had exited: started again ({self.served.starts - 1} of {BASE_RESTARTS} restarts)")
@@ -313,28 +315,25 @@ class _Run:
     def begin_episode(self) -> Any:
         """The first observation of training episode ``state.episodes`` here (asking a restarted base once more;
         a base that is alive and still does not answer ends the run, which the last checkpoint resumes)."""
-        from .base_follower import BaseUnavailable
-
         seed = self.cfg.seed * 1_000_000 + self.state.episodes
-        try:
-            return self.env.reset(seed=seed)[0]
-        except BaseUnavailable as e:
-            self.say(f"episode start without a base action: {e}")
-            if not self.restart_exited_base():
-                raise
-            return self.env.reset(seed=seed)[0]
+        return self.again_after_restart("episode start", lambda: self.env.reset(seed=seed)[0])
 
     def evaluation(self, episodes: int, seed: int) -> float:
         """:func:`evaluate` here, run again from its start after a restart of the base server."""
+        return self.again_after_restart("evaluation", lambda: evaluate(self.env, self.agent, episodes, seed))
+
+    def again_after_restart(self, what: str, action: Callable[[], T]) -> T:
+        """``action()``; if it met no base action because the base server had exited, once more after starting
+        the server again (a base that is alive and does not answer raises :class:`BaseUnavailable`)."""
         from .base_follower import BaseUnavailable
 
         try:
-            return evaluate(self.env, self.agent, episodes, seed)
+            return action()
         except BaseUnavailable as e:
-            self.say(f"evaluation without a base action: {e}")
+            self.say(f"{what} without a base action: {e}")
             if not self.restart_exited_base():
                 raise
-            return evaluate(self.env, self.agent, episodes, seed)
+            return action()
 
     # -- learning ----------------------------------------------------------------------------------------------
     def learn(self, steps: int) -> bool:
