@@ -12,8 +12,9 @@ the workers collect.
 
 Bad input: a step without a base action is dropped by the worker as on the single-process path; a worker whose
 base is gone (its episode start fails) loses its segment (nothing of it is stored) and the driver starts the base
-again and points every worker at it; a worker that dies stops the run with one line (the last checkpoint
-resumes it). Ray is imported only here, when asked for (``pip install rcs-stack[ray]``).
+again and points every worker at it; a worker whose process dies loses its segment the same way and the driver
+starts a new one in its place (at most :data:`WORKER_RESTARTS` times a run; then the run stops with one line and
+the last checkpoint resumes it); a worker that fails otherwise (an error in its code) stops the run at once. Ray is imported only here, when asked for (``pip install rcs-stack[ray]``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ from rcs.eval.on_ray import await_ready, connect_ray, run_at_niceness
 SEGMENT_STEPS = 200
 #: s a segment may take before the driver gives up on the workers (a step takes milliseconds)
 SEGMENT_TIMEOUT_S = 600.0
+#: rollout workers started in place of dead ones in one run (each one's segment under way is lost)
+WORKER_RESTARTS = 3
 
 
 class RolloutActor:
@@ -146,10 +149,11 @@ class Segment:
     Attributes:
         worker: the worker's number.
         steps: the steps asked for.
-        result: :meth:`RolloutActor.collect`'s dict; ``None`` if the worker lost the base meanwhile.
+        result: :meth:`RolloutActor.collect`'s dict; ``None`` if the worker lost the base or died meanwhile.
         error: why ``result`` is ``None``.
         stale: it was asked for before the latest :meth:`RayRollouts.rebase` (so it may have met the base that
             was replaced since).
+        died: the worker's process is gone (:meth:`RayRollouts.replace` starts another).
     """
 
     worker: int
@@ -157,6 +161,7 @@ class Segment:
     result: dict[str, Any] | None
     error: str = ""
     stale: bool = False
+    died: bool = False
 
 
 class RayRollouts:
@@ -180,15 +185,15 @@ class RayRollouts:
         if workers < 1:
             raise ConfigError(f"--workers={workers} must be >= 1")
         self.ray = connect_ray(address, workers)
+        self.say, self.endpoint = say, endpoint
         self.actors: list[Any] = []
         self.running: dict[Any, tuple[int, int, int]] = {}  # collect call -> (worker, steps asked, rebases then)
-        self.rebases = 0
+        self.rebases = self.replaced = 0
+        remote = self.ray.remote(RolloutActor).options(num_cpus=1, max_restarts=0)
+        niceness = os.getpriority(os.PRIO_PROCESS, 0)
+        self._start = lambda k, episode: remote.remote(cfg, space, base, self.endpoint, k, episode, niceness)
         try:
-            remote = self.ray.remote(RolloutActor).options(num_cpus=1, max_restarts=0)
-            niceness = os.getpriority(os.PRIO_PROCESS, 0)
-            self.actors = [
-                remote.remote(cfg, space, base, endpoint, k, first_episode, niceness) for k in range(workers)
-            ]
+            self.actors = [self._start(k, first_episode) for k in range(workers)]
             pids = [info["pid"] for info in await_ready(self.ray, self.actors)]
         except BaseException:
             self.close()
@@ -203,7 +208,7 @@ class RayRollouts:
         """The next segment to finish.
 
         Raises:
-            ConfigError: no segment finished within :data:`SEGMENT_TIMEOUT_S`, or a worker died or failed.
+            ConfigError: no segment finished within :data:`SEGMENT_TIMEOUT_S`, or a worker failed in its code.
         """
         from .base_follower import BaseUnavailable
 
@@ -216,16 +221,41 @@ class RayRollouts:
         except BaseUnavailable as e:  # Ray's task error derives from the worker's exception
             why = str(e).strip().splitlines()[-1][:300]
             return Segment(worker, steps, None, why, stale=rebases < self.rebases)
-        except (self.ray.exceptions.RayActorError, self.ray.exceptions.RayTaskError) as e:
+        except self.ray.exceptions.RayActorError as e:  # the worker's process is gone (killed, out of memory)
+            why = str(e).strip().splitlines()[0][:300]
+            return Segment(worker, steps, None, why, died=True)
+        except self.ray.exceptions.RayTaskError as e:
             why = str(e).strip().splitlines()[-1][:300]
             raise ConfigError(
                 f"Ray rollout worker {worker} failed ({why}): the run stops; the same command resumes it from its "
                 f"last checkpoint"
             ) from None
 
+    def replace(self, worker: int, first_episode: int) -> None:
+        """Start a new worker in place of ``worker``, whose process died; its episode seeds continue after the
+        run's ``first_episode`` episodes so far.
+
+        Raises:
+            ConfigError: this run replaced :data:`WORKER_RESTARTS` workers already, or the new one did not start.
+        """
+        if self.replaced >= WORKER_RESTARTS:
+            raise ConfigError(
+                f"Ray rollout worker {worker} died after {WORKER_RESTARTS} workers were started again: the run "
+                f"stops; the same command resumes it from its last checkpoint"
+            )
+        self.replaced += 1
+        self.ray.kill(self.actors[worker], no_restart=True)
+        self.actors[worker] = self._start(worker, first_episode)
+        pid = await_ready(self.ray, [self.actors[worker]])[0]["pid"]
+        self.say(
+            f"Ray rollout worker {worker} started again: pid {pid} ({self.replaced} of {WORKER_RESTARTS} restarts)"
+        )
+
     def rebase(self, endpoint: str) -> None:
-        """Point every worker at the base server at ``endpoint`` (after the driver started it again)."""
+        """Point every worker at the base server at ``endpoint`` (after the driver started it again); a worker
+        started later connects to it too."""
         self.rebases += 1
+        self.endpoint = endpoint
         # queued behind each worker's running segment (which then fails or finishes with the old base)
         for actor in self.actors:
             actor.rebase.remote(endpoint)

@@ -411,12 +411,14 @@ class _Run:
                 dispatch(k)
             while rollouts.running:
                 segment = rollouts.next()
-                if segment.result is None:  # its worker lost the base: none of the segment is stored
+                if segment.result is None:  # its worker lost the base or died: none of the segment is stored
                     dispatched -= segment.steps
                     self.say(
                         f"rollout worker {segment.worker}: a segment of {segment.steps} steps lost ({segment.error})"
                     )
-                    if not segment.stale:  # a base met since the latest restart: start it again, or give up
+                    if segment.died:
+                        rollouts.replace(segment.worker, state.episodes)
+                    elif not segment.stale:  # a base met since the latest restart: start it again, or give up
                         if not self.restart_exited_base():
                             raise BaseUnavailable(segment.error)
                         assert self.served is not None

@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -45,9 +46,19 @@ def last_json(text: str) -> dict:
     return json.loads([line for line in text.splitlines() if line.startswith("{")][-1])
 
 
-def train_residual_killing_its_base(args: list[str], marker: str, env: dict[str, str]) -> tuple[int, str, str]:
-    """Run `rcs train-residual ARGS` and SIGKILL its base's `rcs serve` child as soon as a stderr line contains
-    ``marker``; returns (exit code, stdout, stderr)."""
+def its_base_server(proc: subprocess.Popen, line: str) -> int:
+    """The process id of the `rcs serve` child of ``proc`` (a training run's base)."""
+    servers = subprocess.run(["pgrep", "-P", str(proc.pid), "-f", "rcs.cli.main serve"], capture_output=True, text=True)
+    pids = [int(p) for p in servers.stdout.split()]
+    assert len(pids) == 1, (servers.stdout, line)
+    return pids[0]
+
+
+def train_residual_killing(
+    args: list[str], marker: str, env: dict[str, str], victim: Callable[[subprocess.Popen, str], int] = its_base_server
+) -> tuple[int, str, str]:
+    """Run `rcs train-residual ARGS` and SIGKILL the process ``victim(run, line)`` names as soon as a stderr
+    ``line`` contains ``marker`` (by default the run's base server); returns (exit code, stdout, stderr)."""
     import signal
 
     proc = subprocess.Popen(
@@ -60,12 +71,7 @@ def train_residual_killing_its_base(args: list[str], marker: str, env: dict[str,
             err.append(line)
             if marker in line:
                 break
-        servers = subprocess.run(
-            ["pgrep", "-P", str(proc.pid), "-f", "rcs.cli.main serve"], capture_output=True, text=True
-        )
-        pids = [int(p) for p in servers.stdout.split()]
-        assert len(pids) == 1, (servers.stdout, "".join(err))
-        os.kill(pids[0], signal.SIGKILL)
+        os.kill(victim(proc, "".join(err)), signal.SIGKILL)
         stdout, rest = proc.communicate(timeout=900)
     finally:
         proc.kill()

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from rcs.eval.evaluation import EvalConfig
-from tests.policies.conftest import ENV, RCS, last_json, rcs, train_residual_killing_its_base
+from tests.policies.conftest import ENV, RCS, last_json, rcs, train_residual_killing
 
 ray = pytest.importorskip("ray")
 
@@ -196,8 +196,29 @@ def test_rollout_workers_that_lose_the_base_lose_their_segments_and_go_on_with_t
     out = tmp_path / "run"
     args = ["--shift", "reality-a", "--output", str(out), "--steps", "400", "--learning-starts", "100"]
     args += ["--eval-every", "400", "--eval-episodes", "1", "--actor-starts", "0", "--workers", "2"]
-    code, stdout, stderr = train_residual_killing_its_base(args, "Ray rollout workers ready", ray_env)
+    code, stdout, stderr = train_residual_killing(args, "Ray rollout workers ready", ray_env)
     assert code == 0, stderr[-3000:]
     result = last_json(stdout)
     assert result["env_steps"] == 400 and [c["env_steps"] for c in result["curve"]] == [0, 400]
     assert "steps lost" in stderr and "the base server had exited: started again (1 of 3 restarts)" in stderr
+
+
+def test_a_rollout_worker_killed_mid_training_loses_its_segment_and_another_takes_its_place(tmp_path, ray_env):
+    """SIGKILL rollout worker 1's process once the workers are up: its segment is lost (none of its steps counted
+    or stored), the driver starts a new worker in its place, and the run ends at its budget."""
+    import torch
+
+    def worker_1(proc: subprocess.Popen, line: str) -> int:
+        return int(line.split("(pids ")[1].split(")")[0].split(", ")[1])
+
+    out = tmp_path / "run"
+    args = ["--shift", "reality-a", "--output", str(out), "--steps", "400", "--learning-starts", "100"]
+    args += ["--eval-every", "400", "--eval-episodes", "1", "--actor-starts", "0", "--workers", "2"]
+    code, stdout, stderr = train_residual_killing(args, "Ray rollout workers ready", ray_env, worker_1)
+    assert code == 0, stderr[-3000:]
+    result = last_json(stdout)
+    assert result["env_steps"] == 400 and [c["env_steps"] for c in result["curve"]] == [0, 400]
+    assert "rollout worker 1: a segment of 200 steps lost" in stderr, stderr[-3000:]
+    assert "Ray rollout worker 1 started again: pid" in stderr and "(1 of 3 restarts)" in stderr
+    online = torch.load(out / "training_state.pt", weights_only=False)["online"]
+    assert 400 - 2 * 2 <= len(online["obs"]) <= 400  # only the steps of the segments that came back

@@ -445,12 +445,12 @@ def test_train_residual_from_scratch_serves_no_base_and_writes_no_checkpoint(tmp
 def test_a_base_server_killed_mid_training_is_started_again_and_its_steps_are_dropped(tmp_path):
     """SIGKILL the base's `rcs serve` right after the first evaluation: a step without a base action is dropped
     (never stored), the server is started again, and the run ends at its step budget."""
-    from tests.policies.conftest import ENV, last_json, train_residual_killing_its_base
+    from tests.policies.conftest import ENV, last_json, train_residual_killing
 
     out = tmp_path / "run"
     args = ["--shift", "reality-a", "--output", str(out), "--steps", "200", "--learning-starts", "50"]
     args += ["--eval-every", "200", "--eval-episodes", "1", "--actor-starts", "0"]
-    code, stdout, stderr = train_residual_killing_its_base(args, "0 env steps: eval success", ENV)
+    code, stdout, stderr = train_residual_killing(args, "0 env steps: eval success", ENV)
     assert code == 0, stderr[-3000:]
     result = last_json(stdout)
     # the kill lands before a step (dropped) or an episode's start (asked again after the restart)
