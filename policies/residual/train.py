@@ -29,6 +29,8 @@ T = TypeVar("T")
 
 STATE_NAME = "training_state.pt"
 CURVE_NAME = "success.csv"
+#: the folder of the composed checkpoint of the best evaluation so far (beside ``checkpoint``, the latest)
+BEST_NAME = "best"
 #: times a run starts its base server again after it exited; one more exit ends the run (its last checkpoint
 #: resumes it)
 BASE_RESTARTS = 3
@@ -440,6 +442,17 @@ class _Run:
             self.served.close()
 
 
+def best_point(curve: list[tuple[int, float]]) -> tuple[int, float] | None:
+    """The evaluation of a trained residual (env steps > 0) with the highest success rate, the latest of equals
+    (the one trained longest); ``None`` before the first. Its seeds (``eval_seed``...) are not the report seeds,
+    so a figure on those is not biased by this choice."""
+    trained = [(rate, steps) for steps, rate in curve if steps > 0]
+    if not trained:
+        return None
+    rate, steps = max(trained)
+    return steps, rate
+
+
 def _save(
     cfg: ResidualTrainConfig,
     out: Path,
@@ -450,8 +463,8 @@ def _save(
     base: Any,
     space: Any,
 ) -> None:
-    """The composed checkpoint (``out/checkpoint``; not from scratch), the curve and the training state, each
-    written atomically."""
+    """The composed checkpoint (``out/checkpoint``; not from scratch; also ``out/best`` if this evaluation is
+    :func:`best_point`), the curve and the training state, each written atomically."""
     import torch
 
     from . import checkpoint
@@ -467,15 +480,13 @@ def _save(
         "curve": state.curve,
     }
     if not cfg.scratch:
-        checkpoint.save(
-            out / "checkpoint",
-            agent.actor.state_dict(),
-            space,
-            cfg.learner.hidden,
-            base,
-            f"residual/{Path(cfg.base).name}/{cfg.label}/{state.env_steps:06d}",
-            training,
-        )
+        checkpoint_id = f"residual/{Path(cfg.base).name}/{cfg.label}/{state.env_steps:06d}"
+        weights = agent.actor.state_dict()
+        checkpoint.save(out / "checkpoint", weights, space, cfg.learner.hidden, base, checkpoint_id, training)
+        best = best_point(state.curve)
+        if best is not None and best[0] == state.env_steps:
+            selected = {**training, "selected": f"the best of the run's evaluations so far ({100 * best[1]:.0f} %)"}
+            checkpoint.save(out / BEST_NAME, weights, space, cfg.learner.hidden, base, checkpoint_id, selected)
     tmp = out / (STATE_NAME + ".tmp")
     torch.save(
         {"agent": agent.state_dict(), "online": online.state(), "demos": demos.state(), "state": state.__dict__}, tmp

@@ -151,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
             logging.getLogger(name).setLevel(logging.ERROR)
     from policies.residual.sac import SacConfig
     from policies.residual.td3 import Td3Config
-    from policies.residual.train import ResidualTrainConfig, train
+    from policies.residual.train import BEST_NAME, ResidualTrainConfig, best_point, train
 
     learners: dict[str, type[Td3Config] | type[SacConfig]] = {"td3": Td3Config, "sac": SacConfig}
     learner = learners[args.learner]
@@ -195,6 +195,7 @@ def run(args: argparse.Namespace) -> int:
     except (ConfigError, ValueError) as e:
         raise SystemExit(f"rcs train-residual: {e}") from None
     steps, rates = [s for s, _ in state.curve], [100.0 * r for _, r in state.curve]
+    best = None if args.scratch else best_point(state.curve)
     what = f"{args.learner} from scratch" if args.scratch else "residual"
     curve = curve_png(args.output / "success.png", steps, rates, f"{what} on {label}: eval success (%)", "env steps")
     sys.stdout.write(
@@ -211,6 +212,9 @@ def run(args: argparse.Namespace) -> int:
                 "demonstrations": {"episodes": args.demos, "kept": state.demos_kept, "env_steps": state.demo_steps},
                 "wall_s": round(state.wall_s, 1),
                 "curve": [{"env_steps": s, "success_rate": r} for s, r in state.curve],
+                "best": None
+                if best is None
+                else {"checkpoint": str(args.output / BEST_NAME), "env_steps": best[0], "success_rate": best[1]},
                 "final": None
                 if state.final is None
                 else {"episodes": args.final_episodes, "first_seed": cfg.final_seed, "success_rate": state.final},

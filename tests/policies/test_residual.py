@@ -338,6 +338,9 @@ def test_train_residual_evaluates_checkpoints_and_resumes(tmp_path):
     assert [c["env_steps"] for c in result["curve"]] == [0, 100, 200, 300] and result["episodes"] >= first["episodes"]
     meta = json.loads((out / "checkpoint" / "residual.json").read_text())
     assert meta["training"]["robot"] == "reality-a" and meta["training"]["env_steps"] == 300
+    best = max((r, s) for s, r in [(c["env_steps"], c["success_rate"]) for c in result["curve"]] if s > 0)
+    assert result["best"] == {"checkpoint": str(out / "best"), "env_steps": best[1], "success_rate": best[0]}
+    assert json.loads((out / "best" / "residual.json").read_text())["training"]["env_steps"] == best[1]
     assert (out / "checkpoint" / meta["base"]["path"]).resolve() == BASE.resolve()
     trained = torch.load(out / "training_state.pt", weights_only=False)["agent"]["actor"]["head.weight"]
     assert trained.abs().sum() > 0  # the updates moved the residual away from zero
@@ -345,6 +348,13 @@ def test_train_residual_evaluates_checkpoints_and_resumes(tmp_path):
     moved = copy(out / "checkpoint", tmp_path / "ship" / "deep" / "residual")
     assert load(moved).base.directory == BASE.resolve()
     assert json.loads((moved / "residual.json").read_text())["base"]["path"] != meta["base"]["path"]
+
+
+def test_the_best_evaluation_is_the_highest_trained_one_and_the_latest_of_equals():
+    from policies.residual.train import best_point
+
+    assert best_point([(0, 0.9)]) is None  # the base alone is no trained residual
+    assert best_point([(0, 0.9), (100, 0.5), (200, 0.7), (300, 0.7), (400, 0.6)]) == (300, 0.7)
 
 
 def test_train_residual_refuses_bad_robot_options(tmp_path):
@@ -435,9 +445,14 @@ def test_train_residual_from_scratch_serves_no_base_and_writes_no_checkpoint(tmp
         "1",
     )
     result = last_json(proc.stdout)
-    assert result["checkpoint"] is None and result["learner"] == "sac" and result["scratch"] is True
+    assert (
+        result["checkpoint"] is None
+        and result["best"] is None
+        and result["learner"] == "sac"
+        and result["scratch"] is True
+    )
     assert [c["env_steps"] for c in result["curve"]] == [0, 100] and result["final"]["first_seed"] == 10_000
-    assert not (out / "checkpoint").exists() and not (out / "base_serve.log").exists()
+    assert not (out / "checkpoint").exists() and not (out / "best").exists() and not (out / "base_serve.log").exists()
     saved = torch.load(out / "training_state.pt", weights_only=False)
     assert "log_std" in saved["agent"] and saved["agent"]["actor"]["head.weight"].abs().sum() > 0
 
