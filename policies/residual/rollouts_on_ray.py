@@ -14,7 +14,8 @@ Bad input: a step without a base action is dropped by the worker as on the singl
 base is gone (its episode start fails) loses its segment (nothing of it is stored) and the driver starts the base
 again and points every worker at it; a worker whose process dies loses its segment the same way and the driver
 starts a new one in its place (at most :data:`WORKER_RESTARTS` times a run; then the run stops with one line and
-the last checkpoint resumes it); a worker that fails otherwise (an error in its code) stops the run at once. Ray is imported only here, when asked for (``pip install rcs-stack[ray]``).
+the last checkpoint resumes it); a worker that fails otherwise (an error in its code) stops the run at once.
+Ray is imported only here, when asked for (``pip install rcs-stack[ray]``).
 """
 
 from __future__ import annotations
