@@ -58,17 +58,40 @@ def promote_current_thread(role: str, priority: int = PATH_PRIORITY) -> bool:
     """
     ok, why = enable_fifo(priority)
     if not ok:
-        with _warned_lock:
-            first = role not in _warned
-            _warned.add(role)
-        if first:
-            log.warning("%s thread keeps the default scheduler: %s", role, why)
+        _warn_once(role, f"{role} thread keeps the default scheduler: {why}")
     return ok
 
 
+def _warn_once(role: str, message: str) -> None:
+    with _warned_lock:
+        first = role not in _warned
+        _warned.add(role)
+    if first:
+        log.warning("%s", message)
+
+
+def fifo_permitted(priority: int) -> tuple[bool, str | None]:
+    """Whether a new thread of this process may run ``SCHED_FIFO`` at ``priority`` (asked of a short-lived probe
+    thread, so that no running thread changes); returns (ok, warning) like :func:`enable_fifo`."""
+    answer: list[tuple[bool, str | None]] = []
+    probe = threading.Thread(target=lambda: answer.append(enable_fifo(priority)), name="rcs-fifo-probe")
+    probe.start()
+    probe.join()
+    return answer[0]
+
+
 def realtime_io_threads(ctx: zmq.Context, priority: int = IO_PRIORITY) -> bool:
-    """Ask for ``SCHED_FIFO`` ``priority`` on ``ctx``'s I/O threads; only takes effect before the context's first
-    socket. Returns whether libzmq accepted the options (it applies them silently, or not, when the thread starts)."""
+    """Ask for ``SCHED_FIFO`` ``priority`` on ``ctx``'s I/O threads where this process is permitted it; only takes
+    effect before the context's first socket. Returns whether the options were set.
+
+    libzmq applies them as its I/O thread starts and aborts the whole process if the kernel refuses (its
+    ``posix_assert`` after ``pthread_setschedparam``: a non-root user without CAP_SYS_NICE or an rtprio limit), so
+    the permission is probed first and, where refused, the options are left unset with one warning.
+    """
+    ok, why = fifo_permitted(priority)
+    if not ok:
+        _warn_once("zmq-io", f"ZeroMQ I/O threads keep the default scheduler: {why}")
+        return False
     try:
         ctx.set(zmq.THREAD_SCHED_POLICY, os.SCHED_FIFO)
         ctx.set(zmq.THREAD_PRIORITY, priority)

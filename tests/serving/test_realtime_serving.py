@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 
 import pytest
 
@@ -13,24 +12,8 @@ from rcs.control import priorities
 from rcs.control.priorities import LOOP_PRIORITY, PATH_PRIORITY, promote_current_thread
 
 
-def _fifo_permitted() -> bool:
-    out: list[bool] = []
-
-    def probe() -> None:
-        try:
-            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
-            out.append(True)
-        except OSError:
-            out.append(False)
-
-    t = threading.Thread(target=probe)
-    t.start()
-    t.join()
-    return out[0]
-
-
 def test_realtime_serving_threads_are_fifo_below_the_loop(serve) -> None:
-    if not _fifo_permitted():
+    if not priorities.fifo_permitted(1)[0]:
         pytest.skip("SCHED_FIFO is not permitted on this machine (the warning path is tested below)")
     server = serve("--realtime")
     tasks = os.listdir(f"/proc/{server.proc.pid}/task")
@@ -62,3 +45,35 @@ def test_a_refused_promotion_warns_once_per_role(monkeypatch, caplog) -> None:
     warnings = [r.getMessage() for r in caplog.records]
     assert len(warnings) == 2, warnings
     assert "policy feed thread keeps the default scheduler" in warnings[0] and "SCHED_FIFO priority 60" in warnings[0]
+
+
+_REALTIME_SOCKET = """
+import logging, sys, zmq
+from rcs.control.priorities import IO_PRIORITY, fifo_permitted, realtime_io_threads
+logging.basicConfig(level=logging.WARNING)
+ctx = zmq.Context()
+realtime_io_threads(ctx)
+ctx.socket(zmq.PAIR).bind("tcp://127.0.0.1:*")  # starts the I/O thread with the options
+print("bound", fifo_permitted(IO_PRIORITY)[0])
+ctx.destroy(linger=0)
+"""
+
+
+def test_a_realtime_socket_where_fifo_is_refused_warns_and_works() -> None:
+    """libzmq aborts the process when its I/O thread is refused the scheduling options it was given; where this
+    process may not run SCHED_FIFO (here: root without CAP_SYS_NICE), the options are not given and it warns."""
+    import shutil
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-c", _REALTIME_SOCKET]
+    if os.geteuid() == 0:  # root may: drop the capability that permits it
+        if shutil.which("setpriv") is None:
+            pytest.skip("setpriv (util-linux) is needed to drop CAP_SYS_NICE")
+        command = ["setpriv", "--bounding-set", "-sys_nice", "--inh-caps", "-sys_nice", *command]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    bound, permitted = proc.stdout.split()
+    assert bound == "bound"
+    if permitted == "False":  # not where an rtprio limit permits it without the capability
+        assert "ZeroMQ I/O threads keep the default scheduler: SCHED_FIFO priority 70 not permitted" in proc.stderr
