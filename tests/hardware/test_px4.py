@@ -25,15 +25,16 @@ LEVEL = np.array([1.0, 0.0, 0.0, 0.0])
 GROUND = [0.0, 0.0, 0.015]  # the Crazyflie's resting height (m)
 
 
-def wait_for(condition: Callable[[], Any], timeout: float, what: str, every: float = 0.02) -> Any:
-    """Poll ``condition`` until it returns something truthy; fail naming ``what`` after ``timeout`` s."""
+def wait_for(condition: Callable[[], Any], timeout: float, what: str | Callable[[], str], every: float = 0.02) -> Any:
+    """Poll ``condition`` until it returns something truthy; fail naming ``what`` (or what ``what()`` says then)
+    after ``timeout`` s."""
     deadline = time.monotonic() + timeout
     while True:
         value = condition()
         if value:
             return value
         if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+            pytest.fail(f"timed out after {timeout} s waiting for {what() if callable(what) else what}")
         time.sleep(every)
 
 
@@ -435,7 +436,10 @@ def test_learned_hover_policy_flies_through_the_mavlink_link():
                 time.sleep(0.05)
             return False
 
-        wait_for(held_near_target, 30.0, f"2 s within 0.1 m of {target.tolist()} ({server.task.report()})", 0.05)
+        def near_target_and_report() -> str:  # the loop's report when the wait ends, not when it began
+            return f"2 s within 0.1 m of {target.tolist()} (at {emulator.vehicle_state().position}; {server.task.report()})"
+
+        wait_for(held_near_target, 30.0, near_target_and_report, 0.05)
         scheduling = {t.name: os.sched_getscheduler(t.native_id) for t in threading.enumerate() if t.native_id}
         if scheduling["control-loop"] == os.SCHED_FIFO:  # where SCHED_FIFO is permitted, the control path has it
             path = ("px4-link", "rcs-chunk-feed", "rcs-serve-io")
