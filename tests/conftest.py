@@ -1,10 +1,15 @@
 """Test-session setup shared by every test folder."""
 
 import os
+import time
+from collections.abc import Iterator
 from contextlib import ExitStack
+
+import pytest
 
 from rcs.heap import frozen_heap
 from sim.mujoco.gl import configure_gl
+from tests.scheduling import fifo_threads
 from tests.serving.rcs_serve import serve  # noqa: F401  (fixture: `rcs serve` subprocesses, any test folder)
 
 # Nothing may download at run time: any hub access in a test (or in a subprocess it starts) fails loudly.
@@ -34,3 +39,18 @@ def pytest_collection_finish(session: object) -> None:
 
 def pytest_sessionfinish(session: object, exitstatus: int) -> None:
     _FROZEN.close()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def no_realtime_thread_left_behind() -> Iterator[None]:
+    """A test module that ran a real-time server or loop in this process stops every ``SCHED_FIFO`` thread it
+    started (module-scoped: a module's fixture may keep a server for its tests; this one is torn down after it).
+
+    One left running would preempt, or hand its priority to the threads it creates in, every later module (a busy
+    machine's scheduling would then differ from a user's). Threads stopped with a join timeout get 2 s to end.
+    """
+    yield
+    end = time.monotonic() + 2.0
+    while (left := sorted(fifo_threads().values())) and time.monotonic() < end:
+        time.sleep(0.05)
+    assert not left, f"SCHED_FIFO threads still running after the module's tests: {left}"

@@ -13,6 +13,10 @@ the loop:
 
 They still share the interpreter lock with the loop thread (whose switch interval bounds how long it waits for it).
 Where ``SCHED_FIFO`` is not permitted each role keeps the default scheduler, with one warning per role and process.
+
+A new thread inherits its creator's policy and priority (Linux ``pthread_create`` without an explicit schedule), so a
+helper thread a library starts lazily from the loop thread would run at the loop's priority for the rest of the
+process: :func:`start_zmq_garbage_collector` starts pyzmq's such thread beforehand, from an ordinary thread.
 """
 
 from __future__ import annotations
@@ -99,3 +103,16 @@ def realtime_io_threads(ctx: zmq.Context, priority: int = IO_PRIORITY) -> bool:
     except (zmq.ZMQError, AttributeError) as e:
         log.warning("ZeroMQ I/O threads keep the default scheduler: %s", e)
         return False
+
+
+def start_zmq_garbage_collector() -> None:
+    """Start pyzmq's zero-copy garbage-collector thread (and its context's I/O threads) from the calling thread.
+
+    pyzmq starts it on the first zero-copy send of a frame over ``zmq.COPY_THRESHOLD`` bytes (a camera frame); from
+    a real-time server's loop thread it would inherit ``SCHED_FIFO`` :data:`LOOP_PRIORITY` and keep it after the
+    server stops. Call from a thread with the default scheduler before such a thread starts; no-op if running.
+    """
+    from zmq.utils.garbage import gc
+
+    if not gc.is_alive():
+        gc.start()

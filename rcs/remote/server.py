@@ -41,7 +41,7 @@ import rcs
 from rcs.control.chunking import ActionChunk
 from rcs.control.loop import NO_RT, ControlLoop, RtConfig
 from rcs.control.policy_link import LinkSchedule, check_replan_steps
-from rcs.control.priorities import PATH_PRIORITY, realtime_io_threads
+from rcs.control.priorities import PATH_PRIORITY, realtime_io_threads, start_zmq_garbage_collector
 from rcs.control.task import PolicyTask, device_kind, make_policy_task
 from rcs.devices import Arm, Quadrotor, Simulated
 from rcs.errors import ConfigError, RcsError
@@ -249,7 +249,9 @@ class RobotServer:
             [c.fps for c in config.cameras],
         )
         self.description_hash = description_hash(self.description)
-        self._ctx: zmq.Context = zmq.Context.instance()
+        # its own context: real-time I/O threads must not leak into the process's shared one (other clients in
+        # this process, later servers); destroyed by stop()
+        self._ctx: zmq.Context = zmq.Context()
         if config.realtime:
             realtime_io_threads(self._ctx)
         self._pub = self._ctx.socket(zmq.PUB)
@@ -260,7 +262,9 @@ class RobotServer:
             self._secure(self._pub, config.state_endpoint, "state_endpoint")
             _bind(self._pub, config.state_endpoint, "state_endpoint")
         except Exception:
+            self._pub.close(0)
             self._release_curve()
+            self._ctx.destroy(linger=0)
             raise
         self._served = _ServedTask(self.task, self._pub, self.dt)
         self.loop = ControlLoop(
@@ -355,6 +359,8 @@ class RobotServer:
             router.close(0)
             raise
         _bind(router, self.config.command_endpoint, "command_endpoint")  # closes the socket on failure
+        if self.config.realtime:
+            start_zmq_garbage_collector()  # before a real-time thread's first zero-copy camera frame would start it
         if self.cameras:  # first frames before the loop starts: a renderer's first frame creates its GL context
             ready = threading.Event()
             self._spawn("rcs-robot-cameras", self._serve_cameras, ready)
@@ -414,6 +420,7 @@ class RobotServer:
             camera.close()
         self._pub.close(0)
         self._release_curve()
+        self._ctx.destroy(linger=0)  # closes a socket a thread that did not join in time still holds
         self.robot.close()
         log.info("robot server stopped")
 
@@ -903,7 +910,7 @@ class RobotServer:
             if self.armed and not self.task.estop.triggered:
                 self.task.engage()
 
-        client = PolicyClient(link.endpoint, schema, name=f"rcs robot {self.config.robot}")
+        client = PolicyClient(link.endpoint, schema, name=f"rcs robot {self.config.robot}", context=self._ctx)
         self._link = PolicyLink(
             self.task,
             self.robot,

@@ -140,6 +140,8 @@ class PolicyClient:
         name: free text sent in HELLO (logged by the server).
         shared_memory: offer the same-host shared-memory fast path (:mod:`rcs.serving.shm`); used only if the
             server can map the segment (same host, same user), else tensor frames as usual. Needs ``expected``.
+        context: the ZeroMQ context of its socket (default: the process's shared one); a real-time robot server
+            passes its own, whose I/O threads run ``SCHED_FIFO``.
     """
 
     def __init__(
@@ -153,6 +155,7 @@ class PolicyClient:
         heartbeat_s: float = 0.25,
         name: str = "",
         shared_memory: bool = False,
+        context: zmq.Context | None = None,
     ) -> None:
         if shared_memory and expected is None:
             raise ServingError("shared_memory needs the expected schema (it defines the segment layout)")
@@ -165,7 +168,7 @@ class PolicyClient:
         self.server_timeout_s = server_timeout_s
         self.heartbeat_s = heartbeat_s
         self.name = name
-        self.ctx: zmq.Context = zmq.Context.instance()
+        self.ctx: zmq.Context = context if context is not None else zmq.Context.instance()
         self.sock: zmq.Socket | None = None
         self.welcome: Welcome | None = None
         self.seq = 0

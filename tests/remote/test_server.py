@@ -525,3 +525,28 @@ def test_configs_are_checked() -> None:
                 server.start()
         finally:
             server.stop(0.0)
+
+
+def test_a_realtime_server_runs_its_own_fifo_io_threads_and_stops_them() -> None:
+    """A real-time server's ZeroMQ I/O threads (every state, command and chunk passes them) run ``SCHED_FIFO`` even
+    where this process's shared context already runs I/O threads at the default scheduler (a context takes the
+    option only before its first socket), and they end with the server."""
+    from rcs.control.priorities import IO_PRIORITY, fifo_permitted
+    from tests.scheduling import fifo_threads
+
+    permitted, why = fifo_permitted(IO_PRIORITY)
+    if not permitted:
+        pytest.skip(f"SCHED_FIFO is not permitted on this machine: {why}")
+    zmq.Context.instance().socket(zmq.PUB).close()  # the shared context's I/O threads exist, default scheduler
+    before = fifo_threads()
+    server, client = serve({"robot": "sim/so101", "rate_hz": 100})
+    try:
+        started = {tid: name for tid, name in fifo_threads().items() if tid not in before}
+        assert any(name.startswith("ZMQbg/IO") for name in started.values()), started
+    finally:
+        client.close()
+        server.stop(0.0)
+    end = time.monotonic() + 2.0
+    while (left := set(started) & set(fifo_threads())) and time.monotonic() < end:
+        time.sleep(0.05)
+    assert not left, {tid: started[tid] for tid in left}

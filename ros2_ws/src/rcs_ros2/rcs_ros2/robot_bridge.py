@@ -43,6 +43,7 @@ from sensor_msgs.msg import CameraInfo, Image, Imu, JointState
 from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory, MultiDOFJointTrajectory
 
+from rcs.control.priorities import realtime_io_threads
 from rcs.geometry import yaw_of
 from rcs.remote.client import RobotClient, RobotServerTimeout
 from rcs.remote.wire import TOPIC_CAMERA, TOPIC_STATE, TOPIC_STATUS, Reply, rejected
@@ -84,10 +85,8 @@ class RobotBridge(Node):
         self.p = declare(self, PARAMETERS)
         if self.p["state_qos"] not in STATE_QOS_PROFILES:
             raise SystemExit(f"parameter state_qos={self.p['state_qos']!r}: one of {sorted(STATE_QOS_PROFILES)}")
-        if self.p["realtime_priority"] > 0:  # ZeroMQ's I/O thread carries every state: same priority (Linux)
-            ctx = zmq.Context.instance()
-            ctx.set(zmq.THREAD_SCHED_POLICY, os.SCHED_FIFO)
-            ctx.set(zmq.THREAD_PRIORITY, int(self.p["realtime_priority"]))
+        if self.p["realtime_priority"] > 0:  # ZeroMQ's I/O thread carries every state: same priority where permitted
+            realtime_io_threads(zmq.Context.instance(), int(self.p["realtime_priority"]))
         topics = [TOPIC_STATE, TOPIC_STATUS] + ([TOPIC_CAMERA] if self.p["publish_cameras"] else [])
         self.client = RobotClient(
             self.p["command_endpoint"], self.p["state_endpoint"], topics, timeout_s=self.p["request_timeout_s"]
