@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -148,9 +148,18 @@ class Stack:
         """Any rcs subcommand in the main venv."""
         return self.procs(name, [sys.executable, "-m", "rcs.cli.main", *args])
 
-    def node(self, executable: str, params_file: str, overrides: dict[str, Any], name: str | None = None) -> Proc:
-        """An installed rcs_ros2 console script with an installed parameter file plus ``-p`` overrides."""
+    def node(
+        self,
+        executable: str,
+        params_file: str,
+        overrides: dict[str, Any],
+        name: str | None = None,
+        prefix: Sequence[str] = (),
+    ) -> Proc:
+        """An installed rcs_ros2 console script with an installed parameter file plus ``-p`` overrides (``prefix``:
+        a command it runs under, e.g. ``setpriv ...``)."""
         cmd = [
+            *prefix,
             str(INSTALL / "rcs_ros2" / "lib" / "rcs_ros2" / executable),
             "--ros-args",
             "--params-file",

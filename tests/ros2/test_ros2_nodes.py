@@ -8,8 +8,11 @@ CI machines); everything about correctness (motion, rejections, latching) is exa
 
 from __future__ import annotations
 
+import os
 import py_compile
 import re
+import resource
+import shutil
 import signal
 import subprocess
 from pathlib import Path
@@ -129,6 +132,30 @@ def test_arm_bridge_state_commands_rejections_estop(stack) -> None:
     assert bridge.stop(signal.SIGTERM) == 0
     assert robot.stop(signal.SIGINT) == 0
     assert "Traceback" not in bridge.text()
+
+
+def test_a_realtime_bridge_where_fifo_is_refused_warns_and_bridges(stack) -> None:
+    """``realtime_priority`` on a machine that refuses SCHED_FIFO (root drops CAP_SYS_NICE with setpriv): the bridge
+    warns and bridges with the default scheduler (libzmq aborted the node when its I/O thread was refused)."""
+    if resource.getrlimit(resource.RLIMIT_RTPRIO)[0] >= 70:
+        pytest.skip("an rtprio limit permits SCHED_FIFO 70 here without the capability")
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("setpriv (util-linux) is needed to drop CAP_SYS_NICE")
+        prefix = ["setpriv", "--bounding-set", "-sys_nice", "--inh-caps", "-sys_nice"]
+    robot, state, command = stack.robot("sim_panda.yaml")
+    bridge = stack.node(
+        "robot_bridge",
+        "robot_bridge_panda.yaml",
+        {"state_endpoint": state, "command_endpoint": command, "realtime_priority": 70},
+        prefix=prefix,
+    )
+    bridge.wait_for("bridging sim/panda", timeout=60)
+    bridge.wait_for("realtime_priority=70 not permitted", timeout=30)  # the state thread's warning
+    assert "ZeroMQ I/O threads keep the default scheduler: SCHED_FIFO priority 70 not permitted" in bridge.text()
+    assert bridge.stop(signal.SIGINT) == 0
+    assert robot.stop(signal.SIGTERM) == 0
 
 
 def test_quadrotor_bridge_odometry_imu_setpoints(stack) -> None:
