@@ -91,6 +91,9 @@ vector_envs = Registry("batched env", "rcs.vector_envs")
 #: named reality shifts of simulated robots (rcs.shifts): ``factory() -> rcs.shifts.RealityShift``
 shifts = Registry("reality shift", "rcs.shifts")
 benchmarks = Registry("benchmark", "rcs.benchmarks")  # entries name modules: add_arguments(parser), run(args)
+#: ``rcs`` subcommands of the outer packages (rcs.cli.main): entries name modules with SUMMARY, add_arguments(parser)
+#: and run(args).
+commands = Registry("command", "rcs.commands")
 #: policy checkpoint kinds for ``rcs serve``: ``loader(path: Path, manifest: dict) -> Policy``.
 policy_loaders = Registry("policy loader", "rcs.policy_loaders")
 #: per lerobot policy type, loaded before a checkpoint of that type (policies.lerobot_adapter): a module whose

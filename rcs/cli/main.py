@@ -1,6 +1,10 @@
 """The ``rcs`` command. Each subcommand lives in its own module with ``add_arguments`` and ``run``.
 
-Subcommand modules are imported only when chosen, so ``rcs --help`` stays light.
+The core's own commands are listed here; the outer packages add theirs through entry points (group
+``rcs.commands``, the value names a module with ``SUMMARY``, ``add_arguments`` and ``run``: ``rcs train`` lives in
+``policies/training/cli.py``, ``rcs sysid`` in ``sim/sysid/cli.py``), so the core never imports them. Subcommand
+modules are imported only when chosen (``rcs --help`` imports the plugins' command modules, which import nothing
+heavy at module level).
 """
 
 from __future__ import annotations
@@ -13,12 +17,15 @@ import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Any, NoReturn
 
 import rcs
-from rcs.errors import ConfigError, RcsError
+from rcs.errors import ConfigError, RcsError, RegistryCollisionError
+from rcs.registry import commands
 
-SUBCOMMANDS: dict[str, tuple[str, str]] = {
+#: the core's commands: name -> (module, the line ``rcs --help`` shows)
+CORE_COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("rcs.cli.demo", "run the main demo on the simulated default robots"),
     "bench": ("rcs.cli.bench", "run a benchmark and print one JSON object"),
     "list": ("rcs.cli.listing", "list registered robots, cameras, teleops and envs"),
@@ -31,11 +38,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "robot": ("rcs.cli.robot", "run a robot server: control loop, state publisher, command endpoint (docs/ros2.md)"),
     "view": ("rcs.cli.view", "show a running robot server's stream in rerun, or save it to .rrd"),
     "up": ("rcs.cli.up", "start a stack composition from launch/*.yaml with one command (docs/ros2.md)"),
-    "train": ("rcs.cli.train", "train a policy on a LeRobotDataset (checkpoints, resume, loss curve)"),
-    "train-flight": ("rcs.cli.train_flight", "train a per-motor quadrotor hover policy with PPO on the batched sim"),
-    "train-residual": ("rcs.cli.train_residual", "learn a residual on a frozen served base with TD3 (shifted sim)"),
     "eval": ("rcs.cli.eval", "evaluate a checkpoint in sim through rcs serve + the real-time control loop"),
-    "sysid": ("rcs.cli.sysid", "calibrate a simulated robot from a joint log (collect one from a shifted sim)"),
     "deploy": ("rcs.cli.deploy", "deploy a checkpoint onto a robot: preflight, shadow run, engage, logged run"),
 }
 
@@ -181,8 +184,39 @@ def check_arm_env(flag: str, env_id: str, command: str, task_less: bool = False)
         raise ConfigError(f"{flag}={env_id!r}: {command} supports arm envs only: {', '.join(arms)}")
 
 
+def command_names() -> list[str]:
+    """Every command: the core's, then the ``rcs.commands`` entry points (sorted); a plugin may not reuse a core
+    command's name."""
+    plugins = commands.names()
+    taken = sorted(set(plugins) & set(CORE_COMMANDS))
+    if taken:
+        raise RegistryCollisionError(f"entry-point group 'rcs.commands' redefines core commands {taken}")
+    return [*CORE_COMMANDS, *plugins]
+
+
+def command_module(name: str) -> ModuleType:
+    """The module of command ``name`` (imported now): ``add_arguments(parser)`` and ``run(args) -> int | None``."""
+    if name in CORE_COMMANDS:
+        return importlib.import_module(CORE_COMMANDS[name][0])
+    module = commands.factory(name)
+    if not isinstance(module, ModuleType) or not all(hasattr(module, f) for f in ("add_arguments", "run")):
+        raise ConfigError(
+            f"command {name!r}: its rcs.commands entry point must name a module with add_arguments and run"
+        )
+    return module
+
+
+def command_summary(name: str) -> str:
+    """The line ``rcs --help`` shows for command ``name``."""
+    if name in CORE_COMMANDS:
+        return CORE_COMMANDS[name][1]
+    return str(getattr(command_module(name), "SUMMARY", ""))
+
+
 def build_parser() -> argparse.ArgumentParser:
-    listing = "\n".join(f"  {name:<8} {text}" for name, (_, text) in SUBCOMMANDS.items())
+    names = command_names()
+    width = max(len(name) for name in names)
+    listing = "\n".join(f"  {name:<{width}}  {command_summary(name)}" for name in names)
     parser = Parser(
         prog="rcs",
         description="Robot learning stack command line.",
@@ -191,16 +225,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"rcs {rcs.__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    parser.add_argument("command", choices=sorted(SUBCOMMANDS), metavar="COMMAND", help="one of the commands below")
+    parser.add_argument("command", choices=sorted(names), metavar="COMMAND", help="one of the commands below")
     parser.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    top = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
-    module_name, help_text = SUBCOMMANDS[top.command]
-    module = importlib.import_module(module_name)
-    parser = Parser(prog=f"rcs {top.command}", description=help_text)
+    try:  # the command table itself comes from entry points: an installation defect is one line too
+        top = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+        module = command_module(top.command)
+    except RcsError as e:
+        sys.stderr.write(f"rcs: {e}\n")
+        return 2
+    parser = Parser(prog=f"rcs {top.command}", description=command_summary(top.command))
     module.add_arguments(parser)
     args = parser.parse_args(top.args)
     logging.basicConfig(

@@ -7,7 +7,6 @@ heavy imports are asserted on what was imported (deterministic), not on wall tim
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import subprocess
@@ -141,8 +140,8 @@ def test_train_prints_strict_json_when_the_loss_is_nan(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, tmp_path: Path
 ) -> None:
     """A resumed run already at --steps trains nothing: its loss is NaN, printed as null (NaN is not JSON)."""
+    from policies.training import cli as train_cli
     from policies.training import train as training
-    from rcs.cli import train as train_cli
 
     (tmp_path / "ds" / "meta").mkdir(parents=True)
     (tmp_path / "ds" / "meta" / "info.json").write_text("{}")
@@ -205,12 +204,12 @@ def test_json_line_turns_nan_and_inf_into_null() -> None:
 
 
 def test_every_option_of_every_command_has_help() -> None:
-    from rcs.cli.main import SUBCOMMANDS, build_parser
+    from rcs.cli.main import build_parser, command_module, command_names
 
     parsers = {"rcs": build_parser()}
-    for name, (module, _) in SUBCOMMANDS.items():
+    for name in command_names():
         parser = argparse.ArgumentParser(prog=f"rcs {name}")
-        importlib.import_module(module).add_arguments(parser)
+        command_module(name).add_arguments(parser)
         parsers[f"rcs {name}"] = parser
     missing = [
         f"{prog} {'/'.join(a.option_strings) or a.dest}"
@@ -219,6 +218,30 @@ def test_every_option_of_every_command_has_help() -> None:
         if not a.help
     ]
     assert missing == []
+
+
+def test_a_plugin_command_that_reuses_a_core_name_is_one_line(capsys: pytest.CaptureFixture) -> None:
+    from rcs.cli.main import main
+    from rcs.registry import commands
+
+    commands.register("eval", sys)
+    try:
+        assert main(["eval", "--help"]) == 2
+    finally:
+        commands.unregister("eval")
+    assert capsys.readouterr().err == "rcs: entry-point group 'rcs.commands' redefines core commands ['eval']\n"
+
+
+def test_the_outer_packages_commands_are_entry_points() -> None:
+    """``rcs train``, ``train-flight``, ``train-residual`` and ``sysid`` live beside their code, outside the core."""
+    from rcs.cli.main import command_module, command_summary
+    from rcs.registry import commands
+
+    assert {"train", "train-flight", "train-residual", "sysid"} <= set(commands.names())
+    assert command_module("train-residual").__name__ == "policies.residual.cli"
+    assert command_summary("sysid").startswith("calibrate a simulated robot")
+    listing = " ".join(_run("--help").stdout.split())
+    assert "train-residual learn a residual on a frozen served base" in listing  # whitespace collapsed
 
 
 def test_help_shows_the_defaults_that_were_hidden() -> None:

@@ -53,6 +53,19 @@ def test_top_level_core_modules_are_not_shadowed_by_subpackage_modules():
     assert nested == [], f"modules named like a top-level core module: {[str(p.relative_to(ROOT)) for p in nested]}"
 
 
+#: the packages around the core: they depend on it, never the reverse
+OUTER = ("sim", "hardware", "policies", "rcs_ros2")
+
+
+def test_the_core_imports_nothing_from_the_outer_packages():
+    """Lazy imports included: the outer packages reach the core through entry points (robots, loaders, benchmarks,
+    commands), so a robot-side process or a ROS 2 node that imports rcs never drags them in."""
+    offenders = sorted(
+        f"{p.relative_to(ROOT)}: {m}" for p in _modules(CORE) for m in _imported_modules(p) if m.split(".")[0] in OUTER
+    )
+    assert offenders == [], f"core modules importing outer packages: {offenders}"
+
+
 def test_policies_do_not_import_the_evaluation_runner():
     offenders = [
         str(p.relative_to(ROOT))

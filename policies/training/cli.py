@@ -17,6 +17,9 @@ from pathlib import Path
 from rcs.cli.main import at_least, greater_than, json_line
 from rcs.errors import ConfigError
 
+#: the line ``rcs --help`` shows for this command (an ``rcs.commands`` entry point)
+SUMMARY = "train a policy on a LeRobotDataset (checkpoints, resume, loss curve)"
+
 
 def _override(text: str) -> tuple[str, object]:
     key, sep, value = text.partition("=")

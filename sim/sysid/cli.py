@@ -21,6 +21,9 @@ from typing import Any
 from rcs.cli.main import at_least, greater_than, json_line
 from rcs.errors import RcsError
 
+#: the line ``rcs --help`` shows for this command (an ``rcs.commands`` entry point)
+SUMMARY = "calibrate a simulated robot from a joint log (collect one from a shifted sim)"
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     mode = parser.add_mutually_exclusive_group(required=True)

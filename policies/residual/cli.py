@@ -27,8 +27,11 @@ from typing import Any
 from rcs.cli.main import at_least, greater_than, json_line
 from rcs.errors import ConfigError
 
+#: the line ``rcs --help`` shows for this command (an ``rcs.commands`` entry point)
+SUMMARY = "learn a residual on a frozen served base with TD3 (shifted sim)"
+
 #: the shipped base
-DEFAULT_BASE = Path(__file__).resolve().parents[2] / "policies" / "checkpoints" / "pick_cube_rcs_diffusion"
+DEFAULT_BASE = Path(__file__).resolve().parents[1] / "checkpoints" / "pick_cube_rcs_diffusion"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

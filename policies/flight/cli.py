@@ -18,6 +18,9 @@ from pathlib import Path
 from rcs.cli.main import at_least, greater_than, json_line
 from rcs.errors import ConfigError
 
+#: the line ``rcs --help`` shows for this command (an ``rcs.commands`` entry point)
+SUMMARY = "train a per-motor quadrotor hover policy with PPO on the batched sim"
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", required=True, help="run folder (checkpoint/, returns.csv, returns.png)")
