@@ -159,10 +159,15 @@ def test_connect_close_idempotent_and_warns_on_stock_kernel(emulator, caplog):
 
 def test_connecting_leaves_the_callers_thread_scheduling_as_it_was(emulator):
     """libfranka raises the thread that connects to SCHED_FIFO 99 and leaves it there; the driver puts it back
-    (hardware/franka/thread_priority.py), or every process this one starts afterwards would inherit FIFO 99."""
+    (hardware/franka/thread_priority.py), or every process this one starts afterwards would inherit FIFO 99, and
+    every ZeroMQ context made afterwards would run its I/O threads at FIFO 99 (glibc's record of the thread's
+    scheduling, which libzmq re-applies to its new threads, must be put back too)."""
     import os
 
+    import zmq
+
     from hardware.franka.arm import make_franka_panda
+    from tests.scheduling import fifo_threads
 
     before = (os.sched_getscheduler(0), os.sched_getparam(0).sched_priority)
     arm = make_franka_panda(host=emulator.host)
@@ -173,6 +178,13 @@ def test_connecting_leaves_the_callers_thread_scheduling_as_it_was(emulator):
     finally:
         arm.close()
     assert (os.sched_getscheduler(0), os.sched_getparam(0).sched_priority) == before
+    existing = fifo_threads()
+    ctx = zmq.Context()
+    try:
+        ctx.socket(zmq.PUB).close()  # its first socket starts its I/O threads, from this thread
+        assert {tid: name for tid, name in fifo_threads().items() if tid not in existing} == {}
+    finally:
+        ctx.term()
 
 
 def test_cannot_connect_is_one_line():
