@@ -112,10 +112,13 @@ class Telemetry:
                 return
             stamps = [ts for ts, _ in self._latest.values()]
             newest = max(stamps, key=lambda ts: _ms_diff(ts, stamps[0]))
-            if any(abs(_ms_diff(newest, ts)) * 2 > self.period_ms for ts in stamps):
-                return  # not yet one set
-            if self._last_ms is not None and _ms_diff(newest, self._last_ms) <= 0:
-                return  # already emitted
+            # Each block runs on its own firmware timer, started by its own START command, so their phases differ
+            # by however long apart the STARTs arrived (a few ms over a loaded link, any amount up to a period). A
+            # set is one packet of each block within one period, each newer than the previous sample's newest.
+            if any(_ms_diff(newest, ts) >= self.period_ms for ts in stamps):
+                return  # a block has not reported in this period yet
+            if self._last_ms is not None and any(_ms_diff(ts, self._last_ms) <= 0 for ts in stamps):
+                return  # a block's newest packet was already in the previous sample
             self._last_ms = newest
             values: dict[str, float] = {}
             for _, d in self._latest.values():

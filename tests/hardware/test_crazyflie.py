@@ -391,3 +391,21 @@ def test_log_blocks_answer_as_the_firmware_does(emulator):
         assert request(sock, bytes([4, 1]))[2] == 0  # stop
         assert request(sock, bytes([2, 1]))[2] == 0  # delete
         assert request(sock, bytes([2, 1]))[2] == errno.ENOENT
+
+
+@pytest.mark.parametrize("offset_ms", [0, 3, 6, 9])
+def test_log_blocks_on_timers_of_any_phase_assemble_one_sample_per_period(offset_ms):
+    """The firmware runs each log block on its own timer, started by its own START command: the three blocks'
+    time stamps keep whatever offset those commands arrived with (up to a period). Every period still gives one
+    sample (a 6 ms offset at 10 ms gave none, and the driver then reported no telemetry)."""
+    from hardware.crazyflie.telemetry import BLOCKS, Telemetry
+    from sim.mujoco.quadrotor import CRAZYFLIE_SPEC
+
+    telemetry = Telemetry(CRAZYFLIE_SPEC, 10)
+    values = {var: (1.0 if var.endswith("qw") else 0.0) for block in BLOCKS.values() for var, _ in block}
+    phase = {name: i * offset_ms // max(len(BLOCKS) - 1, 1) for i, name in enumerate(BLOCKS)}
+    for period in range(1, 11):
+        for name in sorted(BLOCKS, key=lambda n: phase[n]):
+            telemetry.on_block(name, 1000 + 10 * period + phase[name], {v: values[v] for v, _ in BLOCKS[name]})
+    assert telemetry.sample is not None and telemetry.sample.seq == 10
+    assert telemetry.sample.firmware_ms == 1000 + 100 + max(phase.values())
