@@ -1,7 +1,6 @@
 """Test-session setup shared by every test folder."""
 
 import os
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 
@@ -9,7 +8,7 @@ import pytest
 
 from rcs.heap import frozen_heap
 from sim.mujoco.gl import configure_gl
-from tests.scheduling import fifo_threads
+from tests.scheduling import fifo_threads_left
 from tests.serving.rcs_serve import serve  # noqa: F401  (fixture: `rcs serve` subprocesses, any test folder)
 
 # Nothing may download at run time: any hub access in a test (or in a subprocess it starts) fails loudly.
@@ -50,7 +49,5 @@ def no_realtime_thread_left_behind() -> Iterator[None]:
     machine's scheduling would then differ from a user's). Threads stopped with a join timeout get 2 s to end.
     """
     yield
-    end = time.monotonic() + 2.0
-    while (left := sorted(fifo_threads().values())) and time.monotonic() < end:
-        time.sleep(0.05)
+    left = sorted(fifo_threads_left().values())
     assert not left, f"SCHED_FIFO threads still running after the module's tests: {left}"

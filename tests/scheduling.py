@@ -1,9 +1,10 @@
-"""Shared by tests: which threads of a process run ``SCHED_FIFO`` (read from ``/proc``)."""
+"""Shared by tests: which threads of a process run ``SCHED_FIFO`` (read from ``/proc``), and waiting for them to end."""
 
 from __future__ import annotations
 
 import os
 import threading
+import time
 
 
 def fifo_threads() -> dict[int, str]:
@@ -21,3 +22,14 @@ def fifo_threads() -> dict[int, str]:
         except OSError:  # the thread ended meanwhile
             continue
     return found
+
+
+def fifo_threads_left(among: set[int] | None = None, *, timeout_s: float = 2.0) -> dict[int, str]:
+    """The ``SCHED_FIFO`` threads (of ``among`` where given) still running after up to ``timeout_s`` seconds of
+    waiting for them to end (threads stopped with a join timeout finish their last tick meanwhile)."""
+    end = time.monotonic() + timeout_s
+    while True:
+        left = {tid: name for tid, name in fifo_threads().items() if among is None or tid in among}
+        if not left or time.monotonic() >= end:
+            return left
+        time.sleep(0.05)

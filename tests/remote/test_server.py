@@ -532,7 +532,7 @@ def test_a_realtime_server_runs_its_own_fifo_io_threads_and_stops_them() -> None
     where this process's shared context already runs I/O threads at the default scheduler (a context takes the
     option only before its first socket), and they end with the server."""
     from rcs.control.priorities import IO_PRIORITY, fifo_permitted
-    from tests.scheduling import fifo_threads
+    from tests.scheduling import fifo_threads, fifo_threads_left
 
     permitted, why = fifo_permitted(IO_PRIORITY)
     if not permitted:
@@ -546,7 +546,5 @@ def test_a_realtime_server_runs_its_own_fifo_io_threads_and_stops_them() -> None
     finally:
         client.close()
         server.stop(0.0)
-    end = time.monotonic() + 2.0
-    while (left := set(started) & set(fifo_threads())) and time.monotonic() < end:
-        time.sleep(0.05)
-    assert not left, {tid: started[tid] for tid in left}
+    left = fifo_threads_left(set(started))
+    assert not left, left
