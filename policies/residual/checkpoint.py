@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from rcs.errors import ConfigError
 from rcs.serving.manifest import MANIFEST_NAME, read_json_object
 from rcs.serving.policy import read_manifest, replan_steps_of
 
-from .features import ResidualSpace, base_statistics
+from .features import ResidualSpace, base_statistics, entry_bounds
 
 FORMAT = "rcs.residual/1"
 RESIDUAL_NAME = "residual.json"
@@ -66,12 +67,27 @@ def base_ref(directory: str | Path) -> BaseRef:
     )
 
 
-def initial_space(base: BaseRef, scale: float) -> ResidualSpace:
-    """The residual space over a base: its vector inputs and action with its saved MIN_MAX statistics."""
+def initial_space(base: BaseRef, scale: float, per_entry: Mapping[str, float] | None = None) -> ResidualSpace:
+    """The residual space over a base: its vector inputs and action with its saved MIN_MAX statistics, bound by
+    ``scale`` (normalized units) except the action entries ``per_entry`` names (by the base's action names).
+
+    Raises:
+        ConfigError: ``per_entry`` names an entry the base's action does not have, or the base does not name its
+            action entries (``names.action`` in its ``rcs_policy.json``) while ``per_entry`` is given.
+    """
     config = read_json_object(base.directory / "config.json", "base checkpoint config")
     inputs = tuple(k for k, f in (config.get("input_features") or {}).items() if f.get("type") in ("STATE", "ENV"))
     stats = base_statistics(base.directory, (*inputs, "action"))
-    return ResidualSpace(inputs, {k: stats[k] for k in inputs}, stats["action"], scale)
+    dim = len(stats["action"].low)
+    if per_entry:
+        _, manifest = read_manifest(base.directory)
+        names = (manifest.get("names") or {}).get("action") or ()
+        if len(names) != dim:
+            raise ConfigError(f"base checkpoint {base.directory}: names.action must list its {dim} action entries")
+        bounds = entry_bounds(tuple(names), scale, per_entry)
+    else:
+        bounds = (float(scale),) * dim
+    return ResidualSpace(inputs, {k: stats[k] for k in inputs}, stats["action"], bounds)
 
 
 def save(

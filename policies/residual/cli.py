@@ -50,6 +50,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--scale", type=greater_than(0.0), default=None, help="residual bound, normalized units (0.1; --scratch: 1)"
     )
+    parser.add_argument(
+        "--entry-scale",
+        type=entry_scale,
+        action="append",
+        default=[],
+        metavar="NAME=BOUND",
+        help="another bound for one action entry, by the base's action name (e.g. gripper=2; up to 2: any value)",
+    )
     parser.add_argument("--learner", choices=("td3", "sac"), default="td3", help="the off-policy learner (td3)")
     parser.add_argument(
         "--scratch",
@@ -108,6 +116,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="an existing Ray cluster for --workers (its head's host:port, or 'auto'; default: a local one)",
     )
+
+
+def entry_scale(text: str) -> tuple[str, float]:
+    """``NAME=BOUND`` of ``--entry-scale``: an action entry's name and its bound (normalized units, > 0)."""
+    name, sep, value = text.partition("=")
+    try:
+        bound = float(value)
+    except ValueError:
+        bound = float("nan")
+    if not sep or not name or not bound > 0.0:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected NAME=BOUND with a bound > 0 (e.g. gripper=2)")
+    return name, bound
 
 
 def robot_options(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
@@ -175,6 +195,7 @@ def run(args: argparse.Namespace) -> int:
             eval_every=args.eval_every,
             eval_episodes=args.eval_episodes,
             scale=scale,
+            entry_scales=dict(args.entry_scale),
             latency_s=(args.latency_ms[0] / 1e3, args.latency_ms[1] / 1e3),
             base_latency_s=args.base_latency_ms / 1e3,
             seed=args.seed,

@@ -5,7 +5,7 @@ says where the tool should go; its action (``x y z rx ry rz gripper``, base fram
 action layout (e.g. the 6D rotation) and the residual that moves the base's action toward it is taken, bounded
 like any residual:
 
-    r = clip((normalize(a_expert) - normalize(a_base)) / scale, -1, 1)
+    r = clip((normalize(a_expert) - normalize(a_base)) / scale, -1, 1)    (per entry)
 
 The env executes ``base + scale * r``, so the expert is followed only as far as the bound allows; the transitions
 of an episode that succeeds go to the demonstration replay, which :class:`policies.residual.td3.Td3` and
@@ -43,7 +43,7 @@ def expert_in_layout(action: np.ndarray, names: tuple[str, ...]) -> np.ndarray:
 def residual_toward(space: ResidualSpace, base_action: np.ndarray, target: np.ndarray) -> np.ndarray:
     """The residual (float32, in [-1, 1]) that moves ``base_action`` toward ``target`` (both action units), as far
     as ``space.scale`` allows: the inverse of :meth:`ResidualSpace.compose` where it is not clipped."""
-    step = (space.action.normalize(target) - space.action.normalize(base_action)) / space.scale
+    step = (space.action.normalize(target) - space.action.normalize(base_action)) / space.bounds
     return np.clip(step, -1.0, 1.0).astype(np.float32)
 
 

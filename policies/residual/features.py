@@ -7,8 +7,11 @@ the base's normalized action by ``scale * r``:
 
     a = unnormalize(normalize(a_base) + scale * r)
 
-so ``scale`` is a fraction of each action entry's half-range in the base's data (e.g. 0.1: 10 %), the same for a
-position in metres and a gripper opening.
+so ``scale`` is a fraction of each action entry's half-range in the base's data (e.g. 0.1: 10 %), one bound per
+entry. One bound does not suit every entry: 0.1 lets the residual move a TCP position by 1.5-2.3 cm, which
+corrects a soft or late arm, but a gripper command by only 0.05 of its opening, which cannot keep a gripper closed
+that the base opens mid-carry (docs/sim2real.md: every failure of the shipped base on ``reality-a`` drops the cube).
+A bound of :data:`MAX_SCALE` lets the residual set its entry anywhere in the data's range whatever the base says.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from rcs.errors import ConfigError
 #: a statistic range below this (in the feature's units) is treated as this, so a constant entry normalizes to
 #: a finite value (lerobot's normalizer uses the same floor)
 MIN_SPAN = 1e-8
+#: the largest bound per entry (normalized units): from any base action in [-1, 1], ``+-2`` reaches the whole range
+MAX_SCALE = 2.0
 
 
 @dataclass(frozen=True)
@@ -69,20 +74,25 @@ class ResidualSpace:
             in this order, each with its base statistics in ``stats``.
         stats: MIN_MAX of each input.
         action: MIN_MAX of the base's action.
-        scale: bound of the residual in normalized action units (``|a - a_base| <= scale`` there).
+        scale: the residual's bound per action entry in normalized action units (``|a_i - a_base,i| <= scale_i``
+            there), each in (0, :data:`MAX_SCALE`].
     """
 
     inputs: tuple[str, ...]
     stats: Mapping[str, MinMax]
     action: MinMax
-    scale: float
+    scale: tuple[float, ...]
 
     def __post_init__(self) -> None:
         missing = [k for k in self.inputs if k not in self.stats]
         if missing:
             raise ConfigError(f"residual space: no statistics for inputs {missing}")
-        if not (np.isfinite(self.scale) and 0.0 < self.scale <= 1.0):
-            raise ConfigError(f"residual scale={self.scale!r} must be in (0, 1] (normalized action units)")
+        if len(self.scale) != self.action_dim:
+            raise ConfigError(
+                f"residual scale: expected {self.action_dim} bounds (one per action entry), got {len(self.scale)}"
+            )
+        for i, bound in enumerate(self.scale):
+            check_bound(f"action entry {i}", bound)
 
     @property
     def action_dim(self) -> int:
@@ -112,8 +122,8 @@ class ResidualSpace:
         return np.concatenate(parts).astype(np.float32)
 
     def compose(self, base_action: np.ndarray, residual: np.ndarray) -> np.ndarray:
-        """The executed action (action units, float64): the base's action moved by ``scale * residual`` in the
-        normalized space; ``residual`` is clipped to [-1, 1].
+        """The executed action (action units, float64): the base's action moved by ``scale * residual`` (per entry)
+        in the normalized space; ``residual`` is clipped to [-1, 1].
 
         Raises:
             ValueError: a non-finite or wrongly sized base action or residual (names which).
@@ -122,7 +132,12 @@ class ResidualSpace:
         r = np.asarray(residual, dtype=np.float64).reshape(-1)
         if r.shape != (self.action_dim,) or not np.isfinite(r).all():
             raise ValueError(f"residual action: expected {self.action_dim} finite values, got {r.tolist()}")
-        return self.action.unnormalize(self.action.normalize(base) + self.scale * np.clip(r, -1.0, 1.0))
+        return self.action.unnormalize(self.action.normalize(base) + self.bounds * np.clip(r, -1.0, 1.0))
+
+    @property
+    def bounds(self) -> np.ndarray:
+        """:attr:`scale` as a float64 array (normalized action units per entry)."""
+        return np.asarray(self.scale, dtype=np.float64)
 
     def check_action(self, what: str, action: np.ndarray) -> np.ndarray:
         a = np.asarray(action, dtype=np.float64).reshape(-1)
@@ -135,7 +150,8 @@ class ResidualSpace:
             "inputs": list(self.inputs),
             "stats": {k: self.stats[k].as_dict() for k in self.inputs},
             "action": self.action.as_dict(),
-            "scale": self.scale,
+            # one number when every entry has the same bound (the layout of checkpoints that predate per-entry bounds)
+            "scale": self.scale[0] if len(set(self.scale)) == 1 else list(self.scale),
         }
 
     @classmethod
@@ -143,9 +159,38 @@ class ResidualSpace:
         try:
             inputs = tuple(str(k) for k in data["inputs"])
             stats = {k: MinMax.from_dict(k, data["stats"][k]) for k in inputs}
-            return cls(inputs, stats, MinMax.from_dict("action", data["action"]), float(data["scale"]))
-        except (KeyError, TypeError) as e:
+            action = MinMax.from_dict("action", data["action"])
+            scale = data["scale"]
+            bounds = [scale] * len(action.low) if isinstance(scale, int | float) else list(scale)
+            return cls(inputs, stats, action, tuple(float(b) for b in bounds))
+        except (KeyError, TypeError, ValueError) as e:
             raise ConfigError(f"residual space: malformed ({type(e).__name__}: {e})") from None
+
+
+def check_bound(entry: str, bound: float) -> float:
+    """``bound`` if it is a valid residual bound (normalized units, in (0, :data:`MAX_SCALE`]).
+
+    Raises:
+        ConfigError: naming ``entry`` and the range.
+    """
+    if not (np.isfinite(bound) and 0.0 < bound <= MAX_SCALE):
+        raise ConfigError(f"residual scale of {entry}: {bound!r} must be in (0, {MAX_SCALE}] (normalized action units)")
+    return float(bound)
+
+
+def entry_bounds(names: Sequence[str], scale: float, per_entry: Mapping[str, float] | None = None) -> tuple[float, ...]:
+    """One bound per action entry (normalized units): ``scale``, except the entries ``per_entry`` names.
+
+    Raises:
+        ConfigError: ``per_entry`` names an entry that ``names`` (the base's action names) does not hold.
+    """
+    per_entry = dict(per_entry or {})
+    unknown = [k for k in per_entry if k not in names]
+    if unknown:
+        raise ConfigError(
+            f"residual entry scale {unknown[0]!r}: the base's action has no such entry ({', '.join(names)})"
+        )
+    return tuple(check_bound(name, per_entry.get(name, scale)) for name in names)
 
 
 def base_statistics(directory: Path, keys: Sequence[str]) -> dict[str, MinMax]:

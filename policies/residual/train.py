@@ -52,6 +52,7 @@ class ResidualTrainConfig:
         eval_episodes: episodes per evaluation.
         eval_seed: first seed of the evaluation episodes.
         scale: the residual's bound (normalized action units).
+        entry_scales: other bounds for some action entries, by the base's action names (e.g. ``{"gripper": 2.0}``).
         latency_s: (low, high) s from an observation to its chunk, drawn per step
             (:class:`policies.residual.env.ResidualTaskEnv`).
         base_latency_s: added on the steps that ask the base (its inference).
@@ -74,6 +75,7 @@ class ResidualTrainConfig:
     eval_episodes: int = 20
     eval_seed: int = 20_000
     scale: float = 0.1
+    entry_scales: dict[str, float] = field(default_factory=dict)
     latency_s: tuple[float, float] = (0.01, 0.02)
     base_latency_s: float = 0.02
     seed: int = 0
@@ -261,7 +263,7 @@ class _Run:
 
         self.cfg, self.say = cfg, say
         self.base = checkpoint.base_ref(cfg.base)
-        self.space = checkpoint.initial_space(self.base, cfg.scale)
+        self.space = checkpoint.initial_space(self.base, cfg.scale, cfg.entry_scales)
         self.out = Path(cfg.out)
         self.served: ServedBase | None = None
         self.env: Any = None

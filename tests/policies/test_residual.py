@@ -25,7 +25,7 @@ from policies.residual.actor import ResidualActor  # noqa: E402
 from policies.residual.base_follower import BaseFollower, BaseUnavailable, MidRangeBase  # noqa: E402
 from policies.residual.checkpoint import base_ref, copy, initial_space, load, save  # noqa: E402
 from policies.residual.demos import expert_in_layout, residual_toward  # noqa: E402
-from policies.residual.features import MinMax, ResidualSpace  # noqa: E402
+from policies.residual.features import MinMax, ResidualSpace, entry_bounds  # noqa: E402
 from policies.residual.sac import Sac, SacConfig  # noqa: E402
 from policies.residual.td3 import NStepReplay, Td3, Td3Config  # noqa: E402
 
@@ -33,10 +33,11 @@ REPO = Path(__file__).resolve().parents[2]
 BASE = REPO / "policies" / "checkpoints" / "pick_cube_rcs_diffusion"
 
 
-def small_space(scale: float = 0.1) -> ResidualSpace:
+def small_space(scale: float | tuple[float, ...] = 0.1) -> ResidualSpace:
     stats = {"observation.state": MinMax(np.array([-1.0, 0.0]), np.array([1.0, 4.0]))}
+    bounds = scale if isinstance(scale, tuple) else (scale,) * 3
     return ResidualSpace(
-        ("observation.state",), stats, MinMax(np.array([0.0, -2.0, 0.0]), np.array([1.0, 2.0, 1.0])), scale
+        ("observation.state",), stats, MinMax(np.array([0.0, -2.0, 0.0]), np.array([1.0, 2.0, 1.0])), bounds
     )
 
 
@@ -59,6 +60,38 @@ def test_the_residual_moves_the_base_by_scale_in_normalized_units_and_no_further
         space.observe({"observation.state": np.array([0.0, np.nan])}, base)
     with pytest.raises(ValueError, match="residual input observation.state: missing"):
         space.observe({}, base)
+
+
+def test_each_entry_has_its_own_bound_and_the_largest_reaches_the_whole_range():
+    space = small_space((0.1, 0.1, 2.0))  # the last entry like a gripper command in [0, 1]
+    base = np.array([0.5, 1.0, 1.0])  # the base opens the gripper fully
+    np.testing.assert_allclose(space.compose(base, np.array([1.0, -1.0, -1.0])), [0.55, 0.8, 0.0])
+    np.testing.assert_allclose(space.compose(np.array([0.5, 1.0, 0.0]), np.ones(3)), [0.55, 1.2, 1.0])
+    for bad, message in (
+        ((0.1, 0.1), "expected 3 bounds"),
+        ((0.1, 0.1, 2.5), "entry 2: 2.5 must be in \\(0, 2.0\\]"),
+        ((0.1, float("nan"), 0.1), "entry 1: nan"),
+        ((0.0, 0.1, 0.1), "entry 0: 0.0"),
+    ):
+        with pytest.raises(ConfigError, match=message):
+            small_space(bad)
+
+
+def test_bounds_are_named_by_the_bases_action_entries_and_saved_compactly():
+    names = ("x", "y", "gripper")
+    assert entry_bounds(names, 0.1, {"gripper": 2.0}) == (0.1, 0.1, 2.0)
+    assert entry_bounds(names, 0.1) == (0.1, 0.1, 0.1)
+    with pytest.raises(
+        ConfigError, match="entry scale 'grip': the base's action has no such entry \\(x, y, gripper\\)"
+    ):
+        entry_bounds(names, 0.1, {"grip": 2.0})
+    uniform, mixed = small_space(0.1), small_space((0.1, 0.1, 2.0))
+    assert uniform.as_dict()["scale"] == 0.1  # the layout of checkpoints saved before per-entry bounds
+    assert mixed.as_dict()["scale"] == [0.1, 0.1, 2.0]
+    for space in (uniform, mixed):
+        assert ResidualSpace.from_dict(json.loads(json.dumps(space.as_dict()))).scale == space.scale
+    with pytest.raises(ConfigError, match="residual space: malformed"):
+        ResidualSpace.from_dict({**mixed.as_dict(), "scale": ["wide", 0.1, 0.1]})
 
 
 def test_an_untrained_actor_is_exactly_zero():
@@ -161,6 +194,7 @@ def composed(tmp_path_factory) -> Path:
     """A composed checkpoint over the shipped diffusion base with an untrained (zero) residual."""
     base = base_ref(BASE)
     space = initial_space(base, 0.1)
+    assert initial_space(base, 0.1, {"gripper": 2.0}).scale == (0.1,) * 9 + (2.0,)  # by the base's action names
     actor = ResidualActor(space.observation_dim, space.action_dim, (64, 64))
     return save(
         tmp_path_factory.mktemp("composed") / "zero", actor.state_dict(), space, (64, 64), base, "zero-residual"
@@ -357,7 +391,7 @@ def test_the_best_evaluation_is_the_highest_trained_one_and_the_latest_of_equals
     assert best_point([(0, 0.9), (100, 0.5), (200, 0.7), (300, 0.7), (400, 0.6)]) == (300, 0.7)
 
 
-def test_train_residual_refuses_bad_robot_options(tmp_path):
+def test_train_residual_refuses_bad_robot_and_bound_options(tmp_path):
     import subprocess
 
     from tests.policies.conftest import ENV, RCS
@@ -368,6 +402,9 @@ def test_train_residual_refuses_bad_robot_options(tmp_path):
         (("--shift", "reality-z"), "reality-z"),
         (("--robot-config", str(bad)), "calibrates 'sim/so101', the env runs 'sim/panda'"),
         (("--robot-config", str(tmp_path / "missing.json")), "missing.json: unreadable"),
+        (("--entry-scale", "grip=2"), "entry scale 'grip': the base's action has no such entry (x, y, z,"),
+        (("--entry-scale", "gripper=3"), "residual scale of gripper: 3.0 must be in (0, 2.0]"),
+        (("--entry-scale", "gripper"), "'gripper': expected NAME=BOUND"),
     ):
         proc = subprocess.run(
             [RCS, "train-residual", "--output", str(tmp_path / "o"), *args], capture_output=True, text=True, env=ENV
