@@ -12,7 +12,9 @@ them to the robot as one chunk, exactly what the served composed policy sends (:
 - action: the residual in [-1, 1] per action entry (``scale`` applies in the composition);
 - reward: sparse, 1 when ``is_success`` has held for ``success_hold_s`` of simulated time (as ``rcs eval``
   counts a success), which ends the episode; 0 otherwise;
-- info: ``is_success``, ``base_action`` and ``action`` (the executed pose, action units), ``failure``.
+- info: ``is_success``, ``base_action`` and ``action`` (the executed pose, action units), ``failure``, and
+  ``cube_drops``: how often this episode a lifted cube fell back onto the table (:class:`CubeDrops`; how most
+  failures on a shifted robot happen, docs/sim2real.md).
 
 Training is not real time: the simulation waits for the base. A base that does not answer within its budget is
 asked again ``base_retries`` times for the same observation; after that :class:`BaseUnavailable` propagates and
@@ -58,6 +60,36 @@ class _LazyImages(Mapping[str, np.ndarray]):
 
     def __len__(self) -> int:
         return len(self._keys)
+
+
+class CubeDrops:
+    """Counts how often a lifted cube fell back to the height it rested at when the episode began.
+
+    The cube is *lifted* once its centre is :attr:`LIFTED_M` above its resting height, and *dropped* when a lifted
+    cube is back within :attr:`ON_TABLE_M` of it (z up, m, world frame).
+    """
+
+    LIFTED_M = 0.03
+    ON_TABLE_M = 0.005
+
+    def __init__(self) -> None:
+        self.rest_z: float | None = None
+        self.lifted = False
+        self.count = 0
+
+    def reset(self, cube_z: float) -> None:
+        self.rest_z, self.lifted, self.count = float(cube_z), False, 0
+
+    def update(self, cube_z: float) -> int:
+        """The drops so far after the cube's centre reached ``cube_z`` (m)."""
+        if self.rest_z is None:
+            self.reset(cube_z)
+        assert self.rest_z is not None
+        if cube_z > self.rest_z + self.LIFTED_M:
+            self.lifted = True
+        elif self.lifted and cube_z < self.rest_z + self.ON_TABLE_M:
+            self.lifted, self.count = False, self.count + 1
+        return self.count
 
 
 class ResidualTaskEnv(gym.Env):
@@ -109,6 +141,7 @@ class ResidualTaskEnv(gym.Env):
         self._episode = 0
         self._step = 0
         self._base = np.zeros((CHUNK_STEPS, space.action_dim))
+        self._drops = CubeDrops()
         #: the task's last observation as the env gives it (base frame; what a scripted expert reads)
         self.task_observation: dict[str, np.ndarray] = {}
 
@@ -118,6 +151,8 @@ class ResidualTaskEnv(gym.Env):
         self._episode += 1  # a new session for the follower: the base is asked afresh
         self._step = 0
         self.follower.reset()
+        if "cube_position" in obs:
+            self._drops.reset(float(obs["cube_position"][2]))
         return self._observe(obs), {}
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
@@ -131,6 +166,9 @@ class ResidualTaskEnv(gym.Env):
             "failure": result.failure,
             "base_action": self._base[0],
             "action": chunk[0],
+            "cube_drops": self._drops.update(float(result.observation["cube_position"][2]))
+            if "cube_position" in result.observation
+            else 0,
         }
         next_obs = self._observe(result.observation)
         terminated = result.success or result.failure is not None

@@ -170,17 +170,34 @@ def make_follower(base: Any, space: Any, client: Any | None) -> Any:
     return BaseFollower(client, base.replan_steps, base.policy_dt, budget_s=2.0)
 
 
-def evaluate(env: Any, agent: Td3 | Sac, episodes: int, seed: int) -> float:
-    """Success rate of the deterministic residual over ``episodes`` seeds from ``seed`` (training env path)."""
-    successes = 0
+#: how an evaluation episode ends (:func:`evaluate_outcomes`)
+OUTCOMES = ("success", "timeout_after_a_drop", "timeout", "failure")
+
+
+def evaluate_outcomes(env: Any, agent: Td3 | Sac, episodes: int, seed: int) -> dict[str, int]:
+    """How the deterministic residual's episodes over ``episodes`` seeds from ``seed`` end (training env path):
+    ``success``; ``failure`` (the robot path stopped it, e.g. a safety fault); a timeout after a lifted cube fell
+    back onto the table at least once (``timeout_after_a_drop``, :class:`policies.residual.env.CubeDrops`); any
+    other ``timeout``."""
+    counts = dict.fromkeys(OUTCOMES, 0)
     for k in range(episodes):
         obs, _ = env.reset(seed=seed + k)
         while True:
-            obs, reward, terminated, truncated, _ = env.step(agent.act(obs, explore=False))
+            obs, reward, terminated, truncated, info = env.step(agent.act(obs, explore=False))
             if terminated or truncated:
-                successes += int(reward > 0)
                 break
-    return successes / episodes
+        if reward > 0:
+            counts["success"] += 1
+        elif info.get("failure") is not None:
+            counts["failure"] += 1
+        else:
+            counts["timeout_after_a_drop" if info.get("cube_drops", 0) else "timeout"] += 1
+    return counts
+
+
+def evaluate(env: Any, agent: Td3 | Sac, episodes: int, seed: int) -> float:
+    """Success rate of the deterministic residual over ``episodes`` seeds from ``seed`` (training env path)."""
+    return evaluate_outcomes(env, agent, episodes, seed)["success"] / episodes
 
 
 def evaluate_composed(
@@ -190,8 +207,8 @@ def evaluate_composed(
     seed: int,
     out: Path,
     env_id: str = "rcs/PandaPickCube-v0",
-) -> float:
-    """Success rate of a composed checkpoint on the training env's path (:func:`make_env` on the robot
+) -> dict[str, int]:
+    """How the episodes of a composed checkpoint end (:func:`evaluate_outcomes`) on the training env's path (:func:`make_env` on the robot
     ``robot_config`` describes, its base served by a new ``rcs serve``): ``episodes`` seeds from ``seed``.
 
     Simulated time and the training latency model, so unlike ``rcs eval`` (real time) it does not depend on the
@@ -211,7 +228,7 @@ def evaluate_composed(
         env = make_env(cfg, composed.space, make_follower(composed.base, composed.space, served.client))
         agent = Td3Config(hidden=composed.hidden).build(composed.space.observation_dim, composed.space.action_dim, 0)
         agent.actor.load_state_dict(composed.state_dict)
-        return evaluate(env, agent, episodes, seed)
+        return evaluate_outcomes(env, agent, episodes, seed)
     finally:
         if env is not None:
             env.close()

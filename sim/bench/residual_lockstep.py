@@ -56,11 +56,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         policies = args.policy or [zero_residual(SHIPPED, Path(tmp) / "zero_residual"), SHIPPED]
         for k, policy in enumerate(policies):
             t0 = time.monotonic()
-            rate = evaluate_composed(
+            outcomes = evaluate_composed(
                 Path(policy), robot_config, args.episodes, args.seed, Path(tmp) / f"run{k}", env_id
             )
             results[str(policy)] = {
-                "success_rate": rate,
+                "success_rate": outcomes["success"] / args.episodes,
+                "outcomes": outcomes,
                 "episodes": args.episodes,
                 "seeds": f"{args.seed}-{args.seed + args.episodes - 1}",
                 "wall_s": round(time.monotonic() - t0, 1),

@@ -527,6 +527,18 @@ def test_the_experts_action_is_put_in_the_bases_layout_and_followed_within_the_b
     np.testing.assert_array_equal(far, [1.0, -1.0, 0.0])  # bounded like any residual
 
 
+def test_a_cube_counts_as_dropped_when_it_falls_back_onto_the_table_after_being_lifted():
+    from policies.residual.env import CubeDrops
+
+    drops = CubeDrops()
+    drops.reset(0.02)  # resting on the table
+    heights = [0.02, 0.045, 0.03, 0.022, 0.02, 0.06, 0.2, 0.15, 0.027, 0.021, 0.1]
+    assert [drops.update(z) for z in heights] == [0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1]
+    # nudged or slid without a lift (2.5 cm up), or lowered onto a goal above the table: no drop
+    drops.reset(0.02)
+    assert [drops.update(z) for z in (0.045, 0.02, 0.3, 0.12)] == [0, 0, 0, 0]
+
+
 def test_bench_residual_lockstep_evaluates_the_shipped_residual_and_its_zeroed_base():
     from tests.policies.conftest import last_json, rcs
 
@@ -534,4 +546,5 @@ def test_bench_residual_lockstep_evaluates_the_shipped_residual_and_its_zeroed_b
     assert result["shift"] == "reality-a" and len(result["policies"]) == 2
     for policy, figures in result["policies"].items():
         assert figures["episodes"] == 2 and figures["success_rate"] in (0.0, 0.5, 1.0), policy
+        assert sum(figures["outcomes"].values()) == 2 and figures["outcomes"]["success"] == 2 * figures["success_rate"]
     assert any(p.endswith("zero_residual") for p in result["policies"])
