@@ -174,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
             logging.getLogger(name).setLevel(logging.ERROR)
     from policies.residual.sac import SacConfig
     from policies.residual.td3 import Td3Config
-    from policies.residual.train import BEST_NAME, ResidualTrainConfig, best_point, train
+    from policies.residual.train import BEST_NAME, LATEST_NAME, ResidualTrainConfig, best_point, train
 
     learners: dict[str, type[Td3Config] | type[SacConfig]] = {"td3": Td3Config, "sac": SacConfig}
     learner = learners[args.learner]
@@ -225,7 +225,7 @@ def run(args: argparse.Namespace) -> int:
     sys.stdout.write(
         json_line(
             {
-                "checkpoint": None if args.scratch else str(args.output / "checkpoint"),
+                "checkpoint": None if args.scratch else str(args.output / LATEST_NAME),
                 "learner": args.learner,
                 "scratch": args.scratch,
                 "robot": label,

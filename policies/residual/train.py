@@ -29,7 +29,9 @@ T = TypeVar("T")
 
 STATE_NAME = "training_state.pt"
 CURVE_NAME = "success.csv"
-#: the folder of the composed checkpoint of the best evaluation so far (beside ``checkpoint``, the latest)
+#: the folder of the run's latest composed checkpoint
+LATEST_NAME = "checkpoint"
+#: the folder of the composed checkpoint of the best evaluation so far (beside the latest)
 BEST_NAME = "best"
 #: times a run starts its base server again after it exited; one more exit ends the run (its last checkpoint
 #: resumes it)
@@ -282,6 +284,15 @@ class _Run:
         self.base = checkpoint.base_ref(cfg.base)
         self.space = checkpoint.initial_space(self.base, cfg.scale, cfg.entry_scales)
         self.out = Path(cfg.out)
+        latest = self.out / LATEST_NAME
+        if not cfg.scratch and (latest / checkpoint.RESIDUAL_NAME).is_file():
+            # a resumed actor trained under other bounds would act differently than it learned to
+            trained = checkpoint.load(latest).space.scale
+            if trained != self.space.scale:
+                raise ConfigError(
+                    f"{self.out}: its residual was trained with bounds {list(trained)}, this command asks for "
+                    f"{list(self.space.scale)} (--scale, --entry-scale): resume with the run's, or use a new --output"
+                )
         self.served: ServedBase | None = None
         self.env: Any = None
 
@@ -501,7 +512,7 @@ def _save(
     if not cfg.scratch:
         checkpoint_id = f"residual/{Path(cfg.base).name}/{cfg.label}/{state.env_steps:06d}"
         weights = agent.actor.state_dict()
-        checkpoint.save(out / "checkpoint", weights, space, cfg.learner.hidden, base, checkpoint_id, training)
+        checkpoint.save(out / LATEST_NAME, weights, space, cfg.learner.hidden, base, checkpoint_id, training)
         best = best_point(state.curve)
         if best is not None and best[0] == state.env_steps:
             selected = {**training, "selected": f"the best of the run's evaluations so far ({100 * best[1]:.0f} %)"}

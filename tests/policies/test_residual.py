@@ -340,8 +340,10 @@ def test_the_learner_learns_a_residual_that_a_sparse_reward_asks_for(learner):
 def test_train_residual_evaluates_checkpoints_and_resumes(tmp_path):
     """A tiny run on the shifted robot with two expert-guided demonstrations: evaluations and checkpoints every 100
     steps; rerun with more steps, it resumes from its training state (demonstrations included); the checkpoint it
-    wrote is a composed checkpoint that names its base."""
-    from tests.policies.conftest import last_json, rcs
+    wrote is a composed checkpoint that names its base; resuming it under another residual bound is refused."""
+    import subprocess
+
+    from tests.policies.conftest import ENV, RCS, last_json, rcs
 
     out = tmp_path / "run"
     common = (
@@ -382,6 +384,19 @@ def test_train_residual_evaluates_checkpoints_and_resumes(tmp_path):
     moved = copy(out / "checkpoint", tmp_path / "ship" / "deep" / "residual")
     assert load(moved).base.directory == BASE.resolve()
     assert json.loads((moved / "residual.json").read_text())["base"]["path"] != meta["base"]["path"]
+    # resumed under another bound, the actor would not act as it learned to: refused in one line, nothing changed
+    state = (out / "training_state.pt").read_bytes()
+    other = subprocess.run(
+        [RCS, "train-residual", *common, "--steps", "400", "--entry-scale", "gripper=2"],
+        capture_output=True,
+        text=True,
+        env=ENV,
+    )
+    assert other.returncode != 0 and "Traceback" not in other.stderr, other.stderr
+    assert (
+        "trained with bounds [0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1], this command asks for" in other.stderr
+    )
+    assert (out / "training_state.pt").read_bytes() == state
 
 
 def test_the_best_evaluation_is_the_highest_trained_one_and_the_latest_of_equals():
