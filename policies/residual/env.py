@@ -13,7 +13,7 @@ them to the robot as one chunk, exactly what the served composed policy sends (:
 - reward: sparse, 1 when ``is_success`` has held for ``success_hold_s`` of simulated time (as ``rcs eval``
   counts a success), which ends the episode; 0 otherwise;
 - info: ``is_success``, ``base_action`` and ``action`` (the executed pose, action units), ``failure``, and
-  ``cube_drops``: how often this episode a lifted cube fell back onto the table (:class:`CubeDrops`; how most
+  ``cube_drops``: how often this episode a lifted cube fell back onto the table (:class:`~policies.residual.outcomes.CubeDrops`; how most
   failures on a shifted robot happen, docs/sim2real.md).
 
 Training is not real time: the simulation waits for the base. A base that does not answer within its budget is
@@ -36,6 +36,7 @@ from rcs.serving.policy import RequestContext
 from .base_follower import BaseFollower, BaseUnavailable
 from .checkpoint import CHUNK_STEPS
 from .features import ResidualSpace
+from .outcomes import CubeDrops
 
 
 class _LazyImages(Mapping[str, np.ndarray]):
@@ -60,36 +61,6 @@ class _LazyImages(Mapping[str, np.ndarray]):
 
     def __len__(self) -> int:
         return len(self._keys)
-
-
-class CubeDrops:
-    """Counts how often a lifted cube fell back to the height it rested at when the episode began.
-
-    The cube is *lifted* once its centre is :attr:`LIFTED_M` above its resting height, and *dropped* when a lifted
-    cube is back within :attr:`ON_TABLE_M` of it (z up, m, world frame).
-    """
-
-    LIFTED_M = 0.03
-    ON_TABLE_M = 0.005
-
-    def __init__(self) -> None:
-        self.rest_z: float | None = None
-        self.lifted = False
-        self.count = 0
-
-    def reset(self, cube_z: float) -> None:
-        self.rest_z, self.lifted, self.count = float(cube_z), False, 0
-
-    def update(self, cube_z: float) -> int:
-        """The drops so far after the cube's centre reached ``cube_z`` (m)."""
-        if self.rest_z is None:
-            self.reset(cube_z)
-        assert self.rest_z is not None
-        if cube_z > self.rest_z + self.LIFTED_M:
-            self.lifted = True
-        elif self.lifted and cube_z < self.rest_z + self.ON_TABLE_M:
-            self.lifted, self.count = False, self.count + 1
-        return self.count
 
 
 class ResidualTaskEnv(gym.Env):

@@ -172,15 +172,11 @@ def make_follower(base: Any, space: Any, client: Any | None) -> Any:
     return BaseFollower(client, base.replan_steps, base.policy_dt, budget_s=2.0)
 
 
-#: how an evaluation episode ends (:func:`evaluate_outcomes`)
-OUTCOMES = ("success", "timeout_after_a_drop", "timeout", "failure")
-
-
 def evaluate_outcomes(env: Any, agent: Td3 | Sac, episodes: int, seed: int) -> dict[str, int]:
-    """How the deterministic residual's episodes over ``episodes`` seeds from ``seed`` end (training env path):
-    ``success``; ``failure`` (the robot path stopped it, e.g. a safety fault); a timeout after a lifted cube fell
-    back onto the table at least once (``timeout_after_a_drop``, :class:`policies.residual.env.CubeDrops`); any
-    other ``timeout``."""
+    """How many of the deterministic residual's episodes over ``episodes`` seeds from ``seed`` (training env path)
+    end each way (:data:`policies.residual.outcomes.OUTCOMES`)."""
+    from .outcomes import OUTCOMES, episode_outcome
+
     counts = dict.fromkeys(OUTCOMES, 0)
     for k in range(episodes):
         obs, _ = env.reset(seed=seed + k)
@@ -188,12 +184,7 @@ def evaluate_outcomes(env: Any, agent: Td3 | Sac, episodes: int, seed: int) -> d
             obs, reward, terminated, truncated, info = env.step(agent.act(obs, explore=False))
             if terminated or truncated:
                 break
-        if reward > 0:
-            counts["success"] += 1
-        elif info.get("failure") is not None:
-            counts["failure"] += 1
-        else:
-            counts["timeout_after_a_drop" if info.get("cube_drops", 0) else "timeout"] += 1
+        counts[episode_outcome(reward > 0, info)] += 1
     return counts
 
 

@@ -543,7 +543,7 @@ def test_the_experts_action_is_put_in_the_bases_layout_and_followed_within_the_b
 
 
 def test_a_cube_counts_as_dropped_when_it_falls_back_onto_the_table_after_being_lifted():
-    from policies.residual.env import CubeDrops
+    from policies.residual.outcomes import CubeDrops, episode_outcome
 
     drops = CubeDrops()
     drops.reset(0.02)  # resting on the table
@@ -552,6 +552,12 @@ def test_a_cube_counts_as_dropped_when_it_falls_back_onto_the_table_after_being_
     # nudged or slid without a lift (2.5 cm up), or lowered onto a goal above the table: no drop
     drops.reset(0.02)
     assert [drops.update(z) for z in (0.045, 0.02, 0.3, 0.12)] == [0, 0, 0, 0]
+    assert episode_outcome(True, {"cube_drops": 2}) == "success"
+    assert episode_outcome(False, {"cube_drops": 1, "failure": "safety fault"}) == "failure"
+    assert [episode_outcome(False, {"cube_drops": n, "failure": None}) for n in (1, 0)] == [
+        "timeout_after_a_drop",
+        "timeout",
+    ]
 
 
 def test_bench_residual_lockstep_evaluates_the_shipped_residual_and_its_zeroed_base():
