@@ -201,8 +201,9 @@ def evaluate_composed(
     out: Path,
     env_id: str = "rcs/PandaPickCube-v0",
 ) -> dict[str, int]:
-    """How the episodes of a composed checkpoint end (:func:`evaluate_outcomes`) on the training env's path (:func:`make_env` on the robot
-    ``robot_config`` describes, its base served by a new ``rcs serve``): ``episodes`` seeds from ``seed``.
+    """How the episodes of a composed checkpoint end (:func:`evaluate_outcomes`) on the training env's path
+    (:func:`make_env` on the robot ``robot_config`` describes, its base served by a new ``rcs serve``): ``episodes``
+    seeds from ``seed``.
 
     Simulated time and the training latency model, so unlike ``rcs eval`` (real time) it does not depend on the
     machine's load; the base's own sampling still varies run to run.

@@ -1,4 +1,5 @@
-"""``rcs bench residual-lockstep``: success of composed checkpoints on the residual's training path.
+"""``rcs bench residual-lockstep``: success of composed checkpoints on the residual's training path, and how their
+episodes end (:mod:`policies.residual.outcomes`).
 
 Each checkpoint (default: the shipped residual and the same base with a zero residual, made here) runs
 ``--episodes`` seeds on the robot of ``--shift`` through :func:`policies.residual.train.evaluate_composed`: the
