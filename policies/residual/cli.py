@@ -119,14 +119,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def entry_scale(text: str) -> tuple[str, float]:
-    """``NAME=BOUND`` of ``--entry-scale``: an action entry's name and its bound (normalized units, > 0)."""
+    """``NAME=BOUND`` of ``--entry-scale``: an action entry's name and its bound (normalized units; its range is
+    checked with the base's action names, :func:`~policies.residual.features.entry_bounds`)."""
     name, sep, value = text.partition("=")
     try:
         bound = float(value)
     except ValueError:
-        bound = float("nan")
-    if not sep or not name or not bound > 0.0:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected NAME=BOUND with a bound > 0 (e.g. gripper=2)")
+        sep = ""
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected NAME=BOUND (e.g. gripper=2)")
     return name, bound
 
 

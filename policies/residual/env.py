@@ -112,7 +112,7 @@ class ResidualTaskEnv(gym.Env):
         self._episode = 0
         self._step = 0
         self._base = np.zeros((CHUNK_STEPS, space.action_dim))
-        self._drops = CubeDrops()
+        self._drops: CubeDrops | None = None  # None: this task has no cube
         #: the task's last observation as the env gives it (base frame; what a scripted expert reads)
         self.task_observation: dict[str, np.ndarray] = {}
 
@@ -122,8 +122,7 @@ class ResidualTaskEnv(gym.Env):
         self._episode += 1  # a new session for the follower: the base is asked afresh
         self._step = 0
         self.follower.reset()
-        if "cube_position" in obs:
-            self._drops.reset(float(obs["cube_position"][2]))
+        self._drops = CubeDrops(float(obs["cube_position"][2])) if "cube_position" in obs else None
         return self._observe(obs), {}
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
@@ -131,15 +130,14 @@ class ResidualTaskEnv(gym.Env):
         latency = self._rng.uniform(*self.latency_s) + (self.base_latency_s if self._asked_base else 0.0)
         result = self.episode.step(chunk, min(latency, self._max_latency_s))
         self._step += 1
+        cube = result.observation.get("cube_position")
         info = {
             **result.measures,
             "is_success": result.success,
             "failure": result.failure,
             "base_action": self._base[0],
             "action": chunk[0],
-            "cube_drops": self._drops.update(float(result.observation["cube_position"][2]))
-            if "cube_position" in result.observation
-            else 0,
+            "cube_drops": 0 if self._drops is None or cube is None else self._drops.update(float(cube[2])),
         }
         next_obs = self._observe(result.observation)
         terminated = result.success or result.failure is not None

@@ -10,8 +10,9 @@ the base's normalized action by ``scale * r``:
 so ``scale`` is a fraction of each action entry's half-range in the base's data (e.g. 0.1: 10 %), one bound per
 entry. One bound does not suit every entry: 0.1 lets the residual move a TCP position by 1.5-2.3 cm, which
 corrects a soft or late arm, but a gripper command by only 0.05 of its opening, which cannot keep a gripper closed
-that the base opens mid-carry (docs/sim2real.md: every failure of the shipped base on ``reality-a`` drops the cube).
-A bound of :data:`MAX_SCALE` lets the residual set its entry anywhere in the data's range whatever the base says.
+that the base opens mid-carry (docs/sim2real.md: nearly every failure of the shipped base on ``reality-a`` follows
+a drop). A bound of :data:`MAX_SCALE` lets the residual set its entry anywhere in the data's range whatever the base
+says; a wider gripper bound has so far trained worse than the default within the step budget (docs/benchmarks.md).
 """
 
 from __future__ import annotations

@@ -25,19 +25,14 @@ class CubeDrops:
     LIFTED_M = 0.03
     ON_TABLE_M = 0.005
 
-    def __init__(self) -> None:
-        self.rest_z: float | None = None
+    def __init__(self, rest_z: float) -> None:
+        """``rest_z``: the cube centre's height when the episode began (m)."""
+        self.rest_z = float(rest_z)
         self.lifted = False
         self.count = 0
 
-    def reset(self, cube_z: float) -> None:
-        self.rest_z, self.lifted, self.count = float(cube_z), False, 0
-
     def update(self, cube_z: float) -> int:
         """The drops so far after the cube's centre reached ``cube_z`` (m)."""
-        if self.rest_z is None:
-            self.reset(cube_z)
-        assert self.rest_z is not None
         if cube_z > self.rest_z + self.LIFTED_M:
             self.lifted = True
         elif self.lifted and cube_z < self.rest_z + self.ON_TABLE_M:

@@ -419,6 +419,9 @@ def test_train_residual_refuses_bad_robot_and_bound_options(tmp_path):
         (("--robot-config", str(tmp_path / "missing.json")), "missing.json: unreadable"),
         (("--entry-scale", "grip=2"), "entry scale 'grip': the base's action has no such entry (x, y, z,"),
         (("--entry-scale", "gripper=3"), "residual scale of gripper: 3.0 must be in (0, 2.0]"),
+        (("--entry-scale", "gripper=-1"), "residual scale of gripper: -1.0 must be in (0, 2.0]"),
+        (("--entry-scale", "gripper=nan"), "residual scale of gripper: nan must be in (0, 2.0]"),
+        (("--entry-scale", "gripper=wide"), "'gripper=wide': expected NAME=BOUND"),
         (("--entry-scale", "gripper"), "'gripper': expected NAME=BOUND"),
     ):
         proc = subprocess.run(
@@ -545,12 +548,11 @@ def test_the_experts_action_is_put_in_the_bases_layout_and_followed_within_the_b
 def test_a_cube_counts_as_dropped_when_it_falls_back_onto_the_table_after_being_lifted():
     from policies.residual.outcomes import CubeDrops, episode_outcome
 
-    drops = CubeDrops()
-    drops.reset(0.02)  # resting on the table
+    drops = CubeDrops(0.02)  # resting on the table
     heights = [0.02, 0.045, 0.03, 0.022, 0.02, 0.06, 0.2, 0.15, 0.027, 0.021, 0.1]
     assert [drops.update(z) for z in heights] == [0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1]
     # nudged or slid without a lift (2.5 cm up), or lowered onto a goal above the table: no drop
-    drops.reset(0.02)
+    drops = CubeDrops(0.02)
     assert [drops.update(z) for z in (0.045, 0.02, 0.3, 0.12)] == [0, 0, 0, 0]
     assert episode_outcome(True, {"cube_drops": 2}) == "success"
     assert episode_outcome(False, {"cube_drops": 1, "failure": "safety fault"}) == "failure"
