@@ -81,6 +81,9 @@ class PolicyLinkConfig:
             poses are commands of the default mode: a server whose policy runs another mode refuses them.
         target: quadrotors, flight policies (``observation.target``): the hover point (m, world); default the
             vehicle's position when the policy takes over.
+        latency_compensation: flight policies: feed the policy the vehicle's state predicted at the time its action
+            is expected at the motors (:class:`rcs.remote.observation.VehicleObservation`), not the state as
+            measured; ``false`` feeds the measured state.
     """
 
     endpoint: str
@@ -89,6 +92,7 @@ class PolicyLinkConfig:
     replan_steps: int | None = None
     mode: str | None = None
     target: tuple[float, float, float] | None = None
+    latency_compensation: bool = True
 
     def __post_init__(self) -> None:
         if self.target is not None:
@@ -99,6 +103,8 @@ class PolicyLinkConfig:
             if len(target) != 3 or not all(math.isfinite(v) for v in target):
                 raise ConfigError(f"policy.target={self.target!r} must be [x, y, z], finite (m, world)")
             object.__setattr__(self, "target", target)
+        if not isinstance(self.latency_compensation, bool):
+            raise ConfigError(f"policy.latency_compensation={self.latency_compensation!r} must be true or false")
         steps = self.replan_steps
         if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
             raise ConfigError(f"policy.replan_steps={self.replan_steps!r} must be a positive integer (policy steps)")

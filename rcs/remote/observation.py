@@ -25,6 +25,7 @@ A quadrotor feeds a learned flight policy (:class:`VehicleObservation`): the inp
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -32,6 +33,7 @@ import numpy as np
 
 from rcs.errors import ConfigError
 from rcs.flight.observation import TARGET_NAMES, FlightObservation, state_names
+from rcs.flight.prediction import MAX_HORIZON_S, StatePredictor, ThrustEstimate
 from rcs.types import ArmState, QuadrotorState
 
 #: entry-name suffix -> (object pose part, index): position (m) or quaternion (w x y z)
@@ -46,6 +48,9 @@ _OBJECT_PARTS: dict[str, tuple[int, int]] = {
 }
 _TCP = {"tcp_x": ("tcp_position", 0), "tcp_y": ("tcp_position", 1), "tcp_z": ("tcp_position", 2)}
 _TCP.update({f"tcp_q{a}": ("tcp_quaternion", i) for i, a in enumerate("wxyz")})
+
+#: prediction horizons a :class:`VehicleObservation` keeps for its report
+HORIZONS_KEPT = 2000
 
 #: a source reads one float from (state, object poses of this tick)
 Source = Callable[[ArmState, Mapping[str, tuple[np.ndarray, np.ndarray]]], float]
@@ -145,12 +150,18 @@ class VehicleObservation:
     not drive the vehicle (not engaged, held, landing): its first observation after taking over has no
     integral and the motor command the vehicle was flying with.
 
+    With ``predict``, a driving policy is fed the state predicted ``horizon_s`` ahead under the last written motor
+    command (:class:`rcs.flight.prediction.StatePredictor`, horizon capped at
+    :data:`rcs.flight.prediction.MAX_HORIZON_S`): the shipped hover policy tolerates about 2 ms between its
+    observation and the motors, a served one behind a MAVLink link sees 5-6 ms.
+
     Args:
-        robot: the quadrotor (its spec: rotor count, hover thrust).
+        robot: the quadrotor (its spec: rotor count, hover thrust; mass, inertia, rotor layout to predict).
         vectors: the policy's vector inputs (must be exactly the flight layout).
         mode: the policy's command mode (``motor_thrusts``: the ``u`` entries are what it commanded).
         control_dt: s between two requests (the integral's step).
         target: hover point (m, world); ``None``: the vehicle's position when the policy takes over.
+        predict: compensate the latency by prediction (``policy.latency_compensation``).
 
     Raises:
         ConfigError: inputs other than the flight layout, or another mode.
@@ -165,6 +176,7 @@ class VehicleObservation:
         mode: str,
         control_dt: float,
         target: Sequence[float] | None = None,
+        predict: bool = True,
     ) -> None:
         spec = robot.spec
         n = spec.num_rotors
@@ -177,16 +189,31 @@ class VehicleObservation:
         self._target: np.ndarray | None = None if target is None else np.asarray(target, dtype=np.float64)
         self._hover = np.full(n, spec.hover_thrust / (n * spec.max_thrust))
         self.memory = FlightObservation(np.zeros(3) if self._target is None else self._target, control_dt, n)
+        self.predictor = StatePredictor(spec) if predict else None
+        self.thrusts = ThrustEstimate(spec)  # the rotors' thrusts, from the commands written
+        #: s: the horizons of the latest predictions, oldest first
+        self.horizons: deque[float] = deque(maxlen=HORIZONS_KEPT)
 
     def vectors(
-        self, state: QuadrotorState, driving: bool, last_command: np.ndarray | None = None
+        self,
+        state: QuadrotorState,
+        driving: bool,
+        last_command: np.ndarray | None = None,
+        horizon_s: float = 0.0,
     ) -> dict[str, np.ndarray]:
         """The request's inputs for ``state``; ``driving``: the policy's commands reach the motors now;
-        ``last_command``: the normalized motor thrusts last written (``None``: not a motor command)."""
+        ``last_command``: the normalized motor thrusts last written (``None``: not a motor command);
+        ``horizon_s``: s from the state's capture until the request's action is expected at the motors."""
         if not driving:
             here: np.ndarray = np.asarray(state.position, dtype=np.float64)
             self.memory.target = self._target if self._target is not None else here
             self.memory.reset(self._hover if last_command is None else last_command)
+            self.thrusts.reset(state.motor_thrusts, state.timestamp)
         elif last_command is not None:
             self.memory.commanded(last_command)
+            thrusts = self.thrusts.advance(last_command, state.timestamp)
+            if self.predictor is not None and horizon_s > 0.0:
+                horizon = min(float(horizon_s), MAX_HORIZON_S)
+                state = self.predictor(state, last_command, horizon, thrusts)
+                self.horizons.append(horizon)
         return self.memory(state)

@@ -279,6 +279,7 @@ class RobotServer:
         self._threads: list[threading.Thread] = []
         self._kinematics: Any = None
         self._link: Any = None
+        self._flight: VehicleObservation | None = None  # a flight policy's inputs (with its latency compensation)
         self._camera_frames: dict[str, Any] = {}
         self._rate_window: tuple[float, int] = (time.monotonic(), 0)
         self.achieved_rate_hz = 0.0
@@ -764,8 +765,21 @@ class RobotServer:
             "write_errors": report["write_errors"],
             "states_published": self._served.published,
             "clock_offset_s": _clock_offset(),
-            **({"policy": self._link.report()} if self._link is not None else {}),
+            **({"policy": self._policy_report()} if self._link is not None else {}),
         }
+
+    def _policy_report(self) -> dict[str, Any]:
+        """The link's report, and a flight policy's prediction horizons (ms: p50, max, how many)."""
+        out: dict[str, Any] = self._link.report()
+        horizons = list(self._flight.horizons) if self._flight is not None else []
+        if horizons:
+            ms = np.asarray(horizons) * 1e3
+            out["prediction_horizon_ms"] = {
+                "p50": round(float(np.median(ms)), 2),
+                "max": round(float(ms.max()), 2),
+                "predictions": len(ms),
+            }
+        return out
 
     # -- cameras ----------------------------------------------------------------------------------------
     def _serve_cameras(self, ready: threading.Event) -> None:
@@ -865,7 +879,10 @@ class RobotServer:
         observed = RobotObservation(self.robot, vectors) if isinstance(self.robot, Arm) else None
         flight = None
         if isinstance(self.robot, Quadrotor) and "observation.target" in vectors:  # a flight policy
-            flight = VehicleObservation(self.robot, vectors, self.task.mode, schema.policy_dt, link.target)
+            flight = VehicleObservation(
+                self.robot, vectors, self.task.mode, schema.policy_dt, link.target, link.latency_compensation
+            )
+            self._flight = flight
         if observed is not None:
             provided = set(observed.keys)
         else:
@@ -891,7 +908,8 @@ class RobotServer:
             elif flight is not None:
                 last = self.task.history.last
                 written = np.asarray(last.values) if last is not None and last.mode == flight.MODE else None
-                features = flight.vectors(state, self.task.stage is Stage.RUNNING, written)
+                horizon = time.monotonic() - state.timestamp + self._action_lead_s()
+                features = flight.vectors(state, self.task.stage is Stage.RUNNING, written, horizon)
             else:
                 hold = self.task.hold_vector
                 features = {"observation.state": hold(state) if hold is not None else np.zeros(0)}
@@ -923,6 +941,13 @@ class RobotServer:
             thread_priority=PATH_PRIORITY if self.config.realtime else None,
         ).start()
 
+    def _action_lead_s(self) -> float:
+        """s from sending an observation until its action is expected at the device: the policy's median round
+        trip over the latest replies, plus one control period (the action waits for the loop's next tick, then
+        for the device's own cycle). What the device takes beyond its cycle is not known here."""
+        recent = self._link.latency_ms(last=LEAD_REPLIES) if self._link is not None else {}
+        return recent.get("p50", 0.0) / 1e3 + self.dt
+
     def _latest(self) -> tuple[int, Any]:
         """(tick, state) of the loop's last read; ValueError before the first."""
         latest = self._served.latest
@@ -930,6 +955,9 @@ class RobotServer:
             raise ValueError("no robot state yet")
         return latest
 
+
+#: replies whose median round trip estimates a flight policy's latency (:meth:`RobotServer._action_lead_s`)
+LEAD_REPLIES = 50
 
 #: Device kind -> the RobotServer method turning a ``pose`` target into a command vector: an arm's joints by IK
 #: (inside the scene's workspace), a quadrotor's position and yaw (inside the geofence).

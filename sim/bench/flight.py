@@ -16,8 +16,9 @@ Controllers, at the policy's control rate (100 Hz):
 
 Conditions (:data:`CONDITIONS`): the nominal vehicle, and mass x0.8 / x1.2 (inertia scales with it) and motor
 constant x0.8 / x1.2 (thrust and drag torque), applied through :class:`rcs.spec.DomainRandomization` with a fixed
-scale; and the nominal vehicle with the learned policy's actions reaching the motors 2 or 4 ms after its
-observation (a served policy's link; the classical cascade runs onboard and has none). The shipped policy trained
+scale; and the nominal vehicle with the learned policy's actions reaching the motors 2, 4 or 6 ms after its
+observation (a served policy's link; the classical cascade runs onboard and has none), at 4 and 6 ms also with the
+policy fed the state predicted at the delay's end (``_predicted``: :class:`rcs.flight.prediction.StatePredictor` under the previous command). The shipped policy trained
 with mass fixed (x1), motor constant in [0.75, 1], constant vertical pushes up to +-35 % of the weight and action
 delays of 0-4 ms: mass changes and motor constant x1.2 were never drawn (at hover, a push looks like them).
 ``figure_eight``: the nominal vehicle follows :data:`FIGURE_EIGHT` (learned: the reference's position, velocity and
@@ -40,6 +41,7 @@ import numpy as np
 
 from rcs.errors import ConfigError, SimulationDivergedError
 from rcs.flight import hover_task
+from rcs.flight.prediction import StatePredictor, ThrustEstimate
 from rcs.flight.trajectories import FigureEight
 from rcs.spec import DomainRandomization
 
@@ -48,12 +50,14 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Condition:
-    """One evaluation condition: the vehicle's parameters, the learned policy's action delay (s), and whether the
-    target is the figure-eight (:data:`FIGURE_EIGHT`) instead of a hover point."""
+    """One evaluation condition: the vehicle's parameters, the learned policy's action delay (s), whether the
+    policy is fed the state predicted at the delay's end (:func:`rcs.flight.prediction.predict_state`), and whether
+    the target is the figure-eight (:data:`FIGURE_EIGHT`) instead of a hover point."""
 
     randomization: DomainRandomization
     action_delay_s: float = 0.0
     figure_eight: bool = False
+    predicted: bool = False
 
 
 FIGURE_EIGHT = {"amplitude_x": 1.0, "amplitude_y": 0.5, "period": 8.0}
@@ -72,6 +76,9 @@ CONDITIONS: dict[str, Condition] = {
     "motor_constant_x1.2": Condition(DomainRandomization(motor_constant=(1.2, 1.2))),
     "delay_2ms": Condition(DomainRandomization(), 0.002),
     "delay_4ms": Condition(DomainRandomization(), 0.004),
+    "delay_4ms_predicted": Condition(DomainRandomization(), 0.004, predicted=True),
+    "delay_6ms": Condition(DomainRandomization(), 0.006),
+    "delay_6ms_predicted": Condition(DomainRandomization(), 0.006, predicted=True),
     "figure_eight": Condition(DomainRandomization(), figure_eight=True),
 }
 
@@ -115,10 +122,12 @@ def fly(
     rate_hz: float = 100.0,
     action_delay_s: float = 0.0,
     reference: Any = None,
+    predicted: bool = False,
 ) -> np.ndarray:
     """Position errors (m) at every control step of one episode on a MuJoCo vehicle (reset with ``seed``);
     ``inf`` from the step the simulation diverged or the vehicle hit the ground. ``action_delay_s``: the learned
-    policy's previous command acts for this long into each control period (its link's latency). ``reference``: a
+    policy's previous command acts for this long into each control period (its link's latency); ``predicted``: the
+    policy sees the state predicted at the end of that delay (latency compensation). ``reference``: a
     :class:`rcs.flight.trajectories.Trajectory` to follow from its start instead of hovering at ``target``; the
     errors are then to where it is."""
     from policies.flight.model import HoverController
@@ -137,12 +146,18 @@ def fly(
         raise ValueError(f"action_delay_s={action_delay_s} must be in [0, {dt}) s (one control period)")
     steps = int(round(seconds * rate_hz))
     errors = np.full(steps, np.inf)
+    predictor = StatePredictor(spec) if predicted else None
+    estimate = ThrustEstimate(spec)  # the rotors' thrusts as the robot side knows them: from its commands
+    u = hover / spec.max_thrust
+    estimate.reset(hover, vehicle.sim_time)
     for k in range(steps):
         s = vehicle.read()
         ref = None if reference is None else reference.sample(k * dt)
         goal = target if ref is None else ref.position
         try:
             if ctrl is not None:
+                if predictor is not None:  # the previous command acts until this one arrives
+                    s = predictor(s, u, action_delay_s, estimate.advance(u, vehicle.sim_time))
                 u = ctrl(s.position, s.quaternion, s.linear_velocity, s.angular_velocity, ref)
                 if action_delay_s > 0.0:  # the previous command still acts while this one is on its way
                     vehicle.advance(action_delay_s)
@@ -183,7 +198,18 @@ def evaluate(
     ok, final, rms = [], [], []
     try:
         for seed in seeds:
-            e = fly(vehicle, controller, seed, seconds, tgt, policy, rate, condition.action_delay_s, reference)
+            e = fly(
+                vehicle,
+                controller,
+                seed,
+                seconds,
+                tgt,
+                policy,
+                rate,
+                condition.action_delay_s,
+                reference,
+                condition.predicted,
+            )
             last = e[-int(round(scored_s * rate)) :]
             rms.append(float(np.sqrt(np.mean(last**2))))
             if reference is None:

@@ -440,6 +440,10 @@ def test_learned_hover_policy_flies_through_the_mavlink_link():
             return f"2 s within 0.1 m of {target.tolist()} (at {emulator.vehicle_state().position}; {server.task.report()})"
 
         wait_for(held_near_target, 30.0, near_target_and_report, 0.05)
+        # 5-6 ms between an observation and its action at the motors here: the policy is fed the state predicted
+        # at that time (rcs.flight.prediction), it tolerates about 2 ms
+        horizon = server.status()["policy"]["prediction_horizon_ms"]
+        assert horizon["predictions"] > 100 and 2.0 < horizon["p50"] < 50.0, horizon
         scheduling = {t.name: os.sched_getscheduler(t.native_id) for t in threading.enumerate() if t.native_id}
         if scheduling["control-loop"] == os.SCHED_FIFO:  # where SCHED_FIFO is permitted, the control path has it
             path = ("px4-link", "rcs-chunk-feed", "rcs-serve-io")

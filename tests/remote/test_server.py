@@ -444,7 +444,7 @@ def test_flight_policy_flies_the_quadrotor_through_the_policy_link() -> None:
     server, client = serve(
         {
             "robot": "sim/crazyflie",
-            "rate_hz": 500,  # actions reach the motors ~2 ms after their observation (trained for 0-4 ms)
+            "rate_hz": 500,  # a 100 Hz loop would add 10 ms between observation and motors
             "start_armed": False,
             "safety": FENCE,
             "policy": {**link, "target": target.tolist()},
@@ -466,6 +466,9 @@ def test_flight_policy_flies_the_quadrotor_through_the_policy_link() -> None:
         report = server.task.report()
         assert near_since is not None and time.monotonic() - near_since > 2.0, (error, report)
         assert report["chunks_accepted"] > 100 and report["stage"] == "running", report
+        # fed the state predicted at the motors (latency compensation is on by default for flight policies)
+        horizon = server.status()["policy"]["prediction_horizon_ms"]
+        assert horizon["predictions"] > 100 and 2.0 < horizon["p50"] < 50.0, horizon
         assert client.estop("test").ok
         end = time.monotonic() + 20.0
         while time.monotonic() < end and latest(client)["position"][2] > 0.1:
@@ -514,6 +517,8 @@ def test_configs_are_checked() -> None:
 
     quad = {"robot": "sim/crazyflie", "realtime": False, "safety": FENCE}
     flight = {"endpoint": "tcp://127.0.0.1:1", "manifest": str(SHIPPED_CHECKPOINT)}
+    with pytest.raises(ConfigError, match=r"policy.latency_compensation='yes' must be true or false"):
+        server_config({**quad, "policy": {**flight, "latency_compensation": "yes"}})
     with pytest.raises(ConfigError, match=r"policy.target=\[0, 1\] must be \[x, y, z\]"):
         server_config({**quad, "policy": {**flight, "target": [0, 1]}})
     with pytest.raises(ConfigError, match="quadrotor mode='spin'; known"):
