@@ -225,7 +225,12 @@ def test_streamed_target_moves_the_emulated_robot(emulator, arm):
         seconds,
     )
     assert rate > 100.0  # the loop aims at 500/s; each call only queues a motion
-    np.testing.assert_allclose(arm.read().joint_positions, emulator.joint_positions(), atol=2e-3)
+    # the arm may still be moving: the reading must match the ground truth of some moment during the read
+    before = emulator.joint_positions()
+    reading = arm.read().joint_positions
+    after = emulator.joint_positions()
+    low, high = np.minimum(before, after) - 2e-3, np.maximum(before, after) + 2e-3
+    assert ((low <= reading) & (reading <= high)).all(), (before, reading, after)
 
 
 def test_moving_target_is_tracked(emulator, arm):
