@@ -51,7 +51,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Condition:
     """One evaluation condition: the vehicle's parameters, the learned policy's action delay (s), whether the
-    policy is fed the state predicted at the delay's end (:func:`rcs.flight.prediction.predict_state`), and whether
+    policy is fed the state predicted at the delay's end (:class:`rcs.flight.prediction.StatePredictor`), and whether
     the target is the figure-eight (:data:`FIGURE_EIGHT`) instead of a hover point."""
 
     randomization: DomainRandomization
