@@ -56,6 +56,7 @@ import numpy as np
 
 from rcs.errors import ConfigError, UnknownNameError
 from rcs.registry import lerobot_policy_plugins
+from rcs.serving.policy import LoadOptions
 from rcs.serving.protocol import (
     TEXT_UNIT,
     ProtocolError,
@@ -334,6 +335,6 @@ def _takes_language(cfg: Any) -> bool:
     return any(hasattr(cfg, attr) for attr in ("tokenizer_max_length", "vlm_model_name"))
 
 
-def load(path: Path, manifest: Mapping[str, Any]) -> LerobotPolicy:
-    """Entry point of the ``rcs.policy_loaders`` group (kind ``"lerobot"``)."""
+def load(path: Path, manifest: Mapping[str, Any], options: LoadOptions) -> LerobotPolicy:
+    """Entry point of the ``rcs.policy_loaders`` group (kind ``"lerobot"``; ``options`` change nothing here)."""
     return LerobotPolicy(path, manifest)

@@ -24,6 +24,7 @@ import numpy as np
 
 from rcs.flight import hover_task
 from rcs.flight.observation import TARGET_NAMES, state_names
+from rcs.serving.policy import LoadOptions
 from rcs.serving.protocol import Schema, TensorSpec
 
 KIND = "flight_mlp"
@@ -82,6 +83,6 @@ class FlightPolicy:
         return [u[i : i + 1] for i in range(len(u))]
 
 
-def load(directory: Path, manifest: Mapping[str, Any]) -> FlightPolicy:
-    """Entry point ``rcs.policy_loaders`` ``flight_mlp``."""
+def load(directory: Path, manifest: Mapping[str, Any], options: LoadOptions) -> FlightPolicy:
+    """Entry point ``rcs.policy_loaders`` ``flight_mlp`` (``options`` change nothing here)."""
     return FlightPolicy(directory, str(manifest.get("checkpoint_id", KIND)))

@@ -29,7 +29,7 @@ import numpy as np
 
 from rcs.errors import ConfigError
 from rcs.eval.server_process import ServerProcess, free_endpoint, wait_for_server
-from rcs.serving.policy import Observation, RequestContext
+from rcs.serving.policy import LoadOptions, Observation, RequestContext
 from rcs.serving.protocol import Schema, TensorSpec
 
 from .base_follower import BaseFollower
@@ -123,9 +123,12 @@ class ResidualPolicy:
             self._base_server.stop()
 
 
-def connect_base(base: BaseRef, endpoint: str | None, log_path: Path) -> tuple[Any, ServerProcess | None]:
+def connect_base(
+    base: BaseRef, endpoint: str | None, log_path: Path, realtime: bool = False
+) -> tuple[Any, ServerProcess | None]:
     """A :class:`rcs.serving.client.PolicyClient` of the base, handshake done: at ``endpoint`` (a base served
-    elsewhere) or, for ``None``, of a new ``rcs serve`` child (returned too, to stop it).
+    elsewhere) or, for ``None``, of a new ``rcs serve`` child (``--realtime`` with ``realtime``; returned too, to
+    stop it).
 
     Raises:
         ConfigError: the base does not answer within :data:`BASE_START_TIMEOUT_S`, or reports another
@@ -136,7 +139,7 @@ def connect_base(base: BaseRef, endpoint: str | None, log_path: Path) -> tuple[A
     server = None
     if endpoint is None:
         endpoint = free_endpoint()
-        server = ServerProcess(base.directory, endpoint, log_path)
+        server = ServerProcess(base.directory, endpoint, log_path, realtime=realtime)
     client = PolicyClient(endpoint, None, name="residual base")
     try:
         wait_for_server(endpoint, None, server, BASE_START_TIMEOUT_S)
@@ -154,15 +157,16 @@ def connect_base(base: BaseRef, endpoint: str | None, log_path: Path) -> tuple[A
         raise
 
 
-def load(directory: Path, manifest: Mapping[str, Any]) -> ResidualPolicy:
+def load(directory: Path, manifest: Mapping[str, Any], options: LoadOptions) -> ResidualPolicy:
     """Entry point ``rcs.policy_loaders`` ``residual``: the composed checkpoint in ``directory``, its base started
-    behind ``rcs serve`` (or reached at the manifest's ``base_endpoint``)."""
+    behind ``rcs serve`` (``--realtime`` when ``options.realtime``: the base is on the same control path) or reached
+    at the manifest's ``base_endpoint``."""
     composed = load_composed(directory)
     endpoint = manifest.get("base_endpoint")
     if endpoint is not None and not isinstance(endpoint, str):
         raise ConfigError(f"residual manifest in {directory}: base_endpoint={endpoint!r} must be a string")
     log_path = Path(tempfile.gettempdir()) / f"rcs-residual-base-{os.getpid()}.log"
-    client, server = connect_base(composed.base, endpoint, log_path)
+    client, server = connect_base(composed.base, endpoint, log_path, options.realtime)
     try:
         budget = float(manifest.get("base_budget_s", composed.base.replan_steps * composed.base.policy_dt))
         return ResidualPolicy(composed, client, str(manifest.get("checkpoint_id", KIND)), budget, server)

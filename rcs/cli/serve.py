@@ -67,12 +67,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from rcs.serving import keys
-    from rcs.serving.policy import load_policy
+    from rcs.serving.policy import LoadOptions, load_policy
     from rcs.serving.server import PolicyServer
 
     try:
         curve, allow = keys.load_server_keys(args.curve_secret, args.allow, ("--curve-secret", "--allow"))
-        policy = load_policy(args.policy)
+        options = LoadOptions(realtime=args.realtime)
+        policy = load_policy(args.policy, options)
         server = PolicyServer(
             policy,
             args.bind,
@@ -89,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
             max_sessions_per_address=args.max_sessions_per_address,
             idle_evict_s=args.idle_evict,
             realtime=args.realtime,
-            loader=lambda: load_policy(args.policy),
+            loader=lambda: load_policy(args.policy, options),
         )
     except ConfigError as e:
         raise SystemExit(f"rcs serve: {e}") from None

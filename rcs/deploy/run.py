@@ -274,7 +274,11 @@ class Deployment:
         from rcs.remote.observation import arm_command_names
 
         cfg = self.config
-        server = None if cfg.policy_endpoint else ServerProcess(cfg.policy, endpoint, cfg.log_dir / "policy_server.log")
+        server = None
+        if not cfg.policy_endpoint:
+            # the policy server is on this robot's control path: real-time when the loop is
+            log_path = cfg.log_dir / "policy_server.log"
+            server = ServerProcess(cfg.policy, endpoint, log_path, realtime=cfg.server.realtime)
         self.say(f"policy server: loading {cfg.policy} at {endpoint} ...")
 
         def handshake() -> tuple[str, str]:

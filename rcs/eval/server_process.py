@@ -31,19 +31,22 @@ def free_endpoint() -> str:
 
 
 class ServerProcess:
-    """``rcs serve --policy DIR`` as a child process, its output in ``log_path``.
+    """``rcs serve --policy DIR`` as a child process, its output in ``log_path``; with ``realtime``
+    ``rcs serve --realtime`` (its serving threads ``SCHED_FIFO`` where permitted: the policy is on the control path
+    of a real-time loop on this machine).
 
     On Linux the child gets SIGTERM when this process dies (``PR_SET_PDEATHSIG``): a killed parent never leaves
     a policy server behind.
     """
 
-    def __init__(self, policy: Path, endpoint: str, log_path: Path) -> None:
+    def __init__(self, policy: Path, endpoint: str, log_path: Path, *, realtime: bool = False) -> None:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self.log_path = log_path
         self._log = log_path.open("w")
         env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+        command = [sys.executable, "-m", "rcs.cli.main", "serve", "--policy", str(policy), "--bind", endpoint]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "rcs.cli.main", "serve", "--policy", str(policy), "--bind", endpoint],
+            command + (["--realtime"] if realtime else []),
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env=env,

@@ -164,11 +164,27 @@ def schema_from_manifest(m: Mapping[str, Any]) -> Schema:
         raise ConfigError(f"policy manifest: {e}") from None
 
 
-def _load_null(path: Path, manifest: Mapping[str, Any]) -> Policy:
+@dataclass(frozen=True)
+class LoadOptions:
+    """How the loading process serves a policy: not part of the checkpoint, passed to every loader.
+
+    Attributes:
+        realtime: the policy serves a real-time loop's control path on this machine (``rcs serve --realtime``);
+            a policy that starts servers of its own (a residual's base) starts them real-time too.
+    """
+
+    realtime: bool = False
+
+
+#: a policy loader: (checkpoint directory, manifest, options) -> the loaded policy
+Loader = Callable[[Path, Mapping[str, Any], LoadOptions], Policy]
+
+
+def _load_null(path: Path, manifest: Mapping[str, Any], options: LoadOptions) -> Policy:
     return NullPolicy(schema_from_manifest(manifest), str(manifest.get("checkpoint_id", "null")))
 
 
-def _load_constant(path: Path, manifest: Mapping[str, Any]) -> Policy:
+def _load_constant(path: Path, manifest: Mapping[str, Any], options: LoadOptions) -> Policy:
     return ConstantPolicy(
         schema_from_manifest(manifest),
         manifest.get("value"),
@@ -178,7 +194,7 @@ def _load_constant(path: Path, manifest: Mapping[str, Any]) -> Policy:
 
 
 #: kinds built into the core; others come from the ``rcs.policy_loaders`` entry points (e.g. ``lerobot``).
-BUILTIN_LOADERS: dict[str, Callable[[Path, Mapping[str, Any]], Policy]] = {
+BUILTIN_LOADERS: dict[str, Loader] = {
     "null": _load_null,
     "constant": _load_constant,
 }
@@ -236,15 +252,15 @@ def replan_steps_of(directory: str | Path, chunk_size: int) -> int:
     return steps
 
 
-def load_policy(spec: str | Path) -> Policy:
+def load_policy(spec: str | Path, options: LoadOptions = LoadOptions()) -> Policy:
     """``"null"``, ``"constant"``, a manifest path or a checkpoint directory (see :func:`read_manifest`).
 
     The manifest's ``kind`` picks the loader: ``null`` and ``constant`` are built in, any other kind is looked
     up in the ``rcs.policy_loaders`` registry (``lerobot`` lives in ``policies.lerobot_adapter``), so the core
-    never imports torch.
+    never imports torch. Every loader gets ``options`` (:class:`LoadOptions`).
     """
     if str(spec) in BUILTIN_LOADERS:
-        return BUILTIN_LOADERS[str(spec)](Path("."), {})
+        return BUILTIN_LOADERS[str(spec)](Path("."), {}, options)
     directory, manifest = read_manifest(spec)
     kind = manifest.get("kind")
     if not isinstance(kind, str):
@@ -258,7 +274,7 @@ def load_policy(spec: str | Path) -> Policy:
                 f"policy manifest in {directory}: kind={kind!r}; known: "
                 f"{sorted(set(BUILTIN_LOADERS) | set(policy_loaders.names()))}"
             ) from e
-    return loader(directory, manifest)
+    return loader(directory, manifest, options)
 
 
 def write_manifest(path: str | Path, kind: str, schema: Schema | None = None, **fields: Any) -> Path:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rcs.control.priorities import fifo_permitted
 from rcs.errors import ConfigError
 from rcs.serving.client import PolicyClient, ServerError
 from rcs.serving.policy import RequestContext
@@ -289,6 +291,24 @@ def test_a_composed_checkpoint_refuses_another_base(serve, composed, tmp_path):
     (other / "residual.json").write_text(json.dumps(meta))
     with pytest.raises(RuntimeError, match="base is 'another-base/000100'.*refusing another base"):
         serve("--policy", str(other))
+
+
+def child_pids(pid: int) -> list[int]:
+    """The processes ``pid``'s threads started (Linux /proc)."""
+    tasks = Path(f"/proc/{pid}/task")
+    return [int(c) for t in tasks.iterdir() for c in (t / "children").read_text().split()]
+
+
+def test_served_realtime_its_base_is_served_realtime_too(serve, composed):
+    """The base is on the same control path as the composed policy: `rcs serve --realtime` starts the base's
+    `rcs serve` with `--realtime` (its I/O thread, the process's main thread, SCHED_FIFO); a plain one does not."""
+    if not fifo_permitted(1)[0]:
+        pytest.skip("SCHED_FIFO is not permitted on this machine")
+    for flags, expected in (((), os.SCHED_OTHER), (("--realtime",), os.SCHED_FIFO)):
+        server = serve(*flags, "--policy", str(composed))
+        (base,) = child_pids(server.proc.pid)
+        assert os.sched_getscheduler(base) == expected, flags
+        server.kill()
 
 
 # -- the learner -------------------------------------------------------------------------------------------------
