@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import rcs
+from rcs.child_process import terminate_with_parent
 from rcs.control.priorities import PATH_PRIORITY, promote_current_thread
 from rcs.deploy.operator import OperatorConsole, OperatorEvent
 from rcs.deploy.preflight import Preflight, calibration_detail, check_checkpoint_against_robot
@@ -134,7 +135,10 @@ class LogProcess:
         cmd = [sys.executable, "-m", "rcs.deploy.run_log", "--state-endpoint", state_endpoint]
         cmd += ["--command-endpoint", command_endpoint, "--out", str(out), "--fps", str(fps)]
         cmd += ["--segment-s", str(segment_s), "--task", task]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # a killed rcs deploy must not leave the log running: the kernel's SIGTERM makes it save its open segment
+        self.proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=terminate_with_parent
+        )
         self.lines: list[str] = []
         self.errors: list[str] = []
         self.ready = threading.Event()

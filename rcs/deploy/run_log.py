@@ -53,6 +53,7 @@ import argparse
 import json
 import logging
 import math
+import os
 import signal
 import sys
 import threading
@@ -552,12 +553,25 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if client is not None:
             client.close()
-    sys.stdout.write(json.dumps({"done": True, **asdict(report)}, default=str) + "\n")
-    sys.stdout.flush()
+    _report_line(json.dumps({"done": True, **asdict(report)}, default=str), sys.stdout)
     if report.error:
-        sys.stderr.write(f"{PROG}: {report.error}\n")
+        _report_line(f"{PROG}: {report.error}", sys.stderr)
         return 1
     return 0
+
+
+def _report_line(line: str, stream: Any) -> None:
+    """Write one line to the parent's pipe; if the parent is gone (it was killed and the kernel's SIGTERM stopped
+    this log, see :mod:`rcs.child_process`), the dataset is already saved and nobody reads the line: drop it
+    instead of ending on a BrokenPipeError traceback."""
+    try:
+        stream.write(line + "\n")
+        stream.flush()
+    except BrokenPipeError:
+        # interpreter shutdown flushes the stream again: point it at /dev/null so that flush cannot fail either
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())
+        os.close(devnull)
 
 
 if __name__ == "__main__":

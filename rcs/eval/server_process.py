@@ -4,7 +4,6 @@ policy, which serves its base this way)."""
 
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
 import socket
@@ -13,14 +12,12 @@ import sys
 import time
 from pathlib import Path
 
+from rcs.child_process import terminate_with_parent
 from rcs.errors import ConfigError
 from rcs.serving.protocol import Schema
 
 #: s to wait for the policy server's first answer (loading a checkpoint can take long on a CPU)
 SERVER_START_TIMEOUT_S = 300.0
-
-#: Linux prctl option: the signal a child receives when its parent dies
-_PR_SET_PDEATHSIG = 1
 
 
 def free_endpoint() -> str:
@@ -50,7 +47,7 @@ class ServerProcess:
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env=env,
-            preexec_fn=_terminate_with_parent,
+            preexec_fn=terminate_with_parent,
         )
 
     @property
@@ -74,15 +71,6 @@ class ServerProcess:
                 self.proc.kill()
                 self.proc.wait()
         self._log.close()
-
-
-def _terminate_with_parent() -> None:
-    """In the child before exec: ask the kernel for SIGTERM when the parent dies (Linux; elsewhere nothing)."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):
-        pass  # not Linux: stop() still ends the server on a normal exit
 
 
 def wait_for_server(endpoint: str, schema: Schema | None, server: ServerProcess | None, timeout_s: float) -> str:

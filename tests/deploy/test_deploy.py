@@ -13,6 +13,7 @@ loads with lerobot.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -30,6 +31,7 @@ import pytest
 from rcs.registry import start_emulator
 from sim.bench.deploy import so101_config, train_small_checkpoint
 from sim.bench.pty_operator import PtyOperator
+from tests.processes import child_pids, command_line, ended
 from tests.remote.helpers import free_endpoints
 
 pytest.importorskip("torch")
@@ -273,6 +275,35 @@ def test_the_main_demo_checkpoint_on_the_simulated_panda_with_a_signal_estop_and
     assert report["reason"] == "the policy server stopped answering: the robot held, then stopped (watchdog)"
     log = load_log(Path(report["log"]["root"]))
     assert len(log["action"]) == report["log"]["frames"] > 0
+
+
+def test_a_killed_deploy_leaves_no_process_behind_and_its_log_is_saved(tmp_path):
+    """SIGKILL cannot be handled: the kernel's SIGTERM (``rcs.child_process``) ends the policy server and makes the
+    run log save its open segment (60 s long here, so nothing was saved before) and exit."""
+    ckpt = str(REPO / "policies" / "checkpoints" / "pick_cube_rcs_diffusion")
+    op = deploy("--policy", ckpt, "--robot", str(sim_panda_config(tmp_path)), "--shadow-s", "0",
+                "--log-dir", str(tmp_path / "k"), "--log-segment-s", "60")  # fmt: skip
+    children: dict[str, int] = {}
+    try:
+        op.wait_for("ENGAGE sim/panda")
+        op.type(b"y")
+        op.wait_for("hold SPACE")
+        op.hold(2.0)
+        for pid in child_pids(op.proc.pid):
+            argv = command_line(pid)
+            children["run log" if "rcs.deploy.run_log" in argv else "server" if "serve" in argv else str(pid)] = pid
+        assert {"run log", "server"} <= set(children), children
+        op.proc.kill()
+        op.proc.communicate(timeout=30)
+        assert ended(children["server"], timeout_s=30.0), "the policy server outlived the killed rcs deploy"
+        assert ended(children["run log"], timeout_s=60.0), "the run log outlived the killed rcs deploy"
+    finally:
+        os.close(op.master)
+        for pid in children.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    log = load_log(tmp_path / "k" / "run")
+    assert len(log["action"]) > 20  # 2 s held at 20 Hz, and the time before it
 
 
 def test_deploy_on_the_emulated_franka(tmp_path):

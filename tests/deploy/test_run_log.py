@@ -377,3 +377,16 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, extra, message):
     )
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and message in proc.stderr, proc.stderr
     assert proc.stdout == "" and not (tmp_path / "d").exists()
+
+
+def test_the_report_to_a_parent_that_is_gone_is_dropped_without_a_traceback():
+    """After its parent was killed the log is stopped by the kernel's SIGTERM, saves, and writes its report to a
+    pipe nobody reads: the write and the interpreter's last flush must not fail."""
+    import os
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    with open(write_end, "w") as stream:
+        run_log._report_line('{"done": true}', stream)  # EPIPE: dropped
+        run_log._report_line("again", stream)  # the stream now writes to /dev/null
+        stream.flush()

@@ -20,6 +20,7 @@ from rcs.errors import ConfigError
 from rcs.serving.client import PolicyClient, ServerError
 from rcs.serving.policy import RequestContext
 from rcs.serving.protocol import Schema, TensorSpec
+from tests.processes import child_pids
 
 torch = pytest.importorskip("torch")
 
@@ -293,12 +294,6 @@ def test_a_composed_checkpoint_refuses_another_base(serve, composed, tmp_path):
         serve("--policy", str(other))
 
 
-def child_pids(pid: int) -> list[int]:
-    """The processes ``pid``'s threads started (Linux /proc)."""
-    tasks = Path(f"/proc/{pid}/task")
-    return [int(c) for t in tasks.iterdir() for c in (t / "children").read_text().split()]
-
-
 def test_served_realtime_its_base_is_served_realtime_too(serve, composed):
     """The base is on the same control path as the composed policy: `rcs serve --realtime` starts the base's
     `rcs serve` with `--realtime` (its I/O thread, the process's main thread, SCHED_FIFO); a plain one does not."""
@@ -334,8 +329,19 @@ LEARNERS = {
 }
 
 
+@pytest.fixture
+def one_torch_thread():
+    """The learners as ``rcs train-residual`` runs them (``policies/residual/train.py``: one torch thread): with
+    torch's default of one thread per core, a 2-core machine beside other load spends the updates in its thread
+    pool's barriers (6x slower beside two busy processes, 10 s -> 69 s)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.mark.parametrize("learner", LEARNERS)
-def test_the_learner_learns_a_residual_that_a_sparse_reward_asks_for(learner):
+def test_the_learner_learns_a_residual_that_a_sparse_reward_asks_for(learner, one_torch_thread):
     """A one-step task: reward 1 only when the residual's first entry has the sign of the observation's first
     entry and is beyond 0.3; the zero-initialised actor earns nothing until it learns."""
     rng = np.random.default_rng(0)
