@@ -91,6 +91,12 @@ class EpisodeConfig:
         if not 0.0 < self.realtime_factor <= 1.0:
             raise ConfigError(f"realtime_factor={self.realtime_factor}: expected 0 < realtime_factor <= 1")
 
+    @property
+    def loop_realtime(self) -> bool:
+        """The loop thread asks for SCHED_FIFO: ``realtime`` and paced at real time (a scaled pacer never is). A
+        policy server this process starts for the loop is then real-time too (below the loop)."""
+        return self.realtime and self.realtime_factor == 1.0
+
 
 @dataclass
 class EpisodeOutcome:
@@ -309,7 +315,7 @@ class EpisodeRunner:
             cfg.rate_hz,
             robot=locked,
             paced=True,
-            rt=RtConfig() if cfg.realtime and not scaled else NO_RT,
+            rt=RtConfig() if cfg.loop_realtime else NO_RT,
             pacer=ScaledPacer(cfg.realtime_factor) if scaled else None,
             log_every_s=0,
         )

@@ -200,10 +200,15 @@ class EvalWorker:
             "strategy": config.strategy,
             "realtime_factor": config.realtime_factor,
         }
+        episodes = EpisodeConfig(
+            rate_hz=config.rate_hz, executor={"strategy": config.strategy}, realtime_factor=config.realtime_factor
+        )
         try:
             self.endpoint = config.endpoint or free_endpoint()
             if config.endpoint is None:
-                self.server = ServerProcess(self.directory, self.endpoint, Path(config.out) / "server.log")
+                # on the loop's control path: real-time when the loop is, as under rcs deploy
+                log_path = Path(config.out) / "server.log"
+                self.server = ServerProcess(self.directory, self.endpoint, log_path, realtime=episodes.loop_realtime)
                 self._closing.callback(self.server.stop)
             robot = self.env.robot
             if not isinstance(robot, (Arm, Quadrotor)):
@@ -227,11 +232,7 @@ class EvalWorker:
                 self.env,
                 self.endpoint,
                 inputs,
-                EpisodeConfig(
-                    rate_hz=config.rate_hz,
-                    executor={"strategy": config.strategy},
-                    realtime_factor=config.realtime_factor,
-                ),
+                episodes,
                 config.instruction,
                 fast_render=config.render == "fast",
                 stream=stream,
