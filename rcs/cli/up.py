@@ -10,7 +10,8 @@ A composition file (see ``launch/*.yaml``) lists processes, started in order::
 
 ``${here}`` is the directory of the composition file. Each child's output is forwarded line by line with a
 ``[name]`` prefix. SIGINT/SIGTERM stop every child (SIGTERM, in reverse order, SIGKILL after
-``--grace`` seconds); if one child exits, the others are stopped too and its exit code is returned.
+``--grace`` seconds); if one child exits, the others are stopped too and its exit code is returned. A killed
+``rcs up`` (SIGKILL) still stops its children: the kernel sends each SIGTERM (:mod:`rcs.child_process`).
 ``--dry-run`` prints the commands without running them.
 """
 
@@ -27,6 +28,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from rcs.child_process import terminate_with_parent
 from rcs.cli.main import at_least
 from rcs.errors import ConfigError
 
@@ -113,6 +115,8 @@ class _Child:
             text=True,
             bufsize=1,
             start_new_session=True,
+            # a killed ``rcs up`` (SIGKILL: no cleanup) still stops its stack: the kernel sends each child SIGTERM
+            preexec_fn=terminate_with_parent,
         )
         if spec.ready is None:
             self.ready.set()

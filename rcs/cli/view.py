@@ -19,6 +19,7 @@ import signal
 import sys
 import threading
 
+from rcs.child_process import report_to_parent
 from rcs.cli.main import greater_than, json_line
 from rcs.errors import RcsError
 
@@ -61,5 +62,5 @@ def run(args: argparse.Namespace) -> int:
         recording.disconnect()
         client.close()
     summary = {"done": True, "sink": sink, "states": view.states, "statuses": view.statuses, "images": view.images}
-    sys.stdout.write(json_line(summary))
+    report_to_parent(json_line(summary), sys.stdout)  # the file is closed: a parent gone is no error
     return 0

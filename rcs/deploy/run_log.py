@@ -53,7 +53,6 @@ import argparse
 import json
 import logging
 import math
-import os
 import signal
 import sys
 import threading
@@ -65,6 +64,7 @@ from typing import Any, NoReturn
 
 import numpy as np
 
+from rcs.child_process import report_to_parent
 from rcs.errors import ConfigError, RcsError
 from rcs.recording.features import ACTION, CAPTURE_TIME, IMAGE_PREFIX, STATE
 from rcs.remote.wire import TOPIC_CAMERA, TOPIC_STATE, TOPIC_STATUS, RobotMessage
@@ -553,25 +553,11 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if client is not None:
             client.close()
-    _report_line(json.dumps({"done": True, **asdict(report)}, default=str), sys.stdout)
+    report_to_parent(json.dumps({"done": True, **asdict(report)}, default=str) + "\n", sys.stdout)
     if report.error:
-        _report_line(f"{PROG}: {report.error}", sys.stderr)
+        report_to_parent(f"{PROG}: {report.error}\n", sys.stderr)
         return 1
     return 0
-
-
-def _report_line(line: str, stream: Any) -> None:
-    """Write one line to the parent's pipe; if the parent is gone (it was killed and the kernel's SIGTERM stopped
-    this log, see :mod:`rcs.child_process`), the dataset is already saved and nobody reads the line: drop it
-    instead of ending on a BrokenPipeError traceback."""
-    try:
-        stream.write(line + "\n")
-        stream.flush()
-    except BrokenPipeError:
-        # interpreter shutdown flushes the stream again: point it at /dev/null so that flush cannot fail either
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, stream.fileno())
-        os.close(devnull)
 
 
 if __name__ == "__main__":

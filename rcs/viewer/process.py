@@ -12,6 +12,8 @@ import sys
 import threading
 from typing import IO
 
+from rcs.child_process import terminate_with_parent
+
 log = logging.getLogger(__name__)
 
 #: s the view gets to flush and close its file after SIGTERM before it is killed
@@ -35,7 +37,8 @@ class ViewProcess:
     ) -> None:
         cmd = [sys.executable, "-m", "rcs.cli.main", "view", "--state-endpoint", state_endpoint]
         cmd += ["--command-endpoint", command_endpoint, *(["--save", save] if save else [])]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+        # a parent killed outright (SIGKILL) still ends its view, which then closes its file
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, preexec_fn=terminate_with_parent)
         self.ready = threading.Event()
         assert self.proc.stdout is not None
         threading.Thread(target=self._read, args=(self.proc.stdout,), daemon=True, name="rcs-view-stdout").start()

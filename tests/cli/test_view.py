@@ -46,6 +46,34 @@ def test_robot_view_saves_measured_and_commanded_joints_stage_and_loop_timing(tm
     assert rows.get("/robot/stage", 0) >= 1 and rows.get("/loop/lateness_us/p99", 0) >= 1, rows
 
 
+def test_a_killed_robot_server_ends_its_view_and_the_views_file_is_saved(tmp_path):
+    """SIGKILL cannot be handled: the kernel's SIGTERM (``rcs.child_process``) stops the view, which closes its file
+    and drops its report to the dead parent's pipe without a traceback."""
+    import time
+
+    from tests.processes import child_pids, command_line, ended
+
+    rrd = tmp_path / "run.rrd"
+    state, command = f"tcp://127.0.0.1:{_free_port()}", f"tcp://127.0.0.1:{_free_port()}"
+    args = [RCS, "robot", "--robot", "sim/panda", "--state-endpoint", state, "--command-endpoint", command]
+    proc = subprocess.Popen([*args, "--view", str(rrd)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    view = None
+    try:
+        assert proc.stdout is not None
+        assert '"ready": true' in proc.stdout.readline()  # after the view is up
+        (view,) = [p for p in child_pids(proc.pid) if "view" in command_line(p)]
+        time.sleep(2.0)  # the view logs about 2 s of states
+        proc.kill()
+        proc.communicate(timeout=30)
+        assert ended(view, timeout_s=30.0), "the view outlived the killed robot server"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        if view is not None and not ended(view, timeout_s=0.0):
+            os.kill(view, 9)
+    assert _entities(rrd).get("/robot/joints/joint1/measured", 0) >= 20
+
+
 def test_a_view_sees_a_stream_from_the_moment_it_is_started(tmp_path):
     """``ViewProcess`` returns once the view is subscribed, and a stopped view logs what had already arrived: a
     short run published right after it is recorded to its end. (A view used to be started without waiting and to

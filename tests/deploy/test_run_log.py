@@ -384,9 +384,11 @@ def test_the_report_to_a_parent_that_is_gone_is_dropped_without_a_traceback():
     pipe nobody reads: the write and the interpreter's last flush must not fail."""
     import os
 
+    from rcs.child_process import report_to_parent
+
     read_end, write_end = os.pipe()
     os.close(read_end)
     with open(write_end, "w") as stream:
-        run_log._report_line('{"done": true}', stream)  # EPIPE: dropped
-        run_log._report_line("again", stream)  # the stream now writes to /dev/null
+        report_to_parent('{"done": true}\n', stream)  # EPIPE: dropped
+        report_to_parent("again\n", stream)  # the stream now writes to /dev/null
         stream.flush()

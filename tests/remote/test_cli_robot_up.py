@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -74,6 +75,37 @@ processes:
             proc.kill()
     assert proc.returncode == 0, out
     assert "[robot] INFO rcs.remote.server: robot server stopped" in out
+
+
+def test_a_killed_rcs_up_stops_its_stack(tmp_path: Path) -> None:
+    """SIGKILL cannot be handled: the kernel sends each child SIGTERM (``rcs.child_process``), and the robot server
+    stops; nothing of the stack is left running."""
+    from tests.processes import child_pids, ended
+
+    state, command = f"tcp://127.0.0.1:{port()}", f"tcp://127.0.0.1:{port()}"
+    comp = tmp_path / "stack.yaml"
+    comp.write_text(f"""description: test stack
+processes:
+  - name: robot
+    rcs: [robot, --config, {REPO / "launch" / "robots" / "sim_so101.yaml"}, --state-endpoint, "{state}",
+          --command-endpoint, "{command}"]
+    ready: '"ready": true'
+""")
+    proc = subprocess.Popen([*RCS, "up", str(comp)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    children: list[int] = []
+    try:
+        wait_line(proc, '"ready": true')
+        children = child_pids(proc.pid)
+        assert len(children) == 1, children
+        proc.kill()
+        proc.communicate(timeout=30)
+        assert ended(children[0], timeout_s=30.0), "the robot server outlived the killed rcs up"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for pid in children:
+            if not ended(pid, timeout_s=0.0):
+                os.kill(pid, signal.SIGKILL)
 
 
 def test_rcs_up_reports_a_child_that_fails(tmp_path: Path) -> None:
