@@ -59,6 +59,7 @@ class BaseFollower:
         self.budget_s = float(budget_s)
         self._chunks: dict[int, _Chunk] = {}  # by robot session: robots sharing a composed server keep their own
         self._last_tick: dict[int, int] = {}
+        self._chunk_step: dict[int, int] = {}  # by robot session: k of its last action
         #: chunks asked of the base, and the requests it did not answer in time
         self.requests = 0
         self.failures = 0
@@ -88,8 +89,18 @@ class BaseFollower:
         if not 0 <= k < min(self.replan_steps, len(chunk.actions) if chunk else 0):
             chunk = self._fetch(observation, context)
             k = 0
+        self._chunk_step[context.session_id] = k
         rows = np.minimum(np.arange(k, k + n), len(chunk.actions) - 1)
         return np.asarray(chunk.actions[rows], dtype=np.float64)
+
+    def chunk_step(self, session_id: int) -> int:
+        """``k`` of the session's last :meth:`actions`: its first row's index in the base's chunk, in
+        ``[0, replan_steps)`` (0: the chunk was predicted from that step's observation).
+
+        Raises:
+            KeyError: the session has not asked for an action yet.
+        """
+        return self._chunk_step[session_id]
 
     def _fetch(self, observation: Mapping[str, np.ndarray], context: RequestContext) -> _Chunk:
         from rcs.serving.client import ServingError
@@ -136,3 +147,7 @@ class MidRangeBase:
     def actions(self, observation: Mapping[str, np.ndarray], context: RequestContext, n: int) -> np.ndarray:
         """``n`` copies of the middle of the action range ((n, D) float64, action units)."""
         return np.tile(self.middle, (n, 1))
+
+    def chunk_step(self, session_id: int) -> int:
+        """Always 0: there are no chunks (every step is the start of one)."""
+        return 0

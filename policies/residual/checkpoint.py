@@ -67,9 +67,12 @@ def base_ref(directory: str | Path) -> BaseRef:
     )
 
 
-def initial_space(base: BaseRef, scale: float, per_entry: Mapping[str, float] | None = None) -> ResidualSpace:
+def initial_space(
+    base: BaseRef, scale: float, per_entry: Mapping[str, float] | None = None, chunk_phase: bool = False
+) -> ResidualSpace:
     """The residual space over a base: its vector inputs and action with its saved MIN_MAX statistics, bound by
-    ``scale`` (normalized units) except the action entries ``per_entry`` names (by the base's action names).
+    ``scale`` (normalized units) except the action entries ``per_entry`` names (by the base's action names); with
+    ``chunk_phase`` it also reads the step within the base's chunk (``phase_steps`` = the base's ``replan_steps``).
 
     Raises:
         ConfigError: ``per_entry`` names an entry the base's action does not have, or the base does not name its
@@ -87,7 +90,8 @@ def initial_space(base: BaseRef, scale: float, per_entry: Mapping[str, float] | 
         bounds = entry_bounds(tuple(names), scale, per_entry)
     else:
         bounds = (float(scale),) * dim
-    return ResidualSpace(inputs, {k: stats[k] for k in inputs}, stats["action"], bounds)
+    phase_steps = base.replan_steps if chunk_phase else 0
+    return ResidualSpace(inputs, {k: stats[k] for k in inputs}, stats["action"], bounds, phase_steps)
 
 
 def save(
@@ -176,9 +180,15 @@ def load(directory: str | Path) -> Composed:
     weights = directory / WEIGHTS_NAME
     if not weights.is_file():
         raise ConfigError(f"residual checkpoint {directory}: no {WEIGHTS_NAME}")
+    space = ResidualSpace.from_dict(meta["space"])
+    if space.phase_steps not in (0, base.replan_steps):
+        raise ConfigError(
+            f"{directory / RESIDUAL_NAME}: phase_steps={space.phase_steps} must be 0 or its base's replan_steps "
+            f"({base.replan_steps})"
+        )
     return Composed(
         directory,
-        ResidualSpace.from_dict(meta["space"]),
+        space,
         hidden,
         base,
         load_file(str(weights)),

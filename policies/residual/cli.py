@@ -58,6 +58,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME=BOUND",
         help="another bound for one action entry, by the base's action name (e.g. gripper=2; up to 2: any value)",
     )
+    parser.add_argument(
+        "--chunk-phase",
+        action="store_true",
+        help="the residual also reads the step within the base's chunk (one-hot of the base's replan steps)",
+    )
     parser.add_argument("--learner", choices=("td3", "sac"), default="td3", help="the off-policy learner (td3)")
     parser.add_argument(
         "--scratch",
@@ -197,6 +202,7 @@ def run(args: argparse.Namespace) -> int:
             eval_episodes=args.eval_episodes,
             scale=scale,
             entry_scales=dict(args.entry_scale),
+            chunk_phase=args.chunk_phase,
             latency_s=(args.latency_ms[0] / 1e3, args.latency_ms[1] / 1e3),
             base_latency_s=args.base_latency_ms / 1e3,
             seed=args.seed,

@@ -8,7 +8,8 @@ both by the residual in the normalized space (:meth:`policies.residual.features.
 them to the robot as one chunk, exactly what the served composed policy sends (:mod:`policies.residual.policy`).
 
 - observation: :meth:`~policies.residual.features.ResidualSpace.observe` (float32), i.e. the normalized vector
-  inputs and the base's normalized action for this step;
+  inputs and the base's normalized action for this step (and, if the space reads it, the step within the base's
+  chunk);
 - action: the residual in [-1, 1] per action entry (``scale`` applies in the composition);
 - reward: sparse, 1 when ``is_success`` has held for ``success_hold_s`` of simulated time (as ``rcs eval``
   counts a success), which ends the episode; 0 otherwise;
@@ -163,7 +164,7 @@ class ResidualTaskEnv(gym.Env):
             except BaseUnavailable:
                 if attempt == self.base_retries:
                     raise
-        return self.space.observe(features, self._base[0])
+        return self.space.observe(features, self._base[0], self.follower.chunk_step(self._episode))
 
     def _render(self) -> dict[str, np.ndarray]:
         assert self._renderer is not None

@@ -77,12 +77,18 @@ class ResidualSpace:
         action: MIN_MAX of the base's action.
         scale: the residual's bound per action entry in normalized action units (``|a_i - a_base,i| <= scale_i``
             there), each in (0, :data:`MAX_SCALE`].
+        phase_steps: 0, or the base's ``replan_steps``: the observation then ends with the step within the base's
+            chunk, one-hot (entry ``k`` is 1 for the chunk's ``k``-th action, ``k = 0`` the step it was predicted
+            on). The base replans every ``replan_steps`` steps and its new chunk may jump (e.g. open the gripper
+            it held closed): without the phase the residual cannot tell the step before a replan from the one
+            after it.
     """
 
     inputs: tuple[str, ...]
     stats: Mapping[str, MinMax]
     action: MinMax
     scale: tuple[float, ...]
+    phase_steps: int = 0
 
     def __post_init__(self) -> None:
         missing = [k for k in self.inputs if k not in self.stats]
@@ -94,6 +100,10 @@ class ResidualSpace:
             )
         for i, bound in enumerate(self.scale):
             check_bound(f"action entry {i}", bound)
+        if self.phase_steps < 0:
+            raise ConfigError(
+                f"residual phase_steps={self.phase_steps}: must be 0 (no phase) or the base's replan_steps"
+            )
 
     @property
     def action_dim(self) -> int:
@@ -101,14 +111,18 @@ class ResidualSpace:
 
     @property
     def observation_dim(self) -> int:
-        """Length of :meth:`observe`: the inputs, then the base's normalized action."""
-        return sum(len(self.stats[k].low) for k in self.inputs) + self.action_dim
+        """Length of :meth:`observe`: the inputs, the base's normalized action, then the chunk phase (if any)."""
+        return sum(len(self.stats[k].low) for k in self.inputs) + self.action_dim + self.phase_steps
 
-    def observe(self, observation: Mapping[str, np.ndarray], base_action: np.ndarray) -> np.ndarray:
-        """The residual's observation (float32): each input normalized, then the base's normalized action.
+    def observe(
+        self, observation: Mapping[str, np.ndarray], base_action: np.ndarray, chunk_step: int | None = None
+    ) -> np.ndarray:
+        """The residual's observation (float32): each input normalized, the base's normalized action, then (with
+        :attr:`phase_steps`) ``chunk_step``, the index of ``base_action`` in the base's chunk, one-hot.
 
         Raises:
-            ValueError: an input missing, of the wrong length, or non-finite (names it).
+            ValueError: an input missing, of the wrong length, or non-finite (names it); ``chunk_step`` missing or
+                outside ``[0, phase_steps)`` where the space reads it.
         """
         parts = []
         for key in self.inputs:
@@ -120,6 +134,10 @@ class ResidualSpace:
                 raise ValueError(f"residual input {key}: expected {len(stat.low)} finite values, got {x.tolist()}")
             parts.append(stat.normalize(x))
         parts.append(self.action.normalize(self.check_action("base action", base_action)))
+        if self.phase_steps:
+            if chunk_step is None or not 0 <= chunk_step < self.phase_steps:
+                raise ValueError(f"residual chunk step: {chunk_step!r} must be in [0, {self.phase_steps})")
+            parts.append(np.eye(self.phase_steps)[chunk_step])
         return np.concatenate(parts).astype(np.float32)
 
     def compose(self, base_action: np.ndarray, residual: np.ndarray) -> np.ndarray:
@@ -147,13 +165,16 @@ class ResidualSpace:
         return a
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "inputs": list(self.inputs),
             "stats": {k: self.stats[k].as_dict() for k in self.inputs},
             "action": self.action.as_dict(),
             # one number when every entry has the same bound (the layout of checkpoints that predate per-entry bounds)
             "scale": self.scale[0] if len(set(self.scale)) == 1 else list(self.scale),
         }
+        if self.phase_steps:  # absent in checkpoints that predate the phase: they read 0
+            data["phase_steps"] = self.phase_steps
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ResidualSpace:
@@ -163,7 +184,10 @@ class ResidualSpace:
             action = MinMax.from_dict("action", data["action"])
             scale = data["scale"]
             bounds = [scale] * len(action.low) if isinstance(scale, int | float) else list(scale)
-            return cls(inputs, stats, action, tuple(float(b) for b in bounds))
+            phase_steps = data.get("phase_steps", 0)
+            if not isinstance(phase_steps, int):
+                raise TypeError(f"phase_steps={phase_steps!r} must be an integer")
+            return cls(inputs, stats, action, tuple(float(b) for b in bounds), phase_steps)
         except (KeyError, TypeError, ValueError) as e:
             raise ConfigError(f"residual space: malformed ({type(e).__name__}: {e})") from None
 

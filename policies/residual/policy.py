@@ -5,9 +5,10 @@ Serving a composed checkpoint (:mod:`policies.residual.checkpoint`) starts its b
 checks that the base's server reports the ``checkpoint_id`` the residual was trained on, and serves one action per
 policy step::
 
-    a_k = unnormalize(normalize(a_base[k]) + scale * actor(obs, a_base[k]))
+    a_k = unnormalize(normalize(a_base[k]) + scale * actor(obs, a_base[k], [k]))
 
-with ``a_base[k]`` the base's action for this step (:class:`policies.residual.base_follower.BaseFollower`). The
+with ``a_base[k]`` the base's action for this step (:class:`policies.residual.base_follower.BaseFollower`) and
+``[k]`` its index in the base's chunk, one-hot, for a residual trained with it (``phase_steps``). The
 wire schema is the base's with chunks of :data:`~policies.residual.checkpoint.CHUNK_STEPS` (2) actions, of which
 the robot executes the first and then asks again (``n_action_steps`` 1): the second, the base's next action with
 the same correction, only bridges a reply that arrives a few milliseconds after the step's period ended (a
@@ -110,7 +111,8 @@ class ResidualPolicy:
         out = []
         for observation, context in zip(observations, contexts, strict=True):
             base = self.follower.actions(observation, context, CHUNK_STEPS)
-            x = self._torch.as_tensor(self.space.observe(observation, base[0])[None])
+            step = self.follower.chunk_step(context.session_id)
+            x = self._torch.as_tensor(self.space.observe(observation, base[0], step)[None])
             with self._torch.no_grad():
                 r = self.actor(x)[0].numpy()
             out.append(np.stack([self.space.compose(b, r) for b in base]).astype(np.float32))

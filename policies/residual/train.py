@@ -55,6 +55,8 @@ class ResidualTrainConfig:
         eval_seed: first seed of the evaluation episodes.
         scale: the residual's bound (normalized action units).
         entry_scales: other bounds for some action entries, by the base's action names (e.g. ``{"gripper": 2.0}``).
+        chunk_phase: the residual also reads the step within the base's chunk
+            (:attr:`policies.residual.features.ResidualSpace.phase_steps`).
         latency_s: (low, high) s from an observation to its chunk, drawn per step
             (:class:`policies.residual.env.ResidualTaskEnv`).
         base_latency_s: added on the steps that ask the base (its inference).
@@ -78,6 +80,7 @@ class ResidualTrainConfig:
     eval_seed: int = 20_000
     scale: float = 0.1
     entry_scales: dict[str, float] = field(default_factory=dict)
+    chunk_phase: bool = False
     latency_s: tuple[float, float] = (0.01, 0.02)
     base_latency_s: float = 0.02
     seed: int = 0
@@ -274,16 +277,21 @@ class _Run:
 
         self.cfg, self.say = cfg, say
         self.base = checkpoint.base_ref(cfg.base)
-        self.space = checkpoint.initial_space(self.base, cfg.scale, cfg.entry_scales)
+        self.space = checkpoint.initial_space(self.base, cfg.scale, cfg.entry_scales, cfg.chunk_phase)
         self.out = Path(cfg.out)
         latest = self.out / LATEST_NAME
         if not cfg.scratch and (latest / checkpoint.RESIDUAL_NAME).is_file():
             # a resumed actor trained under other bounds would act differently than it learned to
-            trained = checkpoint.load(latest).space.scale
-            if trained != self.space.scale:
+            trained = checkpoint.load(latest).space
+            if trained.scale != self.space.scale:
                 raise ConfigError(
-                    f"{self.out}: its residual was trained with bounds {list(trained)}, this command asks for "
+                    f"{self.out}: its residual was trained with bounds {list(trained.scale)}, this command asks for "
                     f"{list(self.space.scale)} (--scale, --entry-scale): resume with the run's, or use a new --output"
+                )
+            if trained.phase_steps != self.space.phase_steps:
+                raise ConfigError(
+                    f"{self.out}: its residual was trained {'with' if trained.phase_steps else 'without'} the chunk "
+                    f"phase (--chunk-phase): resume with the run's, or use a new --output"
                 )
         self.served: ServedBase | None = None
         self.env: Any = None

@@ -97,6 +97,27 @@ def test_bounds_are_named_by_the_bases_action_entries_and_saved_compactly():
         ResidualSpace.from_dict({**mixed.as_dict(), "scale": ["wide", 0.1, 0.1]})
 
 
+def test_the_chunk_phase_is_read_one_hot_and_spaces_saved_without_it_read_none():
+    plain = small_space(0.1)
+    phased = ResidualSpace(plain.inputs, plain.stats, plain.action, plain.scale, phase_steps=4)
+    state, base = {"observation.state": np.array([0.0, 2.0])}, np.array([0.5, 1.0, 0.2])
+    assert phased.observation_dim == plain.observation_dim + 4
+    for k in range(4):
+        obs = phased.observe(state, base, k)
+        np.testing.assert_array_equal(obs[: plain.observation_dim], plain.observe(state, base))
+        np.testing.assert_array_equal(obs[plain.observation_dim :], np.eye(4)[k])
+    for bad in (None, -1, 4):
+        with pytest.raises(ValueError, match=f"residual chunk step: {bad} must be in \\[0, 4\\)"):
+            phased.observe(state, base, bad)
+    assert ResidualSpace.from_dict(json.loads(json.dumps(phased.as_dict()))).phase_steps == 4
+    assert "phase_steps" not in plain.as_dict()  # the layout of checkpoints saved before the phase: they read 0
+    assert ResidualSpace.from_dict(plain.as_dict()).phase_steps == 0
+    with pytest.raises(ConfigError, match="residual space: malformed .*phase_steps='8' must be an integer"):
+        ResidualSpace.from_dict({**plain.as_dict(), "phase_steps": "8"})
+    with pytest.raises(ConfigError, match="residual phase_steps=-1: must be 0"):
+        ResidualSpace(plain.inputs, plain.stats, plain.action, plain.scale, phase_steps=-1)
+
+
 def test_an_untrained_actor_is_exactly_zero():
     actor = ResidualActor(25, 10, (64, 64))
     x = torch.randn(32, 25) * 10
@@ -159,6 +180,21 @@ def test_the_follower_steps_through_the_bases_horizon_and_asks_again(counting_ba
     assert follower.action(obs, RequestContext(2, 9, 0.05 * 21)).tolist() == [5, 0, 7]
     assert follower.action(obs, RequestContext(2, 0, 0.0)).tolist() == [6, 0, 7]
     assert follower.requests == policy.calls == 6
+
+
+def test_the_follower_reports_each_actions_step_in_its_chunk(counting_base):
+    _, client = counting_base
+    follower = BaseFollower(client, replan_steps=3, policy_dt=0.05, budget_s=5.0)
+    obs = {"observation.state": np.array([7.0, 0.0], np.float32)}
+    steps = []
+    for t, capture_time in enumerate((0.0, 0.05, 0.10, 0.15, 0.25, 0.30, 0.35)):  # one period skipped at 0.20
+        row = follower.action(obs, RequestContext(1, t, capture_time))
+        steps.append((follower.chunk_step(1), int(row[1])))
+    assert steps == [(0, 0), (1, 1), (2, 2), (0, 0), (2, 2), (0, 0), (1, 1)]  # k is the row the action came from
+    follower.action(obs, RequestContext(2, 0, 0.0))
+    assert (follower.chunk_step(1), follower.chunk_step(2)) == (1, 0)  # per robot session
+    with pytest.raises(KeyError):
+        follower.chunk_step(3)  # never asked
 
 
 def test_robots_sharing_the_follower_keep_their_own_chunks(counting_base):
@@ -260,6 +296,60 @@ def test_served_with_a_zero_residual_it_is_exactly_the_served_base(serve, compos
             # bit for bit: the residual starts at the base; each chunk's second action is the base's next one
             assert np.array_equal(np.stack([r[0] for r in rows]), chunk[:8])
             assert np.array_equal(np.stack([r[1] for r in rows]), chunk[1:9])
+    finally:
+        base.close()
+        both.close()
+
+
+def phase_reading_actor(space: ResidualSpace) -> ResidualActor:
+    """An actor that reads only the chunk phase: its first entry is tanh(0.1 k) x a constant for the phase's k,
+    every other entry 0 (the trunk passes the one-hot through, the head weighs its k-th unit by k)."""
+    n, width = space.phase_steps, space.phase_steps
+    actor = ResidualActor(space.observation_dim, space.action_dim, (width, width))
+    with torch.no_grad():
+        first, second = actor.trunk[0], actor.trunk[3]
+        first.weight.zero_()
+        first.weight[:, space.observation_dim - n :] = torch.eye(n)
+        second.weight.copy_(torch.eye(width))
+        for layer in (first, second):
+            layer.bias.zero_()
+        actor.head.weight[0] = 0.1 * torch.arange(n, dtype=torch.float32)
+    return actor
+
+
+def test_served_with_the_chunk_phase_each_step_reads_its_place_in_the_bases_chunk(serve, observations, tmp_path):
+    """A residual trained with the phase (``--chunk-phase``), served: step t of a chunk gets the correction the
+    actor gives for phase t, i.e. the server feeds the follower's k, not a constant."""
+    base_ref_ = base_ref(BASE)
+    space = initial_space(base_ref_, 0.1, chunk_phase=True)
+    assert space.phase_steps == base_ref_.replan_steps == 8
+    actor = phase_reading_actor(space)
+    composed = save(tmp_path / "phase", actor.state_dict(), space, (8, 8), base_ref_, "phase-residual")
+    assert load(composed).space.phase_steps == 8
+    wrong = tmp_path / "wrong"
+    shutil.copytree(composed, wrong)
+    meta = json.loads((wrong / "residual.json").read_text())
+    meta["space"]["phase_steps"] = 4
+    (wrong / "residual.json").write_text(json.dumps(meta))
+    with pytest.raises(ConfigError, match="phase_steps=4 must be 0 or its base's replan_steps \\(8\\)"):
+        load(wrong)
+    base_server = serve("--policy", str(BASE))
+    composed_server = serve("--policy", str(composed))
+    base = PolicyClient(base_server.endpoint, None)
+    both = PolicyClient(composed_server.endpoint, None)
+    try:
+        base.handshake(10.0)
+        both.handshake(10.0)
+        obs = observations[0]
+        chunk = base.request(obs, 0, time.monotonic(), budget_s=30.0).actions
+        t0 = time.monotonic()
+        rows = np.stack([both.request(obs, t + 1, t0 + 0.05 * t, budget_s=30.0).actions[0] for t in range(8)])
+        with torch.no_grad():
+            residuals = [actor(torch.as_tensor(space.observe(obs, chunk[k], k)[None]))[0].numpy() for k in range(8)]
+        expected = np.stack([space.compose(chunk[k], residuals[k]) for k in range(8)])
+        assert len({round(float(r[0]), 6) for r in residuals}) == 8  # a different correction for every phase
+        np.testing.assert_allclose(rows, expected, rtol=0, atol=1e-5)
+        np.testing.assert_array_equal(rows[:, 1:], chunk[:8, 1:])  # the actor moves the first entry only
     finally:
         base.close()
         both.close()
@@ -422,6 +512,12 @@ def test_train_residual_evaluates_checkpoints_and_resumes(tmp_path):
     assert (
         "trained with bounds [0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1], this command asks for" in other.stderr
     )
+    assert (out / "training_state.pt").read_bytes() == state
+    with_phase = subprocess.run(
+        [RCS, "train-residual", *common, "--steps", "400", "--chunk-phase"], capture_output=True, text=True, env=ENV
+    )
+    assert with_phase.returncode != 0 and "Traceback" not in with_phase.stderr, with_phase.stderr
+    assert "trained without the chunk phase (--chunk-phase): resume with the run's" in with_phase.stderr
     assert (out / "training_state.pt").read_bytes() == state
 
 
