@@ -42,6 +42,12 @@ MAX_HORIZON_S = 0.05
 SUBSTEP_S = 0.0005
 
 
+def commanded_thrusts(spec: QuadrotorSpec, command: np.ndarray) -> np.ndarray:
+    """The rotor thrusts (N, float64) that normalized motor ``command`` asks for, each clipped to [0, 1] of
+    ``max_thrust``: what every rotor's lag converges to."""
+    return np.clip(np.asarray(command, dtype=np.float64), 0.0, 1.0) * spec.max_thrust
+
+
 class ThrustEstimate:
     """Rotor thrusts (N) estimated from the motor commands written: each rotor follows its command through the
     spec's first-order lag, ``T <- T_cmd + (T - T_cmd) exp(-dt / tau_m)``.
@@ -62,7 +68,7 @@ class ThrustEstimate:
 
     def advance(self, command: np.ndarray, time: float) -> np.ndarray:
         """The thrusts at ``time`` (monotonic s) after ``command`` (normalized, [0, 1]) acted since the last call."""
-        target = np.clip(np.asarray(command, dtype=np.float64), 0.0, 1.0) * self.spec.max_thrust
+        target = commanded_thrusts(self.spec, command)
         dt = 0.0 if self.time is None else max(float(time) - self.time, 0.0)
         lag = self.spec.motor_time_constant
         self.thrusts = target + (self.thrusts - target) * np.exp(-dt / lag) if lag > 0.0 else target
@@ -97,7 +103,7 @@ class StatePredictor:
         if not 0.0 <= tau <= MAX_HORIZON_S:
             raise ValueError(f"prediction horizon {horizon_s!r} s: must be in [0, {MAX_HORIZON_S}] s")
         n = self.spec.num_rotors
-        target = np.clip(np.asarray(command, dtype=np.float64), 0.0, 1.0) * self.spec.max_thrust
+        target = commanded_thrusts(self.spec, command)
         if target.shape != (n,) or not np.isfinite(target).all():
             raise ValueError(f"command: expected {n} finite normalized motor thrusts, got {np.asarray(command)!r}")
         if tau == 0.0:

@@ -190,7 +190,8 @@ class VehicleObservation:
         self._hover = np.full(n, spec.hover_thrust / (n * spec.max_thrust))
         self.memory = FlightObservation(np.zeros(3) if self._target is None else self._target, control_dt, n)
         self.predictor = StatePredictor(spec) if predict else None
-        self.thrusts = ThrustEstimate(spec)  # the rotors' thrusts, from the commands written
+        # the rotors' thrusts from the commands written: the prediction's starting point, nothing else reads them
+        self.thrusts = ThrustEstimate(spec) if predict else None
         #: s: the horizons of the latest predictions, oldest first
         self.horizons: deque[float] = deque(maxlen=HORIZONS_KEPT)
 
@@ -208,12 +209,14 @@ class VehicleObservation:
             here: np.ndarray = np.asarray(state.position, dtype=np.float64)
             self.memory.target = self._target if self._target is not None else here
             self.memory.reset(self._hover if last_command is None else last_command)
-            self.thrusts.reset(state.motor_thrusts, state.timestamp)
+            if self.thrusts is not None:
+                self.thrusts.reset(state.motor_thrusts, state.timestamp)
         elif last_command is not None:
             self.memory.commanded(last_command)
-            thrusts = self.thrusts.advance(last_command, state.timestamp)
-            if self.predictor is not None and horizon_s > 0.0:
-                horizon = min(float(horizon_s), MAX_HORIZON_S)
-                state = self.predictor(state, last_command, horizon, thrusts)
-                self.horizons.append(horizon)
+            if self.predictor is not None and self.thrusts is not None:
+                thrusts = self.thrusts.advance(last_command, state.timestamp)
+                if horizon_s > 0.0:
+                    horizon = min(float(horizon_s), MAX_HORIZON_S)
+                    state = self.predictor(state, last_command, horizon, thrusts)
+                    self.horizons.append(horizon)
         return self.memory(state)
