@@ -52,7 +52,9 @@ def test_every_composition_parses(composition: str) -> None:
     assert "rcs " in out.stdout
 
 
-def test_rcs_up_starts_the_stack_and_stops_it_on_sigint(tmp_path: Path) -> None:
+def start_robot_stack(tmp_path: Path) -> tuple[subprocess.Popen, str, str]:
+    """``rcs up`` of a one-process stack (the simulated SO-101's robot server): the process, the state and command
+    endpoints."""
     state, command = f"tcp://127.0.0.1:{port()}", f"tcp://127.0.0.1:{port()}"
     comp = tmp_path / "stack.yaml"
     comp.write_text(f"""description: test stack
@@ -63,6 +65,11 @@ processes:
     ready: '"ready": true'
 """)
     proc = subprocess.Popen([*RCS, "up", str(comp)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return proc, state, command
+
+
+def test_rcs_up_starts_the_stack_and_stops_it_on_sigint(tmp_path: Path) -> None:
+    proc, state, command = start_robot_stack(tmp_path)
     try:
         wait_line(proc, '"ready": true')
         with RobotClient(command, state) as client:
@@ -82,16 +89,7 @@ def test_a_killed_rcs_up_stops_its_stack(tmp_path: Path) -> None:
     stops; nothing of the stack is left running."""
     from tests.processes import child_pids, ended
 
-    state, command = f"tcp://127.0.0.1:{port()}", f"tcp://127.0.0.1:{port()}"
-    comp = tmp_path / "stack.yaml"
-    comp.write_text(f"""description: test stack
-processes:
-  - name: robot
-    rcs: [robot, --config, {REPO / "launch" / "robots" / "sim_so101.yaml"}, --state-endpoint, "{state}",
-          --command-endpoint, "{command}"]
-    ready: '"ready": true'
-""")
-    proc = subprocess.Popen([*RCS, "up", str(comp)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc, _, _ = start_robot_stack(tmp_path)
     children: list[int] = []
     try:
         wait_line(proc, '"ready": true')
