@@ -1,14 +1,16 @@
 """Child processes that end with the process that started them.
 
-A child started with ``preexec_fn=terminate_with_parent`` receives SIGTERM from the kernel when its parent dies
+A child started with ``preexec_fn=terminate_with_parent()`` receives SIGTERM from the kernel when its parent dies
 (Linux ``prctl(PR_SET_PDEATHSIG)``), also when the parent is SIGKILLed and cannot clean up. The child's own
 SIGTERM handler then runs (a policy server stops, the run log saves its open segment, a view closes its file, a
 robot server of ``rcs up`` stops its robot): a killed ``rcs deploy``, ``rcs eval``, ``rcs up`` or robot with a
 view leaves no process behind. Such a child's last report then goes to a pipe nobody reads:
 :func:`report_to_parent` drops it instead of ending on a BrokenPipeError.
 
-Caveat (the kernel's rule): "parent" is the *thread* that forked the child; start such children from a thread
-that lives as long as they should (the main thread in every caller here).
+Caveats (the kernel's and the C library's rules): "parent" is the *thread* that forked the child; start such
+children from a thread that lives as long as they should (the main thread in every caller here). Between fork
+and exec a child of a threaded parent may only do async-signal-safe work: the C library lookup (``dlopen``,
+``dlsym``: locks another thread may hold at fork time) happens in the parent, the child makes one system call.
 """
 
 from __future__ import annotations
@@ -16,19 +18,34 @@ from __future__ import annotations
 import ctypes
 import os
 import signal
+from collections.abc import Callable
 from typing import TextIO
 
 #: Linux prctl option: the signal a child receives when its parent dies
 _PR_SET_PDEATHSIG = 1
 
 
-def terminate_with_parent() -> None:
-    """In the child, before exec: ask the kernel for SIGTERM when the parent dies (Linux; elsewhere nothing)."""
+def _skip() -> None:
+    """Stand-in where prctl does not exist: the parent's stop() still ends the child on a normal exit."""
+
+
+def terminate_with_parent() -> Callable[[], None]:
+    """Return the ``preexec_fn`` that asks the kernel for SIGTERM in the child when its parent dies (Linux;
+    elsewhere a function that does nothing).
+
+    Call it in the parent: the returned function only makes the ``prctl`` system call, in the child before exec.
+    """
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
-        pass  # not Linux: the parent's stop() still ends the child on a normal exit
+        return _skip
+    # ctypes arguments made here: the child converts nothing, it only makes the call
+    option, sig = ctypes.c_int(_PR_SET_PDEATHSIG), ctypes.c_ulong(signal.SIGTERM)
+
+    def set_parent_death_signal() -> None:
+        prctl(option, sig)
+
+    return set_parent_death_signal
 
 
 def report_to_parent(text: str, stream: TextIO) -> None:

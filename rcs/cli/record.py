@@ -431,16 +431,13 @@ def _record(args: argparse.Namespace) -> int:
 
 
 def _start_view(save: str, env: Any, name: str, cameras: dict[str, Any]) -> tuple[Any, Any]:
-    """A stream of the recording's robot and cameras (:class:`rcs.remote.publisher.StreamPublisher`) and ``rcs view``
-    subscribed to it, in its own process (:class:`rcs.viewer.process.ViewProcess`)."""
-    from rcs.eval.server_process import free_endpoint
+    """A stream of the recording's robot and cameras and ``rcs view`` subscribed to it, in its own process
+    (:func:`rcs.viewer.process.view_of_stream`)."""
     from rcs.remote.description import describe
     from rcs.remote.observation import arm_command_names
-    from rcs.remote.publisher import StreamPublisher
-    from rcs.viewer.process import ViewProcess
+    from rcs.viewer.process import view_of_stream
 
     rate = float(env.config.control_rate_hz)
     names = arm_command_names(env.arm)
     described = describe(env.arm, name, rate, names, "joint_positions", list(cameras.values()), [rate] * len(cameras))
-    stream = StreamPublisher(described, free_endpoint(), free_endpoint())
-    return stream, ViewProcess(save, stream.state_endpoint, stream.command_endpoint)
+    return view_of_stream(save, described)

@@ -116,7 +116,7 @@ class _Child:
             bufsize=1,
             start_new_session=True,
             # a killed ``rcs up`` (SIGKILL: no cleanup) still stops its stack: the kernel sends each child SIGTERM
-            preexec_fn=terminate_with_parent,
+            preexec_fn=terminate_with_parent(),
         )
         if spec.ready is None:
             self.ready.set()

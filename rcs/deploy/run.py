@@ -137,7 +137,7 @@ class LogProcess:
         cmd += ["--segment-s", str(segment_s), "--task", task]
         # a killed rcs deploy must not leave the log running: the kernel's SIGTERM makes it save its open segment
         self.proc = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=terminate_with_parent
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=terminate_with_parent()
         )
         self.lines: list[str] = []
         self.errors: list[str] = []

@@ -365,13 +365,11 @@ def shifted_robot_config(env_id: str, robot: str | None, shift: str) -> dict[str
 
 
 def _start_view(save: str, robot: Any, env_id: str, rate_hz: float, names: Any) -> tuple[Any, Any]:
-    """A stream of the evaluated robot (:class:`rcs.remote.publisher.StreamPublisher`) and ``rcs view`` subscribed
-    to it in its own process."""
+    """A stream of the evaluated robot and ``rcs view`` subscribed to it, in its own process
+    (:func:`rcs.viewer.process.view_of_stream`)."""
     from rcs.control.task import device_kind
     from rcs.remote.description import describe
-    from rcs.remote.publisher import StreamPublisher
-    from rcs.viewer.process import ViewProcess
+    from rcs.viewer.process import view_of_stream
 
     mode = device_kind(robot).default_mode
-    stream = StreamPublisher(describe(robot, env_id, rate_hz, names, mode, [], []), free_endpoint(), free_endpoint())
-    return stream, ViewProcess(save, stream.state_endpoint, stream.command_endpoint)
+    return view_of_stream(save, describe(robot, env_id, rate_hz, names, mode, [], []))

@@ -47,7 +47,7 @@ class ServerProcess:
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env=env,
-            preexec_fn=terminate_with_parent,
+            preexec_fn=terminate_with_parent(),
         )
 
     @property

@@ -1,4 +1,5 @@
-"""``rcs view`` as a child process beside a robot server (``rcs robot --view``, ``rcs deploy --view``).
+"""``rcs view`` as a child process beside a robot server (``rcs robot --view``, ``rcs deploy --view``) or beside a
+stream of a robot that has no server (``rcs record --view``, ``rcs eval --view``: :func:`view_of_stream`).
 
 A process of its own, so the loop never waits on it: the loop thread runs SCHED_FIFO where permitted, above any
 normal process. The view is not niced, or a busy machine would starve it.
@@ -10,7 +11,8 @@ import logging
 import subprocess
 import sys
 import threading
-from typing import IO
+from collections.abc import Mapping
+from typing import IO, Any
 
 from rcs.child_process import terminate_with_parent
 
@@ -38,7 +40,7 @@ class ViewProcess:
         cmd = [sys.executable, "-m", "rcs.cli.main", "view", "--state-endpoint", state_endpoint]
         cmd += ["--command-endpoint", command_endpoint, *(["--save", save] if save else [])]
         # a parent killed outright (SIGKILL) still ends its view, which then closes its file
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, preexec_fn=terminate_with_parent)
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, preexec_fn=terminate_with_parent())
         self.ready = threading.Event()
         assert self.proc.stdout is not None
         threading.Thread(target=self._read, args=(self.proc.stdout,), daemon=True, name="rcs-view-stdout").start()
@@ -64,3 +66,18 @@ class ViewProcess:
             )
             self.proc.kill()
             self.proc.wait()
+
+
+def view_of_stream(save: str, description: Mapping[str, Any]) -> tuple[Any, ViewProcess]:
+    """A :class:`rcs.remote.publisher.StreamPublisher` of ``description``'s robot (:func:`rcs.remote.description.
+    describe`) on two free loopback endpoints, and ``rcs view`` subscribed to it, into ``save`` (see
+    :class:`ViewProcess`). The caller publishes each state to the stream and closes both."""
+    from rcs.eval.server_process import free_endpoint
+    from rcs.remote.publisher import StreamPublisher
+
+    stream = StreamPublisher(description, free_endpoint(), free_endpoint())
+    try:
+        return stream, ViewProcess(save, stream.state_endpoint, stream.command_endpoint)
+    except BaseException:
+        stream.close()
+        raise
