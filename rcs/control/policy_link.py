@@ -37,6 +37,7 @@ from rcs.control.cartesian import pose_layout_of
 from rcs.control.joint_deltas import is_joint_delta_layout
 from rcs.control.task import PolicyTask, device_kind
 from rcs.errors import ConfigError
+from rcs.percentiles import spread
 from rcs.safety.watchdog import DEFAULT_CHUNK_OVERDUE_S, watchdog_for
 from rcs.serving.chunk_feed import ChunkFeed, FeedState
 from rcs.serving.client import PolicyClient, SchemaMismatchError
@@ -223,16 +224,8 @@ class PolicyLink:
         trips = list(self.feed.round_trips)  # one atomic copy under the GIL (the feed thread appends)
         if last is not None:
             trips = trips[len(trips) - min(max(last, 0), len(trips)) :]
-        if not trips:
-            return {}
-        ms = np.asarray(trips, dtype=np.float64) * 1e3
-        p50, p99 = np.percentile(ms, [50, 99])
-        return {
-            "p50": round(float(p50), 2),
-            "p99": round(float(p99), 2),
-            "max": round(float(ms.max()), 2),
-            "replies": len(ms),
-        }
+        latency = spread(trips, scale=1e3)
+        return {**latency, "replies": len(trips)} if latency else {}
 
     def report(self) -> dict[str, Any]:
         """The link's counters: the feed's (``bridge``), its state, the round-trip latency and, for TCP-pose

@@ -46,6 +46,7 @@ from rcs.control.task import PolicyTask, device_kind, make_policy_task
 from rcs.devices import Arm, Quadrotor, Simulated
 from rcs.errors import ConfigError, RcsError
 from rcs.geometry import yaw_of
+from rcs.percentiles import spread
 from rcs.remote import commands as cmd
 from rcs.remote.config import ServerConfig
 from rcs.remote.description import describe
@@ -769,16 +770,11 @@ class RobotServer:
         }
 
     def _policy_report(self) -> dict[str, Any]:
-        """The link's report, and a flight policy's prediction horizons (ms: p50, max, how many)."""
+        """The link's report, and a flight policy's prediction horizons (ms: p50, p99, max, how many)."""
         out: dict[str, Any] = self._link.report()
         horizons = list(self._flight.horizons) if self._flight is not None else []
         if horizons:
-            ms = np.asarray(horizons) * 1e3
-            out["prediction_horizon_ms"] = {
-                "p50": round(float(np.median(ms)), 2),
-                "max": round(float(ms.max()), 2),
-                "predictions": len(ms),
-            }
+            out["prediction_horizon_ms"] = {**spread(horizons, scale=1e3), "predictions": len(horizons)}
         return out
 
     # -- cameras ----------------------------------------------------------------------------------------

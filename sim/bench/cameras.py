@@ -25,13 +25,12 @@ import math
 import time
 from typing import Any
 
-import numpy as np
-
 import rcs
 from hardware.cameras.opencv import OpenCVCamera, make_opencv_camera
 from hardware.emulators.mjpeg_camera import MjpegCameraEmulator, read_stamp
 from rcs.control.loop import ControlLoop, RtConfig
 from rcs.errors import LinkLostError
+from rcs.percentiles import spread
 from sim.bench.sway import sway_loop
 
 log = logging.getLogger(__name__)
@@ -46,11 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _pct(values: list[float]) -> dict[str, float]:
-    if not values:
-        return {"p50": math.nan, "p99": math.nan, "max": math.nan}
-    a = np.asarray(values)
-    p50, p99 = np.percentile(a, [50, 99])
-    return {"p50": round(float(p50), 2), "p99": round(float(p99), 2), "max": round(float(a.max()), 2)}
+    return spread(values) or {"p50": math.nan, "p99": math.nan, "max": math.nan}
 
 
 def _freshness(camera: OpenCVCamera, rate_hz: float, seconds: float) -> dict[str, Any]:

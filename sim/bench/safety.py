@@ -22,6 +22,7 @@ import numpy as np
 
 import rcs
 from rcs.control.task import arm_safety_config
+from rcs.percentiles import spread
 from rcs.safety.arm import ArmSafetyFilter
 from rcs.types import Command
 
@@ -31,14 +32,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--episodes", type=int, default=30, help="episodes per rate (half far targets, half pushes)")
     parser.add_argument("--seconds", type=float, default=1.5, help="commanded seconds per episode")
     parser.add_argument("--seed", type=int, default=0, help="seed of the targets")
-
-
-def _percentiles(values: np.ndarray, digits: int) -> dict[str, float]:
-    return {
-        "p50": round(float(np.percentile(values, 50)), digits),
-        "p99": round(float(np.percentile(values, 99)), digits),
-        "max": round(float(values.max()), digits),
-    }
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -78,8 +71,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         out[f"{rate:g}_hz"] = {
             "ticks": len(per_tick),
             "fk_budget": cfg.workspace_fk_budget,
-            "fk_calls_per_tick": _percentiles(np.array(per_tick, dtype=float), 1),
-            "ms_per_tick": _percentiles(np.array(ms), 3),
+            "fk_calls_per_tick": spread(per_tick, digits=1),
+            "ms_per_tick": spread(ms, digits=3),
             "control_period_ms": round(1e3 / rate, 3),
             "ticks_outside_box": outside,
         }
