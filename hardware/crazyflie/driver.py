@@ -166,8 +166,11 @@ class CrazyflieQuadrotor(Quadrotor):
             self._console = (self._console + text)[-2000:]
 
     def _console_lines(self) -> list[str]:
+        """The console's complete lines: a line arrives in packets of at most 30 bytes, and its unterminated head
+        (e.g. a reason cut after "m out") must not be read as the whole line."""
         with self._console_lock:
-            return [ln.strip() for ln in self._console.splitlines() if ln.strip()]
+            complete = self._console[: self._console.rfind("\n") + 1]
+        return [ln.strip() for ln in complete.splitlines() if ln.strip()]
 
     def _check(self) -> None:
         """Raise the latched link failure, or latch one now (lost callback, or telemetry silent too long)."""
