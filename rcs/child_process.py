@@ -16,6 +16,7 @@ and exec a child of a threaded parent may only do async-signal-safe work: the C 
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import signal
 from collections.abc import Callable
@@ -29,15 +30,23 @@ def _skip() -> None:
     """Stand-in where prctl does not exist: the parent's stop() still ends the child on a normal exit."""
 
 
+@functools.cache
+def _prctl() -> Callable[..., int] | None:
+    """The C library's ``prctl``, looked up once (None where it does not exist)."""
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
 def terminate_with_parent() -> Callable[[], None]:
     """Return the ``preexec_fn`` that asks the kernel for SIGTERM in the child when its parent dies (Linux;
     elsewhere a function that does nothing).
 
     Call it in the parent: the returned function only makes the ``prctl`` system call, in the child before exec.
     """
-    try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
+    prctl = _prctl()
+    if prctl is None:
         return _skip
     # ctypes arguments made here: the child converts nothing, it only makes the call
     option, sig = ctypes.c_int(_PR_SET_PDEATHSIG), ctypes.c_ulong(signal.SIGTERM)

@@ -29,7 +29,8 @@ from typing import Any
 import numpy as np
 
 from rcs.errors import ConfigError
-from rcs.eval.server_process import ServerProcess, free_endpoint, wait_for_server
+from rcs.eval.server_process import ServerProcess, wait_for_server
+from rcs.loopback import free_endpoint
 from rcs.serving.policy import LoadOptions, Observation, RequestContext
 from rcs.serving.protocol import Schema, TensorSpec
 

@@ -38,7 +38,8 @@ from rcs.deploy.preflight import Preflight, calibration_detail, check_checkpoint
 from rcs.deploy.shadow import ShadowLimits, shadow_run
 from rcs.devices import Simulated
 from rcs.errors import ConfigError, RcsError
-from rcs.eval.server_process import SERVER_START_TIMEOUT_S, ServerProcess, free_endpoint, wait_for_server
+from rcs.eval.server_process import SERVER_START_TIMEOUT_S, ServerProcess, wait_for_server
+from rcs.loopback import free_endpoint
 from rcs.remote.config import PolicyLinkConfig, ServerConfig
 from rcs.remote.server import DEFAULT_MAX_RATE_HZ
 

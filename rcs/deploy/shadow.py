@@ -25,7 +25,7 @@ from typing import Any
 
 import rcs
 from rcs.errors import ConfigError
-from rcs.eval.server_process import free_endpoint
+from rcs.loopback import free_endpoint
 from rcs.remote.config import PublishedCameraConfig, ServerConfig
 from rcs.types import ArmState
 

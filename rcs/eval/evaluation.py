@@ -24,7 +24,8 @@ import numpy as np
 from rcs.control.policy_link import check_replan_steps
 from rcs.errors import ConfigError
 from rcs.eval.inputs import read_policy_inputs
-from rcs.eval.server_process import SERVER_START_TIMEOUT_S, ServerProcess, free_endpoint, wait_for_server
+from rcs.eval.server_process import SERVER_START_TIMEOUT_S, ServerProcess, wait_for_server
+from rcs.loopback import free_endpoint
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,13 +17,6 @@ from rcs.serving.protocol import Schema
 
 #: s to wait for the policy server's first answer (loading a checkpoint can take long on a CPU)
 SERVER_START_TIMEOUT_S = 300.0
-
-
-def free_endpoint() -> str:
-    """A loopback endpoint on a port that was free a moment ago."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"tcp://127.0.0.1:{s.getsockname()[1]}"
 
 
 class ServerProcess:

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import IO, Any
 
 from rcs.child_process import terminate_with_parent
+from rcs.loopback import free_endpoint
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,6 @@ def view_of_stream(save: str, description: Mapping[str, Any]) -> tuple[Any, View
     """A :class:`rcs.remote.publisher.StreamPublisher` of ``description``'s robot (:func:`rcs.remote.description.
     describe`) on two free loopback endpoints, and ``rcs view`` subscribed to it, into ``save`` (see
     :class:`ViewProcess`). The caller publishes each state to the stream and closes both."""
-    from rcs.eval.server_process import free_endpoint
     from rcs.remote.publisher import StreamPublisher
 
     stream = StreamPublisher(description, free_endpoint(), free_endpoint())

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rcs.eval.server_process import free_endpoint
+from rcs.loopback import free_endpoint
 from sim.bench.pty_operator import RCS, PtyOperator
 
 #: the tests' tiny rcs_diffusion sizes: a policy that answers in milliseconds on a CPU

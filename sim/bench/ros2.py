@@ -14,13 +14,13 @@ import argparse
 import json
 import logging
 import os
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from rcs.loopback import free_endpoint
 from rcs.remote.client import RobotClient
 from rcs.remote.wire import TOPIC_STATUS
 
@@ -49,13 +49,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "real-time ROS consumer would run (default 50; 0: default scheduler)",
     )
     parser.add_argument("--no-realtime", action="store_true", help="robot loop without SCHED_FIFO")
-
-
-def free_port() -> int:
-    """A TCP port free on loopback right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def ros_env(domain_id: int) -> dict[str, str]:
@@ -105,7 +98,7 @@ def stop(proc: subprocess.Popen, timeout_s: float = 10.0) -> int:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     setup_ros2()
-    state, command = f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}"
+    state, command = free_endpoint(), free_endpoint()
     domain = 100 + os.getpid() % 100
     env = ros_env(domain)
     robot_cmd = [

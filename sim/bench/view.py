@@ -10,7 +10,6 @@ whether the view kept up (it drops, the robot never waits).
 from __future__ import annotations
 
 import argparse
-import socket
 import subprocess
 import sys
 import tempfile
@@ -19,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from rcs.loopback import free_endpoint
 from rcs.remote.client import RobotClient
 from rcs.remote.wire import TOPIC_STATUS
 
@@ -28,14 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="seconds per run")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _run(robot: str, seconds: float, view: Path | None) -> dict[str, Any]:
-    state, command = f"tcp://127.0.0.1:{_free_port()}", f"tcp://127.0.0.1:{_free_port()}"
+    state, command = free_endpoint(), free_endpoint()
     cmd = [sys.executable, "-m", "rcs.cli.main", "robot", "--robot", robot, "--state-endpoint", state]
     cmd += ["--command-endpoint", command, "--duration", str(seconds), *(["--view", str(view)] if view else [])]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)

@@ -4,22 +4,17 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from rcs.loopback import free_endpoint
+
 pytest.importorskip("rerun")
 
 RCS = str(Path(sys.executable).with_name("rcs"))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _entities(path: Path) -> dict[str, int]:
@@ -33,7 +28,7 @@ def _entities(path: Path) -> dict[str, int]:
 
 def test_robot_view_saves_measured_and_commanded_joints_stage_and_loop_timing(tmp_path):
     rrd = tmp_path / "run.rrd"
-    state, command = f"tcp://127.0.0.1:{_free_port()}", f"tcp://127.0.0.1:{_free_port()}"
+    state, command = free_endpoint(), free_endpoint()
     args = [RCS, "robot", "--robot", "sim/panda", "--state-endpoint", state, "--command-endpoint", command]
     proc = subprocess.run([*args, "--duration", "12", "--view", str(rrd)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -54,7 +49,7 @@ def test_a_killed_robot_server_ends_its_view_and_the_views_file_is_saved(tmp_pat
     from tests.processes import child_pids, command_line, ended
 
     rrd = tmp_path / "run.rrd"
-    state, command = f"tcp://127.0.0.1:{_free_port()}", f"tcp://127.0.0.1:{_free_port()}"
+    state, command = free_endpoint(), free_endpoint()
     args = [RCS, "robot", "--robot", "sim/panda", "--state-endpoint", state, "--command-endpoint", command]
     proc = subprocess.Popen([*args, "--view", str(rrd)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     view = None
@@ -88,7 +83,7 @@ def test_a_view_sees_a_stream_from_the_moment_it_is_started(tmp_path):
 
     robot = rcs.make_robot("sim/so101")
     robot.connect()
-    endpoints = [f"tcp://127.0.0.1:{_free_port()}" for _ in range(2)]
+    endpoints = [free_endpoint() for _ in range(2)]
     stream = StreamPublisher(
         describe(robot, "sim/so101", 20.0, arm_command_names(robot), "joint_positions"), *endpoints
     )
@@ -108,7 +103,7 @@ def test_a_view_sees_a_stream_from_the_moment_it_is_started(tmp_path):
 
 def test_bad_view_input_is_one_line(tmp_path):
     proc = subprocess.run(
-        [RCS, "view", "--save", str(tmp_path / "run.txt"), "--command-endpoint", f"tcp://127.0.0.1:{_free_port()}"],
+        [RCS, "view", "--save", str(tmp_path / "run.txt"), "--command-endpoint", free_endpoint()],
         capture_output=True,
         text=True,
         timeout=60,

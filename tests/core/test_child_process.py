@@ -14,7 +14,7 @@ from tests.processes import ended
 # preexec work must not need a lock that thread may hold at fork time.
 _PARENT = textwrap.dedent(
     """
-    import subprocess, sys, threading
+    import subprocess, threading
     from rcs.child_process import terminate_with_parent
 
     def churn():

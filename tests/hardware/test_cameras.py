@@ -15,6 +15,7 @@ from hardware.cameras.opencv import OpenCVCamera, make_opencv_camera
 from hardware.cameras.realsense import make_realsense_camera
 from hardware.emulators.mjpeg_camera import PATCH, MjpegCameraEmulator, read_stamp
 from rcs.errors import ConfigError, LinkLostError
+from rcs.loopback import free_port
 
 W, H = 320, 240
 
@@ -29,12 +30,6 @@ def one_line(exc: pytest.ExceptionInfo) -> str:
     text = str(exc.value)
     assert "\n" not in text and "Traceback" not in text, text
     return text
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def assert_rgb_patches(image: np.ndarray) -> None:

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from rcs.control.loop import ControlLoop, ScaledPacer
-from rcs.eval.server_process import free_endpoint
+from rcs.loopback import free_endpoint
 from tests.isaac.conftest import REPO
 
 RCS = str(Path(sys.executable).with_name("rcs"))

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -15,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from rcs.eval.evaluation import EvalConfig
+from rcs.loopback import free_port
 from tests.policies.conftest import ENV, RCS, last_json, rcs, train_residual_killing
 
 ray = pytest.importorskip("ray")
@@ -36,9 +36,7 @@ def ray_env(tmp_path, monkeypatch) -> dict[str, str]:
 @pytest.fixture
 def ray_head(ray_env):
     """A Ray head with 2 CPUs in its own process (`ray start --head --block`), stopped after the test."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     ray_cli = str(Path(RCS).with_name("ray"))
     head = subprocess.Popen(
         [ray_cli, "start", "--head", "--block", "--num-cpus", "2", "--port", str(port), "--include-dashboard=false"],

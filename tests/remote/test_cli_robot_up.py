@@ -12,16 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from rcs.loopback import free_endpoint
 from rcs.remote.client import RobotClient
 
 REPO = Path(__file__).resolve().parents[2]
 RCS = [sys.executable, "-m", "rcs.cli.main"]
-
-
-def port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_line(proc: subprocess.Popen, needle: str, timeout: float = 120.0) -> list[str]:
@@ -55,7 +50,7 @@ def test_every_composition_parses(composition: str) -> None:
 def start_robot_stack(tmp_path: Path) -> tuple[subprocess.Popen, str, str]:
     """``rcs up`` of a one-process stack (the simulated SO-101's robot server): the process, the state and command
     endpoints."""
-    state, command = f"tcp://127.0.0.1:{port()}", f"tcp://127.0.0.1:{port()}"
+    state, command = free_endpoint(), free_endpoint()
     comp = tmp_path / "stack.yaml"
     comp.write_text(f"""description: test stack
 processes:
@@ -135,7 +130,7 @@ def test_rcs_robot_sigterm_and_bad_config(tmp_path: Path) -> None:
     bad.write_text("robot: sim/panda\nrate: 500\n")
     out = subprocess.run([*RCS, "robot", "--config", str(bad)], capture_output=True, text=True, timeout=60, check=False)
     assert out.returncode != 0 and "unknown key(s) rate" in out.stderr
-    same = f"tcp://127.0.0.1:{port()}"
+    same = free_endpoint()
     out = subprocess.run(
         [*RCS, "robot", "--robot", "sim/so101", "--state-endpoint", same, "--command-endpoint", same],
         capture_output=True,
@@ -148,7 +143,7 @@ def test_rcs_robot_sigterm_and_bad_config(tmp_path: Path) -> None:
         [*RCS, "robot", "--robot", "sim/nope"], capture_output=True, text=True, timeout=60, check=False
     )
     assert out.returncode != 0 and "unknown robot 'sim/nope'" in out.stderr
-    state, command = f"tcp://127.0.0.1:{port()}", f"tcp://127.0.0.1:{port()}"
+    state, command = free_endpoint(), free_endpoint()
     proc = subprocess.Popen(
         [
             *RCS,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,17 +19,13 @@ from typing import Any
 
 import pytest
 
+from rcs.loopback import free_endpoint, free_port
+
 REPO = Path(__file__).resolve().parents[2]
 INSTALL = REPO / "ros2_ws" / "install"
 SHARE = INSTALL / "rcs_ros2" / "share" / "rcs_ros2"
 ROS_PYTHON = REPO / ".venv-ros2" / "bin" / "python"
 CHECKS = Path(__file__).resolve().parent / "ros_checks.py"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="session")
@@ -118,14 +113,11 @@ class Stack:
         self.procs = procs
         self.env = env
 
-    @staticmethod
-    def free_port() -> int:
-        """A free loopback TCP port."""
-        return free_port()
+    free_port = staticmethod(free_port)
 
     def robot(self, config: str, name: str = "robot") -> tuple[Proc, str, str]:
         """``rcs robot`` (main venv) with a launch/robots config, on free ports; waits for its ready line."""
-        state, command = f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}"
+        state, command = free_endpoint(), free_endpoint()
         p = self.procs(
             name,
             [
