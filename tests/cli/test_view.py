@@ -46,7 +46,7 @@ def test_a_killed_robot_server_ends_its_view_and_the_views_file_is_saved(tmp_pat
     and drops its report to the dead parent's pipe without a traceback."""
     import time
 
-    from tests.processes import child_pids, command_line, ended
+    from tests.processes import child_pids, command_line, ended, signal_state
 
     rrd = tmp_path / "run.rrd"
     state, command = free_endpoint(), free_endpoint()
@@ -60,7 +60,7 @@ def test_a_killed_robot_server_ends_its_view_and_the_views_file_is_saved(tmp_pat
         time.sleep(2.0)  # the view logs about 2 s of states
         proc.kill()
         proc.communicate(timeout=30)
-        assert ended(view, timeout_s=30.0), "the view outlived the killed robot server"
+        assert ended(view, timeout_s=30.0), f"the view outlived the killed robot server: {signal_state(view)}"
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -31,7 +31,7 @@ import pytest
 from rcs.registry import start_emulator
 from sim.bench.deploy import so101_config, train_small_checkpoint
 from sim.bench.pty_operator import PtyOperator
-from tests.processes import child_pids, command_line, ended
+from tests.processes import child_pids, command_line, ended, signal_state
 from tests.remote.helpers import free_endpoints
 
 pytest.importorskip("torch")
@@ -295,8 +295,11 @@ def test_a_killed_deploy_leaves_no_process_behind_and_its_log_is_saved(tmp_path)
         assert {"run log", "server"} <= set(children), children
         op.proc.kill()
         op.proc.communicate(timeout=30)
-        assert ended(children["server"], timeout_s=30.0), "the policy server outlived the killed rcs deploy"
-        assert ended(children["run log"], timeout_s=60.0), "the run log outlived the killed rcs deploy"
+        server, run_log = children["server"], children["run log"]
+        assert ended(server, timeout_s=30.0), (
+            f"the policy server outlived the killed rcs deploy: {signal_state(server)}"
+        )
+        assert ended(run_log, timeout_s=60.0), f"the run log outlived the killed rcs deploy: {signal_state(run_log)}"
     finally:
         os.close(op.master)
         for pid in children.values():

@@ -82,7 +82,7 @@ def test_rcs_up_starts_the_stack_and_stops_it_on_sigint(tmp_path: Path) -> None:
 def test_a_killed_rcs_up_stops_its_stack(tmp_path: Path) -> None:
     """SIGKILL cannot be handled: the kernel sends each child SIGTERM (``rcs.child_process``), and the robot server
     stops; nothing of the stack is left running."""
-    from tests.processes import child_pids, ended
+    from tests.processes import child_pids, ended, signal_state
 
     proc, _, _ = start_robot_stack(tmp_path)
     children: list[int] = []
@@ -92,7 +92,9 @@ def test_a_killed_rcs_up_stops_its_stack(tmp_path: Path) -> None:
         assert len(children) == 1, children
         proc.kill()
         proc.communicate(timeout=30)
-        assert ended(children[0], timeout_s=30.0), "the robot server outlived the killed rcs up"
+        assert ended(children[0], timeout_s=30.0), (
+            f"the robot server outlived the killed rcs up: {signal_state(children[0])}"
+        )
     finally:
         if proc.poll() is None:
             proc.kill()
