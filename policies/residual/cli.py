@@ -108,6 +108,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="weight of mean(r^2) in the actor loss (0.1; --scratch: 0)",
     )
+    parser.add_argument(
+        "--average-tau",
+        type=at_least(0.0, float),
+        default=0.0,
+        help="evaluate and save a moving average of the actor's weights, this step per actor update (e.g. 2e-4: "
+        "about 5000 actor updates, 10000 env steps; default 0: the online actor)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the training episodes and the learner")
     parser.add_argument(
         "--workers",
@@ -212,6 +219,7 @@ def run(args: argparse.Namespace) -> int:
                 critics=args.critics,
                 actor_starts=args.actor_starts,
                 residual_penalty=penalty,
+                average_tau=args.average_tau,
             ),
             scratch=args.scratch,
             final_episodes=args.final_episodes,

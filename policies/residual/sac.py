@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from .actor import ResidualActor
+from .averaging import ActorAverage, load_average
 from .td3 import CriticEnsemble, NStepReplay, OffPolicyConfig, mixed_batch
 
 #: bounds of the actor's log standard deviation (of ``u``, before the tanh)
@@ -77,6 +78,7 @@ class Sac:
         self.log_std = nn.Linear(config.hidden[-1], act_dim)
         self.critic = CriticEnsemble(obs_dim, act_dim, config.hidden, config.critics)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.average = ActorAverage(self.actor, config.average_tau) if config.average_tau > 0 else None
         self.log_alpha = torch.tensor(math.log(config.initial_alpha), requires_grad=True)
         self.target_entropy = -float(act_dim) if config.target_entropy is None else float(config.target_entropy)
         self.actor_opt = torch.optim.Adam([*self.actor.parameters(), *self.log_std.parameters()], lr=config.actor_lr)
@@ -96,11 +98,16 @@ class Sac:
         log_prob = log_prob - torch.log(1.0 - a.pow(2) + 1e-6).sum(-1)
         return a, log_prob
 
+    def deployed_actor(self) -> ResidualActor:
+        """The actor that is evaluated and saved: the weights' average with ``average_tau``, else the online one."""
+        return self.actor if self.average is None else self.average.actor
+
     def act(self, obs: np.ndarray, explore: bool) -> np.ndarray:
-        """One action (float32): sampled if ``explore``, else ``tanh(mean)``."""
+        """One action (float32): sampled from the online actor if ``explore``, else :meth:`deployed_actor`'s
+        ``tanh(mean)``."""
         with torch.no_grad():
             x = torch.as_tensor(obs, dtype=torch.float32)[None]
-            a = self.sample(x)[0] if explore else self.actor(x)
+            a = self.sample(x)[0] if explore else self.deployed_actor()(x)
         return a[0].numpy().astype(np.float32)
 
     def batch(self, online: NStepReplay, demos: NStepReplay | None) -> dict[str, torch.Tensor]:
@@ -135,6 +142,8 @@ class Sac:
         self.actor_opt.zero_grad()
         actor_loss.backward()
         self.actor_opt.step()
+        if self.average is not None:
+            self.average.update(self.actor)
         alpha_loss = -(self.log_alpha * (log_prob.detach() + self.target_entropy)).mean()
         self.alpha_opt.zero_grad()
         alpha_loss.backward()
@@ -160,6 +169,7 @@ class Sac:
             "actor_opt": self.actor_opt.state_dict(),
             "critic_opt": self.critic_opt.state_dict(),
             "alpha_opt": self.alpha_opt.state_dict(),
+            **({} if self.average is None else {"actor_average": self.average.state_dict()}),
             "updates": self.updates,
             "rng": self.rng.bit_generator.state,
         }
@@ -169,5 +179,6 @@ class Sac:
             getattr(self, name).load_state_dict(state[name])
         with torch.no_grad():
             self.log_alpha.copy_(state["log_alpha"])
+        load_average(self.average, state)
         self.updates = int(state["updates"])
         self.rng.bit_generator.state = state["rng"]

@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from .actor import ResidualActor, mlp
+from .averaging import ActorAverage, load_average
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,9 @@ class OffPolicyConfig:
             so the actor's first steps follow a critic that has seen data rather than its initialisation).
         residual_penalty: weight of ``mean(r^2)`` in the actor's loss: the residual stays near zero (the base)
             where the critics see no gain in moving it.
+        average_tau: > 0: the evaluated and saved residual is a moving average of the actor's weights, this step
+            per actor update (:mod:`policies.residual.averaging`; about ``1 / average_tau`` actor updates long);
+            0: the online actor.
     """
 
     hidden: tuple[int, ...] = (256, 256)
@@ -70,6 +74,7 @@ class OffPolicyConfig:
     buffer_size: int = 200_000
     actor_starts: int = 5_000
     residual_penalty: float = 0.1
+    average_tau: float = 0.0
 
     #: the learner's name in a checkpoint's training record
     algorithm: ClassVar[str] = ""
@@ -87,6 +92,7 @@ class OffPolicyConfig:
             "buffer_size": self.buffer_size >= self.batch_size,
             "actor_starts": self.actor_starts >= 0,
             "residual_penalty": self.residual_penalty >= 0.0,
+            "average_tau": 0.0 <= self.average_tau <= 1.0,
         }
 
     def __post_init__(self) -> None:
@@ -257,14 +263,21 @@ class Td3:
         self.critic = CriticEnsemble(obs_dim, act_dim, config.hidden, config.critics)
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.average = ActorAverage(self.actor, config.average_tau) if config.average_tau > 0 else None
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=config.actor_lr)
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=config.critic_lr)
         self.updates = 0
 
+    def deployed_actor(self) -> ResidualActor:
+        """The actor that is evaluated and saved: the weights' average with ``average_tau``, else the online one."""
+        return self.actor if self.average is None else self.average.actor
+
     def act(self, obs: np.ndarray, explore: bool) -> np.ndarray:
-        """The residual for one observation (float32), with exploration noise if ``explore``."""
+        """The residual for one observation (float32): the online actor's with exploration noise if ``explore``,
+        else :meth:`deployed_actor`'s."""
+        actor = self.actor if explore else self.deployed_actor()
         with torch.no_grad():
-            a = self.actor(torch.as_tensor(obs, dtype=torch.float32)[None])[0].numpy()
+            a = actor(torch.as_tensor(obs, dtype=torch.float32)[None])[0].numpy()
         if explore and self.config.explore_noise > 0:
             a = a + self.rng.normal(0.0, self.config.explore_noise, a.shape)
         return np.clip(a, -1.0, 1.0).astype(np.float32)
@@ -298,6 +311,8 @@ class Td3:
             self.actor_opt.zero_grad()
             actor_loss.backward()
             self.actor_opt.step()
+            if self.average is not None:
+                self.average.update(self.actor)
             out["actor_loss"] = float(actor_loss.detach())
         with torch.no_grad():
             for net, target_net in ((self.actor, self.actor_target), (self.critic, self.critic_target)):
@@ -320,6 +335,7 @@ class Td3:
             "critic_target": self.critic_target.state_dict(),
             "actor_opt": self.actor_opt.state_dict(),
             "critic_opt": self.critic_opt.state_dict(),
+            **({} if self.average is None else {"actor_average": self.average.state_dict()}),
             "updates": self.updates,
             "rng": self.rng.bit_generator.state,
         }
@@ -327,5 +343,6 @@ class Td3:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for name in ("actor", "critic", "actor_target", "critic_target", "actor_opt", "critic_opt"):
             getattr(self, name).load_state_dict(state[name])
+        load_average(self.average, state)
         self.updates = int(state["updates"])
         self.rng.bit_generator.state = state["rng"]

@@ -511,7 +511,7 @@ def _save(
     }
     if not cfg.scratch:
         checkpoint_id = f"residual/{Path(cfg.base).name}/{cfg.label}/{state.env_steps:06d}"
-        weights = agent.actor.state_dict()
+        weights = agent.deployed_actor().state_dict()
         checkpoint.save(out / LATEST_NAME, weights, space, cfg.learner.hidden, base, checkpoint_id, training)
         best = best_point(state.curve)
         if best is not None and best[0] == state.env_steps:

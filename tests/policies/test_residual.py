@@ -5,6 +5,7 @@ the residual env, and the TD3 learner.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -521,6 +522,31 @@ def test_train_residual_evaluates_checkpoints_and_resumes(tmp_path):
     assert (out / "training_state.pt").read_bytes() == state
 
 
+def test_train_residual_with_an_actor_average_saves_the_average_and_resumes_only_with_one(tmp_path):
+    """``--average-tau``: the checkpoint holds the averaged actor (the training state's ``actor_average``), not the
+    online one; resuming that run without an average is refused in one line and changes nothing."""
+    import subprocess
+
+    from tests.policies.conftest import ENV, RCS, last_json, rcs
+
+    out = tmp_path / "run"
+    common = ("--shift", "reality-a", "--output", str(out), "--learning-starts", "50", "--eval-every", "100")
+    common += ("--eval-episodes", "1", "--actor-starts", "0")
+    result = last_json(rcs("train-residual", *common, "--steps", "100", "--average-tau", "0.05").stdout)
+    assert result["env_steps"] == 100
+    agent = torch.load(out / "training_state.pt", weights_only=False)["agent"]
+    saved = load(out / "checkpoint").state_dict
+    assert set(saved) == set(agent["actor_average"])
+    assert all(torch.equal(saved[k], agent["actor_average"][k]) for k in saved)
+    assert not torch.equal(saved["head.weight"], agent["actor"]["head.weight"])  # the average trails the actor
+    assert saved["head.weight"].abs().sum() > 0  # and has moved from the zero residual
+    state = (out / "training_state.pt").read_bytes()
+    proc = subprocess.run([RCS, "train-residual", *common, "--steps", "200"], capture_output=True, text=True, env=ENV)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert "saved with an actor average: resume with average_tau > 0" in proc.stderr
+    assert (out / "training_state.pt").read_bytes() == state
+
+
 def test_the_best_evaluation_is_the_highest_trained_one_and_the_latest_of_equals():
     from policies.residual.train import best_point
 
@@ -591,6 +617,48 @@ def test_sac_resumes_exactly_from_its_state_dict():
     assert ours == theirs and "actor_loss" in ours
     obs = rng.normal(size=4).astype(np.float32)
     assert np.array_equal(agent.act(obs, explore=False), again.act(obs, explore=False))
+
+
+@pytest.mark.parametrize("learner", [Td3Config, SacConfig])
+def test_the_averaged_actor_trails_the_online_one_and_is_what_acts_deterministically(learner):
+    """With ``average_tau`` the deployed actor is ``avg <- avg + tau (online - avg)`` after each actor step (checked
+    against the same sum done here), exploration stays on the online actor, and the average resumes with the rest;
+    a state with an average cannot resume without one (and the other way round)."""
+    rng = np.random.default_rng(4)
+    cfg = learner(hidden=(32, 32), batch_size=16, demo_fraction=0.0, actor_starts=0, average_tau=0.25)
+    buf = NStepReplay(4, 2, 100, n_step=1, gamma=0.9)
+    for _ in range(50):
+        obs = rng.normal(size=4)
+        buf.add(obs, rng.uniform(-1, 1, 2), float(rng.random() > 0.5), obs, terminated=True, truncated=False)
+    agent = cfg.build(4, 2, seed=3)
+    expected = [p.detach().clone() for p in agent.actor.parameters()]
+    actor_steps = 0
+    for _ in range(12):
+        if "actor_loss" in agent.update(agent.batch(buf, None)):
+            actor_steps += 1
+            expected = [e + 0.25 * (p.detach() - e) for e, p in zip(expected, agent.actor.parameters(), strict=True)]
+    assert actor_steps == 6  # every policy_delay (2) updates
+    for e, a in zip(expected, agent.deployed_actor().parameters(), strict=True):
+        torch.testing.assert_close(a, e)
+    obs = rng.normal(size=4).astype(np.float32)
+    with torch.no_grad():
+        averaged = agent.deployed_actor()(torch.as_tensor(obs)[None])[0].numpy()
+        online = agent.actor(torch.as_tensor(obs)[None])[0].numpy()
+    assert np.allclose(agent.act(obs, explore=False), averaged) and not np.allclose(averaged, online)
+    saved = io.BytesIO()
+    torch.save(agent.state_dict(), saved)
+    saved.seek(0)
+    state = torch.load(saved, weights_only=False)
+    again = cfg.build(4, 2, seed=99)
+    again.load_state_dict(state)
+    assert np.array_equal(again.act(obs, explore=False), agent.act(obs, explore=False))
+    without = dataclasses.replace(cfg, average_tau=0.0).build(4, 2, seed=99)
+    with pytest.raises(ValueError, match="saved with an actor average: resume with average_tau > 0"):
+        without.load_state_dict(state)
+    with pytest.raises(ValueError, match="saved without an actor average: resume with average_tau 0"):
+        again.load_state_dict(without.state_dict())
+    with pytest.raises(ValueError, match="average_tau=1.5"):
+        learner(average_tau=1.5)
 
 
 def test_a_mid_range_base_acts_at_the_middle_of_the_action_range():
